@@ -1,0 +1,83 @@
+//! Errors of the codec and of the association state machines, split by whose fault they are.
+
+use crate::security::SecurityError;
+
+/// The bytes are wrong: a PDU, a stub or a message that cannot be decoded.
+///
+/// Decode errors carry only static names and numbers: they never allocate.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Fewer bytes than the structure needs.
+    #[error("{what} needs {needed} bytes, got {available}")]
+    Truncated {
+        /// The structure being decoded.
+        what: &'static str,
+        /// Bytes it needs.
+        needed: usize,
+        /// Bytes there were.
+        available: usize,
+    },
+    /// A field holds a value the decoder refuses.
+    #[error("invalid `{field}` in {what}: {reason}")]
+    InvalidField {
+        /// The structure being decoded.
+        what: &'static str,
+        /// The spec's name of the field.
+        field: &'static str,
+        /// Why the value is refused.
+        reason: &'static str,
+    },
+    /// Bytes were left over after a structure that must fill its container.
+    #[error("{count} trailing bytes after {what}")]
+    TrailingBytes {
+        /// The structure being decoded.
+        what: &'static str,
+        /// How many bytes were left.
+        count: usize,
+    },
+    /// A length read from the wire exceeds a configured limit.
+    #[error("{what} of {value} exceeds the limit of {limit}")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// The value on the wire.
+        value: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+/// A value cannot be encoded (a length that does not fit its wire field).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A length or count does not fit the field that carries it.
+    #[error("{what} of {value} does not fit `{field}` (at most {max})")]
+    TooLong {
+        /// The structure being encoded.
+        what: &'static str,
+        /// The spec's name of the field.
+        field: &'static str,
+        /// The value.
+        value: usize,
+        /// The largest value the field holds.
+        max: usize,
+    },
+}
+
+/// The peer broke the protocol or refused us; or the caller asked for something the association
+/// cannot do in its state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The peer sent bytes that do not decode.
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+    /// A value could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The security provider refused a token or a fragment.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
+}
