@@ -10,12 +10,22 @@
 
 pub mod drep;
 pub mod error;
+pub mod iface;
+pub mod names;
+pub mod ndr;
 pub mod security;
+pub mod status;
+pub mod token;
 pub mod uuid;
 
 pub use crate::drep::{ByteOrder, DataRep};
 pub use crate::error::{DecodeError, EncodeError, ProtocolError};
+pub use crate::iface::{CallInfo, DecodedStub, Direction, Interface, InterfaceId, decode_stub};
+pub use crate::names::{BftKind, NameEntry};
+pub use crate::ndr::{ContextHandle, NdrError};
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider,
 };
+pub use crate::status::Status;
+pub use crate::token::ExpiryToken;
 pub use crate::uuid::{ParseUuidError, Uuid};
