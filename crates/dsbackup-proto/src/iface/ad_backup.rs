@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 
-use crate::iface::{CallInfo, CountCheck, InterfaceId, calls, params};
+use crate::iface::{CountCheck, InterfaceId, calls, params};
 use crate::ndr::{ContextHandle, VaryingBytes};
 use crate::status::Status;
 use crate::uuid::Uuid;
@@ -307,9 +307,4 @@ params! {
         /// The status.
         "status" status: Status,
     }
-}
-
-/// The call table entry of `opnum`.
-pub fn call(opnum: u16) -> Option<&'static CallInfo> {
-    INTERFACE.call(opnum)
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::error::EncodeError;
 use crate::iface::ad_backup::names_check;
-use crate::iface::{CallInfo, CountCheck, InterfaceId, calls, params};
+use crate::iface::{CountCheck, InterfaceId, calls, params};
 use crate::ndr::{ContextHandle, Ndr, NdrError, NdrReader, NdrWriter};
 use crate::status::Status;
 use crate::uuid::Uuid;
@@ -280,9 +280,4 @@ params! {
         /// 0 when the logs are there, `hrLogFileNotFound` otherwise.
         "status" status: Status,
     }
-}
-
-/// The call table entry of `opnum`.
-pub fn call(opnum: u16) -> Option<&'static CallInfo> {
-    INTERFACE.call(opnum)
 }

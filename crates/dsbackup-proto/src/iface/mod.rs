@@ -20,6 +20,8 @@ pub mod epm;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mgmt;
+#[cfg(test)]
+mod tests;
 
 use core::fmt;
 use core::str::FromStr;
@@ -372,6 +374,18 @@ macro_rules! calls {
             ) -> Result<Vec<u8>, $crate::error::EncodeError> {
                 match self { $( Self::$variant(v) => $crate::ndr::encode_stub(v, drep), )* }
             }
+
+            /// Encodes, also returning the byte ranges written as alignment padding.
+            #[cfg(test)]
+            pub(crate) fn encode_with_pads(
+                &self,
+                drep: $crate::drep::DataRep,
+            ) -> (Vec<u8>, Vec<core::ops::Range<usize>>) {
+                let mut w = $crate::ndr::NdrWriter::new(drep);
+                match self { $( Self::$variant(v) => w.param(v).unwrap(), )* }
+                let pads = core::mem::take(&mut w.pads);
+                (w.into_vec(), pads)
+            }
         }
 
         #[doc = concat!("A response of ", $iface, ", one variant per opnum.")]
@@ -422,6 +436,18 @@ macro_rules! calls {
                 drep: $crate::drep::DataRep,
             ) -> Result<Vec<u8>, $crate::error::EncodeError> {
                 match self { $( Self::$variant(v) => $crate::ndr::encode_stub(v, drep), )* }
+            }
+
+            /// Encodes, also returning the byte ranges written as alignment padding.
+            #[cfg(test)]
+            pub(crate) fn encode_with_pads(
+                &self,
+                drep: $crate::drep::DataRep,
+            ) -> (Vec<u8>, Vec<core::ops::Range<usize>>) {
+                let mut w = $crate::ndr::NdrWriter::new(drep);
+                match self { $( Self::$variant(v) => w.param(v).unwrap(), )* }
+                let pads = core::mem::take(&mut w.pads);
+                (w.into_vec(), pads)
             }
         }
     };
