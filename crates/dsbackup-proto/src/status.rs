@@ -127,6 +127,7 @@ impl Status {
             .find(|&&(_, value)| value == self.0)
             .map(|&(name, _)| name)
             .or_else(|| win32_name(self.normalized()))
+            .or_else(|| dce_name(self.0))
     }
 
     /// A short explanation, in this project's words, for the codes a backup client meets most.
@@ -263,6 +264,17 @@ fn win32_name(code: u32) -> Option<&'static str> {
     })
 }
 
+/// DCE status codes of the endpoint mapper ([C706 Appendix O] `ept_s_*`, `rpc_s_*`).
+///
+/// [C706 Appendix O]: https://pubs.opengroup.org/onlinepubs/9629399/apdxo.htm
+fn dce_name(code: u32) -> Option<&'static str> {
+    Some(match code {
+        0x16C9_A012 => "rpc_s_no_memory",
+        0x16C9_A0D6 => "ept_s_not_registered",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -295,6 +307,7 @@ mod tests {
         assert_eq!(Status(0x8007_0057).name(), Some("ERROR_INVALID_PARAMETER"));
         assert_eq!(Status(1702).name(), Some("RPC_S_INVALID_BINDING"));
         assert_eq!(Status(0x1234_5678).name(), None);
+        assert_eq!(Status(0x16C9_A0D6).name(), Some("ept_s_not_registered"));
     }
 
     #[test]

@@ -7,9 +7,12 @@
 
 use bytes::Bytes;
 
+use crate::error::DecodeError;
 use crate::iface::{CountCheck, InterfaceId, calls, params};
-use crate::ndr::{ContextHandle, VaryingBytes};
+use crate::names::{NameEntry, build_name_list, parse_name_list};
+use crate::ndr::{ContextHandle, NdrError, VaryingBytes};
 use crate::status::Status;
+use crate::token::ExpiryToken;
 use crate::uuid::Uuid;
 
 /// The interface identity and call table.
@@ -90,6 +93,34 @@ fn prepare_counts(v: &HrRBackupPrepareResponse) -> [CountCheck; 1] {
     }]
 }
 
+impl HrRBackupPrepareResponse {
+    /// A successful response handing out `handle` and `token`.
+    pub fn new(handle: ContextHandle, token: &ExpiryToken) -> Self {
+        let token = token.encode();
+        Self {
+            ph_context: handle,
+            pcb_expiry_token: 16,
+            ppb_expiry_token: Some(Bytes::copy_from_slice(&token)),
+            status: Status::SUCCESS,
+        }
+    }
+
+    /// The expiry token, decoded.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidField`] when there is no token or it is not a known format.
+    pub fn expiry_token(&self) -> Result<ExpiryToken, DecodeError> {
+        match &self.ppb_expiry_token {
+            Some(token) => ExpiryToken::decode(token),
+            None => Err(DecodeError::InvalidField {
+                what: "HrRBackupPrepare response",
+                field: "ppbExpiryToken",
+                reason: "no expiry token",
+            }),
+        }
+    }
+}
+
 params! {
     /// Opnum 1 request: ends the session.
     HrRBackupEndRequest {
@@ -136,6 +167,50 @@ fn attachment_counts(v: &HrRBackupGetAttachmentInformationResponse) -> [CountChe
         v.pcwc_names,
     )]
 }
+
+/// The `(array, count)` pair of a name list response carrying `entries`.
+pub(crate) fn names_units(entries: &[NameEntry]) -> (Option<Vec<u16>>, u32) {
+    let units = build_name_list(entries);
+    let count = u32::try_from(units.len()).unwrap_or(u32::MAX);
+    (Some(units), count)
+}
+
+/// The entries of a name list array; a NULL list is empty.
+pub(crate) fn names_entries(units: Option<&Vec<u16>>) -> Result<Vec<NameEntry>, NdrError> {
+    units.map_or_else(|| Ok(Vec::new()), |units| parse_name_list(units))
+}
+
+macro_rules! name_list_response {
+    ($ty:ident, $list:ident, $count:ident) => {
+        impl $ty {
+            /// A response carrying `entries` (an empty list goes as two NULs).
+            pub fn new(entries: &[NameEntry], status: Status) -> Self {
+                let ($list, $count) = names_units(entries);
+                Self {
+                    $list,
+                    $count,
+                    status,
+                }
+            }
+
+            /// The entries of the list (a NULL list is empty).
+            ///
+            /// # Errors
+            /// As [`parse_name_list`](crate::names::parse_name_list).
+            pub fn entries(&self) -> Result<Vec<NameEntry>, NdrError> {
+                names_entries(self.$list.as_ref())
+            }
+        }
+    };
+}
+pub(crate) use name_list_response;
+
+name_list_response!(
+    HrRBackupGetAttachmentInformationResponse,
+    ppwszz_names,
+    pcwc_names
+);
+name_list_response!(HrRBackupGetBackupLogsResponse, ppwszz_names, pcwc_names);
 
 pub(crate) fn names_check(what: &'static str, names: Option<&Vec<u16>>, count: u32) -> CountCheck {
     CountCheck {
@@ -220,12 +295,9 @@ impl HrRBackupReadResponse {
     /// `cbBuffer`, so no more bytes than requested can come back.
     ///
     /// # Errors
-    /// [`NdrError::CountMismatch`](crate::ndr::NdrError::CountMismatch) when `max_count` is not
+    /// [`NdrError::CountMismatch`] when `max_count` is not
     /// `cbBuffer`.
-    pub fn check_request(
-        &self,
-        request: &HrRBackupReadRequest,
-    ) -> Result<(), crate::ndr::NdrError> {
+    pub fn check_request(&self, request: &HrRBackupReadRequest) -> Result<(), NdrError> {
         crate::ndr::check_count_param(
             "HrRBackupRead response",
             "cbBuffer",

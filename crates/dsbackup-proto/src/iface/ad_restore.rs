@@ -4,10 +4,12 @@
 use bytes::Bytes;
 
 use crate::error::EncodeError;
-use crate::iface::ad_backup::names_check;
+use crate::iface::ad_backup::{name_list_response, names_check, names_entries, names_units};
 use crate::iface::{CountCheck, InterfaceId, calls, params};
+use crate::names::NameEntry;
 use crate::ndr::{ContextHandle, Ndr, NdrError, NdrReader, NdrWriter};
 use crate::status::Status;
+use crate::token::ExpiryToken;
 use crate::uuid::Uuid;
 
 /// The interface identity and call table.
@@ -219,6 +221,26 @@ params! {
         "pcwcLocations" pcwc_locations: u32,
         /// The status.
         "status" status: Status,
+    }
+}
+
+name_list_response!(
+    HrRRestoreGetDatabaseLocationsResponse,
+    ppwszz_locations,
+    pcwc_locations
+);
+
+impl HrRRestorePrepareRequest {
+    /// A request with `token` (a full restore session) or without (a restricted one).
+    pub fn new(rt_flag: u32, token: Option<&ExpiryToken>) -> Self {
+        let pb_expiry_token = token.map(|t| Bytes::copy_from_slice(&t.encode()));
+        Self {
+            rt_flag,
+            cb_expiry_token: pb_expiry_token
+                .as_ref()
+                .map_or(0, |t| u32::try_from(t.len()).unwrap_or(u32::MAX)),
+            pb_expiry_token,
+        }
     }
 }
 

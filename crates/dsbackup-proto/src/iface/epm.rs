@@ -32,8 +32,6 @@ pub static INTERFACE: InterfaceId = InterfaceId {
 pub const EPT_MAX_ANNOTATION_SIZE: u32 = 64;
 /// `ept_s_not_registered`: no (more) matching entries.
 pub const EPT_S_NOT_REGISTERED: Status = Status(0x16C9_A0D6);
-/// `ept_s_cant_perform_op`.
-pub const EPT_S_CANT_PERFORM_OP: Status = Status(0x16C9_A0D5);
 /// `rpc_s_no_memory` (Samba's `EPMAPPER_STATUS_NO_MEMORY`).
 pub const RPC_S_NO_MEMORY: Status = Status(0x16C9_A012);
 /// `rpc_c_ep_all_elts`: `inquiry_type` that lists every entry.

@@ -364,6 +364,25 @@ macro_rules! calls {
                 }
             }
 
+            /// Decodes the request stub of `opnum` from a shared buffer: byte arrays come back
+            /// as slices of `stub` instead of copies.
+            ///
+            /// # Errors
+            /// As [`Self::decode`].
+            pub fn decode_shared(
+                opnum: u16,
+                drep: $crate::drep::DataRep,
+                stub: &bytes::Bytes,
+            ) -> Result<Self, $crate::ndr::NdrError> {
+                let mut r = $crate::ndr::NdrReader::from_bytes(drep, stub);
+                let value = match opnum {
+                    $( $opnum => Self::$variant(r.param()?), )*
+                    _ => return Err($crate::ndr::NdrError::UnknownOpnum { interface: $iface, opnum }),
+                };
+                r.finish(concat!($iface, " request"))?;
+                Ok(value)
+            }
+
             /// Encodes the request stub.
             ///
             /// # Errors
@@ -425,6 +444,25 @@ macro_rules! calls {
                     )*
                     _ => Err($crate::ndr::NdrError::UnknownOpnum { interface: $iface, opnum }),
                 }
+            }
+
+            /// Decodes the response stub of `opnum` from a shared buffer: byte arrays (the data
+            /// of a read) come back as slices of `stub` instead of copies.
+            ///
+            /// # Errors
+            /// As [`Self::decode`].
+            pub fn decode_shared(
+                opnum: u16,
+                drep: $crate::drep::DataRep,
+                stub: &bytes::Bytes,
+            ) -> Result<Self, $crate::ndr::NdrError> {
+                let mut r = $crate::ndr::NdrReader::from_bytes(drep, stub);
+                let value = match opnum {
+                    $( $opnum => Self::$variant(r.param()?), )*
+                    _ => return Err($crate::ndr::NdrError::UnknownOpnum { interface: $iface, opnum }),
+                };
+                r.finish(concat!($iface, " response"))?;
+                Ok(value)
             }
 
             /// Encodes the response stub.

@@ -957,3 +957,103 @@ proptest! {
         fuzzing::decode_mgmt(&data);
     }
 }
+
+#[test]
+fn name_list_and_token_helpers() {
+    let entries = vec![
+        crate::names::NameEntry::new(crate::names::BftKind::LOG_DIR, r"C:\Windows\NTDS"),
+        crate::names::NameEntry::new(crate::names::BftKind::CHECKPOINT_DIR, r"C:\Windows\NTDS"),
+    ];
+    let response = HrRRestoreGetDatabaseLocationsResponse::new(&entries, Status::SUCCESS);
+    assert_eq!(response.pcwc_locations, 2 * (1 + 15 + 1) + 1);
+    let stub = AdRestoreResponse::HrRRestoreGetDatabaseLocations(response)
+        .encode(BE)
+        .unwrap();
+    let AdRestoreResponse::HrRRestoreGetDatabaseLocations(decoded) =
+        AdRestoreResponse::decode(4, BE, &stub).unwrap()
+    else {
+        panic!("wrong variant");
+    };
+    assert_eq!(decoded.entries().unwrap(), entries);
+    let empty = HrRBackupGetBackupLogsResponse::new(&[], Status::SUCCESS);
+    assert_eq!(empty.ppwszz_names, Some(vec![0, 0]));
+    assert_eq!(
+        HrRBackupGetAttachmentInformationResponse::default()
+            .entries()
+            .unwrap(),
+        vec![]
+    );
+
+    let token = crate::token::ExpiryToken {
+        tombstone_lifetime_days: 180,
+        backup_time: 0x01DA_0000_0000_0000,
+    };
+    let prepare = HrRBackupPrepareResponse::new(ContextHandle::NULL, &token);
+    assert_eq!(prepare.expiry_token().unwrap(), token);
+    let request = HrRRestorePrepareRequest::new(0, Some(&token));
+    assert_eq!(request.cb_expiry_token, 16);
+    assert_eq!(HrRRestorePrepareRequest::new(0, None).pb_expiry_token, None);
+}
+
+#[test]
+fn shared_decoding_slices_the_read_data_without_copying() {
+    let data = Bytes::from(vec![0x5A; 4096]);
+    let stub = Bytes::from(
+        AdBackupResponse::HrRBackupRead(HrRBackupReadResponse::new(
+            65536,
+            data.clone(),
+            Status::SUCCESS,
+        ))
+        .encode(LE)
+        .unwrap(),
+    );
+    let AdBackupResponse::HrRBackupRead(read) =
+        AdBackupResponse::decode_shared(4, LE, &stub).unwrap()
+    else {
+        panic!("wrong variant");
+    };
+    assert_eq!(read.pb_buffer.data, data);
+    let start = read.pb_buffer.data.as_ptr() as usize;
+    assert_eq!(start, stub.as_ptr() as usize + 12, "a slice of the stub");
+    let mut padded = stub.to_vec();
+    padded.push(0);
+    assert!(matches!(
+        AdBackupResponse::decode_shared(4, LE, &Bytes::from(padded)),
+        Err(NdrError::TrailingBytes { count: 1, .. })
+    ));
+}
+
+#[test]
+fn every_vector_truncated_or_with_a_byte_flipped_is_handled_by_the_oracles() {
+    let manifest: Value = serde_json::from_str(MANIFEST).unwrap();
+    for entry in manifest["vectors"].as_array().unwrap() {
+        let file = entry["file"].as_str().unwrap();
+        let (_, bytes) = VECTORS.iter().find(|(f, _)| *f == file).unwrap();
+        if bytes.len() > 2048 {
+            continue;
+        }
+        let opnum = u8::try_from(entry["opnum"].as_u64().unwrap()).unwrap();
+        let selector = opnum
+            | if entry["direction"] == "response" {
+                0x20
+            } else {
+                0
+            };
+        let oracle = match entry["interface"].as_str().unwrap() {
+            "ad_backup" => fuzzing::decode_ad_backup,
+            "ad_restore" => fuzzing::decode_ad_restore,
+            "epm" => fuzzing::decode_epm,
+            _ => fuzzing::decode_mgmt,
+        };
+        let mut input = vec![selector];
+        input.extend_from_slice(bytes);
+        for len in 1..input.len() {
+            oracle(&input[..len]);
+        }
+        for i in 1..input.len() {
+            let mut mutated = input.clone();
+            mutated[i] ^= 0xFF;
+            oracle(&mutated);
+        }
+    }
+}
