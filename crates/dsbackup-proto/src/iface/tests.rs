@@ -1057,3 +1057,99 @@ fn every_vector_truncated_or_with_a_byte_flipped_is_handled_by_the_oracles() {
         }
     }
 }
+
+// Stubs a real peer wrote: Samba 4.17 answering impacket and rpcclient (see PROVENANCE.md).
+
+static SAMBA_LOOKUP_REQUEST: &[u8] =
+    include_bytes!("../../../../fixtures/ndr/samba-epm-2-ept_lookup-request.bin");
+static SAMBA_LOOKUP_RESPONSE: &[u8] =
+    include_bytes!("../../../../fixtures/ndr/samba-epm-2-ept_lookup-response.bin");
+static SAMBA_MAP_REQUEST: &[u8] =
+    include_bytes!("../../../../fixtures/ndr/samba-epm-3-ept_map-request.bin");
+static SAMBA_MAP_RESPONSE: &[u8] =
+    include_bytes!("../../../../fixtures/ndr/samba-epm-3-ept_map-response.bin");
+
+fn assert_round_trips(stub: &DecodedStub, opnum: u16, direction: Direction) {
+    let encoded = stub.encode(LE).unwrap();
+    assert_eq!(
+        &decode_stub(Interface::Epm, opnum, direction, LE, &encoded).unwrap(),
+        stub
+    );
+}
+
+#[test]
+fn samba_ept_lookup_exchange_decodes() {
+    let request = decode_stub(
+        Interface::Epm,
+        2,
+        Direction::Request,
+        LE,
+        SAMBA_LOOKUP_REQUEST,
+    )
+    .unwrap();
+    let DecodedStub::EpmRequest(EpmRequest::EptLookup(lookup)) = &request else {
+        panic!("wrong variant");
+    };
+    assert_eq!(lookup.max_ents, 500);
+    assert_eq!(lookup.object, Full(None));
+    assert!(lookup.entry_handle.is_null());
+    assert_round_trips(&request, 2, Direction::Request);
+
+    let response = decode_stub(
+        Interface::Epm,
+        2,
+        Direction::Response,
+        LE,
+        SAMBA_LOOKUP_RESPONSE,
+    )
+    .unwrap();
+    let DecodedStub::EpmResponse(EpmResponse::EptLookup(answer)) = &response else {
+        panic!("wrong variant");
+    };
+    assert_eq!(answer.num_ents, 53);
+    assert_eq!(answer.entries.max_count, 500);
+    let towers: Vec<Tower> = answer
+        .entries
+        .items
+        .iter()
+        .map(|e| e.tower.0.as_ref().unwrap().tower().unwrap())
+        .collect();
+    assert!(towers.iter().all(|t| t.interface().is_some()));
+    assert!(towers.iter().any(|t| t.tcp_port() == Some(135)));
+    assert_round_trips(&response, 2, Direction::Response);
+}
+
+#[test]
+fn samba_ept_map_exchange_decodes() {
+    let request =
+        decode_stub(Interface::Epm, 3, Direction::Request, LE, SAMBA_MAP_REQUEST).unwrap();
+    let DecodedStub::EpmRequest(EpmRequest::EptMap(map)) = &request else {
+        panic!("wrong variant");
+    };
+    let tower = map.map_tower.0.as_ref().unwrap().tower().unwrap();
+    let samr = Uuid::from_str_const("12345778-1234-abcd-ef00-0123456789ac");
+    assert_eq!(tower.interface(), Some((samr, 1, 0)));
+    assert_round_trips(&request, 3, Direction::Request);
+
+    let response = decode_stub(
+        Interface::Epm,
+        3,
+        Direction::Response,
+        LE,
+        SAMBA_MAP_RESPONSE,
+    )
+    .unwrap();
+    let DecodedStub::EpmResponse(EpmResponse::EptMap(answer)) = &response else {
+        panic!("wrong variant");
+    };
+    assert_eq!(answer.num_towers, 1);
+    assert_eq!(answer.status, Status::SUCCESS);
+    let tower = answer.towers.items[0].0.as_ref().unwrap().tower().unwrap();
+    assert_eq!(tower.tcp_port(), Some(49154));
+    assert_eq!(
+        tower.ip_address(),
+        Some([0, 0, 0, 0]),
+        "Samba reports 0.0.0.0"
+    );
+    assert_round_trips(&response, 3, Direction::Response);
+}
