@@ -132,33 +132,66 @@ impl Status {
 
     /// A short explanation, in this project's words, for the codes a backup client meets most.
     pub fn message(self) -> Option<&'static str> {
-        Some(match self.normalized() {
-            0 => "success",
-            c if c == Self::ERROR_ACCESS_DENIED.0 => {
-                "access denied (backup or restore privilege missing?)"
-            }
-            c if c == Self::ERROR_INVALID_PARAMETER.0 => "the server refused a parameter",
-            c if c == Self::ERROR_NOT_ENOUGH_MEMORY.0 => "the server ran out of memory",
-            c if c == Self::ERROR_HANDLE_EOF.0 => "end of file",
-            c if c == Self::RPC_S_INVALID_BINDING.0 => "the binding handle is not valid",
-            c if c == Self::HR_INVALID_HANDLE.0 => "no such session, or no file open",
-            c if c == Self::HR_ALREADY_OPEN.0 => "a file of the backup set is already open",
-            c if c == Self::HR_BACKUP_IN_PROGRESS.0 => {
-                "another backup is in progress on the server"
-            }
-            c if c == Self::HR_RESTORE_IN_PROGRESS.0 => "a restore is in progress on the server",
-            c if c == Self::HR_LOG_FILE_NOT_FOUND.0 => "a log file the backup needs is gone",
-            c if c == Self::HR_MISSING_EXPIRY_TOKEN.0 => "the restore session has no expiry token",
-            c if c == Self::HR_UNKNOWN_EXPIRY_TOKEN_FORMAT.0 => {
-                "the expiry token is not in a known format"
-            }
-            c if c == Self::HR_CONTENTS_EXPIRED.0 => {
-                "the backup is older than the tombstone lifetime"
-            }
-            _ => return None,
-        })
+        MESSAGES
+            .iter()
+            .find(|(status, _)| *status == self)
+            .map(|&(_, message)| message)
     }
 }
+
+/// Explanations of the common codes (compared with `==`, so both Win32 forms match).
+const MESSAGES: &[(Status, &str)] = &[
+    (Status::SUCCESS, "success"),
+    (
+        Status::ERROR_ACCESS_DENIED,
+        "access denied (backup or restore privilege missing?)",
+    ),
+    (
+        Status::ERROR_INVALID_PARAMETER,
+        "the server refused a parameter",
+    ),
+    (
+        Status::ERROR_NOT_ENOUGH_MEMORY,
+        "the server ran out of memory",
+    ),
+    (Status::ERROR_HANDLE_EOF, "end of file"),
+    (
+        Status::RPC_S_INVALID_BINDING,
+        "the binding handle is not valid",
+    ),
+    (
+        Status::HR_INVALID_HANDLE,
+        "no such session, or no file open",
+    ),
+    (
+        Status::HR_ALREADY_OPEN,
+        "a file of the backup set is already open",
+    ),
+    (
+        Status::HR_BACKUP_IN_PROGRESS,
+        "another backup is in progress on the server",
+    ),
+    (
+        Status::HR_RESTORE_IN_PROGRESS,
+        "a restore is in progress on the server",
+    ),
+    (
+        Status::HR_LOG_FILE_NOT_FOUND,
+        "a log file the backup needs is gone",
+    ),
+    (
+        Status::HR_MISSING_EXPIRY_TOKEN,
+        "the restore session has no expiry token",
+    ),
+    (
+        Status::HR_UNKNOWN_EXPIRY_TOKEN_FORMAT,
+        "the expiry token is not in a known format",
+    ),
+    (
+        Status::HR_CONTENTS_EXPIRED,
+        "the backup is older than the tombstone lifetime",
+    ),
+];
 
 impl PartialEq for Status {
     fn eq(&self, other: &Self) -> bool {

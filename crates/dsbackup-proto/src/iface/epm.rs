@@ -107,10 +107,13 @@ pub struct Twr {
 
 impl Twr {
     /// The octets of `tower`.
-    pub fn from_tower(tower: &Tower) -> Self {
-        Self {
-            tower_octet_string: tower.encode().into(),
-        }
+    ///
+    /// # Errors
+    /// As [`Tower::encode`].
+    pub fn from_tower(tower: &Tower) -> Result<Self, EncodeError> {
+        Ok(Self {
+            tower_octet_string: tower.encode()?.into(),
+        })
     }
 
     /// Parses the octets.
@@ -370,7 +373,7 @@ impl Floor {
     /// Protocol id of NetBIOS.
     pub const PROTOCOL_NETBIOS: u8 = 0x11;
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let (protocol, lhs, rhs): (u8, Vec<u8>, Vec<u8>) = match self {
             Self::Uuid {
                 uuid,
@@ -398,28 +401,27 @@ impl Floor {
                 rhs_data,
             } => (*protocol, lhs_data.clone(), rhs_data.clone()),
         };
-        let lhs_length = u16::try_from(lhs.len().saturating_add(1)).unwrap_or(u16::MAX);
-        out.extend(lhs_length.to_le_bytes());
+        out.extend(length(lhs.len().saturating_add(1), "lhs_length")?.to_le_bytes());
         out.push(protocol);
         out.extend(&lhs);
-        out.extend(u16::try_from(rhs.len()).unwrap_or(u16::MAX).to_le_bytes());
+        out.extend(length(rhs.len(), "rhs_length")?.to_le_bytes());
         out.extend(&rhs);
+        Ok(())
     }
 
     fn decode(protocol: u8, lhs: &[u8], rhs: &[u8]) -> Self {
         match (protocol, lhs, rhs) {
             (Self::PROTOCOL_UUID, lhs, &[m0, m1]) if lhs.len() == 18 => {
                 let mut uuid = [0; 16];
-                uuid.copy_from_slice(lhs.get(..16).unwrap_or(&[0; 16]));
-                let major = lhs.get(16..18).map_or(0, |b| {
-                    u16::from_le_bytes([
-                        b.first().copied().unwrap_or(0),
-                        b.get(1).copied().unwrap_or(0),
-                    ])
-                });
+                let (uuid_bytes, major) = lhs.split_at(16);
+                uuid.copy_from_slice(uuid_bytes);
+                let version_major = match *major {
+                    [a, b] => u16::from_le_bytes([a, b]),
+                    _ => 0,
+                };
                 Self::Uuid {
                     uuid: Uuid::from_wire(uuid, DataRep::LITTLE_ENDIAN),
-                    version_major: major,
+                    version_major,
                     version_minor: u16::from_le_bytes([m0, m1]),
                 }
             }
@@ -466,17 +468,16 @@ impl Tower {
     }
 
     /// The tower's octets.
-    pub fn encode(&self) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// [`EncodeError::TooLong`] for more than 65535 floors or a floor side above 65535 bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
-        out.extend(
-            u16::try_from(self.floors.len())
-                .unwrap_or(u16::MAX)
-                .to_le_bytes(),
-        );
+        out.extend(length(self.floors.len(), "floor_count")?.to_le_bytes());
         for floor in &self.floors {
-            floor.encode(&mut out);
+            floor.encode(&mut out)?;
         }
-        out
+        Ok(out)
     }
 
     /// Parses tower octets.
@@ -541,6 +542,15 @@ impl Tower {
     }
 }
 
+fn length(len: usize, field: &'static str) -> Result<u16, EncodeError> {
+    u16::try_from(len).map_err(|_| EncodeError::TooLong {
+        what: "protocol tower",
+        field,
+        value: len,
+        max: u16::MAX.into(),
+    })
+}
+
 fn take<'a>(rest: &mut &'a [u8], len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
     if rest.len() < len {
         return Err(DecodeError::Truncated {
@@ -595,7 +605,7 @@ mod tests {
     #[test]
     fn ncacn_ip_tcp_tower_layout() {
         let tower = Tower::ncacn_ip_tcp(&crate::iface::ad_backup::INTERFACE, 49667, [10, 0, 0, 5]);
-        assert_eq!(tower.encode(), AD_BACKUP_TOWER);
+        assert_eq!(tower.encode().unwrap(), AD_BACKUP_TOWER);
         let parsed = Tower::decode(&AD_BACKUP_TOWER).unwrap();
         assert_eq!(parsed, tower);
         assert_eq!(parsed.tcp_port(), Some(49667));
@@ -627,7 +637,7 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(Tower::decode(&tower.encode()).unwrap(), tower);
+        assert_eq!(Tower::decode(&tower.encode().unwrap()).unwrap(), tower);
     }
 
     #[test]

@@ -472,7 +472,7 @@ fn hostile_annotation_offset_not_zero() {
 
 #[test]
 fn hostile_ept_map_towers_repeat_a_full_pointer_referent() {
-    let tower = Twr::from_tower(&Tower::ncacn_ip_tcp(Interface::AdBackup.id(), 1, [0; 4]));
+    let tower = Twr::from_tower(&Tower::ncacn_ip_tcp(Interface::AdBackup.id(), 1, [0; 4])).unwrap();
     let response = EptMapResponse {
         entry_handle: ContextHandle::NULL,
         num_towers: 2,
