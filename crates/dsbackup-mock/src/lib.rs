@@ -22,7 +22,9 @@ mod prng;
 pub mod sample;
 
 pub use crate::config::{ConfigError, DsMode, MockConfig, MockConfigBuilder, MockUser, Privileges};
-pub use crate::dc::{Caller, ConnectionId, MockDc, MockError, Principal, Reply, filetime};
+pub use crate::dc::{
+    Caller, ConnectionId, MockDc, MockError, Principal, Reply, ServeError, filetime,
+};
 pub use crate::faults::{FaultScript, Faults, StatusFault};
 pub use crate::marker::{RestoreMapping, RestoreMarker, RestoreState};
 pub use crate::sample::{

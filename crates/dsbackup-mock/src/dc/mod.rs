@@ -37,7 +37,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{AdRestoreRequest, AdRestoreResponse};
-use dsbackup_proto::{AuthLevel, ContextHandle, Interface, Status, Uuid};
+use dsbackup_proto::{
+    AuthLevel, ContextHandle, DataRep, EncodeError, Interface, NdrError, Status, Uuid,
+};
 
 use crate::config::{DsMode, MockConfig, Privileges};
 use crate::faults::Faults;
@@ -131,6 +133,30 @@ pub enum MockError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Why [`MockDc::serve_stub`] could not answer with a response stub: each is an RPC fault,
+/// not a status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The interface is not one the mock's core serves.
+    #[error("{0} is not served by the mock's core")]
+    NotServed(Interface),
+    /// The opnum is not in the interface's call table (`nca_op_rng_error`).
+    #[error("opnum {opnum} is not an operation of {iface}")]
+    UnknownOpnum {
+        /// The interface.
+        iface: Interface,
+        /// The opnum.
+        opnum: u16,
+    },
+    /// The request stub does not decode (`nca_s_fault_ndr`).
+    #[error("bad request stub: {0}")]
+    BadStub(#[source] NdrError),
+    /// The response does not encode.
+    #[error("response does not encode: {0}")]
+    Encode(#[from] EncodeError),
 }
 
 /// The mock domain controller. Clones share one server.
@@ -257,9 +283,59 @@ impl MockDc {
         level >= self.shared.config.min_auth_level
     }
 
-    /// The NT hash of user `name` (for the NTLM acceptor), if the user exists.
-    pub fn nt_hash(&self, name: &str) -> Option<[u8; 16]> {
-        self.shared.config.user(name).map(|user| user.nt_hash)
+    /// The NT hash of `user` in `domain` (for the NTLM acceptor's credential store): the
+    /// configured user of that name (case-insensitive) when `domain` is empty, the configured
+    /// domain or the DC's name; `None` otherwise.
+    pub fn nt_hash(&self, user: &str, domain: &str) -> Option<[u8; 16]> {
+        let config = &self.shared.config;
+        if !domain_matches(config, domain) {
+            return None;
+        }
+        config.user(user).map(|user| user.nt_hash)
+    }
+
+    /// Serves one call from its stub bytes: decodes the request of `opnum` on `iface` in the
+    /// request's data representation, dispatches it (faults included), and encodes the
+    /// response in the same representation. This is all the server-runtime glue needs per call.
+    ///
+    /// # Errors
+    /// [`ServeError::NotServed`] for an interface other than ad_backup and ad_restore;
+    /// [`ServeError::UnknownOpnum`] for an opnum outside the interface (the glue answers with
+    /// the `nca_op_rng_error` fault); [`ServeError::BadStub`] for a stub that does not decode
+    /// (`nca_s_fault_ndr`); [`ServeError::Encode`] if the response cannot be encoded (a bug:
+    /// the glue answers with a fault).
+    pub fn serve_stub(
+        &self,
+        caller: &Caller,
+        now: SystemTime,
+        iface: Interface,
+        opnum: u16,
+        drep: DataRep,
+        stub: &[u8],
+    ) -> Result<Reply<Vec<u8>>, ServeError> {
+        let decode_error = |error: NdrError| match error {
+            NdrError::UnknownOpnum { opnum, .. } => ServeError::UnknownOpnum { iface, opnum },
+            error => ServeError::BadStub(error),
+        };
+        match iface {
+            Interface::AdBackup => {
+                let request = AdBackupRequest::decode(opnum, drep, stub).map_err(decode_error)?;
+                let reply = self.dispatch_ad_backup(caller, now, &request);
+                Ok(Reply {
+                    response: reply.response.encode(drep)?,
+                    delay: reply.delay,
+                })
+            }
+            Interface::AdRestore => {
+                let request = AdRestoreRequest::decode(opnum, drep, stub).map_err(decode_error)?;
+                let reply = self.dispatch_ad_restore(caller, now, &request);
+                Ok(Reply {
+                    response: reply.response.encode(drep)?,
+                    delay: reply.delay,
+                })
+            }
+            Interface::Epm | Interface::Mgmt => Err(ServeError::NotServed(iface)),
+        }
     }
 
     /// The handle of the active backup session, if any.
@@ -466,11 +542,8 @@ impl MockDc {
         let Some(principal) = &caller.principal else {
             return Privileges::NONE;
         };
-        let domain_ok = principal.domain.is_empty()
-            || principal.domain.eq_ignore_ascii_case(&config.domain)
-            || principal.domain.eq_ignore_ascii_case(&config.dc_name);
         match config.user(&principal.user) {
-            Some(user) if domain_ok => user.privileges,
+            Some(user) if domain_matches(config, &principal.domain) => user.privileges,
             _ => Privileges::NONE,
         }
     }
@@ -518,6 +591,14 @@ enum Need {
     Backup,
     Restore,
     BackupOrRestore,
+}
+
+/// Whether a caller's domain names this server's accounts: empty, the configured domain, or
+/// the DC's own name (a local account).
+fn domain_matches(config: &MockConfig, domain: &str) -> bool {
+    domain.is_empty()
+        || domain.eq_ignore_ascii_case(&config.domain)
+        || domain.eq_ignore_ascii_case(&config.dc_name)
 }
 
 /// Whether a session last used at `last` is idle past `timeout` at `now`.

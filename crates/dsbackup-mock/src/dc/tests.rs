@@ -21,7 +21,7 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreSetCurrentLogNumberRequest, RESTORE_TYPE_CATCHUP,
 };
 use dsbackup_proto::names::{BftKind, NameEntry};
-use dsbackup_proto::{AuthLevel, ContextHandle, ExpiryToken, Interface, Status};
+use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, ExpiryToken, Interface, Status};
 use sha2::{Digest, Sha256};
 
 use super::backup::{HR_FILE_NOT_FOUND, HR_INCREMENTAL_BACKUP_DISABLED};
@@ -1456,11 +1456,12 @@ fn auth_level_below_the_minimum_is_refused_everywhere() {
         restore_prepare(&f.dc, &weak, at(0), None).1,
         Status::ERROR_ACCESS_DENIED
     );
-    assert_eq!(
-        f.dc.nt_hash("ADMIN"),
-        Some(crate::config::nt_hash("Admin1!"))
-    );
-    assert_eq!(f.dc.nt_hash("ghost"), None);
+    let admin_hash = Some(crate::config::nt_hash("Admin1!"));
+    assert_eq!(f.dc.nt_hash("ADMIN", "corp"), admin_hash);
+    assert_eq!(f.dc.nt_hash("admin", ""), admin_hash);
+    assert_eq!(f.dc.nt_hash("admin", "DC1"), admin_hash);
+    assert_eq!(f.dc.nt_hash("admin", "OTHER"), None);
+    assert_eq!(f.dc.nt_hash("ghost", "CORP"), None);
 }
 
 #[test]
@@ -1498,4 +1499,147 @@ fn mock_dc_refuses_a_missing_root() {
     let tmp = tempfile::tempdir().unwrap();
     let config = MockConfig::new(DC, tmp.path().join("absent"));
     assert!(matches!(MockDc::new(config), Err(MockError::Root { .. })));
+}
+
+// ---------------------------------------------------------------- stubs
+
+/// Sends `request` through `serve_stub` as a peer would and decodes the answer.
+fn over_the_wire(
+    dc: &MockDc,
+    who: &Caller,
+    drep: DataRep,
+    request: &AdBackupRequest,
+) -> AdBackupResponse {
+    let stub = request.encode(drep).unwrap();
+    let reply = dc
+        .serve_stub(
+            who,
+            at(0),
+            Interface::AdBackup,
+            request.opnum(),
+            drep,
+            &stub,
+        )
+        .unwrap();
+    AdBackupResponse::decode(request.opnum(), drep, &reply.response).unwrap()
+}
+
+#[test]
+fn serve_stub_runs_a_backup_in_either_byte_order() {
+    for drep in [DataRep::LITTLE_ENDIAN, DataRep::BIG_ENDIAN] {
+        let f = fixture();
+        let who = backup_op();
+        let AdBackupResponse::HrRBackupPrepare(prepared) = over_the_wire(
+            &f.dc,
+            &who,
+            drep,
+            &AdBackupRequest::HrRBackupPrepare(HrRBackupPrepareRequest {
+                grbit: 0,
+                bt_flag: BACKUP_TYPE_FULL,
+                wsz_backup_annotation: "NTDS Backup Interface".into(),
+                dw_client_identifier: 1,
+            }),
+        ) else {
+            panic!("wrong response variant");
+        };
+        let h = prepared.ph_context;
+        assert_eq!(
+            f.dc.active_backup(),
+            Some(h),
+            "the handle survives the byte order"
+        );
+        let AdBackupResponse::HrRBackupGetAttachmentInformation(list) = over_the_wire(
+            &f.dc,
+            &who,
+            drep,
+            &AdBackupRequest::HrRBackupGetAttachmentInformation(
+                HrRBackupGetAttachmentInformationRequest { h_context: h },
+            ),
+        ) else {
+            panic!("wrong response variant");
+        };
+        let entries = list.entries().unwrap();
+        assert_eq!(
+            entries[0],
+            NameEntry::new(BftKind::NTDS_DATABASE, unc("ntds.dit"))
+        );
+        over_the_wire(
+            &f.dc,
+            &who,
+            drep,
+            &AdBackupRequest::HrRBackupOpenFile(HrRBackupOpenFileRequest {
+                h_context: h,
+                wsz_attachment_name: entries[0].name.clone(),
+                cb_read_hint_size: 65536,
+            }),
+        );
+        let mut bytes = Vec::new();
+        loop {
+            let request = HrRBackupReadRequest {
+                h_context: h,
+                cb_buffer: 65536,
+            };
+            let AdBackupResponse::HrRBackupRead(r) = over_the_wire(
+                &f.dc,
+                &who,
+                drep,
+                &AdBackupRequest::HrRBackupRead(request.clone()),
+            ) else {
+                panic!("wrong response variant");
+            };
+            r.check_request(&request).unwrap();
+            if r.pb_buffer.data.is_empty() {
+                break;
+            }
+            bytes.extend_from_slice(&r.pb_buffer.data);
+        }
+        assert_eq!(sha(&bytes), f.manifest.file("ntds.dit").unwrap().sha256);
+    }
+}
+
+#[test]
+fn serve_stub_reports_what_must_become_a_fault() {
+    let f = fixture();
+    let who = backup_op();
+    let drep = DataRep::LITTLE_ENDIAN;
+    assert!(matches!(
+        f.dc.serve_stub(&who, at(0), Interface::AdBackup, 9, drep, &[]),
+        Err(ServeError::UnknownOpnum {
+            iface: Interface::AdBackup,
+            opnum: 9
+        })
+    ));
+    assert!(matches!(
+        f.dc.serve_stub(&who, at(0), Interface::AdRestore, 8, drep, &[]),
+        Err(ServeError::UnknownOpnum {
+            iface: Interface::AdRestore,
+            opnum: 8
+        })
+    ));
+    assert!(matches!(
+        f.dc.serve_stub(&who, at(0), Interface::AdBackup, 3, drep, &[0; 7]),
+        Err(ServeError::BadStub(_))
+    ));
+    assert!(
+        matches!(
+            f.dc.serve_stub(&who, at(0), Interface::AdBackup, 8, drep, &[0]),
+            Err(ServeError::BadStub(_)),
+        ),
+        "trailing bytes"
+    );
+    assert!(matches!(
+        f.dc.serve_stub(&who, at(0), Interface::Epm, 3, drep, &[]),
+        Err(ServeError::NotServed(Interface::Epm))
+    ));
+    // A restore call answers in its own stub format.
+    let reply =
+        f.dc.serve_stub(&admin(1), at(0), Interface::AdRestore, 0, drep, &[])
+            .unwrap();
+    assert_eq!(
+        reply.response,
+        [
+            0x01, 0x00, 0x00, 0x00, // pfOnline TRUE
+            0x00, 0x00, 0x00, 0x00, // status hrNone
+        ]
+    );
 }
