@@ -10,6 +10,38 @@
 //!   deterministic content;
 //! - [`ntds`] names the files of that directory.
 //!
+//! ```
+//! use std::time::SystemTime;
+//!
+//! use dsbackup_mock::{Caller, ConnectionId, MockConfig, MockDc, Privileges, SampleSpec};
+//! use dsbackup_proto::iface::ad_backup::{
+//!     BACKUP_TYPE_FULL, HrRBackupGetAttachmentInformationRequest, HrRBackupPrepareRequest,
+//! };
+//! use dsbackup_proto::{AuthLevel, Status};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let manifest = dsbackup_mock::generate_sample_set(dir.path(), &SampleSpec::default())?;
+//! let config = MockConfig::builder("DC1", dir.path())
+//!     .user("svc-backup", "Passw0rd!", Privileges::BACKUP)
+//!     .build();
+//! let dc = MockDc::new(config)?;
+//!
+//! let who = Caller::user("svc-backup", "", AuthLevel::PKT_PRIVACY, ConnectionId(1));
+//! let now = SystemTime::now();
+//! let prepared = dc.backup_prepare(&who, now, &HrRBackupPrepareRequest {
+//!     grbit: 0,
+//!     bt_flag: BACKUP_TYPE_FULL,
+//!     wsz_backup_annotation: "NTDS Backup Interface".into(),
+//!     dw_client_identifier: 1,
+//! });
+//! assert_eq!(prepared.status, Status::SUCCESS);
+//! let list = dc.backup_get_attachment_information(&who, now,
+//!     &HrRBackupGetAttachmentInformationRequest { h_context: prepared.ph_context });
+//! assert_eq!(list.entries()?[0].name, r"\\DC1\C$\Windows\NTDS\ntds.dit");
+//! assert_eq!(manifest.file("ntds.dit").map(|f| f.size), Some(8 * 1024 * 1024));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The core uses no async runtime and reads no clock: time comes in as `now`, and the delays the
 //! fault script asks for come back in [`Reply::delay`] for the transport glue to sleep on.
 
