@@ -24,6 +24,8 @@
 //! read) with no file open.
 
 mod backup;
+#[cfg(test)]
+mod model_tests;
 mod restore;
 #[cfg(test)]
 mod tests;
