@@ -6,10 +6,10 @@
 //!   [`MockDc::dispatch_ad_restore`]: a chosen status for a chosen opnum (the operation is not
 //!   performed) and a delay before the response (returned in [`Reply::delay`] for the async glue
 //!   to sleep on, since the core has no clock).
-//! - **Connection faults**, which are data for the transport glue to read and act on (the core
-//!   never sees bytes or connections): drop the connection after N calls or N bytes, corrupt the
-//!   N-th response fragment, refuse binds. The glue counts calls, bytes and fragments *per
-//!   connection*, from the connection's start.
+//! - **Connection faults**, which the transport glue acts on (the core never sees bytes or
+//!   connections): drop the connection after N calls or N bytes, corrupt the N-th response
+//!   fragment, refuse binds. The glue keeps one [`ConnectionFaults`] per connection, which
+//!   counts calls, bytes and fragments from the connection's start and answers what to do.
 //!
 //! [`MockDc::dispatch_ad_backup`]: crate::MockDc::dispatch_ad_backup
 //! [`MockDc::dispatch_ad_restore`]: crate::MockDc::dispatch_ad_restore
@@ -164,9 +164,145 @@ impl Faults {
     }
 }
 
+/// The connection faults of one connection: the counters the transport glue keeps per
+/// connection, reading the live [`Faults`] at every step (so a test may change them mid-way).
+///
+/// ```text
+///  bind arrives        -> refuse_bind()        true: answer bind_nak
+///  response fragment   -> response_fragment()  true: corrupt_fragment(&mut frame) first
+///  about to write n B  -> allow_bytes(n)       write only that many; then close if must_close()
+///  call answered       -> call_answered()      true: close the connection now
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConnectionFaults {
+    faults: Faults,
+    calls: u64,
+    bytes: u64,
+    fragments: u64,
+}
+
+impl ConnectionFaults {
+    /// Counters of a new connection.
+    pub fn new(faults: Faults) -> Self {
+        Self {
+            faults,
+            calls: 0,
+            bytes: 0,
+            fragments: 0,
+        }
+    }
+
+    /// Whether the next bind must be refused.
+    pub fn refuse_bind(&self) -> bool {
+        self.faults.lock().refuse_binds
+    }
+
+    /// Counts an answered call; true when the connection must close now (`drop_after_calls`
+    /// calls answered).
+    pub fn call_answered(&mut self) -> bool {
+        self.calls = self.calls.saturating_add(1);
+        self.faults
+            .lock()
+            .drop_after_calls
+            .is_some_and(|limit| self.calls >= limit)
+    }
+
+    /// How many of the next `len` bytes may be written (all of them, or what remains of the
+    /// `drop_after_bytes` budget); counts them as written.
+    pub fn allow_bytes(&mut self, len: usize) -> usize {
+        let len_u64 = u64::try_from(len).unwrap_or(u64::MAX);
+        let allowed = match self.faults.lock().drop_after_bytes {
+            None => len_u64,
+            Some(limit) => len_u64.min(limit.saturating_sub(self.bytes)),
+        };
+        self.bytes = self.bytes.saturating_add(allowed);
+        usize::try_from(allowed).unwrap_or(len)
+    }
+
+    /// Whether the byte budget is spent: the connection must close.
+    pub fn must_close(&self) -> bool {
+        self.faults
+            .lock()
+            .drop_after_bytes
+            .is_some_and(|limit| self.bytes >= limit)
+    }
+
+    /// Counts a response fragment about to go out; true when it is the one to corrupt
+    /// (`corrupt_response_fragment`, 1-based).
+    pub fn response_fragment(&mut self) -> bool {
+        self.fragments = self.fragments.saturating_add(1);
+        self.faults.lock().corrupt_response_fragment == Some(self.fragments)
+    }
+}
+
+/// Corrupts a fragment the way the fault means: inverts one byte in the middle of what follows
+/// the 16-byte common header, so the frame still frames but its body (stub or verifier) is
+/// wrong. A fragment of 16 bytes or fewer has its last byte inverted.
+pub fn corrupt_fragment(fragment: &mut [u8]) {
+    const HEADER: usize = 16;
+    let index = match fragment.len() {
+        0 => return,
+        len if len <= HEADER => len - 1,
+        len => HEADER + (len - HEADER) / 2,
+    };
+    if let Some(byte) = fragment.get_mut(index) {
+        *byte = !*byte;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_faults_count_calls_bytes_and_fragments() {
+        let faults = Faults::default();
+        let mut conn = ConnectionFaults::new(faults.clone());
+        assert!(!conn.refuse_bind());
+        assert!(!conn.call_answered());
+        assert_eq!(conn.allow_bytes(1000), 1000);
+        assert!(!conn.must_close());
+        assert!(!conn.response_fragment());
+
+        faults.refuse_binds(true);
+        faults.drop_after_calls(Some(3));
+        faults.drop_after_bytes(Some(1500));
+        faults.corrupt_response_fragment(Some(3));
+        assert!(
+            conn.refuse_bind(),
+            "live: a change applies to open connections"
+        );
+        assert!(!conn.call_answered(), "call 2");
+        assert!(conn.call_answered(), "call 3: close");
+        assert_eq!(conn.allow_bytes(400), 400);
+        assert!(!conn.must_close());
+        assert_eq!(
+            conn.allow_bytes(400),
+            100,
+            "the budget ends inside the frame"
+        );
+        assert!(conn.must_close());
+        assert_eq!(conn.allow_bytes(10), 0);
+        assert!(!conn.response_fragment(), "fragment 2");
+        assert!(conn.response_fragment(), "fragment 3");
+        assert!(!conn.response_fragment(), "only once");
+
+        let fresh = ConnectionFaults::new(faults);
+        assert_eq!(fresh.calls, 0, "counters are per connection");
+    }
+
+    #[test]
+    fn corruption_keeps_the_header_and_inverts_one_body_byte() {
+        let mut frame = [0u8; 24];
+        corrupt_fragment(&mut frame);
+        let mut expected = [0u8; 24];
+        expected[20] = 0xFF; // 16 + (24 - 16) / 2
+        assert_eq!(frame, expected);
+        let mut short = [1u8, 2, 3];
+        corrupt_fragment(&mut short);
+        assert_eq!(short, [1, 2, !3]);
+        corrupt_fragment(&mut []);
+    }
 
     #[test]
     fn limited_status_faults_run_out() {

@@ -57,7 +57,7 @@ pub use crate::config::{ConfigError, DsMode, MockConfig, MockConfigBuilder, Mock
 pub use crate::dc::{
     Caller, ConnectionId, MockDc, MockError, Principal, Reply, ServeError, filetime,
 };
-pub use crate::faults::{FaultScript, Faults, StatusFault};
+pub use crate::faults::{ConnectionFaults, FaultScript, Faults, StatusFault, corrupt_fragment};
 pub use crate::marker::{RestoreMapping, RestoreMarker, RestoreState};
 pub use crate::sample::{
     SampleError, SampleFile, SampleFileKind, SampleManifest, SampleSpec, generate_sample_set,
