@@ -36,6 +36,20 @@ pub enum DecodeError {
         /// How many bytes were left.
         count: usize,
     },
+    /// The common header announces a protocol version other than 5.0 or 5.1.
+    #[error("unsupported rpc_vers {rpc_vers}.{rpc_vers_minor} (only 5.0 and 5.1)")]
+    UnsupportedVersion {
+        /// `rpc_vers` on the wire.
+        rpc_vers: u8,
+        /// `rpc_vers_minor` on the wire.
+        rpc_vers_minor: u8,
+    },
+    /// The common header carries a `PTYPE` that is not a connection-oriented PDU.
+    #[error("packet type {ptype} is not a connection-oriented PDU")]
+    UnknownPacketType {
+        /// `PTYPE` on the wire.
+        ptype: u8,
+    },
     /// A length read from the wire exceeds a configured limit.
     #[error("{what} of {value} exceeds the limit of {limit}")]
     LimitExceeded {

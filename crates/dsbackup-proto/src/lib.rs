@@ -8,14 +8,30 @@
 //! [C706]: https://pubs.opengroup.org/onlinepubs/9629399/
 //! [MS-RPCE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
+mod codec;
 pub mod drep;
 pub mod error;
+pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod header;
+pub mod pdu;
 pub mod security;
+pub mod syntax;
 pub mod uuid;
 
 pub use crate::drep::{ByteOrder, DataRep};
 pub use crate::error::{DecodeError, EncodeError, ProtocolError};
+pub use crate::framing::frame_len;
+pub use crate::header::{CommonHeader, PacketType, PfcFlags};
+pub use crate::pdu::{
+    AlterContext, AlterContextResp, Auth3, AuthLocation, AuthVerifier, Bind, BindAck, BindNak,
+    CoCancel, ContResult, ContextResult, DecodeLimits, Fault, FaultStatus, Orphaned, Pdu, PduBody,
+    PortAny, PresentationContext, ProviderReason, RejectReason, Request, Response, Shutdown,
+    Version, locate_auth,
+};
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider,
 };
+pub use crate::syntax::{BindTimeFeatures, SyntaxId};
 pub use crate::uuid::{ParseUuidError, Uuid};
