@@ -25,7 +25,10 @@ use crate::error::DecodeError;
 use crate::security::{AuthLevel, AuthType};
 
 /// The `sec_trailer` and `auth_value` of a PDU.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Two verifiers are equal when they encode to the same bytes: an empty `auth_pad` equals
+/// `auth_pad_length` zero bytes.
+#[derive(Clone, Eq)]
 pub struct AuthVerifier {
     /// `auth_type`.
     pub auth_type: AuthType,
@@ -40,6 +43,10 @@ pub struct AuthVerifier {
     pub auth_context_id: u32,
     /// `auth_value`: a security token or a signature.
     pub auth_value: Bytes,
+    /// The auth padding as received (a slice of the frame; sealed fragments encrypt it). The
+    /// encoder writes these bytes when there are exactly `auth_pad_length` of them, zeros
+    /// otherwise: leave it empty when building a PDU.
+    pub auth_pad: Bytes,
 }
 
 impl AuthVerifier {
@@ -62,6 +69,7 @@ impl AuthVerifier {
             auth_reserved: 0,
             auth_context_id,
             auth_value,
+            auth_pad: Bytes::new(),
         }
     }
 
@@ -88,7 +96,10 @@ impl AuthVerifier {
 
     /// Appends the padding, the `sec_trailer` and `auth_value`.
     pub(crate) fn encode(&self, drep: DataRep, dst: &mut BytesMut) {
-        dst.put_bytes(0, usize::from(self.auth_pad_length));
+        match self.written_pad() {
+            Some(pad) => dst.put_slice(pad),
+            None => dst.put_bytes(0, usize::from(self.auth_pad_length)),
+        }
         dst.put_u8(self.auth_type.0);
         dst.put_u8(self.auth_level.0);
         dst.put_u8(self.auth_pad_length);
@@ -97,12 +108,13 @@ impl AuthVerifier {
         dst.put_slice(&self.auth_value);
     }
 
-    /// Decodes a `sec_trailer` (exactly 8 bytes) and takes `auth_value`.
+    /// Decodes a `sec_trailer` (exactly 8 bytes) and takes `auth_value` and the padding.
     pub(crate) fn decode(
         drep: DataRep,
         sec_trailer: Bytes,
         offset: usize,
         auth_value: Bytes,
+        auth_pad: Bytes,
     ) -> Result<Self, DecodeError> {
         let mut reader = Reader::new(sec_trailer, drep, "sec_trailer", offset);
         Ok(Self {
@@ -112,7 +124,32 @@ impl AuthVerifier {
             auth_reserved: reader.u8()?,
             auth_context_id: reader.u32()?,
             auth_value,
+            auth_pad,
         })
+    }
+}
+
+impl AuthVerifier {
+    /// The padding bytes the encoder writes, `None` for zeros.
+    fn written_pad(&self) -> Option<&[u8]> {
+        (self.auth_pad.len() == usize::from(self.auth_pad_length)).then_some(&self.auth_pad[..])
+    }
+}
+
+impl PartialEq for AuthVerifier {
+    fn eq(&self, other: &Self) -> bool {
+        let pads_equal = match (self.written_pad(), other.written_pad()) {
+            (Some(a), Some(b)) => a == b,
+            (Some(pad), None) | (None, Some(pad)) => pad.iter().all(|&b| b == 0),
+            (None, None) => true,
+        };
+        self.auth_type == other.auth_type
+            && self.auth_level == other.auth_level
+            && self.auth_pad_length == other.auth_pad_length
+            && self.auth_reserved == other.auth_reserved
+            && self.auth_context_id == other.auth_context_id
+            && self.auth_value == other.auth_value
+            && pads_equal
     }
 }
 

@@ -287,10 +287,11 @@ impl Pdu {
                 frame.slice(auth.sec_trailer.clone()),
                 auth.sec_trailer.start,
                 frame.slice(auth.auth_value.clone()),
+                frame.slice(layout.body.end..auth.sec_trailer.start),
             )?),
             None => None,
         };
-        let body = PduBody::decode(&header, frame.slice(layout.body), limits)?;
+        let body = PduBody::decode(&header, frame.slice(layout.body.clone()), limits)?;
         let mut pfc_flags = header.pfc_flags;
         if matches!(body, PduBody::Request(_)) {
             // Derived from `Request::object`, which holds the same information.
@@ -410,7 +411,11 @@ impl Pdu {
         };
         if let Some(auth) = &mut self.auth_verifier {
             // INVARIANT: pad_len(_, 16) < 16, which fits a u8.
-            auth.auth_pad_length = u8::try_from(pad).unwrap_or(0);
+            let pad = u8::try_from(pad).unwrap_or(0);
+            if pad != auth.auth_pad_length {
+                auth.auth_pad_length = pad;
+                auth.auth_pad = Bytes::new();
+            }
         }
     }
 }
