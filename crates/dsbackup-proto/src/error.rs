@@ -78,6 +78,16 @@ pub enum EncodeError {
         /// The largest value the field holds.
         max: usize,
     },
+    /// A value cannot be represented on the wire.
+    #[error("invalid `{field}` in {what}: {reason}")]
+    InvalidField {
+        /// The structure being encoded.
+        what: &'static str,
+        /// The spec's name of the field.
+        field: &'static str,
+        /// Why the value cannot be encoded.
+        reason: &'static str,
+    },
 }
 
 /// The peer broke the protocol or refused us; or the caller asked for something the association

@@ -320,7 +320,8 @@ impl Pdu {
     /// The common header this PDU encodes with.
     ///
     /// # Errors
-    /// [`EncodeError::TooLong`] when the fragment or `auth_value` exceeds 65535 bytes.
+    /// [`EncodeError::TooLong`] when the fragment or `auth_value` exceeds 65535 bytes;
+    /// [`EncodeError::InvalidField`] for an auth verifier with an empty `auth_value`.
     pub fn header(&self) -> Result<CommonHeader, EncodeError> {
         let mut pfc_flags = self.pfc_flags;
         if let PduBody::Request(request) = &self.body {
