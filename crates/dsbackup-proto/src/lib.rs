@@ -8,6 +8,8 @@
 //! [C706]: https://pubs.opengroup.org/onlinepubs/9629399/
 //! [MS-RPCE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
+pub mod assoc;
+pub mod client;
 mod codec;
 pub mod drep;
 pub mod error;
@@ -17,9 +19,14 @@ pub mod fuzzing;
 pub mod header;
 pub mod pdu;
 pub mod security;
+pub mod server;
 pub mod syntax;
 pub mod uuid;
 
+pub use crate::assoc::{DEFAULT_FRAG_SIZE, Limits, MIN_FRAG_SIZE};
+pub use crate::client::{
+    ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
+};
 pub use crate::drep::{ByteOrder, DataRep};
 pub use crate::error::{DecodeError, EncodeError, ProtocolError};
 pub use crate::framing::frame_len;
@@ -32,6 +39,9 @@ pub use crate::pdu::{
 };
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider,
+};
+pub use crate::server::{
+    Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,
 };
 pub use crate::syntax::{BindTimeFeatures, SyntaxId};
 pub use crate::uuid::{ParseUuidError, Uuid};
