@@ -90,6 +90,17 @@ pub enum EncodeError {
         /// Why the value cannot be encoded.
         reason: &'static str,
     },
+    /// Fields that the wire ties together disagree (a count and the array it sizes, a string
+    /// with a NUL inside).
+    #[error("inconsistent `{field}` in {what}: {reason}")]
+    Inconsistent {
+        /// The structure being encoded.
+        what: &'static str,
+        /// The spec's name of the field.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 /// The peer broke the protocol or refused us; or the caller asked for something the association
