@@ -31,6 +31,9 @@ pub mod initiator;
 pub mod messages;
 pub mod session;
 
+#[cfg(test)]
+mod tests;
+
 pub use crate::acceptor::{
     Acceptor, AcceptorConfig, CredentialStore, Identity, InMemoryCredentials, ServerInputs,
 };
