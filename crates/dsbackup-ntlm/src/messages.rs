@@ -227,16 +227,18 @@ impl AvPairs {
     pub fn encoded_len(&self) -> usize {
         self.0
             .iter()
+            .filter(|pair| pair.id != AvId::EOL)
             .map(|pair| 4usize.saturating_add(pair.value.len()))
             .fold(4, usize::saturating_add)
     }
 
-    /// Appends the list and its MsvAvEOL.
+    /// Appends the list and its MsvAvEOL; pairs with the id MsvAvEOL in the list are skipped
+    /// (they would end it early).
     ///
     /// # Errors
     /// [`EncodeError::TooLong`] when a value is longer than 65535 bytes.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        for pair in &self.0 {
+        for pair in self.0.iter().filter(|pair| pair.id != AvId::EOL) {
             let len = u16::try_from(pair.value.len()).map_err(|_| EncodeError::TooLong {
                 what: "AV_PAIR",
                 field: "AvLen",
@@ -309,6 +311,8 @@ pub struct NegotiateMessage {
 impl NegotiateMessage {
     /// `MessageType` of NEGOTIATE_MESSAGE.
     pub const MESSAGE_TYPE: u32 = 1;
+    /// Offsets of DomainNameFields and WorkstationFields.
+    const FIELDS: [usize; 2] = [16, 24];
     const FIXED_LEN: usize = 8 /* Signature */ + 4 /* MessageType */ + 4 /* NegotiateFlags */
         + 8 /* DomainNameFields */ + 8 /* WorkstationFields */;
 
@@ -320,7 +324,8 @@ impl NegotiateMessage {
         const WHAT: &str = "NEGOTIATE_MESSAGE";
         check_header(input, WHAT, Self::MESSAGE_TYPE, Self::FIXED_LEN)?;
         let flags = NegotiateFlags::from_bits_retain(read_u32(input, 12, WHAT)?);
-        let (version, header_len) = read_version(input, flags, Self::FIXED_LEN, WHAT)?;
+        let payload = payload_start(input, &Self::FIELDS);
+        let (version, header_len) = read_version(input, flags, Self::FIXED_LEN, payload, WHAT)?;
         let domain_name = read_field(input, 16, header_len, WHAT, "DomainNameFields")?.to_vec();
         let workstation = read_field(input, 24, header_len, WHAT, "WorkstationFields")?.to_vec();
         Ok(Self {
@@ -385,6 +390,8 @@ pub struct ChallengeMessage {
 impl ChallengeMessage {
     /// `MessageType` of CHALLENGE_MESSAGE.
     pub const MESSAGE_TYPE: u32 = 2;
+    /// Offsets of TargetNameFields and TargetInfoFields.
+    const FIELDS: [usize; 2] = [12, 40];
     const FIXED_LEN: usize = 8 /* Signature */ + 4 /* MessageType */ + 8 /* TargetNameFields */
         + 4 /* NegotiateFlags */ + 8 /* ServerChallenge */ + 8 /* Reserved */
         + 8 /* TargetInfoFields */;
@@ -398,7 +405,8 @@ impl ChallengeMessage {
         const WHAT: &str = "CHALLENGE_MESSAGE";
         check_header(input, WHAT, Self::MESSAGE_TYPE, Self::FIXED_LEN)?;
         let flags = NegotiateFlags::from_bits_retain(read_u32(input, 20, WHAT)?);
-        let (version, header_len) = read_version(input, flags, Self::FIXED_LEN, WHAT)?;
+        let payload = payload_start(input, &Self::FIELDS);
+        let (version, header_len) = read_version(input, flags, Self::FIXED_LEN, payload, WHAT)?;
         let target_name = read_field(input, 12, header_len, WHAT, "TargetNameFields")?.to_vec();
         let server_challenge = read_array(input, 24, WHAT)?;
         let reserved = read_array(input, 32, WHAT)?;
@@ -513,9 +521,10 @@ impl AuthenticateMessage {
         const WHAT: &str = "AUTHENTICATE_MESSAGE";
         check_header(input, WHAT, Self::MESSAGE_TYPE, Self::FIXED_LEN)?;
         let flags = NegotiateFlags::from_bits_retain(read_u32(input, 60, WHAT)?);
-        let (version, mut header_len) = read_version(input, flags, Self::FIXED_LEN, WHAT)?;
+        let payload = payload_start(input, &Self::FIELDS);
+        let (version, mut header_len) = read_version(input, flags, Self::FIXED_LEN, payload, WHAT)?;
         let mic_end = Self::MIC_OFFSET.saturating_add(16);
-        let mic = if payload_start(input) >= mic_end && input.len() >= mic_end {
+        let mic = if payload >= mic_end {
             header_len = mic_end;
             Some(read_array(input, Self::MIC_OFFSET, WHAT)?)
         } else {
@@ -757,6 +766,7 @@ fn read_version(
     input: &[u8],
     flags: NegotiateFlags,
     fixed_len: usize,
+    payload_start: usize,
     what: &'static str,
 ) -> Result<(Option<Version>, usize), DecodeError> {
     if !flags.contains(NegotiateFlags::NEGOTIATE_VERSION) {
@@ -764,25 +774,21 @@ fn read_version(
     }
     let end = fixed_len.saturating_add(Version::LEN);
     // A VERSION that would overlap the payload is not there (some peers set the flag alone).
-    if payload_start_of(input, what) < end {
+    if payload_start < end {
         return Ok((None, fixed_len));
     }
     let bytes = read_array(input, fixed_len, what)?;
     Ok((Some(Version::decode(bytes)), end))
 }
 
-/// The lowest payload offset of the message's non-empty fields, or the message length when all
-/// are empty (empty fields carry any offset: impacket leaves them at zero).
-fn payload_start_of(input: &[u8], what: &'static str) -> usize {
-    let fields: &[usize] = match what {
-        "NEGOTIATE_MESSAGE" => &[16, 24],
-        "CHALLENGE_MESSAGE" => &[12, 40],
-        _ => &AuthenticateMessage::FIELDS,
-    };
+/// The lowest payload offset of the message's non-empty fields (descriptors at `fields`), or
+/// the message length when all are empty (empty fields carry any offset: impacket leaves them
+/// at zero). Never more than the message length.
+fn payload_start(input: &[u8], fields: &[usize]) -> usize {
     fields
         .iter()
         .filter_map(|&at| {
-            let [l0, l1, _, _, o0, o1, o2, o3] = read_array::<8>(input, at, what).ok()?;
+            let [l0, l1, _, _, o0, o1, o2, o3] = read_array::<8>(input, at, "").ok()?;
             let offset = u32::from_le_bytes([o0, o1, o2, o3]);
             (u16::from_le_bytes([l0, l1]) > 0)
                 .then(|| usize::try_from(offset).unwrap_or(usize::MAX))
@@ -790,10 +796,6 @@ fn payload_start_of(input: &[u8], what: &'static str) -> usize {
         .min()
         .unwrap_or(input.len())
         .min(input.len())
-}
-
-fn payload_start(input: &[u8]) -> usize {
-    payload_start_of(input, "AUTHENTICATE_MESSAGE")
 }
 
 /// Reads a `(Len, MaxLen, BufferOffset)` descriptor at `at` and returns the bytes it points to.
@@ -886,5 +888,177 @@ impl Payload {
         let descriptor = self.place(bytes, field)?;
         out.extend_from_slice(&descriptor);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[rustfmt::skip]
+    const PAIRS: [u8; 24] = [
+        0x02, 0x00, 0x04, 0x00,             // AvId MsvAvNbDomainName, AvLen 4
+        b'C', 0x00, b'O', 0x00,             // "CO" in UTF-16LE
+        0x06, 0x00, 0x04, 0x00,             // AvId MsvAvFlags, AvLen 4
+        0x02, 0x00, 0x00, 0x00,             // MIC_PRESENT
+        0x00, 0x00, 0x00, 0x00,             // MsvAvEOL, AvLen 0
+        0xee, 0xee, 0xee, 0xee,             // not part of the list
+    ];
+
+    #[test]
+    fn av_pairs_decode_up_to_eol() {
+        let (pairs, used) = AvPairs::decode(&PAIRS).unwrap();
+        assert_eq!(used, 20);
+        assert_eq!(pairs.name(AvId::NB_DOMAIN_NAME).as_deref(), Some("CO"));
+        assert_eq!(pairs.flags(), Some(AvFlags::MIC_PRESENT));
+        assert_eq!(pairs.timestamp(), None);
+        let mut out = Vec::new();
+        pairs.encode(&mut out).unwrap();
+        assert_eq!(out, PAIRS[..20]);
+        assert_eq!(pairs.encoded_len(), 20);
+    }
+
+    #[test]
+    fn eol_pairs_in_a_list_are_not_encoded() {
+        let pairs = AvPairs(vec![AvPair {
+            id: AvId::EOL,
+            value: vec![1],
+        }]);
+        let mut out = Vec::new();
+        pairs.encode(&mut out).unwrap();
+        assert_eq!(out, [0; 4]);
+        assert_eq!(pairs.encoded_len(), 4);
+    }
+
+    #[test]
+    fn av_id_debug_names_known_values() {
+        assert_eq!(format!("{:?}", AvId::TIMESTAMP), "MsvAvTimestamp");
+        assert_eq!(format!("{:?}", AvId(0x1234)), "AvId(0x1234)");
+    }
+
+    #[test]
+    fn strings_follow_the_unicode_flag() {
+        let unicode = NegotiateFlags::NEGOTIATE_UNICODE;
+        assert_eq!(encode_string(unicode, "Aé"), [0x41, 0, 0xe9, 0]);
+        assert_eq!(
+            encode_string(NegotiateFlags::NEGOTIATE_OEM, "Aé€"),
+            [0x41, 0xe9, b'?']
+        );
+        assert_eq!(decode_string(unicode, &[0x41, 0]).as_deref(), Some("A"));
+        assert_eq!(decode_string(unicode, &[0x41]), None);
+        assert_eq!(
+            decode_string(unicode, &[0x00, 0xd8]),
+            None,
+            "unpaired surrogate"
+        );
+    }
+
+    #[test]
+    fn too_long_field_is_an_encode_error() {
+        let message = NegotiateMessage {
+            flags: NegotiateFlags::empty(),
+            domain_name: vec![0; 0x1_0000],
+            workstation: Vec::new(),
+            version: None,
+        };
+        assert!(matches!(message.encode(), Err(EncodeError::TooLong { .. })));
+    }
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..40)
+    }
+
+    fn pairs() -> impl Strategy<Value = AvPairs> {
+        proptest::collection::vec((1u16.., bytes()), 0..5).prop_map(|pairs| {
+            AvPairs(
+                pairs
+                    .into_iter()
+                    .map(|(id, value)| AvPair {
+                        id: AvId(id),
+                        value,
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn version() -> impl Strategy<Value = Version> {
+        (
+            any::<[u8; 2]>(),
+            any::<u16>(),
+            any::<[u8; 3]>(),
+            any::<u8>(),
+        )
+            .prop_map(
+                |([major, minor], product_build, reserved, ntlm_revision_current)| Version {
+                    product_major_version: major,
+                    product_minor_version: minor,
+                    product_build,
+                    reserved,
+                    ntlm_revision_current,
+                },
+            )
+    }
+
+    /// Flags and a VERSION consistent with them (present exactly when NEGOTIATE_VERSION is).
+    fn flags_and_version() -> impl Strategy<Value = (NegotiateFlags, Option<Version>)> {
+        (any::<u32>(), version()).prop_map(|(bits, version)| {
+            let flags = NegotiateFlags::from_bits_retain(bits);
+            (
+                flags,
+                flags
+                    .contains(NegotiateFlags::NEGOTIATE_VERSION)
+                    .then_some(version),
+            )
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn negotiate_round_trips((flags, version) in flags_and_version(), domain_name in bytes(), workstation in bytes()) {
+            let message = NegotiateMessage { flags, domain_name, workstation, version };
+            let bytes = message.encode().unwrap();
+            prop_assert_eq!(bytes.len(), message.encoded_len());
+            prop_assert_eq!(NegotiateMessage::decode(&bytes).unwrap(), message);
+        }
+
+        #[test]
+        fn challenge_round_trips(
+            (flags, version) in flags_and_version(),
+            target_name in bytes(),
+            server_challenge in any::<[u8; 8]>(),
+            reserved in any::<[u8; 8]>(),
+            target_info in proptest::option::of(pairs()),
+        ) {
+            let message = ChallengeMessage { flags, target_name, server_challenge, reserved, target_info, version };
+            let bytes = message.encode().unwrap();
+            prop_assert_eq!(bytes.len(), message.encoded_len());
+            prop_assert_eq!(ChallengeMessage::decode(&bytes).unwrap(), message);
+        }
+
+        #[test]
+        fn authenticate_round_trips(
+            (flags, version) in flags_and_version(),
+            fields in proptest::array::uniform6(bytes()),
+            mic in proptest::option::of(any::<[u8; 16]>()),
+        ) {
+            let [lm, nt, domain, user, workstation, key] = fields;
+            let message = AuthenticateMessage {
+                flags,
+                lm_challenge_response: lm,
+                nt_challenge_response: nt,
+                domain_name: domain,
+                user_name: user,
+                workstation,
+                encrypted_random_session_key: key,
+                version,
+                mic,
+            };
+            let bytes = message.encode().unwrap();
+            prop_assert_eq!(bytes.len(), message.encoded_len());
+            prop_assert_eq!(AuthenticateMessage::decode(&bytes).unwrap(), message);
+        }
     }
 }
