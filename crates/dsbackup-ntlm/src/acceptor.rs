@@ -404,11 +404,19 @@ impl Acceptor {
         if blob.len() < BLOB_HEADER_LEN + 4 {
             return Err(malformed_response());
         }
-        let nt_hash = self.lookup(user, domain).ok_or(LogonFailure::UnknownUser)?;
+        let stored = self.lookup(user, domain);
+        // An unknown user costs the same computation as a wrong password, so that the time of
+        // the answer does not tell which users exist.
+        let known = stored.is_some();
+        let nt_hash = stored.unwrap_or_else(|| NtHash::from_bytes([0; 16]));
         // NTOWFv2 over the user and domain exactly as the client sent them.
         let key = crypto::ntowfv2(&nt_hash, user, domain);
         let expected = crypto::nt_proof_str(&key, &self.inputs.server_challenge, blob);
-        if !bool::from(expected.ct_eq(proof)) {
+        let matches = bool::from(expected.ct_eq(proof));
+        if !known {
+            return Err(LogonFailure::UnknownUser.into());
+        }
+        if !matches {
             return Err(LogonFailure::BadProof.into());
         }
         // Only now, with the blob known to come from the holder of the key, look inside it.
