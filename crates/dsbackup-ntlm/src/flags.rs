@@ -18,6 +18,8 @@ bitflags::bitflags! {
     ///
     /// [MS-NLMP §2.2.2.5]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/99d90ff4-957f-4c8a-80e4-5bfe5a9a9832
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+    #[cfg_attr(feature = "serde", serde(transparent))]
     pub struct NegotiateFlags: u32 {
         /// A: Unicode (UTF-16LE) strings.
         const NEGOTIATE_UNICODE = 0x0000_0001;

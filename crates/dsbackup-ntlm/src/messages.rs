@@ -31,6 +31,7 @@ pub const NTLMSSP_SIGNATURE: [u8; 8] = *b"NTLMSSP\0";
 /// ```
 ///
 /// [MS-NLMP §2.2.2.10]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/b1a6ceb2-f8ad-462b-b5af-f18527c48175
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Version {
     /// `ProductMajorVersion`.
@@ -92,6 +93,7 @@ impl Version {
 /// `AvId` of an AV_PAIR ([MS-NLMP §2.2.2.1]); unknown values round-trip.
 ///
 /// [MS-NLMP §2.2.2.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/83f5e789-660d-4781-8491-5f8c6641f75e
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AvId(pub u16);
 
@@ -152,6 +154,8 @@ bitflags::bitflags! {
     ///
     /// [MS-NLMP §2.2.2.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/83f5e789-660d-4781-8491-5f8c6641f75e
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+    #[cfg_attr(feature = "serde", serde(transparent))]
     pub struct AvFlags: u32 {
         /// The server's authentication is constrained.
         const CONSTRAINED = 0x0000_0001;
@@ -163,6 +167,7 @@ bitflags::bitflags! {
 }
 
 /// One AV_PAIR: `AvId u16 | AvLen u16 | Value [u8; AvLen]`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AvPair {
     /// `AvId`.
@@ -172,6 +177,7 @@ pub struct AvPair {
 }
 
 /// An AV_PAIR list without its terminating MsvAvEOL (the encoder adds it).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AvPairs(pub Vec<AvPair>);
 
@@ -296,6 +302,7 @@ impl AvPairs {
 /// ```
 ///
 /// [MS-NLMP §2.2.1.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/b34032e5-3aae-4bc6-84c3-c6d80eadf7f2
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NegotiateMessage {
     /// `NegotiateFlags`.
@@ -371,6 +378,7 @@ impl NegotiateMessage {
 /// ```
 ///
 /// [MS-NLMP §2.2.1.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/801a4681-8809-4be9-ab0d-61dcfe762786
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChallengeMessage {
     /// `NegotiateFlags`.
@@ -480,6 +488,7 @@ impl ChallengeMessage {
 /// out; VERSION likewise when NEGOTIATE_VERSION is set and the payload starts at or after 72.
 ///
 /// [MS-NLMP §2.2.1.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/033d32cc-88f9-4483-9bf2-b273055038ce
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticateMessage {
     /// `NegotiateFlags`.
@@ -635,6 +644,7 @@ impl AuthenticateMessage {
 }
 
 /// Any of the three messages, told apart by `MessageType`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// NEGOTIATE_MESSAGE.

@@ -242,3 +242,20 @@ fn acceptor_accepts_the_spec_authenticate_message() {
         .unwrap();
     assert_eq!(message, PLAINTEXT);
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn messages_serialize_for_inspect() {
+    let message = Message::decode(CHALLENGE).unwrap();
+    let json = serde_json::to_value(&message).unwrap();
+    let challenge = &json["Challenge"];
+    assert_eq!(
+        challenge["flags"],
+        "NEGOTIATE_UNICODE | NEGOTIATE_OEM | NEGOTIATE_SIGN | NEGOTIATE_SEAL | NEGOTIATE_NTLM \
+         | NEGOTIATE_ALWAYS_SIGN | TARGET_TYPE_SERVER | NEGOTIATE_EXTENDED_SESSIONSECURITY \
+         | NEGOTIATE_TARGET_INFO | NEGOTIATE_VERSION | NEGOTIATE_128 | NEGOTIATE_KEY_EXCH \
+         | NEGOTIATE_56"
+    );
+    assert_eq!(challenge["version"]["product_build"], 6000);
+    assert_eq!(challenge["target_info"][0]["id"], 2);
+}
