@@ -14,7 +14,8 @@ What the vectors cover:
   exported session key), with a wrong password and with an unknown user (to be refused); once
   without and once with the VERSION field (and a MIC field filled as impacket.ldap fills it).
 - what impacket computes for the blob dsbackup's initiator sends on fixed inputs (NTOWFv2,
-  NTProofStr, session base key, encrypted random session key).
+  NTProofStr, session base key, encrypted random session key), and the NEGOTIATE and
+  AUTHENTICATE (with its MIC) dsbackup's initiator must send, laid out by impacket.
 - impacket's SEAL and SIGN over a DCE/RPC request PDU in both directions, two PDUs each, with
   the RC4 handles kept across PDUs, as impacket.dcerpc.v5.rpcrt uses them.
 """
@@ -152,14 +153,42 @@ def our_initiator_expectations():
     key = ntlm.NTOWFv2(USER, PASSWORD, DOMAIN)
     proof = ntlm.hmac_md5(key, SERVER_CHALLENGE + blob)
     base = ntlm.hmac_md5(key, proof)
+    encrypted = ntlm.generateEncryptedSessionKey(base, OUR_RANDOM_SESSION_KEY)
+
+    # dsbackup's NEGOTIATE: its default flags (all granted by this CHALLENGE, so also the flags of
+    # its AUTHENTICATE), no domain or workstation (offsets 40), VERSION.
+    flags = (
+        ntlm.NTLMSSP_NEGOTIATE_UNICODE | ntlm.NTLMSSP_REQUEST_TARGET | ntlm.NTLMSSP_NEGOTIATE_SIGN
+        | ntlm.NTLMSSP_NEGOTIATE_SEAL | ntlm.NTLMSSP_NEGOTIATE_NTLM
+        | ntlm.NTLMSSP_NEGOTIATE_ALWAYS_SIGN | ntlm.NTLMSSP_NEGOTIATE_EXTENDED_SESSIONSECURITY
+        | ntlm.NTLMSSP_NEGOTIATE_TARGET_INFO | ntlm.NTLMSSP_NEGOTIATE_VERSION
+        | ntlm.NTLMSSP_NEGOTIATE_128 | ntlm.NTLMSSP_NEGOTIATE_KEY_EXCH | ntlm.NTLMSSP_NEGOTIATE_56
+    )
+    negotiate = struct.pack("<8sIIHHIHHI", b"NTLMSSP\x00", 1, flags, 0, 0, 40, 0, 0, 40) + ACCEPTOR_VERSION
+    challenge = challenge_for(ntlm.getNTLMSSPType1("", "", signingRequired=True, use_ntlmv2=True)["flags"])
+    # Its AUTHENTICATE, laid out by impacket, with the MIC over the three messages
+    # ([MS-NLMP] 3.1.5.1.2), computed with impacket's hmac_md5.
+    auth = ntlm.NTLMAuthChallengeResponse()
+    auth["flags"] = flags
+    auth["domain_name"] = DOMAIN.encode("utf-16le")
+    auth["user_name"] = USER.encode("utf-16le")
+    auth["host_name"] = b""
+    auth["lanman"] = b"\x00" * 24
+    auth["ntlm"] = proof + blob
+    auth["session_key"] = encrypted
+    auth["Version"] = ACCEPTOR_VERSION
+    auth["MIC"] = b"\x00" * 16
+    auth["MIC"] = ntlm.hmac_md5(OUR_RANDOM_SESSION_KEY, negotiate + challenge + auth.getData())
     return {
+        "negotiate": write("impacket-ours-negotiate.bin", negotiate),
+        "authenticate": write("impacket-ours-authenticate.bin", auth.getData()),
         "client_challenge": OUR_CLIENT_CHALLENGE.hex(),
         "random_session_key": OUR_RANDOM_SESSION_KEY.hex(),
         "target_spn": OUR_SPN,
         "response_key_nt": key.hex(),
         "nt_challenge_response": (proof + blob).hex(),
         "session_base_key": base.hex(),
-        "encrypted_random_session_key": ntlm.generateEncryptedSessionKey(base, OUR_RANDOM_SESSION_KEY).hex(),
+        "encrypted_random_session_key": encrypted.hex(),
     }
 
 

@@ -170,8 +170,11 @@ fn our_authenticate_matches_impacket_computation() {
     };
     let mut initiator = Initiator::new(config, inputs);
     let negotiate = initiator.negotiate().unwrap();
+    assert_eq!(negotiate, fixture(&ours["negotiate"]));
     let challenge = fixture(&manifest["handshakes"]["plain"]["challenge"]);
     let authenticate = initiator.authenticate(&challenge).unwrap();
+    // Byte for byte, MIC included.
+    assert_eq!(authenticate, fixture(&ours["authenticate"]));
     let message = AuthenticateMessage::decode(&authenticate).unwrap();
     assert_eq!(
         message.nt_challenge_response,
