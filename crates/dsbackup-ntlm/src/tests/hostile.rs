@@ -279,3 +279,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn acceptor_oracle_refuses_what_it_is_given() {
+    let mut client = super::initiator("user", "DOMAIN", "not the password");
+    let negotiate = client.negotiate().unwrap();
+    let mut data = vec![u8::try_from(negotiate.len()).unwrap()];
+    data.extend_from_slice(&negotiate);
+    data.extend_from_slice(SPEC_AUTHENTICATE);
+    crate::fuzzing::acceptor(&data);
+    crate::fuzzing::acceptor(&[]);
+    crate::fuzzing::acceptor(&[200, 1, 2, 3]);
+}
