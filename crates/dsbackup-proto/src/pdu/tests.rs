@@ -249,6 +249,19 @@ fn signed_response_pads_its_stub_to_16_bytes() {
 }
 
 #[test]
+fn stubs_and_tokens_are_slices_of_the_frame() {
+    let frame = Bytes::copy_from_slice(&SIGNED_RESPONSE);
+    let range = frame.as_ptr_range();
+    let pdu = Pdu::decode(frame.clone()).unwrap();
+    let stub = pdu.body.stub().unwrap();
+    let auth_value = &pdu.auth_verifier.as_ref().unwrap().auth_value;
+    for part in [stub, auth_value] {
+        assert!(range.contains(&part.as_ptr()), "not a slice of the frame");
+    }
+    assert_eq!(stub.as_ptr(), frame[24..].as_ptr());
+}
+
+#[test]
 fn placeholder_verifier_leaves_a_zeroed_signature_to_fill() {
     let mut pdu = Pdu::new(
         2,
