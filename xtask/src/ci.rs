@@ -1,5 +1,7 @@
 //! `cargo xtask ci`: every check CI runs, in order, each a timed step; the first failure stops it.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -59,7 +61,19 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
 fn step(name: &str, installs: bool) -> Result<()> {
     match name {
         "setup" => setup::ensure(Needs::ALL, installs),
-        "fmt" => sh::run(sh::cargo().args(["fmt", "--all", "--check"])),
+        "fmt" => {
+            sh::run(sh::cargo().args(["fmt", "--all", "--check"]))?;
+            // The fuzz targets are their own workspace, out of `cargo fmt --all`'s reach.
+            let targets = sh::files_with_suffix(Path::new("fuzz/fuzz_targets"), ".rs")?;
+            if targets.is_empty() {
+                return Ok(());
+            }
+            sh::run(
+                Command::new("rustfmt")
+                    .args(["--edition", "2024", "--check"])
+                    .args(targets),
+            )
+        }
         "clippy" => sh::run(sh::cargo().args([
             "clippy",
             "--workspace",
