@@ -201,14 +201,18 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
         }
     };
     let dumped = sh::files_with_suffix(&dir, ".txt")?;
+    let mut failures = Vec::new();
     if dumped.is_empty() {
-        ensure!(
-            fixture_files.is_empty(),
-            "no conversation files in {}: tests whose name contains `{DUMP_FILTER}` must write \
-             them (one PDU a line, `I <hex>` or `O <hex>`) into $DSBACKUP_CONFORMANCE_DIR",
-            dir.display()
-        );
-        println!("no conversations dumped yet in {}", dir.display());
+        if fixture_files.is_empty() {
+            println!("no conversations dumped yet in {}", sh::shown(&dir));
+        } else {
+            println!(
+                "no conversation files in {}: tests whose name contains `{DUMP_FILTER}` must \
+                 write them (one PDU a line, `I <hex>` or `O <hex>`) into $DSBACKUP_CONFORMANCE_DIR",
+                sh::shown(&dir)
+            );
+            failures.push("conversations (none dumped)");
+        }
     }
     for file in dumped {
         let stem = file
@@ -217,7 +221,6 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
         sets.push((stem, file));
     }
 
-    let mut failures = Vec::new();
     for (name, txt) in &sets {
         let pcap = pcaps.join(format!("{name}.pcapng"));
         match check_one(txt, &pcap, inspector) {
