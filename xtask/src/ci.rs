@@ -84,7 +84,7 @@ fn step(name: &str, installs: bool) -> Result<()> {
             "-D",
             "warnings",
         ])),
-        // The README's test command, exactly.
+        // The README's test command (`cargo test --workspace`), locked to Cargo.lock.
         "test" => sh::run(sh::cargo().args(["test", "--workspace", "--locked"])),
         "doc" => sh::run(
             sh::cargo()

@@ -1,14 +1,16 @@
-//! `cargo xtask fuzz [--target T] [--secs N]`: regressions first, then fresh fuzzing.
+//! `cargo xtask fuzz [--target T] [--secs N] [--jobs J]`: regressions first, then fresh fuzzing.
 //!
 //! Runs on the stable toolchain: cargo-fuzz's default address sanitizer needs `-Z` flags, which
 //! `RUSTC_BOOTSTRAP=1` unlocks for this build only. The targets are built once; then, for each,
 //! every saved crash under `fixtures/fuzz/<target>/` is replayed and the target fuzzes for N
 //! seconds from its corpus (`fuzz/corpus/<target>`, seeded with the committed fixtures). Each
-//! target's libFuzzer output goes to `target/fuzz-logs/<target>.log`.
+//! target's libFuzzer output goes to `target/fuzz-logs/<target>.log`. Targets run side by side,
+//! one per core (or `--jobs J`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use anyhow::{Context as _, Result, bail, ensure};
 
@@ -31,6 +33,9 @@ const PDU_TARGETS: &[&str] = &[
 pub(crate) fn run(mut args: Args) -> Result<()> {
     let only = args.value("--target")?;
     let secs = args.number("--secs")?.unwrap_or(DEFAULT_SECS);
+    let jobs = args
+        .number("--jobs")?
+        .map(|j| usize::try_from(j).unwrap_or(usize::MAX));
     let fuzz_dir = args
         .value("--fuzz-dir")?
         .map_or_else(|| PathBuf::from("fuzz"), PathBuf::from);
@@ -73,16 +78,27 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
 
     let logs = sh::target_dir()?.join("fuzz-logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
-    let mut failed = Vec::new();
-    for target in &targets {
-        match fuzz_one(&fuzz_dir, target, secs, &logs) {
-            Ok(summary) => println!("{target}: {summary}"),
-            Err(e) => {
-                println!("{target}: FAILED: {e:#}");
-                failed.push(target.as_str());
-            }
+    // libFuzzer runs one process per target: keep every core busy with a target of its own.
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let queue = Mutex::new(targets.iter());
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, targets.len()) {
+            scope.spawn(|| {
+                while let Some(target) = queue.lock().ok().and_then(|mut q| q.next()) {
+                    match fuzz_one(&fuzz_dir, target, secs, &logs) {
+                        Ok(summary) => println!("{target}: {summary}"),
+                        Err(e) => {
+                            println!("{target}: FAILED: {e:#}");
+                            failed.lock().map(|mut f| f.push(target.as_str())).ok();
+                        }
+                    }
+                }
+            });
         }
-    }
+    });
+    let mut failed = failed.into_inner().unwrap_or_default();
+    failed.sort_unstable();
     if !failed.is_empty() {
         bail!(
             "fuzz targets failed: {} (see docs/FUZZING.md to turn a crash into a regression)",

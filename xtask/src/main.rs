@@ -37,8 +37,9 @@ Tasks:
   vectors [--check] [--no-install]
         runs scripts/vectors/*.py (impacket) into fixtures/; with --check, into a temporary
         directory, and fails unless the committed files are reproduced byte for byte
-  fuzz [--target T] [--secs N] [--fuzz-dir DIR] [--no-install]
-        replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60)
+  fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
+        replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
+        J targets at a time (default: one per core)
   bench
         runs the criterion benches and prints each throughput against memcpy in the same run
 
