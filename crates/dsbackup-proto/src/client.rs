@@ -981,9 +981,18 @@ impl ClientAssociation {
             self.receiving = None;
         }
         if matches!(state, CallState::Sending) {
-            // The server may refuse a call before it is whole: send no more of it.
+            // The server may refuse a call before it is whole: send no more of it, and orphan
+            // it if part of it went out, so the server drops what it has.
+            let started = self
+                .sending
+                .front()
+                .is_some_and(|f| f.call_id == call_id && f.in_progress());
             self.sending
                 .retain(|fragmenter| fragmenter.call_id != call_id);
+            if started {
+                let pdu = self.control_pdu(call_id, PduBody::Orphaned(Orphaned))?;
+                self.control.push_front(pdu);
+            }
         }
         if matches!(state, CallState::Cancelled) {
             self.events.push_back(ClientEvent::Cancelled { call_id });

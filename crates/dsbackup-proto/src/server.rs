@@ -797,16 +797,6 @@ impl ServerAssociation {
             }
             (Some(verifier), Some(false)) => self.auth_leg(call_id, &verifier)?,
         };
-        if self.contexts.len() + contexts.len() > usize::from(u8::MAX) {
-            return Err(Refusal::proto(
-                call_id,
-                ProtocolError::LimitExceeded {
-                    what: "presentation contexts",
-                    value: self.contexts.len() + contexts.len(),
-                    limit: self.config.limits.max_contexts,
-                },
-            ));
-        }
         let results = self.negotiate(contexts);
         let mut pdu = Pdu::new(
             call_id,
@@ -999,6 +989,18 @@ impl ServerAssociation {
             let verdict = self.admit(request.p_cont_id, request.opnum);
             if last {
                 return self.complete(call_id, request, verdict, None, drep);
+            }
+            // With PFC_CONC_MPX several requests may be reassembled at once: as many as calls
+            // may be in flight, refused ones included.
+            if self.incoming.len() >= limits.max_calls_in_flight {
+                return Err(Refusal::proto(
+                    call_id,
+                    ProtocolError::LimitExceeded {
+                        what: "requests being reassembled",
+                        value: self.incoming.len() + 1,
+                        limit: limits.max_calls_in_flight,
+                    },
+                ));
             }
             let stub: &[u8] = if verdict.is_ok() { &request.stub } else { &[] };
             let reassembly = Reassembly::start(drep, request.alloc_hint, stub, limits)

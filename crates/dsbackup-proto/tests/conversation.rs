@@ -6,6 +6,12 @@
 //! size of 2048; calls with varied opnums, requests and responses fragmented; an alter_context
 //! adding mgmt; a call to mgmt; a fault for an unknown opnum; a call cancelled with co_cancel.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failure is a panic"
+)]
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 

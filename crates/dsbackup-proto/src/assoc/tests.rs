@@ -70,6 +70,8 @@ struct Toy {
     send_seq: u32,
     recv_seq: u32,
     password: &'static [u8],
+    /// Four legs (bind, bind_ack, alter_context, alter_context_resp) instead of three.
+    four_legs: bool,
 }
 
 impl Toy {
@@ -93,6 +95,7 @@ impl Toy {
             send_seq: 0,
             recv_seq: 0,
             password,
+            four_legs: false,
         }
     }
 
@@ -121,6 +124,20 @@ impl SecurityProvider for Toy {
 
     fn step(&mut self, peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError> {
         match (self.initiator, peer_token) {
+            (true, None) if self.four_legs => Ok(AuthStep::Continue(b"toy-4-negotiate".to_vec())),
+            (true, Some(b"toy-4-challenge")) => Ok(AuthStep::Continue(self.password.to_vec())),
+            (true, Some(b"toy-4-final")) => {
+                self.established = true;
+                Ok(AuthStep::Complete(None))
+            }
+            (false, Some(b"toy-4-negotiate")) => {
+                self.four_legs = true;
+                Ok(AuthStep::Continue(b"toy-4-challenge".to_vec()))
+            }
+            (false, Some(token)) if self.four_legs && token == self.password => {
+                self.established = true;
+                Ok(AuthStep::Complete(Some(b"toy-4-final".to_vec())))
+            }
             (true, None) => Ok(AuthStep::Continue(b"toy-negotiate".to_vec())),
             (true, Some(b"toy-challenge")) => {
                 self.established = true;
@@ -855,6 +872,52 @@ fn privacy_seals_every_fragment() {
 }
 
 #[test]
+fn a_four_leg_handshake_continues_on_alter_context() {
+    let (client, server) = config_with_frag(5840);
+    let mut toy = Toy::new(true, b"toy-authenticate");
+    toy.four_legs = true;
+    let mut pair = Pair::with_security(client, Some(Box::new(toy)), server, Some(toy_factory()));
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client.is_bound());
+    assert_eq!(
+        pair.frames(Dir::ToServer, PacketType::ALTER_CONTEXT).len(),
+        1
+    );
+    assert_eq!(
+        pair.frames(Dir::ToClient, PacketType::ALTER_CONTEXT_RESP)
+            .len(),
+        1
+    );
+    assert!(pair.frames(Dir::ToServer, PacketType::AUTH3).is_empty());
+    assert!(pair.server_events.contains(&ServerEvent::Authenticated {
+        auth_type: AuthType::WINNT,
+        auth_level: AuthLevel::PKT_PRIVACY
+    }));
+    pair.client.call(ids[0], 1, None, pattern(3000, 1)).unwrap();
+    pair.drive().unwrap();
+    pair.serve_echo();
+    assert_eq!(pair.responses()[0].1, reversed(&pattern(3000, 1)));
+}
+
+#[test]
+fn a_request_before_the_handshake_completes_is_a_protocol_error() {
+    let (client, server) = config_with_frag(5840);
+    let mut pair = Pair::with_security(client, Some(Toy::initiator()), server, Some(toy_factory()));
+    pair.client.bind(&[AD_BACKUP]).unwrap();
+    let bind = pair.client.poll_transmit().unwrap();
+    pair.server.handle_frame(bind).unwrap();
+    assert!(matches!(
+        pair.server
+            .handle_frame(request_pdu(2, WHOLE, 0, 0, b"early")),
+        Err(ProtocolError::UnexpectedPdu {
+            got: PacketType::REQUEST,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn connect_level_authenticates_at_bind_time_only() {
     let (mut pair, context) = secure_pair(AuthLevel::CONNECT, 5840);
     pair.client.call(context, 0, None, pattern(100, 1)).unwrap();
@@ -1252,6 +1315,50 @@ fn hostile_reassembly_past_the_stub_budget() {
             ..
         })
     ));
+}
+
+#[test]
+fn an_early_fault_stops_a_request_being_sent() {
+    let (client, server) = config_with_frag(1432);
+    let mut pair = Pair::new(client, server);
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    let call_id = pair.client.call(ids[0], 4, None, pattern(5000, 1)).unwrap();
+    let _first = pair.client.poll_transmit().unwrap();
+    let mut fault = crate::pdu::Fault::new(ids[0], FaultStatus::ACCESS_DENIED);
+    fault.alloc_hint = 24;
+    let fault = Pdu::new(call_id, PduBody::Fault(fault)).to_bytes().unwrap();
+    pair.client.handle_frame(fault).unwrap();
+    assert_eq!(
+        decode(&pair.client.poll_transmit().unwrap()).ptype(),
+        PacketType::ORPHANED
+    );
+    assert_eq!(pair.client.poll_transmit(), None);
+    assert_eq!(pair.client.calls_in_flight(), 0);
+}
+
+#[test]
+fn hostile_concurrent_partial_requests_are_bounded() {
+    let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
+    config.conc_mpx = true;
+    config.limits.max_calls_in_flight = 4;
+    let mut server = ServerAssociation::new(config, None).unwrap();
+    let mut bind = decode(&bind_frame(vec![context(0, AD_BACKUP)], None));
+    bind.pfc_flags |= PfcFlags::CONC_MPX;
+    server.handle_frame(bind.to_bytes().unwrap()).unwrap();
+    for call_id in 1..=4 {
+        server
+            .handle_frame(request_pdu(call_id, FIRST, 0, 0, b"part"))
+            .unwrap();
+    }
+    assert_eq!(
+        server.handle_frame(request_pdu(5, FIRST, 0, 0, b"part")),
+        Err(ProtocolError::LimitExceeded {
+            what: "requests being reassembled",
+            value: 5,
+            limit: 4
+        })
+    );
 }
 
 #[test]
