@@ -644,7 +644,10 @@ impl ClientAssociation {
             (State::BindSent(call_id), PduBody::BindAck(ack)) if pdu.call_id == call_id => {
                 self.negotiate(ack.max_recv_frag, ack.assoc_group_id, pdu.pfc_flags)?;
                 self.record_results(&ack.p_result_list)?;
-                self.bind_leg(pdu.auth_verifier.map(|verifier| verifier.auth_value))
+                self.bind_leg(
+                    call_id,
+                    pdu.auth_verifier.map(|verifier| verifier.auth_value),
+                )
             }
             (State::BindSent(call_id), PduBody::BindNak(nak)) if pdu.call_id == call_id => {
                 self.events.push_back(ClientEvent::BindRejected {
@@ -656,7 +659,10 @@ impl ClientAssociation {
             (State::AuthAlterSent(call_id), PduBody::AlterContextResp(_))
                 if pdu.call_id == call_id =>
             {
-                self.bind_leg(pdu.auth_verifier.map(|verifier| verifier.auth_value))
+                self.bind_leg(
+                    call_id,
+                    pdu.auth_verifier.map(|verifier| verifier.auth_value),
+                )
             }
             (State::BindSent(call_id) | State::AuthAlterSent(call_id), PduBody::Fault(fault))
                 if pdu.call_id == call_id =>
@@ -787,8 +793,13 @@ impl ClientAssociation {
         Ok(())
     }
 
-    /// Runs one leg of the security handshake with the server's token, if any.
-    fn bind_leg(&mut self, server_token: Option<Bytes>) -> Result<(), ProtocolError> {
+    /// Runs one leg of the security handshake with the server's token, if any; `leg_call_id` is
+    /// the call id of the bind or alter_context answered.
+    fn bind_leg(
+        &mut self,
+        leg_call_id: u32,
+        server_token: Option<Bytes>,
+    ) -> Result<(), ProtocolError> {
         let config_drep = self.config.drep;
         let Some(auth) = &mut self.auth else {
             return self.bound();
@@ -802,8 +813,9 @@ impl ClientAssociation {
         match auth.provider.step(Some(&token))? {
             AuthStep::Complete(None) => self.bound(),
             AuthStep::Complete(Some(token)) => {
-                // The third leg: rpc_auth_3 ([MS-RPCE §3.3.1.5.2.1]); nothing answers it.
-                let mut pdu = Pdu::new(self.next_call_id, PduBody::Auth3(Auth3::default()));
+                // The third leg: rpc_auth_3 ([MS-RPCE §3.3.1.5.2.1]) on the call id of the leg
+                // it answers, as Windows and impacket send it; nothing answers it.
+                let mut pdu = Pdu::new(leg_call_id, PduBody::Auth3(Auth3::default()));
                 pdu.drep = config_drep;
                 pdu.auth_verifier = Some(verifier_of(auth, token));
                 pdu.align_auth_pad();

@@ -818,7 +818,13 @@ fn secure_pair(level: AuthLevel, size: u16) -> (Pair, u16) {
         auth_type: AuthType::WINNT,
         auth_level: level
     }));
-    assert_eq!(pair.frames(Dir::ToServer, PacketType::AUTH3).len(), 1);
+    let auth3 = pair.frames(Dir::ToServer, PacketType::AUTH3);
+    assert_eq!(auth3.len(), 1);
+    assert_eq!(
+        decode(&auth3[0]).call_id,
+        1,
+        "auth3 takes the bind's call id"
+    );
     (pair, ids[0])
 }
 
