@@ -38,7 +38,7 @@ use crate::drep::DataRep;
 use crate::error::ProtocolError;
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
-    AlterContext, Auth3, Bind, CoCancel, ContResult, ContextResult, DecodeLimits, Fault,
+    AlterContext, Auth3, Bind, BindAck, CoCancel, ContResult, ContextResult, DecodeLimits, Fault,
     FaultStatus, Orphaned, Pdu, PduBody, PresentationContext, ProviderReason, RejectReason,
     Response, Version,
 };
@@ -230,6 +230,8 @@ pub struct ClientAssociation {
     next_p_cont_id: u16,
     /// Negotiated transmit size.
     max_xmit_frag: u16,
+    /// Largest fragment accepted: ours, or the server's `max_xmit_frag` if larger.
+    max_recv_frag: u16,
     conc_mpx: bool,
     header_signing: bool,
     assoc_group_id: u32,
@@ -278,6 +280,7 @@ impl ClientAssociation {
         Ok(Self {
             next_call_id: config.first_call_id.max(1),
             max_xmit_frag: config.limits.max_xmit_frag,
+            max_recv_frag: config.limits.max_recv_frag,
             assoc_group_id: config.assoc_group_id,
             config,
             state: Ok(State::Idle),
@@ -542,9 +545,11 @@ impl ClientAssociation {
     }
 
     /// Largest fragment to accept from the server: the `max_frag` for
-    /// [`frame_len`](crate::framing::frame_len).
+    /// [`frame_len`](crate::framing::frame_len). Once bound, the larger of the configured size
+    /// and the server's `max_xmit_frag` (Samba never sends fragments under 2048 bytes,
+    /// whatever the client announces).
     pub fn max_recv_frag(&self) -> u16 {
-        self.config.limits.max_recv_frag
+        self.max_recv_frag
     }
 
     /// Negotiated size of the fragments this client sends.
@@ -628,7 +633,7 @@ impl ClientAssociation {
     }
 
     fn decode_limits(&self) -> DecodeLimits {
-        DecodeLimits::default().with_max_frag_length(self.config.limits.max_recv_frag)
+        DecodeLimits::default().with_max_frag_length(self.max_recv_frag)
     }
 
     fn dispatch(&mut self, state: State, frame: Bytes) -> Result<(), ProtocolError> {
@@ -642,7 +647,7 @@ impl ClientAssociation {
         };
         match (state, pdu.body) {
             (State::BindSent(call_id), PduBody::BindAck(ack)) if pdu.call_id == call_id => {
-                self.negotiate(ack.max_recv_frag, ack.assoc_group_id, pdu.pfc_flags)?;
+                self.negotiate(&ack, pdu.pfc_flags)?;
                 self.record_results(&ack.p_result_list)?;
                 self.bind_leg(
                     call_id,
@@ -712,20 +717,19 @@ impl ClientAssociation {
     }
 
     /// Fragment sizes, group and flags from a bind_ack.
-    fn negotiate(
-        &mut self,
-        server_max_recv: u16,
-        assoc_group_id: u32,
-        flags: PfcFlags,
-    ) -> Result<(), ProtocolError> {
-        if server_max_recv < MIN_FRAG_SIZE {
+    fn negotiate(&mut self, ack: &BindAck, flags: PfcFlags) -> Result<(), ProtocolError> {
+        if ack.max_recv_frag < MIN_FRAG_SIZE {
             return Err(ProtocolError::Negotiation {
                 field: "max_recv_frag",
                 reason: "under the 1432 bytes every peer must accept",
             });
         }
         // The negotiated transmit size is the smaller of ours and what the server receives.
-        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(server_max_recv);
+        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(ack.max_recv_frag);
+        // C706 has the server send no more than the client's max_recv_frag, but Samba floors
+        // its size at 2048 bytes: accept what the server announced (at most 65535 anyway).
+        self.max_recv_frag = self.config.limits.max_recv_frag.max(ack.max_xmit_frag);
+        let assoc_group_id = ack.assoc_group_id;
         self.assoc_group_id = assoc_group_id;
         self.conc_mpx = self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX);
         // [MS-RPCE §3.3.1.5.2.2]: header signing is on when both set PFC_SUPPORT_HEADER_SIGN.
@@ -859,7 +863,7 @@ impl ClientAssociation {
             self.state = Ok(State::Bound);
             self.events.push_back(ClientEvent::Bound {
                 max_xmit_frag: self.max_xmit_frag,
-                max_recv_frag: self.config.limits.max_recv_frag,
+                max_recv_frag: self.max_recv_frag,
                 assoc_group_id: self.assoc_group_id,
                 conc_mpx: self.conc_mpx,
                 header_signing: self.header_signing,

@@ -1460,6 +1460,38 @@ fn shutdown_from_the_server_is_an_event() {
 }
 
 #[test]
+fn the_client_accepts_fragments_up_to_the_servers_announced_size() {
+    // Samba answers a client announcing 1432 with max_xmit_frag 2048, and sends 2048-byte
+    // fragments.
+    let mut config = ClientConfig::default();
+    config.limits.max_xmit_frag = 1432;
+    config.limits.max_recv_frag = 1432;
+    let mut client = ClientAssociation::new(config, None).unwrap();
+    let ids = client.bind(&[AD_BACKUP]).unwrap();
+    client.poll_transmit().unwrap();
+    let ack = Pdu::new(
+        1,
+        PduBody::BindAck(crate::pdu::BindAck {
+            max_xmit_frag: 2048,
+            max_recv_frag: 2048,
+            assoc_group_id: 9,
+            sec_addr: crate::pdu::PortAny::new("135"),
+            p_result_list: vec![crate::pdu::ContextResult::acceptance(SyntaxId::NDR)],
+        }),
+    );
+    client.handle_frame(ack.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        (client.max_xmit_frag(), client.max_recv_frag()),
+        (1432, 2048)
+    );
+    let call_id = client.call(ids[0], 0, None, Bytes::new()).unwrap();
+    client.poll_transmit().unwrap();
+    client
+        .handle_frame(response_pdu(call_id, WHOLE, &[7; 2000]))
+        .unwrap();
+}
+
+#[test]
 fn fragment_sizes_under_1432_are_refused() {
     let mut config = ClientConfig::default();
     config.limits.max_recv_frag = 1431;
