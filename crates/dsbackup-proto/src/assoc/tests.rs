@@ -1508,6 +1508,102 @@ fn fragment_sizes_under_1432_are_refused() {
     assert_eq!(nak_reason(&mut server), RejectReason::REASON_NOT_SPECIFIED);
 }
 
+/// A scripted conversation (bind, fragmented calls both ways, an alter_context, a fault, a
+/// cancel) in which `mutate` may alter the `n`th PDU on the wire; stops at the first error.
+fn scripted(
+    level: Option<AuthLevel>,
+    target: usize,
+    mutate: &dyn Fn(&mut BytesMut),
+) -> (usize, Result<(), ProtocolError>) {
+    let (mut client, server) = config_with_frag(1432);
+    let security = level.map(|level| {
+        client.auth_level = level;
+        Toy::initiator()
+    });
+    let factory = level.map(|_| toy_factory());
+    let mut pair = Pair::with_security(client, security, server, factory);
+    let mut count = 0;
+    let mut step = |pair: &mut Pair, hold: bool| -> Result<(), ProtocolError> {
+        loop {
+            let mut idle = true;
+            while let Some(frame) = pair.client.poll_transmit() {
+                idle = false;
+                let mut frame = BytesMut::from(&frame[..]);
+                if count == target {
+                    mutate(&mut frame);
+                }
+                count += 1;
+                pair.server.handle_frame(frame.freeze())?;
+            }
+            while let Some(frame) = pair.server.poll_transmit() {
+                idle = false;
+                let mut frame = BytesMut::from(&frame[..]);
+                if count == target {
+                    mutate(&mut frame);
+                }
+                count += 1;
+                pair.client.handle_frame(frame.freeze())?;
+            }
+            pair.collect();
+            if !hold {
+                for request in pair.take_requests() {
+                    pair.server
+                        .respond(request.call_id, reversed(&request.stub))?;
+                    idle = false;
+                }
+            }
+            if idle {
+                return Ok(());
+            }
+        }
+    };
+    let script =
+        |pair: &mut Pair, step: &mut dyn FnMut(&mut Pair, bool) -> Result<(), ProtocolError>| {
+            let ids = pair.client.bind(&[AD_BACKUP])?;
+            step(pair, false)?;
+            pair.client.call(ids[0], 1, None, pattern(3000, 1))?;
+            pair.client.call(ids[0], 2, None, pattern(10, 2))?;
+            step(pair, false)?;
+            let added = pair.client.alter_context(&[AD_RESTORE])?;
+            step(pair, false)?;
+            pair.client.call(added[0], 99, None, pattern(10, 3))?;
+            let cancelled = pair.client.call(added[0], 0, None, pattern(2000, 4))?;
+            // The server holds the call until the client cancels it.
+            step(pair, true)?;
+            pair.client.cancel(cancelled)?;
+            step(pair, false)
+        };
+    let result = script(&mut pair, &mut step);
+    (count, result)
+}
+
+#[test]
+fn every_pdu_of_a_conversation_mutated_in_its_first_bytes_never_panics() {
+    for level in [None, Some(AuthLevel::PKT_PRIVACY)] {
+        let (total, result) = scripted(level, usize::MAX, &|_| {});
+        assert_eq!(result, Ok(()));
+        assert!(total > 10, "{total} PDUs");
+        for target in 0..total {
+            for position in 0..48 {
+                for mask in [0x01, 0x80, 0xff] {
+                    let _ = scripted(level, target, &|frame: &mut BytesMut| {
+                        if let Some(byte) = frame.get_mut(position) {
+                            *byte ^= mask;
+                        }
+                    });
+                }
+            }
+            // Truncated and extended frames too.
+            let _ = scripted(level, target, &|frame: &mut BytesMut| {
+                frame.truncate(frame.len() / 2);
+            });
+            let _ = scripted(level, target, &|frame: &mut BytesMut| {
+                frame.extend_from_slice(&[0; 8]);
+            });
+        }
+    }
+}
+
 #[test]
 fn the_fuzzing_client_is_bound_with_three_calls_in_flight() {
     let client = crate::fuzzing::client_for_fuzzing(true).unwrap();
