@@ -565,6 +565,31 @@ fn big_endian_client_and_little_endian_server_understand_each_other() {
 }
 
 #[test]
+fn a_big_endian_server_answers_in_its_own_byte_order() {
+    let (client, mut server) = config_with_frag(1432);
+    server.drep = DataRep::BIG_ENDIAN;
+    let mut pair = Pair::new(client, server);
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client.is_bound());
+    let stub = pattern(3000, 0x44);
+    pair.client.call(ids[0], 4, None, stub.clone()).unwrap();
+    pair.drive().unwrap();
+    let request = pair.take_requests().remove(0);
+    assert_eq!(request.drep, DataRep::LITTLE_ENDIAN);
+    pair.server.respond(request.call_id, stub.clone()).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientEvent::Response { drep, stub: got, .. } if *drep == DataRep::BIG_ENDIAN && *got == stub
+    )));
+    for (dir, frame) in &pair.wire {
+        let expected = if *dir == Dir::ToServer { 0x10 } else { 0x00 };
+        assert_eq!(frame[4], expected, "packed_drep of {dir:?}");
+    }
+}
+
+#[test]
 fn alter_context_adds_a_context_on_the_same_association() {
     let mut pair = Pair::new(
         ClientConfig::default(),
