@@ -1,13 +1,18 @@
 //! Private helpers shared by the PDU decoders and encoders: a bounds-checked reader over a frame
 //! and writers in the frame's data representation.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use nom::number::Endianness;
+use nom::number::complete as number;
+use nom::{IResult, Parser};
 
 use crate::drep::DataRep;
 use crate::error::DecodeError;
 use crate::uuid::Uuid;
 
-/// A cursor over part of a received frame; every read checks what remains first.
+/// A cursor over part of a received frame: nom's `complete` parsers read each field in the
+/// frame's byte order, and their errors become [`DecodeError`] here, at the module's edge, so
+/// that nom never shows in an API. Sliced fields stay [`Bytes`] of the frame (no copy).
 #[derive(Debug)]
 pub(crate) struct Reader {
     buf: Bytes,
@@ -16,6 +21,9 @@ pub(crate) struct Reader {
     /// Offset of `buf` within the frame, for alignment.
     offset: usize,
 }
+
+/// nom's error type over a frame's bytes.
+type NomError<'a> = nom::error::Error<&'a [u8]>;
 
 impl Reader {
     /// A reader over `buf`, whose first byte is at `offset` in the frame.
@@ -28,22 +36,57 @@ impl Reader {
         }
     }
 
+    /// Fails unless `needed` bytes remain: called before allocating for a count from the wire.
     pub(crate) fn ensure(&self, needed: usize) -> Result<(), DecodeError> {
         if self.buf.len() < needed {
-            return Err(DecodeError::Truncated {
-                what: self.what,
-                needed,
-                available: self.buf.len(),
-            });
+            return Err(self.truncated(needed));
         }
         Ok(())
     }
 
+    fn truncated(&self, needed: usize) -> DecodeError {
+        DecodeError::Truncated {
+            what: self.what,
+            needed,
+            available: self.buf.len(),
+        }
+    }
+
+    fn endianness(&self) -> Endianness {
+        if self.drep.is_little_endian() {
+            Endianness::Little
+        } else {
+            Endianness::Big
+        }
+    }
+
+    /// Runs a complete nom parser that needs `needed` bytes, and consumes what it read.
+    fn parse<O>(
+        &mut self,
+        needed: usize,
+        parser: impl FnOnce(&[u8]) -> IResult<&[u8], O>,
+    ) -> Result<O, DecodeError> {
+        let input: &[u8] = &self.buf;
+        let (rest, value) = parser(input).map_err(|_| self.truncated(needed))?;
+        let consumed = input.len() - rest.len();
+        self.advance(consumed);
+        Ok(value)
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.offset += n;
+        self.buf.advance(n);
+    }
+
     /// Takes `n` bytes as a slice of the frame (no copy).
     pub(crate) fn take(&mut self, n: usize) -> Result<Bytes, DecodeError> {
-        self.ensure(n)?;
-        self.offset += n;
-        Ok(self.buf.split_to(n))
+        let input: &[u8] = &self.buf;
+        let (_, field) = nom::bytes::complete::take::<_, _, NomError<'_>>(n)
+            .parse(input)
+            .map_err(|_| self.truncated(n))?;
+        let field = self.buf.slice_ref(field);
+        self.advance(n);
+        Ok(field)
     }
 
     /// Takes everything that is left.
@@ -52,31 +95,28 @@ impl Reader {
         self.buf.split_off(0)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        self.ensure(N)?;
-        let head = self.buf.split_to(N);
-        self.offset += N;
-        let mut out = [0; N];
-        // INVARIANT: `ensure` checked that `head` holds exactly N bytes.
-        out.copy_from_slice(&head);
-        Ok(out)
-    }
-
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        let [b] = self.array::<1>()?;
-        Ok(b)
+        self.parse(1, |input| number::u8(input))
     }
 
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(self.drep.u16(self.array()?))
+        let endianness = self.endianness();
+        self.parse(2, |input| number::u16(endianness).parse(input))
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(self.drep.u32(self.array()?))
+        let endianness = self.endianness();
+        self.parse(4, |input| number::u32(endianness).parse(input))
     }
 
     pub(crate) fn uuid(&mut self) -> Result<Uuid, DecodeError> {
-        Ok(Uuid::from_wire(self.array()?, self.drep))
+        let drep = self.drep;
+        self.parse(Uuid::LEN, |input| {
+            nom::bytes::complete::take(Uuid::LEN)
+                .map_opt(|bytes: &[u8]| bytes.try_into().ok())
+                .map(|bytes| Uuid::from_wire(bytes, drep))
+                .parse(input)
+        })
     }
 
     /// Skips the padding up to the next multiple of `align` within the frame.

@@ -50,19 +50,23 @@ pub fn round_trip_pdu(data: &[u8]) {
     }
 }
 
-/// Splits `data[1..]` into fragments twice, once whole and once fed in chunks whose sizes come
-/// from `data[0]`, as a transport would receive it: both must give the same fragments and the
-/// same error.
+/// Frames a byte stream twice, once whole and once fed in chunks, as a transport would receive
+/// it: both must give the same fragments and end in the same error.
+///
+/// `data[0] % 8 + 1` is the number of chunk sizes that follow; each of those bytes plus one is a
+/// chunk size, used in turn; the rest of `data` is the stream.
 ///
 /// # Panics
 /// When chunked framing differs from whole framing.
 pub fn frame_split(data: &[u8]) {
-    let Some((&seed, stream)) = data.split_first() else {
+    let Some((&count, data)) = data.split_first() else {
         return;
     };
+    let count = usize::from(count % 8) + 1;
+    let (sizes, stream) = data.split_at(count.min(data.len()));
     let whole = frames(stream, &mut core::iter::once(stream.len()));
-    let chunk = usize::from(seed % 64) + 1;
-    let chunked = frames(stream, &mut core::iter::repeat(chunk));
+    let mut chunks = sizes.iter().map(|&size| usize::from(size) + 1).cycle();
+    let chunked = frames(stream, &mut chunks);
     assert_eq!(
         whole, chunked,
         "framing does not depend on how bytes arrive"

@@ -35,7 +35,7 @@ pub use crate::pdu::{
     AlterContext, AlterContextResp, Auth3, AuthLocation, AuthVerifier, Bind, BindAck, BindNak,
     CoCancel, ContResult, ContextResult, DecodeLimits, Fault, FaultStatus, Orphaned, Pdu, PduBody,
     PortAny, PresentationContext, ProviderReason, RejectReason, Request, Response, Shutdown,
-    Version, locate_auth,
+    Version, locate_auth, max_stub_len,
 };
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider,

@@ -424,6 +424,23 @@ impl Pdu {
 /// The stub of a protected request, response or fault is padded to this many bytes.
 pub const AUTH_PAD_ALIGNMENT: usize = 16;
 
+/// The largest stub fragment that fits a fragment of `max_frag` bytes whose stub starts at
+/// frame offset `stub_offset` (24 for a request or response, 40 for a request with an object
+/// UUID), given the `auth_value` length of a protected association.
+///
+/// With an auth verifier the result is a multiple of [`AUTH_PAD_ALIGNMENT`], so that the auth
+/// padding never pushes the fragment past `max_frag`. Returns 0 when nothing fits.
+pub fn max_stub_len(max_frag: u16, stub_offset: usize, auth_value_len: Option<usize>) -> usize {
+    let room = usize::from(max_frag).saturating_sub(stub_offset);
+    match auth_value_len {
+        None => room,
+        Some(auth_len) => {
+            let room = room.saturating_sub(AuthVerifier::SEC_TRAILER_LEN + auth_len);
+            room - room % AUTH_PAD_ALIGNMENT
+        }
+    }
+}
+
 /// Locates the stub, `sec_trailer` and `auth_value` of a whole received fragment without
 /// decoding its body: what a state machine needs to verify and unseal it in place before
 /// decoding it. `Ok(None)` when `auth_length` is zero.

@@ -249,6 +249,19 @@ fn signed_response_pads_its_stub_to_16_bytes() {
 }
 
 #[test]
+fn stubs_and_tokens_are_slices_of_the_frame() {
+    let frame = Bytes::copy_from_slice(&SIGNED_RESPONSE);
+    let range = frame.as_ptr_range();
+    let pdu = Pdu::decode(frame.clone()).unwrap();
+    let stub = pdu.body.stub().unwrap();
+    let auth_value = &pdu.auth_verifier.as_ref().unwrap().auth_value;
+    for part in [stub, auth_value] {
+        assert!(range.contains(&part.as_ptr()), "not a slice of the frame");
+    }
+    assert_eq!(stub.as_ptr(), frame[24..].as_ptr());
+}
+
+#[test]
 fn placeholder_verifier_leaves_a_zeroed_signature_to_fill() {
     let mut pdu = Pdu::new(
         2,
@@ -483,6 +496,78 @@ fn too_large_pdu_is_an_encode_error() {
             ..
         })
     ));
+}
+
+#[test]
+fn max_stub_len_fills_a_fragment_without_overflowing_it() {
+    // 4280 - 24 = 4256 bytes of stub without authentication.
+    assert_eq!(max_stub_len(4280, 24, None), 4256);
+    // 4280 - 24 - 8 - 16 = 4232, rounded down to 16: 4224.
+    assert_eq!(max_stub_len(4280, 24, Some(16)), 4224);
+    assert_eq!(max_stub_len(16, 24, Some(16)), 0);
+    for (frag, offset, auth) in [(4280u16, 24, 16), (5840, 40, 16), (u16::MAX, 24, 76)] {
+        let len = max_stub_len(frag, offset, Some(auth));
+        let mut pdu = Pdu::new(
+            1,
+            PduBody::Request(Request {
+                alloc_hint: 0,
+                p_cont_id: 0,
+                opnum: 0,
+                object: (offset == 40).then_some(Uuid::NIL),
+                stub: Bytes::from(vec![0; len]),
+            }),
+        );
+        pdu.auth_verifier = Some(AuthVerifier::placeholder(
+            AuthType::WINNT,
+            AuthLevel::PKT_PRIVACY,
+            0,
+            auth,
+        ));
+        pdu.align_auth_pad();
+        assert!(
+            pdu.encoded_len() <= usize::from(frag),
+            "{frag} {offset} {auth}"
+        );
+        assert!(pdu.encoded_len() + AUTH_PAD_ALIGNMENT > usize::from(frag));
+    }
+}
+
+#[test]
+fn non_stub_bodies_with_auth_are_padded_to_4_bytes() {
+    let mut pdu = Pdu::new(
+        1,
+        PduBody::BindNak(BindNak {
+            trailer: Bytes::new(),
+            ..BindNak::new(RejectReason::INVALID_CHECKSUM)
+        }),
+    );
+    pdu.auth_verifier = Some(AuthVerifier::new(
+        AuthType::WINNT,
+        AuthLevel::PKT_PRIVACY,
+        0,
+        Bytes::from_static(b"token"),
+    ));
+    pdu.align_auth_pad();
+    // 16 (header) + 2 (reason) + 1 (n_protocols) + 2 (5.0) = 21: 3 bytes of padding.
+    assert_eq!(pdu.auth_verifier.as_ref().unwrap().auth_pad_length, 3);
+    let encoded = encode(&pdu);
+    let location = locate_auth(&encoded).unwrap().unwrap();
+    assert_eq!(location.sec_trailer, 24..32);
+    assert_eq!(decode(&encoded), Ok(pdu));
+}
+
+#[test]
+fn too_many_transfer_syntaxes_is_a_limit() {
+    let mut bytes = BIND_BE_TWO_CONTEXTS;
+    bytes[30] = 17; // n_transfer_syn 17 in the first context
+    assert_eq!(
+        decode(&bytes),
+        Err(DecodeError::LimitExceeded {
+            what: "n_transfer_syn",
+            value: 17,
+            limit: 16
+        })
+    );
 }
 
 mod fixtures;

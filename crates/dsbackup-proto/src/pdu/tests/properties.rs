@@ -289,7 +289,8 @@ fn every_fixture_split_at_every_offset_frames_the_same() {
 fn fixtures_survive_the_fuzzing_oracles() {
     for (_, fixture) in CAPTURED.iter().chain(OWN) {
         crate::fuzzing::round_trip_pdu(fixture);
-        let mut seeded = vec![7];
+        // Three chunk sizes: 1, 17 and 256 bytes.
+        let mut seeded = vec![2, 0, 16, 255];
         seeded.extend_from_slice(fixture);
         seeded.extend_from_slice(fixture);
         crate::fuzzing::frame_split(&seeded);
