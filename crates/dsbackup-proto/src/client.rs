@@ -22,6 +22,58 @@
 //! [`poll_event`](ClientAssociation::poll_event). Nothing here reads a clock: the association
 //! has no timer of its own (idle and call timeouts belong to the driver, which cancels calls).
 //!
+//! A call end to end, with a server association standing in for the network:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use dsbackup_proto::{
+//!     AuthLevel, ClientAssociation, ClientConfig, ClientEvent, Interface, ProtocolError,
+//!     ServerAssociation, ServerConfig, ServerEvent, SyntaxId, Uuid,
+//! };
+//!
+//! # fn main() -> Result<(), ProtocolError> {
+//! let ad_backup = SyntaxId::new(
+//!     Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
+//!     1,
+//!     0,
+//! );
+//! let mut client = ClientAssociation::new(ClientConfig::default(), None)?;
+//! let interface = Interface { syntax: ad_backup, opnums: 9, min_auth_level: AuthLevel::NONE };
+//! let mut server = ServerAssociation::new(ServerConfig::new(vec![interface], 1), None)?;
+//!
+//! // What a transport does: write every PDU poll_transmit gives; feed every whole frame read
+//! // (split with frame_len(buf, max_recv_frag())) to handle_frame.
+//! fn shuttle(c: &mut ClientAssociation, s: &mut ServerAssociation) -> Result<(), ProtocolError> {
+//!     while let Some(pdu) = c.poll_transmit() {
+//!         s.handle_frame(pdu)?;
+//!     }
+//!     while let Some(pdu) = s.poll_transmit() {
+//!         c.handle_frame(pdu)?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let contexts = client.bind(&[ad_backup])?;
+//! shuttle(&mut client, &mut server)?;
+//! assert!(client.is_bound());
+//!
+//! let call_id = client.call(contexts[0], 8, None, Bytes::from_static(b"ping"))?;
+//! shuttle(&mut client, &mut server)?;
+//! while let Some(event) = server.poll_event() {
+//!     if let ServerEvent::Request(request) = event {
+//!         server.respond(request.call_id, Bytes::from_static(b"pong"))?;
+//!     }
+//! }
+//! shuttle(&mut client, &mut server)?;
+//! let response = std::iter::from_fn(|| client.poll_event()).find_map(|event| match event {
+//!     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub),
+//!     _ => None,
+//! });
+//! assert_eq!(response, Some(Bytes::from_static(b"pong")));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Fragments of different calls never interleave on the wire: a call's request fragments go out
 //! contiguously, and control PDUs (alter_context, co_cancel, orphaned) only between calls. On
 //! receive, fragments of two calls may interleave only when `PFC_CONC_MPX` was negotiated.
