@@ -317,12 +317,21 @@ impl ClientAssociation {
     /// `config.auth_level`.
     ///
     /// # Errors
-    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432.
+    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432, or a security provider
+    /// with an `auth_level` outside connect..=packet privacy.
     pub fn new(
         config: ClientConfig,
         security: Option<Box<dyn SecurityProvider>>,
     ) -> Result<Self, ProtocolError> {
         config.limits.check()?;
+        if security.is_some()
+            && !(AuthLevel::CONNECT..=AuthLevel::PKT_PRIVACY).contains(&config.auth_level)
+        {
+            return Err(ProtocolError::Negotiation {
+                field: "auth_level",
+                reason: "an authenticated association needs connect to packet privacy",
+            });
+        }
         let auth = security.map(|provider| AuthContext {
             auth_type: provider.auth_type(),
             provider,
@@ -393,9 +402,10 @@ impl ClientAssociation {
             pdu.auth_verifier = Some(auth.token_verifier(token));
             pdu.align_auth_pad();
         }
+        let bytes = pdu.to_bytes()?;
         self.state = Ok(State::BindSent(pdu.call_id));
         self.proposed = proposed;
-        self.control.push_back(pdu.to_bytes()?);
+        self.control.push_back(bytes);
         Ok(ids)
     }
 
