@@ -1,5 +1,78 @@
 //! Automation of the dsbackup workspace (`cargo xtask`).
+//!
+//! Every task a contributor or CI runs lives here, in Rust, so that a fresh clone needs nothing but
+//! cargo: `cargo xtask ci` installs the third-party peers it needs (tshark, impacket, cargo-fuzz)
+//! when they are missing, then runs each check as a timed step. Run `cargo xtask help` for the list.
+#![expect(
+    clippy::print_stdout,
+    reason = "xtask is a command-line tool: its report on stdout is its interface"
+)]
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("no task yet")
+mod args;
+mod bench;
+mod ci;
+mod conformance;
+mod deps;
+mod fuzz;
+mod setup;
+mod sh;
+mod vectors;
+
+use anyhow::{Context as _, Result, bail};
+use args::Args;
+
+const HELP: &str = "\
+cargo xtask TASK [OPTIONS]
+
+Tasks:
+  ci [--skip STEP,..] [--no-install]
+        everything CI checks, in order, each a timed step: setup fmt clippy test doc deps
+        conformance vectors fuzz (10 s per target); stops at the first failure
+  check deps
+        the dependency direction between the workspace crates (see ARCHITECTURE.md)
+  conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM] [--no-install]
+        writes fixtures/pdu/*.bin and the conversations the tests dump (target/conformance/*.txt)
+        into pcaps, and checks that tshark reads every PDU as DCE/RPC, without a malformed frame or
+        expert warning, with the same header fields as `dsbackup inspect`
+  vectors [--check] [--no-install]
+        runs scripts/vectors/*.py (impacket) into fixtures/; with --check, into a temporary
+        directory, and fails unless the committed files are reproduced byte for byte
+  fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
+        replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
+        J targets at a time (default: one per core)
+  bench
+        runs the criterion benches and prints each throughput against memcpy in the same run
+
+Installs (apt-get tshark, pip impacket, cargo install cargo-fuzz) only happen when a tool is
+missing; --no-install or XTASK_NO_INSTALL=1 turns them into errors.
+";
+
+fn main() -> Result<()> {
+    let mut args = Args::from_env();
+    let root = sh::project_root();
+    std::env::set_current_dir(&root)
+        .with_context(|| format!("cannot enter the project root {}", root.display()))?;
+    let task = args.subcommand();
+    match task.as_deref() {
+        Some("ci") => ci::run(args),
+        Some("check") => match args.subcommand().as_deref() {
+            Some("deps") => {
+                args.finish()?;
+                deps::check()
+            }
+            other => bail!("unknown check {other:?}; known: `cargo xtask check deps`"),
+        },
+        Some("conformance") => conformance::run(args),
+        Some("vectors") => vectors::run(args),
+        Some("fuzz") => fuzz::run(args),
+        Some("bench") => {
+            args.finish()?;
+            bench::run()
+        }
+        None | Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n\n{HELP}"),
+    }
 }

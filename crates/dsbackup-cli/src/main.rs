@@ -1,12 +1,19 @@
 //! `dsbackup`: the command line of the dsbackup project.
 
+mod inspect;
+
 use clap::Parser;
 
 /// NTDS backup over DCE/RPC, and the tools around it.
 #[derive(Debug, Parser)]
 #[command(name = "dsbackup", version, about)]
-enum Command {}
+enum Command {
+    /// Decode captured DCE/RPC PDUs to JSON, one object per line.
+    Inspect(inspect::Args),
+}
 
 fn main() -> anyhow::Result<()> {
-    match Command::parse() {}
+    match Command::parse() {
+        Command::Inspect(args) => inspect::run(&args),
+    }
 }

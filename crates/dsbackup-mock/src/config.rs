@@ -38,7 +38,8 @@ use core::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dsbackup_proto::{AuthLevel, Interface, Status};
+use dsbackup_proto::iface::Interface;
+use dsbackup_proto::{AuthLevel, Status};
 use md4::{Digest, Md4};
 use serde::Deserialize;
 

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use dsbackup_proto::Interface;
 use dsbackup_proto::Status;
+use dsbackup_proto::iface::Interface;
 
 /// A status to return instead of performing an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,24 +8,50 @@
 //! [C706]: https://pubs.opengroup.org/onlinepubs/9629399/
 //! [MS-RPCE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
+pub mod assoc;
+pub mod client;
+mod codec;
 pub mod drep;
 pub mod error;
+pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod header;
 pub mod iface;
 pub mod names;
 pub mod ndr;
+pub mod pdu;
 pub mod security;
+pub mod server;
 pub mod status;
+pub mod syntax;
 pub mod token;
 pub mod uuid;
 
+pub use crate::assoc::{DEFAULT_FRAG_SIZE, Limits, MIN_FRAG_SIZE};
+pub use crate::client::{
+    ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
+};
 pub use crate::drep::{ByteOrder, DataRep};
 pub use crate::error::{DecodeError, EncodeError, ProtocolError};
-pub use crate::iface::{CallInfo, DecodedStub, Direction, Interface, InterfaceId, decode_stub};
+pub use crate::framing::frame_len;
+pub use crate::header::{CommonHeader, PacketType, PfcFlags};
+pub use crate::iface::{CallInfo, DecodedStub, Direction, InterfaceId, decode_stub};
 pub use crate::names::{BftKind, NameEntry};
 pub use crate::ndr::{ContextHandle, NdrError};
+pub use crate::pdu::{
+    AlterContext, AlterContextResp, Auth3, AuthLocation, AuthVerifier, Bind, BindAck, BindNak,
+    CoCancel, ContResult, ContextResult, DecodeLimits, Fault, FaultStatus, Orphaned, Pdu, PduBody,
+    PortAny, PresentationContext, ProviderReason, RejectReason, Request, Response, Shutdown,
+    Version, locate_auth, max_stub_len,
+};
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider,
 };
+pub use crate::server::{
+    Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,
+};
 pub use crate::status::Status;
+pub use crate::syntax::{BindTimeFeatures, SyntaxId};
 pub use crate::token::ExpiryToken;
 pub use crate::uuid::{ParseUuidError, Uuid};

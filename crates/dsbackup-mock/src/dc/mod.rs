@@ -37,11 +37,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{AdRestoreRequest, AdRestoreResponse};
-use dsbackup_proto::{
-    AuthLevel, ContextHandle, DataRep, EncodeError, Interface, NdrError, Status, Uuid,
-};
+use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, EncodeError, NdrError, Status, Uuid};
 
 use crate::config::{DsMode, MockConfig, Privileges};
 use crate::faults::Faults;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{
     AdBackupRequest, AdBackupResponse, BACKUP_TYPE_FULL, BACKUP_TYPE_INCREMENTAL,
     BACKUP_TYPE_LOGS_ONLY, HrRBackupCloseRequest, HrRBackupEndRequest,
@@ -21,7 +22,7 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreSetCurrentLogNumberRequest, RESTORE_TYPE_CATCHUP,
 };
 use dsbackup_proto::names::{BftKind, NameEntry};
-use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, ExpiryToken, Interface, Status};
+use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, ExpiryToken, Status};
 use sha2::{Digest, Sha256};
 
 use super::backup::{HR_FILE_NOT_FOUND, HR_INCREMENTAL_BACKUP_DISABLED};

@@ -1,0 +1,452 @@
+//! What the client and server association state machines share: limits, the fragmenter, the
+//! reassembler and per-fragment protection ([C706 §12.6], [MS-RPCE §3.3.1.5]).
+//!
+//! A call's stub travels as one or more request (or response) fragments:
+//!
+//! ```text
+//! +--------+---------------+--------------+----------+-------------+------------+
+//! | header | request fixed | stub chunk   | auth pad | sec_trailer | auth_value |
+//! |  16    | 8 (+16 object)| <= chunk_len | to 16    |      8      | sig_len    |
+//! +--------+---------------+--------------+----------+-------------+------------+
+//! |<------------------------------- <= max_xmit_frag ------------------------->|
+//! ```
+//!
+//! On a protected association every fragment carries its own verifier, and the stub chunks of
+//! every fragment but the last are multiples of 16, so only the last needs auth padding
+//! ([MS-RPCE §2.2.2.11]).
+//!
+//! [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+//! [MS-RPCE §3.3.1.5]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+//! [MS-RPCE §2.2.2.11]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+
+use core::fmt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::drep::DataRep;
+use crate::error::{DecodeError, EncodeError, ProtocolError};
+use crate::header::{CommonHeader, PacketType, PfcFlags};
+use crate::pdu::{
+    AuthVerifier, DecodeLimits, Pdu, PduBody, Request, Response, locate_auth, max_stub_len,
+};
+use crate::security::{AuthLevel, AuthType, Protection, SecurityProvider};
+use crate::uuid::Uuid;
+
+/// "MustRecvFragSize": the smallest fragment every implementation must accept ([C706 §12.6.3.1]
+/// and Appendix K). A peer announcing less is refused.
+///
+/// [C706 §12.6.3.1]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+pub const MIN_FRAG_SIZE: u16 = 1432;
+
+/// The fragment size Windows and Samba announce (`0x16d0`).
+pub const DEFAULT_FRAG_SIZE: u16 = 5840;
+
+/// Bounds on what a peer may push at an association; every default is safe.
+///
+/// `#[non_exhaustive]`: start from [`Limits::client`] or [`Limits::server`] and set fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest fragment this side receives (`max_recv_frag` announced), 1432..=65535.
+    pub max_recv_frag: u16,
+    /// Largest fragment this side sends (`max_xmit_frag` announced), 1432..=65535; the
+    /// negotiated size is the smaller of this and the peer's `max_recv_frag`.
+    pub max_xmit_frag: u16,
+    /// Largest reassembled stub of one call (responses for a client, requests for a server).
+    pub max_stub_len: usize,
+    /// Largest number of fragments of one call.
+    pub max_fragments_per_call: usize,
+    /// Largest number of calls in flight on the association.
+    pub max_calls_in_flight: usize,
+    /// Largest number of presentation contexts on the association.
+    pub max_contexts: usize,
+}
+
+impl Limits {
+    /// Client defaults: fragments of 5840 bytes, responses up to 17 MiB (a 16 MiB backup read
+    /// and its NDR overhead), 64 calls in flight, 16 contexts.
+    pub const fn client() -> Self {
+        Self {
+            max_recv_frag: DEFAULT_FRAG_SIZE,
+            max_xmit_frag: DEFAULT_FRAG_SIZE,
+            max_stub_len: 17 << 20,
+            max_fragments_per_call: 16_384,
+            max_calls_in_flight: 64,
+            max_contexts: 16,
+        }
+    }
+
+    /// Server defaults: fragments of 5840 bytes, requests up to 1 MiB (the backup interfaces'
+    /// requests are small), 64 calls in flight, 16 contexts.
+    pub const fn server() -> Self {
+        Self {
+            max_recv_frag: DEFAULT_FRAG_SIZE,
+            max_xmit_frag: DEFAULT_FRAG_SIZE,
+            max_stub_len: 1 << 20,
+            max_fragments_per_call: 1024,
+            max_calls_in_flight: 64,
+            max_contexts: 16,
+        }
+    }
+
+    /// Refuses fragment sizes under [`MIN_FRAG_SIZE`].
+    pub(crate) fn check(&self) -> Result<(), ProtocolError> {
+        for (field, value) in [
+            ("max_recv_frag", self.max_recv_frag),
+            ("max_xmit_frag", self.max_xmit_frag),
+        ] {
+            if value < MIN_FRAG_SIZE {
+                return Err(ProtocolError::Negotiation {
+                    field,
+                    reason: "under the 1432 bytes every peer must accept",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The security context of an association and the `sec_trailer` fields it is bound to.
+pub(crate) struct AuthContext {
+    pub(crate) provider: Box<dyn SecurityProvider>,
+    pub(crate) auth_type: AuthType,
+    pub(crate) auth_level: AuthLevel,
+    pub(crate) auth_context_id: u32,
+}
+
+impl fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthContext")
+            .field("auth_type", &self.auth_type)
+            .field("auth_level", &self.auth_level)
+            .field("auth_context_id", &self.auth_context_id)
+            .field("established", &self.provider.is_established())
+            .finish()
+    }
+}
+
+impl AuthContext {
+    /// Per-fragment protection once established.
+    pub(crate) fn protection(&self) -> Protection {
+        self.auth_level.protection()
+    }
+
+    /// A verifier carrying a handshake token.
+    pub(crate) fn token_verifier(&self, token: Vec<u8>) -> AuthVerifier {
+        AuthVerifier::new(
+            self.auth_type,
+            self.auth_level,
+            self.auth_context_id,
+            Bytes::from(token),
+        )
+    }
+
+    /// Checks that a received verifier names this context.
+    pub(crate) fn check_trailer(&self, verifier: &AuthVerifier) -> Result<(), ProtocolError> {
+        if verifier.auth_type != self.auth_type {
+            return Err(ProtocolError::AuthMismatch { field: "auth_type" });
+        }
+        if verifier.auth_level != self.auth_level {
+            return Err(ProtocolError::AuthMismatch {
+                field: "auth_level",
+            });
+        }
+        if verifier.auth_context_id != self.auth_context_id {
+            return Err(ProtocolError::AuthMismatch {
+                field: "auth_context_id",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Encodes `pdu`; on an association protected at integrity or privacy, adds a verifier and
+/// signs (and seals) the fragment in place ([MS-RPCE §3.3.1.5.2]).
+///
+/// [MS-RPCE §3.3.1.5.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+pub(crate) fn encode_protected(
+    mut pdu: Pdu,
+    auth: Option<&mut AuthContext>,
+) -> Result<Bytes, ProtocolError> {
+    let Some(auth) = auth.filter(|auth| auth.protection() != Protection::None) else {
+        return Ok(pdu.to_bytes()?);
+    };
+    pdu.auth_verifier = Some(AuthVerifier::placeholder(
+        auth.auth_type,
+        auth.auth_level,
+        auth.auth_context_id,
+        auth.provider.signature_len(),
+    ));
+    pdu.align_auth_pad();
+    let mut buf = BytesMut::with_capacity(pdu.encoded_len());
+    let location = pdu
+        .encode_located(&mut buf)?
+        .ok_or(EncodeError::InvalidField {
+            what: "PDU",
+            field: "auth_length",
+            reason: "a protected fragment needs an auth verifier",
+        })?;
+    let (head, tail) =
+        buf.split_at_mut_checked(location.sec_trailer.end)
+            .ok_or(EncodeError::InvalidField {
+                what: "PDU",
+                field: "auth_length",
+                reason: "the verifier lies outside the fragment",
+            })?;
+    auth.provider
+        .wrap(auth.protection(), head, location.stub, tail)?;
+    Ok(buf.freeze())
+}
+
+/// Decodes a received stub PDU (request, response, fault); on a protected association checks
+/// the verifier's fields and the signature, unsealing the stub in place first.
+///
+/// A fault without a verifier is accepted: Windows and Samba send faults unsigned.
+pub(crate) fn decode_protected(
+    frame: Bytes,
+    auth: Option<&mut AuthContext>,
+    limits: &DecodeLimits,
+) -> Result<Pdu, ProtocolError> {
+    let Some(auth) = auth.filter(|auth| auth.protection() != Protection::None) else {
+        return Ok(Pdu::decode_with(frame, limits)?);
+    };
+    let header = CommonHeader::decode(&frame)?;
+    let Some(location) = locate_auth(&frame)? else {
+        if header.ptype == PacketType::FAULT {
+            return Ok(Pdu::decode_with(frame, limits)?);
+        }
+        return Err(ProtocolError::AuthMismatch {
+            field: "auth_length",
+        });
+    };
+    if usize::from(header.auth_length) != auth.provider.signature_len() {
+        return Err(ProtocolError::AuthMismatch {
+            field: "auth_length",
+        });
+    }
+    let trailer = frame
+        .get(location.sec_trailer.clone())
+        .ok_or(DecodeError::Truncated {
+            what: "sec_trailer",
+            needed: location.sec_trailer.end,
+            available: frame.len(),
+        })?;
+    if let &[auth_type, auth_level, _, _, c0, c1, c2, c3] = trailer {
+        let verifier = AuthVerifier::new(
+            AuthType(auth_type),
+            AuthLevel(auth_level),
+            header.drep.u32([c0, c1, c2, c3]),
+            Bytes::new(),
+        );
+        auth.check_trailer(&verifier)?;
+    }
+    let mut buf = BytesMut::from(frame);
+    let (head, signature) =
+        buf.split_at_mut_checked(location.sec_trailer.end)
+            .ok_or(DecodeError::Truncated {
+                what: "sec_trailer",
+                needed: location.sec_trailer.end,
+                available: 0,
+            })?;
+    auth.provider
+        .unwrap(auth.protection(), head, location.stub, signature)?;
+    Ok(Pdu::decode_with(buf.freeze(), limits)?)
+}
+
+/// What the fragments of an outgoing call carry besides the stub.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum StubKind {
+    /// request fragments.
+    Request {
+        p_cont_id: u16,
+        opnum: u16,
+        object: Option<Uuid>,
+    },
+    /// response fragments.
+    Response { p_cont_id: u16 },
+}
+
+/// Cuts one call's stub into fragments on demand, so that a call can be abandoned part way
+/// (orphaned) and calls never interleave on the wire.
+#[derive(Debug)]
+pub(crate) struct Fragmenter {
+    pub(crate) call_id: u32,
+    kind: StubKind,
+    drep: DataRep,
+    rest: Bytes,
+    chunk_len: usize,
+    started: bool,
+    done: bool,
+}
+
+impl Fragmenter {
+    /// Prepares the fragments of `stub`, each at most `max_frag` bytes with the verifier of
+    /// `protected` (the signature length) included.
+    pub(crate) fn new(
+        call_id: u32,
+        kind: StubKind,
+        drep: DataRep,
+        stub: Bytes,
+        max_frag: u16,
+        signature_len: Option<usize>,
+    ) -> Result<Self, ProtocolError> {
+        let fixed = match kind {
+            StubKind::Request { object, .. } => {
+                Request::FIXED_LEN + object.map_or(0, |_| Uuid::LEN)
+            }
+            StubKind::Response { .. } => Response::FIXED_LEN,
+        };
+        // Whole 16-byte blocks when protected: the auth padding of the last chunk fits too.
+        let chunk_len = max_stub_len(max_frag, CommonHeader::LEN + fixed, signature_len);
+        if chunk_len == 0 {
+            return Err(ProtocolError::Negotiation {
+                field: "max_xmit_frag",
+                reason: "no room for the stub in a fragment",
+            });
+        }
+        Ok(Self {
+            call_id,
+            kind,
+            drep,
+            rest: stub,
+            chunk_len,
+            started: false,
+            done: false,
+        })
+    }
+
+    /// Whether a fragment went out and the last one did not.
+    pub(crate) fn in_progress(&self) -> bool {
+        self.started && !self.done
+    }
+
+    /// Whether the last fragment went out.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next fragment, unprotected (`None` once the last went out).
+    pub(crate) fn next_pdu(&mut self) -> Option<Pdu> {
+        if self.done {
+            return None;
+        }
+        let alloc_hint = u32::try_from(self.rest.len()).unwrap_or(u32::MAX);
+        let take = self.rest.len().min(self.chunk_len);
+        let chunk = self.rest.split_to(take);
+        let mut pfc_flags = PfcFlags::empty();
+        if !self.started {
+            pfc_flags |= PfcFlags::FIRST_FRAG;
+        }
+        if self.rest.is_empty() {
+            pfc_flags |= PfcFlags::LAST_FRAG;
+            self.done = true;
+        }
+        self.started = true;
+        let body = match self.kind {
+            StubKind::Request {
+                p_cont_id,
+                opnum,
+                object,
+            } => PduBody::Request(Request {
+                alloc_hint,
+                p_cont_id,
+                opnum,
+                object,
+                stub: chunk,
+            }),
+            StubKind::Response { p_cont_id } => PduBody::Response(Response {
+                alloc_hint,
+                p_cont_id,
+                cancel_count: 0,
+                reserved: 0,
+                stub: chunk,
+            }),
+        };
+        let mut pdu = Pdu::new(self.call_id, body);
+        pdu.pfc_flags = pfc_flags;
+        pdu.drep = self.drep;
+        Some(pdu)
+    }
+}
+
+/// Largest capacity reserved up front for a reassembled stub, whatever `alloc_hint` says:
+/// beyond it the buffer grows with the bytes actually received.
+const MAX_PREALLOCATION: usize = 64 * 1024;
+
+/// One call's stub being put back together from its fragments.
+#[derive(Debug)]
+pub(crate) struct Reassembly {
+    pub(crate) drep: DataRep,
+    stub: BytesMut,
+    fragments: usize,
+}
+
+impl Reassembly {
+    /// Starts with the first fragment's stub. `alloc_hint` only sizes the first reservation,
+    /// capped by the limit and by [`MAX_PREALLOCATION`].
+    pub(crate) fn start(
+        drep: DataRep,
+        alloc_hint: u32,
+        first: &[u8],
+        limits: &Limits,
+    ) -> Result<Self, ProtocolError> {
+        let hint = usize::try_from(alloc_hint).unwrap_or(usize::MAX);
+        let capacity = hint
+            .min(limits.max_stub_len)
+            .min(MAX_PREALLOCATION)
+            .max(first.len());
+        let mut reassembly = Self {
+            drep,
+            stub: BytesMut::with_capacity(capacity.min(limits.max_stub_len)),
+            fragments: 0,
+        };
+        reassembly.push(first, limits)?;
+        Ok(reassembly)
+    }
+
+    /// Appends a further fragment's stub.
+    pub(crate) fn push(&mut self, stub: &[u8], limits: &Limits) -> Result<(), ProtocolError> {
+        self.fragments += 1;
+        if self.fragments > limits.max_fragments_per_call {
+            return Err(ProtocolError::LimitExceeded {
+                what: "fragments of a call",
+                value: self.fragments,
+                limit: limits.max_fragments_per_call,
+            });
+        }
+        let len = self.stub.len().saturating_add(stub.len());
+        if len > limits.max_stub_len {
+            return Err(ProtocolError::LimitExceeded {
+                what: "reassembled stub",
+                value: len,
+                limit: limits.max_stub_len,
+            });
+        }
+        self.stub.extend_from_slice(stub);
+        Ok(())
+    }
+
+    /// The whole stub.
+    pub(crate) fn finish(self) -> Bytes {
+        self.stub.freeze()
+    }
+}
+
+/// Reads the `rpc_vers`, `PTYPE` and `call_id` of a frame whose header may not decode, to
+/// answer a bind of another protocol version with a bind_nak.
+pub(crate) fn raw_call_id(frame: &[u8]) -> Option<(u8, u32)> {
+    let header = frame.get(..CommonHeader::LEN)?;
+    let &[_, _, ptype, _, drep0, ..] = header else {
+        return None;
+    };
+    let call_id: [u8; 4] = header.get(12..16)?.try_into().ok()?;
+    let call_id = if drep0 >> 4 == 0 {
+        u32::from_be_bytes(call_id)
+    } else {
+        u32::from_le_bytes(call_id)
+    };
+    Some((ptype, call_id))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! Oracles for the cargo-fuzz targets (`fuzz/`), built and tested on stable.
+//!
+//! Each takes arbitrary bytes; a panic is a finding.
+
+use bytes::Bytes;
+
+use crate::client::{ClientAssociation, ClientConfig};
+use crate::framing::frame_len;
+use crate::pdu::{BindAck, ContextResult, Pdu, PduBody, PortAny};
+use crate::security::AuthLevel;
+use crate::server::{Interface, ServerAssociation, ServerConfig, ServerEvent};
+use crate::syntax::SyntaxId;
+use crate::uuid::Uuid;
+
+/// Decodes `data` as one fragment; must never panic.
+pub fn decode_pdu(data: &[u8]) {
+    let _ = Pdu::decode(Bytes::copy_from_slice(data));
+    let _ = crate::pdu::locate_auth(data);
+}
+
+/// Decodes `data`; if it decodes, re-encodes it and decodes that again: the values must be
+/// equal, and encoding the second value must give the same bytes.
+///
+/// # Panics
+/// When a decoded PDU does not survive the round trip.
+pub fn round_trip_pdu(data: &[u8]) {
+    let Ok(pdu) = Pdu::decode(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    #[expect(
+        clippy::panic,
+        reason = "a fuzzing oracle reports a finding by panicking"
+    )]
+    let Ok(encoded) = pdu.to_bytes() else {
+        panic!("a decoded PDU does not encode: {pdu:?}");
+    };
+    assert_eq!(encoded.len(), pdu.encoded_len(), "encoded_len is exact");
+    let again = Pdu::decode(encoded.clone());
+    assert_eq!(
+        again.as_ref(),
+        Ok(&pdu),
+        "re-encoded PDU decodes to the same value"
+    );
+    if let Ok(again) = again {
+        assert_eq!(
+            again.to_bytes().ok(),
+            Some(encoded),
+            "encoding is deterministic"
+        );
+    }
+}
+
+/// Frames a byte stream twice, once whole and once fed in chunks, as a transport would receive
+/// it: both must give the same fragments and end in the same error.
+///
+/// `data[0] % 8 + 1` is the number of chunk sizes that follow; each of those bytes plus one is a
+/// chunk size, used in turn; the rest of `data` is the stream.
+///
+/// # Panics
+/// When chunked framing differs from whole framing.
+pub fn frame_split(data: &[u8]) {
+    let Some((&count, data)) = data.split_first() else {
+        return;
+    };
+    let count = usize::from(count % 8) + 1;
+    let (sizes, stream) = data.split_at(count.min(data.len()));
+    let whole = frames(stream, &mut core::iter::once(stream.len()));
+    let mut chunks = sizes.iter().map(|&size| usize::from(size) + 1).cycle();
+    let chunked = frames(stream, &mut chunks);
+    assert_eq!(
+        whole, chunked,
+        "framing does not depend on how bytes arrive"
+    );
+}
+
+/// Frames `stream` delivered in chunks of the sizes `chunks` yields.
+fn frames(
+    stream: &[u8],
+    chunks: &mut dyn Iterator<Item = usize>,
+) -> (Vec<Vec<u8>>, Option<crate::error::DecodeError>) {
+    const MAX_FRAG: u16 = u16::MAX;
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    let mut rest = stream;
+    loop {
+        match frame_len(&buffer, MAX_FRAG) {
+            Ok(Some(len)) => {
+                let frame: Vec<u8> = buffer.drain(..len).collect();
+                out.push(frame);
+            }
+            Ok(None) if rest.is_empty() => return (out, None),
+            Ok(None) => {
+                let take = chunks.next().unwrap_or(rest.len()).clamp(1, rest.len());
+                let (head, tail) = rest.split_at(take);
+                buffer.extend_from_slice(head);
+                rest = tail;
+            }
+            Err(error) => return (out, Some(error)),
+        }
+    }
+}
+
+/// Feeds peer bytes to a client association: with `data[0]` odd, one that a valid bind_ack
+/// bound and that has three calls in flight; with it even, one awaiting its bind_ack. The rest
+/// of `data` is split into frames with [`frame_len`]. Must never panic.
+pub fn client_association(data: &[u8]) {
+    let Some((&mode, stream)) = data.split_first() else {
+        return;
+    };
+    let Some(mut client) = client_for_fuzzing(mode & 1 == 1) else {
+        return;
+    };
+    let max = client.max_recv_frag();
+    for_each_frame(stream, max, |frame| {
+        let _ = client.handle_frame(frame);
+        while client.poll_transmit().is_some() {}
+        while client.poll_event().is_some() {}
+    });
+}
+
+/// A client that sent its bind and, when `bound`, got a valid bind_ack and queued (and sent)
+/// three calls, one of them fragmented.
+pub(crate) fn client_for_fuzzing(bound: bool) -> Option<ClientAssociation> {
+    let mut client = ClientAssociation::new(ClientConfig::default(), None).ok()?;
+    let ids = client
+        .bind(&[FUZZ_INTERFACE.syntax, SyntaxId::NDR64])
+        .ok()?;
+    let bind = client.poll_transmit()?;
+    if bound {
+        let call_id = crate::header::CommonHeader::decode(&bind).ok()?.call_id;
+        let ack = Pdu::new(
+            call_id,
+            PduBody::BindAck(BindAck {
+                max_xmit_frag: 5840,
+                max_recv_frag: 5840,
+                assoc_group_id: 1,
+                sec_addr: PortAny::new("135"),
+                p_result_list: vec![ContextResult::acceptance(SyntaxId::NDR); 2],
+            }),
+        );
+        client.handle_frame(ack.to_bytes().ok()?).ok()?;
+        let context = *ids.first()?;
+        for (opnum, len) in [(0, 0), (1, 100), (2, 20_000)] {
+            client
+                .call(context, opnum, None, Bytes::from(vec![0x42; len]))
+                .ok()?;
+        }
+        while client.poll_transmit().is_some() {}
+    }
+    Some(client)
+}
+
+/// Feeds peer bytes, split into frames with [`frame_len`], to a fresh server association
+/// serving one interface; every request it dispatches is answered. Must never panic.
+pub fn server_association(data: &[u8]) {
+    let config = ServerConfig::new(vec![FUZZ_INTERFACE], 1);
+    let Ok(mut server) = ServerAssociation::new(config, None) else {
+        return;
+    };
+    for_each_frame(data, u16::MAX, |frame| {
+        let _ = server.handle_frame(frame);
+        while let Some(event) = server.poll_event() {
+            if let ServerEvent::Request(request) = event {
+                let _ = server.respond(request.call_id, request.stub);
+            }
+        }
+        while server.poll_transmit().is_some() {}
+    });
+}
+
+/// The interface the association oracles negotiate.
+const FUZZ_INTERFACE: Interface = Interface {
+    syntax: SyntaxId::new(
+        Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
+        1,
+        0,
+    ),
+    opnums: 9,
+    min_auth_level: AuthLevel::NONE,
+};
+
+/// Calls `f` with each whole frame of `stream`, stopping at the first framing error.
+fn for_each_frame(mut stream: &[u8], max: u16, mut f: impl FnMut(Bytes)) {
+    while let Ok(Some(len)) = frame_len(stream, max) {
+        let Some((frame, rest)) = stream.split_at_checked(len) else {
+            return;
+        };
+        f(Bytes::copy_from_slice(frame));
+        stream = rest;
+    }
+}

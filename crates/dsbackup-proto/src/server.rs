@@ -1,0 +1,1117 @@
+//! The server side of a connection-oriented association, sans-IO ([C706 §12.6],
+//! [MS-RPCE §3.3.2]).
+//!
+//! ```text
+//!                 bind ─► bind_ack                  auth3 / alter_context legs
+//!  AwaitingBind ────────────────────► Bound ──────────────────────────► Bound, authenticated
+//!       │        (first security leg)   (handshake in progress)
+//!       └─ bind refused ─► bind_nak ─► failed
+//!
+//!  Bound: request fragments ─► Event::Request ─► respond() | fault() ─► responses | fault
+//!         alter_context ─► alter_context_resp (new contexts; a leg while authenticating)
+//!         co_cancel ─► Event::Cancelled; orphaned ─► partial request dropped, Event::Orphaned
+//!         second bind ─► bind_nak; alter_context re-authenticating ─► fault; both fail it
+//!  any:   a protocol error ─► fault (nca_s_proto_error or access denied), failed for good
+//! ```
+//!
+//! How the server answers what it refuses (the choices of Windows as Samba's
+//! `python/samba/tests/dcerpc/raw_protocol.py` records them, and Samba's `dcesrv_core.c`):
+//!
+//! Refused, the association goes on (faults with `PFC_DID_NOT_EXECUTE`):
+//! - a request on a context not negotiated: fault `nca_s_unk_if`;
+//! - an opnum at or past the interface's count: fault `nca_s_op_rng_error`;
+//! - an auth level under the interface's minimum: fault access denied (5);
+//! - more calls in flight than the limit: fault `nca_s_server_too_busy`.
+//!
+//! Refused, the association fails:
+//! - a bind of another version, with too many contexts, an unknown auth type or fragment sizes
+//!   under 1432: bind_nak (`protocol_version_not_supported`, `local_limit_exceeded`,
+//!   `authentication_type_not_recognized`, `reason_not_specified`);
+//! - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
+//! - an alter_context carrying a verifier once authenticated (changing the level or type):
+//!   fault access denied, as Samba's `dcesrv_auth_alter`;
+//! - a fragment whose signature fails, a request after a failed auth3: fault access denied;
+//! - a request stub past the budget or with too many fragments: fault access denied (Samba's
+//!   rule for its 4 MiB request limit);
+//! - fragments out of order, interleaved without `PFC_CONC_MPX`, a PDU that does not decode or
+//!   is unexpected: fault `nca_s_proto_error`.
+//!
+//! After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
+//! answer (bind_nak or fault): send it, then close the connection.
+//!
+//! [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+//! [MS-RPCE §3.3.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::assoc::{self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, StubKind};
+use crate::drep::DataRep;
+use crate::error::{DecodeError, ProtocolError};
+use crate::header::{CommonHeader, PacketType, PfcFlags};
+use crate::pdu::{
+    AlterContextResp, AuthVerifier, BindAck, BindNak, ContextResult, DecodeLimits, Fault,
+    FaultStatus, Pdu, PduBody, PortAny, PresentationContext, ProviderReason, RejectReason, Request,
+    Shutdown,
+};
+use crate::security::{AuthLevel, AuthStep, AuthType, Protection, SecurityProvider};
+use crate::syntax::{BindTimeFeatures, SyntaxId};
+use crate::uuid::Uuid;
+
+/// An interface the server serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Its abstract syntax: UUID and version. A client proposing the same major version and a
+    /// minor version up to this one is accepted.
+    pub syntax: SyntaxId,
+    /// Number of operations: opnums `0..opnums` exist.
+    pub opnums: u16,
+    /// The lowest auth level a call must come at (`AuthLevel::NONE` for anonymous calls).
+    pub min_auth_level: AuthLevel,
+}
+
+/// Makes an acceptor security provider for an `auth_type` a client asks for, `None` when the
+/// type is not supported.
+pub type SecurityFactory = Box<dyn FnMut(AuthType) -> Option<Box<dyn SecurityProvider>> + Send>;
+
+/// How a server association negotiates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The interfaces served; [`ServerEvent::Request`] names them by index.
+    pub interfaces: Vec<Interface>,
+    /// Fragment sizes and reassembly bounds.
+    pub limits: Limits,
+    /// The association group this connection joins (allocated by the caller).
+    pub assoc_group_id: u32,
+    /// Byte order of every PDU and stub this server sends.
+    pub drep: DataRep,
+    /// `sec_addr` of the bind_ack (the listening port, as text).
+    pub secondary_address: PortAny,
+    /// Grant `PFC_CONC_MPX` when a client asks.
+    pub conc_mpx: bool,
+    /// Grant header signing when a client asks ([MS-RPCE §3.3.1.5.2.2]).
+    ///
+    /// [MS-RPCE §3.3.1.5.2.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+    pub header_signing: bool,
+    /// Bind-time features answered in a `negotiate_ack` ([MS-RPCE §3.3.1.5.3]).
+    ///
+    /// [MS-RPCE §3.3.1.5.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+    pub bind_time_features: BindTimeFeatures,
+}
+
+impl ServerConfig {
+    /// A configuration serving `interfaces` with the default limits, little-endian, in
+    /// association group `assoc_group_id`.
+    pub fn new(interfaces: Vec<Interface>, assoc_group_id: u32) -> Self {
+        Self {
+            interfaces,
+            limits: Limits::server(),
+            assoc_group_id,
+            drep: DataRep::LITTLE_ENDIAN,
+            secondary_address: PortAny::new("135"),
+            conc_mpx: false,
+            header_signing: true,
+            bind_time_features: BindTimeFeatures::KEEP_CONNECTION_ON_ORPHAN,
+        }
+    }
+}
+
+/// A request to execute: one whole call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerRequest {
+    /// `call_id`: answer with [`ServerAssociation::respond`] or [`ServerAssociation::fault`].
+    pub call_id: u32,
+    /// `p_cont_id`.
+    pub p_cont_id: u16,
+    /// Index of the interface in [`ServerConfig::interfaces`].
+    pub interface: usize,
+    /// `opnum`, below the interface's count.
+    pub opnum: u16,
+    /// `object`, if the client sent one.
+    pub object: Option<Uuid>,
+    /// The whole input stub.
+    pub stub: Bytes,
+    /// The byte order of the stub (the client's).
+    pub drep: DataRep,
+    /// The association's auth level (`AuthLevel::NONE` without authentication).
+    pub auth_level: AuthLevel,
+}
+
+/// What the association reports to its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A bind was accepted (the bind_ack is queued).
+    Bound {
+        /// The association group.
+        assoc_group_id: u32,
+        /// The group the client asked to join (0 for a new one).
+        requested_assoc_group_id: u32,
+        /// Negotiated size of the fragments the server sends.
+        max_xmit_frag: u16,
+        /// Largest fragment the server accepts.
+        max_recv_frag: u16,
+    },
+    /// The security handshake completed at this type and level.
+    Authenticated {
+        /// `auth_type`.
+        auth_type: AuthType,
+        /// `auth_level`, bound to the association from now on.
+        auth_level: AuthLevel,
+    },
+    /// A call to execute.
+    Request(ServerRequest),
+    /// The client sent a co_cancel for a call (answer it as usual, or with
+    /// `nca_s_fault_cancel`).
+    Cancelled {
+        /// `call_id`.
+        call_id: u32,
+    },
+    /// The client orphaned a call: its partial request was dropped; answer nothing.
+    Orphaned {
+        /// `call_id`.
+        call_id: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    AwaitingBind,
+    Bound,
+}
+
+/// A negotiated presentation context.
+#[derive(Clone, Copy, Debug)]
+struct Context {
+    p_cont_id: u16,
+    abstract_syntax: SyntaxId,
+    interface: usize,
+}
+
+/// A request being reassembled.
+#[derive(Debug)]
+struct Incoming {
+    p_cont_id: u16,
+    opnum: u16,
+    object: Option<Uuid>,
+    /// The interface, or the fault the call gets once whole.
+    verdict: Result<usize, FaultStatus>,
+    /// The stub so far (empty and counting fragments only for a refused call).
+    reassembly: Reassembly,
+}
+
+/// What the server sends back when it refuses a PDU.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    BindNak(u32, RejectReason),
+    Fault(u32, FaultStatus),
+}
+
+/// A refusal: the error that fails the association and the PDU answering it.
+#[derive(Debug)]
+struct Refusal {
+    error: ProtocolError,
+    answer: Answer,
+}
+
+impl Refusal {
+    fn proto(call_id: u32, error: impl Into<ProtocolError>) -> Self {
+        Self {
+            error: error.into(),
+            answer: Answer::Fault(call_id, FaultStatus::PROTO_ERROR),
+        }
+    }
+
+    fn denied(call_id: u32, error: impl Into<ProtocolError>) -> Self {
+        Self {
+            error: error.into(),
+            answer: Answer::Fault(call_id, FaultStatus::ACCESS_DENIED),
+        }
+    }
+
+    fn nak(call_id: u32, reason: RejectReason, error: impl Into<ProtocolError>) -> Self {
+        Self {
+            error: error.into(),
+            answer: Answer::BindNak(call_id, reason),
+        }
+    }
+}
+
+/// The server end of one association.
+pub struct ServerAssociation {
+    config: ServerConfig,
+    factory: Option<SecurityFactory>,
+    state: Result<State, ProtocolError>,
+    auth: Option<AuthContext>,
+    /// An auth3 failed: every request gets access denied ([MS-RPCE §3.3.3.4.3] as Samba).
+    auth_invalid: bool,
+    contexts: Vec<Context>,
+    max_xmit_frag: u16,
+    max_recv_frag: u16,
+    conc_mpx: bool,
+    incoming: BTreeMap<u32, Incoming>,
+    /// The call being reassembled, for the no-interleaving rule.
+    receiving: Option<u32>,
+    /// Calls handed to the driver and not answered yet: call id to `p_cont_id`.
+    dispatched: BTreeMap<u32, u16>,
+    sending: VecDeque<Fragmenter>,
+    control: VecDeque<Bytes>,
+    events: VecDeque<ServerEvent>,
+}
+
+impl core::fmt::Debug for ServerAssociation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ServerAssociation")
+            .field("state", &self.state)
+            .field("auth", &self.auth)
+            .field("contexts", &self.contexts)
+            .field("max_xmit_frag", &self.max_xmit_frag)
+            .field("max_recv_frag", &self.max_recv_frag)
+            .field("dispatched", &self.dispatched.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerAssociation {
+    /// A fresh association awaiting a bind; `factory` makes acceptors for the auth types
+    /// supported (none: every authenticated bind is refused).
+    ///
+    /// # Errors
+    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432.
+    pub fn new(
+        config: ServerConfig,
+        factory: Option<SecurityFactory>,
+    ) -> Result<Self, ProtocolError> {
+        config.limits.check()?;
+        Ok(Self {
+            max_xmit_frag: config.limits.max_xmit_frag,
+            max_recv_frag: config.limits.max_recv_frag,
+            config,
+            factory,
+            state: Ok(State::AwaitingBind),
+            auth: None,
+            auth_invalid: false,
+            contexts: Vec::new(),
+            conc_mpx: false,
+            incoming: BTreeMap::new(),
+            receiving: None,
+            dispatched: BTreeMap::new(),
+            sending: VecDeque::new(),
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Feeds one whole received fragment.
+    ///
+    /// # Errors
+    /// The [`ProtocolError`] that failed the association (see the table in the module docs);
+    /// its answer is still queued for [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_frame(&mut self, frame: Bytes) -> Result<(), ProtocolError> {
+        let state = self.state.clone()?;
+        match self.dispatch(state, frame) {
+            Ok(()) => Ok(()),
+            Err(Refusal { error, answer }) => {
+                self.sending.clear();
+                self.control.clear();
+                self.incoming.clear();
+                self.dispatched.clear();
+                let pdu = match answer {
+                    Answer::BindNak(call_id, reason) => {
+                        self.control_pdu(call_id, PduBody::BindNak(BindNak::new(reason)))
+                    }
+                    Answer::Fault(call_id, status) => self.fault_pdu(call_id, 0, status),
+                };
+                if let Ok(pdu) = pdu {
+                    self.control.push_back(pdu);
+                }
+                self.state = Err(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Answers a dispatched call with its NDR-encoded output `stub` (in this server's byte
+    /// order), fragmented to the negotiated size.
+    ///
+    /// # Errors
+    /// [`ProtocolError::UnknownCallId`] for a call not dispatched (or already answered,
+    /// orphaned); the association's error once failed.
+    pub fn respond(&mut self, call_id: u32, stub: Bytes) -> Result<(), ProtocolError> {
+        self.state.clone()?;
+        let p_cont_id = self.take_dispatched(call_id)?;
+        let signature_len = self
+            .auth
+            .as_ref()
+            .filter(|auth| auth.protection() != Protection::None)
+            .map(|auth| auth.provider.signature_len());
+        self.sending.push_back(Fragmenter::new(
+            call_id,
+            StubKind::Response { p_cont_id },
+            self.config.drep,
+            stub,
+            self.max_xmit_frag,
+            signature_len,
+        )?);
+        Ok(())
+    }
+
+    /// Answers a dispatched call with a fault.
+    ///
+    /// # Errors
+    /// As [`respond`](Self::respond).
+    pub fn fault(&mut self, call_id: u32, status: FaultStatus) -> Result<(), ProtocolError> {
+        self.state.clone()?;
+        let p_cont_id = self.take_dispatched(call_id)?;
+        let pdu = self.fault_pdu(call_id, p_cont_id, status)?;
+        self.control.push_back(pdu);
+        Ok(())
+    }
+
+    /// Queues a shutdown: the client should open no more calls on this connection.
+    ///
+    /// # Errors
+    /// The association's error once failed.
+    pub fn shutdown(&mut self) -> Result<(), ProtocolError> {
+        self.state.clone()?;
+        let pdu = self.control_pdu(0, PduBody::Shutdown(Shutdown))?;
+        self.control.push_back(pdu);
+        Ok(())
+    }
+
+    /// The next PDU to write, if any. After a failure, the last answer (bind_nak or fault).
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        let busy = self.sending.front().is_some_and(Fragmenter::in_progress);
+        if (!busy || self.state.is_err())
+            && let Some(pdu) = self.control.pop_front()
+        {
+            return Some(pdu);
+        }
+        let fragmenter = self.sending.front_mut()?;
+        let pdu = fragmenter.next_pdu()?;
+        if fragmenter.is_done() {
+            self.sending.pop_front();
+        }
+        match assoc::encode_protected(pdu, self.auth.as_mut()) {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                self.state = Err(error);
+                None
+            }
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Largest fragment to accept from the client: the `max_frag` for
+    /// [`frame_len`](crate::framing::frame_len).
+    pub fn max_recv_frag(&self) -> u16 {
+        self.max_recv_frag
+    }
+
+    /// The error that failed the association, if it failed.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.state.as_ref().err()
+    }
+
+    /// The association's auth type and level once a security context exists.
+    pub fn auth(&self) -> Option<(AuthType, AuthLevel)> {
+        self.auth
+            .as_ref()
+            .map(|auth| (auth.auth_type, auth.auth_level))
+    }
+}
+
+impl ServerAssociation {
+    fn take_dispatched(&mut self, call_id: u32) -> Result<u16, ProtocolError> {
+        self.dispatched
+            .remove(&call_id)
+            .ok_or(ProtocolError::UnknownCallId { call_id })
+    }
+
+    fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, ProtocolError> {
+        let mut pdu = Pdu::new(call_id, body);
+        pdu.drep = self.config.drep;
+        Ok(pdu.to_bytes()?)
+    }
+
+    /// A fault, unsigned as Windows and Samba send them. `PFC_DID_NOT_EXECUTE` for the statuses
+    /// the runtime itself returns before running the call.
+    fn fault_pdu(
+        &self,
+        call_id: u32,
+        p_cont_id: u16,
+        status: FaultStatus,
+    ) -> Result<Bytes, ProtocolError> {
+        let mut fault = Fault::new(p_cont_id, status);
+        // Windows sends a nonzero alloc_hint in a fault (raw_protocol.py asserts it); Samba 24.
+        fault.alloc_hint = 24;
+        let mut pdu = Pdu::new(call_id, PduBody::Fault(fault));
+        pdu.drep = self.config.drep;
+        if matches!(
+            status,
+            FaultStatus::UNK_IF
+                | FaultStatus::OP_RNG_ERROR
+                | FaultStatus::ACCESS_DENIED
+                | FaultStatus::SERVER_TOO_BUSY
+        ) {
+            pdu.pfc_flags |= PfcFlags::DID_NOT_EXECUTE;
+        }
+        Ok(pdu.to_bytes()?)
+    }
+
+    fn decode_limits(&self) -> DecodeLimits {
+        let mut limits = DecodeLimits::default().with_max_frag_length(self.max_recv_frag);
+        // Counted against `Limits::max_contexts` after decoding, to answer with a bind_nak.
+        limits.max_context_elems = u8::MAX;
+        limits
+    }
+
+    fn dispatch(&mut self, state: State, frame: Bytes) -> Result<(), Refusal> {
+        let header = match CommonHeader::decode(&frame) {
+            Ok(header) => header,
+            Err(error) => return Err(self.undecodable(state, &frame, error)),
+        };
+        let call_id = header.call_id;
+        if header.ptype == PacketType::REQUEST {
+            return self.request(state, frame);
+        }
+        let pdu = match Pdu::decode_with(frame.clone(), &self.decode_limits()) {
+            Ok(pdu) => pdu,
+            Err(error) => return Err(self.undecodable(state, &frame, error)),
+        };
+        match (state, pdu.body) {
+            (State::AwaitingBind, PduBody::Bind(bind)) => {
+                let p_context_elem = bind.p_context_elem;
+                self.bind(
+                    call_id,
+                    pdu.pfc_flags,
+                    (bind.max_xmit_frag, bind.max_recv_frag, bind.assoc_group_id),
+                    &p_context_elem,
+                    pdu.auth_verifier,
+                )
+            }
+            (State::Bound, PduBody::Bind(_)) => Err(Refusal::nak(
+                call_id,
+                RejectReason::REASON_NOT_SPECIFIED,
+                ProtocolError::UnexpectedPdu {
+                    expected: BOUND_EXPECTS,
+                    got: PacketType::BIND,
+                },
+            )),
+            (State::Bound, PduBody::AlterContext(alter)) => self.alter_context(
+                call_id,
+                pdu.pfc_flags,
+                &alter.p_context_elem,
+                pdu.auth_verifier,
+            ),
+            (State::Bound, PduBody::Auth3(_)) => self.auth3(call_id, pdu.auth_verifier),
+            (State::Bound, PduBody::CoCancel(_)) => {
+                if self.incoming.contains_key(&call_id) || self.dispatched.contains_key(&call_id) {
+                    self.events.push_back(ServerEvent::Cancelled { call_id });
+                }
+                Ok(())
+            }
+            (State::Bound, PduBody::Orphaned(_)) => {
+                let partial = self.incoming.remove(&call_id).is_some();
+                if partial && self.receiving == Some(call_id) {
+                    self.receiving = None;
+                }
+                if partial || self.dispatched.remove(&call_id).is_some() {
+                    self.events.push_back(ServerEvent::Orphaned { call_id });
+                }
+                Ok(())
+            }
+            (state, body) => Err(Refusal::proto(
+                call_id,
+                ProtocolError::UnexpectedPdu {
+                    expected: match state {
+                        State::AwaitingBind => &[PacketType::BIND],
+                        State::Bound => BOUND_EXPECTS,
+                    },
+                    got: body.ptype(),
+                },
+            )),
+        }
+    }
+
+    /// The answer to a frame that does not decode: a bind_nak before the bind is accepted
+    /// (`protocol_version_not_supported` for another version), a fault after.
+    fn undecodable(&self, state: State, frame: &[u8], error: DecodeError) -> Refusal {
+        let (ptype, call_id) = assoc::raw_call_id(frame).unwrap_or((0, 0));
+        match state {
+            State::AwaitingBind if ptype == PacketType::BIND.0 => {
+                let reason = if matches!(error, DecodeError::UnsupportedVersion { .. }) {
+                    RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED
+                } else {
+                    RejectReason::REASON_NOT_SPECIFIED
+                };
+                Refusal::nak(call_id, reason, error)
+            }
+            _ => Refusal::proto(call_id, error),
+        }
+    }
+
+    fn bind(
+        &mut self,
+        call_id: u32,
+        flags: PfcFlags,
+        (client_xmit, client_recv, requested_group): (u16, u16, u32),
+        contexts: &[PresentationContext],
+        verifier: Option<AuthVerifier>,
+    ) -> Result<(), Refusal> {
+        let limit = self.config.limits.max_contexts;
+        if contexts.is_empty() {
+            return Err(Refusal::nak(
+                call_id,
+                RejectReason::REASON_NOT_SPECIFIED,
+                ProtocolError::Negotiation {
+                    field: "n_context_elem",
+                    reason: "no presentation context",
+                },
+            ));
+        }
+        if contexts.len() > limit {
+            return Err(Refusal::nak(
+                call_id,
+                RejectReason::LOCAL_LIMIT_EXCEEDED,
+                ProtocolError::LimitExceeded {
+                    what: "presentation contexts",
+                    value: contexts.len(),
+                    limit,
+                },
+            ));
+        }
+        if client_xmit < MIN_FRAG_SIZE || client_recv < MIN_FRAG_SIZE {
+            return Err(Refusal::nak(
+                call_id,
+                RejectReason::REASON_NOT_SPECIFIED,
+                ProtocolError::Negotiation {
+                    field: "max_recv_frag",
+                    reason: "under the 1432 bytes every peer must accept",
+                },
+            ));
+        }
+        let token = match verifier {
+            Some(verifier) => self
+                .start_auth(&verifier)
+                .map_err(|(reason, error)| Refusal::nak(call_id, reason, error))?,
+            None => None,
+        };
+        // Negotiated sizes: the smaller of each side's ([C706 §12.6.3.1] max_xmit_frag).
+        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(client_recv);
+        self.max_recv_frag = self.config.limits.max_recv_frag.min(client_xmit);
+        self.conc_mpx = self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX);
+        let results = self.negotiate(contexts);
+        let mut pdu = Pdu::new(
+            call_id,
+            PduBody::BindAck(BindAck {
+                max_xmit_frag: self.max_xmit_frag,
+                max_recv_frag: self.max_recv_frag,
+                assoc_group_id: self.config.assoc_group_id,
+                sec_addr: self.config.secondary_address.clone(),
+                p_result_list: results,
+            }),
+        );
+        pdu.drep = self.config.drep;
+        if self.conc_mpx {
+            pdu.pfc_flags |= PfcFlags::CONC_MPX;
+        }
+        self.echo_header_signing(&mut pdu, flags);
+        self.attach_token(&mut pdu, token);
+        let bytes = pdu
+            .to_bytes()
+            .map_err(|error| Refusal::proto(call_id, error))?;
+        self.control.push_back(bytes);
+        self.state = Ok(State::Bound);
+        self.events.push_back(ServerEvent::Bound {
+            assoc_group_id: self.config.assoc_group_id,
+            requested_assoc_group_id: requested_group,
+            max_xmit_frag: self.max_xmit_frag,
+            max_recv_frag: self.max_recv_frag,
+        });
+        self.report_if_established();
+        Ok(())
+    }
+
+    /// [MS-RPCE §3.3.1.5.2.2]: the server sets `PFC_SUPPORT_HEADER_SIGN` in its answer when
+    /// the client set it and the server supports it.
+    fn echo_header_signing(&self, pdu: &mut Pdu, flags: PfcFlags) {
+        if self.config.header_signing
+            && self.auth.is_some()
+            && flags.contains(PfcFlags::SUPPORT_HEADER_SIGN)
+        {
+            pdu.pfc_flags |= PfcFlags::SUPPORT_HEADER_SIGN;
+        }
+    }
+
+    fn attach_token(&self, pdu: &mut Pdu, token: Option<Vec<u8>>) {
+        if let (Some(auth), Some(token)) = (&self.auth, token.filter(|token| !token.is_empty())) {
+            pdu.auth_verifier = Some(auth.token_verifier(token));
+            pdu.align_auth_pad();
+        }
+    }
+
+    fn report_if_established(&mut self) {
+        if let Some(auth) = &self.auth
+            && auth.provider.is_established()
+        {
+            self.events.push_back(ServerEvent::Authenticated {
+                auth_type: auth.auth_type,
+                auth_level: auth.auth_level,
+            });
+        }
+    }
+
+    /// Creates the security context from a bind's (or first alter_context's) verifier and runs
+    /// its first leg; returns the token to answer with.
+    fn start_auth(
+        &mut self,
+        verifier: &AuthVerifier,
+    ) -> Result<Option<Vec<u8>>, (RejectReason, ProtocolError)> {
+        if !(AuthLevel::CONNECT..=AuthLevel::PKT_PRIVACY).contains(&verifier.auth_level) {
+            return Err((
+                RejectReason::REASON_NOT_SPECIFIED,
+                ProtocolError::AuthMismatch {
+                    field: "auth_level",
+                },
+            ));
+        }
+        let provider = self
+            .factory
+            .as_mut()
+            .and_then(|factory| factory(verifier.auth_type))
+            .filter(|provider| provider.auth_type() == verifier.auth_type);
+        let Some(provider) = provider else {
+            return Err((
+                RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED,
+                ProtocolError::AuthMismatch { field: "auth_type" },
+            ));
+        };
+        let mut auth = AuthContext {
+            provider,
+            auth_type: verifier.auth_type,
+            auth_level: verifier.auth_level,
+            auth_context_id: verifier.auth_context_id,
+        };
+        let token = match auth.provider.step(Some(&verifier.auth_value)) {
+            Ok(AuthStep::Continue(token) | AuthStep::Complete(Some(token))) => Some(token),
+            Ok(AuthStep::Complete(None)) => None,
+            Err(error) => return Err((RejectReason::REASON_NOT_SPECIFIED, error.into())),
+        };
+        self.auth = Some(auth);
+        Ok(token)
+    }
+
+    /// One result per proposed context, recording the accepted ones.
+    fn negotiate(&mut self, contexts: &[PresentationContext]) -> Vec<ContextResult> {
+        contexts
+            .iter()
+            .map(|context| self.negotiate_one(context))
+            .collect()
+    }
+
+    fn negotiate_one(&mut self, context: &PresentationContext) -> ContextResult {
+        if let Some(features) = context
+            .transfer_syntaxes
+            .iter()
+            .find_map(|syntax| syntax.bind_time_features())
+        {
+            // [MS-RPCE §3.3.1.5.3]: answer with the supported subset of the features.
+            return ContextResult::negotiate_ack(features & self.config.bind_time_features);
+        }
+        if let Some(known) = self
+            .contexts
+            .iter()
+            .find(|known| known.p_cont_id == context.p_cont_id)
+        {
+            return if known.abstract_syntax == context.abstract_syntax
+                && context.transfer_syntaxes.contains(&SyntaxId::NDR)
+            {
+                ContextResult::acceptance(SyntaxId::NDR)
+            } else {
+                ContextResult::provider_rejection(ProviderReason::REASON_NOT_SPECIFIED)
+            };
+        }
+        let proposed = context.abstract_syntax;
+        let Some(interface) = self.config.interfaces.iter().position(|interface| {
+            interface.syntax.uuid == proposed.uuid
+                && interface.syntax.version == proposed.version
+                && proposed.version_minor <= interface.syntax.version_minor
+        }) else {
+            return ContextResult::provider_rejection(
+                ProviderReason::ABSTRACT_SYNTAX_NOT_SUPPORTED,
+            );
+        };
+        if !context.transfer_syntaxes.contains(&SyntaxId::NDR) {
+            return ContextResult::provider_rejection(
+                ProviderReason::PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED,
+            );
+        }
+        if self.contexts.len() >= self.config.limits.max_contexts {
+            return ContextResult::provider_rejection(ProviderReason::LOCAL_LIMIT_EXCEEDED);
+        }
+        self.contexts.push(Context {
+            p_cont_id: context.p_cont_id,
+            abstract_syntax: proposed,
+            interface,
+        });
+        ContextResult::acceptance(SyntaxId::NDR)
+    }
+
+    fn alter_context(
+        &mut self,
+        call_id: u32,
+        flags: PfcFlags,
+        contexts: &[PresentationContext],
+        verifier: Option<AuthVerifier>,
+    ) -> Result<(), Refusal> {
+        let established = self
+            .auth
+            .as_ref()
+            .map(|auth| auth.provider.is_established());
+        let token = match (verifier, established) {
+            (None, Some(false)) => {
+                return Err(Refusal::proto(
+                    call_id,
+                    ProtocolError::AuthMismatch {
+                        field: "auth_length",
+                    },
+                ));
+            }
+            (None, _) => None,
+            (Some(verifier), None) => self
+                .start_auth(&verifier)
+                .map_err(|(_, error)| Refusal::denied(call_id, error))?,
+            (Some(verifier), Some(true)) => {
+                // The auth level and type are bound to the association: an alter_context that
+                // authenticates again (to change either, or the same) is refused, as Samba's
+                // dcesrv_auth_alter does with access denied.
+                let field = match &self.auth {
+                    Some(auth) if auth.auth_type != verifier.auth_type => "auth_type",
+                    Some(auth) if auth.auth_level != verifier.auth_level => "auth_level",
+                    _ => "auth_context_id",
+                };
+                return Err(Refusal::denied(
+                    call_id,
+                    ProtocolError::AuthMismatch { field },
+                ));
+            }
+            (Some(verifier), Some(false)) => self.auth_leg(call_id, &verifier)?,
+        };
+        let results = self.negotiate(contexts);
+        let mut pdu = Pdu::new(
+            call_id,
+            PduBody::AlterContextResp(AlterContextResp {
+                max_xmit_frag: self.max_xmit_frag,
+                max_recv_frag: self.max_recv_frag,
+                assoc_group_id: self.config.assoc_group_id,
+                sec_addr: PortAny::empty(),
+                p_result_list: results,
+            }),
+        );
+        pdu.drep = self.config.drep;
+        self.echo_header_signing(&mut pdu, flags);
+        self.attach_token(&mut pdu, token);
+        let bytes = pdu
+            .to_bytes()
+            .map_err(|error| Refusal::proto(call_id, error))?;
+        self.control.push_back(bytes);
+        if established != Some(true) {
+            self.report_if_established();
+        }
+        Ok(())
+    }
+
+    /// A further handshake leg on the existing security context.
+    fn auth_leg(
+        &mut self,
+        call_id: u32,
+        verifier: &AuthVerifier,
+    ) -> Result<Option<Vec<u8>>, Refusal> {
+        let Some(auth) = &mut self.auth else {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::AuthMismatch { field: "auth_type" },
+            ));
+        };
+        auth.check_trailer(verifier)
+            .map_err(|error| Refusal::denied(call_id, error))?;
+        match auth.provider.step(Some(&verifier.auth_value)) {
+            Ok(AuthStep::Continue(token) | AuthStep::Complete(Some(token))) => Ok(Some(token)),
+            Ok(AuthStep::Complete(None)) => Ok(None),
+            Err(error) => Err(Refusal::denied(call_id, error)),
+        }
+    }
+
+    fn auth3(&mut self, call_id: u32, verifier: Option<AuthVerifier>) -> Result<(), Refusal> {
+        let (Some(verifier), Some(auth)) = (verifier, &mut self.auth) else {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::UnexpectedPdu {
+                    expected: BOUND_EXPECTS,
+                    got: PacketType::AUTH3,
+                },
+            ));
+        };
+        if auth.provider.is_established() {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::UnexpectedPdu {
+                    expected: BOUND_EXPECTS,
+                    got: PacketType::AUTH3,
+                },
+            ));
+        }
+        auth.check_trailer(&verifier)
+            .map_err(|error| Refusal::proto(call_id, error))?;
+        match auth.provider.step(Some(&verifier.auth_value)) {
+            Ok(AuthStep::Complete(_)) => self.report_if_established(),
+            // Nothing answers an auth3 ([MS-RPCE §3.3.1.5.2.1]): as Samba, remember the
+            // failure and refuse the calls that follow with access denied.
+            Ok(AuthStep::Continue(_)) | Err(_) => self.auth_invalid = true,
+        }
+        Ok(())
+    }
+
+    /// What a new call gets: its interface, or the fault the runtime answers.
+    fn admit(&self, p_cont_id: u16, opnum: u16) -> Result<usize, FaultStatus> {
+        let Some(context) = self
+            .contexts
+            .iter()
+            .find(|context| context.p_cont_id == p_cont_id)
+        else {
+            return Err(FaultStatus::UNK_IF);
+        };
+        let interface = self
+            .config
+            .interfaces
+            .get(context.interface)
+            .ok_or(FaultStatus::UNK_IF)?;
+        if self.auth_level() < interface.min_auth_level {
+            return Err(FaultStatus::ACCESS_DENIED);
+        }
+        if opnum >= interface.opnums {
+            return Err(FaultStatus::OP_RNG_ERROR);
+        }
+        if self.incoming.len() + self.dispatched.len() >= self.config.limits.max_calls_in_flight {
+            return Err(FaultStatus::SERVER_TOO_BUSY);
+        }
+        Ok(context.interface)
+    }
+
+    fn auth_level(&self) -> AuthLevel {
+        self.auth
+            .as_ref()
+            .map_or(AuthLevel::NONE, |auth| auth.auth_level)
+    }
+
+    fn request(&mut self, state: State, frame: Bytes) -> Result<(), Refusal> {
+        let (_, call_id) = assoc::raw_call_id(&frame).unwrap_or((0, 0));
+        if state != State::Bound {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::UnexpectedPdu {
+                    expected: &[PacketType::BIND],
+                    got: PacketType::REQUEST,
+                },
+            ));
+        }
+        if self.auth_invalid {
+            return Err(Refusal::denied(
+                call_id,
+                crate::security::SecurityError::LogonFailure("the auth3 leg failed"),
+            ));
+        }
+        if self
+            .auth
+            .as_ref()
+            .is_some_and(|auth| !auth.provider.is_established())
+        {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::UnexpectedPdu {
+                    expected: &[PacketType::AUTH3, PacketType::ALTER_CONTEXT],
+                    got: PacketType::REQUEST,
+                },
+            ));
+        }
+        let limits = self.decode_limits();
+        let pdu = match assoc::decode_protected(frame, self.auth.as_mut(), &limits) {
+            Ok(pdu) => pdu,
+            Err(error @ (ProtocolError::Security(_) | ProtocolError::AuthMismatch { .. })) => {
+                return Err(Refusal::denied(call_id, error));
+            }
+            Err(error) => return Err(Refusal::proto(call_id, error)),
+        };
+        let PduBody::Request(request) = pdu.body else {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::UnexpectedPdu {
+                    expected: BOUND_EXPECTS,
+                    got: pdu.body.ptype(),
+                },
+            ));
+        };
+        self.request_fragment(call_id, pdu.pfc_flags, pdu.drep, request)
+    }
+
+    fn request_fragment(
+        &mut self,
+        call_id: u32,
+        flags: PfcFlags,
+        drep: DataRep,
+        request: Request,
+    ) -> Result<(), Refusal> {
+        if let Some(in_progress) = self.receiving
+            && in_progress != call_id
+            && !self.conc_mpx
+        {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::InterleavedCalls {
+                    call_id,
+                    in_progress,
+                },
+            ));
+        }
+        let first = flags.contains(PfcFlags::FIRST_FRAG);
+        let last = flags.contains(PfcFlags::LAST_FRAG);
+        let limits = &self.config.limits;
+        if first {
+            if self.incoming.contains_key(&call_id) || self.dispatched.contains_key(&call_id) {
+                return Err(Refusal::proto(
+                    call_id,
+                    ProtocolError::FragmentOutOfOrder {
+                        call_id,
+                        reason: "a first fragment for a call in progress",
+                    },
+                ));
+            }
+            let verdict = self.admit(request.p_cont_id, request.opnum);
+            if last {
+                return self.complete(call_id, request, verdict, None, drep);
+            }
+            // With PFC_CONC_MPX several requests may be reassembled at once: as many as calls
+            // may be in flight, refused ones included.
+            if self.incoming.len() >= limits.max_calls_in_flight {
+                return Err(Refusal::proto(
+                    call_id,
+                    ProtocolError::LimitExceeded {
+                        what: "requests being reassembled",
+                        value: self.incoming.len() + 1,
+                        limit: limits.max_calls_in_flight,
+                    },
+                ));
+            }
+            let stub: &[u8] = if verdict.is_ok() { &request.stub } else { &[] };
+            let reassembly = Reassembly::start(drep, request.alloc_hint, stub, limits)
+                .map_err(|error| Refusal::denied(call_id, error))?;
+            self.incoming.insert(
+                call_id,
+                Incoming {
+                    p_cont_id: request.p_cont_id,
+                    opnum: request.opnum,
+                    object: request.object,
+                    verdict,
+                    reassembly,
+                },
+            );
+            self.receiving = Some(call_id);
+            return Ok(());
+        }
+        let Some(incoming) = self.incoming.get_mut(&call_id) else {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::FragmentOutOfOrder {
+                    call_id,
+                    reason: "a middle fragment without a first one",
+                },
+            ));
+        };
+        if incoming.p_cont_id != request.p_cont_id
+            || incoming.opnum != request.opnum
+            || incoming.reassembly.drep != drep
+        {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::FragmentOutOfOrder {
+                    call_id,
+                    reason: "p_cont_id, opnum or packed_drep changed between fragments",
+                },
+            ));
+        }
+        let stub: &[u8] = if incoming.verdict.is_ok() {
+            &request.stub
+        } else {
+            &[]
+        };
+        incoming
+            .reassembly
+            .push(stub, limits)
+            .map_err(|error| Refusal::denied(call_id, error))?;
+        if last {
+            self.receiving = None;
+            if let Some(incoming) = self.incoming.remove(&call_id) {
+                let verdict = incoming.verdict;
+                let request = Request {
+                    alloc_hint: 0,
+                    p_cont_id: incoming.p_cont_id,
+                    opnum: incoming.opnum,
+                    object: incoming.object,
+                    stub: Bytes::new(),
+                };
+                return self.complete(call_id, request, verdict, Some(incoming.reassembly), drep);
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole request: dispatched, or refused with its fault.
+    fn complete(
+        &mut self,
+        call_id: u32,
+        request: Request,
+        verdict: Result<usize, FaultStatus>,
+        reassembly: Option<Reassembly>,
+        drep: DataRep,
+    ) -> Result<(), Refusal> {
+        match verdict {
+            Ok(interface) => {
+                let stub = reassembly.map_or(request.stub, Reassembly::finish);
+                self.dispatched.insert(call_id, request.p_cont_id);
+                self.events.push_back(ServerEvent::Request(ServerRequest {
+                    call_id,
+                    p_cont_id: request.p_cont_id,
+                    interface,
+                    opnum: request.opnum,
+                    object: request.object,
+                    stub,
+                    drep,
+                    auth_level: self.auth_level(),
+                }));
+            }
+            Err(status) => {
+                let pdu = self
+                    .fault_pdu(call_id, request.p_cont_id, status)
+                    .map_err(|error| Refusal::proto(call_id, error))?;
+                self.control.push_back(pdu);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a bound association accepts.
+const BOUND_EXPECTS: &[PacketType] = &[
+    PacketType::REQUEST,
+    PacketType::ALTER_CONTEXT,
+    PacketType::AUTH3,
+    PacketType::CO_CANCEL,
+    PacketType::ORPHANED,
+];

@@ -1,0 +1,123 @@
+//! `cargo xtask ci`: every check CI runs, in order, each a timed step; the first failure stops it.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::args::Args;
+use crate::setup::{self, Needs};
+use crate::{conformance, deps, fuzz, sh, vectors};
+
+/// The steps, in the order they run.
+const STEPS: &[&str] = &[
+    "setup",
+    "fmt",
+    "clippy",
+    "test",
+    "doc",
+    "deps",
+    "conformance",
+    "vectors",
+    "fuzz",
+];
+
+/// Seconds each fuzz target runs in CI: a smoke test that every target builds and runs.
+const FUZZ_SMOKE_SECS: u64 = 10;
+
+pub(crate) fn run(mut args: Args) -> Result<()> {
+    let skip: Vec<String> = args
+        .value("--skip")?
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let no_install = args.flag("--no-install");
+    args.finish()?;
+    if let Some(unknown) = skip.iter().find(|s| !STEPS.contains(&s.as_str())) {
+        bail!(
+            "unknown step `{unknown}` in --skip; steps: {}",
+            STEPS.join(" ")
+        );
+    }
+    let installs = sh::installs_allowed(no_install);
+    let start = Instant::now();
+    let mut timings: Vec<(&str, Duration)> = Vec::new();
+    for &name in STEPS {
+        if skip.iter().any(|s| s == name) {
+            println!("\n==> {name} skipped");
+            continue;
+        }
+        let (_, took) = sh::step(name, || step(name, installs)).inspect_err(|_| {
+            print_timings(&timings, start.elapsed());
+            println!("ci FAILED at step `{name}`");
+        })?;
+        timings.push((name, took));
+    }
+    print_timings(&timings, start.elapsed());
+    println!("ci passed");
+    Ok(())
+}
+
+fn step(name: &str, installs: bool) -> Result<()> {
+    match name {
+        "setup" => setup::ensure(Needs::ALL, installs),
+        "fmt" => {
+            sh::run(sh::cargo().args(["fmt", "--all", "--check"]))?;
+            // The fuzz targets are their own workspace, out of `cargo fmt --all`'s reach.
+            let targets = sh::files_with_suffix(Path::new("fuzz/fuzz_targets"), ".rs")?;
+            if targets.is_empty() {
+                return Ok(());
+            }
+            sh::run(
+                Command::new("rustfmt")
+                    .args(["--edition", "2024", "--check"])
+                    .args(targets),
+            )
+        }
+        "clippy" => sh::run(sh::cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])),
+        // The README's test command (`cargo test --workspace`), locked to Cargo.lock.
+        "test" => sh::run(sh::cargo().args(["test", "--workspace", "--locked"])),
+        "doc" => sh::run(
+            sh::cargo()
+                .args([
+                    "doc",
+                    "--workspace",
+                    "--no-deps",
+                    "--document-private-items",
+                    "--all-features",
+                    "--locked",
+                ])
+                .env("RUSTDOCFLAGS", "-Dwarnings"),
+        ),
+        "deps" => deps::check(),
+        "conformance" => conformance::run(Args::new(no_install_arg(installs))),
+        "vectors" => vectors::vectors(true, installs),
+        "fuzz" => fuzz::run(Args::new(
+            ["--secs".to_owned(), FUZZ_SMOKE_SECS.to_string()]
+                .into_iter()
+                .chain(no_install_arg(installs)),
+        )),
+        _ => bail!("no step called `{name}`"),
+    }
+}
+
+fn no_install_arg(installs: bool) -> Option<String> {
+    (!installs).then(|| "--no-install".to_owned())
+}
+
+fn print_timings(timings: &[(&str, Duration)], total: Duration) {
+    println!("\nstep          time");
+    for (name, took) in timings {
+        println!("{name:<12} {:>6}", sh::secs(*took));
+    }
+    println!("{:<12} {:>6}", "total", sh::secs(total));
+}

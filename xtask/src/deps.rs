@@ -1,0 +1,216 @@
+//! `cargo xtask check deps`: the dependency direction of ARCHITECTURE.md, as a check.
+//!
+//! `proto` <- `ntlm` <- `transport` <- `client` <- `cli`, and `transport` <- `mock` <- `cli`;
+//! `client` and `mock` never depend on each other; `proto` and `ntlm` stay sans-IO (no async
+//! runtime, sockets or randomness anywhere in their normal dependency graph); libraries report
+//! typed errors, so none of them uses `anyhow`. Only crates that exist are checked.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::sh;
+
+/// Which workspace crates each crate may reach through normal dependencies.
+const MAY_USE: &[(&str, &[&str])] = &[
+    ("dsbackup-proto", &[]),
+    ("dsbackup-ntlm", &["dsbackup-proto"]),
+    ("dsbackup-transport", &["dsbackup-proto", "dsbackup-ntlm"]),
+    (
+        "dsbackup-client",
+        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-transport"],
+    ),
+    (
+        "dsbackup-mock",
+        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-transport"],
+    ),
+    (
+        "dsbackup-cli",
+        &[
+            "dsbackup-proto",
+            "dsbackup-ntlm",
+            "dsbackup-transport",
+            "dsbackup-client",
+            "dsbackup-mock",
+        ],
+    ),
+    ("xtask", &[]),
+];
+
+/// Crates that must not do I/O, read the clock or draw randomness.
+const SANS_IO: &[&str] = &["dsbackup-proto", "dsbackup-ntlm"];
+
+/// Crates that would bring an async runtime, sockets or randomness.
+const NOT_SANS_IO: &[&str] = &[
+    "tokio",
+    "tokio-util",
+    "async-std",
+    "smol",
+    "mio",
+    "socket2",
+    "rand",
+    "getrandom",
+];
+
+/// Library crates: typed errors (thiserror), never `anyhow`.
+const LIBRARIES: &[&str] = &[
+    "dsbackup-proto",
+    "dsbackup-ntlm",
+    "dsbackup-transport",
+    "dsbackup-client",
+    "dsbackup-mock",
+];
+
+pub(crate) fn check() -> Result<()> {
+    let meta = sh::metadata()?;
+    let packages = meta
+        .get("packages")
+        .and_then(serde_json::Value::as_array)
+        .context("`cargo metadata` lists no packages")?;
+    let members: BTreeSet<&str> = packages
+        .iter()
+        .filter_map(|p| p.get("name").and_then(serde_json::Value::as_str))
+        .collect();
+
+    let mut violations = Vec::new();
+    for package in packages {
+        let Some(name) = package.get("name").and_then(serde_json::Value::as_str) else {
+            continue;
+        };
+        let Some(&(_, may_use)) = MAY_USE.iter().find(|(krate, _)| *krate == name) else {
+            println!("{name}: no rule for this crate (add one to xtask/src/deps.rs)");
+            continue;
+        };
+        let reached = normal_dependencies(name)?;
+        let mut bad: Vec<&str> = Vec::new();
+        for dep in &reached {
+            let forbidden_member =
+                members.contains(dep.as_str()) && !may_use.contains(&dep.as_str());
+            let forbidden_io = SANS_IO.contains(&name) && NOT_SANS_IO.contains(&dep.as_str());
+            if forbidden_member || forbidden_io {
+                bad.push(dep);
+            }
+        }
+        if LIBRARIES.contains(&name) && direct_normal_dependencies(package).any(|d| d == "anyhow") {
+            violations.push(format!(
+                "{name} depends on anyhow: libraries return typed errors"
+            ));
+        }
+        for dep in &bad {
+            let why = if members.contains(dep) {
+                format!(
+                    "{name} must not depend on {dep} (allowed: {})",
+                    list(may_use)
+                )
+            } else {
+                format!("{name} must stay sans-IO but reaches {dep}")
+            };
+            let path = sh::read(sh::cargo().args([
+                "tree",
+                "-p",
+                name,
+                "-e",
+                "normal",
+                "--all-features",
+                "--invert",
+                dep,
+            ]))
+            .unwrap_or_default();
+            violations.push(format!("{why}:\n{path}"));
+        }
+        let workspace_deps: Vec<&str> = reached
+            .iter()
+            .map(String::as_str)
+            .filter(|d| members.contains(d))
+            .collect();
+        println!(
+            "{name}: {} normal dependencies, workspace crates: {}{}",
+            reached.len(),
+            list(&workspace_deps),
+            if SANS_IO.contains(&name) {
+                ", sans-IO"
+            } else {
+                ""
+            },
+        );
+    }
+    if !violations.is_empty() {
+        bail!("dependency rules broken:\n{}", violations.join("\n"));
+    }
+    println!("dependency direction holds");
+    Ok(())
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The direct non-dev, non-build dependencies `cargo metadata` lists for a package.
+fn direct_normal_dependencies(package: &serde_json::Value) -> impl Iterator<Item = &str> {
+    package
+        .get("dependencies")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|d| d.get("kind").is_none_or(serde_json::Value::is_null))
+        .filter_map(|d| d.get("name").and_then(serde_json::Value::as_str))
+}
+
+/// Every crate `krate` reaches through normal dependencies, with all its features on.
+fn normal_dependencies(krate: &str) -> Result<BTreeSet<String>> {
+    let tree = sh::read(sh::cargo().args([
+        "tree",
+        "--locked",
+        "-p",
+        krate,
+        "-e",
+        "normal",
+        "--all-features",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}",
+    ]))?;
+    Ok(parse_tree(&tree, krate))
+}
+
+/// Package names out of `cargo tree --prefix none --format {p}` lines, the root left out.
+fn parse_tree(tree: &str, root: &str) -> BTreeSet<String> {
+    tree.lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != root)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_lines_become_names_without_the_root() {
+        let tree = "dsbackup-ntlm v0.1.0 (/w/crates/dsbackup-ntlm)\n\
+                    dsbackup-proto v0.1.0 (/w/crates/dsbackup-proto)\n\
+                    bytes v1.10.1\n\
+                    bytes v1.10.1 (*)\n";
+        let names = parse_tree(tree, "dsbackup-ntlm");
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["bytes", "dsbackup-proto"]
+        );
+    }
+
+    #[test]
+    fn the_rules_forbid_what_the_design_forbids() {
+        let may_use = |krate: &str| MAY_USE.iter().find(|(k, _)| *k == krate).unwrap().1;
+        assert!(!may_use("dsbackup-client").contains(&"dsbackup-mock"));
+        assert!(!may_use("dsbackup-mock").contains(&"dsbackup-client"));
+        assert!(may_use("dsbackup-proto").is_empty());
+        assert!(may_use("xtask").is_empty());
+        assert!(NOT_SANS_IO.contains(&"tokio"));
+    }
+}

@@ -1,0 +1,161 @@
+//! Installs the third-party peers a task needs, when they are missing.
+//!
+//! CI is a fresh Debian machine where we are root: tshark (and text2pcap) come from apt, impacket
+//! from PyPI, cargo-fuzz from crates.io. Each install runs only when its tool is missing, so the
+//! step costs nothing on a prepared machine; `--no-install` / `XTASK_NO_INSTALL=1` turn a missing
+//! tool into an error that says how to install it.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::sh;
+
+/// The impacket release the vectors were produced with.
+const IMPACKET: &str = "impacket==0.13.1";
+/// The cargo-fuzz releases whose flags `cargo xtask fuzz` uses.
+const CARGO_FUZZ: &str = "~0.13";
+
+/// What a task needs installed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Needs {
+    /// `tshark` and `text2pcap` (Debian `tshark`).
+    pub(crate) tshark: bool,
+    /// `python3` with `import impacket`.
+    pub(crate) impacket: bool,
+    /// `cargo fuzz` and a C++ compiler for libFuzzer.
+    pub(crate) cargo_fuzz: bool,
+}
+
+impl Needs {
+    pub(crate) const ALL: Self = Self {
+        tshark: true,
+        impacket: true,
+        cargo_fuzz: true,
+    };
+}
+
+fn impacket_importable() -> bool {
+    sh::succeeds(Command::new("python3").args(["-c", "import impacket"]))
+}
+
+fn cargo_fuzz_present() -> bool {
+    sh::succeeds(sh::cargo().args(["fuzz", "--version"]))
+}
+
+/// The apt packages missing for `needs`.
+fn missing_apt_packages(needs: Needs) -> Vec<&'static str> {
+    let mut packages = Vec::new();
+    if needs.tshark && !(sh::on_path("tshark") && sh::on_path("text2pcap")) {
+        packages.push("tshark");
+    }
+    if needs.impacket && !impacket_importable() {
+        if !sh::on_path("python3") {
+            packages.push("python3");
+        }
+        if !sh::succeeds(Command::new("python3").args(["-m", "pip", "--version"])) {
+            packages.push("python3-pip");
+        }
+    }
+    if needs.cargo_fuzz && !sh::on_path("c++") {
+        packages.push("g++");
+    }
+    packages
+}
+
+/// Installs whatever `needs` lacks (unless `allowed` is false: then a missing tool is an error),
+/// and prints the versions in use.
+pub(crate) fn ensure(needs: Needs, allowed: bool) -> Result<()> {
+    let apt = missing_apt_packages(needs);
+    if !apt.is_empty() {
+        let list = apt.join(" ");
+        if !allowed {
+            bail!("missing Debian packages: {list} (apt-get install {list}; or drop --no-install)");
+        }
+        apt_install(&apt)?;
+    }
+    if needs.impacket && !impacket_importable() {
+        if !allowed {
+            bail!("python3 cannot import impacket (python3 -m pip install {IMPACKET})");
+        }
+        // Debian marks its Python "externally managed"; CI's machine is throwaway, so install
+        // into it anyway. Older pips ignore the variable.
+        sh::run(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    IMPACKET,
+                ])
+                .env("PIP_BREAK_SYSTEM_PACKAGES", "1")
+                .env("PIP_ROOT_USER_ACTION", "ignore"),
+        )?;
+        if !impacket_importable() {
+            bail!("impacket installed but python3 still cannot import it");
+        }
+    }
+    if needs.cargo_fuzz && !cargo_fuzz_present() {
+        if !allowed {
+            bail!("cargo-fuzz is missing (cargo install cargo-fuzz --locked)");
+        }
+        sh::run(sh::cargo().args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ]))?;
+    }
+    print_versions(needs);
+    Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let uid = sh::first_line(Command::new("id").arg("-u")).unwrap_or_default();
+    if uid.trim() != "0" {
+        bail!(
+            "missing Debian packages {}; run as root, or: sudo apt-get install {}",
+            packages.join(" "),
+            packages.join(" ")
+        );
+    }
+    if packages.contains(&"tshark") {
+        // Answer the "should non-root users capture packets?" question before it is asked.
+        let mut child = Command::new("debconf-set-selections")
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("cannot start debconf-set-selections")?;
+        child
+            .stdin
+            .take()
+            .context("no stdin for debconf-set-selections")?
+            .write_all(b"wireshark-common wireshark-common/install-setuid boolean false\n")?;
+        if !child.wait()?.success() {
+            bail!("debconf-set-selections failed");
+        }
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    sh::run(&mut apt(&["update", "-qq"]))?;
+    let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+    install.args(packages);
+    sh::run(&mut install)
+}
+
+fn print_versions(needs: Needs) {
+    let version = |cmd: &mut Command| sh::first_line(cmd).unwrap_or_else(|| "?".to_owned());
+    if needs.tshark {
+        println!("using {}", version(Command::new("tshark").arg("--version")));
+    }
+    if needs.impacket {
+        let v = version(Command::new("python3").args([
+            "-c",
+            "import importlib.metadata as m, sys; print('impacket', m.version('impacket'), 'on python', sys.version.split()[0])",
+        ]));
+        println!("using {v}");
+    }
+    if needs.cargo_fuzz {
+        println!("using {}", version(sh::cargo().args(["fuzz", "--version"])));
+    }
+}
