@@ -29,6 +29,8 @@ mod model_tests;
 mod restore;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;
 
 use std::collections::HashMap;
 use std::fs;
@@ -37,10 +39,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dsbackup_ntlm::{CredentialStore, NtHash};
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{AdRestoreRequest, AdRestoreResponse};
-use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, EncodeError, NdrError, Status, Uuid};
+use dsbackup_proto::server::Interface as ServerInterface;
+use dsbackup_proto::{
+    AuthLevel, ContextHandle, DataRep, EncodeError, FaultStatus, NdrError, Status, SyntaxId, Uuid,
+};
 
 use crate::config::{DsMode, MockConfig, Privileges};
 use crate::faults::Faults;
@@ -158,6 +164,24 @@ pub enum ServeError {
     /// The response does not encode.
     #[error("response does not encode: {0}")]
     Encode(#[from] EncodeError),
+}
+
+impl ServeError {
+    /// The fault to answer with.
+    pub fn fault_status(&self) -> FaultStatus {
+        match self {
+            Self::UnknownOpnum { .. } => FaultStatus::OP_RNG_ERROR,
+            Self::BadStub(_) => FaultStatus::BAD_STUB_DATA,
+            Self::NotServed(_) | Self::Encode(_) => FaultStatus::CANT_PERFORM,
+        }
+    }
+}
+
+/// The NTLM acceptor finds users here: [`MockDc::nt_hash`].
+impl CredentialStore for MockDc {
+    fn lookup(&self, user: &str, domain: &str) -> Option<NtHash> {
+        self.nt_hash(user, domain).map(NtHash::from_bytes)
+    }
 }
 
 /// The mock domain controller. Clones share one server.
@@ -293,6 +317,27 @@ impl MockDc {
             return None;
         }
         config.user(user).map(|user| user.nt_hash)
+    }
+
+    /// The interfaces the core serves, in the order of [`MockDc::server_interfaces`].
+    pub const SERVED_INTERFACES: [Interface; 2] = [Interface::AdBackup, Interface::AdRestore];
+
+    /// The interfaces to register with a server association (`ServerConfig::interfaces`):
+    /// ad_backup then ad_restore v1.0, each with every opnum of its call table and the
+    /// configured minimum auth level. A request's `interface` index maps back through
+    /// [`MockDc::SERVED_INTERFACES`].
+    pub fn server_interfaces(&self) -> Vec<ServerInterface> {
+        Self::SERVED_INTERFACES
+            .iter()
+            .map(|iface| {
+                let id = iface.id();
+                ServerInterface {
+                    syntax: SyntaxId::new(id.uuid, id.version_major, id.version_minor),
+                    opnums: u16::try_from(id.calls.len()).unwrap_or(u16::MAX),
+                    min_auth_level: self.shared.config.min_auth_level,
+                }
+            })
+            .collect()
     }
 
     /// Serves one call from its stub bytes: decodes the request of `opnum` on `iface` in the
