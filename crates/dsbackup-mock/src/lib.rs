@@ -42,6 +42,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Wiring to a server runtime
+//!
+//! Per listener: register [`MockDc::server_interfaces`] (ad_backup, ad_restore, with the
+//! configured minimum auth level) and build NTLM acceptors over the `MockDc` itself (it is a
+//! `dsbackup_ntlm::CredentialStore`). Per connection: pick a [`ConnectionId`], keep a
+//! [`ConnectionFaults`], refuse binds when it says so. Per request: build the [`Caller`] from the
+//! association's peer identity and auth level, map the request's interface index through
+//! [`MockDc::SERVED_INTERFACES`], call [`MockDc::serve_stub`], sleep [`Reply::delay`], then
+//! respond with the stub, or fault with [`ServeError::fault_status`]. When a connection ends:
+//! [`MockDc::connection_closed`]; on a timer: [`MockDc::expire_idle`].
+//!
 //! The core uses no async runtime and reads no clock: time comes in as `now`, and the delays the
 //! fault script asks for come back in [`Reply::delay`] for the transport glue to sleep on.
 
