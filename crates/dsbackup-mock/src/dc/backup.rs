@@ -370,8 +370,12 @@ impl MockDc {
                 session
             }
             _ => {
-                // The session ended (rundown, end, idle) while the copy ran.
+                // The session ended (rundown, end, idle) while the copy ran: its directory may
+                // have been recreated by the copy, so remove both.
                 let _ = fs::remove_file(&snapshot);
+                if let Some(dir) = snapshot.parent() {
+                    let _ = fs::remove_dir(dir);
+                }
                 return refuse(Status::ERROR_INVALID_PARAMETER);
             }
         };

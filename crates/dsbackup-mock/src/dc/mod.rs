@@ -15,9 +15,12 @@
 //! | check | status |
 //! | --- | --- |
 //! | the caller's auth level is below the configured minimum | `ERROR_ACCESS_DENIED` |
-//! | the caller lacks the privilege (backup for ad_backup, restore for ad_restore; either for `HrRIsNTDSOnline` and `HrRRestoreCheckLogsForBackup`; none for `HrRBackupPing`, `HrRBackupEnd`, `HrRRestoreEnd`) | `ERROR_ACCESS_DENIED` |
+//! | the caller lacks the privilege (backup for ad_backup, restore for ad_restore; either for `HrRIsNTDSOnline` and `HrRRestoreCheckLogsForBackup`; none for `HrRBackupPing`, `HrRBackupEnd`, `HrRRestoreEnd`; for `HrRRestoreGetDatabaseLocations`, that of the session named) | `ERROR_ACCESS_DENIED` |
 //! | the context handle is null, unknown, or belongs to another connection | `ERROR_INVALID_PARAMETER` |
 //! | then each operation's own rules | see the method |
+//!
+//! The privileges are those of the configured user of the caller's name, when the caller's
+//! domain is empty, the configured domain or the DC's name; an anonymous caller has none.
 //!
 //! A handle the server does not know is `ERROR_INVALID_PARAMETER` (what the public API
 //! documents for a bad `hbc`); `hrInvalidHandle` is kept for what the IDL names: a close (or a
