@@ -1,6 +1,7 @@
 //! A minimal blocking server over the mock's core, one thread per connection: enough to point
 //! an independent client (impacket) at the mock before the tokio transport is wired.
-//! Not the product's server: no limits on connections, no idle timer thread.
+//! Not the product's server: no limit on connections. The connection faults of the config apply
+//! (a refused bind closes the connection: this driver has no bind_nak of its own).
 //!
 //! `cargo run -p dsbackup-mock --example serve -- CONFIG.toml PORT`
 //!
@@ -13,10 +14,13 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use dsbackup_mock::{Caller, ConnectionId, EndpointMap, MockConfig, MockDc, Principal, filetime};
+use dsbackup_mock::{
+    Caller, ConnectionFaults, ConnectionId, EndpointMap, MockConfig, MockDc, Principal,
+    corrupt_fragment, filetime,
+};
 use dsbackup_ntlm::{Acceptor, AcceptorConfig, ServerInputs};
 use dsbackup_proto::{
     AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityFactory, SecurityProvider,
@@ -115,11 +119,12 @@ fn serve_connection(
     interfaces.push(EndpointMap::server_interface());
     let group = u32::try_from(conn.0 & 0xFFFF_FFFF)?;
     let mut server = ServerAssociation::new(ServerConfig::new(interfaces, group), Some(factory))?;
+    let mut faults = ConnectionFaults::new(dc.faults().clone());
     let mut buf = BytesMut::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = stream.read(&mut chunk)?;
-        if n == 0 {
+        if n == 0 || faults.refuse_bind() {
             return Ok(());
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
@@ -156,11 +161,37 @@ fn serve_connection(
                 Ok(stub) => server.respond(request.call_id, Bytes::from(stub))?,
                 Err(error) => server.fault(request.call_id, error.fault_status())?,
             }
+            if faults.call_answered() {
+                flush(&mut server, &mut stream, &mut faults)?;
+                return Ok(());
+            }
         }
-        while let Some(pdu) = server.poll_transmit() {
-            stream.write_all(&pdu)?;
+        if !flush(&mut server, &mut stream, &mut faults)? {
+            return Ok(());
         }
     }
+}
+
+/// Writes what the association has to send, applying the byte and fragment faults; false when
+/// the connection must close.
+fn flush(
+    server: &mut ServerAssociation,
+    stream: &mut TcpStream,
+    faults: &mut ConnectionFaults,
+) -> std::io::Result<bool> {
+    while let Some(pdu) = server.poll_transmit() {
+        let mut pdu = pdu.to_vec();
+        if pdu.get(2) == Some(&2) && faults.response_fragment() {
+            // PTYPE 2: a response fragment.
+            corrupt_fragment(&mut pdu);
+        }
+        let allowed = faults.allow_bytes(pdu.len());
+        stream.write_all(pdu.get(..allowed).unwrap_or_default())?;
+        if faults.must_close() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -173,6 +204,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     let map = EndpointMap::new(listener.local_addr()?.port(), [127, 0, 0, 1]);
     eprintln!("mock DC on 127.0.0.1:{port} (minimum auth level {min_level})");
+    // Sessions idle past the configured timeout end, as on a server.
+    let sweeper = dc.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            for handle in sweeper.expire_idle(SystemTime::now()) {
+                eprintln!("idle session {:?} ended", handle.uuid);
+            }
+        }
+    });
     let mut next = 0u64;
     for stream in listener.incoming() {
         let stream = stream?;
