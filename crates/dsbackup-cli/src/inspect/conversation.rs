@@ -1,0 +1,422 @@
+//! What one input's PDUs say about the ones after them: the presentation contexts a bind
+//! negotiated, the opnum of each outstanding call, stubs in fragments, and (given the password)
+//! the NTLM keys that unseal and verify protected PDUs.
+//!
+//! ```text
+//! bind / alter_context      p_cont_id -> abstract syntax (proposed), NTLM NEGOTIATE
+//! bind_ack / alter_ctx_resp results in proposal order: accepted or dropped; NTLM CHALLENGE
+//! auth3 (or alter_context)  NTLM AUTHENTICATE: with the password, the keys of both directions
+//! request FIRST..LAST       call_id -> (interface, opnum); stub reassembled, decoded on LAST
+//! response / fault          opnum of the request with the same call_id
+//! ```
+//!
+//! Protected PDUs are verified (and unsealed at packet privacy) in the order they come, each
+//! direction with its own keys and sequence numbers, as the two ends do.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use dsbackup_ntlm::{Message, NtHash, ObservedContext, SessionSecurity};
+use dsbackup_proto::iface::Interface;
+use dsbackup_proto::{
+    AuthLevel, AuthType, AuthVerifier, ContResult, ContextResult, DataRep, Pdu, PduBody, PfcFlags,
+    PresentationContext, SyntaxId, locate_auth,
+};
+use serde_json::{Map, Value, json};
+
+use super::call::{Half, call_head, decode_call};
+
+/// Largest reassembled stub kept for decoding.
+const MAX_STUB: usize = 64 * 1024 * 1024;
+/// Most fragments of one stub.
+const MAX_FRAGMENTS: usize = 65_536;
+
+/// A presentation context of the association.
+#[derive(Debug)]
+struct Context {
+    /// The interface, when it is one of ours.
+    iface: Option<Interface>,
+    /// Whether the accepted transfer syntax is one `decode_stub` reads (NDR 2.0); `true` until
+    /// the ack says otherwise.
+    ndr20: bool,
+}
+
+/// An outstanding call.
+#[derive(Debug)]
+struct Call {
+    p_cont_id: u16,
+    opnum: u16,
+}
+
+/// A stub in fragments.
+#[derive(Debug)]
+struct Partial {
+    drep: DataRep,
+    stub: BytesMut,
+    fragments: usize,
+    /// Set when a fragment could not be read: no decoding.
+    spoiled: Option<Unreadable>,
+}
+
+/// Why a fragment's stub cannot be read.
+#[derive(Debug)]
+enum Unreadable {
+    /// Sealed, and no keys were asked for: the PDU says `"sealed"`, nothing more.
+    Sealed,
+    /// The PDU's `security_error` says why.
+    Reported,
+    /// Said by the `call_error` of the last fragment.
+    Reason(String),
+}
+
+/// NTLM state of one `auth_context_id`.
+#[derive(Debug, Default)]
+struct NtlmContext {
+    challenge: Option<Vec<u8>>,
+    keys: Option<ObservedContext>,
+    /// Why there are no keys, once the AUTHENTICATE went by.
+    failure: Option<String>,
+}
+
+/// The state of one input.
+#[derive(Debug)]
+pub(crate) struct Conversation {
+    nt_hash: Option<NtHash>,
+    contexts: HashMap<u16, Context>,
+    /// The p_cont_ids of the last bind or alter_context, in order, awaiting their results.
+    proposed: Vec<u16>,
+    calls: HashMap<u32, Call>,
+    partials: HashMap<(u32, bool), Partial>,
+    ntlm: HashMap<u32, NtlmContext>,
+}
+
+impl Conversation {
+    /// A conversation read with the NT hash of the password, if any.
+    pub(crate) fn new(nt_hash: Option<NtHash>) -> Self {
+        Self {
+            nt_hash,
+            contexts: HashMap::new(),
+            proposed: Vec::new(),
+            calls: HashMap::new(),
+            partials: HashMap::new(),
+            ntlm: HashMap::new(),
+        }
+    }
+
+    /// Follows one PDU (`frame` its bytes) and adds what it learnt to its JSON object `out`.
+    pub(crate) fn follow(&mut self, frame: &Bytes, pdu: &Pdu, out: &mut Map<String, Value>) {
+        match &pdu.body {
+            PduBody::Bind(bind) => self.propose(&bind.p_context_elem),
+            PduBody::AlterContext(alter) => self.propose(&alter.p_context_elem),
+            PduBody::BindAck(ack) => self.results(&ack.p_result_list),
+            PduBody::AlterContextResp(ack) => self.results(&ack.p_result_list),
+            PduBody::BindNak(_) => self.proposed.clear(),
+            PduBody::Request(_) | PduBody::Response(_) | PduBody::Fault(_) => {
+                self.stub_pdu(frame, pdu, out);
+                return;
+            }
+            PduBody::Auth3(_)
+            | PduBody::Shutdown(_)
+            | PduBody::CoCancel(_)
+            | PduBody::Orphaned(_) => {}
+        }
+        if let Some(auth) = &pdu.auth_verifier
+            && auth.auth_type == AuthType::WINNT
+        {
+            self.handshake(auth, out);
+        }
+    }
+
+    fn propose(&mut self, contexts: &[PresentationContext]) {
+        self.proposed.clear();
+        for context in contexts {
+            let syntax = context.abstract_syntax;
+            self.proposed.push(context.p_cont_id);
+            self.contexts.insert(
+                context.p_cont_id,
+                Context {
+                    iface: Interface::from_uuid(syntax.uuid, syntax.version),
+                    ndr20: true,
+                },
+            );
+        }
+    }
+
+    fn results(&mut self, results: &[ContextResult]) {
+        let proposed = core::mem::take(&mut self.proposed);
+        for (p_cont_id, result) in proposed.into_iter().zip(results) {
+            if result.result == ContResult::ACCEPTANCE {
+                if let Some(context) = self.contexts.get_mut(&p_cont_id) {
+                    context.ndr20 = result.transfer_syntax == SyntaxId::NDR;
+                }
+            } else {
+                self.contexts.remove(&p_cont_id);
+            }
+        }
+    }
+
+    /// Takes the NTLM message of a bind-type PDU's verifier.
+    fn handshake(&mut self, auth: &AuthVerifier, out: &mut Map<String, Value>) {
+        let message = match Message::decode(&auth.auth_value) {
+            Ok(message) => message,
+            Err(error) => {
+                out.insert("ntlm_error".into(), json!(error.to_string()));
+                return;
+            }
+        };
+        let state = self.ntlm.entry(auth.auth_context_id).or_default();
+        let mut info = Map::new();
+        match message {
+            Message::Negotiate(_) => {
+                info.insert("message".into(), json!("NEGOTIATE"));
+            }
+            Message::Challenge(_) => {
+                info.insert("message".into(), json!("CHALLENGE"));
+                *state = NtlmContext {
+                    challenge: Some(auth.auth_value.to_vec()),
+                    ..NtlmContext::default()
+                };
+            }
+            Message::Authenticate(authenticate) => {
+                info.insert("message".into(), json!("AUTHENTICATE"));
+                info.insert("user".into(), json!(authenticate.user()));
+                info.insert("domain".into(), json!(authenticate.domain()));
+                if let Some(hash) = &self.nt_hash {
+                    let keys = match &state.challenge {
+                        Some(challenge) => ObservedContext::new(hash, challenge, &auth.auth_value)
+                            .map_err(|error| error.to_string()),
+                        None => Err("no CHALLENGE seen before the AUTHENTICATE".to_owned()),
+                    };
+                    match keys {
+                        Ok(keys) => {
+                            info.insert("session_keys".into(), json!("derived"));
+                            state.keys = Some(keys);
+                            state.failure = None;
+                        }
+                        Err(error) => {
+                            info.insert("session_error".into(), json!(error));
+                            state.keys = None;
+                            state.failure = Some(error);
+                        }
+                    }
+                }
+            }
+        }
+        out.insert("ntlm".into(), Value::Object(info));
+    }
+
+    /// A request, response or fault: checks its protection, collects its stub and decodes the
+    /// call once the last fragment is in.
+    fn stub_pdu(&mut self, frame: &Bytes, pdu: &Pdu, out: &mut Map<String, Value>) {
+        let (half, stub, p_cont_id) = match &pdu.body {
+            PduBody::Request(request) => (Half::Request, &request.stub, request.p_cont_id),
+            PduBody::Response(response) => (Half::Response, &response.stub, response.p_cont_id),
+            PduBody::Fault(fault) => (Half::Fault, &fault.stub, fault.p_cont_id),
+            _ => return,
+        };
+        let call_id = pdu.call_id;
+        if let PduBody::Request(request) = &pdu.body
+            && pdu.pfc_flags.contains(PfcFlags::FIRST_FRAG)
+        {
+            self.calls.insert(
+                call_id,
+                Call {
+                    p_cont_id,
+                    opnum: request.opnum,
+                },
+            );
+        }
+        // The plaintext stub, or why there is none.
+        let plain = self.unprotect(frame, pdu, half, stub, out);
+
+        let Some(call) = self.calls.get(&call_id) else {
+            return;
+        };
+        let Some(context) = self.contexts.get(&call.p_cont_id) else {
+            return;
+        };
+        let Some(iface) = context.iface else {
+            return;
+        };
+        let (opnum, ndr20) = (call.opnum, context.ndr20);
+        if half == Half::Fault {
+            self.calls.remove(&call_id);
+            self.partials.remove(&(call_id, false));
+            out.insert("call".into(), Value::Object(call_head(iface, opnum, half)));
+            return;
+        }
+        let key = (call_id, half == Half::Request);
+        let first = pdu.pfc_flags.contains(PfcFlags::FIRST_FRAG);
+        let last = pdu.pfc_flags.contains(PfcFlags::LAST_FRAG);
+        if first {
+            self.partials.insert(
+                key,
+                Partial {
+                    drep: pdu.drep,
+                    stub: BytesMut::new(),
+                    fragments: 0,
+                    spoiled: None,
+                },
+            );
+        }
+        let Some(partial) = self.partials.get_mut(&key) else {
+            // A middle or last fragment whose first one is not in the input.
+            return;
+        };
+        partial.fragments += 1;
+        match plain {
+            Ok(bytes) if partial.spoiled.is_none() => {
+                if partial.fragments > MAX_FRAGMENTS
+                    || partial.stub.len().saturating_add(bytes.len()) > MAX_STUB
+                {
+                    partial.spoiled = Some(Unreadable::Reason(format!(
+                        "stub over {MAX_STUB} bytes or {MAX_FRAGMENTS} fragments: not decoded"
+                    )));
+                    partial.stub = BytesMut::new();
+                } else {
+                    partial.stub.extend_from_slice(&bytes);
+                }
+            }
+            Ok(_) => {}
+            Err(reason) => partial.spoiled = partial.spoiled.take().or(Some(reason)),
+        }
+        if !last {
+            return;
+        }
+        let Some(partial) = self.partials.remove(&key) else {
+            return;
+        };
+        if half == Half::Response {
+            self.calls.remove(&call_id);
+        }
+        match partial.spoiled {
+            None => {}
+            Some(Unreadable::Sealed | Unreadable::Reported) => return,
+            Some(Unreadable::Reason(reason)) => {
+                out.insert("call".into(), Value::Object(call_head(iface, opnum, half)));
+                out.insert("call_error".into(), json!(reason));
+                return;
+            }
+        }
+        if !ndr20 {
+            out.insert("call".into(), Value::Object(call_head(iface, opnum, half)));
+            out.insert(
+                "call_error".into(),
+                json!("the transfer syntax is not NDR 2.0: not decoded"),
+            );
+            return;
+        }
+        match decode_call(iface, opnum, half, partial.drep, &partial.stub) {
+            Ok(call) => {
+                out.insert("call".into(), call);
+            }
+            Err(error) => {
+                out.insert("call".into(), Value::Object(call_head(iface, opnum, half)));
+                out.insert("call_error".into(), json!(error));
+            }
+        }
+    }
+
+    /// The plaintext stub of a stub PDU: as received when unprotected, verified (and unsealed)
+    /// with the keys when a password was given.
+    fn unprotect(
+        &mut self,
+        frame: &Bytes,
+        pdu: &Pdu,
+        half: Half,
+        stub: &Bytes,
+        out: &mut Map<String, Value>,
+    ) -> Result<Bytes, Unreadable> {
+        let Some(auth) = &pdu.auth_verifier else {
+            return Ok(stub.clone());
+        };
+        let sealed = auth.auth_level == AuthLevel::PKT_PRIVACY;
+        if sealed {
+            out.insert("sealed".into(), json!(true));
+        }
+        if self.nt_hash.is_none() || auth.auth_level.0 < AuthLevel::CALL.0 {
+            return if sealed {
+                Err(Unreadable::Sealed)
+            } else {
+                Ok(stub.clone())
+            };
+        }
+        let result = if auth.auth_type == AuthType::WINNT {
+            self.verify(frame, auth, half, sealed)
+        } else {
+            Err(format!(
+                "auth type {}: only NTLM (RPC_C_AUTHN_WINNT) is followed",
+                auth.auth_type.name().unwrap_or("unknown")
+            ))
+        };
+        match result {
+            Ok(Some(plain)) => {
+                out.insert("unsealed".into(), json!(true));
+                out.insert("unsealed_stub".into(), json!(super::hex(&plain)));
+                Ok(plain)
+            }
+            Ok(None) => {
+                out.insert("verified".into(), json!(true));
+                Ok(stub.clone())
+            }
+            Err(error) => {
+                out.insert("security_error".into(), json!(error));
+                if sealed {
+                    Err(Unreadable::Reported)
+                } else {
+                    Ok(stub.clone())
+                }
+            }
+        }
+    }
+
+    /// Checks the signature of a protected fragment and unseals it; the unsealed stub when
+    /// `sealed`.
+    fn verify(
+        &mut self,
+        frame: &Bytes,
+        auth: &AuthVerifier,
+        half: Half,
+        sealed: bool,
+    ) -> Result<Option<Bytes>, String> {
+        let state = self.ntlm.get_mut(&auth.auth_context_id);
+        let keys = match state {
+            Some(NtlmContext {
+                keys: Some(keys), ..
+            }) => keys,
+            Some(NtlmContext {
+                failure: Some(failure),
+                ..
+            }) => return Err(format!("no session keys: {failure}")),
+            _ => {
+                return Err(format!(
+                    "no NTLM handshake seen for auth_context_id {}",
+                    auth.auth_context_id
+                ));
+            }
+        };
+        let session: &mut SessionSecurity = match half {
+            Half::Request => &mut keys.from_client,
+            Half::Response | Half::Fault => &mut keys.from_server,
+        };
+        let location = locate_auth(frame)
+            .map_err(|error| error.to_string())?
+            .ok_or("no auth verifier")?;
+        let mut buf = BytesMut::from(frame.as_ref());
+        let (head, signature) = buf
+            .split_at_mut_checked(location.sec_trailer.end)
+            .ok_or("sec_trailer beyond the frame")?;
+        if sealed {
+            session
+                .unseal_range(head, location.stub.clone(), signature)
+                .map_err(|error| error.to_string())?;
+            let plain = Pdu::decode(buf.freeze()).map_err(|error| error.to_string())?;
+            Ok(Some(plain.body.stub().cloned().unwrap_or_default()))
+        } else {
+            session
+                .verify(head, signature)
+                .map_err(|error| error.to_string())?;
+            Ok(None)
+        }
+    }
+}
