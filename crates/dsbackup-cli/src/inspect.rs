@@ -9,6 +9,18 @@
 //! epm and mgmt are decoded under `"call"` once a bind in the same input has named the
 //! interface; with `--nt-password` the NTLM handshake is followed and sealed stubs are unsealed.
 //! With `--iface NAME --opnum N --request|--response` the input is one bare stub instead.
+//!
+//! Fields a PDU's object may carry beyond its header, body and verifier:
+//!
+//! | field | when |
+//! | --- | --- |
+//! | `call` | the last fragment of a call of a known interface: `interface`, `opnum`, `name`, `direction` (`request`, `response`, `fault`), `params` by IDL name, `trailing` (hex of bytes past the last parameter) |
+//! | `call_error` | that stub does not decode (the run goes on) |
+//! | `sealed` | a stub PDU at packet privacy |
+//! | `unsealed`, `unsealed_stub` | with the password: the signature verified, the plaintext stub (hex) |
+//! | `verified` | with the password: a signed (integrity) PDU whose signature verified |
+//! | `security_error` | with the password: why a protected PDU could not be verified or unsealed |
+//! | `ntlm` | an NTLM message in a bind-type verifier: `message`, and for AUTHENTICATE `user`, `domain`, `session_keys` or `session_error` |
 
 mod call;
 mod conversation;

@@ -83,8 +83,9 @@ struct NtlmContext {
 pub(crate) struct Conversation {
     nt_hash: Option<NtHash>,
     contexts: HashMap<u16, Context>,
-    /// The p_cont_ids of the last bind or alter_context, in order, awaiting their results.
-    proposed: Vec<u16>,
+    /// The contexts of the last bind or alter_context, in order, awaiting their results (used
+    /// as they are when the input has no answer).
+    proposed: Vec<(u16, Context)>,
     calls: HashMap<u32, Call>,
     partials: HashMap<(u32, bool), Partial>,
     ntlm: HashMap<u32, NtlmContext>,
@@ -128,31 +129,36 @@ impl Conversation {
     }
 
     fn propose(&mut self, contexts: &[PresentationContext]) {
-        self.proposed.clear();
-        for context in contexts {
-            let syntax = context.abstract_syntax;
-            self.proposed.push(context.p_cont_id);
-            self.contexts.insert(
-                context.p_cont_id,
-                Context {
-                    iface: Interface::from_uuid(syntax.uuid, syntax.version),
-                    ndr20: true,
-                },
-            );
+        self.proposed = contexts
+            .iter()
+            .map(|context| {
+                let syntax = context.abstract_syntax;
+                let iface = Interface::from_uuid(syntax.uuid, syntax.version);
+                (context.p_cont_id, Context { iface, ndr20: true })
+            })
+            .collect();
+    }
+
+    /// Keeps the proposed contexts the answer accepts, with their transfer syntax.
+    fn results(&mut self, results: &[ContextResult]) {
+        let proposed = core::mem::take(&mut self.proposed);
+        for ((p_cont_id, mut context), result) in proposed.into_iter().zip(results) {
+            if result.result == ContResult::ACCEPTANCE {
+                context.ndr20 = result.transfer_syntax == SyntaxId::NDR;
+                self.contexts.insert(p_cont_id, context);
+            }
         }
     }
 
-    fn results(&mut self, results: &[ContextResult]) {
-        let proposed = core::mem::take(&mut self.proposed);
-        for (p_cont_id, result) in proposed.into_iter().zip(results) {
-            if result.result == ContResult::ACCEPTANCE {
-                if let Some(context) = self.contexts.get_mut(&p_cont_id) {
-                    context.ndr20 = result.transfer_syntax == SyntaxId::NDR;
-                }
-            } else {
-                self.contexts.remove(&p_cont_id);
-            }
-        }
+    /// The context a call names: negotiated, or proposed by a bind whose answer is not in the
+    /// input.
+    fn context(&self, p_cont_id: u16) -> Option<&Context> {
+        self.contexts.get(&p_cont_id).or_else(|| {
+            self.proposed
+                .iter()
+                .find(|(id, _)| *id == p_cont_id)
+                .map(|(_, context)| context)
+        })
     }
 
     /// Takes the NTLM message of a bind-type PDU's verifier.
@@ -232,7 +238,7 @@ impl Conversation {
         let Some(call) = self.calls.get(&call_id) else {
             return;
         };
-        let Some(context) = self.contexts.get(&call.p_cont_id) else {
+        let Some(context) = self.context(call.p_cont_id) else {
             return;
         };
         let Some(iface) = context.iface else {
@@ -418,5 +424,198 @@ impl Conversation {
                 .map_err(|error| error.to_string())?;
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dsbackup_proto::iface::{Direction, decode_stub};
+    use dsbackup_proto::{AlterContext, AlterContextResp, Bind, PortAny, Request, Response, Uuid};
+
+    use super::*;
+
+    const EPM: &str = "e1af8308-5d1f-11c9-91a4-08002b14a0fa";
+    const MGMT: &str = "afa8bd80-7d8a-11c9-bef4-08002b102989";
+    const AD_BACKUP: &str = "ecec0d70-a603-11d0-96b1-00a0c91ece30";
+    const PREPARE: &[u8] =
+        include_bytes!("../../../../fixtures/ndr/ad_backup-0-HrRBackupPrepare-request.bin");
+
+    fn context(p_cont_id: u16, uuid: &str, version: u16) -> PresentationContext {
+        PresentationContext {
+            p_cont_id,
+            abstract_syntax: SyntaxId::new(uuid.parse::<Uuid>().unwrap(), version, 0),
+            transfer_syntaxes: vec![SyntaxId::NDR, SyntaxId::NDR64],
+        }
+    }
+
+    fn request(call_id: u32, p_cont_id: u16, opnum: u16, stub: &[u8], flags: PfcFlags) -> Pdu {
+        let mut pdu = Pdu::new(
+            call_id,
+            PduBody::Request(Request {
+                alloc_hint: 0,
+                p_cont_id,
+                opnum,
+                object: None,
+                stub: Bytes::copy_from_slice(stub),
+            }),
+        );
+        pdu.pfc_flags = flags;
+        pdu
+    }
+
+    /// Follows `pdus` (encoded and decoded again, as inspect reads them); their JSON additions.
+    fn follow(conversation: &mut Conversation, pdus: &[Pdu]) -> Vec<Map<String, Value>> {
+        pdus.iter()
+            .map(|pdu| {
+                let frame = pdu.to_bytes().unwrap();
+                let decoded = Pdu::decode(frame.clone()).unwrap();
+                let mut out = Map::new();
+                conversation.follow(&frame, &decoded, &mut out);
+                out
+            })
+            .collect()
+    }
+
+    fn both() -> PfcFlags {
+        PfcFlags::FIRST_FRAG | PfcFlags::LAST_FRAG
+    }
+
+    #[test]
+    fn alter_context_adds_an_interface_and_its_answer_settles_the_syntax() {
+        let mut conversation = Conversation::new(None);
+        let alter = |contexts| {
+            Pdu::new(
+                2,
+                PduBody::AlterContext(AlterContext {
+                    max_xmit_frag: 4280,
+                    max_recv_frag: 4280,
+                    assoc_group_id: 1,
+                    p_context_elem: contexts,
+                }),
+            )
+        };
+        let answer = |results| {
+            Pdu::new(
+                2,
+                PduBody::AlterContextResp(AlterContextResp {
+                    max_xmit_frag: 4280,
+                    max_recv_frag: 4280,
+                    assoc_group_id: 1,
+                    sec_addr: PortAny::empty(),
+                    p_result_list: results,
+                }),
+            )
+        };
+        let out = follow(
+            &mut conversation,
+            &[
+                alter(vec![context(1, MGMT, 1), context(2, EPM, 3)]),
+                answer(vec![
+                    ContextResult::acceptance(SyntaxId::NDR),
+                    ContextResult::acceptance(SyntaxId::NDR64),
+                ]),
+                // mgmt is_server_listening: an empty request stub.
+                request(3, 1, 2, &[], both()),
+                // epm over NDR64: named, not decoded.
+                request(4, 2, 4, &[0; 20], both()),
+            ],
+        );
+        assert_eq!(out[2]["call"]["interface"], "mgmt");
+        assert_eq!(out[2]["call"]["opnum"], 2);
+        assert_eq!(out[2]["call"]["params"], json!({}));
+        assert_eq!(
+            out[3]["call"]["name"],
+            Interface::Epm.id().call(4).unwrap().name
+        );
+        assert_eq!(
+            out[3]["call_error"],
+            "the transfer syntax is not NDR 2.0: not decoded"
+        );
+    }
+
+    #[test]
+    fn big_endian_fragments_are_put_back_together() {
+        let decoded = decode_stub(
+            Interface::AdBackup,
+            0,
+            Direction::Request,
+            DataRep::LITTLE_ENDIAN,
+            PREPARE,
+        )
+        .unwrap();
+        let stub = decoded.encode(DataRep::BIG_ENDIAN).unwrap();
+        let (a, rest) = stub.split_at(8);
+        let (b, c) = rest.split_at(8);
+        let bind = Pdu::new(
+            1,
+            PduBody::Bind(Bind {
+                max_xmit_frag: 4280,
+                max_recv_frag: 4280,
+                assoc_group_id: 0,
+                p_context_elem: vec![context(0, AD_BACKUP, 1)],
+            }),
+        );
+        let mut pdus = vec![
+            bind,
+            // A middle fragment of a call whose start is not in the input: ignored.
+            request(2, 0, 0, b"lost", PfcFlags::empty()),
+            request(2, 0, 0, a, PfcFlags::FIRST_FRAG),
+            request(2, 0, 0, b, PfcFlags::empty()),
+            request(2, 0, 0, c, PfcFlags::LAST_FRAG),
+        ];
+        for pdu in &mut pdus {
+            pdu.drep = DataRep::BIG_ENDIAN;
+        }
+        // No bind_ack in the input: the proposed context is used as it is.
+        let mut conversation = Conversation::new(None);
+        let out = follow(&mut conversation, &pdus);
+        assert!(out[..4].iter().all(|pdu| pdu.get("call").is_none()));
+        let params = &out[4]["call"]["params"];
+        assert_eq!(params["wszBackupAnnotation"], "NTDS Backup Interface");
+        assert_eq!(params["dwClientIdentifier"], 4242);
+    }
+
+    #[test]
+    fn a_response_takes_the_opnum_of_its_request_and_unknown_calls_have_none() {
+        let mut conversation = Conversation::new(None);
+        let response = |call_id| {
+            Pdu::new(
+                call_id,
+                PduBody::Response(Response {
+                    alloc_hint: 0,
+                    p_cont_id: 0,
+                    cancel_count: 0,
+                    reserved: 0,
+                    stub: Bytes::from_static(&[0, 0, 0, 0]),
+                }),
+            )
+        };
+        let bind = Pdu::new(
+            1,
+            PduBody::Bind(Bind {
+                max_xmit_frag: 4280,
+                max_recv_frag: 4280,
+                assoc_group_id: 0,
+                p_context_elem: vec![context(0, MGMT, 1)],
+            }),
+        );
+        let out = follow(
+            &mut conversation,
+            &[
+                bind,
+                request(5, 0, 3, &[], both()),
+                // An answer to a call the input never showed.
+                response(9),
+                response(5),
+                // The call is over: a second answer is not decoded again.
+                response(5),
+            ],
+        );
+        assert!(out[2].get("call").is_none());
+        let name = Interface::Mgmt.id().call(3).unwrap().name;
+        assert_eq!(out[3]["call"]["name"], name);
+        assert_eq!(out[3]["call"]["direction"], "response");
+        assert_eq!(out[3]["call"]["params"]["status"]["value"], 0);
+        assert!(out[4].get("call").is_none());
     }
 }
