@@ -234,7 +234,26 @@ impl Conversation {
         }
         // The plaintext stub, or why there is none.
         let plain = self.unprotect(frame, pdu, half, stub, out);
+        self.collect(pdu, half, plain, out);
+        // A call is over with its answer's last fragment or a fault, whatever its interface.
+        let last = pdu.pfc_flags.contains(PfcFlags::LAST_FRAG);
+        if half == Half::Fault || (half == Half::Response && last) {
+            self.calls.remove(&call_id);
+            self.partials.remove(&(call_id, true));
+            self.partials.remove(&(call_id, false));
+        }
+    }
 
+    /// Adds a fragment's plaintext stub to its call's, and decodes the call at its last
+    /// fragment when the interface is known.
+    fn collect(
+        &mut self,
+        pdu: &Pdu,
+        half: Half,
+        plain: Result<Bytes, Unreadable>,
+        out: &mut Map<String, Value>,
+    ) {
+        let call_id = pdu.call_id;
         let Some(call) = self.calls.get(&call_id) else {
             return;
         };
@@ -246,8 +265,6 @@ impl Conversation {
         };
         let (opnum, ndr20) = (call.opnum, context.ndr20);
         if half == Half::Fault {
-            self.calls.remove(&call_id);
-            self.partials.remove(&(call_id, false));
             out.insert("call".into(), Value::Object(call_head(iface, opnum, half)));
             return;
         }
@@ -292,9 +309,6 @@ impl Conversation {
         let Some(partial) = self.partials.remove(&key) else {
             return;
         };
-        if half == Half::Response {
-            self.calls.remove(&call_id);
-        }
         match partial.spoiled {
             None => {}
             Some(Unreadable::Sealed | Unreadable::Reported) => return,
