@@ -4,25 +4,79 @@
 //! Input is either binary (one or more whole PDUs back to back, split by `frag_length`) or hex
 //! text: one PDU a line, optionally prefixed by `I ` (client to server) or `O ` (server to
 //! client); blank lines and lines starting with `#` are skipped.
+//!
+//! Each input is one conversation ([`conversation`]): the call stubs of ad_backup, ad_restore,
+//! epm and mgmt are decoded under `"call"` once a bind in the same input has named the
+//! interface; with `--nt-password` the NTLM handshake is followed and sealed stubs are unsealed.
+//! With `--iface NAME --opnum N --request|--response` the input is one bare stub instead.
+//!
+//! Fields a PDU's object may carry beyond its header, body and verifier:
+//!
+//! | field | when |
+//! | --- | --- |
+//! | `call` | the last fragment of a call of a known interface: `interface`, `opnum`, `name`, `direction` (`request`, `response`, `fault`), `params` by IDL name, `trailing` (hex of bytes past the last parameter) |
+//! | `call_error` | that stub does not decode (the run goes on) |
+//! | `sealed` | a stub PDU at packet privacy |
+//! | `unsealed`, `unsealed_stub` | with the password: the signature verified, the plaintext stub (hex) |
+//! | `verified` | with the password: a signed (integrity) PDU whose signature verified |
+//! | `security_error` | with the password: why a protected PDU could not be verified or unsealed |
+//! | `ntlm` | an NTLM message in a bind-type verifier: `message`, and for AUTHENTICATE `user`, `domain`, `session_keys` or `session_error` |
+
+mod call;
+mod conversation;
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use dsbackup_ntlm::NtHash;
+use dsbackup_proto::iface::Interface;
 use dsbackup_proto::{
-    AuthVerifier, ContextResult, Pdu, PduBody, PresentationContext, SyntaxId, frame_len,
+    AuthVerifier, ContextResult, DataRep, Pdu, PduBody, PresentationContext, SyntaxId, frame_len,
 };
 use serde_json::{Value, json};
+
+use self::call::{Half, decode_call};
+use self::conversation::Conversation;
 
 /// Arguments of `dsbackup inspect`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Files to read (binary PDUs or hex text); standard input when none, or for `-`.
     files: Vec<PathBuf>,
+    /// Decode each input as one bare call stub of this interface (ad_backup, ad_restore, epm,
+    /// mgmt) instead of PDUs.
+    #[arg(long, value_name = "NAME", value_parser = parse_iface, requires = "opnum")]
+    iface: Option<Interface>,
+    /// The operation number of the bare stub.
+    #[arg(long, value_name = "N", requires = "iface")]
+    opnum: Option<u16>,
+    /// The bare stub is a request (the `[in]` parameters).
+    #[arg(long, requires = "iface", conflicts_with = "response")]
+    request: bool,
+    /// The bare stub is a response (the `[out]` parameters and the status).
+    #[arg(long, requires = "iface")]
+    response: bool,
+    /// The bare stub is big-endian NDR (little-endian otherwise).
+    #[arg(long, requires = "iface")]
+    big_endian: bool,
+    /// The password of the NTLM user, to unseal and verify protected stubs (as tshark's
+    /// `-o ntlmssp.nt_password:PW`).
+    #[arg(
+        long,
+        value_name = "PW",
+        env = "DSBACKUP_INSPECT_PASSWORD",
+        hide_env_values = true
+    )]
+    nt_password: Option<String>,
 }
 
-/// Decodes every input and prints its PDUs.
+fn parse_iface(name: &str) -> Result<Interface, String> {
+    name.parse().map_err(|error| format!("{error}"))
+}
+
+/// Decodes every input and prints its PDUs, or its bare stub.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -32,18 +86,33 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         &args.files[..]
     };
+    let bare = match (args.iface, args.opnum) {
+        (Some(iface), Some(opnum)) => {
+            let half = match (args.request, args.response) {
+                (true, false) => Half::Request,
+                (false, true) => Half::Response,
+                _ => bail!("--iface needs --request or --response"),
+            };
+            let drep = if args.big_endian {
+                DataRep::BIG_ENDIAN
+            } else {
+                DataRep::LITTLE_ENDIAN
+            };
+            Some((iface, opnum, half, drep))
+        }
+        _ => None,
+    };
     for path in files {
-        let (name, data) = if path.as_os_str() == "-" {
-            let mut data = Vec::new();
-            io::stdin()
-                .read_to_end(&mut data)
-                .context("reading standard input")?;
-            ("<stdin>".to_owned(), data)
-        } else {
-            let data =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            (path.display().to_string(), data)
-        };
+        let (name, data) = read_input(path)?;
+        if let Some((iface, opnum, half, drep)) = bare {
+            let stub = stub_bytes(&name, &data)?;
+            let call = decode_call(iface, opnum, half, drep, &stub)
+                .map_err(|error| anyhow::anyhow!("{name}: the stub does not decode: {error}"))?;
+            writeln!(out, "{call}").context("writing to standard output")?;
+            continue;
+        }
+        let nt_hash = args.nt_password.as_deref().map(NtHash::from_password);
+        let mut conversation = Conversation::new(nt_hash);
         for item in split_input(&name, &data)? {
             let Item {
                 offset,
@@ -56,11 +125,60 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                     line.map_or_else(|| format!("offset {offset}"), |n| format!("line {n}"));
                 format!("{name}, {place}: undecodable PDU ({} bytes)", frame.len())
             })?;
-            let value = pdu_json(offset, direction, &pdu)?;
+            let mut value = pdu_json(offset, direction, &pdu)?;
+            if let Some(map) = value.as_object_mut() {
+                conversation.follow(&frame, &pdu, map);
+            }
             writeln!(out, "{value}").context("writing to standard output")?;
         }
     }
     Ok(())
+}
+
+/// The name and bytes of one input (`-` is standard input).
+fn read_input(path: &PathBuf) -> anyhow::Result<(String, Vec<u8>)> {
+    if path.as_os_str() == "-" {
+        let mut data = Vec::new();
+        io::stdin()
+            .read_to_end(&mut data)
+            .context("reading standard input")?;
+        Ok(("<stdin>".to_owned(), data))
+    } else {
+        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok((path.display().to_string(), data))
+    }
+}
+
+/// A bare stub: hex text (whitespace and `#` comment lines allowed) or binary.
+fn stub_bytes(name: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Ok(data.to_vec());
+    };
+    if !is_hex_text(text) {
+        return Ok(data.to_vec());
+    }
+    let digits: Vec<u8> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .flat_map(str::bytes)
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if !digits.len().is_multiple_of(2) {
+        bail!("{name}: odd number of hex digits");
+    }
+    Ok(unhex(&digits))
+}
+
+/// Bytes of pairs of ASCII hex digits (checked by `is_hex_text`).
+fn unhex(digits: &[u8]) -> Vec<u8> {
+    digits
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [high, low] => (nibble(*high) << 4) | nibble(*low),
+            _ => 0,
+        })
+        .collect()
 }
 
 /// One PDU of the input.
@@ -127,13 +245,7 @@ fn split_hex(name: &str, text: &str) -> anyhow::Result<Vec<Item>> {
         if !digits.len().is_multiple_of(2) {
             bail!("{name}, line {}: odd number of hex digits", number + 1);
         }
-        let bytes: Vec<u8> = digits
-            .chunks_exact(2)
-            .map(|pair| match pair {
-                [high, low] => (nibble(*high) << 4) | nibble(*low),
-                _ => 0,
-            })
-            .collect();
+        let bytes = unhex(&digits);
         let len = bytes.len();
         items.push(Item {
             offset,

@@ -68,6 +68,7 @@ pub mod flags;
 pub mod fuzzing;
 pub mod initiator;
 pub mod messages;
+pub mod observer;
 pub mod session;
 
 #[cfg(test)]
@@ -84,4 +85,5 @@ pub use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPair, AvPairs, ChallengeMessage, Message,
     NegotiateMessage, Version,
 };
+pub use crate::observer::ObservedContext;
 pub use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};
