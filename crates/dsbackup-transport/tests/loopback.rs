@@ -1,6 +1,7 @@
 //! Our client against our server on 127.0.0.1.
 
-#[cfg(test)]
+#![cfg(test)]
+
 pub mod common;
 
 use std::sync::Arc;
