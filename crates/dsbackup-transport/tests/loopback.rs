@@ -39,6 +39,7 @@ async fn matrix_of_levels_fragment_sizes_and_byte_orders() {
                         .unwrap(),
                 );
                 assert_eq!(binding.association().max_xmit_frag(), frag);
+                assert_ne!(binding.association().assoc_group_id(), 0);
                 let calls = (0..64u32).map(|i| {
                     let binding = Arc::clone(&binding);
                     tokio::spawn(async move {

@@ -402,3 +402,159 @@ async fn conformance_dump_ntlm_privacy() {
     assert!(text.lines().count() >= 12, "{text}");
     std::fs::write(dir.join("ntlm-privacy.txt"), text).unwrap();
 }
+
+/// An endpoint mapper as Samba answers: `ept_map` finds nothing, `ept_lookup` lists towers
+/// with address 0.0.0.0 and ends with `ept_s_not_registered`.
+struct SambaLikeMapper {
+    port: u16,
+}
+
+impl RpcInterface for SambaLikeMapper {
+    fn syntax(&self) -> SyntaxId {
+        epm_syntax()
+    }
+
+    fn opnums(&self) -> u16 {
+        5
+    }
+
+    fn call(
+        self: Arc<Self>,
+        ctx: dsbackup_transport::CallContext,
+        opnum: u16,
+        stub: Bytes,
+        drep: DataRep,
+    ) -> dsbackup_transport::CallFuture {
+        use dsbackup_proto::iface::epm::{EpmRequest, EptEntry, EptMapResponse, Twr};
+        use dsbackup_proto::ndr::ConformantVarying;
+        use dsbackup_transport::resolve::tcp_tower;
+        Box::pin(async move {
+            let out = match EpmRequest::decode(opnum, drep, &stub)? {
+                EpmRequest::EptMap(request) => encode_stub(
+                    &EptMapResponse {
+                        entry_handle: ContextHandle::NULL,
+                        num_towers: 0,
+                        towers: ConformantVarying {
+                            max_count: request.max_towers,
+                            items: Vec::new(),
+                        },
+                        status: EPT_S_NOT_REGISTERED,
+                    },
+                    ctx.reply_drep(),
+                )?,
+                EpmRequest::EptLookup(request) if request.entry_handle.is_null() => {
+                    let entries: Vec<_> = [syntax(3), syntax(1)]
+                        .into_iter()
+                        .map(|syntax| EptEntry {
+                            object: Uuid::NIL,
+                            tower: Full(Some(
+                                Twr::from_tower(&tcp_tower(syntax, self.port, [0; 4])).unwrap(),
+                            )),
+                            annotation: String::new(),
+                        })
+                        .collect();
+                    let handle = ctx.new_context_handle().unwrap();
+                    encode_stub(
+                        &EptLookupResponse {
+                            entry_handle: handle,
+                            num_ents: 2,
+                            entries: ConformantVarying {
+                                max_count: request.max_ents,
+                                items: entries,
+                            },
+                            status: Status::SUCCESS,
+                        },
+                        ctx.reply_drep(),
+                    )?
+                }
+                // Samba keeps the handle with the final status.
+                EpmRequest::EptLookup(request) => encode_stub(
+                    &EptLookupResponse {
+                        entry_handle: request.entry_handle,
+                        num_ents: 0,
+                        entries: ConformantVarying {
+                            max_count: request.max_ents,
+                            items: Vec::new(),
+                        },
+                        status: EPT_S_NOT_REGISTERED,
+                    },
+                    ctx.reply_drep(),
+                )?,
+                EpmRequest::EptLookupHandleFree(request) => {
+                    assert!(ctx.release_context_handle(&request.entry_handle));
+                    encode_stub(
+                        &EptLookupHandleFreeResponse {
+                            entry_handle: ContextHandle::NULL,
+                            status: Status::SUCCESS,
+                        },
+                        ctx.reply_drep(),
+                    )?
+                }
+            };
+            Ok(Bytes::from(out))
+        })
+    }
+}
+
+#[tokio::test]
+async fn resolution_falls_back_to_ept_lookup_and_reads_0000_as_the_host_asked() {
+    let mut options = server_options(5840);
+    options.epm_listen = None;
+    // Registered before the built-in mapper: it answers the epm calls of the main listener.
+    let server = start(
+        &[Arc::new(SambaLikeMapper { port: 4321 }) as Arc<dyn RpcInterface>],
+        options,
+    )
+    .await;
+    let addr = resolve(server.local_addr(), syntax(1), &anonymous())
+        .await
+        .unwrap();
+    assert_eq!(addr, "127.0.0.1:4321".parse().unwrap());
+    assert!(matches!(
+        resolve(server.local_addr(), syntax(2), &anonymous()).await,
+        Err(TransportError::Resolve(_))
+    ));
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_the_call_in_flight_finish() {
+    let interface = TestInterface::new(AuthLevel::NONE);
+    let server = Arc::new(
+        start(
+            &[interface.clone() as Arc<dyn RpcInterface>],
+            server_options(5840),
+        )
+        .await,
+    );
+    let binding = Arc::new(
+        Binding::connect(server.local_addr(), &[syntax(1)], &privacy_options())
+            .await
+            .unwrap(),
+    );
+    let call = {
+        let binding = Arc::clone(&binding);
+        tokio::spawn(async move { binding.call(op::GATED, pattern(100, 3)).await })
+    };
+    assert!(settle(|| interface.gated.load(Ordering::SeqCst) == 1).await);
+    let shutdown = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move { server.shutdown().await })
+    };
+    interface.gate.0.add_permits(1);
+    assert_eq!(call.await.unwrap().unwrap().stub, pattern(100, 3));
+    shutdown.await.unwrap();
+    assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
+    // The association is gone with the server; new connections are refused.
+    assert!(binding.call(op::ECHO, Bytes::new()).await.is_err());
+    assert!(
+        Binding::connect(server.local_addr(), &[syntax(1)], &privacy_options())
+            .await
+            .is_err()
+    );
+}
+
+fn privacy_options() -> ClientOptions {
+    client_options(AuthLevel::PKT_PRIVACY, 5840, DataRep::LITTLE_ENDIAN)
+}

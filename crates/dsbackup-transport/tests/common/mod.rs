@@ -45,7 +45,19 @@ pub mod op {
     pub const BAD_STUB: u16 = 6;
     /// Faults with access denied.
     pub const DENY: u16 = 7;
-    pub const COUNT: u16 = 8;
+    /// Waits for a permit of the gate, then answers its input.
+    pub const GATED: u16 = 8;
+    pub const COUNT: u16 = 9;
+}
+
+/// A semaphore that starts closed.
+#[derive(Debug)]
+pub struct Gate(pub tokio::sync::Semaphore);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(tokio::sync::Semaphore::new(0))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +68,8 @@ pub struct TestInterface {
     pub rundowns: AtomicUsize,
     pub stalled: AtomicUsize,
     pub echoes: AtomicUsize,
+    pub gate: Gate,
+    pub gated: AtomicUsize,
 }
 
 impl TestInterface {
@@ -179,6 +193,11 @@ impl RpcInterface for TestInterface {
                     let mut r = NdrReader::new(drep, &stub);
                     let value = r.u32("value")?;
                     Ok(Bytes::from(value.to_le_bytes().to_vec()))
+                }
+                op::GATED => {
+                    self.gated.fetch_add(1, Ordering::SeqCst);
+                    self.gate.0.acquire().await.unwrap().forget();
+                    Ok(stub)
                 }
                 _ => Err(CallError::Fault(FaultStatus::ACCESS_DENIED)),
             }
