@@ -309,3 +309,51 @@ async fn connections_past_the_limit_get_a_bind_nak() {
     server.shutdown().await;
     assert!(server.snapshot().is_idle());
 }
+
+#[tokio::test]
+async fn an_alter_context_that_changes_the_auth_level_is_refused() {
+    use dsbackup_proto::{AuthType, AuthVerifier, Pdu};
+
+    const ALTER_CONTEXT: u8 = 14;
+    let (_, server) = test_server(AuthLevel::NONE).await;
+    // A man in the middle adds a verifier at connect level to the client's alter_context.
+    let mangle: Mangle = Arc::new(|dir, _, frame| {
+        if dir == Dir::ToServer && ptype(&frame) == ALTER_CONTEXT {
+            let mut pdu = Pdu::decode(frame).unwrap();
+            pdu.auth_verifier = Some(AuthVerifier::new(
+                AuthType::WINNT,
+                AuthLevel::CONNECT,
+                0,
+                Bytes::from_static(&[0; 16]),
+            ));
+            pdu.align_auth_pad();
+            return Action::Forward(vec![pdu.to_bytes().unwrap()]);
+        }
+        Action::Forward(vec![frame])
+    });
+    let proxy = proxy(server.local_addr(), mangle).await;
+    let registry = Registry::new(privacy());
+    let binding = registry.open_addr(proxy.addr, &[syntax(1)]).await.unwrap();
+    assert_eq!(
+        binding.call(op::ECHO, pattern(8, 1)).await.unwrap().stub,
+        pattern(8, 1)
+    );
+    let error = binding
+        .association()
+        .bind_interface(&[dsbackup_transport::resolve::mgmt_syntax()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TransportError::Protocol(ProtocolError::AssociationFault(FaultStatus::ACCESS_DENIED))
+        ),
+        "{error:?}"
+    );
+    assert!(binding.call(op::ECHO, Bytes::new()).await.is_err());
+    drop(binding);
+    registry.close().await;
+    server.shutdown().await;
+    assert!(registry.snapshot().is_idle() && server.snapshot().is_idle());
+    proxy.task.abort();
+}

@@ -129,6 +129,7 @@ async fn endpoint_mapper_maps_and_pages_through_its_entries() {
     let expected: StringBinding = format!("ncacn_ip_tcp:127.0.0.1[{}]", server.local_addr().port())
         .parse()
         .unwrap();
+    assert_eq!(server.string_binding(), expected);
     assert!(
         entries
             .iter()
