@@ -357,3 +357,80 @@ async fn an_alter_context_that_changes_the_auth_level_is_refused() {
     assert!(registry.snapshot().is_idle() && server.snapshot().is_idle());
     proxy.task.abort();
 }
+
+#[tokio::test]
+async fn server_bounds_calls_in_flight_and_request_stubs() {
+    let interface = TestInterface::new(AuthLevel::NONE);
+    let mut options = server_options(5840);
+    options.limits.max_calls_in_flight = 2;
+    options.limits.max_stub_len = 4096;
+    let server = start(&[interface.clone() as Arc<dyn RpcInterface>], options).await;
+    let binding = Arc::new(
+        Binding::connect(server.local_addr(), &[syntax(1)], &privacy())
+            .await
+            .unwrap(),
+    );
+    let gated: Vec<_> = (0..2)
+        .map(|i| {
+            let binding = Arc::clone(&binding);
+            tokio::spawn(async move { binding.call(op::GATED, pattern(4, i)).await })
+        })
+        .collect();
+    assert!(settle(|| interface.gated.load(Ordering::SeqCst) == 2).await);
+    match binding.call(op::ECHO, pattern(4, 9)).await {
+        Err(TransportError::Fault {
+            status: FaultStatus::SERVER_TOO_BUSY,
+            did_not_execute: true,
+        }) => {}
+        other => panic!("expected server too busy, got {other:?}"),
+    }
+    interface.gate.0.add_permits(2);
+    for (i, call) in gated.into_iter().enumerate() {
+        let i = u32::try_from(i).unwrap();
+        assert_eq!(call.await.unwrap().unwrap().stub, pattern(4, i));
+    }
+    // A request stub past the server's budget fails the association (as Samba does).
+    match binding.call(op::ECHO, pattern(8000, 1)).await {
+        Err(TransportError::Fault {
+            status: FaultStatus::ACCESS_DENIED,
+            ..
+        }) => {}
+        other => panic!("expected access denied, got {other:?}"),
+    }
+    assert_eq!(interface.echoes.load(Ordering::SeqCst), 0);
+    Arc::into_inner(binding).unwrap().close().await;
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_sends_a_co_cancel() {
+    const CO_CANCEL: u8 = 18;
+    let (interface, server) = test_server(AuthLevel::NONE).await;
+    let proxy = proxy(server.local_addr(), forward_all()).await;
+    let binding = Binding::connect(proxy.addr, &[syntax(1)], &privacy())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    assert!(matches!(
+        binding.call_until(op::STALL, Bytes::new(), deadline).await,
+        Err(TransportError::TimedOut)
+    ));
+    // The co_cancel goes out before the next call's request.
+    assert_eq!(
+        binding.call(op::ECHO, pattern(9, 9)).await.unwrap().stub,
+        pattern(9, 9)
+    );
+    let log = proxy.log.lock().unwrap().clone();
+    let sent: Vec<u8> = log
+        .iter()
+        .filter(|(dir, _)| *dir == Dir::ToServer)
+        .map(|(_, frame)| ptype(frame))
+        .collect();
+    // bind, auth3, the stalled request, its co_cancel, the echo.
+    assert_eq!(sent, [BIND, 16, REQUEST, CO_CANCEL, REQUEST]);
+    assert_eq!(interface.stalled.load(Ordering::SeqCst), 1);
+    binding.close().await;
+    server.shutdown().await;
+    proxy.task.abort();
+}
