@@ -47,7 +47,9 @@ pub mod op {
     pub const DENY: u16 = 7;
     /// Waits for a permit of the gate, then answers its input.
     pub const GATED: u16 = 8;
-    pub const COUNT: u16 = 9;
+    /// `[in] u32 len` (little-endian): answers `len` pattern bytes.
+    pub const READ: u16 = 9;
+    pub const COUNT: u16 = 10;
 }
 
 /// A semaphore that starts closed.
@@ -193,6 +195,10 @@ impl RpcInterface for TestInterface {
                     let mut r = NdrReader::new(drep, &stub);
                     let value = r.u32("value")?;
                     Ok(Bytes::from(value.to_le_bytes().to_vec()))
+                }
+                op::READ => {
+                    let len = u32::from_le_bytes(stub[..4].try_into().unwrap());
+                    Ok(pattern(usize::try_from(len).unwrap(), len))
                 }
                 op::GATED => {
                     self.gated.fetch_add(1, Ordering::SeqCst);
