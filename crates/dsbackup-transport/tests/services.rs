@@ -64,7 +64,7 @@ async fn endpoint_mapper_maps_and_pages_through_its_entries() {
         Err(TransportError::Resolve(_))
     ));
 
-    // ept_lookup two at a time: 2, 2, 1, then ept_s_not_registered.
+    // ept_lookup two at a time: 2, 2, then 1 with the null handle (as Windows ends a list).
     let binding = Binding::connect(epm, &[epm_syntax()], &anonymous())
         .await
         .unwrap();
@@ -84,18 +84,17 @@ async fn endpoint_mapper_maps_and_pages_through_its_entries() {
             },
         )
         .await;
-        handle = response.entry_handle;
-        if response.status == EPT_S_NOT_REGISTERED {
-            assert!(handle.is_null());
-            break;
-        }
-        assert!(!handle.is_null());
+        assert_eq!(response.status, Status::SUCCESS);
         pages.push(response.entries.items.len());
         for entry in &response.entries.items {
             let tower = entry.tower.0.as_ref().unwrap().tower().unwrap();
             assert_eq!(tower.tcp_port(), Some(server.local_addr().port()));
             assert_eq!(tower.ip_address(), Some([127, 0, 0, 1]));
             assert_eq!(entry.annotation, "dsbackup test interface");
+        }
+        handle = response.entry_handle;
+        if handle.is_null() {
+            break;
         }
     }
     assert_eq!(pages, [2, 2, 1]);
@@ -122,6 +121,28 @@ async fn endpoint_mapper_maps_and_pages_through_its_entries() {
     assert!(freed.entry_handle.is_null());
     let again: EptLookupHandleFreeResponse = call(&binding, 4, &free).await;
     assert_eq!(again.status, EPT_S_NOT_REGISTERED);
+    // An interface the map does not hold: nothing, ept_s_not_registered.
+    let none: EptLookupResponse = call(
+        &binding,
+        2,
+        &EptLookupRequest {
+            inquiry_type: 1, // rpc_c_ep_match_by_if
+            object: Full(None),
+            interface_id: Full(Some(dsbackup_proto::iface::epm::RpcIfId {
+                uuid: Uuid([7; 16]),
+                vers_major: 1,
+                vers_minor: 0,
+            })),
+            vers_option: RPC_C_VERS_ALL,
+            entry_handle: ContextHandle::NULL,
+            max_ents: 2,
+        },
+    )
+    .await;
+    assert_eq!(
+        (none.status, none.num_ents, none.entry_handle.is_null()),
+        (EPT_S_NOT_REGISTERED, 0, true)
+    );
 
     // The whole map as `dsbackup endpoints` lists it.
     let entries = list_endpoints(epm, &anonymous()).await.unwrap();
