@@ -9,7 +9,12 @@
 //! `target/conformance/pcap/` for people to open), which tshark must read with no malformed
 //! frame, no expert warning beyond the known harmless ones, every payload taken as DCE/RPC, and,
 //! PDU by PDU, the same packet type, call id, fragment length, context ids and opnum as our own
-//! decoder prints through `dsbackup inspect`.
+//! decoder prints through `dsbackup inspect`. A conversation sealed with NTLM comes with a sidecar
+//! of the plaintext stubs and the password (`NAME.stubs.json`): tshark must decrypt it into exactly
+//! that plaintext (see `sealed`).
+//!
+//! Then the transport meets third-party peers (see `peers`): our client against a throwaway Samba
+//! AD DC, impacket's client against our server.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,8 +24,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
 use crate::args::Args;
+use crate::peers::{self, Peers};
 use crate::setup::{self, Needs};
-use crate::sh;
+use crate::{sealed, sh};
 
 /// The server's TCP port in the pcaps; tshark is told to decode it as DCE/RPC.
 const SERVER_PORT: u16 = 40135;
@@ -159,16 +165,29 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
         }
         None => Inspector::Cli,
     };
+    let peers = match args.value("--peers")?.as_deref() {
+        None | Some("all") => Some(Peers::All),
+        Some("impacket") => Some(Peers::ImpacketOnly),
+        Some("none") => None,
+        Some(other) => bail!("--peers takes all, impacket or none, not `{other}`"),
+    };
     let no_install = args.flag("--no-install");
     args.finish()?;
     setup::ensure(
         Needs {
             tshark: true,
+            impacket: peers.is_some(),
+            samba: peers == Some(Peers::All),
             ..Needs::default()
         },
         sh::installs_allowed(no_install),
     )?;
-    check(&fixtures, conversations.as_deref(), &inspector)
+    let pdus = check(&fixtures, conversations.as_deref(), &inspector);
+    // The peers run even when the PDU checks failed: both verdicts are worth having.
+    let peers = peers.map_or(Ok(()), |peers| {
+        sh::step("conformance: peers", || peers::run(peers)).map(|_| ())
+    });
+    pdus.and(peers)
 }
 
 /// The whole check; `conversations` given means "take these, do not run the dumping tests".
@@ -223,7 +242,16 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
 
     for (name, txt) in &sets {
         let pcap = pcaps.join(format!("{name}.pcapng"));
-        match check_one(txt, &pcap, inspector) {
+        let sidecar = sealed::sidecar_path(txt);
+        let verdict = check_one(txt, &pcap, inspector).and_then(|summary| {
+            if !sidecar.is_file() {
+                return Ok(summary);
+            }
+            let sealed = sealed::check(&pcap, SERVER_PORT, &sealed::read_sidecar(&sidecar)?)
+                .with_context(|| format!("decrypting with {}", sh::shown(&sidecar)))?;
+            Ok(format!("{summary}; {sealed}"))
+        });
+        match verdict {
             Ok(summary) => println!("{}: {summary}", sh::shown(&pcap)),
             Err(e) => {
                 println!("{}: FAILED\n{e:#}", sh::shown(&pcap));
@@ -239,7 +267,9 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
 
 /// Runs the tests that dump conversations, into `out` (stale dumps removed first).
 fn dump_conversations(out: &Path) -> Result<()> {
-    for stale in sh::files_with_suffix(out, ".txt")? {
+    let mut stale = sh::files_with_suffix(out, ".txt")?;
+    stale.extend(sh::files_with_suffix(out, ".stubs.json")?);
+    for stale in stale {
         std::fs::remove_file(&stale)
             .with_context(|| format!("cannot remove {}", stale.display()))?;
     }
