@@ -79,6 +79,18 @@ def if_id_json(iface):
     }
 
 
+def binding_json(binding):
+    """'ncacn_ip_tcp:0.0.0.0[49153]' -> binding, protseq, host, endpoint (as impacket prints)."""
+    protseq, _, rest = binding.partition(":")
+    host, _, endpoint = rest.partition("[")
+    return {
+        "binding": binding,
+        "protseq": protseq,
+        "host": host,
+        "endpoint": endpoint[:-1] if endpoint.endswith("]") else endpoint,
+    }
+
+
 class Client:
     def __init__(self, args):
         self.args = args
@@ -163,7 +175,7 @@ class Client:
                         "version": "%d.%d"
                         % (floors[0]["MajorVersion"], floors[0]["MinorVersion"]),
                         "annotation": b"".join(entry["annotation"])[:-1].decode("utf-8", "replace"),
-                        "binding": epm.PrintStringBinding(floors),
+                        **binding_json(epm.PrintStringBinding(floors)),
                     }
                 )
             status = resp["status"]
