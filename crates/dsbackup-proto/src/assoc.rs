@@ -454,3 +454,6 @@ pub(crate) fn raw_call_id(frame: &[u8]) -> Option<(u8, u32)> {
     };
     Some((ptype, call_id))
 }
+
+#[cfg(test)]
+mod tests;

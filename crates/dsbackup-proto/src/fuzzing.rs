@@ -4,8 +4,13 @@
 
 use bytes::Bytes;
 
+use crate::client::{ClientAssociation, ClientConfig};
 use crate::framing::frame_len;
-use crate::pdu::Pdu;
+use crate::pdu::{BindAck, ContextResult, Pdu, PduBody, PortAny};
+use crate::security::AuthLevel;
+use crate::server::{Interface, ServerAssociation, ServerConfig, ServerEvent};
+use crate::syntax::SyntaxId;
+use crate::uuid::Uuid;
 
 /// Decodes `data` as one fragment; must never panic.
 pub fn decode_pdu(data: &[u8]) {
@@ -92,5 +97,95 @@ fn frames(
             }
             Err(error) => return (out, Some(error)),
         }
+    }
+}
+
+/// Feeds peer bytes to a client association: with `data[0]` odd, one that a valid bind_ack
+/// bound and that has three calls in flight; with it even, one awaiting its bind_ack. The rest
+/// of `data` is split into frames with [`frame_len`]. Must never panic.
+pub fn client_association(data: &[u8]) {
+    let Some((&mode, stream)) = data.split_first() else {
+        return;
+    };
+    let Some(mut client) = client_for_fuzzing(mode & 1 == 1) else {
+        return;
+    };
+    let max = client.max_recv_frag();
+    for_each_frame(stream, max, |frame| {
+        let _ = client.handle_frame(frame);
+        while client.poll_transmit().is_some() {}
+        while client.poll_event().is_some() {}
+    });
+}
+
+/// A client that sent its bind and, when `bound`, got a valid bind_ack and queued (and sent)
+/// three calls, one of them fragmented.
+pub(crate) fn client_for_fuzzing(bound: bool) -> Option<ClientAssociation> {
+    let mut client = ClientAssociation::new(ClientConfig::default(), None).ok()?;
+    let ids = client
+        .bind(&[FUZZ_INTERFACE.syntax, SyntaxId::NDR64])
+        .ok()?;
+    let bind = client.poll_transmit()?;
+    if bound {
+        let call_id = crate::header::CommonHeader::decode(&bind).ok()?.call_id;
+        let ack = Pdu::new(
+            call_id,
+            PduBody::BindAck(BindAck {
+                max_xmit_frag: 5840,
+                max_recv_frag: 5840,
+                assoc_group_id: 1,
+                sec_addr: PortAny::new("135"),
+                p_result_list: vec![ContextResult::acceptance(SyntaxId::NDR); 2],
+            }),
+        );
+        client.handle_frame(ack.to_bytes().ok()?).ok()?;
+        let context = *ids.first()?;
+        for (opnum, len) in [(0, 0), (1, 100), (2, 20_000)] {
+            client
+                .call(context, opnum, None, Bytes::from(vec![0x42; len]))
+                .ok()?;
+        }
+        while client.poll_transmit().is_some() {}
+    }
+    Some(client)
+}
+
+/// Feeds peer bytes, split into frames with [`frame_len`], to a fresh server association
+/// serving one interface; every request it dispatches is answered. Must never panic.
+pub fn server_association(data: &[u8]) {
+    let config = ServerConfig::new(vec![FUZZ_INTERFACE], 1);
+    let Ok(mut server) = ServerAssociation::new(config, None) else {
+        return;
+    };
+    for_each_frame(data, u16::MAX, |frame| {
+        let _ = server.handle_frame(frame);
+        while let Some(event) = server.poll_event() {
+            if let ServerEvent::Request(request) = event {
+                let _ = server.respond(request.call_id, request.stub);
+            }
+        }
+        while server.poll_transmit().is_some() {}
+    });
+}
+
+/// The interface the association oracles negotiate.
+const FUZZ_INTERFACE: Interface = Interface {
+    syntax: SyntaxId::new(
+        Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
+        1,
+        0,
+    ),
+    opnums: 9,
+    min_auth_level: AuthLevel::NONE,
+};
+
+/// Calls `f` with each whole frame of `stream`, stopping at the first framing error.
+fn for_each_frame(mut stream: &[u8], max: u16, mut f: impl FnMut(Bytes)) {
+    while let Ok(Some(len)) = frame_len(stream, max) {
+        let Some((frame, rest)) = stream.split_at_checked(len) else {
+            return;
+        };
+        f(Bytes::copy_from_slice(frame));
+        stream = rest;
     }
 }

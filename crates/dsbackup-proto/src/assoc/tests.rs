@@ -1,0 +1,1401 @@
+//! The client and server association state machines talking to each other in memory, and each
+//! facing a hostile peer.
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+
+use super::{Limits, MAX_PREALLOCATION, Reassembly};
+use crate::client::{ClientAssociation, ClientConfig, ClientEvent, ContextOutcome};
+use crate::drep::DataRep;
+use crate::error::ProtocolError;
+use crate::framing::frame_len;
+use crate::header::{CommonHeader, PacketType, PfcFlags};
+use crate::pdu::{
+    AlterContext, AuthVerifier, Bind, FaultStatus, Pdu, PduBody, PresentationContext,
+    ProviderReason, RejectReason, Request, Response,
+};
+use crate::security::{AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
+use crate::server::{
+    Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,
+};
+use crate::syntax::{BindTimeFeatures, SyntaxId};
+use crate::uuid::Uuid;
+
+const AD_BACKUP: SyntaxId = SyntaxId::new(
+    Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
+    1,
+    0,
+);
+const AD_RESTORE: SyntaxId = SyntaxId::new(
+    Uuid::from_str_const("16e0cf3a-a604-11d0-96b1-00a0c91ece30"),
+    1,
+    0,
+);
+const MGMT: SyntaxId = SyntaxId::new(
+    Uuid::from_str_const("afa8bd80-7d8a-11c9-bef4-08002b102989"),
+    1,
+    0,
+);
+
+fn interfaces(min_auth_level: AuthLevel) -> Vec<Interface> {
+    vec![
+        Interface {
+            syntax: AD_BACKUP,
+            opnums: 9,
+            min_auth_level,
+        },
+        Interface {
+            syntax: AD_RESTORE,
+            opnums: 8,
+            min_auth_level,
+        },
+    ]
+}
+
+/// A stub whose bytes say where they are, so a misplaced byte shows.
+fn pattern(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| u8::try_from(i % 251).unwrap() ^ seed)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+// --- A toy security package: XOR sealing and a keyed checksum, one sequence per direction. ---
+
+#[derive(Debug)]
+struct Toy {
+    initiator: bool,
+    key: u8,
+    established: bool,
+    send_seq: u32,
+    recv_seq: u32,
+    password: &'static [u8],
+}
+
+impl Toy {
+    fn initiator() -> Box<dyn SecurityProvider> {
+        Box::new(Self::new(true, b"toy-authenticate"))
+    }
+
+    fn with_password(password: &'static [u8]) -> Box<dyn SecurityProvider> {
+        Box::new(Self::new(true, password))
+    }
+
+    fn acceptor() -> Box<dyn SecurityProvider> {
+        Box::new(Self::new(false, b"toy-authenticate"))
+    }
+
+    fn new(initiator: bool, password: &'static [u8]) -> Self {
+        Self {
+            initiator,
+            key: 0x5a,
+            established: false,
+            send_seq: 0,
+            recv_seq: 0,
+            password,
+        }
+    }
+
+    fn checksum(&self, seq: u32, pdu: &[u8]) -> [u8; 12] {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(self.key);
+        for &byte in seq.to_le_bytes().iter().chain(pdu) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut out = [0; 12];
+        out[..8].copy_from_slice(&hash.to_le_bytes());
+        out[8..].copy_from_slice(&u32::try_from(pdu.len()).unwrap().to_le_bytes());
+        out
+    }
+
+    fn xor(&self, data: &mut [u8]) {
+        for (i, byte) in data.iter_mut().enumerate() {
+            *byte ^= self.key ^ u8::try_from(i % 256).unwrap();
+        }
+    }
+}
+
+impl SecurityProvider for Toy {
+    fn auth_type(&self) -> AuthType {
+        AuthType::WINNT
+    }
+
+    fn step(&mut self, peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError> {
+        match (self.initiator, peer_token) {
+            (true, None) => Ok(AuthStep::Continue(b"toy-negotiate".to_vec())),
+            (true, Some(b"toy-challenge")) => {
+                self.established = true;
+                Ok(AuthStep::Complete(Some(self.password.to_vec())))
+            }
+            (false, Some(b"toy-negotiate")) => Ok(AuthStep::Continue(b"toy-challenge".to_vec())),
+            (false, Some(token)) if token == self.password => {
+                self.established = true;
+                Ok(AuthStep::Complete(None))
+            }
+            (false, Some(_)) => Err(SecurityError::LogonFailure("wrong toy password")),
+            _ => Err(SecurityError::WrongState("unexpected toy token")),
+        }
+    }
+
+    fn is_established(&self) -> bool {
+        self.established
+    }
+
+    fn signature_len(&self) -> usize {
+        16
+    }
+
+    fn wrap(
+        &mut self,
+        protection: Protection,
+        pdu: &mut [u8],
+        stub: core::ops::Range<usize>,
+        signature: &mut [u8],
+    ) -> Result<(), SecurityError> {
+        if !self.established {
+            return Err(SecurityError::WrongState("not established"));
+        }
+        let sum = self.checksum(self.send_seq, pdu);
+        signature[..4].copy_from_slice(&self.send_seq.to_le_bytes());
+        signature[4..].copy_from_slice(&sum);
+        self.send_seq += 1;
+        if protection == Protection::Privacy {
+            self.xor(&mut pdu[stub]);
+        }
+        Ok(())
+    }
+
+    fn unwrap(
+        &mut self,
+        protection: Protection,
+        pdu: &mut [u8],
+        stub: core::ops::Range<usize>,
+        signature: &[u8],
+    ) -> Result<(), SecurityError> {
+        if protection == Protection::Privacy {
+            self.xor(&mut pdu[stub]);
+        }
+        let sum = self.checksum(self.recv_seq, pdu);
+        if signature[..4] != self.recv_seq.to_le_bytes() || signature[4..] != sum {
+            return Err(SecurityError::BadSignature);
+        }
+        self.recv_seq += 1;
+        Ok(())
+    }
+}
+
+fn toy_factory() -> SecurityFactory {
+    Box::new(|auth_type| (auth_type == AuthType::WINNT).then(Toy::acceptor))
+}
+
+// --- The in-memory pair. ---
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    ToServer,
+    ToClient,
+}
+
+struct Pair {
+    client: ClientAssociation,
+    server: ServerAssociation,
+    wire: Vec<(Dir, Bytes)>,
+    client_events: Vec<ClientEvent>,
+    server_events: Vec<ServerEvent>,
+}
+
+impl Pair {
+    fn new(client: ClientConfig, server: ServerConfig) -> Self {
+        Self::with_security(client, None, server, None)
+    }
+
+    fn with_security(
+        client: ClientConfig,
+        client_security: Option<Box<dyn SecurityProvider>>,
+        server: ServerConfig,
+        factory: Option<SecurityFactory>,
+    ) -> Self {
+        Self {
+            client: ClientAssociation::new(client, client_security).unwrap(),
+            server: ServerAssociation::new(server, factory).unwrap(),
+            wire: Vec::new(),
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+        }
+    }
+
+    /// A pair bound on ad_backup and ad_restore with default configurations.
+    fn bound() -> (Self, [u16; 2]) {
+        let mut pair = Self::new(
+            ClientConfig::default(),
+            ServerConfig::new(interfaces(AuthLevel::NONE), 0x1234),
+        );
+        let ids = pair.client.bind(&[AD_BACKUP, AD_RESTORE]).unwrap();
+        pair.drive().unwrap();
+        assert!(pair.client.is_bound());
+        (pair, [ids[0], ids[1]])
+    }
+
+    /// Shuttles PDUs both ways until neither side has anything to send. Every PDU must frame
+    /// within the receiver's size.
+    fn drive(&mut self) -> Result<(), ProtocolError> {
+        loop {
+            let mut idle = true;
+            while let Some(frame) = self.client.poll_transmit() {
+                idle = false;
+                assert_eq!(
+                    frame_len(&frame, self.server.max_recv_frag()),
+                    Ok(Some(frame.len()))
+                );
+                self.wire.push((Dir::ToServer, frame.clone()));
+                let result = self.server.handle_frame(frame);
+                self.collect();
+                result?;
+            }
+            while let Some(frame) = self.server.poll_transmit() {
+                idle = false;
+                assert_eq!(
+                    frame_len(&frame, self.client.max_recv_frag()),
+                    Ok(Some(frame.len()))
+                );
+                self.wire.push((Dir::ToClient, frame.clone()));
+                let result = self.client.handle_frame(frame);
+                self.collect();
+                result?;
+            }
+            if idle {
+                return Ok(());
+            }
+        }
+    }
+
+    fn collect(&mut self) {
+        self.client_events
+            .extend(core::iter::from_fn(|| self.client.poll_event()));
+        self.server_events
+            .extend(core::iter::from_fn(|| self.server.poll_event()));
+    }
+
+    fn take_requests(&mut self) -> Vec<ServerRequest> {
+        let mut requests = Vec::new();
+        self.server_events.retain(|event| match event {
+            ServerEvent::Request(request) => {
+                requests.push(request.clone());
+                false
+            }
+            _ => true,
+        });
+        requests
+    }
+
+    /// Answers every pending request by echoing its stub reversed, then drives.
+    fn serve_echo(&mut self) {
+        for request in self.take_requests() {
+            let mut stub = request.stub.to_vec();
+            stub.reverse();
+            self.server.respond(request.call_id, stub.into()).unwrap();
+        }
+        self.drive().unwrap();
+    }
+
+    fn responses(&mut self) -> Vec<(u32, Bytes)> {
+        let mut out = Vec::new();
+        self.client_events.retain(|event| match event {
+            ClientEvent::Response { call_id, stub, .. } => {
+                out.push((*call_id, stub.clone()));
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    fn frames(&self, dir: Dir, ptype: PacketType) -> Vec<Bytes> {
+        self.wire
+            .iter()
+            .filter(|(d, frame)| *d == dir && frame.get(2) == Some(&ptype.0))
+            .map(|(_, frame)| frame.clone())
+            .collect()
+    }
+}
+
+fn reversed(stub: &Bytes) -> Bytes {
+    let mut v = stub.to_vec();
+    v.reverse();
+    v.into()
+}
+
+fn config_with_frag(size: u16) -> (ClientConfig, ServerConfig) {
+    let mut client = ClientConfig::default();
+    client.limits.max_xmit_frag = size;
+    client.limits.max_recv_frag = size;
+    let mut server = ServerConfig::new(interfaces(AuthLevel::NONE), 7);
+    server.limits.max_xmit_frag = size;
+    server.limits.max_recv_frag = size;
+    (client, server)
+}
+
+fn request_pdu(call_id: u32, flags: PfcFlags, p_cont_id: u16, opnum: u16, stub: &[u8]) -> Bytes {
+    let mut pdu = Pdu::new(
+        call_id,
+        PduBody::Request(Request {
+            alloc_hint: u32::try_from(stub.len()).unwrap(),
+            p_cont_id,
+            opnum,
+            object: None,
+            stub: Bytes::copy_from_slice(stub),
+        }),
+    );
+    pdu.pfc_flags = flags;
+    pdu.to_bytes().unwrap()
+}
+
+fn response_pdu(call_id: u32, flags: PfcFlags, stub: &[u8]) -> Bytes {
+    let mut pdu = Pdu::new(
+        call_id,
+        PduBody::Response(Response {
+            alloc_hint: u32::try_from(stub.len()).unwrap(),
+            p_cont_id: 0,
+            cancel_count: 0,
+            reserved: 0,
+            stub: Bytes::copy_from_slice(stub),
+        }),
+    );
+    pdu.pfc_flags = flags;
+    pdu.to_bytes().unwrap()
+}
+
+fn decode(frame: &Bytes) -> Pdu {
+    Pdu::decode(frame.clone()).unwrap()
+}
+
+fn fault_status(frame: &Bytes) -> (FaultStatus, PfcFlags) {
+    let pdu = decode(frame);
+    match pdu.body {
+        PduBody::Fault(fault) => (fault.status, pdu.pfc_flags),
+        other => panic!("not a fault: {other:?}"),
+    }
+}
+
+const FIRST: PfcFlags = PfcFlags::FIRST_FRAG;
+const LAST: PfcFlags = PfcFlags::LAST_FRAG;
+const WHOLE: PfcFlags = PfcFlags::FIRST_FRAG.union(PfcFlags::LAST_FRAG);
+
+// --- Conversations. ---
+
+#[test]
+fn bind_then_several_calls_round_trip() {
+    let (mut pair, [backup, restore]) = Pair::bound();
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientEvent::Bound {
+            assoc_group_id: 0x1234,
+            max_xmit_frag: 5840,
+            ..
+        }
+    )));
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientEvent::ContextResults(reports) if reports.len() == 2
+            && reports.iter().all(|r| r.outcome == ContextOutcome::Accepted(SyntaxId::NDR))
+    )));
+    let stubs = [pattern(0, 1), pattern(100, 2), pattern(3000, 3)];
+    let mut ids = Vec::new();
+    for (opnum, stub) in stubs.iter().enumerate() {
+        let context = if opnum % 2 == 0 { backup } else { restore };
+        let opnum = u16::try_from(opnum).unwrap();
+        ids.push(
+            pair.client
+                .call(context, opnum, None, stub.clone())
+                .unwrap(),
+        );
+    }
+    assert_eq!(ids, [2, 3, 4], "call ids count up from the bind's");
+    pair.drive().unwrap();
+    let requests = pair.take_requests();
+    assert_eq!(requests.len(), 3);
+    for (request, stub) in requests.iter().zip(&stubs) {
+        assert_eq!(&request.stub, stub);
+        assert_eq!(request.drep, DataRep::LITTLE_ENDIAN);
+    }
+    assert_eq!((requests[1].interface, requests[1].opnum), (1, 1));
+    for request in requests {
+        pair.server
+            .respond(request.call_id, reversed(&request.stub))
+            .unwrap();
+    }
+    pair.drive().unwrap();
+    let responses = pair.responses();
+    assert_eq!(responses.len(), 3);
+    for ((call_id, stub), (id, sent)) in responses.iter().zip(ids.iter().zip(&stubs)) {
+        assert_eq!((call_id, stub), (id, &reversed(sent)));
+    }
+    assert_eq!(pair.client.calls_in_flight(), 0);
+}
+
+fn fragmented_round_trip(size: u16, len: usize) -> Pair {
+    let (client, server) = config_with_frag(size);
+    let mut pair = Pair::new(client, server);
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    let stub = pattern(len, 9);
+    pair.client.call(ids[0], 4, None, stub.clone()).unwrap();
+    pair.drive().unwrap();
+    let requests = pair.take_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].stub, stub);
+    pair.server
+        .respond(requests[0].call_id, reversed(&stub))
+        .unwrap();
+    pair.drive().unwrap();
+    assert_eq!(pair.responses(), [(2, reversed(&stub))]);
+    for (_, frame) in &pair.wire {
+        assert!(frame.len() <= usize::from(size), "{} > {size}", frame.len());
+    }
+    pair
+}
+
+#[test]
+fn requests_and_responses_fragment_at_the_smallest_legal_size() {
+    let pair = fragmented_round_trip(1432, 10_000);
+    let requests = pair.frames(Dir::ToServer, PacketType::REQUEST);
+    // 1432 - 16 (header) - 8 (request fields) = 1408 stub bytes a fragment.
+    assert_eq!(requests.len(), 10_000usize.div_ceil(1408));
+    let first = decode(&requests[0]);
+    assert_eq!(first.pfc_flags, FIRST);
+    assert_eq!(requests[0].len(), 1432);
+    match first.body {
+        PduBody::Request(request) => assert_eq!(request.alloc_hint, 10_000),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(decode(requests.last().unwrap()).pfc_flags, LAST);
+    let responses = pair.frames(Dir::ToClient, PacketType::RESPONSE);
+    assert_eq!(responses.len(), 10_000usize.div_ceil(1408));
+}
+
+#[test]
+fn requests_and_responses_fragment_at_65535() {
+    let pair = fragmented_round_trip(u16::MAX, 300_000);
+    let requests = pair.frames(Dir::ToServer, PacketType::REQUEST);
+    assert_eq!(requests.len(), 300_000usize.div_ceil(65535 - 24));
+    assert_eq!(requests[0].len(), 65535);
+}
+
+#[test]
+fn sixty_four_calls_in_flight_and_no_more() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    let mut ids = Vec::new();
+    for i in 0..64u8 {
+        ids.push(
+            pair.client
+                .call(backup, 8, None, pattern(usize::from(i) * 7, i))
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        pair.client.call(backup, 8, None, Bytes::new()),
+        Err(ProtocolError::LimitExceeded {
+            what: "calls in flight",
+            value: 65,
+            limit: 64
+        })
+    );
+    pair.drive().unwrap();
+    let mut requests = pair.take_requests();
+    assert_eq!(requests.len(), 64);
+    // Answered in reverse order: responses match calls by id, not by position.
+    requests.reverse();
+    for request in &requests {
+        pair.server
+            .respond(request.call_id, reversed(&request.stub))
+            .unwrap();
+    }
+    pair.drive().unwrap();
+    let responses = pair.responses();
+    assert_eq!(responses.len(), 64);
+    for (call_id, stub) in responses {
+        let index = ids.iter().position(|&id| id == call_id).unwrap();
+        let i = u8::try_from(index).unwrap();
+        assert_eq!(stub, reversed(&pattern(usize::from(i) * 7, i)));
+    }
+}
+
+#[test]
+fn big_endian_client_and_little_endian_server_understand_each_other() {
+    let (mut client, server) = config_with_frag(1432);
+    client.drep = DataRep::BIG_ENDIAN;
+    let mut pair = Pair::new(client, server);
+    let ids = pair.client.bind(&[AD_BACKUP, AD_RESTORE]).unwrap();
+    pair.drive().unwrap();
+    let stub = pattern(4000, 0x33);
+    pair.client.call(ids[1], 3, None, stub.clone()).unwrap();
+    pair.drive().unwrap();
+    let requests = pair.take_requests();
+    assert_eq!(requests[0].stub, stub);
+    assert_eq!(requests[0].drep, DataRep::BIG_ENDIAN);
+    assert_eq!((requests[0].interface, requests[0].opnum), (1, 3));
+    pair.server
+        .respond(requests[0].call_id, stub.clone())
+        .unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientEvent::Response { drep, stub: got, .. } if *drep == DataRep::LITTLE_ENDIAN && *got == stub
+    )));
+    for (dir, frame) in &pair.wire {
+        let expected = if *dir == Dir::ToServer { 0x00 } else { 0x10 };
+        assert_eq!(frame[4], expected, "packed_drep of {dir:?}");
+    }
+}
+
+#[test]
+fn alter_context_adds_a_context_on_the_same_association() {
+    let mut pair = Pair::new(
+        ClientConfig::default(),
+        ServerConfig::new(interfaces(AuthLevel::NONE), 1),
+    );
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert_eq!(ids, [0]);
+    let added = pair.client.alter_context(&[AD_RESTORE, MGMT]).unwrap();
+    assert_eq!(added, [1, 2]);
+    assert_eq!(
+        pair.client.alter_context(&[AD_RESTORE]),
+        Err(ProtocolError::InvalidState {
+            operation: "alter the context",
+            state: "altering its context"
+        })
+    );
+    pair.drive().unwrap();
+    let reports = pair
+        .client_events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::ContextResults(reports) => Some(reports.clone()),
+            _ => None,
+        })
+        .next_back()
+        .unwrap();
+    assert_eq!(reports[0].outcome, ContextOutcome::Accepted(SyntaxId::NDR));
+    assert_eq!(
+        reports[1].outcome,
+        ContextOutcome::Rejected {
+            result: crate::pdu::ContResult::PROVIDER_REJECTION,
+            reason: ProviderReason::ABSTRACT_SYNTAX_NOT_SUPPORTED
+        }
+    );
+    assert_eq!(
+        pair.client.call(2, 0, None, Bytes::new()),
+        Err(ProtocolError::UnknownContext { p_cont_id: 2 })
+    );
+    pair.client.call(1, 7, None, pattern(10, 1)).unwrap();
+    pair.drive().unwrap();
+    let requests = pair.take_requests();
+    assert_eq!((requests[0].interface, requests[0].p_cont_id), (1, 1));
+}
+
+#[test]
+fn co_cancel_reaches_the_server_and_drops_the_response() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    let call_id = pair.client.call(backup, 1, None, pattern(10, 1)).unwrap();
+    pair.drive().unwrap();
+    pair.client.cancel(call_id).unwrap();
+    pair.drive().unwrap();
+    assert_eq!(pair.frames(Dir::ToServer, PacketType::CO_CANCEL).len(), 1);
+    assert!(
+        pair.server_events
+            .contains(&ServerEvent::Cancelled { call_id })
+    );
+    pair.serve_echo();
+    assert!(
+        pair.responses().is_empty(),
+        "the response of a cancelled call is dropped"
+    );
+    assert!(
+        pair.client_events
+            .contains(&ClientEvent::Cancelled { call_id })
+    );
+    assert_eq!(pair.client.calls_in_flight(), 0);
+}
+
+#[test]
+fn a_call_cancelled_while_being_sent_is_orphaned() {
+    let (client, server) = config_with_frag(1432);
+    let mut pair = Pair::new(client, server);
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    let call_id = pair.client.call(ids[0], 4, None, pattern(5000, 1)).unwrap();
+    // One fragment goes out, then the caller gives up.
+    let first = pair.client.poll_transmit().unwrap();
+    pair.server.handle_frame(first).unwrap();
+    pair.client.cancel(call_id).unwrap();
+    let next = pair.client.poll_transmit().unwrap();
+    assert_eq!(decode(&next).ptype(), PacketType::ORPHANED);
+    pair.server.handle_frame(next).unwrap();
+    assert_eq!(
+        pair.client.poll_transmit(),
+        None,
+        "no more of its fragments"
+    );
+    pair.collect();
+    assert!(
+        pair.server_events
+            .contains(&ServerEvent::Orphaned { call_id })
+    );
+    assert!(pair.take_requests().is_empty());
+    // The association goes on.
+    pair.client.call(ids[0], 5, None, pattern(10, 2)).unwrap();
+    pair.drive().unwrap();
+    pair.serve_echo();
+    assert_eq!(pair.responses().len(), 1);
+}
+
+#[test]
+fn a_call_cancelled_before_it_is_sent_sends_nothing() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    let call_id = pair.client.call(backup, 1, None, pattern(10, 1)).unwrap();
+    pair.client.cancel(call_id).unwrap();
+    assert_eq!(pair.client.poll_transmit(), None);
+    pair.collect();
+    assert!(
+        pair.client_events
+            .contains(&ClientEvent::Cancelled { call_id })
+    );
+}
+
+#[test]
+fn unknown_context_gets_nca_s_unk_if_and_the_association_lives_on() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    pair.server
+        .handle_frame(request_pdu(50, WHOLE, 9, 0, b"abcd"))
+        .unwrap();
+    let fault = pair.server.poll_transmit().unwrap();
+    assert_eq!(
+        fault_status(&fault),
+        (FaultStatus::UNK_IF, WHOLE | PfcFlags::DID_NOT_EXECUTE)
+    );
+    pair.client.call(backup, 0, None, pattern(4, 4)).unwrap();
+    pair.drive().unwrap();
+    assert_eq!(pair.take_requests().len(), 1);
+}
+
+#[test]
+fn unknown_opnum_gets_nca_s_op_rng_error() {
+    let (mut pair, [backup, restore]) = Pair::bound();
+    let bad = pair.client.call(backup, 9, None, pattern(8, 1)).unwrap();
+    let good = pair.client.call(restore, 7, None, pattern(8, 2)).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client_events.contains(&ClientEvent::Fault {
+        call_id: bad,
+        status: FaultStatus::OP_RNG_ERROR,
+        did_not_execute: true
+    }));
+    let requests = pair.take_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].call_id, good);
+}
+
+#[test]
+fn an_auth_level_under_the_interface_minimum_is_denied() {
+    let mut pair = Pair::new(
+        ClientConfig::default(),
+        ServerConfig::new(interfaces(AuthLevel::PKT_INTEGRITY), 1),
+    );
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    let call_id = pair.client.call(ids[0], 0, None, pattern(8, 1)).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client_events.contains(&ClientEvent::Fault {
+        call_id,
+        status: FaultStatus::ACCESS_DENIED,
+        did_not_execute: true
+    }));
+    assert!(pair.take_requests().is_empty());
+}
+
+#[test]
+fn server_faults_reach_the_client_as_events() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    let call_id = pair.client.call(backup, 2, None, pattern(8, 1)).unwrap();
+    pair.drive().unwrap();
+    let request = pair.take_requests().remove(0);
+    pair.server
+        .fault(request.call_id, FaultStatus::BAD_STUB_DATA)
+        .unwrap();
+    assert_eq!(
+        pair.server.respond(request.call_id, Bytes::new()),
+        Err(ProtocolError::UnknownCallId { call_id })
+    );
+    pair.drive().unwrap();
+    assert!(pair.client_events.contains(&ClientEvent::Fault {
+        call_id,
+        status: FaultStatus::BAD_STUB_DATA,
+        did_not_execute: false
+    }));
+}
+
+#[test]
+fn bind_time_feature_negotiation_is_answered_with_negotiate_ack() {
+    let client = ClientConfig {
+        bind_time_features: Some(
+            BindTimeFeatures::SECURITY_CONTEXT_MULTIPLEXING
+                | BindTimeFeatures::KEEP_CONNECTION_ON_ORPHAN,
+        ),
+        ..ClientConfig::default()
+    };
+    let mut pair = Pair::new(client, ServerConfig::new(interfaces(AuthLevel::NONE), 1));
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert_eq!(ids, [0]);
+    let Some(ClientEvent::ContextResults(reports)) = pair
+        .client_events
+        .iter()
+        .find(|event| matches!(event, ClientEvent::ContextResults(_)))
+    else {
+        panic!("no results: {:?}", pair.client_events);
+    };
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[1].p_cont_id, 1);
+    assert_eq!(
+        reports[1].outcome,
+        ContextOutcome::NegotiateAck(BindTimeFeatures::KEEP_CONNECTION_ON_ORPHAN)
+    );
+    assert_eq!(
+        pair.client.call(1, 0, None, Bytes::new()),
+        Err(ProtocolError::UnknownContext { p_cont_id: 1 })
+    );
+}
+
+#[test]
+fn conc_mpx_and_header_signing_are_granted_when_both_ask() {
+    let client = ClientConfig {
+        conc_mpx: true,
+        auth_level: AuthLevel::PKT_INTEGRITY,
+        ..ClientConfig::default()
+    };
+    let mut server = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
+    server.conc_mpx = true;
+    let mut pair = Pair::with_security(client, Some(Toy::initiator()), server, Some(toy_factory()));
+    pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientEvent::Bound {
+            conc_mpx: true,
+            header_signing: true,
+            ..
+        }
+    )));
+}
+
+// --- Security. ---
+
+fn secure_pair(level: AuthLevel, size: u16) -> (Pair, u16) {
+    let (mut client, server) = config_with_frag(size);
+    client.auth_level = level;
+    client.auth_context_id = 79;
+    let mut pair = Pair::with_security(client, Some(Toy::initiator()), server, Some(toy_factory()));
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client.is_bound());
+    assert!(pair.server_events.contains(&ServerEvent::Authenticated {
+        auth_type: AuthType::WINNT,
+        auth_level: level
+    }));
+    assert_eq!(pair.frames(Dir::ToServer, PacketType::AUTH3).len(), 1);
+    (pair, ids[0])
+}
+
+fn secure_round_trip(level: AuthLevel) -> (Pair, Bytes) {
+    let (mut pair, context) = secure_pair(level, 1432);
+    let stub = Bytes::from(b"SECRET-SECRET-SECRET".repeat(200));
+    pair.client.call(context, 4, None, stub.clone()).unwrap();
+    pair.drive().unwrap();
+    let requests = pair.take_requests();
+    assert_eq!(requests[0].stub, stub);
+    assert_eq!(requests[0].auth_level, level);
+    pair.server
+        .respond(requests[0].call_id, stub.clone())
+        .unwrap();
+    pair.drive().unwrap();
+    assert_eq!(pair.responses()[0].1, stub);
+    for kind in [PacketType::REQUEST, PacketType::RESPONSE] {
+        for dir in [Dir::ToServer, Dir::ToClient] {
+            for frame in pair.frames(dir, kind) {
+                assert!(frame.len() <= 1432);
+                let header = CommonHeader::decode(&frame).unwrap();
+                assert_eq!(header.auth_length, 16, "every fragment is signed");
+                let pdu = decode(&frame);
+                let verifier = pdu.auth_verifier.unwrap();
+                assert_eq!((verifier.auth_level, verifier.auth_context_id), (level, 79));
+                if !pdu.pfc_flags.contains(LAST) {
+                    assert_eq!(verifier.auth_pad_length, 0);
+                }
+            }
+        }
+    }
+    (pair, stub)
+}
+
+fn wire_contains(pair: &Pair, needle: &[u8]) -> bool {
+    pair.wire
+        .iter()
+        .any(|(_, frame)| frame.windows(needle.len()).any(|w| w == needle))
+}
+
+#[test]
+fn integrity_signs_every_fragment_and_leaves_the_stub_readable() {
+    let (pair, _) = secure_round_trip(AuthLevel::PKT_INTEGRITY);
+    assert!(wire_contains(&pair, b"SECRET-SECRET"));
+}
+
+#[test]
+fn privacy_seals_every_fragment() {
+    let (pair, _) = secure_round_trip(AuthLevel::PKT_PRIVACY);
+    assert!(!wire_contains(&pair, b"SECRET-SECRET"));
+}
+
+#[test]
+fn connect_level_authenticates_at_bind_time_only() {
+    let (mut pair, context) = secure_pair(AuthLevel::CONNECT, 5840);
+    pair.client.call(context, 0, None, pattern(100, 1)).unwrap();
+    pair.drive().unwrap();
+    pair.serve_echo();
+    assert_eq!(pair.responses().len(), 1);
+    let request = &pair.frames(Dir::ToServer, PacketType::REQUEST)[0];
+    assert_eq!(CommonHeader::decode(request).unwrap().auth_length, 0);
+}
+
+#[test]
+fn a_tampered_request_is_refused_with_access_denied() {
+    let (mut pair, context) = secure_pair(AuthLevel::PKT_INTEGRITY, 5840);
+    pair.client.call(context, 0, None, pattern(100, 1)).unwrap();
+    let mut frame = BytesMut::from(&pair.client.poll_transmit().unwrap()[..]);
+    frame[40] ^= 1;
+    let error = pair.server.handle_frame(frame.freeze()).unwrap_err();
+    assert_eq!(error, ProtocolError::Security(SecurityError::BadSignature));
+    let fault = pair.server.poll_transmit().unwrap();
+    assert_eq!(fault_status(&fault).0, FaultStatus::ACCESS_DENIED);
+    assert_eq!(pair.server.poll_transmit(), None);
+    assert_eq!(
+        pair.server.handle_frame(request_pdu(9, WHOLE, 0, 0, b"")),
+        Err(error),
+        "a failed association stays failed"
+    );
+}
+
+#[test]
+fn a_tampered_response_fails_the_client() {
+    let (mut pair, context) = secure_pair(AuthLevel::PKT_PRIVACY, 5840);
+    pair.client.call(context, 0, None, pattern(100, 1)).unwrap();
+    pair.drive().unwrap();
+    let request = pair.take_requests().remove(0);
+    pair.server
+        .respond(request.call_id, pattern(64, 3))
+        .unwrap();
+    let mut frame = BytesMut::from(&pair.server.poll_transmit().unwrap()[..]);
+    frame[30] ^= 0x80;
+    assert_eq!(
+        pair.client.handle_frame(frame.freeze()),
+        Err(ProtocolError::Security(SecurityError::BadSignature))
+    );
+    assert!(pair.client.error().is_some());
+    assert!(matches!(
+        pair.client.call(context, 0, None, Bytes::new()),
+        Err(ProtocolError::Security(_))
+    ));
+}
+
+#[test]
+fn an_unsigned_request_on_a_protected_association_is_refused() {
+    let (mut pair, context) = secure_pair(AuthLevel::PKT_INTEGRITY, 5840);
+    assert_eq!(
+        pair.server
+            .handle_frame(request_pdu(5, WHOLE, context, 0, b"1234")),
+        Err(ProtocolError::AuthMismatch {
+            field: "auth_length"
+        })
+    );
+    assert_eq!(
+        fault_status(&pair.server.poll_transmit().unwrap()).0,
+        FaultStatus::ACCESS_DENIED
+    );
+}
+
+#[test]
+fn a_failed_auth3_denies_the_calls_that_follow() {
+    let (client, server) = config_with_frag(5840);
+    let mut pair = Pair::with_security(
+        client,
+        Some(Toy::with_password(b"wrong")),
+        server,
+        Some(toy_factory()),
+    );
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    pair.client.call(ids[0], 0, None, pattern(10, 1)).unwrap();
+    assert!(matches!(
+        pair.drive(),
+        Err(ProtocolError::Security(SecurityError::LogonFailure(_)))
+    ));
+    let fault = pair.server.poll_transmit();
+    assert_eq!(fault_status(&fault.unwrap()).0, FaultStatus::ACCESS_DENIED);
+    assert!(pair.take_requests().is_empty());
+}
+
+#[test]
+fn an_alter_context_changing_the_auth_level_is_refused() {
+    let (mut pair, context) = secure_pair(AuthLevel::PKT_PRIVACY, 5840);
+    let mut alter = Pdu::new(
+        99,
+        PduBody::AlterContext(AlterContext {
+            max_xmit_frag: 5840,
+            max_recv_frag: 5840,
+            assoc_group_id: 0,
+            p_context_elem: vec![PresentationContext {
+                p_cont_id: 5,
+                abstract_syntax: AD_RESTORE,
+                transfer_syntaxes: vec![SyntaxId::NDR],
+            }],
+        }),
+    );
+    alter.auth_verifier = Some(AuthVerifier::new(
+        AuthType::WINNT,
+        AuthLevel::CONNECT,
+        79,
+        Bytes::from_static(b"toy-negotiate"),
+    ));
+    alter.align_auth_pad();
+    assert_eq!(
+        pair.server.handle_frame(alter.to_bytes().unwrap()),
+        Err(ProtocolError::AuthMismatch {
+            field: "auth_level"
+        })
+    );
+    let fault = pair.server.poll_transmit().unwrap();
+    assert_eq!(decode(&fault).call_id, 99);
+    assert_eq!(fault_status(&fault).0, FaultStatus::ACCESS_DENIED);
+    // The privacy association stays failed: no call gets through at any level.
+    assert!(
+        pair.server
+            .handle_frame(request_pdu(100, WHOLE, context, 0, b""))
+            .is_err()
+    );
+}
+
+// --- Binds the server refuses. ---
+
+fn bind_frame(contexts: Vec<PresentationContext>, verifier: Option<AuthVerifier>) -> Bytes {
+    let mut pdu = Pdu::new(
+        1,
+        PduBody::Bind(Bind {
+            max_xmit_frag: 5840,
+            max_recv_frag: 5840,
+            assoc_group_id: 0,
+            p_context_elem: contexts,
+        }),
+    );
+    pdu.auth_verifier = verifier;
+    pdu.align_auth_pad();
+    pdu.to_bytes().unwrap()
+}
+
+fn context(p_cont_id: u16, abstract_syntax: SyntaxId) -> PresentationContext {
+    PresentationContext {
+        p_cont_id,
+        abstract_syntax,
+        transfer_syntaxes: vec![SyntaxId::NDR],
+    }
+}
+
+fn nak_reason(server: &mut ServerAssociation) -> RejectReason {
+    let frame = server.poll_transmit().unwrap();
+    match decode(&frame).body {
+        PduBody::BindNak(nak) => nak.provider_reject_reason,
+        other => panic!("not a bind_nak: {other:?}"),
+    }
+}
+
+fn fresh_server() -> ServerAssociation {
+    ServerAssociation::new(ServerConfig::new(interfaces(AuthLevel::NONE), 1), None).unwrap()
+}
+
+#[test]
+fn an_unknown_auth_type_gets_authentication_type_not_recognized() {
+    let mut server = fresh_server();
+    let verifier = AuthVerifier::new(
+        AuthType::GSS_KERBEROS,
+        AuthLevel::PKT_PRIVACY,
+        0,
+        Bytes::from_static(b"token"),
+    );
+    assert!(
+        server
+            .handle_frame(bind_frame(vec![context(0, AD_BACKUP)], Some(verifier)))
+            .is_err()
+    );
+    assert_eq!(
+        nak_reason(&mut server),
+        RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED
+    );
+}
+
+#[test]
+fn too_many_contexts_get_local_limit_exceeded() {
+    let mut server = fresh_server();
+    let contexts = (0..17).map(|id| context(id, AD_BACKUP)).collect();
+    assert_eq!(
+        server.handle_frame(bind_frame(contexts, None)),
+        Err(ProtocolError::LimitExceeded {
+            what: "presentation contexts",
+            value: 17,
+            limit: 16
+        })
+    );
+    assert_eq!(nak_reason(&mut server), RejectReason::LOCAL_LIMIT_EXCEEDED);
+}
+
+#[test]
+fn a_second_bind_gets_a_bind_nak() {
+    let mut server = fresh_server();
+    server
+        .handle_frame(bind_frame(vec![context(0, AD_BACKUP)], None))
+        .unwrap();
+    assert_eq!(
+        decode(&server.poll_transmit().unwrap()).ptype(),
+        PacketType::BIND_ACK
+    );
+    assert!(
+        server
+            .handle_frame(bind_frame(vec![context(1, AD_RESTORE)], None))
+            .is_err()
+    );
+    assert_eq!(nak_reason(&mut server), RejectReason::REASON_NOT_SPECIFIED);
+}
+
+#[test]
+fn another_protocol_version_gets_protocol_version_not_supported() {
+    let mut server = fresh_server();
+    let mut frame = BytesMut::from(&bind_frame(vec![context(0, AD_BACKUP)], None)[..]);
+    frame[1] = 2; // rpc_vers_minor 2
+    assert!(server.handle_frame(frame.freeze()).is_err());
+    assert_eq!(
+        nak_reason(&mut server),
+        RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED
+    );
+}
+
+#[test]
+fn unsupported_syntaxes_are_rejected_per_context() {
+    let mut server = fresh_server();
+    let mut ndr64_only = context(1, AD_RESTORE);
+    ndr64_only.transfer_syntaxes = vec![SyntaxId::NDR64];
+    server
+        .handle_frame(bind_frame(
+            vec![context(0, MGMT), ndr64_only, context(2, AD_BACKUP)],
+            None,
+        ))
+        .unwrap();
+    let PduBody::BindAck(ack) = decode(&server.poll_transmit().unwrap()).body else {
+        panic!("not a bind_ack");
+    };
+    let reasons: Vec<_> = ack
+        .p_result_list
+        .iter()
+        .map(|result| (result.result.0, result.provider_reason()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (2, ProviderReason::ABSTRACT_SYNTAX_NOT_SUPPORTED),
+            (2, ProviderReason::PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED),
+            (0, ProviderReason::REASON_NOT_SPECIFIED),
+        ]
+    );
+}
+
+#[test]
+fn the_client_reports_a_bind_nak() {
+    let mut client = ClientAssociation::new(ClientConfig::default(), None).unwrap();
+    client.bind(&[AD_BACKUP]).unwrap();
+    let bind = client.poll_transmit().unwrap();
+    // A server allowing no context at all refuses the bind.
+    let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
+    config.limits.max_contexts = 0;
+    let mut server = ServerAssociation::new(config, None).unwrap();
+    assert!(server.handle_frame(bind).is_err());
+    let nak = server.poll_transmit().unwrap();
+    assert_eq!(
+        client.handle_frame(nak),
+        Err(ProtocolError::BindRejected(
+            RejectReason::LOCAL_LIMIT_EXCEEDED
+        ))
+    );
+    assert!(matches!(
+        client.poll_event(),
+        Some(ClientEvent::BindRejected {
+            reason: RejectReason::LOCAL_LIMIT_EXCEEDED,
+            ..
+        })
+    ));
+}
+
+// --- Hostile peers. ---
+
+#[test]
+fn hostile_middle_fragment_without_a_first_one() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    assert_eq!(
+        pair.server
+            .handle_frame(request_pdu(40, PfcFlags::empty(), backup, 0, b"middle")),
+        Err(ProtocolError::FragmentOutOfOrder {
+            call_id: 40,
+            reason: "a middle fragment without a first one"
+        })
+    );
+    assert_eq!(
+        fault_status(&pair.server.poll_transmit().unwrap()).0,
+        FaultStatus::PROTO_ERROR
+    );
+    // The client side: a last fragment of a call whose first never came.
+    let (mut pair, [backup, _]) = Pair::bound();
+    let call_id = pair.client.call(backup, 0, None, Bytes::new()).unwrap();
+    while pair.client.poll_transmit().is_some() {}
+    assert_eq!(
+        pair.client
+            .handle_frame(response_pdu(call_id, LAST, b"tail")),
+        Err(ProtocolError::FragmentOutOfOrder {
+            call_id,
+            reason: "a middle fragment without a first one"
+        })
+    );
+}
+
+#[test]
+fn hostile_fragments_of_two_calls_interleaved() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    pair.server
+        .handle_frame(request_pdu(40, FIRST, backup, 0, b"first of 40"))
+        .unwrap();
+    assert_eq!(
+        pair.server
+            .handle_frame(request_pdu(41, FIRST, backup, 0, b"first of 41")),
+        Err(ProtocolError::InterleavedCalls {
+            call_id: 41,
+            in_progress: 40
+        })
+    );
+    // The client side.
+    let (mut pair, [backup, _]) = Pair::bound();
+    let a = pair.client.call(backup, 0, None, Bytes::new()).unwrap();
+    let b = pair.client.call(backup, 0, None, Bytes::new()).unwrap();
+    while pair.client.poll_transmit().is_some() {}
+    pair.client
+        .handle_frame(response_pdu(a, FIRST, b"a"))
+        .unwrap();
+    assert_eq!(
+        pair.client.handle_frame(response_pdu(b, WHOLE, b"b")),
+        Err(ProtocolError::InterleavedCalls {
+            call_id: b,
+            in_progress: a
+        })
+    );
+}
+
+#[test]
+fn hostile_reassembly_past_the_stub_budget() {
+    let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
+    config.limits.max_stub_len = 4000;
+    let mut server = ServerAssociation::new(config, None).unwrap();
+    server
+        .handle_frame(bind_frame(vec![context(0, AD_BACKUP)], None))
+        .unwrap();
+    server.poll_transmit().unwrap();
+    let chunk = [0xaa; 1400];
+    server
+        .handle_frame(request_pdu(2, FIRST, 0, 0, &chunk))
+        .unwrap();
+    server
+        .handle_frame(request_pdu(2, PfcFlags::empty(), 0, 0, &chunk))
+        .unwrap();
+    assert_eq!(
+        server.handle_frame(request_pdu(2, PfcFlags::empty(), 0, 0, &chunk)),
+        Err(ProtocolError::LimitExceeded {
+            what: "reassembled stub",
+            value: 4200,
+            limit: 4000
+        })
+    );
+    assert_eq!(
+        fault_status(&server.poll_transmit().unwrap()).0,
+        FaultStatus::ACCESS_DENIED
+    );
+    // The client side, with a small response budget.
+    let mut client_config = ClientConfig::default();
+    client_config.limits.max_stub_len = 2000;
+    let mut pair = Pair::new(
+        client_config,
+        ServerConfig::new(interfaces(AuthLevel::NONE), 1),
+    );
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    pair.client.call(ids[0], 0, None, Bytes::new()).unwrap();
+    pair.drive().unwrap();
+    let request = pair.take_requests().remove(0);
+    pair.server
+        .respond(request.call_id, pattern(9000, 1))
+        .unwrap();
+    assert!(matches!(
+        pair.drive(),
+        Err(ProtocolError::LimitExceeded {
+            what: "reassembled stub",
+            limit: 2000,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn hostile_too_many_fragments_for_one_call() {
+    let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
+    config.limits.max_fragments_per_call = 3;
+    let mut server = ServerAssociation::new(config, None).unwrap();
+    server
+        .handle_frame(bind_frame(vec![context(0, AD_BACKUP)], None))
+        .unwrap();
+    server
+        .handle_frame(request_pdu(2, FIRST, 0, 0, b""))
+        .unwrap();
+    for _ in 0..2 {
+        server
+            .handle_frame(request_pdu(2, PfcFlags::empty(), 0, 0, b""))
+            .unwrap();
+    }
+    assert!(matches!(
+        server.handle_frame(request_pdu(2, PfcFlags::empty(), 0, 0, b"")),
+        Err(ProtocolError::LimitExceeded {
+            what: "fragments of a call",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn hostile_response_for_a_call_id_never_sent() {
+    let (mut pair, _) = Pair::bound();
+    assert_eq!(
+        pair.client
+            .handle_frame(response_pdu(77, WHOLE, b"surprise")),
+        Err(ProtocolError::UnknownCallId { call_id: 77 })
+    );
+    assert_eq!(
+        pair.client.error(),
+        Some(&ProtocolError::UnknownCallId { call_id: 77 })
+    );
+}
+
+#[test]
+fn hostile_alloc_hint_of_4_gib_preallocates_nothing_by_it() {
+    let limits = Limits::client();
+    let reassembly = Reassembly::start(DataRep::LITTLE_ENDIAN, u32::MAX, b"tiny", &limits).unwrap();
+    assert!(reassembly.stub.capacity() <= MAX_PREALLOCATION);
+    // Through the server: a first fragment announcing 4 GiB is taken as a hint only.
+    let (mut pair, [backup, _]) = Pair::bound();
+    let mut pdu = decode(&request_pdu(60, FIRST, backup, 0, b"tiny"));
+    if let PduBody::Request(request) = &mut pdu.body {
+        request.alloc_hint = u32::MAX;
+    }
+    pair.server.handle_frame(pdu.to_bytes().unwrap()).unwrap();
+    pair.server
+        .handle_frame(request_pdu(60, LAST, backup, 0, b" stub"))
+        .unwrap();
+    pair.collect();
+    assert_eq!(
+        pair.take_requests()[0].stub,
+        Bytes::from_static(b"tiny stub")
+    );
+}
+
+#[test]
+fn hostile_unexpected_pdus_fail_the_association() {
+    let (mut pair, _) = Pair::bound();
+    let bind = bind_frame(vec![context(0, AD_BACKUP)], None);
+    assert_eq!(
+        pair.client.handle_frame(bind),
+        Err(ProtocolError::UnexpectedPdu {
+            expected: &[
+                PacketType::RESPONSE,
+                PacketType::FAULT,
+                PacketType::ALTER_CONTEXT_RESP,
+                PacketType::SHUTDOWN
+            ],
+            got: PacketType::BIND
+        })
+    );
+    let mut server = fresh_server();
+    assert!(matches!(
+        server.handle_frame(request_pdu(1, WHOLE, 0, 0, b"")),
+        Err(ProtocolError::UnexpectedPdu { .. })
+    ));
+}
+
+#[test]
+fn shutdown_from_the_server_is_an_event() {
+    let (mut pair, _) = Pair::bound();
+    pair.server.shutdown().unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client_events.contains(&ClientEvent::Shutdown));
+}
+
+#[test]
+fn fragment_sizes_under_1432_are_refused() {
+    let mut config = ClientConfig::default();
+    config.limits.max_recv_frag = 1431;
+    assert!(matches!(
+        ClientAssociation::new(config, None),
+        Err(ProtocolError::Negotiation { .. })
+    ));
+    let mut server = fresh_server();
+    let mut bind = decode(&bind_frame(vec![context(0, AD_BACKUP)], None));
+    if let PduBody::Bind(body) = &mut bind.body {
+        body.max_recv_frag = 1000;
+    }
+    assert!(server.handle_frame(bind.to_bytes().unwrap()).is_err());
+    assert_eq!(nak_reason(&mut server), RejectReason::REASON_NOT_SPECIFIED);
+}
+
+#[test]
+fn the_fuzzing_client_is_bound_with_three_calls_in_flight() {
+    let client = crate::fuzzing::client_for_fuzzing(true).unwrap();
+    assert!(client.is_bound());
+    assert_eq!(client.calls_in_flight(), 3);
+    assert!(
+        !crate::fuzzing::client_for_fuzzing(false)
+            .unwrap()
+            .is_bound()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_either_machine(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        crate::fuzzing::client_association(&data);
+        crate::fuzzing::server_association(&data);
+    }
+
+    #[test]
+    fn arbitrary_frames_after_a_valid_header_never_panic(
+        ptype in prop_oneof![Just(0u8), Just(2), Just(3), 11u8..=19],
+        flags in any::<u8>(),
+        body in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let len = u16::try_from(16 + body.len()).unwrap();
+        let mut frame = vec![5, 0, ptype, flags, 0x10, 0, 0, 0];
+        frame.extend_from_slice(&len.to_le_bytes());
+        frame.extend_from_slice(&[0, 0, 2, 0, 0, 0]);
+        frame.extend_from_slice(&body);
+        crate::fuzzing::client_association(&frame);
+        crate::fuzzing::server_association(&frame);
+    }
+}
