@@ -15,6 +15,11 @@
 //! `auth_pad_length` (MS-RPCE 2.2.2.11) says how many bytes to drop. The fragments of a call, in
 //! order, must then make exactly the sidecar's stubs, and every request and response of the
 //! conversation must belong to a call the sidecar lists.
+//!
+//! An empty stub is sealed into nothing: there is nothing for tshark to decrypt (and tshark 4.0,
+//! given the password, calls such a frame malformed, impacket's as well as ours). Its size is told
+//! by the header: `frag_length` less the request or response header, the `sec_trailer` and the
+//! `auth_value`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -108,6 +113,9 @@ pub(crate) fn check(pcap: &Path, server_port: u16, sidecar: &Sidecar) -> Result<
         "dcerpc.cn_call_id",
         "dcerpc.auth_level",
         "dcerpc.auth_pad_len",
+        "dcerpc.cn_frag_len",
+        "dcerpc.cn_auth_len",
+        "dcerpc.cn_flags",
     ] {
         fields.args(["-e", field]);
     }
@@ -124,6 +132,7 @@ pub(crate) fn check(pcap: &Path, server_port: u16, sidecar: &Sidecar) -> Result<
         sources.len()
     );
     let mut seen: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+    let mut empty = 0;
     for (row, packet) in rows.iter().zip(&sources) {
         ensure!(
             row.auth_level == Some(6),
@@ -131,6 +140,11 @@ pub(crate) fn check(pcap: &Path, server_port: u16, sidecar: &Sidecar) -> Result<
             row.frame,
             row.auth_level
         );
+        let entry = seen.entry((row.call_id, row.ptype)).or_default();
+        if row.sealed_len() == Some(0) {
+            empty += 1;
+            continue;
+        }
         let plain = packet
             .iter()
             .find(|(name, _)| name == DECRYPTED)
@@ -154,9 +168,7 @@ pub(crate) fn check(pcap: &Path, server_port: u16, sidecar: &Sidecar) -> Result<
                     plain.len()
                 )
             })?;
-        seen.entry((row.call_id, row.ptype))
-            .or_default()
-            .extend_from_slice(stub);
+        entry.extend_from_slice(stub);
     }
     let problems = compare(sidecar, &seen);
     if !problems.is_empty() {
@@ -164,8 +176,9 @@ pub(crate) fn check(pcap: &Path, server_port: u16, sidecar: &Sidecar) -> Result<
     }
     let bytes: usize = seen.values().map(Vec::len).sum();
     Ok(format!(
-        "tshark decrypted {} sealed fragments of {} calls ({bytes} stub bytes) into exactly our plaintext",
-        rows.len(),
+        "tshark decrypted {} sealed fragments ({empty} more with an empty stub) of {} calls \
+         ({bytes} stub bytes) into exactly our plaintext",
+        rows.len() - empty,
         sidecar.calls.len()
     ))
 }
@@ -225,6 +238,29 @@ struct Row {
     call_id: u64,
     auth_level: Option<u64>,
     auth_pad_len: u64,
+    frag_len: u64,
+    auth_len: u64,
+    flags: u64,
+}
+
+impl Row {
+    /// The bytes between the request or response header and the `sec_trailer`: the sealed stub
+    /// and its padding (MS-RPCE 2.2.2.11); `None` if the lengths do not add up.
+    fn sealed_len(&self) -> Option<u64> {
+        /// The common header and the request's or response's own fields (alloc_hint, p_cont_id,
+        /// opnum or cancel_count and reserved).
+        const HEADER: u64 = 16 + 8;
+        const SEC_TRAILER: u64 = 8;
+        const PFC_OBJECT_UUID: u64 = 0x80;
+        let object = if self.ptype == REQUEST && self.flags & PFC_OBJECT_UUID != 0 {
+            16
+        } else {
+            0
+        };
+        self.frag_len
+            .checked_sub(HEADER + object + SEC_TRAILER)?
+            .checked_sub(self.auth_len)
+    }
 }
 
 fn parse_rows(text: &str) -> Result<Vec<Row>> {
@@ -235,10 +271,12 @@ fn parse_rows(text: &str) -> Result<Vec<Row>> {
             let number = |i: usize| -> Result<Option<u64>> {
                 match columns.get(i).copied().unwrap_or("") {
                     "" => Ok(None),
-                    v => v
-                        .parse()
-                        .map(Some)
-                        .with_context(|| format!("tshark field {i} is `{v}`: {line}")),
+                    v => match v.strip_prefix("0x") {
+                        Some(hex) => u64::from_str_radix(hex, 16),
+                        None => v.parse(),
+                    }
+                    .map(Some)
+                    .with_context(|| format!("tshark field {i} is `{v}`: {line}")),
                 }
             };
             let required = |i: usize| -> Result<u64> {
@@ -250,6 +288,9 @@ fn parse_rows(text: &str) -> Result<Vec<Row>> {
                 call_id: required(2)?,
                 auth_level: number(3)?,
                 auth_pad_len: number(4)?.unwrap_or(0),
+                frag_len: required(5)?,
+                auth_len: required(6)?,
+                flags: required(7)?,
             })
         })
         .collect()
@@ -258,34 +299,40 @@ fn parse_rows(text: &str) -> Result<Vec<Row>> {
 /// A data source of a packet in tshark's hex dump: its name and its bytes.
 type Source = (String, Vec<u8>);
 
-/// The data sources of each packet in `tshark --hexdump all --hexdump noascii` output: a packet
-/// starts with its `Frame (N bytes):` source, each source is a `NAME (N bytes):` line followed by
-/// `OFFSET  XX XX ...` lines.
+/// The data sources of each packet in `tshark --hexdump all --hexdump noascii` output. Packets are
+/// separated by a blank line; in a packet, each source is a `NAME (N bytes):` line followed by
+/// `OFFSET  XX XX ...` lines, except that a packet with the frame as its only source shows the
+/// frame's hex without a name line (it is then called `Frame` here).
 fn parse_hexdump(text: &str) -> Result<Vec<Vec<Source>>> {
     let mut packets: Vec<Vec<Source>> = Vec::new();
+    let mut in_packet = false;
     for line in text.lines() {
         let line = line.trim_end();
         if line.is_empty() {
+            in_packet = false;
             continue;
         }
+        if !in_packet {
+            packets.push(Vec::new());
+            in_packet = true;
+        }
+        let packet = packets
+            .last_mut()
+            .context("no packet in tshark's hex dump")?;
         if let Some((name, rest)) = line.rsplit_once(" (")
             && rest.ends_with(" bytes):")
         {
-            if name == "Frame" {
-                packets.push(Vec::new());
-            }
-            packets
-                .last_mut()
-                .context("a data source before the first frame in tshark's hex dump")?
-                .push((name.to_owned(), Vec::new()));
+            packet.push((name.to_owned(), Vec::new()));
             continue;
         }
+        if packet.is_empty() {
+            packet.push(("Frame".to_owned(), Vec::new()));
+        }
+        let (_, bytes) = packet
+            .last_mut()
+            .context("no data source in tshark's hex dump")?;
         let mut words = line.split_whitespace();
         let offset = words.next().unwrap_or("");
-        let (_, bytes) = packets
-            .last_mut()
-            .and_then(|packet| packet.last_mut())
-            .with_context(|| format!("hex before any data source: {line}"))?;
         ensure!(
             usize::from_str_radix(offset, 16).ok() == Some(bytes.len()),
             "hex dump line at offset `{offset}` after {} bytes: {line}",
@@ -321,12 +368,12 @@ fn encode_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    /// tshark 4.0's hex dump of a sealed two-fragment response (shortened): each frame brings
-    /// its decrypted stub, the last one also the reassembled call.
+    /// tshark 4.0's hex dump (shortened) of a sealed two-fragment response, each frame with its
+    /// decrypted stub and the last one with the reassembled call too, then of a frame that was
+    /// not decrypted: its only source, the frame, comes without a name line.
     const DUMP: &str = "\
 Frame (8 bytes):
 0000  05 00 02 03 10 00 00 00
-
 Decrypted data (4 bytes):
 0000  aa bb cc dd
 Decrypted stub data (4 bytes):
@@ -340,22 +387,24 @@ Decrypted stub data (20 bytes):
 Reassembled DCE/RPC (24 bytes):
 0000  aa bb cc dd ee ff 00 11 22 33 44 55 66 77 88 99
 0010  aa bb cc dd 00 00 00 00
+
+0000  05 00 00 03 10 00 00 00 30 00 10 00 04 00 00 00
+0010  00 00 00 00
 ";
 
     #[test]
     fn hex_dumps_split_into_packets_and_sources() {
         let packets = parse_hexdump(DUMP).unwrap();
-        assert_eq!(packets.len(), 2);
+        assert_eq!(packets.len(), 3);
         assert_eq!(
             packets[0][2],
             (DECRYPTED.to_owned(), vec![0xaa, 0xbb, 0xcc, 0xdd])
         );
         assert_eq!(packets[1][1].1.len(), 20);
         assert_eq!(packets[1][2].0, "Reassembled DCE/RPC");
-        assert!(
-            parse_hexdump("0000  00\n").is_err(),
-            "hex before any source"
-        );
+        assert_eq!(packets[2].len(), 1);
+        assert_eq!(packets[2][0].0, "Frame");
+        assert_eq!(packets[2][0].1.len(), 20);
         assert!(
             parse_hexdump("Frame (2 bytes):\n0010  00 01\n").is_err(),
             "a line whose offset does not follow on"
@@ -365,7 +414,7 @@ Reassembled DCE/RPC (24 bytes):
 
     #[test]
     fn rows_parse_with_optional_fields() {
-        let rows = parse_rows("5\t0\t2\t6\t4\n7\t2\t2\t\t\n").unwrap();
+        let rows = parse_rows("5\t0\t2\t6\t4\t68\t16\t0x03\n7\t2\t2\t\t\t24\t0\t0x03\n").unwrap();
         assert_eq!(
             rows[0],
             Row {
@@ -373,13 +422,48 @@ Reassembled DCE/RPC (24 bytes):
                 ptype: 0,
                 call_id: 2,
                 auth_level: Some(6),
-                auth_pad_len: 4
+                auth_pad_len: 4,
+                frag_len: 68,
+                auth_len: 16,
+                flags: 3,
             }
         );
         assert_eq!(rows[1].auth_level, None);
         assert_eq!(rows[1].auth_pad_len, 0);
-        assert!(parse_rows("5\tx\t2\t6\t0\n").is_err());
-        assert!(parse_rows("5\t\t2\t6\t0\n").is_err(), "no packet type");
+        assert!(parse_rows("5\tx\t2\t6\t0\t68\t16\t0x03\n").is_err());
+        assert!(
+            parse_rows("5\t\t2\t6\t0\t68\t16\t0x03\n").is_err(),
+            "no packet type"
+        );
+        assert!(parse_rows("5\t0\t2\t6\t0\t68\t16\t0xzz\n").is_err());
+    }
+
+    #[test]
+    fn the_sealed_length_comes_from_the_header() {
+        let row = |ptype, frag_len, flags| Row {
+            frame: 1,
+            ptype,
+            call_id: 2,
+            auth_level: Some(6),
+            auth_pad_len: 0,
+            frag_len,
+            auth_len: 16,
+            flags,
+        };
+        // An empty request stub: 24 + 8 + 16 bytes (impacket's inq_if_ids at privacy).
+        assert_eq!(row(REQUEST, 48, 0x03).sealed_len(), Some(0));
+        assert_eq!(row(REQUEST, 68, 0x03).sealed_len(), Some(20));
+        assert_eq!(
+            row(REQUEST, 64, 0x83).sealed_len(),
+            Some(0),
+            "an object UUID"
+        );
+        assert_eq!(
+            row(RESPONSE, 64, 0x83).sealed_len(),
+            Some(16),
+            "bit 0x80 means nothing on a response"
+        );
+        assert_eq!(row(REQUEST, 40, 0x03).sealed_len(), None);
     }
 
     #[test]
