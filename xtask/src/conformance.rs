@@ -1,7 +1,8 @@
 //! `cargo xtask conformance`: our PDUs, read back by Wireshark's dissector.
 //!
-//! Two sets of PDUs are checked: every `fixtures/pdu/*.bin` (as one TCP conversation, each PDU
-//! sent in the direction its packet type travels), and every conversation the tests dump into
+//! Two sets of PDUs are checked: every `fixtures/pdu/*.bin` (each file a TCP connection of its
+//! own, each PDU sent in the direction its packet type travels, the connections end to end in one
+//! pcap), and every conversation the tests dump into
 //! `target/conformance/*.txt` (tests whose name contains `conformance_dump`, run first). A
 //! conversation file has one PDU a line: `I <hex>` from client to server, `O <hex>` back.
 //!
@@ -197,19 +198,32 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
     std::fs::create_dir_all(&pcaps)
         .with_context(|| format!("cannot create {}", pcaps.display()))?;
 
-    let mut sets: Vec<(String, PathBuf)> = Vec::new();
+    // (name, the whole conversation, the TCP connections it is made of)
+    let mut sets: Vec<(String, PathBuf, Vec<PathBuf>)> = Vec::new();
     let fixture_files = sh::files_with_suffix(fixtures, ".bin")?;
     if fixture_files.is_empty() {
         println!("no {}/*.bin yet: no fixtures to check", fixtures.display());
     } else {
+        // Each fixture file is a connection of its own: tshark remembers which interface a
+        // context id was bound to per TCP connection, and would otherwise dissect one fixture's
+        // stub as the interface another fixture's bind named.
+        let parts_dir = pcaps.join("fixtures-pdu");
+        std::fs::create_dir_all(&parts_dir)
+            .with_context(|| format!("cannot create {}", parts_dir.display()))?;
         let mut pdus = Vec::new();
+        let mut parts = Vec::new();
         for file in &fixture_files {
-            pdus.extend(fixture_pdus(file)?);
+            let these = fixture_pdus(file)?;
+            let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+            let part = parts_dir.join(format!("{stem}.txt"));
+            write_conversation(&part, &these)?;
+            parts.push(part);
+            pdus.extend(these);
         }
         let txt = pcaps.join("fixtures-pdu.txt");
         write_conversation(&txt, &pdus)?;
         println!("{} fixture files, {} PDUs", fixture_files.len(), pdus.len());
-        sets.push(("fixtures-pdu".to_owned(), txt));
+        sets.push(("fixtures-pdu".to_owned(), txt, parts));
     }
 
     let dir = match conversations {
@@ -237,13 +251,13 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
         let stem = file
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        sets.push((stem, file));
+        sets.push((stem, file.clone(), vec![file]));
     }
 
-    for (name, txt) in &sets {
+    for (name, txt, parts) in &sets {
         let pcap = pcaps.join(format!("{name}.pcapng"));
         let sidecar = sealed::sidecar_path(txt);
-        let verdict = check_one(txt, &pcap, inspector).and_then(|summary| {
+        let verdict = check_one(txt, parts, &pcap, inspector).and_then(|summary| {
             if !sidecar.is_file() {
                 return Ok(summary);
             }
@@ -280,27 +294,36 @@ fn dump_conversations(out: &Path) -> Result<()> {
     )
 }
 
-/// Converts one conversation file into a pcap and checks it; returns the one-line summary.
-fn check_one(txt: &Path, pcap: &Path, inspector: &Inspector) -> Result<String> {
+/// Converts one conversation into a pcap and checks it; returns the one-line summary. `txt` is
+/// the whole conversation; `parts`, the files of its TCP connections, in order (just `txt` for a
+/// conversation of one connection).
+fn check_one(txt: &Path, parts: &[PathBuf], pcap: &Path, inspector: &Inspector) -> Result<String> {
     let text =
         std::fs::read_to_string(txt).with_context(|| format!("cannot read {}", txt.display()))?;
     let pdus = parse_conversation(&text).with_context(|| format!("in {}", txt.display()))?;
     ensure!(!pdus.is_empty(), "{} holds no PDU", txt.display());
 
-    // text2pcap's regex mode: the `dir` group gives the direction (-D), `data` the hex bytes.
     let _ignored = std::fs::remove_file(pcap);
-    sh::run_quiet(Command::new("text2pcap").args([
-        "-q".as_ref(),
-        "-r".as_ref(),
-        r"^(?<dir>[IO])\s(?<data>[0-9a-fA-F]+)$".as_ref(),
-        "-D".as_ref(),
-        "-4".as_ref(),
-        "127.0.0.1,127.0.0.1".as_ref(),
-        "-T".as_ref(),
-        format!("{CLIENT_PORT},{SERVER_PORT}").as_ref(),
-        txt.as_os_str(),
-        pcap.as_os_str(),
-    ]))?;
+    if let [only] = parts {
+        text2pcap(only, pcap, CLIENT_PORT)?;
+    } else {
+        // One pcap per connection, each from a client port of its own, then end to end.
+        let mut pieces = Vec::new();
+        for (part, n) in parts.iter().zip(0u16..) {
+            let port = CLIENT_PORT
+                .checked_add(n)
+                .context("more connections than client ports")?;
+            let piece = part.with_extension("pcapng");
+            text2pcap(part, &piece, port)?;
+            pieces.push(piece);
+        }
+        sh::run_quiet(
+            Command::new("mergecap")
+                .args(["-a", "-F", "pcapng", "-w"])
+                .arg(pcap)
+                .args(&pieces),
+        )?;
+    }
 
     let frames = tshark_frames(pcap)?;
     let ours = parse_inspect(&sh::read(&mut inspector.command(txt))?)?;
@@ -313,6 +336,24 @@ fn check_one(txt: &Path, pcap: &Path, inspector: &Inspector) -> Result<String> {
     } else {
         bail!("{}", problems.join("\n"))
     }
+}
+
+/// Writes conversation file `txt` as a pcap of one TCP connection from `client_port` to
+/// `SERVER_PORT`, one segment per PDU.
+fn text2pcap(txt: &Path, pcap: &Path, client_port: u16) -> Result<()> {
+    // text2pcap's regex mode: the `dir` group gives the direction (-D), `data` the hex bytes.
+    sh::run_quiet(Command::new("text2pcap").args([
+        "-q".as_ref(),
+        "-r".as_ref(),
+        r"^(?<dir>[IO])\s(?<data>[0-9a-fA-F]+)$".as_ref(),
+        "-D".as_ref(),
+        "-4".as_ref(),
+        "127.0.0.1,127.0.0.1".as_ref(),
+        "-T".as_ref(),
+        format!("{client_port},{SERVER_PORT}").as_ref(),
+        txt.as_os_str(),
+        pcap.as_os_str(),
+    ]))
 }
 
 /// Splits a fixture file into PDUs by their `frag_length`; each must be whole.

@@ -21,7 +21,7 @@ const CARGO_FUZZ: &str = "~0.13";
 /// What a task needs installed.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Needs {
-    /// `tshark` and `text2pcap` (Debian `tshark`).
+    /// `tshark`, `text2pcap` and `mergecap` (Debian `tshark`).
     pub(crate) tshark: bool,
     /// `python3` with `import impacket`.
     pub(crate) impacket: bool,
@@ -66,7 +66,11 @@ fn cargo_fuzz_present() -> bool {
 /// The apt packages missing for `needs`.
 fn missing_apt_packages(needs: Needs) -> Vec<&'static str> {
     let mut packages = Vec::new();
-    if needs.tshark && !(sh::on_path("tshark") && sh::on_path("text2pcap")) {
+    if needs.tshark
+        && !["tshark", "text2pcap", "mergecap"]
+            .iter()
+            .all(|t| sh::on_path(t))
+    {
         packages.push("tshark");
     }
     if needs.impacket && !impacket_importable() {
