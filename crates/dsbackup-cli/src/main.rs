@@ -1,5 +1,6 @@
 //! `dsbackup`: the command line of the dsbackup project.
 
+mod endpoints;
 mod inspect;
 
 use clap::Parser;
@@ -10,10 +11,13 @@ use clap::Parser;
 enum Command {
     /// Decode captured DCE/RPC PDUs to JSON, one object per line.
     Inspect(inspect::Args),
+    /// List a server's endpoint-mapper entries, like rpcdump.
+    Endpoints(endpoints::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Command::parse() {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Endpoints(args) => endpoints::run(&args),
     }
 }

@@ -416,7 +416,11 @@ impl Server {
         }
     }
 
-    /// Serves `interface`.
+    /// Serves `interface`, listed in the endpoint map and mgmt's `inq_if_ids`.
+    ///
+    /// Interfaces registered here come before the built-in endpoint mapper and mgmt: one with
+    /// their abstract syntax replaces them on the main listener (to mimic another server's
+    /// quirks, say).
     pub fn register(&mut self, interface: Arc<dyn RpcInterface>) -> &mut Self {
         self.interfaces.push(interface);
         self
@@ -493,6 +497,14 @@ impl RunningServer {
     /// Where the interfaces are served.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `ncacn_ip_tcp:address[port]` of the main listener.
+    pub fn string_binding(&self) -> crate::binding::StringBinding {
+        crate::binding::StringBinding::tcp(
+            self.local_addr.ip().to_string(),
+            Some(self.local_addr.port()),
+        )
     }
 
     /// Where the separate endpoint-mapper listener is, if any.
