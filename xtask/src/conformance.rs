@@ -317,12 +317,14 @@ fn check_one(txt: &Path, parts: &[PathBuf], pcap: &Path, inspector: &Inspector) 
             text2pcap(part, &piece, port)?;
             pieces.push(piece);
         }
-        sh::run_quiet(
-            Command::new("mergecap")
-                .args(["-a", "-F", "pcapng", "-w"])
-                .arg(pcap)
-                .args(&pieces),
-        )?;
+        let mut merge = Command::new("mergecap");
+        merge.args(["-a", "-F", "pcapng", "-w"]).arg(pcap);
+        // The pieces by name from their directory: a readable command line.
+        if let Some(dir) = pieces.first().and_then(|p| p.parent()) {
+            merge.current_dir(dir);
+        }
+        merge.args(pieces.iter().filter_map(|p| p.file_name()));
+        sh::run_quiet(&mut merge)?;
     }
 
     let frames = tshark_frames(pcap)?;

@@ -5,8 +5,11 @@
 //!
 //! ```json
 //! {"password": "the NTLM password of the conversation",
-//!  "calls": [{"call_id": 2, "request": "<stub hex>", "response": "<stub hex>"}]}
+//!  "calls": [{"call_id": 2, "request": "<stub hex>", "response": "<stub hex>"},
+//!            {"call_id": 3, "request": "<stub hex>", "response": null}]}
 //! ```
+//!
+//! (`null`: the call faulted, so no response, and a fault is not sealed.)
 //!
 //! tshark, given the password (`-o ntlmssp.nt_password:...`), follows the NTLM handshake in the
 //! bind, bind_ack and auth3 legs, derives the sealing keys by itself and decrypts every request
@@ -41,8 +44,8 @@ const RESPONSE: u64 = 2;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sidecar {
     password: String,
-    /// `call_id` -> (request stub, response stub).
-    calls: BTreeMap<u64, (Vec<u8>, Vec<u8>)>,
+    /// `call_id` -> (request stub, response stub or `None` for a fault).
+    calls: BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// The sidecar of conversation `txt` (`NAME.txt` -> `NAME.stubs.json`), if the test wrote one.
@@ -73,14 +76,18 @@ fn parse_sidecar(text: &str) -> Result<Sidecar> {
             .get("call_id")
             .and_then(Value::as_u64)
             .context("a call without a numeric \"call_id\"")?;
-        let stub = |key: &str| -> Result<Vec<u8>> {
-            let hex = call
-                .get(key)
-                .and_then(Value::as_str)
-                .with_context(|| format!("call {call_id} has no \"{key}\" hex string"))?;
-            decode_hex(hex).with_context(|| format!("call {call_id} \"{key}\""))
+        let stub = |key: &str| -> Result<Option<Vec<u8>>> {
+            match call.get(key) {
+                Some(Value::Null) => Ok(None),
+                Some(Value::String(hex)) => decode_hex(hex)
+                    .map(Some)
+                    .with_context(|| format!("call {call_id} \"{key}\"")),
+                _ => bail!("call {call_id} has no \"{key}\" hex string (or null)"),
+            }
         };
-        let stubs = (stub("request")?, stub("response")?);
+        let request =
+            stub("request")?.with_context(|| format!("call {call_id} has a null \"request\""))?;
+        let stubs = (request, stub("response")?);
         ensure!(
             calls.insert(call_id, stubs).is_none(),
             "call {call_id} listed twice"
@@ -188,17 +195,22 @@ fn compare(sidecar: &Sidecar, seen: &BTreeMap<(u64, u64), Vec<u8>>) -> Vec<Strin
     let mut problems = Vec::new();
     for (&call_id, (request, response)) in &sidecar.calls {
         for (ptype, what, ours) in [
-            (REQUEST, "request", request),
-            (RESPONSE, "response", response),
+            (REQUEST, "request", Some(request)),
+            (RESPONSE, "response", response.as_ref()),
         ] {
-            match seen.get(&(call_id, ptype)) {
-                None => problems.push(format!("call {call_id}: no {what} in the capture")),
-                Some(theirs) if theirs != ours => problems.push(format!(
-                    "call {call_id}: the {what} stub tshark decrypted differs from ours\n  ours:   {}\n  tshark: {}",
-                    encode_hex(ours),
-                    encode_hex(theirs)
+            match (seen.get(&(call_id, ptype)), ours) {
+                (None, None) => {}
+                (Some(_), None) => problems.push(format!(
+                    "call {call_id}: a {what} in the capture, but the sidecar says it faulted"
                 )),
-                Some(_) => {}
+                (None, Some(_)) => {
+                    problems.push(format!("call {call_id}: no {what} in the capture"))
+                }
+                (Some(theirs), Some(ours)) if theirs != ours => problems.push(format!(
+                    "call {call_id}: the {what} stub tshark decrypted differs from ours: {}",
+                    difference(ours, theirs)
+                )),
+                (Some(_), Some(_)) => {}
             }
         }
     }
@@ -215,6 +227,32 @@ fn compare(sidecar: &Sidecar, seen: &BTreeMap<(u64, u64), Vec<u8>>) -> Vec<Strin
         }
     }
     problems
+}
+
+/// Where two stubs part: lengths, the first differing offset and a few bytes of each from there.
+fn difference(ours: &[u8], theirs: &[u8]) -> String {
+    const SHOWN: usize = 16;
+    let at = ours
+        .iter()
+        .zip(theirs)
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| ours.len().min(theirs.len()));
+    let from = |bytes: &[u8]| {
+        let rest = bytes.get(at..).unwrap_or_default();
+        let shown = encode_hex(rest.get(..SHOWN).unwrap_or(rest));
+        if rest.len() > SHOWN {
+            format!("{shown}...")
+        } else {
+            shown
+        }
+    };
+    format!(
+        "ours {} bytes, tshark's {}; from offset {at}: ours {}, tshark {}",
+        ours.len(),
+        theirs.len(),
+        from(ours),
+        from(theirs)
+    )
 }
 
 fn tshark(cmd: &mut Command) -> Result<String> {
@@ -473,7 +511,19 @@ Reassembled DCE/RPC (24 bytes):
         )
         .unwrap();
         assert_eq!(sidecar.password, "pw");
-        assert_eq!(sidecar.calls[&2], (vec![0, 1], vec![]));
+        assert_eq!(sidecar.calls[&2], (vec![0, 1], Some(vec![])));
+        let faulted = parse_sidecar(
+            r#"{"password":"pw","calls":[{"call_id":2,"request":"","response":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(faulted.calls[&2], (vec![], None));
+        assert!(
+            parse_sidecar(
+                r#"{"password":"p","calls":[{"call_id":2,"request":null,"response":""}]}"#
+            )
+            .is_err(),
+            "a call always has a request"
+        );
         assert!(parse_sidecar(r#"{"calls":[]}"#).is_err(), "no password");
         assert!(parse_sidecar(r#"{"password":"p","calls":[]}"#).is_err());
         assert!(
@@ -490,10 +540,21 @@ Reassembled DCE/RPC (24 bytes):
     fn comparison_reports_each_difference() {
         let sidecar = Sidecar {
             password: "p".to_owned(),
-            calls: BTreeMap::from([(2, (vec![1, 2], vec![3]))]),
+            calls: BTreeMap::from([(2, (vec![1, 2], Some(vec![3]))), (4, (vec![], None))]),
         };
-        let mut seen = BTreeMap::from([((2, REQUEST), vec![1, 2]), ((2, RESPONSE), vec![3])]);
+        let mut seen = BTreeMap::from([
+            ((2, REQUEST), vec![1, 2]),
+            ((2, RESPONSE), vec![3]),
+            ((4, REQUEST), vec![]),
+        ]);
         assert!(compare(&sidecar, &seen).is_empty());
+        seen.insert((4, RESPONSE), vec![]);
+        assert_eq!(
+            compare(&sidecar, &seen).len(),
+            1,
+            "a response to a faulted call"
+        );
+        seen.remove(&(4, RESPONSE));
         seen.insert((2, RESPONSE), vec![4]);
         assert_eq!(compare(&sidecar, &seen).len(), 1, "a different response");
         seen.remove(&(2, RESPONSE));
@@ -501,6 +562,18 @@ Reassembled DCE/RPC (24 bytes):
         seen.insert((2, RESPONSE), vec![3]);
         seen.insert((3, REQUEST), vec![]);
         assert_eq!(compare(&sidecar, &seen).len(), 1, "a call nobody listed");
+    }
+
+    #[test]
+    fn differences_show_where_the_stubs_part() {
+        assert_eq!(
+            difference(&[1, 2, 3], &[1, 9]),
+            "ours 3 bytes, tshark's 2; from offset 1: ours 0203, tshark 09"
+        );
+        assert_eq!(
+            difference(&[0; 40], &[0; 20]),
+            "ours 40 bytes, tshark's 20; from offset 20: ours 00000000000000000000000000000000..., tshark "
+        );
     }
 
     #[test]

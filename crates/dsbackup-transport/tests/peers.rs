@@ -22,7 +22,6 @@
 #[cfg(test)]
 pub mod common;
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -497,13 +496,15 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: char, log: R
     let _ = to.shutdown().await;
 }
 
-/// Our client and our server at packet privacy, through the recording relay: a short echo, an
-/// echo of several fragments each way, and the caller's name. Writes the conversation
-/// (`ntlm-privacy.txt`) and what each call sent and got back in plaintext, with the password
-/// (`ntlm-privacy.stubs.json`); `cargo xtask conformance` checks the first with tshark, then has
-/// tshark decrypt it and compares with the second.
+/// Our client and our server at packet privacy, through the recording relay, on one
+/// association: echoes of 0 bytes, a few bytes and several fragments each way, the caller's name,
+/// a call that faults, then mgmt `inq_if_ids` on a second context (alter_context). Writes the
+/// conversation (`ntlm-privacy-sealed.txt`) and, with the password, what each call sent and got
+/// back in plaintext (`ntlm-privacy-sealed.stubs.json`, `null` for a fault);
+/// `cargo xtask conformance` checks the first with tshark, then has tshark decrypt it and compares
+/// with the second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_dump_ntlm_privacy() {
+async fn conformance_dump_ntlm_privacy_sealed() {
     const FRAG: u16 = 1432;
     let interface = TestInterface::new(AuthLevel::PKT_PRIVACY);
     let mut options = server_options(FRAG);
@@ -515,26 +516,48 @@ async fn conformance_dump_ntlm_privacy() {
     let binding = Binding::connect(relay_addr, &[syntax(1)], &options)
         .await
         .unwrap();
-    let calls: Vec<(u16, Bytes)> = vec![
-        (op::ECHO, Bytes::from_static(b"sealed by dsbackup")),
-        (op::ECHO, pattern(3 * usize::from(FRAG) + 100, 7)),
-        (op::WHOAMI, Bytes::new()),
-    ];
-    let mut plain = Vec::new();
-    for (opnum, stub) in calls {
-        let reply = binding.call(opnum, stub.clone()).await.unwrap();
-        plain.push((stub, reply.stub));
+    // (request stub, response stub or None for a fault), call by call.
+    let mut plain: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+    for stub in [
+        Bytes::new(),
+        Bytes::from_static(b"sealed by dsbackup"),
+        pattern(3 * usize::from(FRAG) + 100, 7),
+    ] {
+        let reply = binding.call(op::ECHO, stub.clone()).await.unwrap();
+        assert_eq!(reply.stub, stub);
+        plain.push((stub, Some(reply.stub)));
     }
-    assert_eq!(plain[0].0, plain[0].1);
-    assert_eq!(plain[1].0, plain[1].1);
+    let who = binding.call(op::WHOAMI, Bytes::new()).await.unwrap().stub;
     assert_eq!(
-        plain[2].1[..],
+        who[..],
         [
             format!("{USER}\\{DOMAIN}").as_bytes(),
             &[AuthLevel::PKT_PRIVACY.0]
         ]
         .concat()
     );
+    plain.push((Bytes::new(), Some(who)));
+    let denied = binding.call(op::DENY, Bytes::new()).await.unwrap_err();
+    assert!(
+        matches!(
+            denied,
+            TransportError::Fault {
+                status: FaultStatus::ACCESS_DENIED,
+                ..
+            }
+        ),
+        "{denied:?}"
+    );
+    plain.push((Bytes::new(), None));
+    let mgmt = binding
+        .association()
+        .bind_interface(&[mgmt_syntax()])
+        .await
+        .unwrap();
+    let ids = mgmt.call(0, Bytes::new()).await.unwrap().stub;
+    assert!(!ids.is_empty());
+    plain.push((Bytes::new(), Some(ids)));
+    drop(mgmt);
     binding.close().await;
     tokio::time::timeout(Duration::from_secs(30), relay_task)
         .await
@@ -553,21 +576,23 @@ async fn conformance_dump_ntlm_privacy() {
         {
             call_ids.push(header.call_id);
         }
-        // Sealed: every request and response carries an NTLM verifier at privacy.
+        // Sealed: every request and response carries an NTLM verifier.
         if [PacketType::REQUEST, PacketType::RESPONSE].contains(&header.ptype) {
             assert_eq!(header.auth_length, 16, "{header:?}");
         }
     }
     assert_eq!(call_ids.len(), plain.len(), "one request per call");
-    let fragments = |ptype: PacketType| {
+    let count = |ptype: PacketType| {
         pdus.iter()
             .filter(|(_, pdu)| CommonHeader::decode(pdu).unwrap().ptype == ptype)
             .count()
     };
     assert!(
-        fragments(PacketType::REQUEST) > 3 && fragments(PacketType::RESPONSE) > 3,
+        count(PacketType::REQUEST) > plain.len() + 2 && count(PacketType::RESPONSE) > 7,
         "the long echo is fragmented both ways"
     );
+    assert_eq!(count(PacketType::ALTER_CONTEXT), 1);
+    assert_eq!(count(PacketType::FAULT), 1);
 
     let dir = conformance_dir();
     std::fs::create_dir_all(&dir).unwrap();
@@ -575,23 +600,21 @@ async fn conformance_dump_ntlm_privacy() {
         .iter()
         .map(|(dir, pdu)| format!("{dir} {}\n", hex::encode(pdu)))
         .collect();
-    std::fs::write(dir.join("ntlm-privacy.txt"), conversation).unwrap();
-    let stubs: BTreeMap<u32, (String, String)> = call_ids
+    std::fs::write(dir.join("ntlm-privacy-sealed.txt"), conversation).unwrap();
+    let calls: Vec<Value> = call_ids
         .iter()
         .zip(&plain)
-        .map(|(&id, (sent, got))| (id, (hex::encode(sent), hex::encode(got))))
-        .collect();
-    let sidecar = json!({
-        "password": PASSWORD,
-        "calls": stubs
-            .iter()
-            .map(|(id, (request, response))| {
-                json!({"call_id": id, "request": request, "response": response})
+        .map(|(&id, (sent, got))| {
+            json!({
+                "call_id": id,
+                "request": hex::encode(sent),
+                "response": got.as_ref().map(hex::encode),
             })
-            .collect::<Vec<_>>(),
-    });
+        })
+        .collect();
+    let sidecar = json!({ "password": PASSWORD, "calls": calls });
     std::fs::write(
-        dir.join("ntlm-privacy.stubs.json"),
+        dir.join("ntlm-privacy-sealed.stubs.json"),
         serde_json::to_string_pretty(&sidecar).unwrap(),
     )
     .unwrap();
