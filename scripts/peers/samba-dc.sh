@@ -41,6 +41,8 @@ epm_answers() {
 samba_pid() { cat "$dir/samba.pid" 2>/dev/null; }
 
 start() {
+  # A DC left running in DIR by an interrupted run: stop it first.
+  if [ -f "$dir/samba.pid" ]; then stop; fi
   if epm_answers; then
     echo "something already answers on 127.0.0.1:135; stop it first" >&2
     exit 1
