@@ -96,6 +96,9 @@ pub struct ClientOptions {
     pub call_timeout: Duration,
     /// The endpoint mapper's TCP port, for bindings without an endpoint (135).
     pub epm_port: u16,
+    /// The association group to join (that of an open association, see
+    /// [`Association::assoc_group_id`]); 0 for a new one.
+    pub assoc_group_id: u32,
 }
 
 impl Default for ClientOptions {
@@ -107,6 +110,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(60),
             epm_port: 135,
+            assoc_group_id: 0,
         }
     }
 }
@@ -261,6 +265,7 @@ impl Association {
         config.limits = options.limits.clone();
         config.drep = options.drep;
         config.auth_level = options.auth.level();
+        config.assoc_group_id = options.assoc_group_id;
         let mut assoc = ClientAssociation::new(config, options.security()?)?;
         let mut reader = FramedRead::new(read, FrameCodec::new(assoc.max_recv_frag()));
         let (p_cont_id, interface, assoc_group_id) = handshake(

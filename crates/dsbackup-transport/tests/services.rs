@@ -580,3 +580,32 @@ async fn graceful_shutdown_lets_the_call_in_flight_finish() {
 fn privacy_options() -> ClientOptions {
     client_options(AuthLevel::PKT_PRIVACY, 5840, DataRep::LITTLE_ENDIAN)
 }
+
+#[tokio::test]
+async fn associations_join_a_live_group_or_get_a_new_one() {
+    let interface = TestInterface::new(AuthLevel::NONE);
+    let server = start(&[interface as Arc<dyn RpcInterface>], server_options(5840)).await;
+    let first = Binding::connect(server.local_addr(), &[syntax(1)], &anonymous())
+        .await
+        .unwrap();
+    let group = first.association().assoc_group_id();
+    assert_ne!(group, 0);
+    let mut joining = anonymous();
+    joining.assoc_group_id = group;
+    let second = Binding::connect(server.local_addr(), &[syntax(1)], &joining)
+        .await
+        .unwrap();
+    assert_eq!(second.association().assoc_group_id(), group);
+    let mut unknown = anonymous();
+    unknown.assoc_group_id = 0x00de_ad00;
+    let third = Binding::connect(server.local_addr(), &[syntax(1)], &unknown)
+        .await
+        .unwrap();
+    let other = third.association().assoc_group_id();
+    assert!(other != group && other != 0x00de_ad00);
+    for binding in [first, second, third] {
+        binding.close().await;
+    }
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle());
+}
