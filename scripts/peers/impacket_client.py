@@ -194,6 +194,15 @@ class Client:
         return {"interface": if_id_json(iface), "opnum": opnum, "response": answer.hex()}
 
 
+class Op(argparse.Action):
+    """Appends (operation, its argument or None) to the one list of operations."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        ops = getattr(namespace, self.dest, None) or []
+        ops.append((self.const, values if values != [] else None))
+        setattr(namespace, self.dest, ops)
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,15 +214,13 @@ def main():
     parser.add_argument("--domain", default="")
     parser.add_argument("--level", choices=sorted(LEVELS), default="privacy")
     parser.add_argument("--timeout", type=float, default=10.0, help="connect timeout, seconds")
-    parser.add_argument("--inq-if-ids", action="append_const", const=("inq_if_ids", None), dest="ops")
-    parser.add_argument("--ept-map", type=interface, action="append", default=[], dest="maps")
-    parser.add_argument("--ept-lookup", action="append_const", const=("ept_lookup", None), dest="ops")
-    parser.add_argument("--call", type=raw_call, action="append", default=[], dest="calls")
-    # argparse keeps the append_const and append lists apart; keep the command line's order
-    # for the ones that share a list, then maps, then calls.
+    # Every operation goes into one list, in the order of the command line.
+    parser.add_argument("--inq-if-ids", dest="ops", action=Op, nargs=0, const="inq_if_ids")
+    parser.add_argument("--ept-lookup", dest="ops", action=Op, nargs=0, const="ept_lookup")
+    parser.add_argument("--ept-map", dest="ops", action=Op, const="ept_map", type=interface)
+    parser.add_argument("--call", dest="ops", action=Op, const="call", type=raw_call)
     args = parser.parse_args()
-    ops = list(args.ops or []) + [("ept_map", m) for m in args.maps]
-    ops += [("call", c) for c in args.calls]
+    ops = args.ops or []
     if not ops:
         parser.error("nothing to do: give --inq-if-ids, --ept-map, --ept-lookup or --call")
 

@@ -420,7 +420,7 @@ async fn impacket_without_authentication_is_refused_by_the_integrity_interface()
     let port = server.local_addr().port().to_string();
     let echo = format!("{}:0:00", test_interface_arg());
     let results = impacket(&["--port", &port, "--call", &echo, "--inq-if-ids"]).await;
-    let [inq, call] = &results[..] else {
+    let [call, inq] = &results[..] else {
         panic!("two results expected: {results:?}")
     };
     assert_eq!(call["ok"], false, "{call}");
