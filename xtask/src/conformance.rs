@@ -1,7 +1,8 @@
 //! `cargo xtask conformance`: our PDUs, read back by Wireshark's dissector.
 //!
-//! Two sets of PDUs are checked: every `fixtures/pdu/*.bin` (as one TCP conversation, each PDU
-//! sent in the direction its packet type travels), and every conversation the tests dump into
+//! Two sets of PDUs are checked: every `fixtures/pdu/*.bin` (each file a TCP connection of its
+//! own, each PDU sent in the direction its packet type travels, the connections end to end in one
+//! pcap), and every conversation the tests dump into
 //! `target/conformance/*.txt` (tests whose name contains `conformance_dump`, run first). A
 //! conversation file has one PDU a line: `I <hex>` from client to server, `O <hex>` back.
 //!
@@ -9,7 +10,12 @@
 //! `target/conformance/pcap/` for people to open), which tshark must read with no malformed
 //! frame, no expert warning beyond the known harmless ones, every payload taken as DCE/RPC, and,
 //! PDU by PDU, the same packet type, call id, fragment length, context ids and opnum as our own
-//! decoder prints through `dsbackup inspect`.
+//! decoder prints through `dsbackup inspect`. A conversation sealed with NTLM comes with a sidecar
+//! of the plaintext stubs and the password (`NAME.stubs.json`): tshark must decrypt it into exactly
+//! that plaintext (see `sealed`).
+//!
+//! Then the transport meets third-party peers (see `peers`): our client against a throwaway Samba
+//! AD DC, impacket's client against our server.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,8 +25,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
 use crate::args::Args;
+use crate::peers::{self, Peers};
 use crate::setup::{self, Needs};
-use crate::sh;
+use crate::{sealed, sh};
 
 /// The server's TCP port in the pcaps; tshark is told to decode it as DCE/RPC.
 const SERVER_PORT: u16 = 40135;
@@ -159,16 +166,29 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
         }
         None => Inspector::Cli,
     };
+    let peers = match args.value("--peers")?.as_deref() {
+        None | Some("all") => Some(Peers::All),
+        Some("impacket") => Some(Peers::ImpacketOnly),
+        Some("none") => None,
+        Some(other) => bail!("--peers takes all, impacket or none, not `{other}`"),
+    };
     let no_install = args.flag("--no-install");
     args.finish()?;
     setup::ensure(
         Needs {
             tshark: true,
+            impacket: peers.is_some(),
+            samba: peers == Some(Peers::All),
             ..Needs::default()
         },
         sh::installs_allowed(no_install),
     )?;
-    check(&fixtures, conversations.as_deref(), &inspector)
+    let pdus = check(&fixtures, conversations.as_deref(), &inspector);
+    // The peers run even when the PDU checks failed: both verdicts are worth having.
+    let peers = peers.map_or(Ok(()), |peers| {
+        sh::step("conformance: peers", || peers::run(peers)).map(|_| ())
+    });
+    pdus.and(peers)
 }
 
 /// The whole check; `conversations` given means "take these, do not run the dumping tests".
@@ -178,27 +198,32 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
     std::fs::create_dir_all(&pcaps)
         .with_context(|| format!("cannot create {}", pcaps.display()))?;
 
-    let mut sets: Vec<(String, PathBuf)> = Vec::new();
+    // (name, the whole conversation, the TCP connections it is made of)
+    let mut sets: Vec<(String, PathBuf, Vec<PathBuf>)> = Vec::new();
     let fixture_files = sh::files_with_suffix(fixtures, ".bin")?;
     if fixture_files.is_empty() {
         println!("no {}/*.bin yet: no fixtures to check", fixtures.display());
     } else {
-        // One pcap (one TCP stream) per fixture file: in a single stream tshark would carry one
-        // file's bind (and its interface) over to the next file's requests and dissect unrelated
-        // stubs with that interface's dissector.
-        let mut count = 0;
+        // Each fixture file is a connection of its own: tshark remembers which interface a
+        // context id was bound to per TCP connection, and would otherwise dissect one fixture's
+        // stub as the interface another fixture's bind named.
+        let parts_dir = pcaps.join("fixtures-pdu");
+        std::fs::create_dir_all(&parts_dir)
+            .with_context(|| format!("cannot create {}", parts_dir.display()))?;
+        let mut pdus = Vec::new();
+        let mut parts = Vec::new();
         for file in &fixture_files {
-            let pdus = fixture_pdus(file)?;
-            count += pdus.len();
-            let stem = file
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-            let name = format!("fixture-{stem}");
-            let txt = pcaps.join(format!("{name}.txt"));
-            write_conversation(&txt, &pdus)?;
-            sets.push((name, txt));
+            let these = fixture_pdus(file)?;
+            let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+            let part = parts_dir.join(format!("{stem}.txt"));
+            write_conversation(&part, &these)?;
+            parts.push(part);
+            pdus.extend(these);
         }
-        println!("{} fixture files, {count} PDUs", fixture_files.len());
+        let txt = pcaps.join("fixtures-pdu.txt");
+        write_conversation(&txt, &pdus)?;
+        println!("{} fixture files, {} PDUs", fixture_files.len(), pdus.len());
+        sets.push(("fixtures-pdu".to_owned(), txt, parts));
     }
 
     let dir = match conversations {
@@ -226,12 +251,21 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
         let stem = file
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        sets.push((stem, file));
+        sets.push((stem, file.clone(), vec![file]));
     }
 
-    for (name, txt) in &sets {
+    for (name, txt, parts) in &sets {
         let pcap = pcaps.join(format!("{name}.pcapng"));
-        match check_one(txt, &pcap, inspector) {
+        let sidecar = sealed::sidecar_path(txt);
+        let verdict = check_one(txt, parts, &pcap, inspector).and_then(|summary| {
+            if !sidecar.is_file() {
+                return Ok(summary);
+            }
+            let sealed = sealed::check(&pcap, SERVER_PORT, &sealed::read_sidecar(&sidecar)?)
+                .with_context(|| format!("decrypting with {}", sh::shown(&sidecar)))?;
+            Ok(format!("{summary}; {sealed}"))
+        });
+        match verdict {
             Ok(summary) => println!("{}: {summary}", sh::shown(&pcap)),
             Err(e) => {
                 println!("{}: FAILED\n{e:#}", sh::shown(&pcap));
@@ -247,7 +281,9 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
 
 /// Runs the tests that dump conversations, into `out` (stale dumps removed first).
 fn dump_conversations(out: &Path) -> Result<()> {
-    for stale in sh::files_with_suffix(out, ".txt")? {
+    let mut stale = sh::files_with_suffix(out, ".txt")?;
+    stale.extend(sh::files_with_suffix(out, ".stubs.json")?);
+    for stale in stale {
         std::fs::remove_file(&stale)
             .with_context(|| format!("cannot remove {}", stale.display()))?;
     }
@@ -258,27 +294,38 @@ fn dump_conversations(out: &Path) -> Result<()> {
     )
 }
 
-/// Converts one conversation file into a pcap and checks it; returns the one-line summary.
-fn check_one(txt: &Path, pcap: &Path, inspector: &Inspector) -> Result<String> {
+/// Converts one conversation into a pcap and checks it; returns the one-line summary. `txt` is
+/// the whole conversation; `parts`, the files of its TCP connections, in order (just `txt` for a
+/// conversation of one connection).
+fn check_one(txt: &Path, parts: &[PathBuf], pcap: &Path, inspector: &Inspector) -> Result<String> {
     let text =
         std::fs::read_to_string(txt).with_context(|| format!("cannot read {}", txt.display()))?;
     let pdus = parse_conversation(&text).with_context(|| format!("in {}", txt.display()))?;
     ensure!(!pdus.is_empty(), "{} holds no PDU", txt.display());
 
-    // text2pcap's regex mode: the `dir` group gives the direction (-D), `data` the hex bytes.
     let _ignored = std::fs::remove_file(pcap);
-    sh::run_quiet(Command::new("text2pcap").args([
-        "-q".as_ref(),
-        "-r".as_ref(),
-        r"^(?<dir>[IO])\s(?<data>[0-9a-fA-F]+)$".as_ref(),
-        "-D".as_ref(),
-        "-4".as_ref(),
-        "127.0.0.1,127.0.0.1".as_ref(),
-        "-T".as_ref(),
-        format!("{CLIENT_PORT},{SERVER_PORT}").as_ref(),
-        txt.as_os_str(),
-        pcap.as_os_str(),
-    ]))?;
+    if let [only] = parts {
+        text2pcap(only, pcap, CLIENT_PORT)?;
+    } else {
+        // One pcap per connection, each from a client port of its own, then end to end.
+        let mut pieces = Vec::new();
+        for (part, n) in parts.iter().zip(0u16..) {
+            let port = CLIENT_PORT
+                .checked_add(n)
+                .context("more connections than client ports")?;
+            let piece = part.with_extension("pcapng");
+            text2pcap(part, &piece, port)?;
+            pieces.push(piece);
+        }
+        let mut merge = Command::new("mergecap");
+        merge.args(["-a", "-F", "pcapng", "-w"]).arg(pcap);
+        // The pieces by name from their directory: a readable command line.
+        if let Some(dir) = pieces.first().and_then(|p| p.parent()) {
+            merge.current_dir(dir);
+        }
+        merge.args(pieces.iter().filter_map(|p| p.file_name()));
+        sh::run_quiet(&mut merge)?;
+    }
 
     let frames = tshark_frames(pcap)?;
     let ours = parse_inspect(&sh::read(&mut inspector.command(txt))?)?;
@@ -291,6 +338,24 @@ fn check_one(txt: &Path, pcap: &Path, inspector: &Inspector) -> Result<String> {
     } else {
         bail!("{}", problems.join("\n"))
     }
+}
+
+/// Writes conversation file `txt` as a pcap of one TCP connection from `client_port` to
+/// `SERVER_PORT`, one segment per PDU.
+fn text2pcap(txt: &Path, pcap: &Path, client_port: u16) -> Result<()> {
+    // text2pcap's regex mode: the `dir` group gives the direction (-D), `data` the hex bytes.
+    sh::run_quiet(Command::new("text2pcap").args([
+        "-q".as_ref(),
+        "-r".as_ref(),
+        r"^(?<dir>[IO])\s(?<data>[0-9a-fA-F]+)$".as_ref(),
+        "-D".as_ref(),
+        "-4".as_ref(),
+        "127.0.0.1,127.0.0.1".as_ref(),
+        "-T".as_ref(),
+        format!("{client_port},{SERVER_PORT}").as_ref(),
+        txt.as_os_str(),
+        pcap.as_os_str(),
+    ]))
 }
 
 /// Splits a fixture file into PDUs by their `frag_length`; each must be whole.

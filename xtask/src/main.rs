@@ -1,8 +1,9 @@
 //! Automation of the dsbackup workspace (`cargo xtask`).
 //!
 //! Every task a contributor or CI runs lives here, in Rust, so that a fresh clone needs nothing but
-//! cargo: `cargo xtask ci` installs the third-party peers it needs (tshark, impacket, cargo-fuzz)
-//! when they are missing, then runs each check as a timed step. Run `cargo xtask help` for the list.
+//! cargo: `cargo xtask ci` installs the third-party peers it needs (tshark, Samba, impacket,
+//! cargo-fuzz) when they are missing, then runs each check as a timed step. Run `cargo xtask help`
+//! for the list.
 #![expect(
     clippy::print_stdout,
     reason = "xtask is a command-line tool: its report on stdout is its interface"
@@ -14,6 +15,8 @@ mod ci;
 mod conformance;
 mod deps;
 mod fuzz;
+mod peers;
+mod sealed;
 mod setup;
 mod sh;
 mod vectors;
@@ -30,10 +33,14 @@ Tasks:
         conformance vectors fuzz (10 s per target); stops at the first failure
   check deps
         the dependency direction between the workspace crates (see ARCHITECTURE.md)
-  conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM] [--no-install]
+  conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM]
+              [--peers all|impacket|none] [--no-install]
         writes fixtures/pdu/*.bin and the conversations the tests dump (target/conformance/*.txt)
         into pcaps, and checks that tshark reads every PDU as DCE/RPC, without a malformed frame or
-        expert warning, with the same header fields as `dsbackup inspect`
+        expert warning, with the same header fields as `dsbackup inspect`, and decrypts sealed
+        conversations into the plaintext the tests recorded; then runs the transport's peer tests:
+        our client against a throwaway Samba AD DC (scripts/peers/samba-dc.sh, needs root),
+        impacket's client against our server
   vectors [--check] [--no-install]
         runs scripts/vectors/*.py (impacket) into fixtures/; with --check, into a temporary
         directory, and fails unless the committed files are reproduced byte for byte
@@ -43,7 +50,7 @@ Tasks:
   bench
         runs the criterion benches and prints each throughput against memcpy in the same run
 
-Installs (apt-get tshark, pip impacket, cargo install cargo-fuzz) only happen when a tool is
+Installs (apt-get tshark and samba, pip impacket, cargo install cargo-fuzz) only happen when a tool is
 missing; --no-install or XTASK_NO_INSTALL=1 turns them into errors.
 ";
 

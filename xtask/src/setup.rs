@@ -1,9 +1,10 @@
 //! Installs the third-party peers a task needs, when they are missing.
 //!
-//! CI is a fresh Debian machine where we are root: tshark (and text2pcap) come from apt, impacket
-//! from PyPI, cargo-fuzz from crates.io. Each install runs only when its tool is missing, so the
-//! step costs nothing on a prepared machine; `--no-install` / `XTASK_NO_INSTALL=1` turn a missing
-//! tool into an error that says how to install it.
+//! CI is a fresh Debian machine where we are root: tshark (and text2pcap) and Samba come from apt
+//! (all missing packages in one `apt-get update` and one `apt-get install`), impacket from PyPI,
+//! cargo-fuzz from crates.io. Each install runs only when its tool is missing, so the step costs
+//! nothing on a prepared machine; `--no-install` / `XTASK_NO_INSTALL=1` turn a missing tool into
+//! an error that says how to install it.
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -20,12 +21,14 @@ const CARGO_FUZZ: &str = "~0.13";
 /// What a task needs installed.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Needs {
-    /// `tshark` and `text2pcap` (Debian `tshark`).
+    /// `tshark`, `text2pcap` and `mergecap` (Debian `tshark`).
     pub(crate) tshark: bool,
     /// `python3` with `import impacket`.
     pub(crate) impacket: bool,
     /// `cargo fuzz` and a C++ compiler for libFuzzer.
     pub(crate) cargo_fuzz: bool,
+    /// A Samba AD DC to provision and run (`samba`, `samba-tool`; `rpcclient` for people).
+    pub(crate) samba: bool,
 }
 
 impl Needs {
@@ -33,7 +36,23 @@ impl Needs {
         tshark: true,
         impacket: true,
         cargo_fuzz: true,
+        samba: true,
     };
+}
+
+/// The Debian packages of a Samba AD DC: the daemon, the DC role, the provisioning tool (and its
+/// Python modules), and the client tools (`rpcclient`, for trying things by hand).
+const SAMBA_PACKAGES: &[&str] = &["samba", "samba-ad-dc", "samba-ad-provision", "smbclient"];
+
+/// Whether Debian package `name` is installed; `None` without dpkg (not a Debian machine).
+fn dpkg_installed(name: &str) -> Option<bool> {
+    let output = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}", name])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    Some(output.status.success() && output.stdout.ends_with(b" installed"))
 }
 
 fn impacket_importable() -> bool {
@@ -47,7 +66,11 @@ fn cargo_fuzz_present() -> bool {
 /// The apt packages missing for `needs`.
 fn missing_apt_packages(needs: Needs) -> Vec<&'static str> {
     let mut packages = Vec::new();
-    if needs.tshark && !(sh::on_path("tshark") && sh::on_path("text2pcap")) {
+    if needs.tshark
+        && !["tshark", "text2pcap", "mergecap"]
+            .iter()
+            .all(|t| sh::on_path(t))
+    {
         packages.push("tshark");
     }
     if needs.impacket && !impacket_importable() {
@@ -60,6 +83,20 @@ fn missing_apt_packages(needs: Needs) -> Vec<&'static str> {
     }
     if needs.cargo_fuzz && !sh::on_path("c++") {
         packages.push("g++");
+    }
+    if needs.samba {
+        for &package in SAMBA_PACKAGES {
+            // Without dpkg, go by the programs (someone installed Samba another way).
+            let present = dpkg_installed(package).unwrap_or_else(|| match package {
+                "samba" => sh::on_path_or_sbin("samba"),
+                "samba-ad-provision" => sh::on_path_or_sbin("samba-tool"),
+                "smbclient" => sh::on_path_or_sbin("rpcclient"),
+                _ => true,
+            });
+            if !present {
+                packages.push(package);
+            }
+        }
     }
     packages
 }
@@ -157,5 +194,11 @@ fn print_versions(needs: Needs) {
     }
     if needs.cargo_fuzz {
         println!("using {}", version(sh::cargo().args(["fuzz", "--version"])));
+    }
+    if needs.samba {
+        println!(
+            "using samba {}",
+            version(Command::new(sh::sbin_program("samba")).arg("--version"))
+        );
     }
 }

@@ -134,6 +134,25 @@ pub(crate) fn on_path(name: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
 }
 
+/// Directories where Debian keeps daemons, missing from some users' `PATH`.
+const SBIN: &[&str] = &["/usr/sbin", "/sbin"];
+
+/// Whether `name` is on `PATH` or in an sbin directory.
+pub(crate) fn on_path_or_sbin(name: &str) -> bool {
+    on_path(name) || SBIN.iter().any(|dir| Path::new(dir).join(name).is_file())
+}
+
+/// `name` as a program to run: itself when on `PATH`, else its sbin path when there is one.
+pub(crate) fn sbin_program(name: &str) -> PathBuf {
+    if on_path(name) {
+        return PathBuf::from(name);
+    }
+    SBIN.iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// `12.3s`.
 pub(crate) fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())

@@ -1,0 +1,621 @@
+//! The transport against peers nobody on the project wrote.
+//!
+//! - `samba_*`: our client against a Samba AD DC (`scripts/peers/samba-dc.sh` starts a throwaway
+//!   one), named by `DSBACKUP_SAMBA_HOST`, `DSBACKUP_SAMBA_USER`, `DSBACKUP_SAMBA_PASSWORD` and
+//!   `DSBACKUP_SAMBA_DOMAIN`; impacket's listing of the same endpoint map is the reference.
+//! - `impacket_*`: impacket's DCE/RPC client (`scripts/peers/impacket_client.py`, run with
+//!   `DSBACKUP_PYTHON` or `python3`) against our server, in-process on a loopback port.
+//! - `conformance_dump_*`: our client against our server at packet privacy through a recording
+//!   relay; the conversation and its plaintext go to `$DSBACKUP_CONFORMANCE_DIR` (default
+//!   `target/conformance/`), where `cargo xtask conformance` has tshark decrypt it.
+//!
+//! The first two need peers installed, so they are `#[ignore]`d: `cargo xtask conformance`
+//! starts Samba and runs them with `--ignored --test-threads=1`. Once asked for, a missing
+//! variable or peer is a failure, never a skip.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "the helpers of an integration test: a step that fails fails the test"
+)]
+
+#[cfg(test)]
+pub mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use dsbackup_ntlm::Credentials;
+use dsbackup_proto::{
+    AuthLevel, CommonHeader, DataRep, FaultStatus, PacketType, PfcFlags, SyntaxId, Uuid, frame_len,
+};
+use dsbackup_transport::resolve::{epm_syntax, mgmt_syntax};
+use dsbackup_transport::{
+    Binding, ClientAuth, ClientOptions, EndpointEntry, RpcInterface, RunningServer, TransportError,
+    list_endpoints, resolve,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// SAMR, which Samba serves on a TCP port of its own.
+const SAMR: SyntaxId = SyntaxId {
+    uuid: Uuid::from_str_const("12345778-1234-abcd-ef00-0123456789ac"),
+    version: 1,
+    version_minor: 0,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Samba
+
+/// A variable the Samba tests cannot do without.
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the Samba tests need a DC (cargo xtask conformance starts one; \
+             by hand: scripts/peers/samba-dc.sh start DIR, then DSBACKUP_SAMBA_HOST=127.0.0.1 \
+             DSBACKUP_SAMBA_USER=Administrator DSBACKUP_SAMBA_PASSWORD='Passw0rd!123' \
+             DSBACKUP_SAMBA_DOMAIN=TEST)"
+        )
+    })
+}
+
+struct Samba {
+    host: String,
+    epm: SocketAddr,
+    user: String,
+    password: String,
+    domain: String,
+}
+
+impl Samba {
+    async fn from_env() -> Self {
+        let host = required("DSBACKUP_SAMBA_HOST");
+        let epm = tokio::net::lookup_host((host.as_str(), 135))
+            .await
+            .unwrap()
+            .find(SocketAddr::is_ipv4)
+            .unwrap_or_else(|| panic!("{host} has no IPv4 address"));
+        Self {
+            host,
+            epm,
+            user: required("DSBACKUP_SAMBA_USER"),
+            password: required("DSBACKUP_SAMBA_PASSWORD"),
+            domain: required("DSBACKUP_SAMBA_DOMAIN"),
+        }
+    }
+
+    fn options(&self, level: AuthLevel) -> ClientOptions {
+        self.options_with_password(level, &self.password)
+    }
+
+    fn options_with_password(&self, level: AuthLevel, password: &str) -> ClientOptions {
+        let auth = if level == AuthLevel::NONE {
+            ClientAuth::None
+        } else {
+            ClientAuth::ntlm(
+                Credentials::from_password(&self.user, &self.domain, password),
+                level,
+            )
+        };
+        let mut options = ClientOptions::with_auth(auth);
+        options.call_timeout = Duration::from_secs(30);
+        options
+    }
+
+    /// impacket's answer, anonymously, on Samba's endpoint mapper.
+    async fn impacket(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["--host", self.host.as_str(), "--port", "135"];
+        all.extend_from_slice(args);
+        impacket(&all).await
+    }
+}
+
+/// An endpoint-map entry reduced to what both listings show: interface, version, annotation,
+/// and the TCP port of an `ncacn_ip_tcp` tower.
+type Listed = (String, String, String, Option<u16>);
+
+fn ours_listed(entry: &EndpointEntry) -> Listed {
+    let interface = entry
+        .interface
+        .expect("every Samba tower names an interface");
+    (
+        interface.uuid.to_string(),
+        format!("{}.{}", interface.version, interface.version_minor),
+        entry.annotation.clone(),
+        entry.tower.tcp_port(),
+    )
+}
+
+fn impacket_listed(entry: &Value) -> Listed {
+    let text = |key: &str| entry[key].as_str().unwrap().to_owned();
+    let port = (entry["protseq"] == "ncacn_ip_tcp").then(|| text("endpoint").parse().unwrap());
+    (text("uuid"), text("version"), text("annotation"), port)
+}
+
+/// Anonymous, integrity and privacy: each binds to Samba's endpoint mapper and reads the whole
+/// map with `ept_lookup`, which must be exactly the entries impacket lists (53 for Samba 4.17).
+#[tokio::test]
+#[ignore = "needs a Samba DC: cargo xtask conformance"]
+async fn samba_lists_the_same_endpoint_map_as_rpcdump_at_every_level() {
+    let samba = Samba::from_env().await;
+    let reference = samba.impacket(&["--ept-lookup"]).await;
+    assert_eq!(reference[0]["ok"], true, "impacket: {}", reference[0]);
+    let mut theirs: Vec<Listed> = reference[0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(impacket_listed)
+        .collect();
+    theirs.sort();
+    assert!(
+        theirs.len() > 20,
+        "impacket lists only {} entries",
+        theirs.len()
+    );
+
+    for level in [
+        AuthLevel::NONE,
+        AuthLevel::PKT_INTEGRITY,
+        AuthLevel::PKT_PRIVACY,
+    ] {
+        let entries = list_endpoints(samba.epm, &samba.options(level))
+            .await
+            .unwrap_or_else(|e| panic!("ept_lookup at {level:?}: {e}"));
+        let mut ours: Vec<Listed> = entries.iter().map(ours_listed).collect();
+        ours.sort();
+        assert_eq!(ours, theirs, "at {level:?}");
+        // Samba's TCP towers carry the address 0.0.0.0 (ept_map's answer is checked for the
+        // substitution of the host asked, in the next test).
+        let samr = entries
+            .iter()
+            .find(|e| e.interface == Some(SAMR) && e.binding.is_some())
+            .expect("SAMR over ncacn_ip_tcp is listed");
+        assert_eq!(samr.tower.ip_address(), Some([0, 0, 0, 0]));
+        assert_eq!(samr.binding.as_ref().unwrap().protseq, "ncacn_ip_tcp");
+        // Samba 4.17's endpoint mapper and mgmt are in it, as on every Windows DC.
+        for known in [epm_syntax(), mgmt_syntax()] {
+            assert!(
+                entries.iter().any(|e| e.interface == Some(known)),
+                "{known:?}"
+            );
+        }
+    }
+}
+
+/// `ept_map` for SAMR gives the port Samba serves it on (impacket's `hept_map` says the same),
+/// with the host we asked in place of Samba's 0.0.0.0; SAMR binds there.
+#[tokio::test]
+#[ignore = "needs a Samba DC: cargo xtask conformance"]
+async fn samba_ept_map_resolves_samr_to_the_port_it_listens_on() {
+    let samba = Samba::from_env().await;
+    let reference = samba
+        .impacket(&["--ept-map", "12345778-1234-abcd-ef00-0123456789ac:1.0"])
+        .await;
+    assert_eq!(reference[0]["ok"], true, "impacket: {}", reference[0]);
+    let port = u16::try_from(reference[0]["port"].as_u64().unwrap()).unwrap();
+
+    for level in [
+        AuthLevel::NONE,
+        AuthLevel::PKT_INTEGRITY,
+        AuthLevel::PKT_PRIVACY,
+    ] {
+        let options = samba.options(level);
+        let addr = resolve(samba.epm, SAMR, &options)
+            .await
+            .unwrap_or_else(|e| panic!("ept_map at {level:?}: {e}"));
+        assert_eq!(addr, SocketAddr::new(samba.epm.ip(), port), "at {level:?}");
+        assert_ne!(port, 135);
+        // Something listens there, and it is SAMR: the bind is accepted.
+        let binding = Binding::connect(addr, &[SAMR], &options)
+            .await
+            .unwrap_or_else(|e| panic!("bind to SAMR on {addr} at {level:?}: {e}"));
+        assert_eq!(binding.interface(), SAMR);
+        binding.close().await;
+    }
+}
+
+/// A wrong password: Samba lets the bind and the auth3 through and faults the first request
+/// with `nca_s_proto_error`; the caller gets that fault, typed.
+#[tokio::test]
+#[ignore = "needs a Samba DC: cargo xtask conformance"]
+async fn samba_refuses_a_wrong_password_with_a_typed_fault() {
+    let samba = Samba::from_env().await;
+    for level in [AuthLevel::PKT_INTEGRITY, AuthLevel::PKT_PRIVACY] {
+        let options = samba.options_with_password(level, "not the password");
+        let binding = Binding::connect(samba.epm, &[epm_syntax()], &options)
+            .await
+            .unwrap_or_else(|e| panic!("Samba takes the bind whatever the password: {e}"));
+        let error = binding
+            .call(3, Bytes::from_static(&[0; 8]))
+            .await
+            .expect_err("a call with a wrong password");
+        assert!(
+            matches!(
+                error,
+                TransportError::Fault {
+                    status: FaultStatus::PROTO_ERROR,
+                    ..
+                }
+            ),
+            "at {level:?}: {error:?}"
+        );
+        binding.close().await;
+        // The endpoint helpers report the same.
+        let error = list_endpoints(samba.epm, &options).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TransportError::Fault {
+                    status: FaultStatus::PROTO_ERROR,
+                    ..
+                }
+            ),
+            "list_endpoints at {level:?}: {error:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// impacket
+
+/// Runs `scripts/peers/impacket_client.py ARGS` and returns its results, one per operation.
+async fn impacket(args: &[&str]) -> Vec<Value> {
+    let script = workspace().join("scripts/peers/impacket_client.py");
+    let python = std::env::var("DSBACKUP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(&script)
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", script.display()))
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "impacket_client.py failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "impacket_client.py printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    value["results"].as_array().unwrap().clone()
+}
+
+/// Our server with the test interface demanding packet integrity, on a loopback port.
+async fn our_server() -> (RunningServer, Arc<TestInterface>) {
+    let interface = TestInterface::new(AuthLevel::PKT_INTEGRITY);
+    let mut options = server_options(4280);
+    options.epm_listen = None;
+    let server = start(&[interface.clone() as Arc<dyn RpcInterface>], options).await;
+    (server, interface)
+}
+
+fn test_interface_arg() -> String {
+    format!("{TEST_UUID}:1.0")
+}
+
+/// impacket at connect, integrity and privacy: mgmt `inq_if_ids` lists our interfaces,
+/// `ept_map` finds the test interface on our port, and an echo to the test interface comes back
+/// at integrity and privacy but is refused at connect, below the interface's minimum.
+#[tokio::test]
+#[ignore = "needs python3 with impacket: cargo xtask conformance"]
+async fn impacket_calls_our_server_at_connect_integrity_and_privacy() {
+    let (server, _interface) = our_server().await;
+    let port = server.local_addr().port().to_string();
+    let echo = format!(
+        "{}:0:{}",
+        test_interface_arg(),
+        hex::encode(b"impacket was here")
+    );
+    for level in ["connect", "integrity", "privacy"] {
+        let results = impacket(&[
+            "--port",
+            &port,
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--domain",
+            DOMAIN,
+            "--level",
+            level,
+            "--inq-if-ids",
+            "--ept-map",
+            &test_interface_arg(),
+            "--call",
+            &echo,
+        ])
+        .await;
+        let [inq, map, call] = &results[..] else {
+            panic!("three results expected: {results:?}")
+        };
+        assert_eq!(inq["ok"], true, "inq_if_ids at {level}: {inq}");
+        let mut ids: Vec<(&str, &str)> = inq["if_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| {
+                (
+                    id["uuid"].as_str().unwrap(),
+                    id["version"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            [(TEST_UUID.to_string().as_str(), "1.0")],
+            "inq_if_ids at {level}"
+        );
+        assert_eq!(map["ok"], true, "ept_map at {level}: {map}");
+        assert_eq!(
+            map["port"],
+            server.local_addr().port(),
+            "ept_map at {level}"
+        );
+        if level == "connect" {
+            assert_eq!(call["ok"], false, "echo at connect: {call}");
+            assert_eq!(call["error"]["message"], "rpc_s_access_denied", "{call}");
+        } else {
+            assert_eq!(call["ok"], true, "echo at {level}: {call}");
+            assert_eq!(
+                call["response"],
+                hex::encode(b"impacket was here"),
+                "echo at {level}"
+            );
+        }
+    }
+    server.shutdown().await;
+}
+
+/// A wrong password: impacket's bind and auth3 go out, and our server refuses the call.
+#[tokio::test]
+#[ignore = "needs python3 with impacket: cargo xtask conformance"]
+async fn impacket_with_a_wrong_password_is_refused() {
+    let (server, _interface) = our_server().await;
+    let port = server.local_addr().port().to_string();
+    for level in ["connect", "integrity", "privacy"] {
+        let results = impacket(&[
+            "--port",
+            &port,
+            "--user",
+            USER,
+            "--password",
+            "not the password",
+            "--domain",
+            DOMAIN,
+            "--level",
+            level,
+            "--inq-if-ids",
+        ])
+        .await;
+        assert_eq!(results[0]["ok"], false, "at {level}: {}", results[0]);
+        assert_eq!(
+            results[0]["error"]["message"], "rpc_s_access_denied",
+            "at {level}: {}",
+            results[0]
+        );
+    }
+    server.shutdown().await;
+}
+
+/// No authentication at all: the bind to the test interface is accepted (a bind names no auth
+/// level to refuse), its calls are refused; mgmt, which asks for none, still answers.
+#[tokio::test]
+#[ignore = "needs python3 with impacket: cargo xtask conformance"]
+async fn impacket_without_authentication_is_refused_by_the_integrity_interface() {
+    let (server, _interface) = our_server().await;
+    let port = server.local_addr().port().to_string();
+    let echo = format!("{}:0:00", test_interface_arg());
+    let results = impacket(&["--port", &port, "--call", &echo, "--inq-if-ids"]).await;
+    let [call, inq] = &results[..] else {
+        panic!("two results expected: {results:?}")
+    };
+    assert_eq!(call["ok"], false, "{call}");
+    assert_eq!(call["error"]["type"], "DCERPCException", "{call}");
+    assert_eq!(call["error"]["message"], "rpc_s_access_denied", "{call}");
+    assert_eq!(inq["ok"], true, "{inq}");
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tshark, through `cargo xtask conformance`
+
+/// The workspace root.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Where conversations are dumped.
+fn conformance_dir() -> PathBuf {
+    std::env::var_os("DSBACKUP_CONFORMANCE_DIR")
+        .map_or_else(|| workspace().join("target/conformance"), PathBuf::from)
+}
+
+/// Which way a PDU went: `I` client to server, `O` back.
+type Recorded = Arc<Mutex<Vec<(char, Vec<u8>)>>>;
+
+/// A TCP relay for one connection: every PDU it passes on is recorded whole, in the order
+/// they completed, before it is passed on (so a response is never recorded before its request).
+async fn relay(upstream: SocketAddr) -> (SocketAddr, Recorded, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recorded: Recorded = Arc::default();
+    let log = Arc::clone(&recorded);
+    let task = tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect(upstream).await.unwrap();
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        tokio::join!(
+            pump(client_read, server_write, 'I', Arc::clone(&log)),
+            pump(server_read, client_write, 'O', log),
+        );
+    });
+    (addr, recorded, task)
+}
+
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, dir: char, log: Recorded) {
+    let mut pending = Vec::new();
+    let mut chunk = vec![0; 65536];
+    loop {
+        let n = match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        while let Some(len) = frame_len(&pending, u16::MAX).unwrap() {
+            let pdu: Vec<u8> = pending.drain(..len).collect();
+            log.lock().unwrap().push((dir, pdu));
+        }
+        if to.write_all(&chunk[..n]).await.is_err() {
+            break;
+        }
+    }
+    assert!(
+        pending.is_empty(),
+        "{} bytes of a partial PDU",
+        pending.len()
+    );
+    let _ = to.shutdown().await;
+}
+
+/// Our client and our server at packet privacy, through the recording relay, on one
+/// association: echoes of 0 bytes, a few bytes and several fragments each way, the caller's name,
+/// a call that faults, then mgmt `inq_if_ids` on a second context (alter_context). Writes the
+/// conversation (`ntlm-privacy-sealed.txt`) and, with the password, what each call sent and got
+/// back in plaintext (`ntlm-privacy-sealed.stubs.json`, `null` for a fault);
+/// `cargo xtask conformance` checks the first with tshark, then has tshark decrypt it and compares
+/// with the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_dump_ntlm_privacy_sealed() {
+    const FRAG: u16 = 1432;
+    let interface = TestInterface::new(AuthLevel::PKT_PRIVACY);
+    let mut options = server_options(FRAG);
+    options.epm_listen = None;
+    let server = start(&[interface as Arc<dyn RpcInterface>], options).await;
+    let (relay_addr, recorded, relay_task) = relay(server.local_addr()).await;
+
+    let options = client_options(AuthLevel::PKT_PRIVACY, FRAG, DataRep::LITTLE_ENDIAN);
+    let binding = Binding::connect(relay_addr, &[syntax(1)], &options)
+        .await
+        .unwrap();
+    // (request stub, response stub or None for a fault), call by call.
+    let mut plain: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+    for stub in [
+        Bytes::new(),
+        Bytes::from_static(b"sealed by dsbackup"),
+        pattern(3 * usize::from(FRAG) + 100, 7),
+    ] {
+        let reply = binding.call(op::ECHO, stub.clone()).await.unwrap();
+        assert_eq!(reply.stub, stub);
+        plain.push((stub, Some(reply.stub)));
+    }
+    let who = binding.call(op::WHOAMI, Bytes::new()).await.unwrap().stub;
+    assert_eq!(
+        who[..],
+        [
+            format!("{USER}\\{DOMAIN}").as_bytes(),
+            &[AuthLevel::PKT_PRIVACY.0]
+        ]
+        .concat()
+    );
+    plain.push((Bytes::new(), Some(who)));
+    let denied = binding.call(op::DENY, Bytes::new()).await.unwrap_err();
+    assert!(
+        matches!(
+            denied,
+            TransportError::Fault {
+                status: FaultStatus::ACCESS_DENIED,
+                ..
+            }
+        ),
+        "{denied:?}"
+    );
+    plain.push((Bytes::new(), None));
+    let mgmt = binding
+        .association()
+        .bind_interface(&[mgmt_syntax()])
+        .await
+        .unwrap();
+    let ids = mgmt.call(0, Bytes::new()).await.unwrap().stub;
+    assert!(!ids.is_empty());
+    plain.push((Bytes::new(), Some(ids)));
+    drop(mgmt);
+    binding.close().await;
+    tokio::time::timeout(Duration::from_secs(30), relay_task)
+        .await
+        .expect("the relay ends when both sides have closed")
+        .unwrap();
+    server.shutdown().await;
+
+    let pdus = std::mem::take(&mut *recorded.lock().unwrap());
+    // The calls' ids, in the order their first fragments went out.
+    let mut call_ids = Vec::new();
+    for (dir, pdu) in &pdus {
+        let header = CommonHeader::decode(pdu).unwrap();
+        if *dir == 'I'
+            && header.ptype == PacketType::REQUEST
+            && header.pfc_flags.contains(PfcFlags::FIRST_FRAG)
+        {
+            call_ids.push(header.call_id);
+        }
+        // Sealed: every request and response carries an NTLM verifier.
+        if [PacketType::REQUEST, PacketType::RESPONSE].contains(&header.ptype) {
+            assert_eq!(header.auth_length, 16, "{header:?}");
+        }
+    }
+    assert_eq!(call_ids.len(), plain.len(), "one request per call");
+    let count = |ptype: PacketType| {
+        pdus.iter()
+            .filter(|(_, pdu)| CommonHeader::decode(pdu).unwrap().ptype == ptype)
+            .count()
+    };
+    assert!(
+        count(PacketType::REQUEST) > plain.len() + 2 && count(PacketType::RESPONSE) > 7,
+        "the long echo is fragmented both ways"
+    );
+    assert_eq!(count(PacketType::ALTER_CONTEXT), 1);
+    assert_eq!(count(PacketType::FAULT), 1);
+
+    let dir = conformance_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let conversation: String = pdus
+        .iter()
+        .map(|(dir, pdu)| format!("{dir} {}\n", hex::encode(pdu)))
+        .collect();
+    std::fs::write(dir.join("ntlm-privacy-sealed.txt"), conversation).unwrap();
+    let calls: Vec<Value> = call_ids
+        .iter()
+        .zip(&plain)
+        .map(|(&id, (sent, got))| {
+            json!({
+                "call_id": id,
+                "request": hex::encode(sent),
+                "response": got.as_ref().map(hex::encode),
+            })
+        })
+        .collect();
+    let sidecar = json!({ "password": PASSWORD, "calls": calls });
+    std::fs::write(
+        dir.join("ntlm-privacy-sealed.stubs.json"),
+        serde_json::to_string_pretty(&sidecar).unwrap(),
+    )
+    .unwrap();
+}

@@ -1,0 +1,97 @@
+//! The transport against third-party peers: our client against a Samba AD DC, impacket's client
+//! against our server (`crates/dsbackup-transport/tests/peers.rs`, tests `#[ignore]`d so that a
+//! plain `cargo test` needs neither).
+//!
+//! Samba is a throwaway DC provisioned by `scripts/peers/samba-dc.sh` under
+//! `target/peers/samba/` and stopped afterwards, whatever the tests did. When
+//! `DSBACKUP_SAMBA_HOST` is already set, that DC is used instead and nothing is started (the
+//! other `DSBACKUP_SAMBA_*` variables must then be set too).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result};
+
+use crate::sh;
+
+/// The provisioning script (domain TEST, realm TEST.LOCAL).
+const SAMBA_SCRIPT: &str = "scripts/peers/samba-dc.sh";
+/// What the script provisions.
+const SAMBA_USER: &str = "Administrator";
+const SAMBA_PASSWORD: &str = "Passw0rd!123";
+const SAMBA_DOMAIN: &str = "TEST";
+
+/// Which peers to run the tests against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peers {
+    /// Samba (started here unless `DSBACKUP_SAMBA_HOST` is set) and impacket.
+    All,
+    /// impacket only: the tests whose name starts with `impacket_`.
+    ImpacketOnly,
+}
+
+/// A Samba DC this process started; stopped on drop.
+#[derive(Debug)]
+struct Samba {
+    dir: PathBuf,
+}
+
+impl Samba {
+    fn start(dir: &Path) -> Result<Self> {
+        sh::run(Command::new(SAMBA_SCRIPT).arg("start").arg(dir))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Samba {
+    fn drop(&mut self) {
+        if let Err(e) = sh::run(Command::new(SAMBA_SCRIPT).arg("stop").arg(&self.dir)) {
+            println!("could not stop Samba: {e:#}");
+        }
+    }
+}
+
+/// Runs the peer tests, starting and stopping Samba around them when needed.
+pub(crate) fn run(peers: Peers) -> Result<()> {
+    let mut test = sh::cargo();
+    test.args([
+        "test",
+        "--locked",
+        "-p",
+        "dsbackup-transport",
+        "--test",
+        "peers",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ]);
+    if peers == Peers::ImpacketOnly {
+        test.arg("impacket_");
+        return sh::run(&mut test);
+    }
+    // Build first, so that Samba does not sit idle through a compilation.
+    sh::run(sh::cargo().args([
+        "test",
+        "--locked",
+        "-p",
+        "dsbackup-transport",
+        "--test",
+        "peers",
+        "--no-run",
+    ]))?;
+    if std::env::var_os("DSBACKUP_SAMBA_HOST").is_some() {
+        println!("DSBACKUP_SAMBA_HOST is set: using that DC, starting none");
+        return sh::run(&mut test);
+    }
+    let dir = sh::target_dir()?.join("peers").join("samba");
+    let samba = Samba::start(&dir).context("cannot start the Samba DC")?;
+    test.env("DSBACKUP_SAMBA_HOST", "127.0.0.1")
+        .env("DSBACKUP_SAMBA_USER", SAMBA_USER)
+        .env("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD)
+        .env("DSBACKUP_SAMBA_DOMAIN", SAMBA_DOMAIN);
+    let result = sh::run(&mut test);
+    drop(samba);
+    result
+}
