@@ -18,12 +18,12 @@ use subtle::ConstantTimeEq;
 use crate::crypto::{self, Key, NtHash};
 use crate::error::{LogonFailure, NtlmError};
 use crate::flags::NegotiateFlags;
-use crate::initiator::{BLOB_HEADER_LEN, unwrap, wrap};
+use crate::initiator::BLOB_HEADER_LEN;
 use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPairs, ChallengeMessage, NegotiateMessage, Version,
     encode_string,
 };
-use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};
+use crate::session::{Role, SIGNATURE_LEN, SessionSecurity, unwrap, wrap};
 
 /// Where the acceptor finds a user's NT hash.
 pub trait CredentialStore: Send + Sync {
