@@ -322,7 +322,8 @@ impl DirectionState {
 /// `Version` of NTLMSSP_MESSAGE_SIGNATURE.
 const SIGNATURE_VERSION: u32 = 1;
 
-/// [`SecurityProvider::wrap`](dsbackup_proto::SecurityProvider::wrap) over a session, shared by both sides.
+/// [`SecurityProvider::wrap`](dsbackup_proto::SecurityProvider::wrap) over a session, shared by
+/// both sides.
 pub(crate) fn wrap(
     session: Option<&mut SessionSecurity>,
     protection: Protection,
@@ -342,7 +343,8 @@ pub(crate) fn wrap(
     Ok(())
 }
 
-/// [`SecurityProvider::unwrap`](dsbackup_proto::SecurityProvider::unwrap) over a session, shared by both sides.
+/// [`SecurityProvider::unwrap`](dsbackup_proto::SecurityProvider::unwrap) over a session, shared by
+/// both sides.
 pub(crate) fn unwrap(
     session: Option<&mut SessionSecurity>,
     protection: Protection,
