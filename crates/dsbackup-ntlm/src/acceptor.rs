@@ -18,12 +18,12 @@ use subtle::ConstantTimeEq;
 use crate::crypto::{self, Key, NtHash};
 use crate::error::{LogonFailure, NtlmError};
 use crate::flags::NegotiateFlags;
-use crate::initiator::{BLOB_HEADER_LEN, unwrap, wrap};
+use crate::initiator::BLOB_HEADER_LEN;
 use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPairs, ChallengeMessage, NegotiateMessage, Version,
     encode_string,
 };
-use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};
+use crate::session::{Role, SIGNATURE_LEN, SessionSecurity, unwrap, wrap};
 
 /// Where the acceptor finds a user's NT hash.
 pub trait CredentialStore: Send + Sync {
@@ -322,13 +322,6 @@ impl Acceptor {
                 "AUTHENTICATE without NEGOTIATE_EXTENDED_SESSIONSECURITY",
             ));
         }
-        let text = |field: Option<String>, name: &'static str| {
-            field.ok_or(NtlmError::Malformed(DecodeError::InvalidField {
-                what: "AUTHENTICATE_MESSAGE",
-                field: name,
-                reason: "not valid UTF-16LE",
-            }))
-        };
         let user = text(message.user(), "UserName")?;
         let domain = text(message.domain(), "DomainName")?;
         let workstation = text(message.workstation_name(), "Workstation")?;
@@ -345,20 +338,7 @@ impl Acceptor {
             self.verify_response(&message, &user, &domain)?
         };
 
-        let exported = if flags.contains(NegotiateFlags::NEGOTIATE_KEY_EXCH) {
-            let encrypted: [u8; 16] = message
-                .encrypted_random_session_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| DecodeError::InvalidField {
-                    what: "AUTHENTICATE_MESSAGE",
-                    field: "EncryptedRandomSessionKey",
-                    reason: "not 16 bytes with NEGOTIATE_KEY_EXCH",
-                })?;
-            crypto::rc4_key(&session_base_key, &encrypted)
-        } else {
-            session_base_key
-        };
+        let exported = exported_session_key(&message, flags, session_base_key)?;
 
         if mic_expected {
             let Some(mic) = message.mic else {
@@ -450,7 +430,43 @@ impl Acceptor {
     }
 }
 
-fn malformed_response() -> NtlmError {
+/// A name field of an AUTHENTICATE as text; `name` is the field's, for the error when it is not
+/// valid UTF-16LE.
+pub(crate) fn text(field: Option<String>, name: &'static str) -> Result<String, NtlmError> {
+    field.ok_or(NtlmError::Malformed(DecodeError::InvalidField {
+        what: "AUTHENTICATE_MESSAGE",
+        field: name,
+        reason: "not valid UTF-16LE",
+    }))
+}
+
+/// The ExportedSessionKey of an AUTHENTICATE under `flags`: the client's
+/// EncryptedRandomSessionKey decrypted with the SessionBaseKey under NEGOTIATE_KEY_EXCH, else
+/// the SessionBaseKey itself ([MS-NLMP §3.2.5.1.2]).
+///
+/// [MS-NLMP §3.2.5.1.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/f9e6fbc4-a953-4f24-b229-ccdcc213b9ec
+pub(crate) fn exported_session_key(
+    message: &AuthenticateMessage,
+    flags: NegotiateFlags,
+    session_base_key: Key,
+) -> Result<Key, DecodeError> {
+    if !flags.contains(NegotiateFlags::NEGOTIATE_KEY_EXCH) {
+        return Ok(session_base_key);
+    }
+    let encrypted: [u8; 16] = message
+        .encrypted_random_session_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| DecodeError::InvalidField {
+            what: "AUTHENTICATE_MESSAGE",
+            field: "EncryptedRandomSessionKey",
+            reason: "not 16 bytes with NEGOTIATE_KEY_EXCH",
+        })?;
+    Ok(crypto::rc4_key(&session_base_key, &encrypted))
+}
+
+/// The error for an NtChallengeResponse too short to hold an NTProofStr and a blob.
+pub(crate) fn malformed_response() -> NtlmError {
     NtlmError::Malformed(DecodeError::InvalidField {
         what: "AUTHENTICATE_MESSAGE",
         field: "NtChallengeResponse",

@@ -15,7 +15,7 @@ use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPairs, ChallengeMessage, NegotiateMessage, Version,
     encode_string,
 };
-use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};
+use crate::session::{Role, SIGNATURE_LEN, SessionSecurity, unwrap, wrap};
 
 /// Who the initiator authenticates as.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -391,44 +391,6 @@ impl SecurityProvider for Initiator {
         signature: &[u8],
     ) -> Result<(), SecurityError> {
         unwrap(self.session.as_mut(), protection, pdu, stub, signature)
-    }
-}
-
-/// [`SecurityProvider::wrap`] over a session, shared by both sides.
-pub(crate) fn wrap(
-    session: Option<&mut SessionSecurity>,
-    protection: Protection,
-    pdu: &mut [u8],
-    stub: Range<usize>,
-    signature: &mut [u8],
-) -> Result<(), SecurityError> {
-    let session = session.ok_or(SecurityError::WrongState("not established"))?;
-    let out: &mut [u8; SIGNATURE_LEN] = signature
-        .try_into()
-        .map_err(|_| SecurityError::Unsupported("signature buffer is not 16 bytes"))?;
-    match protection {
-        Protection::None => {}
-        Protection::Integrity => *out = session.sign(pdu),
-        Protection::Privacy => *out = session.seal_range(pdu, stub)?,
-    }
-    Ok(())
-}
-
-/// [`SecurityProvider::unwrap`] over a session, shared by both sides.
-pub(crate) fn unwrap(
-    session: Option<&mut SessionSecurity>,
-    protection: Protection,
-    pdu: &mut [u8],
-    stub: Range<usize>,
-    signature: &[u8],
-) -> Result<(), SecurityError> {
-    let session = session.ok_or(SecurityError::WrongState("not established"))?;
-    match protection {
-        Protection::None => Ok(()),
-        Protection::Integrity => session
-            .verify(pdu, signature)
-            .map_err(|error| NtlmError::from(error).into()),
-        Protection::Privacy => Ok(session.unseal_range(pdu, stub, signature)?),
     }
 }
 

@@ -540,36 +540,17 @@ impl AuthenticateMessage {
             None
         };
         let [lm, nt, domain, user, workstation, key] = Self::FIELDS;
+        let field = |offset: usize, name: &'static str| {
+            read_field(input, offset, header_len, WHAT, name).map(<[u8]>::to_vec)
+        };
         Ok(Self {
             flags,
-            lm_challenge_response: read_field(
-                input,
-                lm,
-                header_len,
-                WHAT,
-                "LmChallengeResponseFields",
-            )?
-            .to_vec(),
-            nt_challenge_response: read_field(
-                input,
-                nt,
-                header_len,
-                WHAT,
-                "NtChallengeResponseFields",
-            )?
-            .to_vec(),
-            domain_name: read_field(input, domain, header_len, WHAT, "DomainNameFields")?.to_vec(),
-            user_name: read_field(input, user, header_len, WHAT, "UserNameFields")?.to_vec(),
-            workstation: read_field(input, workstation, header_len, WHAT, "WorkstationFields")?
-                .to_vec(),
-            encrypted_random_session_key: read_field(
-                input,
-                key,
-                header_len,
-                WHAT,
-                "EncryptedRandomSessionKeyFields",
-            )?
-            .to_vec(),
+            lm_challenge_response: field(lm, "LmChallengeResponseFields")?,
+            nt_challenge_response: field(nt, "NtChallengeResponseFields")?,
+            domain_name: field(domain, "DomainNameFields")?,
+            user_name: field(user, "UserNameFields")?,
+            workstation: field(workstation, "WorkstationFields")?,
+            encrypted_random_session_key: field(key, "EncryptedRandomSessionKeyFields")?,
             version,
             mic,
         })

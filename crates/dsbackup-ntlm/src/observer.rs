@@ -18,9 +18,9 @@
 
 use core::fmt;
 
-use dsbackup_proto::DecodeError;
 use subtle::ConstantTimeEq;
 
+use crate::acceptor::{exported_session_key, malformed_response, text};
 use crate::crypto::{self, Key, NtHash};
 use crate::error::{LogonFailure, NtlmError};
 use crate::flags::NegotiateFlags;
@@ -60,13 +60,6 @@ impl ObservedContext {
         let challenge = ChallengeMessage::decode(challenge)?;
         let message = AuthenticateMessage::decode(authenticate)?;
         let flags = message.flags & challenge.flags;
-        let text = |field: Option<String>, name: &'static str| {
-            field.ok_or(NtlmError::Malformed(DecodeError::InvalidField {
-                what: "AUTHENTICATE_MESSAGE",
-                field: name,
-                reason: "not valid UTF-16LE",
-            }))
-        };
         let user = text(message.user(), "UserName")?;
         let domain = text(message.domain(), "DomainName")?;
         let response = message.nt_challenge_response.as_slice();
@@ -77,11 +70,7 @@ impl ObservedContext {
                 return Err(LogonFailure::NtlmV1Refused.into());
             }
             let Some((proof, blob)) = response.split_first_chunk::<16>() else {
-                return Err(NtlmError::Malformed(DecodeError::InvalidField {
-                    what: "AUTHENTICATE_MESSAGE",
-                    field: "NtChallengeResponse",
-                    reason: "too short for an NTLMv2 response",
-                }));
+                return Err(malformed_response());
             };
             let key = crypto::ntowfv2(nt_hash, &user, &domain);
             let expected = crypto::nt_proof_str(&key, &challenge.server_challenge, blob);
@@ -90,20 +79,7 @@ impl ObservedContext {
             }
             crypto::session_base_key(&key, &expected)
         };
-        let exported_session_key = if flags.contains(NegotiateFlags::NEGOTIATE_KEY_EXCH) {
-            let encrypted: [u8; 16] = message
-                .encrypted_random_session_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| DecodeError::InvalidField {
-                    what: "AUTHENTICATE_MESSAGE",
-                    field: "EncryptedRandomSessionKey",
-                    reason: "not 16 bytes with NEGOTIATE_KEY_EXCH",
-                })?;
-            crypto::rc4_key(&session_base_key, &encrypted)
-        } else {
-            session_base_key
-        };
+        let exported_session_key = exported_session_key(&message, flags, session_base_key)?;
         Ok(Self {
             user,
             domain,

@@ -20,6 +20,7 @@
 use core::fmt;
 use core::ops::Range;
 
+use dsbackup_proto::{Protection, SecurityError};
 use subtle::ConstantTimeEq;
 
 use crate::crypto::{self, Direction, Key, Rc4Stream};
@@ -320,3 +321,43 @@ impl DirectionState {
 
 /// `Version` of NTLMSSP_MESSAGE_SIGNATURE.
 const SIGNATURE_VERSION: u32 = 1;
+
+/// [`SecurityProvider::wrap`](dsbackup_proto::SecurityProvider::wrap) over a session, shared by
+/// both sides.
+pub(crate) fn wrap(
+    session: Option<&mut SessionSecurity>,
+    protection: Protection,
+    pdu: &mut [u8],
+    stub: Range<usize>,
+    signature: &mut [u8],
+) -> Result<(), SecurityError> {
+    let session = session.ok_or(SecurityError::WrongState("not established"))?;
+    let out: &mut [u8; SIGNATURE_LEN] = signature
+        .try_into()
+        .map_err(|_| SecurityError::Unsupported("signature buffer is not 16 bytes"))?;
+    match protection {
+        Protection::None => {}
+        Protection::Integrity => *out = session.sign(pdu),
+        Protection::Privacy => *out = session.seal_range(pdu, stub)?,
+    }
+    Ok(())
+}
+
+/// [`SecurityProvider::unwrap`](dsbackup_proto::SecurityProvider::unwrap) over a session, shared by
+/// both sides.
+pub(crate) fn unwrap(
+    session: Option<&mut SessionSecurity>,
+    protection: Protection,
+    pdu: &mut [u8],
+    stub: Range<usize>,
+    signature: &[u8],
+) -> Result<(), SecurityError> {
+    let session = session.ok_or(SecurityError::WrongState("not established"))?;
+    match protection {
+        Protection::None => Ok(()),
+        Protection::Integrity => session
+            .verify(pdu, signature)
+            .map_err(|error| NtlmError::from(error).into()),
+        Protection::Privacy => Ok(session.unseal_range(pdu, stub, signature)?),
+    }
+}

@@ -11,13 +11,12 @@
 //!
 //! [C706 §12.6.3.1]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
 
-use core::fmt;
-
 use bytes::{BufMut, BytesMut};
 
 use crate::codec::PutDrep;
 use crate::drep::DataRep;
 use crate::error::DecodeError;
+use crate::wire_enum::{known_values, named_debug};
 
 /// `PTYPE` of the common header ([C706 §12.6.4], [MS-RPCE §2.2.2.1]).
 ///
@@ -29,97 +28,60 @@ use crate::error::DecodeError;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PacketType(pub u8);
 
-impl PacketType {
+known_values! {
+    PacketType, name: "The spec name of a known value (`\"bind_ack\"`, `\"auth3\"`...).";
     /// request (CO and CL).
-    pub const REQUEST: Self = Self(0);
+    REQUEST = 0 => "request",
     /// ping (CL only).
-    pub const PING: Self = Self(1);
+    PING = 1 => "ping",
     /// response (CO and CL).
-    pub const RESPONSE: Self = Self(2);
+    RESPONSE = 2 => "response",
     /// fault (CO and CL).
-    pub const FAULT: Self = Self(3);
+    FAULT = 3 => "fault",
     /// working (CL only).
-    pub const WORKING: Self = Self(4);
+    WORKING = 4 => "working",
     /// nocall (CL only).
-    pub const NOCALL: Self = Self(5);
+    NOCALL = 5 => "nocall",
     /// reject (CL only).
-    pub const REJECT: Self = Self(6);
+    REJECT = 6 => "reject",
     /// ack (CL only).
-    pub const ACK: Self = Self(7);
+    ACK = 7 => "ack",
     /// cl_cancel (CL only).
-    pub const CL_CANCEL: Self = Self(8);
+    CL_CANCEL = 8 => "cl_cancel",
     /// fack (CL only).
-    pub const FACK: Self = Self(9);
+    FACK = 9 => "fack",
     /// cancel_ack (CL only).
-    pub const CANCEL_ACK: Self = Self(10);
+    CANCEL_ACK = 10 => "cancel_ack",
     /// bind.
-    pub const BIND: Self = Self(11);
+    BIND = 11 => "bind",
     /// bind_ack.
-    pub const BIND_ACK: Self = Self(12);
+    BIND_ACK = 12 => "bind_ack",
     /// bind_nak.
-    pub const BIND_NAK: Self = Self(13);
+    BIND_NAK = 13 => "bind_nak",
     /// alter_context.
-    pub const ALTER_CONTEXT: Self = Self(14);
+    ALTER_CONTEXT = 14 => "alter_context",
     /// alter_context_resp.
-    pub const ALTER_CONTEXT_RESP: Self = Self(15);
+    ALTER_CONTEXT_RESP = 15 => "alter_context_resp",
     /// rpc_auth_3 ([MS-RPCE §2.2.2.10]).
     ///
     /// [MS-RPCE §2.2.2.10]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
-    pub const AUTH3: Self = Self(16);
+    AUTH3 = 16 => "auth3",
     /// shutdown.
-    pub const SHUTDOWN: Self = Self(17);
+    SHUTDOWN = 17 => "shutdown",
     /// co_cancel.
-    pub const CO_CANCEL: Self = Self(18);
+    CO_CANCEL = 18 => "co_cancel",
     /// orphaned.
-    pub const ORPHANED: Self = Self(19);
+    ORPHANED = 19 => "orphaned",
+}
 
-    /// The spec name of a known value (`"bind_ack"`, `"auth3"`...).
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::REQUEST => "request",
-            Self::PING => "ping",
-            Self::RESPONSE => "response",
-            Self::FAULT => "fault",
-            Self::WORKING => "working",
-            Self::NOCALL => "nocall",
-            Self::REJECT => "reject",
-            Self::ACK => "ack",
-            Self::CL_CANCEL => "cl_cancel",
-            Self::FACK => "fack",
-            Self::CANCEL_ACK => "cancel_ack",
-            Self::BIND => "bind",
-            Self::BIND_ACK => "bind_ack",
-            Self::BIND_NAK => "bind_nak",
-            Self::ALTER_CONTEXT => "alter_context",
-            Self::ALTER_CONTEXT_RESP => "alter_context_resp",
-            Self::AUTH3 => "auth3",
-            Self::SHUTDOWN => "shutdown",
-            Self::CO_CANCEL => "co_cancel",
-            Self::ORPHANED => "orphaned",
-            _ => return None,
-        })
-    }
-
+impl PacketType {
     /// Whether this is one of the twelve connection-oriented PDU types.
     pub fn is_connection_oriented(self) -> bool {
         matches!(self.0, 0 | 2 | 3 | 11..=19)
     }
 }
 
-impl fmt::Debug for PacketType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => f.write_str(name),
-            None => write!(f, "PacketType({})", self.0),
-        }
-    }
-}
-
-impl fmt::Display for PacketType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+named_debug!(PacketType, "PacketType({})");
 
 bitflags::bitflags! {
     /// `pfc_flags` of the common header ([C706 §12.6.3.1], [MS-RPCE §2.2.2.3]).

@@ -27,6 +27,7 @@ pub mod status;
 pub mod syntax;
 pub mod token;
 pub mod uuid;
+mod wire_enum;
 
 pub use crate::assoc::{DEFAULT_FRAG_SIZE, Limits, MIN_FRAG_SIZE};
 pub use crate::client::{

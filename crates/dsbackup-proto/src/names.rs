@@ -11,9 +11,8 @@
 //!
 //! An empty list is two NULs; a parser also accepts a single NUL or no units at all.
 
-use core::fmt;
-
 use crate::ndr::{NdrError, string_from_units};
+use crate::wire_enum::{known_values, named_debug};
 
 /// The BFT character at the start of a list entry (`ntdsbcli.h`).
 ///
@@ -22,33 +21,23 @@ use crate::ndr::{NdrError, string_from_units};
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct BftKind(pub u16);
 
-impl BftKind {
+known_values! {
+    BftKind, name: "The `BFT_*` name of a known character.";
     /// `BFT_UNKNOWN`.
-    pub const UNKNOWN: Self = Self(0x0F);
+    UNKNOWN = 0x0F => "BFT_UNKNOWN",
     /// `BFT_LOG`: a transaction log file.
-    pub const LOG: Self = Self(0x21);
+    LOG = 0x21 => "BFT_LOG",
     /// `BFT_PATCH_FILE`: a database patch file.
-    pub const PATCH_FILE: Self = Self(0x25);
+    PATCH_FILE = 0x25 => "BFT_PATCH_FILE",
     /// `BFT_NTDS_DATABASE`: the directory database (`ntds.dit`).
-    pub const NTDS_DATABASE: Self = Self(0x44);
+    NTDS_DATABASE = 0x44 => "BFT_NTDS_DATABASE",
     /// `BFT_LOG_DIR`: the log directory (restore locations).
-    pub const LOG_DIR: Self = Self(0x82);
+    LOG_DIR = 0x82 => "BFT_LOG_DIR",
     /// `BFT_CHECKPOINT_DIR`: the checkpoint directory (restore locations).
-    pub const CHECKPOINT_DIR: Self = Self(0x83);
+    CHECKPOINT_DIR = 0x83 => "BFT_CHECKPOINT_DIR",
+}
 
-    /// The `BFT_*` name of a known character.
-    pub const fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::UNKNOWN => "BFT_UNKNOWN",
-            Self::LOG => "BFT_LOG",
-            Self::PATCH_FILE => "BFT_PATCH_FILE",
-            Self::NTDS_DATABASE => "BFT_NTDS_DATABASE",
-            Self::LOG_DIR => "BFT_LOG_DIR",
-            Self::CHECKPOINT_DIR => "BFT_CHECKPOINT_DIR",
-            _ => return None,
-        })
-    }
-
+impl BftKind {
     /// The classification: the kind itself when known, [`BftKind::UNKNOWN`] otherwise.
     pub const fn classify(self) -> Self {
         match self.name() {
@@ -58,20 +47,7 @@ impl BftKind {
     }
 }
 
-impl fmt::Debug for BftKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => f.write_str(name),
-            None => write!(f, "BFT_UNKNOWN({:#06x})", self.0),
-        }
-    }
-}
-
-impl fmt::Display for BftKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+named_debug!(BftKind, "BFT_UNKNOWN({:#06x})");
 
 /// One entry of a name list.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -18,6 +18,8 @@
 use core::fmt;
 use core::ops::Range;
 
+use crate::wire_enum::{known_values, named_debug};
+
 /// `auth_type` of the `sec_trailer` ([MS-RPCE §2.2.1.1.7]).
 ///
 /// [MS-RPCE §2.2.1.1.7]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
@@ -25,51 +27,25 @@ use core::ops::Range;
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AuthType(pub u8);
 
-impl AuthType {
+known_values! {
+    AuthType, name: "The RPC_C_AUTHN_* name of a known value.";
     /// RPC_C_AUTHN_NONE.
-    pub const NONE: Self = Self(0);
+    NONE = 0 => "RPC_C_AUTHN_NONE",
     /// RPC_C_AUTHN_GSS_NEGOTIATE (SPNEGO).
-    pub const GSS_NEGOTIATE: Self = Self(9);
+    GSS_NEGOTIATE = 9 => "RPC_C_AUTHN_GSS_NEGOTIATE",
     /// RPC_C_AUTHN_WINNT (NTLM).
-    pub const WINNT: Self = Self(10);
+    WINNT = 10 => "RPC_C_AUTHN_WINNT",
     /// RPC_C_AUTHN_GSS_SCHANNEL.
-    pub const GSS_SCHANNEL: Self = Self(14);
+    GSS_SCHANNEL = 14 => "RPC_C_AUTHN_GSS_SCHANNEL",
     /// RPC_C_AUTHN_GSS_KERBEROS.
-    pub const GSS_KERBEROS: Self = Self(16);
+    GSS_KERBEROS = 16 => "RPC_C_AUTHN_GSS_KERBEROS",
     /// RPC_C_AUTHN_NETLOGON.
-    pub const NETLOGON: Self = Self(0x44);
+    NETLOGON = 0x44 => "RPC_C_AUTHN_NETLOGON",
     /// RPC_C_AUTHN_DEFAULT.
-    pub const DEFAULT: Self = Self(0xff);
-
-    /// The RPC_C_AUTHN_* name of a known value.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::NONE => "RPC_C_AUTHN_NONE",
-            Self::GSS_NEGOTIATE => "RPC_C_AUTHN_GSS_NEGOTIATE",
-            Self::WINNT => "RPC_C_AUTHN_WINNT",
-            Self::GSS_SCHANNEL => "RPC_C_AUTHN_GSS_SCHANNEL",
-            Self::GSS_KERBEROS => "RPC_C_AUTHN_GSS_KERBEROS",
-            Self::NETLOGON => "RPC_C_AUTHN_NETLOGON",
-            Self::DEFAULT => "RPC_C_AUTHN_DEFAULT",
-            _ => return None,
-        })
-    }
+    DEFAULT = 0xff => "RPC_C_AUTHN_DEFAULT",
 }
 
-impl fmt::Debug for AuthType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => f.write_str(name),
-            None => write!(f, "AuthType({:#04x})", self.0),
-        }
-    }
-}
-
-impl fmt::Display for AuthType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+named_debug!(AuthType, "AuthType({:#04x})");
 
 /// `auth_level` of the `sec_trailer` ([MS-RPCE §2.2.1.1.8]); ordered from weakest to strongest.
 ///
@@ -78,36 +54,25 @@ impl fmt::Display for AuthType {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AuthLevel(pub u8);
 
-impl AuthLevel {
+known_values! {
+    AuthLevel, name: "The RPC_C_AUTHN_LEVEL_* name of a known value.";
     /// RPC_C_AUTHN_LEVEL_DEFAULT (0): never on the wire of an authenticated association.
-    pub const DEFAULT: Self = Self(0);
+    DEFAULT = 0 => "RPC_C_AUTHN_LEVEL_DEFAULT",
     /// RPC_C_AUTHN_LEVEL_NONE (1): no authentication.
-    pub const NONE: Self = Self(1);
+    NONE = 1 => "RPC_C_AUTHN_LEVEL_NONE",
     /// RPC_C_AUTHN_LEVEL_CONNECT (2): authenticated at bind time only.
-    pub const CONNECT: Self = Self(2);
+    CONNECT = 2 => "RPC_C_AUTHN_LEVEL_CONNECT",
     /// RPC_C_AUTHN_LEVEL_CALL (3): treated as packet integrity by connection-oriented RPC.
-    pub const CALL: Self = Self(3);
+    CALL = 3 => "RPC_C_AUTHN_LEVEL_CALL",
     /// RPC_C_AUTHN_LEVEL_PKT (4): treated as packet integrity by connection-oriented RPC.
-    pub const PKT: Self = Self(4);
+    PKT = 4 => "RPC_C_AUTHN_LEVEL_PKT",
     /// RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (5): every fragment signed.
-    pub const PKT_INTEGRITY: Self = Self(5);
+    PKT_INTEGRITY = 5 => "RPC_C_AUTHN_LEVEL_PKT_INTEGRITY",
     /// RPC_C_AUTHN_LEVEL_PKT_PRIVACY (6): every fragment signed and its stub sealed.
-    pub const PKT_PRIVACY: Self = Self(6);
+    PKT_PRIVACY = 6 => "RPC_C_AUTHN_LEVEL_PKT_PRIVACY",
+}
 
-    /// The RPC_C_AUTHN_LEVEL_* name of a known value.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::DEFAULT => "RPC_C_AUTHN_LEVEL_DEFAULT",
-            Self::NONE => "RPC_C_AUTHN_LEVEL_NONE",
-            Self::CONNECT => "RPC_C_AUTHN_LEVEL_CONNECT",
-            Self::CALL => "RPC_C_AUTHN_LEVEL_CALL",
-            Self::PKT => "RPC_C_AUTHN_LEVEL_PKT",
-            Self::PKT_INTEGRITY => "RPC_C_AUTHN_LEVEL_PKT_INTEGRITY",
-            Self::PKT_PRIVACY => "RPC_C_AUTHN_LEVEL_PKT_PRIVACY",
-            _ => return None,
-        })
-    }
-
+impl AuthLevel {
     /// What a fragment of an established association carries at this level.
     pub fn protection(self) -> Protection {
         match self.0 {
@@ -118,20 +83,7 @@ impl AuthLevel {
     }
 }
 
-impl fmt::Debug for AuthLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(name) => f.write_str(name),
-            None => write!(f, "AuthLevel({:#04x})", self.0),
-        }
-    }
-}
-
-impl fmt::Display for AuthLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+named_debug!(AuthLevel, "AuthLevel({:#04x})");
 
 /// Per-fragment protection of an established association.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -627,16 +627,10 @@ impl ServerAssociation {
                 p_result_list: results,
             }),
         );
-        pdu.drep = self.config.drep;
         if self.conc_mpx {
             pdu.pfc_flags |= PfcFlags::CONC_MPX;
         }
-        self.echo_header_signing(&mut pdu, flags);
-        self.attach_token(&mut pdu, token);
-        let bytes = pdu
-            .to_bytes()
-            .map_err(|error| Refusal::proto(call_id, error))?;
-        self.control.push_back(bytes);
+        self.queue_answer(pdu, flags, token)?;
         self.state = Ok(State::Bound);
         self.events.push_back(ServerEvent::Bound {
             assoc_group_id: self.config.assoc_group_id,
@@ -648,22 +642,34 @@ impl ServerAssociation {
         Ok(())
     }
 
-    /// [MS-RPCE §3.3.1.5.2.2]: the server sets `PFC_SUPPORT_HEADER_SIGN` in its answer when
-    /// the client set it and the server supports it.
-    fn echo_header_signing(&self, pdu: &mut Pdu, flags: PfcFlags) {
+    /// Queues the answer to a bind or alter_context, in the association's byte order, with the
+    /// security provider's `token` (when there is one and it is not empty) and, per
+    /// [MS-RPCE §3.3.1.5.2.2], `PFC_SUPPORT_HEADER_SIGN` when the client set it in `flags` and
+    /// the server supports it.
+    ///
+    /// [MS-RPCE §3.3.1.5.2.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+    fn queue_answer(
+        &mut self,
+        mut pdu: Pdu,
+        flags: PfcFlags,
+        token: Option<Vec<u8>>,
+    ) -> Result<(), Refusal> {
+        pdu.drep = self.config.drep;
         if self.config.header_signing
             && self.auth.is_some()
             && flags.contains(PfcFlags::SUPPORT_HEADER_SIGN)
         {
             pdu.pfc_flags |= PfcFlags::SUPPORT_HEADER_SIGN;
         }
-    }
-
-    fn attach_token(&self, pdu: &mut Pdu, token: Option<Vec<u8>>) {
         if let (Some(auth), Some(token)) = (&self.auth, token.filter(|token| !token.is_empty())) {
             pdu.auth_verifier = Some(auth.token_verifier(token));
             pdu.align_auth_pad();
         }
+        let bytes = pdu
+            .to_bytes()
+            .map_err(|error| Refusal::proto(pdu.call_id, error))?;
+        self.control.push_back(bytes);
+        Ok(())
     }
 
     fn report_if_established(&mut self) {
@@ -814,7 +820,7 @@ impl ServerAssociation {
             (Some(verifier), Some(false)) => self.auth_leg(call_id, &verifier)?,
         };
         let results = self.negotiate(contexts);
-        let mut pdu = Pdu::new(
+        let pdu = Pdu::new(
             call_id,
             PduBody::AlterContextResp(AlterContextResp {
                 max_xmit_frag: self.max_xmit_frag,
@@ -824,13 +830,7 @@ impl ServerAssociation {
                 p_result_list: results,
             }),
         );
-        pdu.drep = self.config.drep;
-        self.echo_header_signing(&mut pdu, flags);
-        self.attach_token(&mut pdu, token);
-        let bytes = pdu
-            .to_bytes()
-            .map_err(|error| Refusal::proto(call_id, error))?;
-        self.control.push_back(bytes);
+        self.queue_answer(pdu, flags, token)?;
         if established != Some(true) {
             self.report_if_established();
         }

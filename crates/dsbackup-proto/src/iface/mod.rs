@@ -325,23 +325,50 @@ macro_rules! calls {
             },
         )*];
 
-        #[doc = concat!("A request of ", $iface, ", one variant per opnum.")]
+        $crate::iface::call_enum! {
+            interface: $iface,
+            direction: "request",
+            name: $req,
+            calls: [ $( $opnum => $variant($req_ty), )* ]
+        }
+
+        $crate::iface::call_enum! {
+            interface: $iface,
+            direction: "response",
+            name: $resp,
+            calls: [ $( $opnum => $variant($resp_ty), )* ]
+        }
+    };
+}
+pub(crate) use calls;
+
+/// Declares one half of [`calls!`]: the enum of the requests (or of the responses) of an
+/// interface, one variant per opnum, with its stub codec. `direction` is `"request"` or
+/// `"response"`, for the docs and the names of errors.
+macro_rules! call_enum {
+    (
+        interface: $iface:literal,
+        direction: $dir:literal,
+        name: $name:ident,
+        calls: [ $( $opnum:literal => $variant:ident ( $ty:ty ), )* ]
+    ) => {
+        #[doc = concat!("A ", $dir, " of ", $iface, ", one variant per opnum.")]
         #[derive(Clone, Debug, PartialEq, Eq)]
         #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-        pub enum $req {
+        pub enum $name {
             $(
                 #[doc = concat!("Opnum ", stringify!($opnum), ", `", stringify!($variant), "`.")]
-                $variant($req_ty),
+                $variant($ty),
             )*
         }
 
-        impl $req {
+        impl $name {
             /// The operation number.
             pub const fn opnum(&self) -> u16 {
                 match self { $( Self::$variant(_) => $opnum, )* }
             }
 
-            /// Decodes the request stub of `opnum`.
+            #[doc = concat!("Decodes the ", $dir, " stub of `opnum`.")]
             ///
             /// # Errors
             /// [`NdrError::UnknownOpnum`](crate::ndr::NdrError::UnknownOpnum); any
@@ -356,7 +383,7 @@ macro_rules! calls {
                         $opnum => $crate::ndr::decode_stub(
                             drep,
                             stub,
-                            concat!(stringify!($variant), " request"),
+                            concat!(stringify!($variant), " ", $dir),
                         )
                         .map(Self::$variant),
                     )*
@@ -364,8 +391,8 @@ macro_rules! calls {
                 }
             }
 
-            /// Decodes the request stub of `opnum` from a shared buffer: byte arrays come back
-            /// as slices of `stub` instead of copies.
+            #[doc = concat!("Decodes the ", $dir, " stub of `opnum` from a shared buffer: byte")]
+            /// arrays come back as slices of `stub` instead of copies.
             ///
             /// # Errors
             /// As [`Self::decode`].
@@ -379,93 +406,11 @@ macro_rules! calls {
                     $( $opnum => Self::$variant(r.param()?), )*
                     _ => return Err($crate::ndr::NdrError::UnknownOpnum { interface: $iface, opnum }),
                 };
-                r.finish(concat!($iface, " request"))?;
+                r.finish(concat!($iface, " ", $dir))?;
                 Ok(value)
             }
 
-            /// Encodes the request stub.
-            ///
-            /// # Errors
-            /// [`EncodeError`](crate::error::EncodeError) for a value that cannot go on the wire.
-            pub fn encode(
-                &self,
-                drep: $crate::drep::DataRep,
-            ) -> Result<Vec<u8>, $crate::error::EncodeError> {
-                match self { $( Self::$variant(v) => $crate::ndr::encode_stub(v, drep), )* }
-            }
-
-            /// Encodes, also returning the byte ranges written as alignment padding.
-            #[cfg(test)]
-            pub(crate) fn encode_with_pads(
-                &self,
-                drep: $crate::drep::DataRep,
-            ) -> (Vec<u8>, Vec<core::ops::Range<usize>>) {
-                let mut w = $crate::ndr::NdrWriter::new(drep);
-                match self { $( Self::$variant(v) => w.param(v).unwrap(), )* }
-                let pads = core::mem::take(&mut w.pads);
-                (w.into_vec(), pads)
-            }
-        }
-
-        #[doc = concat!("A response of ", $iface, ", one variant per opnum.")]
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-        pub enum $resp {
-            $(
-                #[doc = concat!("Opnum ", stringify!($opnum), ", `", stringify!($variant), "`.")]
-                $variant($resp_ty),
-            )*
-        }
-
-        impl $resp {
-            /// The operation number.
-            pub const fn opnum(&self) -> u16 {
-                match self { $( Self::$variant(_) => $opnum, )* }
-            }
-
-            /// Decodes the response stub of `opnum`.
-            ///
-            /// # Errors
-            /// [`NdrError::UnknownOpnum`](crate::ndr::NdrError::UnknownOpnum); any
-            /// [`NdrError`](crate::ndr::NdrError) of the stub, trailing bytes included.
-            pub fn decode(
-                opnum: u16,
-                drep: $crate::drep::DataRep,
-                stub: &[u8],
-            ) -> Result<Self, $crate::ndr::NdrError> {
-                match opnum {
-                    $(
-                        $opnum => $crate::ndr::decode_stub(
-                            drep,
-                            stub,
-                            concat!(stringify!($variant), " response"),
-                        )
-                        .map(Self::$variant),
-                    )*
-                    _ => Err($crate::ndr::NdrError::UnknownOpnum { interface: $iface, opnum }),
-                }
-            }
-
-            /// Decodes the response stub of `opnum` from a shared buffer: byte arrays (the data
-            /// of a read) come back as slices of `stub` instead of copies.
-            ///
-            /// # Errors
-            /// As [`Self::decode`].
-            pub fn decode_shared(
-                opnum: u16,
-                drep: $crate::drep::DataRep,
-                stub: &bytes::Bytes,
-            ) -> Result<Self, $crate::ndr::NdrError> {
-                let mut r = $crate::ndr::NdrReader::from_bytes(drep, stub);
-                let value = match opnum {
-                    $( $opnum => Self::$variant(r.param()?), )*
-                    _ => return Err($crate::ndr::NdrError::UnknownOpnum { interface: $iface, opnum }),
-                };
-                r.finish(concat!($iface, " response"))?;
-                Ok(value)
-            }
-
-            /// Encodes the response stub.
+            #[doc = concat!("Encodes the ", $dir, " stub.")]
             ///
             /// # Errors
             /// [`EncodeError`](crate::error::EncodeError) for a value that cannot go on the wire.
@@ -490,7 +435,7 @@ macro_rules! calls {
         }
     };
 }
-pub(crate) use calls;
+pub(crate) use call_enum;
 
 /// Serializes bytes as lowercase hex (for `dsbackup inspect`).
 #[cfg(feature = "serde")]

@@ -11,12 +11,7 @@
 //!
 //! [C706 §12.6.4.2]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
 
-use bytes::BytesMut;
-
-use crate::codec::Reader;
-use crate::drep::DataRep;
-use crate::error::{DecodeError, EncodeError};
-use crate::pdu::bind_ack::{self, PortAny};
+use crate::pdu::bind_ack::PortAny;
 use crate::pdu::context::ContextResult;
 
 /// An alter_context_resp: the server answers the contexts of an alter_context.
@@ -34,36 +29,4 @@ pub struct AlterContextResp {
     pub p_result_list: Vec<ContextResult>,
 }
 
-impl AlterContextResp {
-    /// Exact number of bytes [`encode`](Self::encode) appends.
-    pub fn encoded_len(&self) -> usize {
-        bind_ack::bind_ack_like_len(&self.sec_addr, &self.p_result_list)
-    }
-
-    /// Appends the body.
-    ///
-    /// # Errors
-    /// [`EncodeError::TooLong`] for a secondary address over 65535 bytes or more than 255
-    /// results.
-    pub fn encode(&self, drep: DataRep, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        bind_ack::encode_bind_ack_like(
-            drep,
-            dst,
-            (self.max_xmit_frag, self.max_recv_frag, self.assoc_group_id),
-            &self.sec_addr,
-            &self.p_result_list,
-        )
-    }
-
-    pub(crate) fn decode(reader: &mut Reader) -> Result<Self, DecodeError> {
-        let (max_xmit_frag, max_recv_frag, assoc_group_id, sec_addr, p_result_list) =
-            bind_ack::decode_bind_ack_like(reader)?;
-        Ok(Self {
-            max_xmit_frag,
-            max_recv_frag,
-            assoc_group_id,
-            sec_addr,
-            p_result_list,
-        })
-    }
-}
+super::bind_ack::bind_ack_layout! {AlterContextResp}

@@ -17,11 +17,9 @@ use core::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::{PutDrep, Reader, len_u16, pad_len};
-use crate::drep::DataRep;
-use crate::error::{DecodeError, EncodeError};
+use crate::codec::pad_len;
 use crate::header::CommonHeader;
-use crate::pdu::context::{self, ContextResult};
+use crate::pdu::context::ContextResult;
 
 /// A bind_ack: the server accepts the association and answers each proposed context.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,39 +36,7 @@ pub struct BindAck {
     pub p_result_list: Vec<ContextResult>,
 }
 
-impl BindAck {
-    /// Exact number of bytes [`encode`](Self::encode) appends.
-    pub fn encoded_len(&self) -> usize {
-        bind_ack_like_len(&self.sec_addr, &self.p_result_list)
-    }
-
-    /// Appends the body.
-    ///
-    /// # Errors
-    /// [`EncodeError::TooLong`] for a secondary address over 65535 bytes or more than 255
-    /// results.
-    pub fn encode(&self, drep: DataRep, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        encode_bind_ack_like(
-            drep,
-            dst,
-            (self.max_xmit_frag, self.max_recv_frag, self.assoc_group_id),
-            &self.sec_addr,
-            &self.p_result_list,
-        )
-    }
-
-    pub(crate) fn decode(reader: &mut Reader) -> Result<Self, DecodeError> {
-        let (max_xmit_frag, max_recv_frag, assoc_group_id, sec_addr, p_result_list) =
-            decode_bind_ack_like(reader)?;
-        Ok(Self {
-            max_xmit_frag,
-            max_recv_frag,
-            assoc_group_id,
-            sec_addr,
-            p_result_list,
-        })
-    }
-}
+bind_ack_layout! {BindAck}
 
 /// `port_any_t`: a secondary address as the server sent it, its terminating NUL included.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -107,52 +73,73 @@ impl fmt::Debug for PortAny {
 }
 
 /// Fixed part: 2 /* max_xmit_frag */ + 2 /* max_recv_frag */ + 4 /* assoc_group_id */.
-const FIXED_LEN: usize = 2 + 2 + 4;
+pub(crate) const FIXED_LEN: usize = 2 + 2 + 4;
 /// Frame offset of `sec_addr`.
 const SEC_ADDR_OFFSET: usize = CommonHeader::LEN + FIXED_LEN;
 
-pub(crate) fn bind_ack_like_len(sec_addr: &PortAny, results: &[ContextResult]) -> usize {
-    let end_of_addr = SEC_ADDR_OFFSET + 2 /* length */ + sec_addr.0.len();
-    FIXED_LEN
-        + 2 /* length */
-        + sec_addr.0.len()
-        + pad_len(end_of_addr, 4)
-        + context::results_len(results)
+/// Bytes of padding after a `sec_addr` of `len` bytes: up to 4-byte alignment, counted from the
+/// start of the PDU.
+pub(crate) fn sec_addr_pad(len: usize) -> usize {
+    pad_len(SEC_ADDR_OFFSET + 2 /* length */ + len, 4)
 }
 
-pub(crate) fn encode_bind_ack_like(
-    drep: DataRep,
-    dst: &mut BytesMut,
-    (max_xmit_frag, max_recv_frag, assoc_group_id): (u16, u16, u32),
-    sec_addr: &PortAny,
-    results: &[ContextResult],
-) -> Result<(), EncodeError> {
-    dst.put_u16_drep(drep, max_xmit_frag);
-    dst.put_u16_drep(drep, max_recv_frag);
-    dst.put_u32_drep(drep, assoc_group_id);
-    dst.put_u16_drep(drep, len_u16("port_any_t", "length", sec_addr.0.len())?);
-    dst.put_slice(&sec_addr.0);
-    let end_of_addr = SEC_ADDR_OFFSET + 2 + sec_addr.0.len();
-    dst.put_bytes(0, pad_len(end_of_addr, 4));
-    context::encode_results(results, drep, dst)
-}
+/// The body codec of a bind_ack, which alter_context_resp shares: `encoded_len`, `encode` and
+/// `decode` for a struct `$pdu` with the fields of [`BindAck`].
+macro_rules! bind_ack_layout {
+    ($pdu:ident) => {
+        impl $pdu {
+            /// Exact number of bytes [`encode`](Self::encode) appends.
+            pub fn encoded_len(&self) -> usize {
+                $crate::pdu::bind_ack::FIXED_LEN
+                    + 2 /* length */
+                    + self.sec_addr.0.len()
+                    + $crate::pdu::bind_ack::sec_addr_pad(self.sec_addr.0.len())
+                    + $crate::pdu::context::results_len(&self.p_result_list)
+            }
 
-type BindAckFields = (u16, u16, u32, PortAny, Vec<ContextResult>);
+            /// Appends the body.
+            ///
+            /// # Errors
+            /// [`EncodeError::TooLong`](crate::error::EncodeError::TooLong) for a secondary
+            /// address over 65535 bytes or more than 255 results.
+            pub fn encode(
+                &self,
+                drep: $crate::drep::DataRep,
+                dst: &mut bytes::BytesMut,
+            ) -> Result<(), $crate::error::EncodeError> {
+                use bytes::BufMut as _;
+                use $crate::codec::PutDrep as _;
+                let sec_addr = &self.sec_addr.0;
+                dst.put_u16_drep(drep, self.max_xmit_frag);
+                dst.put_u16_drep(drep, self.max_recv_frag);
+                dst.put_u32_drep(drep, self.assoc_group_id);
+                let length = $crate::codec::len_u16("port_any_t", "length", sec_addr.len())?;
+                dst.put_u16_drep(drep, length);
+                dst.put_slice(sec_addr);
+                dst.put_bytes(0, $crate::pdu::bind_ack::sec_addr_pad(sec_addr.len()));
+                $crate::pdu::context::encode_results(&self.p_result_list, drep, dst)
+            }
 
-pub(crate) fn decode_bind_ack_like(reader: &mut Reader) -> Result<BindAckFields, DecodeError> {
-    let max_xmit_frag = reader.u16()?;
-    let max_recv_frag = reader.u16()?;
-    let assoc_group_id = reader.u32()?;
-    let length = usize::from(reader.u16()?);
-    let sec_addr = PortAny(reader.take(length)?);
-    // "pad: align(4)" after the secondary address, counted from the start of the PDU.
-    reader.align(4)?;
-    let results = context::decode_results(reader)?;
-    Ok((
-        max_xmit_frag,
-        max_recv_frag,
-        assoc_group_id,
-        sec_addr,
-        results,
-    ))
+            pub(crate) fn decode(
+                reader: &mut $crate::codec::Reader,
+            ) -> Result<Self, $crate::error::DecodeError> {
+                let max_xmit_frag = reader.u16()?;
+                let max_recv_frag = reader.u16()?;
+                let assoc_group_id = reader.u32()?;
+                let length = usize::from(reader.u16()?);
+                let sec_addr = $crate::pdu::bind_ack::PortAny(reader.take(length)?);
+                // "pad: align(4)" after the secondary address, counted from the start of the PDU.
+                reader.align(4)?;
+                let p_result_list = $crate::pdu::context::decode_results(reader)?;
+                Ok(Self {
+                    max_xmit_frag,
+                    max_recv_frag,
+                    assoc_group_id,
+                    sec_addr,
+                    p_result_list,
+                })
+            }
+        }
+    };
 }
+pub(crate) use bind_ack_layout;

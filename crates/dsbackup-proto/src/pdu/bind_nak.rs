@@ -10,15 +10,13 @@
 //! [C706 §12.6.4.5]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
 //! [MS-RPCE §2.2.2.9]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
-use core::fmt;
-
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{PutDrep, Reader, count_u8, pad_len};
 use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError};
 use crate::header::CommonHeader;
-use crate::pdu::context::named_debug;
+use crate::wire_enum::{known_values, named_debug};
 
 /// A bind_nak: the server refuses the association.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,48 +107,32 @@ impl Version {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RejectReason(pub u16);
 
-impl RejectReason {
+known_values! {
+    RejectReason, name: "The spec name of a known value.";
     /// reason_not_specified.
-    pub const REASON_NOT_SPECIFIED: Self = Self(0);
+    REASON_NOT_SPECIFIED = 0 => "reason_not_specified",
     /// temporary_congestion.
-    pub const TEMPORARY_CONGESTION: Self = Self(1);
+    TEMPORARY_CONGESTION = 1 => "temporary_congestion",
     /// local_limit_exceeded.
-    pub const LOCAL_LIMIT_EXCEEDED: Self = Self(2);
+    LOCAL_LIMIT_EXCEEDED = 2 => "local_limit_exceeded",
     /// called_paddr_unknown.
-    pub const CALLED_PADDR_UNKNOWN: Self = Self(3);
+    CALLED_PADDR_UNKNOWN = 3 => "called_paddr_unknown",
     /// protocol_version_not_supported.
-    pub const PROTOCOL_VERSION_NOT_SUPPORTED: Self = Self(4);
+    PROTOCOL_VERSION_NOT_SUPPORTED = 4 => "protocol_version_not_supported",
     /// default_context_not_supported.
-    pub const DEFAULT_CONTEXT_NOT_SUPPORTED: Self = Self(5);
+    DEFAULT_CONTEXT_NOT_SUPPORTED = 5 => "default_context_not_supported",
     /// user_data_not_readable.
-    pub const USER_DATA_NOT_READABLE: Self = Self(6);
+    USER_DATA_NOT_READABLE = 6 => "user_data_not_readable",
     /// no_psap_available.
-    pub const NO_PSAP_AVAILABLE: Self = Self(7);
+    NO_PSAP_AVAILABLE = 7 => "no_psap_available",
     /// authentication_type_not_recognized ([MS-RPCE §2.2.2.5]).
     ///
     /// [MS-RPCE §2.2.2.5]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
-    pub const AUTHENTICATION_TYPE_NOT_RECOGNIZED: Self = Self(8);
+    AUTHENTICATION_TYPE_NOT_RECOGNIZED = 8 => "authentication_type_not_recognized",
     /// invalid_checksum ([MS-RPCE §2.2.2.5]).
     ///
     /// [MS-RPCE §2.2.2.5]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
-    pub const INVALID_CHECKSUM: Self = Self(9);
-
-    /// The spec name of a known value.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::REASON_NOT_SPECIFIED => "reason_not_specified",
-            Self::TEMPORARY_CONGESTION => "temporary_congestion",
-            Self::LOCAL_LIMIT_EXCEEDED => "local_limit_exceeded",
-            Self::CALLED_PADDR_UNKNOWN => "called_paddr_unknown",
-            Self::PROTOCOL_VERSION_NOT_SUPPORTED => "protocol_version_not_supported",
-            Self::DEFAULT_CONTEXT_NOT_SUPPORTED => "default_context_not_supported",
-            Self::USER_DATA_NOT_READABLE => "user_data_not_readable",
-            Self::NO_PSAP_AVAILABLE => "no_psap_available",
-            Self::AUTHENTICATION_TYPE_NOT_RECOGNIZED => "authentication_type_not_recognized",
-            Self::INVALID_CHECKSUM => "invalid_checksum",
-            _ => return None,
-        })
-    }
+    INVALID_CHECKSUM = 9 => "invalid_checksum",
 }
 
 named_debug!(RejectReason);

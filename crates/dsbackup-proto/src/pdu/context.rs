@@ -12,8 +12,6 @@
 //! [C706 §12.6.3.1]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
 //! [MS-RPCE §2.2.2.4]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
-use core::fmt;
-
 use bytes::{BufMut, BytesMut};
 
 use crate::codec::{PutDrep, Reader, count_u8};
@@ -21,6 +19,7 @@ use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError};
 use crate::pdu::DecodeLimits;
 use crate::syntax::{BindTimeFeatures, SyntaxId};
+use crate::wire_enum::{known_values, named_debug};
 
 /// One proposed presentation context, `p_cont_elem_t`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,28 +130,18 @@ pub(crate) fn encode_contexts(
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContResult(pub u16);
 
-impl ContResult {
+known_values! {
+    ContResult, name: "The spec name of a known value.";
     /// acceptance.
-    pub const ACCEPTANCE: Self = Self(0);
+    ACCEPTANCE = 0 => "acceptance",
     /// user_rejection.
-    pub const USER_REJECTION: Self = Self(1);
+    USER_REJECTION = 1 => "user_rejection",
     /// provider_rejection.
-    pub const PROVIDER_REJECTION: Self = Self(2);
+    PROVIDER_REJECTION = 2 => "provider_rejection",
     /// negotiate_ack: the answer to a bind-time feature negotiation context ([MS-RPCE §2.2.2.4]).
     ///
     /// [MS-RPCE §2.2.2.4]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
-    pub const NEGOTIATE_ACK: Self = Self(3);
-
-    /// The spec name of a known value.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::ACCEPTANCE => "acceptance",
-            Self::USER_REJECTION => "user_rejection",
-            Self::PROVIDER_REJECTION => "provider_rejection",
-            Self::NEGOTIATE_ACK => "negotiate_ack",
-            _ => return None,
-        })
-    }
+    NEGOTIATE_ACK = 3 => "negotiate_ack",
 }
 
 /// `p_provider_reason_t`: why a context was rejected ([C706 §12.6.3.1]).
@@ -161,49 +150,17 @@ impl ContResult {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProviderReason(pub u16);
 
-impl ProviderReason {
+known_values! {
+    ProviderReason, name: "The spec name of a known value.";
     /// reason_not_specified.
-    pub const REASON_NOT_SPECIFIED: Self = Self(0);
+    REASON_NOT_SPECIFIED = 0 => "reason_not_specified",
     /// abstract_syntax_not_supported.
-    pub const ABSTRACT_SYNTAX_NOT_SUPPORTED: Self = Self(1);
+    ABSTRACT_SYNTAX_NOT_SUPPORTED = 1 => "abstract_syntax_not_supported",
     /// proposed_transfer_syntaxes_not_supported.
-    pub const PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED: Self = Self(2);
+    PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED = 2 => "proposed_transfer_syntaxes_not_supported",
     /// local_limit_exceeded.
-    pub const LOCAL_LIMIT_EXCEEDED: Self = Self(3);
-
-    /// The spec name of a known value.
-    pub fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Self::REASON_NOT_SPECIFIED => "reason_not_specified",
-            Self::ABSTRACT_SYNTAX_NOT_SUPPORTED => "abstract_syntax_not_supported",
-            Self::PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED => {
-                "proposed_transfer_syntaxes_not_supported"
-            }
-            Self::LOCAL_LIMIT_EXCEEDED => "local_limit_exceeded",
-            _ => return None,
-        })
-    }
+    LOCAL_LIMIT_EXCEEDED = 3 => "local_limit_exceeded",
 }
-
-macro_rules! named_debug {
-    ($ty:ident) => {
-        impl fmt::Debug for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.name() {
-                    Some(name) => f.write_str(name),
-                    None => write!(f, concat!(stringify!($ty), "({:#x})"), self.0),
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(self, f)
-            }
-        }
-    };
-}
-pub(crate) use named_debug;
 
 named_debug!(ContResult);
 named_debug!(ProviderReason);

@@ -17,6 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::codec::{PutDrep, Reader};
 use crate::drep::DataRep;
 use crate::error::DecodeError;
+use crate::wire_enum::known_values;
 
 /// A fault: the call failed; `status` says why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,23 +100,8 @@ impl Fault {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FaultStatus(pub u32);
 
-macro_rules! fault_statuses {
-    ($($(#[$doc:meta])* $konst:ident = $value:literal => $name:literal,)*) => {
-        impl FaultStatus {
-            $($(#[$doc])* pub const $konst: Self = Self($value);)*
-
-            /// The name of a known status (`"nca_s_proto_error"`...).
-            pub fn name(self) -> Option<&'static str> {
-                match self.0 {
-                    $($value => Some($name),)*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-fault_statuses! {
+known_values! {
+    FaultStatus, name: "The name of a known status (`\"nca_s_proto_error\"`...).";
     /// ERROR_ACCESS_DENIED, `nca_s_fault_access_denied` in Wireshark.
     ACCESS_DENIED = 0x0000_0005 => "nca_s_fault_access_denied",
     /// RPC_S_PROCNUM_OUT_OF_RANGE (1745).
