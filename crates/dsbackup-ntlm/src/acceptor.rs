@@ -11,7 +11,7 @@ use core::ops::Range;
 use std::sync::Arc;
 
 use dsbackup_proto::{
-    AuthStep, AuthType, DecodeError, Protection, SecurityError, SecurityProvider,
+    AuthStep, AuthType, DecodeError, PeerIdentity, Protection, SecurityError, SecurityProvider,
 };
 use subtle::ConstantTimeEq;
 
@@ -515,5 +515,15 @@ impl SecurityProvider for Acceptor {
         signature: &[u8],
     ) -> Result<(), SecurityError> {
         unwrap(self.session.as_mut(), protection, pdu, stub, signature)
+    }
+
+    fn peer_identity(&self) -> Option<PeerIdentity> {
+        self.identity
+            .as_ref()
+            .filter(|identity| !identity.anonymous)
+            .map(|identity| PeerIdentity {
+                user: identity.user.clone(),
+                domain: identity.domain.clone(),
+            })
     }
 }

@@ -46,7 +46,7 @@ pub use crate::pdu::{
     Version, locate_auth, max_stub_len,
 };
 pub use crate::security::{
-    AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider,
+    AuthLevel, AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider,
 };
 pub use crate::server::{
     Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,

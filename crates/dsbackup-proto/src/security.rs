@@ -247,4 +247,20 @@ pub trait SecurityProvider: Send + fmt::Debug {
         stub: Range<usize>,
         signature: &[u8],
     ) -> Result<(), SecurityError>;
+
+    /// Who authenticated, once an acceptor's handshake completed: what a server tells the
+    /// interface implementation about its caller. `None` for an initiator, an anonymous
+    /// logon, or a handshake not complete (the default).
+    fn peer_identity(&self) -> Option<PeerIdentity> {
+        None
+    }
+}
+
+/// The authenticated peer of an association, as its security provider established it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerIdentity {
+    /// The user name as the client sent it.
+    pub user: String,
+    /// The domain name as the client sent it.
+    pub domain: String,
 }

@@ -412,6 +412,15 @@ impl ServerAssociation {
         self.state.as_ref().err()
     }
 
+    /// Who authenticated on this association, once the handshake completed (`None` without
+    /// authentication or for an anonymous logon).
+    pub fn peer_identity(&self) -> Option<crate::security::PeerIdentity> {
+        self.auth
+            .as_ref()
+            .filter(|auth| auth.provider.is_established())
+            .and_then(|auth| auth.provider.peer_identity())
+    }
+
     /// The association's auth type and level once a security context exists.
     pub fn auth(&self) -> Option<(AuthType, AuthLevel)> {
         self.auth

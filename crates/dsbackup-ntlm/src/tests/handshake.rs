@@ -276,6 +276,25 @@ fn anonymous_is_refused_unless_allowed() {
     let authenticate = authenticate_for(&mut client, &mut server);
     assert!(server.authenticate(&authenticate).unwrap().anonymous);
     assert_eq!(client.exported_session_key(), server.exported_session_key());
+    // An anonymous logon names nobody to the interface implementation.
+    assert_eq!(server.peer_identity(), None);
+}
+
+#[test]
+fn peer_identity_names_the_user_once_established_and_never_for_the_initiator() {
+    let mut client = initiator("Administrator", "CORP", "Passw0rd!123");
+    let mut server = acceptor();
+    let authenticate = authenticate_for(&mut client, &mut server);
+    assert_eq!(server.peer_identity(), None);
+    server.step(Some(&authenticate)).unwrap();
+    assert_eq!(
+        server.peer_identity(),
+        Some(dsbackup_proto::PeerIdentity {
+            user: "Administrator".into(),
+            domain: "CORP".into(),
+        })
+    );
+    assert_eq!(client.peer_identity(), None);
 }
 
 #[test]

@@ -1,0 +1,36 @@
+//! Randomness and time for the NTLM legs (the sans-IO crates take them as inputs).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `N` bytes from the operating system's CSPRNG.
+///
+/// # Errors
+/// The OS error when no randomness is available.
+pub(crate) fn random<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut bytes = [0; N];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes)
+}
+
+/// Now as a FILETIME: 100 ns intervals since 1601-01-01 UTC.
+pub(crate) fn filetime_now() -> u64 {
+    /// Seconds from 1601-01-01 to 1970-01-01.
+    const EPOCH_DELTA_SECS: u64 = 11_644_473_600;
+    let since_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let intervals = since_unix.as_nanos() / 100 + u128::from(EPOCH_DELTA_SECS) * 10_000_000;
+    u64::try_from(intervals).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_bytes_differ_and_filetime_is_after_2020() {
+        assert_ne!(random::<16>().unwrap(), random::<16>().unwrap());
+        // 2020-01-01 as a FILETIME.
+        assert!(filetime_now() > 132_223_104_000_000_000);
+    }
+}

@@ -1,0 +1,249 @@
+//! What the integration tests share: a test interface, a server on loopback, a client.
+
+#![expect(
+    missing_docs,
+    clippy::missing_panics_doc,
+    reason = "test helpers, documented by their use"
+)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use dsbackup_ntlm::{AcceptorConfig, Credentials, InMemoryCredentials};
+use dsbackup_proto::ndr::{ContextHandle, NdrReader, NdrWriter};
+use dsbackup_proto::{AuthLevel, DataRep, FaultStatus, Limits, SyntaxId, Uuid};
+use dsbackup_transport::{
+    CallContext, CallError, CallFuture, ClientAuth, ClientOptions, RpcInterface, RunningServer,
+    Server, ServerOptions,
+};
+
+pub const USER: &str = "svc-backup";
+pub const DOMAIN: &str = "CORP";
+pub const PASSWORD: &str = "s3cret!Pa55";
+
+/// The test interface, v1.0 (and a v2.0 twin for the fallback test).
+pub const TEST_UUID: Uuid = Uuid::from_str_const("6b6f6f6c-7465-7374-8000-000000000001");
+
+pub mod op {
+    /// Returns its input.
+    pub const ECHO: u16 = 0;
+    /// Opens a context handle (no input; output: the handle).
+    pub const OPEN: u16 = 1;
+    /// `[in] handle, [in] u32 value`: appends the value to the handle's log after a pause
+    /// that shrinks with the value (so that unordered runs would reorder).
+    pub const APPEND: u16 = 2;
+    /// `[in] handle`: closes it; output: the log, u32 each (little-endian).
+    pub const CLOSE: u16 = 3;
+    /// Output: "user\domain" and the auth level byte, or "anonymous".
+    pub const WHOAMI: u16 = 4;
+    /// Never answers (until the server gives up on it).
+    pub const STALL: u16 = 5;
+    /// Decodes a u32 from an empty stub: always a bad stub.
+    pub const BAD_STUB: u16 = 6;
+    /// Faults with access denied.
+    pub const DENY: u16 = 7;
+    pub const COUNT: u16 = 8;
+}
+
+#[derive(Debug, Default)]
+pub struct TestInterface {
+    pub version: u16,
+    pub min_level: Option<AuthLevel>,
+    pub logs: Mutex<std::collections::HashMap<ContextHandle, Vec<u32>>>,
+    pub rundowns: AtomicUsize,
+    pub stalled: AtomicUsize,
+}
+
+impl TestInterface {
+    pub fn new(min_level: AuthLevel) -> Arc<Self> {
+        Arc::new(Self {
+            version: 1,
+            min_level: Some(min_level),
+            ..Self::default()
+        })
+    }
+}
+
+pub fn syntax(version: u16) -> SyntaxId {
+    SyntaxId::new(TEST_UUID, version, 0)
+}
+
+fn read_handle(drep: DataRep, stub: &[u8]) -> Result<(ContextHandle, u32), CallError> {
+    let mut r = NdrReader::new(drep, stub);
+    let handle: ContextHandle = r.param()?;
+    let value = if stub.len() > ContextHandle::LEN {
+        r.u32("value")?
+    } else {
+        0
+    };
+    Ok((handle, value))
+}
+
+pub fn handle_stub(drep: DataRep, handle: ContextHandle, value: Option<u32>) -> Bytes {
+    let mut w = NdrWriter::new(drep);
+    w.param(&handle).unwrap();
+    if let Some(value) = value {
+        w.u32(value);
+    }
+    Bytes::from(w.into_vec())
+}
+
+impl RpcInterface for TestInterface {
+    fn syntax(&self) -> SyntaxId {
+        syntax(self.version)
+    }
+
+    fn opnums(&self) -> u16 {
+        op::COUNT
+    }
+
+    fn annotation(&self) -> &str {
+        "dsbackup test interface"
+    }
+
+    fn min_auth_level(&self) -> AuthLevel {
+        self.min_level.unwrap_or(AuthLevel::NONE)
+    }
+
+    fn takes_context_handle(&self, opnum: u16) -> bool {
+        matches!(opnum, op::APPEND | op::CLOSE)
+    }
+
+    fn call(
+        self: Arc<Self>,
+        ctx: CallContext,
+        opnum: u16,
+        stub: Bytes,
+        drep: DataRep,
+    ) -> CallFuture {
+        Box::pin(async move {
+            match opnum {
+                op::ECHO => Ok(stub),
+                op::OPEN => {
+                    let handle = ctx.new_context_handle().unwrap();
+                    self.logs.lock().unwrap().insert(handle, Vec::new());
+                    let mut w = NdrWriter::new(ctx.reply_drep());
+                    w.param(&handle)?;
+                    Ok(Bytes::from(w.into_vec()))
+                }
+                op::APPEND => {
+                    let (handle, value) = read_handle(drep, &stub)?;
+                    // Later values wait less: only the runtime's ordering keeps them in order.
+                    for _ in 0..(64u32.saturating_sub(value % 64)) {
+                        tokio::task::yield_now().await;
+                    }
+                    self.logs
+                        .lock()
+                        .unwrap()
+                        .entry(handle)
+                        .or_default()
+                        .push(value);
+                    Ok(Bytes::new())
+                }
+                op::CLOSE => {
+                    let (handle, _) = read_handle(drep, &stub)?;
+                    assert!(ctx.release_context_handle(&handle));
+                    let log = self
+                        .logs
+                        .lock()
+                        .unwrap()
+                        .remove(&handle)
+                        .unwrap_or_default();
+                    let mut out = BytesMut::new();
+                    for value in log {
+                        out.put_u32_le(value);
+                    }
+                    Ok(out.freeze())
+                }
+                op::WHOAMI => {
+                    let mut out = match ctx.peer() {
+                        Some(peer) => format!("{}\\{}", peer.user, peer.domain).into_bytes(),
+                        None => b"anonymous".to_vec(),
+                    };
+                    out.push(ctx.auth_level().0);
+                    Ok(Bytes::from(out))
+                }
+                op::STALL => {
+                    self.stalled.fetch_add(1, Ordering::SeqCst);
+                    std::future::pending::<()>().await;
+                    Ok(Bytes::new())
+                }
+                op::BAD_STUB => {
+                    let mut r = NdrReader::new(drep, &stub);
+                    let value = r.u32("value")?;
+                    Ok(Bytes::from(value.to_le_bytes().to_vec()))
+                }
+                _ => Err(CallError::Fault(FaultStatus::ACCESS_DENIED)),
+            }
+        })
+    }
+
+    fn rundown(&self, handle: ContextHandle) {
+        self.rundowns.fetch_add(1, Ordering::SeqCst);
+        self.logs.lock().unwrap().remove(&handle);
+    }
+}
+
+pub fn acceptor_config() -> AcceptorConfig {
+    let mut users = InMemoryCredentials::new();
+    users.insert_password(USER, DOMAIN, PASSWORD);
+    AcceptorConfig::new(Arc::new(users), "DC1", DOMAIN, "corp.example")
+}
+
+pub fn server_options(frag: u16) -> ServerOptions {
+    let mut options = ServerOptions::default();
+    options.epm_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    options.ntlm = Some(acceptor_config());
+    options.limits.max_recv_frag = frag;
+    options.limits.max_xmit_frag = frag;
+    options.shutdown_grace = Duration::from_secs(2);
+    options.principal_name = "DC1$@CORP.EXAMPLE".into();
+    options
+}
+
+pub async fn start(interfaces: &[Arc<dyn RpcInterface>], options: ServerOptions) -> RunningServer {
+    let mut server = Server::new(options);
+    for interface in interfaces {
+        server.register(Arc::clone(interface));
+    }
+    server.start().await.unwrap()
+}
+
+pub fn client_options(level: AuthLevel, frag: u16, drep: DataRep) -> ClientOptions {
+    let auth = if level == AuthLevel::NONE {
+        ClientAuth::None
+    } else {
+        ClientAuth::ntlm(Credentials::from_password(USER, DOMAIN, PASSWORD), level)
+    };
+    let mut options = ClientOptions::with_auth(auth);
+    let mut limits = Limits::client();
+    limits.max_recv_frag = frag;
+    limits.max_xmit_frag = frag;
+    options.limits = limits;
+    options.drep = drep;
+    options.call_timeout = Duration::from_secs(30);
+    options
+}
+
+/// A stub of `len` bytes that differs per call.
+pub fn pattern(len: usize, seed: u32) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| u8::try_from((i * 31 + usize::try_from(seed).unwrap()) % 256).unwrap())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Waits (bounded) until `check` holds; the counts settle as tasks end.
+pub async fn settle(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..2000 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    check()
+}

@@ -1,0 +1,178 @@
+//! Our client against our server on 127.0.0.1.
+
+#[cfg(test)]
+pub mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use dsbackup_proto::{AuthLevel, DataRep, FaultStatus};
+use dsbackup_transport::{Binding, RpcInterface, TransportError};
+use tokio::time::Instant;
+
+/// Every auth level x fragment size x byte order, 64 calls in flight at once each, stubs of
+/// 0 to 3 fragments; the server sees who called and at which level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_of_levels_fragment_sizes_and_byte_orders() {
+    let interface = TestInterface::new(AuthLevel::NONE);
+    for frag in [1432u16, 4280, 65535] {
+        let server = start(
+            &[interface.clone() as Arc<dyn RpcInterface>],
+            server_options(frag),
+        )
+        .await;
+        for level in [
+            AuthLevel::NONE,
+            AuthLevel::CONNECT,
+            AuthLevel::PKT_INTEGRITY,
+            AuthLevel::PKT_PRIVACY,
+        ] {
+            for drep in [DataRep::LITTLE_ENDIAN, DataRep::BIG_ENDIAN] {
+                let options = client_options(level, frag, drep);
+                let binding = Arc::new(
+                    Binding::connect(server.local_addr(), &[syntax(1)], &options)
+                        .await
+                        .unwrap(),
+                );
+                assert_eq!(binding.association().max_xmit_frag(), frag);
+                let calls = (0..64u32).map(|i| {
+                    let binding = Arc::clone(&binding);
+                    tokio::spawn(async move {
+                        let len = (i as usize * 977) % (3 * usize::from(frag));
+                        let stub = pattern(len, i);
+                        let reply = binding.call(op::ECHO, stub.clone()).await.unwrap();
+                        assert_eq!(reply.stub, stub, "call {i}");
+                    })
+                });
+                for call in calls.collect::<Vec<_>>() {
+                    call.await.unwrap();
+                }
+                let who = binding.call(op::WHOAMI, Bytes::new()).await.unwrap().stub;
+                let (name, got_level) = who.split_at(who.len() - 1);
+                if level == AuthLevel::NONE {
+                    assert_eq!(name, b"anonymous");
+                    assert_eq!(got_level, [AuthLevel::NONE.0]);
+                } else {
+                    assert_eq!(name, format!("{USER}\\{DOMAIN}").as_bytes());
+                    assert_eq!(got_level, [level.0]);
+                }
+                let metrics = binding.association().metrics().clone();
+                Arc::into_inner(binding).unwrap().close().await;
+                assert!(metrics.snapshot().is_idle(), "{:?}", metrics.snapshot());
+            }
+        }
+        server.shutdown().await;
+        assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
+    }
+}
+
+#[tokio::test]
+async fn faults_are_typed_and_leave_the_association_usable() {
+    let interface = TestInterface::new(AuthLevel::PKT_INTEGRITY);
+    let server = start(&[interface as Arc<dyn RpcInterface>], server_options(5840)).await;
+    let options = client_options(AuthLevel::PKT_PRIVACY, 5840, DataRep::LITTLE_ENDIAN);
+    let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
+        .await
+        .unwrap();
+    let fault = |result: Result<_, TransportError>| match result {
+        Err(TransportError::Fault { status, .. }) => status,
+        other => panic!("expected a fault, got {other:?}"),
+    };
+    assert_eq!(
+        fault(binding.call(op::BAD_STUB, Bytes::new()).await),
+        FaultStatus::BAD_STUB_DATA
+    );
+    assert_eq!(
+        fault(binding.call(op::COUNT, Bytes::new()).await),
+        FaultStatus::OP_RNG_ERROR
+    );
+    assert_eq!(
+        fault(binding.call(op::DENY, Bytes::new()).await),
+        FaultStatus::ACCESS_DENIED
+    );
+    // A handle this association never had.
+    let stranger = dsbackup_proto::ndr::ContextHandle {
+        attributes: 0,
+        uuid: dsbackup_proto::Uuid([9; 16]),
+    };
+    assert_eq!(
+        fault(
+            binding
+                .call(op::APPEND, handle_stub(binding.drep(), stranger, Some(1)))
+                .await
+        ),
+        FaultStatus::FAULT_CONTEXT_MISMATCH
+    );
+    let reply = binding.call(op::ECHO, pattern(10, 1)).await.unwrap();
+    assert_eq!(reply.stub, pattern(10, 1));
+    binding.close().await;
+
+    // Below the interface's minimum level: access denied, did not execute.
+    let options = client_options(AuthLevel::CONNECT, 5840, DataRep::LITTLE_ENDIAN);
+    let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
+        .await
+        .unwrap();
+    match binding.call(op::ECHO, Bytes::new()).await {
+        Err(TransportError::Fault {
+            status: FaultStatus::ACCESS_DENIED,
+            did_not_execute: true,
+        }) => {}
+        other => panic!("expected access denied, got {other:?}"),
+    }
+    binding.close().await;
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle());
+}
+
+#[tokio::test]
+async fn deadline_cancels_the_call_without_disturbing_the_others() {
+    let interface = TestInterface::new(AuthLevel::NONE);
+    let server = start(
+        &[interface.clone() as Arc<dyn RpcInterface>],
+        server_options(5840),
+    )
+    .await;
+    let options = client_options(AuthLevel::PKT_PRIVACY, 5840, DataRep::LITTLE_ENDIAN);
+    let binding = Arc::new(
+        Binding::connect(server.local_addr(), &[syntax(1)], &options)
+            .await
+            .unwrap(),
+    );
+    let stalled = {
+        let binding = Arc::clone(&binding);
+        tokio::spawn(async move {
+            binding
+                .call_until(
+                    op::STALL,
+                    Bytes::new(),
+                    Instant::now() + Duration::from_millis(200),
+                )
+                .await
+        })
+    };
+    // A caller that gives up by dropping its future.
+    let dropped = {
+        let binding = Arc::clone(&binding);
+        tokio::spawn(async move { binding.call(op::STALL, Bytes::new()).await })
+    };
+    let echo = binding.call(op::ECHO, pattern(3000, 7)).await.unwrap();
+    assert_eq!(echo.stub, pattern(3000, 7));
+    assert!(matches!(
+        stalled.await.unwrap(),
+        Err(TransportError::TimedOut)
+    ));
+    assert!(settle(|| interface.stalled.load(Ordering::SeqCst) == 2).await);
+    dropped.abort();
+    assert!(dropped.await.unwrap_err().is_cancelled());
+    // Both cancelled calls released their slots once the server... never answers: the
+    // association still serves new calls.
+    let echo = binding.call(op::ECHO, pattern(10, 8)).await.unwrap();
+    assert_eq!(echo.stub, pattern(10, 8));
+    assert_eq!(binding.association().metrics().snapshot().calls, 2);
+    Arc::into_inner(binding).unwrap().close().await;
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
+}
