@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use dsbackup_proto::Status;
 use dsbackup_proto::ndr::NdrError;
+use dsbackup_proto::{FaultStatus, ProtocolError, RejectReason};
+use dsbackup_transport::TransportError;
 
 /// What went wrong in a call of this crate.
 ///
@@ -12,6 +14,7 @@ use dsbackup_proto::ndr::NdrError;
 /// | --- | --- |
 /// | the server answered with a failure status | [`Error::Status`] |
 /// | the server broke the protocol | [`Error::BadResponse`], [`Error::Protocol`] |
+/// | the server refused our credentials | [`Error::Authentication`] |
 /// | the network or the RPC layer | [`Error::Transport`] |
 /// | the local disk | [`Error::Io`] |
 /// | the backup set on disk | [`Error::Manifest`], [`Error::BadSet`], [`Error::Mismatch`] |
@@ -43,13 +46,22 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// The RPC transport failed: connection, bind, authentication, fault, timeout.
+    /// The server refused our credentials (bind rejected, access denied at the RPC layer, or
+    /// a failed NTLM exchange).
+    #[error("authentication failed ({context}): {source}")]
+    Authentication {
+        /// What was being done, e.g. `bind ad_backup`.
+        context: &'static str,
+        /// The transport's error.
+        source: TransportError,
+    },
+    /// The RPC transport failed: connection, bind, fault, timeout, the server going away.
     #[error("{context}: {source}")]
     Transport {
         /// What was being done, e.g. `HrRBackupRead`.
         context: &'static str,
         /// The transport's error.
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        source: TransportError,
     },
     /// A local file operation failed.
     #[error("{}: {source}", path.display())]
@@ -97,6 +109,23 @@ impl Error {
         }
     }
 
+    /// Whether the server refused our credentials.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, Self::Authentication { .. })
+    }
+
+    /// The error for a transport failure while doing `context`: [`Error::Authentication`]
+    /// when the failure says the credentials were refused, [`Error::Transport`] otherwise.
+    pub(crate) fn transport(context: &'static str) -> impl FnOnce(TransportError) -> Self {
+        move |source| {
+            if is_auth_refusal(&source) {
+                Self::Authentication { context, source }
+            } else {
+                Self::Transport { context, source }
+            }
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
@@ -109,6 +138,30 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// Whether a transport error means the server refused our credentials.
+fn is_auth_refusal(error: &TransportError) -> bool {
+    let auth_fault = |status: &FaultStatus| {
+        matches!(
+            *status,
+            FaultStatus::ACCESS_DENIED | FaultStatus::SEC_PKG_ERROR
+        )
+    };
+    let auth_reject = |reason: &RejectReason| {
+        matches!(
+            *reason,
+            RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED | RejectReason::INVALID_CHECKSUM
+        )
+    };
+    match error {
+        TransportError::Fault { status, .. } => auth_fault(status),
+        TransportError::BindRejected(reason) => auth_reject(reason),
+        TransportError::Protocol(ProtocolError::Security(_)) => true,
+        TransportError::Protocol(ProtocolError::BindRejected(reason)) => auth_reject(reason),
+        TransportError::Protocol(ProtocolError::AssociationFault(status)) => auth_fault(status),
+        _ => false,
     }
 }
 
