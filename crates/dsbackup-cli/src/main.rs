@@ -8,7 +8,6 @@ mod connect;
 mod creds;
 mod exit;
 mod inspect;
-mod mock;
 mod output;
 mod progress;
 
@@ -56,10 +55,6 @@ enum Command {
     SetLog(commands::SetLogArgs),
     /// Decode captured DCE/RPC PDUs to JSON, one object per line.
     Inspect(inspect::Args),
-    /// Serve a mock domain controller (a directory, or a generated sample set).
-    MockDc(mock::MockDcArgs),
-    /// Start a mock DC on loopback, back it up with NTLM packet privacy, verify, summarize.
-    Demo(mock::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,14 +68,15 @@ fn main() -> ExitCode {
         Ok(code) => exit::exit(code),
         Err(error) => {
             let code = exit::code_of(&error);
+            let message = render(&error);
             if output.json {
                 let doc = serde_json::json!({
-                    "error": format!("{error:#}"),
+                    "error": message,
                     "exit_code": code,
                 });
                 println_json(&doc);
             }
-            eprintln!("dsbackup: {error:#}");
+            eprintln!("dsbackup: {message}");
             exit::exit(code)
         }
     }
@@ -94,9 +90,24 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
         Command::Restore(args) => runtime()?.block_on(commands::restore(&args, output)),
         Command::Online(args) => runtime()?.block_on(commands::online(&args, output)),
         Command::SetLog(args) => runtime()?.block_on(commands::set_log(&args, output)),
-        Command::MockDc(args) => runtime()?.block_on(mock::mock_dc(&args, output)),
-        Command::Demo(args) => runtime()?.block_on(mock::demo(&args, output)),
     }
+}
+
+/// The error and its causes on one line, each cause once (library errors already name their
+/// source in their message).
+fn render(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
