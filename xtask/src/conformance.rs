@@ -183,14 +183,22 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
     if fixture_files.is_empty() {
         println!("no {}/*.bin yet: no fixtures to check", fixtures.display());
     } else {
-        let mut pdus = Vec::new();
+        // One pcap (one TCP stream) per fixture file: in a single stream tshark would carry one
+        // file's bind (and its interface) over to the next file's requests and dissect unrelated
+        // stubs with that interface's dissector.
+        let mut count = 0;
         for file in &fixture_files {
-            pdus.extend(fixture_pdus(file)?);
+            let pdus = fixture_pdus(file)?;
+            count += pdus.len();
+            let stem = file
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+            let name = format!("fixture-{stem}");
+            let txt = pcaps.join(format!("{name}.txt"));
+            write_conversation(&txt, &pdus)?;
+            sets.push((name, txt));
         }
-        let txt = pcaps.join("fixtures-pdu.txt");
-        write_conversation(&txt, &pdus)?;
-        println!("{} fixture files, {} PDUs", fixture_files.len(), pdus.len());
-        sets.push(("fixtures-pdu".to_owned(), txt));
+        println!("{} fixture files, {count} PDUs", fixture_files.len());
     }
 
     let dir = match conversations {

@@ -197,19 +197,17 @@ pub fn seal_key(exported_session_key: &Key, flags: NegotiateFlags, direction: Di
 /// An RC4 keystream kept across messages (the sealing "handle" of [MS-NLMP §3.4.4]).
 ///
 /// The cipher state is zeroized on drop by the `rc4` crate; `Debug` never shows it.
-pub(crate) struct Rc4Stream(Option<Rc4>);
+pub(crate) struct Rc4Stream(Rc4);
 
 impl Rc4Stream {
     pub(crate) fn new(key: &[u8; 16]) -> Self {
-        // INVARIANT: RC4 accepts keys of 1 to 256 bytes; a 16-byte key always succeeds.
-        Self(Rc4::new_from_slice(key).ok())
+        // INVARIANT: RC4 takes keys of 1 to 256 bytes, so a 16-byte key never fails.
+        Self(Rc4::new_from_slice(key).expect("RC4 takes 16-byte keys"))
     }
 
     /// Encrypts or decrypts `data` in place, continuing the keystream.
     pub(crate) fn apply(&mut self, data: &mut [u8]) {
-        if let Some(cipher) = self.0.as_mut() {
-            cipher.apply_keystream(data);
-        }
+        self.0.apply_keystream(data);
     }
 }
 
@@ -221,10 +219,9 @@ impl fmt::Debug for Rc4Stream {
 
 /// HMAC-MD5 over the concatenation of `parts`.
 pub(crate) fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
-    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    let Ok(mut mac) = <Hmac<Md5> as KeyInit>::new_from_slice(key) else {
-        return [0; 16];
-    };
+    // INVARIANT: HMAC takes keys of any length, so `new_from_slice` never fails.
+    let mut mac =
+        <Hmac<Md5> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     for part in parts {
         mac.update(part);
     }

@@ -245,39 +245,9 @@ impl Initiator {
         let with_mic = server_timestamp.is_some() && credentials.nt_hash.is_some();
 
         let (lm_response, nt_response, session_base_key) = match &credentials.nt_hash {
+            // [MS-NLMP §3.1.5.1.2]: anonymous sends an empty NtChallengeResponse and Z(1).
             None => (vec![0u8], Vec::new(), Key::new([0; 16])),
-            Some(nt_hash) => {
-                let mut pairs = server_info;
-                if with_mic {
-                    let av_flags = pairs.flags().unwrap_or(AvFlags::empty()) | AvFlags::MIC_PRESENT;
-                    pairs.set(AvId::FLAGS, av_flags.bits().to_le_bytes().to_vec());
-                    if pairs.get(AvId::CHANNEL_BINDINGS).is_none() {
-                        pairs.set(AvId::CHANNEL_BINDINGS, vec![0; 16]);
-                    }
-                }
-                if let Some(spn) = &self.config.target_spn {
-                    pairs.set(AvId::TARGET_NAME, crypto::utf16le(spn));
-                }
-                let timestamp = server_timestamp.unwrap_or(self.inputs.timestamp);
-                let blob = client_blob(timestamp, &self.inputs.client_challenge, &pairs)?;
-                let key = crypto::ntowfv2(nt_hash, &credentials.user, &credentials.domain);
-                let proof = crypto::nt_proof_str(&key, &challenge.server_challenge, &blob);
-                // [MS-NLMP §3.1.5.1.2]: with a MsvAvTimestamp, the client "MUST NOT send the
-                // LmChallengeResponse and SHOULD send Z(24) instead".
-                let lm = if server_timestamp.is_some() {
-                    vec![0u8; 24]
-                } else {
-                    crypto::lmv2_response(
-                        &key,
-                        &challenge.server_challenge,
-                        &self.inputs.client_challenge,
-                    )
-                    .to_vec()
-                };
-                let mut nt = proof.to_vec();
-                nt.extend_from_slice(&blob);
-                (lm, nt, crypto::session_base_key(&key, &proof))
-            }
+            Some(nt_hash) => self.responses(nt_hash, &challenge, server_info, with_mic)?,
         };
 
         // For NTLM v2 the KeyExchangeKey is the SessionBaseKey ([MS-NLMP §3.4.5.1]).
@@ -319,6 +289,47 @@ impl Initiator {
         self.session = Some(SessionSecurity::new(&exported, flags, Role::Initiator)?);
         self.exported_session_key = Some(exported);
         Ok(bytes)
+    }
+
+    /// The LMv2 and NTLMv2 responses and the SessionBaseKey ([MS-NLMP §3.3.2]).
+    ///
+    /// The blob carries the server's AV pairs, plus MsvAvFlags (MIC bit) and a zero
+    /// MsvAvChannelBindings when a MIC is sent, plus MsvAvTargetName when an SPN is configured.
+    fn responses(
+        &self,
+        nt_hash: &NtHash,
+        challenge: &ChallengeMessage,
+        mut pairs: AvPairs,
+        with_mic: bool,
+    ) -> Result<(Vec<u8>, Vec<u8>, Key), NtlmError> {
+        let server_timestamp = pairs.timestamp();
+        if with_mic {
+            let av_flags = pairs.flags().unwrap_or(AvFlags::empty()) | AvFlags::MIC_PRESENT;
+            pairs.set(AvId::FLAGS, av_flags.bits().to_le_bytes().to_vec());
+            if pairs.get(AvId::CHANNEL_BINDINGS).is_none() {
+                pairs.set(AvId::CHANNEL_BINDINGS, vec![0; 16]);
+            }
+        }
+        if let Some(spn) = &self.config.target_spn {
+            pairs.set(AvId::TARGET_NAME, crypto::utf16le(spn));
+        }
+        let timestamp = server_timestamp.unwrap_or(self.inputs.timestamp);
+        let client_challenge = &self.inputs.client_challenge;
+        let blob = client_blob(timestamp, client_challenge, &pairs)?;
+        let credentials = &self.config.credentials;
+        let key = crypto::ntowfv2(nt_hash, &credentials.user, &credentials.domain);
+        let proof = crypto::nt_proof_str(&key, &challenge.server_challenge, &blob);
+        // [MS-NLMP §3.1.5.1.2]: with a MsvAvTimestamp, the client "MUST NOT send the
+        // LmChallengeResponse and SHOULD send Z(24) instead".
+        let lm = match server_timestamp {
+            Some(_) => vec![0u8; 24],
+            None => {
+                crypto::lmv2_response(&key, &challenge.server_challenge, client_challenge).to_vec()
+            }
+        };
+        let mut nt = proof.to_vec();
+        nt.extend_from_slice(&blob);
+        Ok((lm, nt, crypto::session_base_key(&key, &proof)))
     }
 }
 

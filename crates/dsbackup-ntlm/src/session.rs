@@ -120,10 +120,14 @@ impl SessionSecurity {
 
     /// Seals `message` in place and returns its signature (GSS_WrapEx over the whole message).
     pub fn seal(&mut self, message: &mut [u8]) -> [u8; SIGNATURE_LEN] {
-        let whole = 0..message.len();
-        // The range is the whole message: it cannot be out of bounds.
-        self.seal_range(message, whole)
-            .unwrap_or([0; SIGNATURE_LEN])
+        let key_exch = self.key_exch();
+        let out = &mut self.outbound;
+        let mut checksum = out.checksum(message);
+        out.sealing.apply(message);
+        if key_exch {
+            out.sealing.apply(&mut checksum);
+        }
+        out.finish(checksum)
     }
 
     /// Unseals `message` in place and checks its signature (GSS_UnwrapEx).
@@ -131,12 +135,14 @@ impl SessionSecurity {
     /// # Errors
     /// [`SignatureError`] for a wrong length, version, sequence number or checksum.
     pub fn unseal(&mut self, message: &mut [u8], signature: &[u8]) -> Result<(), SignatureError> {
-        let whole = 0..message.len();
-        self.unseal_range(message, whole, signature)
-            .map_err(|error| match error {
-                NtlmError::BadSignature(error) => error,
-                _ => SignatureError::BadChecksum,
-            })
+        let key_exch = self.key_exch();
+        let inbound = &mut self.inbound;
+        let mut received = inbound.precheck(signature)?;
+        inbound.sealing.apply(message);
+        if key_exch {
+            inbound.sealing.apply(&mut received);
+        }
+        inbound.compare(message, &received)
     }
 
     /// Signs all of `message` (plaintext) and seals `sealed` of it in place, as DCE/RPC does at
@@ -216,7 +222,9 @@ impl DirectionState {
             &[&self.seq_num.to_le_bytes(), message],
         );
         let mut checksum = [0u8; 8];
-        checksum.copy_from_slice(mac.first_chunk::<8>().unwrap_or(&[0; 8]));
+        for (byte, mac_byte) in checksum.iter_mut().zip(mac) {
+            *byte = mac_byte;
+        }
         checksum
     }
 

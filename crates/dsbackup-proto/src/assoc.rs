@@ -27,7 +27,7 @@ use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
-    AUTH_PAD_ALIGNMENT, AuthVerifier, DecodeLimits, Pdu, PduBody, Request, Response, locate_auth,
+    AuthVerifier, DecodeLimits, Pdu, PduBody, Request, Response, locate_auth, max_stub_len,
 };
 use crate::security::{AuthLevel, AuthType, Protection, SecurityProvider};
 use crate::uuid::Uuid;
@@ -296,15 +296,8 @@ impl Fragmenter {
             }
             StubKind::Response { .. } => Response::FIXED_LEN,
         };
-        let overhead = CommonHeader::LEN
-            + fixed
-            + signature_len.map_or(0, |len| AuthVerifier::SEC_TRAILER_LEN + len);
-        let room = usize::from(max_frag).saturating_sub(overhead);
-        let chunk_len = match signature_len {
-            // Chunks of whole 16-byte blocks: the auth padding of the last one fits too.
-            Some(_) => room - room % AUTH_PAD_ALIGNMENT,
-            None => room,
-        };
+        // Whole 16-byte blocks when protected: the auth padding of the last chunk fits too.
+        let chunk_len = max_stub_len(max_frag, CommonHeader::LEN + fixed, signature_len);
         if chunk_len == 0 {
             return Err(ProtocolError::Negotiation {
                 field: "max_xmit_frag",

@@ -22,6 +22,58 @@
 //! [`poll_event`](ClientAssociation::poll_event). Nothing here reads a clock: the association
 //! has no timer of its own (idle and call timeouts belong to the driver, which cancels calls).
 //!
+//! A call end to end, with a server association standing in for the network:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use dsbackup_proto::{
+//!     AuthLevel, ClientAssociation, ClientConfig, ClientEvent, Interface, ProtocolError,
+//!     ServerAssociation, ServerConfig, ServerEvent, SyntaxId, Uuid,
+//! };
+//!
+//! # fn main() -> Result<(), ProtocolError> {
+//! let ad_backup = SyntaxId::new(
+//!     Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
+//!     1,
+//!     0,
+//! );
+//! let mut client = ClientAssociation::new(ClientConfig::default(), None)?;
+//! let interface = Interface { syntax: ad_backup, opnums: 9, min_auth_level: AuthLevel::NONE };
+//! let mut server = ServerAssociation::new(ServerConfig::new(vec![interface], 1), None)?;
+//!
+//! // What a transport does: write every PDU poll_transmit gives; feed every whole frame read
+//! // (split with frame_len(buf, max_recv_frag())) to handle_frame.
+//! fn shuttle(c: &mut ClientAssociation, s: &mut ServerAssociation) -> Result<(), ProtocolError> {
+//!     while let Some(pdu) = c.poll_transmit() {
+//!         s.handle_frame(pdu)?;
+//!     }
+//!     while let Some(pdu) = s.poll_transmit() {
+//!         c.handle_frame(pdu)?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let contexts = client.bind(&[ad_backup])?;
+//! shuttle(&mut client, &mut server)?;
+//! assert!(client.is_bound());
+//!
+//! let call_id = client.call(contexts[0], 8, None, Bytes::from_static(b"ping"))?;
+//! shuttle(&mut client, &mut server)?;
+//! while let Some(event) = server.poll_event() {
+//!     if let ServerEvent::Request(request) = event {
+//!         server.respond(request.call_id, Bytes::from_static(b"pong"))?;
+//!     }
+//! }
+//! shuttle(&mut client, &mut server)?;
+//! let response = std::iter::from_fn(|| client.poll_event()).find_map(|event| match event {
+//!     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub),
+//!     _ => None,
+//! });
+//! assert_eq!(response, Some(Bytes::from_static(b"pong")));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Fragments of different calls never interleave on the wire: a call's request fragments go out
 //! contiguously, and control PDUs (alter_context, co_cancel, orphaned) only between calls. On
 //! receive, fragments of two calls may interleave only when `PFC_CONC_MPX` was negotiated.
@@ -38,7 +90,7 @@ use crate::drep::DataRep;
 use crate::error::ProtocolError;
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
-    AlterContext, Auth3, Bind, CoCancel, ContResult, ContextResult, DecodeLimits, Fault,
+    AlterContext, Auth3, Bind, BindAck, CoCancel, ContResult, ContextResult, DecodeLimits, Fault,
     FaultStatus, Orphaned, Pdu, PduBody, PresentationContext, ProviderReason, RejectReason,
     Response, Version,
 };
@@ -230,6 +282,8 @@ pub struct ClientAssociation {
     next_p_cont_id: u16,
     /// Negotiated transmit size.
     max_xmit_frag: u16,
+    /// Largest fragment accepted: ours, or the server's `max_xmit_frag` if larger.
+    max_recv_frag: u16,
     conc_mpx: bool,
     header_signing: bool,
     assoc_group_id: u32,
@@ -263,12 +317,21 @@ impl ClientAssociation {
     /// `config.auth_level`.
     ///
     /// # Errors
-    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432.
+    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432, or a security provider
+    /// with an `auth_level` outside connect..=packet privacy.
     pub fn new(
         config: ClientConfig,
         security: Option<Box<dyn SecurityProvider>>,
     ) -> Result<Self, ProtocolError> {
         config.limits.check()?;
+        if security.is_some()
+            && !(AuthLevel::CONNECT..=AuthLevel::PKT_PRIVACY).contains(&config.auth_level)
+        {
+            return Err(ProtocolError::Negotiation {
+                field: "auth_level",
+                reason: "an authenticated association needs connect to packet privacy",
+            });
+        }
         let auth = security.map(|provider| AuthContext {
             auth_type: provider.auth_type(),
             provider,
@@ -278,6 +341,7 @@ impl ClientAssociation {
         Ok(Self {
             next_call_id: config.first_call_id.max(1),
             max_xmit_frag: config.limits.max_xmit_frag,
+            max_recv_frag: config.limits.max_recv_frag,
             assoc_group_id: config.assoc_group_id,
             config,
             state: Ok(State::Idle),
@@ -338,9 +402,10 @@ impl ClientAssociation {
             pdu.auth_verifier = Some(auth.token_verifier(token));
             pdu.align_auth_pad();
         }
+        let bytes = pdu.to_bytes()?;
         self.state = Ok(State::BindSent(pdu.call_id));
         self.proposed = proposed;
-        self.control.push_back(pdu.to_bytes()?);
+        self.control.push_back(bytes);
         Ok(ids)
     }
 
@@ -542,9 +607,11 @@ impl ClientAssociation {
     }
 
     /// Largest fragment to accept from the server: the `max_frag` for
-    /// [`frame_len`](crate::framing::frame_len).
+    /// [`frame_len`](crate::framing::frame_len). Once bound, the larger of the configured size
+    /// and the server's `max_xmit_frag` (Samba never sends fragments under 2048 bytes,
+    /// whatever the client announces).
     pub fn max_recv_frag(&self) -> u16 {
-        self.config.limits.max_recv_frag
+        self.max_recv_frag
     }
 
     /// Negotiated size of the fragments this client sends.
@@ -628,7 +695,7 @@ impl ClientAssociation {
     }
 
     fn decode_limits(&self) -> DecodeLimits {
-        DecodeLimits::default().with_max_frag_length(self.config.limits.max_recv_frag)
+        DecodeLimits::default().with_max_frag_length(self.max_recv_frag)
     }
 
     fn dispatch(&mut self, state: State, frame: Bytes) -> Result<(), ProtocolError> {
@@ -642,9 +709,12 @@ impl ClientAssociation {
         };
         match (state, pdu.body) {
             (State::BindSent(call_id), PduBody::BindAck(ack)) if pdu.call_id == call_id => {
-                self.negotiate(ack.max_recv_frag, ack.assoc_group_id, pdu.pfc_flags)?;
+                self.negotiate(&ack, pdu.pfc_flags)?;
                 self.record_results(&ack.p_result_list)?;
-                self.bind_leg(pdu.auth_verifier.map(|verifier| verifier.auth_value))
+                self.bind_leg(
+                    call_id,
+                    pdu.auth_verifier.map(|verifier| verifier.auth_value),
+                )
             }
             (State::BindSent(call_id), PduBody::BindNak(nak)) if pdu.call_id == call_id => {
                 self.events.push_back(ClientEvent::BindRejected {
@@ -656,7 +726,10 @@ impl ClientAssociation {
             (State::AuthAlterSent(call_id), PduBody::AlterContextResp(_))
                 if pdu.call_id == call_id =>
             {
-                self.bind_leg(pdu.auth_verifier.map(|verifier| verifier.auth_value))
+                self.bind_leg(
+                    call_id,
+                    pdu.auth_verifier.map(|verifier| verifier.auth_value),
+                )
             }
             (State::BindSent(call_id) | State::AuthAlterSent(call_id), PduBody::Fault(fault))
                 if pdu.call_id == call_id =>
@@ -706,20 +779,19 @@ impl ClientAssociation {
     }
 
     /// Fragment sizes, group and flags from a bind_ack.
-    fn negotiate(
-        &mut self,
-        server_max_recv: u16,
-        assoc_group_id: u32,
-        flags: PfcFlags,
-    ) -> Result<(), ProtocolError> {
-        if server_max_recv < MIN_FRAG_SIZE {
+    fn negotiate(&mut self, ack: &BindAck, flags: PfcFlags) -> Result<(), ProtocolError> {
+        if ack.max_recv_frag < MIN_FRAG_SIZE {
             return Err(ProtocolError::Negotiation {
                 field: "max_recv_frag",
                 reason: "under the 1432 bytes every peer must accept",
             });
         }
         // The negotiated transmit size is the smaller of ours and what the server receives.
-        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(server_max_recv);
+        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(ack.max_recv_frag);
+        // C706 has the server send no more than the client's max_recv_frag, but Samba floors
+        // its size at 2048 bytes: accept what the server announced (at most 65535 anyway).
+        self.max_recv_frag = self.config.limits.max_recv_frag.max(ack.max_xmit_frag);
+        let assoc_group_id = ack.assoc_group_id;
         self.assoc_group_id = assoc_group_id;
         self.conc_mpx = self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX);
         // [MS-RPCE §3.3.1.5.2.2]: header signing is on when both set PFC_SUPPORT_HEADER_SIGN.
@@ -787,8 +859,13 @@ impl ClientAssociation {
         Ok(())
     }
 
-    /// Runs one leg of the security handshake with the server's token, if any.
-    fn bind_leg(&mut self, server_token: Option<Bytes>) -> Result<(), ProtocolError> {
+    /// Runs one leg of the security handshake with the server's token, if any; `leg_call_id` is
+    /// the call id of the bind or alter_context answered.
+    fn bind_leg(
+        &mut self,
+        leg_call_id: u32,
+        server_token: Option<Bytes>,
+    ) -> Result<(), ProtocolError> {
         let config_drep = self.config.drep;
         let Some(auth) = &mut self.auth else {
             return self.bound();
@@ -802,8 +879,9 @@ impl ClientAssociation {
         match auth.provider.step(Some(&token))? {
             AuthStep::Complete(None) => self.bound(),
             AuthStep::Complete(Some(token)) => {
-                // The third leg: rpc_auth_3 ([MS-RPCE §3.3.1.5.2.1]); nothing answers it.
-                let mut pdu = Pdu::new(self.next_call_id, PduBody::Auth3(Auth3::default()));
+                // The third leg: rpc_auth_3 ([MS-RPCE §3.3.1.5.2.1]) on the call id of the leg
+                // it answers, as Windows and impacket send it; nothing answers it.
+                let mut pdu = Pdu::new(leg_call_id, PduBody::Auth3(Auth3::default()));
                 pdu.drep = config_drep;
                 pdu.auth_verifier = Some(verifier_of(auth, token));
                 pdu.align_auth_pad();
@@ -847,7 +925,7 @@ impl ClientAssociation {
             self.state = Ok(State::Bound);
             self.events.push_back(ClientEvent::Bound {
                 max_xmit_frag: self.max_xmit_frag,
-                max_recv_frag: self.config.limits.max_recv_frag,
+                max_recv_frag: self.max_recv_frag,
                 assoc_group_id: self.assoc_group_id,
                 conc_mpx: self.conc_mpx,
                 header_signing: self.header_signing,
@@ -981,9 +1059,18 @@ impl ClientAssociation {
             self.receiving = None;
         }
         if matches!(state, CallState::Sending) {
-            // The server may refuse a call before it is whole: send no more of it.
+            // The server may refuse a call before it is whole: send no more of it, and orphan
+            // it if part of it went out, so the server drops what it has.
+            let started = self
+                .sending
+                .front()
+                .is_some_and(|f| f.call_id == call_id && f.in_progress());
             self.sending
                 .retain(|fragmenter| fragmenter.call_id != call_id);
+            if started {
+                let pdu = self.control_pdu(call_id, PduBody::Orphaned(Orphaned))?;
+                self.control.push_front(pdu);
+            }
         }
         if matches!(state, CallState::Cancelled) {
             self.events.push_back(ClientEvent::Cancelled { call_id });

@@ -2,32 +2,39 @@
 //! [MS-RPCE §3.3.2]).
 //!
 //! ```text
-//!                 bind (accepted)                   auth3 / alter_context legs
-//!  AwaitingBind ───────────────────► Bound{auth in progress} ──────────────► Bound{established}
-//!       │          bind_ack                                                    │      ▲
-//!       │                                       request fragments ─► Event::Request │
-//!       │                              respond() / fault() ─► response fragments / fault
-//!       │                              alter_context (new contexts) ─► alter_context_resp
-//!       └─ bind refused ─► bind_nak, failed
-//!  Bound: second bind ─► bind_nak, failed; alter_context re-authenticating ─► fault, failed
-//!  any state: a protocol error ─► fault nca_s_proto_error (or access denied), failed for good
+//!                 bind ─► bind_ack                  auth3 / alter_context legs
+//!  AwaitingBind ────────────────────► Bound ──────────────────────────► Bound, authenticated
+//!       │        (first security leg)   (handshake in progress)
+//!       └─ bind refused ─► bind_nak ─► failed
+//!
+//!  Bound: request fragments ─► Event::Request ─► respond() | fault() ─► responses | fault
+//!         alter_context ─► alter_context_resp (new contexts; a leg while authenticating)
+//!         co_cancel ─► Event::Cancelled; orphaned ─► partial request dropped, Event::Orphaned
+//!         second bind ─► bind_nak; alter_context re-authenticating ─► fault; both fail it
+//!  any:   a protocol error ─► fault (nca_s_proto_error or access denied), failed for good
 //! ```
 //!
 //! How the server answers what it refuses (the choices of Windows as Samba's
 //! `python/samba/tests/dcerpc/raw_protocol.py` records them, and Samba's `dcesrv_core.c`):
 //!
-//! | what | answer | association |
-//! | --- | --- | --- |
-//! | request on a context not negotiated | fault `nca_s_unk_if`, `PFC_DID_NOT_EXECUTE` | kept |
-//! | opnum at or past the interface's count | fault `nca_s_op_rng_error`, `PFC_DID_NOT_EXECUTE` | kept |
-//! | auth level under the interface's minimum | fault access denied (5), `PFC_DID_NOT_EXECUTE` | kept |
-//! | more calls in flight than the limit | fault `nca_s_server_too_busy`, `PFC_DID_NOT_EXECUTE` | kept |
-//! | bind: version, too many contexts, unknown auth type, sizes under 1432 | bind_nak | failed |
-//! | second bind on a bound association | bind_nak `reason_not_specified` (as Samba) | failed |
-//! | alter_context with a verifier once authenticated (a level or type change) | fault access denied (Samba `dcesrv_auth_alter`) | failed |
-//! | a fragment whose signature fails, requests after a failed auth3 | fault access denied | failed |
-//! | request stub past the budget, too many fragments | fault access denied (Samba's 4 MiB rule) | failed |
-//! | fragments out of order, interleaved without `PFC_CONC_MPX`, undecodable PDU | fault `nca_s_proto_error` | failed |
+//! Refused, the association goes on (faults with `PFC_DID_NOT_EXECUTE`):
+//! - a request on a context not negotiated: fault `nca_s_unk_if`;
+//! - an opnum at or past the interface's count: fault `nca_s_op_rng_error`;
+//! - an auth level under the interface's minimum: fault access denied (5);
+//! - more calls in flight than the limit: fault `nca_s_server_too_busy`.
+//!
+//! Refused, the association fails:
+//! - a bind of another version, with too many contexts, an unknown auth type or fragment sizes
+//!   under 1432: bind_nak (`protocol_version_not_supported`, `local_limit_exceeded`,
+//!   `authentication_type_not_recognized`, `reason_not_specified`);
+//! - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
+//! - an alter_context carrying a verifier once authenticated (changing the level or type):
+//!   fault access denied, as Samba's `dcesrv_auth_alter`;
+//! - a fragment whose signature fails, a request after a failed auth3: fault access denied;
+//! - a request stub past the budget or with too many fragments: fault access denied (Samba's
+//!   rule for its 4 MiB request limit);
+//! - fragments out of order, interleaved without `PFC_CONC_MPX`, a PDU that does not decode or
+//!   is unexpected: fault `nca_s_proto_error`.
 //!
 //! After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
 //! answer (bind_nak or fault): send it, then close the connection.
@@ -806,16 +813,6 @@ impl ServerAssociation {
             }
             (Some(verifier), Some(false)) => self.auth_leg(call_id, &verifier)?,
         };
-        if self.contexts.len() + contexts.len() > usize::from(u8::MAX) {
-            return Err(Refusal::proto(
-                call_id,
-                ProtocolError::LimitExceeded {
-                    what: "presentation contexts",
-                    value: self.contexts.len() + contexts.len(),
-                    limit: self.config.limits.max_contexts,
-                },
-            ));
-        }
         let results = self.negotiate(contexts);
         let mut pdu = Pdu::new(
             call_id,
@@ -1008,6 +1005,18 @@ impl ServerAssociation {
             let verdict = self.admit(request.p_cont_id, request.opnum);
             if last {
                 return self.complete(call_id, request, verdict, None, drep);
+            }
+            // With PFC_CONC_MPX several requests may be reassembled at once: as many as calls
+            // may be in flight, refused ones included.
+            if self.incoming.len() >= limits.max_calls_in_flight {
+                return Err(Refusal::proto(
+                    call_id,
+                    ProtocolError::LimitExceeded {
+                        what: "requests being reassembled",
+                        value: self.incoming.len() + 1,
+                        limit: limits.max_calls_in_flight,
+                    },
+                ));
             }
             let stub: &[u8] = if verdict.is_ok() { &request.stub } else { &[] };
             let reassembly = Reassembly::start(drep, request.alloc_hint, stub, limits)

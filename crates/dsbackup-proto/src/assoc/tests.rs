@@ -70,6 +70,8 @@ struct Toy {
     send_seq: u32,
     recv_seq: u32,
     password: &'static [u8],
+    /// Four legs (bind, bind_ack, alter_context, alter_context_resp) instead of three.
+    four_legs: bool,
 }
 
 impl Toy {
@@ -93,6 +95,7 @@ impl Toy {
             send_seq: 0,
             recv_seq: 0,
             password,
+            four_legs: false,
         }
     }
 
@@ -121,6 +124,20 @@ impl SecurityProvider for Toy {
 
     fn step(&mut self, peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError> {
         match (self.initiator, peer_token) {
+            (true, None) if self.four_legs => Ok(AuthStep::Continue(b"toy-4-negotiate".to_vec())),
+            (true, Some(b"toy-4-challenge")) => Ok(AuthStep::Continue(self.password.to_vec())),
+            (true, Some(b"toy-4-final")) => {
+                self.established = true;
+                Ok(AuthStep::Complete(None))
+            }
+            (false, Some(b"toy-4-negotiate")) => {
+                self.four_legs = true;
+                Ok(AuthStep::Continue(b"toy-4-challenge".to_vec()))
+            }
+            (false, Some(token)) if self.four_legs && token == self.password => {
+                self.established = true;
+                Ok(AuthStep::Complete(Some(b"toy-4-final".to_vec())))
+            }
             (true, None) => Ok(AuthStep::Continue(b"toy-negotiate".to_vec())),
             (true, Some(b"toy-challenge")) => {
                 self.established = true;
@@ -548,6 +565,31 @@ fn big_endian_client_and_little_endian_server_understand_each_other() {
 }
 
 #[test]
+fn a_big_endian_server_answers_in_its_own_byte_order() {
+    let (client, mut server) = config_with_frag(1432);
+    server.drep = DataRep::BIG_ENDIAN;
+    let mut pair = Pair::new(client, server);
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client.is_bound());
+    let stub = pattern(3000, 0x44);
+    pair.client.call(ids[0], 4, None, stub.clone()).unwrap();
+    pair.drive().unwrap();
+    let request = pair.take_requests().remove(0);
+    assert_eq!(request.drep, DataRep::LITTLE_ENDIAN);
+    pair.server.respond(request.call_id, stub.clone()).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client_events.iter().any(|event| matches!(
+        event,
+        ClientEvent::Response { drep, stub: got, .. } if *drep == DataRep::BIG_ENDIAN && *got == stub
+    )));
+    for (dir, frame) in &pair.wire {
+        let expected = if *dir == Dir::ToServer { 0x10 } else { 0x00 };
+        assert_eq!(frame[4], expected, "packed_drep of {dir:?}");
+    }
+}
+
+#[test]
 fn alter_context_adds_a_context_on_the_same_association() {
     let mut pair = Pair::new(
         ClientConfig::default(),
@@ -801,7 +843,13 @@ fn secure_pair(level: AuthLevel, size: u16) -> (Pair, u16) {
         auth_type: AuthType::WINNT,
         auth_level: level
     }));
-    assert_eq!(pair.frames(Dir::ToServer, PacketType::AUTH3).len(), 1);
+    let auth3 = pair.frames(Dir::ToServer, PacketType::AUTH3);
+    assert_eq!(auth3.len(), 1);
+    assert_eq!(
+        decode(&auth3[0]).call_id,
+        1,
+        "auth3 takes the bind's call id"
+    );
     (pair, ids[0])
 }
 
@@ -852,6 +900,52 @@ fn integrity_signs_every_fragment_and_leaves_the_stub_readable() {
 fn privacy_seals_every_fragment() {
     let (pair, _) = secure_round_trip(AuthLevel::PKT_PRIVACY);
     assert!(!wire_contains(&pair, b"SECRET-SECRET"));
+}
+
+#[test]
+fn a_four_leg_handshake_continues_on_alter_context() {
+    let (client, server) = config_with_frag(5840);
+    let mut toy = Toy::new(true, b"toy-authenticate");
+    toy.four_legs = true;
+    let mut pair = Pair::with_security(client, Some(Box::new(toy)), server, Some(toy_factory()));
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client.is_bound());
+    assert_eq!(
+        pair.frames(Dir::ToServer, PacketType::ALTER_CONTEXT).len(),
+        1
+    );
+    assert_eq!(
+        pair.frames(Dir::ToClient, PacketType::ALTER_CONTEXT_RESP)
+            .len(),
+        1
+    );
+    assert!(pair.frames(Dir::ToServer, PacketType::AUTH3).is_empty());
+    assert!(pair.server_events.contains(&ServerEvent::Authenticated {
+        auth_type: AuthType::WINNT,
+        auth_level: AuthLevel::PKT_PRIVACY
+    }));
+    pair.client.call(ids[0], 1, None, pattern(3000, 1)).unwrap();
+    pair.drive().unwrap();
+    pair.serve_echo();
+    assert_eq!(pair.responses()[0].1, reversed(&pattern(3000, 1)));
+}
+
+#[test]
+fn a_request_before_the_handshake_completes_is_a_protocol_error() {
+    let (client, server) = config_with_frag(5840);
+    let mut pair = Pair::with_security(client, Some(Toy::initiator()), server, Some(toy_factory()));
+    pair.client.bind(&[AD_BACKUP]).unwrap();
+    let bind = pair.client.poll_transmit().unwrap();
+    pair.server.handle_frame(bind).unwrap();
+    assert!(matches!(
+        pair.server
+            .handle_frame(request_pdu(2, WHOLE, 0, 0, b"early")),
+        Err(ProtocolError::UnexpectedPdu {
+            got: PacketType::REQUEST,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -1255,6 +1349,50 @@ fn hostile_reassembly_past_the_stub_budget() {
 }
 
 #[test]
+fn an_early_fault_stops_a_request_being_sent() {
+    let (client, server) = config_with_frag(1432);
+    let mut pair = Pair::new(client, server);
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    let call_id = pair.client.call(ids[0], 4, None, pattern(5000, 1)).unwrap();
+    let _first = pair.client.poll_transmit().unwrap();
+    let mut fault = crate::pdu::Fault::new(ids[0], FaultStatus::ACCESS_DENIED);
+    fault.alloc_hint = 24;
+    let fault = Pdu::new(call_id, PduBody::Fault(fault)).to_bytes().unwrap();
+    pair.client.handle_frame(fault).unwrap();
+    assert_eq!(
+        decode(&pair.client.poll_transmit().unwrap()).ptype(),
+        PacketType::ORPHANED
+    );
+    assert_eq!(pair.client.poll_transmit(), None);
+    assert_eq!(pair.client.calls_in_flight(), 0);
+}
+
+#[test]
+fn hostile_concurrent_partial_requests_are_bounded() {
+    let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
+    config.conc_mpx = true;
+    config.limits.max_calls_in_flight = 4;
+    let mut server = ServerAssociation::new(config, None).unwrap();
+    let mut bind = decode(&bind_frame(vec![context(0, AD_BACKUP)], None));
+    bind.pfc_flags |= PfcFlags::CONC_MPX;
+    server.handle_frame(bind.to_bytes().unwrap()).unwrap();
+    for call_id in 1..=4 {
+        server
+            .handle_frame(request_pdu(call_id, FIRST, 0, 0, b"part"))
+            .unwrap();
+    }
+    assert_eq!(
+        server.handle_frame(request_pdu(5, FIRST, 0, 0, b"part")),
+        Err(ProtocolError::LimitExceeded {
+            what: "requests being reassembled",
+            value: 5,
+            limit: 4
+        })
+    );
+}
+
+#[test]
 fn hostile_too_many_fragments_for_one_call() {
     let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
     config.limits.max_fragments_per_call = 3;
@@ -1347,6 +1485,38 @@ fn shutdown_from_the_server_is_an_event() {
 }
 
 #[test]
+fn the_client_accepts_fragments_up_to_the_servers_announced_size() {
+    // Samba answers a client announcing 1432 with max_xmit_frag 2048, and sends 2048-byte
+    // fragments.
+    let mut config = ClientConfig::default();
+    config.limits.max_xmit_frag = 1432;
+    config.limits.max_recv_frag = 1432;
+    let mut client = ClientAssociation::new(config, None).unwrap();
+    let ids = client.bind(&[AD_BACKUP]).unwrap();
+    client.poll_transmit().unwrap();
+    let ack = Pdu::new(
+        1,
+        PduBody::BindAck(crate::pdu::BindAck {
+            max_xmit_frag: 2048,
+            max_recv_frag: 2048,
+            assoc_group_id: 9,
+            sec_addr: crate::pdu::PortAny::new("135"),
+            p_result_list: vec![crate::pdu::ContextResult::acceptance(SyntaxId::NDR)],
+        }),
+    );
+    client.handle_frame(ack.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        (client.max_xmit_frag(), client.max_recv_frag()),
+        (1432, 2048)
+    );
+    let call_id = client.call(ids[0], 0, None, Bytes::new()).unwrap();
+    client.poll_transmit().unwrap();
+    client
+        .handle_frame(response_pdu(call_id, WHOLE, &[7; 2000]))
+        .unwrap();
+}
+
+#[test]
 fn fragment_sizes_under_1432_are_refused() {
     let mut config = ClientConfig::default();
     config.limits.max_recv_frag = 1431;
@@ -1361,6 +1531,102 @@ fn fragment_sizes_under_1432_are_refused() {
     }
     assert!(server.handle_frame(bind.to_bytes().unwrap()).is_err());
     assert_eq!(nak_reason(&mut server), RejectReason::REASON_NOT_SPECIFIED);
+}
+
+/// A scripted conversation (bind, fragmented calls both ways, an alter_context, a fault, a
+/// cancel) in which `mutate` may alter the `n`th PDU on the wire; stops at the first error.
+fn scripted(
+    level: Option<AuthLevel>,
+    target: usize,
+    mutate: &dyn Fn(&mut BytesMut),
+) -> (usize, Result<(), ProtocolError>) {
+    let (mut client, server) = config_with_frag(1432);
+    let security = level.map(|level| {
+        client.auth_level = level;
+        Toy::initiator()
+    });
+    let factory = level.map(|_| toy_factory());
+    let mut pair = Pair::with_security(client, security, server, factory);
+    let mut count = 0;
+    let mut step = |pair: &mut Pair, hold: bool| -> Result<(), ProtocolError> {
+        loop {
+            let mut idle = true;
+            while let Some(frame) = pair.client.poll_transmit() {
+                idle = false;
+                let mut frame = BytesMut::from(&frame[..]);
+                if count == target {
+                    mutate(&mut frame);
+                }
+                count += 1;
+                pair.server.handle_frame(frame.freeze())?;
+            }
+            while let Some(frame) = pair.server.poll_transmit() {
+                idle = false;
+                let mut frame = BytesMut::from(&frame[..]);
+                if count == target {
+                    mutate(&mut frame);
+                }
+                count += 1;
+                pair.client.handle_frame(frame.freeze())?;
+            }
+            pair.collect();
+            if !hold {
+                for request in pair.take_requests() {
+                    pair.server
+                        .respond(request.call_id, reversed(&request.stub))?;
+                    idle = false;
+                }
+            }
+            if idle {
+                return Ok(());
+            }
+        }
+    };
+    let script =
+        |pair: &mut Pair, step: &mut dyn FnMut(&mut Pair, bool) -> Result<(), ProtocolError>| {
+            let ids = pair.client.bind(&[AD_BACKUP])?;
+            step(pair, false)?;
+            pair.client.call(ids[0], 1, None, pattern(3000, 1))?;
+            pair.client.call(ids[0], 2, None, pattern(10, 2))?;
+            step(pair, false)?;
+            let added = pair.client.alter_context(&[AD_RESTORE])?;
+            step(pair, false)?;
+            pair.client.call(added[0], 99, None, pattern(10, 3))?;
+            let cancelled = pair.client.call(added[0], 0, None, pattern(2000, 4))?;
+            // The server holds the call until the client cancels it.
+            step(pair, true)?;
+            pair.client.cancel(cancelled)?;
+            step(pair, false)
+        };
+    let result = script(&mut pair, &mut step);
+    (count, result)
+}
+
+#[test]
+fn every_pdu_of_a_conversation_mutated_in_its_first_bytes_never_panics() {
+    for level in [None, Some(AuthLevel::PKT_PRIVACY)] {
+        let (total, result) = scripted(level, usize::MAX, &|_| {});
+        assert_eq!(result, Ok(()));
+        assert!(total > 10, "{total} PDUs");
+        for target in 0..total {
+            for position in 0..48 {
+                for mask in [0x01, 0x80, 0xff] {
+                    let _ = scripted(level, target, &|frame: &mut BytesMut| {
+                        if let Some(byte) = frame.get_mut(position) {
+                            *byte ^= mask;
+                        }
+                    });
+                }
+            }
+            // Truncated and extended frames too.
+            let _ = scripted(level, target, &|frame: &mut BytesMut| {
+                frame.truncate(frame.len() / 2);
+            });
+            let _ = scripted(level, target, &|frame: &mut BytesMut| {
+                frame.extend_from_slice(&[0; 8]);
+            });
+        }
+    }
 }
 
 #[test]
