@@ -365,7 +365,7 @@ impl FileReader<'_> {
     ///
     /// # Errors
     /// As [`next_chunk`](Self::next_chunk).
-    pub async fn read_to_end(&mut self) -> Result<Vec<u8>, Error> {
+    pub async fn read_to_vec(&mut self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         while let Some(chunk) = self.next_chunk().await? {
             out.extend_from_slice(&chunk);
