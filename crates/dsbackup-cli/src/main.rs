@@ -8,6 +8,7 @@ mod connect;
 mod creds;
 mod exit;
 mod inspect;
+mod mock;
 mod output;
 mod progress;
 
@@ -55,6 +56,10 @@ enum Command {
     SetLog(commands::SetLogArgs),
     /// Decode captured DCE/RPC PDUs to JSON, one object per line.
     Inspect(inspect::Args),
+    /// Serve a mock domain controller (a directory, or a generated sample set).
+    MockDc(mock::MockDcArgs),
+    /// Start a mock DC on loopback, back it up with NTLM packet privacy, verify, summarize.
+    Demo(mock::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +95,8 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
         Command::Restore(args) => runtime()?.block_on(commands::restore(&args, output)),
         Command::Online(args) => runtime()?.block_on(commands::online(&args, output)),
         Command::SetLog(args) => runtime()?.block_on(commands::set_log(&args, output)),
+        Command::MockDc(args) => runtime()?.block_on(mock::mock_dc(&args, output)),
+        Command::Demo(args) => runtime()?.block_on(mock::demo(&args, output)),
     }
 }
 
