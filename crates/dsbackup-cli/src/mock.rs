@@ -235,7 +235,8 @@ pub(crate) async fn demo(args: &DemoArgs, output: Output) -> anyhow::Result<u8> 
     Ok(exit::OK)
 }
 
-/// A sample set of about `size` bytes: the database, four logs and a patch file.
+/// A sample set of `size` bytes (at least 32 KiB): the database, four logs (all after the
+/// checkpoint, so all in a backup) and a patch file.
 fn generate(root: &Path, size: u64) -> anyhow::Result<dsbackup_mock::SampleManifest> {
     let log_size = (size / 64).clamp(4096, 1 << 20) / 4096 * 4096;
     let patch_size = (size / 128).clamp(4096, 64 * 1024) / 4096 * 4096;
@@ -243,6 +244,7 @@ fn generate(root: &Path, size: u64) -> anyhow::Result<dsbackup_mock::SampleManif
     let spec = SampleSpec {
         database_size,
         log_count: 4,
+        uncommitted_logs: 4,
         log_size,
         with_patch_file: true,
         patch_size,
