@@ -1,6 +1,8 @@
 //! The `dsbackup` binary end to end: `mock-dc` in one process, `backup`, `verify` and
 //! `restore` in others, over loopback.
 
+#![cfg(test)]
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
