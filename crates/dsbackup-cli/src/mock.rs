@@ -113,6 +113,7 @@ pub(crate) async fn mock_dc(args: &MockDcArgs, output: Output) -> anyhow::Result
             .map(|port| SocketAddr::new(args.listen.ip(), port)),
         max_frag: args.max_frag,
         domain: String::new(),
+        danger_anonymous_user: None,
     };
     let server = MockServer::start(dc, &options)
         .await

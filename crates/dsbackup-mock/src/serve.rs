@@ -40,8 +40,11 @@ pub struct ServeOptions {
     pub epm_listen: Option<SocketAddr>,
     /// The largest fragment the server sends and receives (1432..=65535).
     pub max_frag: u16,
-    /// The NetBIOS domain the NTLM acceptor announces.
+    /// The NetBIOS domain the NTLM acceptor announces (empty: the configured one).
     pub domain: String,
+    /// Unauthenticated callers act as this configured user (for benchmarks at auth level
+    /// none); `None`: they are anonymous and hold no privilege.
+    pub danger_anonymous_user: Option<String>,
 }
 
 impl ServeOptions {
@@ -52,6 +55,7 @@ impl ServeOptions {
             epm_listen: None,
             max_frag: u16::MAX,
             domain: String::new(),
+            danger_anonymous_user: None,
         }
     }
 }
@@ -93,16 +97,14 @@ impl MockServer {
         server_options.principal_name = format!("{}$", config.dc_name);
         let mut server = Server::new(server_options);
         let min_auth_level = config.min_auth_level;
-        server.register(Arc::new(Service {
-            dc: dc.clone(),
-            interface: Interface::AdBackup,
-            min_auth_level,
-        }));
-        server.register(Arc::new(Service {
-            dc: dc.clone(),
-            interface: Interface::AdRestore,
-            min_auth_level,
-        }));
+        for interface in [Interface::AdBackup, Interface::AdRestore] {
+            server.register(Arc::new(Service {
+                dc: dc.clone(),
+                interface,
+                min_auth_level,
+                anonymous_user: options.danger_anonymous_user.clone(),
+            }));
+        }
         let running = server.start().await?;
         tracing::info!(
             addr = %running.local_addr(),
@@ -145,6 +147,7 @@ struct Service {
     dc: MockDc,
     interface: Interface,
     min_auth_level: AuthLevel,
+    anonymous_user: Option<String>,
 }
 
 impl RpcInterface for Service {
@@ -191,7 +194,15 @@ impl RpcInterface for Service {
                     ctx.auth_level(),
                     ConnectionId(ctx.association_id()),
                 ),
-                None => Caller::anonymous(ConnectionId(ctx.association_id())),
+                None => match &self.anonymous_user {
+                    Some(user) => Caller::user(
+                        user.clone(),
+                        "",
+                        ctx.auth_level(),
+                        ConnectionId(ctx.association_id()),
+                    ),
+                    None => Caller::anonymous(ConnectionId(ctx.association_id())),
+                },
             };
             let ended = ended_handle(self.interface, opnum, drep, &stub);
             let reply = self
