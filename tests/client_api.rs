@@ -2,6 +2,7 @@
 
 use dsbackup_client::{AuthLevel, BackupType, BftKind, Error, Status};
 use dsbackup_mock::DsMode;
+use dsbackup_proto::iface::Interface;
 use tokio::io::AsyncReadExt as _;
 
 use crate::common::{BACKUP_USER, Dc, NOBODY, PASSWORD, RESTORE_USER, assert_no_bindings, sha256};
@@ -105,11 +106,9 @@ async fn server_statuses_come_back_as_typed_errors_naming_the_code() {
 
     // A failed read: the reader reports the status and is failed afterwards.
     let name = session.database_names().await.unwrap()[0].name.clone();
-    dc.dc().faults().status_for_opnum(
-        dsbackup_proto::iface::Interface::AdBackup,
-        4,
-        Status::ERROR_NOT_ENOUGH_MEMORY,
-    );
+    dc.dc()
+        .faults()
+        .status_for_opnum(Interface::AdBackup, 4, Status::ERROR_NOT_ENOUGH_MEMORY);
     let mut reader = session.open_file(&name).await.unwrap();
     let error = reader.next_chunk().await.unwrap_err();
     assert_eq!(
@@ -237,4 +236,78 @@ async fn restore_sessions_register_where_the_locations_say() {
     assert_no_bindings(&client);
     assert_no_bindings(&backup_client);
     dc.wait_no_associations().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_call_reports_the_status_the_server_answers() {
+    let dc = Dc::start().await;
+    let faults = dc.dc().faults();
+    let client = dc.client(RESTORE_USER);
+
+    faults.status_for_opnum_times(Interface::AdRestore, 7, Status::HR_LOG_FILE_NOT_FOUND, 1);
+    assert!(!client.check_logs_for_backup("x").await.unwrap());
+    faults.status_for_opnum_times(Interface::AdRestore, 0, Status::ERROR_ACCESS_DENIED, 1);
+    let error = client.is_ntds_online().await.unwrap_err();
+    assert_eq!(error.status(), Some(Status::ERROR_ACCESS_DENIED), "{error}");
+    assert!(error.to_string().contains("HrRIsNTDSOnline"), "{error}");
+    faults.status_for_opnum_times(Interface::AdRestore, 6, Status::ERROR_INVALID_PARAMETER, 1);
+    let error = client.set_current_backup_log(1).await.unwrap_err();
+    assert_eq!(
+        error.status(),
+        Some(Status::ERROR_INVALID_PARAMETER),
+        "{error}"
+    );
+
+    let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+    faults.status_for_opnum_times(Interface::AdBackup, 2, Status::ERROR_NOT_ENOUGH_MEMORY, 1);
+    let error = session.database_names().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("HrRBackupGetAttachmentInformation"),
+        "{error}"
+    );
+    faults.status_for_opnum_times(Interface::AdBackup, 6, Status::HR_LOG_FILE_NOT_FOUND, 1);
+    let error = session.backup_logs().await.unwrap_err();
+    assert_eq!(
+        error.status(),
+        Some(Status::HR_LOG_FILE_NOT_FOUND),
+        "{error}"
+    );
+    faults.status_for_opnum_times(Interface::AdBackup, 7, Status::ERROR_ACCESS_DENIED, 1);
+    let error = session.truncate_logs().await.unwrap_err();
+    assert!(
+        error.to_string().contains("HrRBackupTruncateLogs"),
+        "{error}"
+    );
+    faults.status_for_opnum_times(Interface::AdRestore, 4, Status::ERROR_INVALID_PARAMETER, 1);
+    let error = session.database_locations().await.unwrap_err();
+    assert!(
+        error.to_string().contains("HrRRestoreGetDatabaseLocations"),
+        "{error}"
+    );
+    // Only listed names open.
+    let name = session.database_names().await.unwrap()[0].name.clone();
+    let reader = session.open_file(&name).await.unwrap();
+    faults.status_for_opnum_times(Interface::AdBackup, 5, Status::HR_INVALID_HANDLE, 1);
+    let error = reader.close().await.unwrap_err();
+    assert_eq!(error.status(), Some(Status::HR_INVALID_HANDLE), "{error}");
+    faults.status_for_opnum_times(Interface::AdBackup, 1, Status::ERROR_INVALID_PARAMETER, 1);
+    let error = session.end().await.unwrap_err();
+    assert!(error.to_string().contains("HrRBackupEnd"), "{error}");
+    // A failed HrRBackupEnd still closes every binding.
+    assert_no_bindings(&client);
+
+    // An expired token.
+    dc.dc().set_mode(DsMode::Restore);
+    let old = dsbackup_client::ExpiryToken {
+        tombstone_lifetime_days: 1,
+        backup_time: 1,
+    };
+    let error = client
+        .restore_prepare(0, Some(&old.encode()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(Status::HR_CONTENTS_EXPIRED), "{error}");
+    assert_no_bindings(&client);
 }
