@@ -36,7 +36,7 @@ pub(crate) struct ConnectArgs {
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout: u64,
     /// Bytes asked for by each HrRBackupRead (at most 16 MiB).
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 256 * 1024)]
     pub(crate) read_size: u32,
     /// HrRBackupRead calls kept in flight.
     #[arg(long, default_value_t = 4)]
