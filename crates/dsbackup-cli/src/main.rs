@@ -7,6 +7,7 @@ mod commands;
 mod connect;
 mod creds;
 mod exit;
+mod endpoints;
 mod inspect;
 mod mock;
 mod output;
@@ -54,6 +55,8 @@ enum Command {
     Online(commands::OnlineArgs),
     /// Set the current backup log number of a DC (DsSetCurrentBackupLog).
     SetLog(commands::SetLogArgs),
+    /// List a server's endpoint-mapper entries, like rpcdump.
+    Endpoints(endpoints::Args),
     /// Decode captured DCE/RPC PDUs to JSON, one object per line.
     Inspect(inspect::Args),
     /// Serve a mock domain controller (a directory, or a generated sample set).
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
 fn run(command: Command, output: Output) -> anyhow::Result<u8> {
     match command {
         Command::Inspect(args) => inspect::run(&args).map(|()| exit::OK),
+        Command::Endpoints(args) => endpoints::run(&args, output.json).map(|()| exit::OK),
         Command::Verify(args) => commands::verify(&args, output),
         Command::Backup(args) => runtime()?.block_on(commands::backup(&args, output)),
         Command::Restore(args) => runtime()?.block_on(commands::restore(&args, output)),

@@ -96,6 +96,9 @@ pub struct ClientOptions {
     pub call_timeout: Duration,
     /// The endpoint mapper's TCP port, for bindings without an endpoint (135).
     pub epm_port: u16,
+    /// The association group to join (that of an open association, see
+    /// [`Association::assoc_group_id`]); 0 for a new one.
+    pub assoc_group_id: u32,
 }
 
 impl Default for ClientOptions {
@@ -107,6 +110,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(60),
             epm_port: 135,
+            assoc_group_id: 0,
         }
     }
 }
@@ -261,9 +265,10 @@ impl Association {
         config.limits = options.limits.clone();
         config.drep = options.drep;
         config.auth_level = options.auth.level();
+        config.assoc_group_id = options.assoc_group_id;
         let mut assoc = ClientAssociation::new(config, options.security()?)?;
         let mut reader = FramedRead::new(read, FrameCodec::new(assoc.max_recv_frag()));
-        let (p_cont_id, interface) = handshake(
+        let (p_cont_id, interface, assoc_group_id) = handshake(
             &mut assoc,
             &mut reader,
             &mut write,
@@ -288,7 +293,7 @@ impl Association {
             peer: addr,
             drep: options.drep,
             max_xmit_frag: assoc.max_xmit_frag(),
-            assoc_group_id: 0,
+            assoc_group_id,
             auth_level: options.auth.level(),
             call_timeout: options.call_timeout,
             metrics: metrics.clone(),
@@ -468,7 +473,7 @@ impl Association {
         self.shared.auth_level
     }
 
-    /// The association group (0 when not reported).
+    /// The association group the server put the connection in.
     pub fn assoc_group_id(&self) -> u32 {
         self.shared.assoc_group_id
     }
@@ -616,32 +621,37 @@ async fn handshake(
     versions: &[SyntaxId],
     deadline: Instant,
     metrics: &Metrics,
-) -> Result<(u16, SyntaxId), TransportError> {
+) -> Result<(u16, SyntaxId, u32), TransportError> {
+    let mut group = 0;
     let mut remaining = versions.iter().copied();
     let first = remaining.next().ok_or(TransportError::InterfaceRejected {
         interface: NO_INTERFACE,
     })?;
     let mut proposed = (first_id(assoc.bind(&[first])?)?, first);
+    let mut accepted = false;
     loop {
         flush(assoc, write, metrics).await?;
         let mut rejected = false;
         while let Some(event) = assoc.poll_event() {
-            if let ClientEvent::ContextResults(reports) = event {
-                for report in reports {
-                    if report.p_cont_id != proposed.0 {
-                        continue;
-                    }
-                    match report.outcome {
-                        ContextOutcome::Accepted(_) => {
-                            return Ok(proposed);
+            match event {
+                ClientEvent::Bound { assoc_group_id, .. } => group = assoc_group_id,
+                ClientEvent::ContextResults(reports) => {
+                    for report in reports.iter().filter(|r| r.p_cont_id == proposed.0) {
+                        match report.outcome {
+                            ContextOutcome::Accepted(_) => accepted = true,
+                            ContextOutcome::Rejected { .. } => rejected = true,
+                            ContextOutcome::NegotiateAck(_) => {}
                         }
-                        ContextOutcome::Rejected { .. } => rejected = true,
-                        ContextOutcome::NegotiateAck(_) => {}
                     }
                 }
+                _ => {}
             }
         }
-        if rejected {
+        // Bound means the security legs are done too (the auth3, if any, is queued).
+        if accepted && assoc.is_bound() {
+            return Ok((proposed.0, proposed.1, group));
+        }
+        if rejected && assoc.is_bound() {
             let next = remaining.next().ok_or(TransportError::InterfaceRejected {
                 interface: proposed.1,
             })?;

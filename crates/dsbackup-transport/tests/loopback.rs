@@ -1,6 +1,7 @@
 //! Our client against our server on 127.0.0.1.
 
-#[cfg(test)]
+#![cfg(test)]
+
 pub mod common;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ async fn matrix_of_levels_fragment_sizes_and_byte_orders() {
                         .unwrap(),
                 );
                 assert_eq!(binding.association().max_xmit_frag(), frag);
+                assert_ne!(binding.association().assoc_group_id(), 0);
                 let calls = (0..64u32).map(|i| {
                     let binding = Arc::clone(&binding);
                     tokio::spawn(async move {
@@ -175,4 +177,27 @@ async fn deadline_cancels_the_call_without_disturbing_the_others() {
     Arc::into_inner(binding).unwrap().close().await;
     server.shutdown().await;
     assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
+}
+
+/// A backup read's worth (16 MiB) in one response, at packet privacy, in 5840-byte fragments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sixteen_mebibyte_response_at_privacy() {
+    let interface = TestInterface::new(AuthLevel::PKT_PRIVACY);
+    let server = start(&[interface as Arc<dyn RpcInterface>], server_options(5840)).await;
+    let options = client_options(AuthLevel::PKT_PRIVACY, 5840, DataRep::LITTLE_ENDIAN);
+    let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
+        .await
+        .unwrap();
+    let len: u32 = 16 << 20;
+    let started = std::time::Instant::now();
+    let reply = binding
+        .call(op::READ, Bytes::copy_from_slice(&len.to_le_bytes()))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(reply.stub, pattern(16 << 20, len));
+    println!("16 MiB at privacy: {elapsed:?}");
+    binding.close().await;
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle());
 }

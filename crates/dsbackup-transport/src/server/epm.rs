@@ -170,14 +170,19 @@ impl EndpointMapper {
                 });
             }
         }
-        let (entry_handle, status) = if items.is_empty() {
-            // The end of the map: the handle is spent.
-            if !request.entry_handle.is_null() {
-                ctx.release_context_handle(&request.entry_handle);
-                self.lookups().remove(&request.entry_handle);
-            }
-            (ContextHandle::NULL, EPT_S_NOT_REGISTERED)
+        let more = self
+            .entries
+            .iter()
+            .skip(next)
+            .any(|entry| Self::matches(request, entry));
+        let status = if items.is_empty() {
+            EPT_S_NOT_REGISTERED
         } else {
+            Status::SUCCESS
+        };
+        // As Windows: the page that holds the last entry comes back with the null handle (the
+        // handle is spent); nothing left at all is ept_s_not_registered.
+        let entry_handle = if more {
             let handle = if request.entry_handle.is_null() {
                 ctx.new_context_handle()
                     .map_err(|_| CallError::Fault(FaultStatus::FAULT_REMOTE_NO_MEMORY))?
@@ -185,7 +190,13 @@ impl EndpointMapper {
                 request.entry_handle
             };
             self.lookups().insert(handle, next);
-            (handle, Status::SUCCESS)
+            handle
+        } else {
+            if !request.entry_handle.is_null() {
+                ctx.release_context_handle(&request.entry_handle);
+                self.lookups().remove(&request.entry_handle);
+            }
+            ContextHandle::NULL
         };
         let response = EptLookupResponse {
             entry_handle,

@@ -33,7 +33,7 @@ pub mod mgmt;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -387,7 +387,75 @@ struct Shared {
     tracker: TaskTracker,
     associations: Arc<Semaphore>,
     next_assoc_id: AtomicU64,
-    next_group: AtomicU32,
+    groups: Groups,
+}
+
+/// The association groups of a server. A bind naming a group joins it when the group still has
+/// an association from the same client IP address (MS-RPCE's extension of the
+/// `assoc_group_id` of [C706 §12.6.4.3]: a connection from another machine should not join);
+/// otherwise the association gets a new group.
+///
+/// [C706 §12.6.4.3]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+#[derive(Debug)]
+struct Groups {
+    next: AtomicU32,
+    /// Live groups: the client address that made each, and how many associations it has.
+    live: Arc<Mutex<HashMap<u32, (IpAddr, usize)>>>,
+}
+
+/// Membership of one association in a group; leaves it when dropped.
+#[derive(Debug)]
+struct GroupMember {
+    id: u32,
+    live: Arc<Mutex<HashMap<u32, (IpAddr, usize)>>>,
+}
+
+impl Groups {
+    fn new() -> Self {
+        Self {
+            next: AtomicU32::new(0x0001_0000),
+            live: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn join(&self, requested: Option<u32>, client: IpAddr) -> GroupMember {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let joinable = |id: &u32| live.get(id).is_some_and(|(owner, _)| *owner == client);
+        let id = match requested.filter(joinable) {
+            Some(id) => id,
+            None => loop {
+                let id = self.next.fetch_add(1, Ordering::Relaxed);
+                if id != 0 && !live.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        live.entry(id).or_insert((client, 0)).1 += 1;
+        GroupMember {
+            id,
+            live: Arc::clone(&self.live),
+        }
+    }
+}
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, count)) = live.get_mut(&self.id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                live.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// The `assoc_group_id` a bind asks to join (0, or not a bind: none).
+fn requested_group(frame: &Bytes) -> Option<u32> {
+    match Pdu::decode(frame.clone()).ok()?.body {
+        PduBody::Bind(bind) => Some(bind.assoc_group_id).filter(|&id| id != 0),
+        _ => None,
+    }
 }
 
 /// A running server.
@@ -416,7 +484,11 @@ impl Server {
         }
     }
 
-    /// Serves `interface`.
+    /// Serves `interface`, listed in the endpoint map and mgmt's `inq_if_ids`.
+    ///
+    /// Interfaces registered here come before the built-in endpoint mapper and mgmt: one with
+    /// their abstract syntax replaces them on the main listener (to mimic another server's
+    /// quirks, say).
     pub fn register(&mut self, interface: Arc<dyn RpcInterface>) -> &mut Self {
         self.interfaces.push(interface);
         self
@@ -446,7 +518,7 @@ impl Server {
             kill: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_assoc_id: AtomicU64::new(1),
-            next_group: AtomicU32::new(0x1234_5000),
+            groups: Groups::new(),
         });
         let address = match local_addr {
             SocketAddr::V4(v4) => v4.ip().octets(),
@@ -493,6 +565,14 @@ impl RunningServer {
     /// Where the interfaces are served.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `ncacn_ip_tcp:address[port]` of the main listener.
+    pub fn string_binding(&self) -> crate::binding::StringBinding {
+        crate::binding::StringBinding::tcp(
+            self.local_addr.ip().to_string(),
+            Some(self.local_addr.port()),
+        )
     }
 
     /// Where the separate endpoint-mapper listener is, if any.
@@ -618,7 +698,8 @@ struct Done {
 struct Connection {
     shared: Arc<Shared>,
     served: Arc<[Arc<dyn RpcInterface>]>,
-    assoc: ServerAssociation,
+    /// The association's configuration, its group chosen when the bind arrives.
+    config: ServerConfig,
     state: Arc<AssocState>,
     stream: TcpStream,
     local_addr: SocketAddr,
@@ -639,7 +720,6 @@ impl Connection {
         let local_addr = stream.local_addr().ok()?;
         let remote_addr = stream.peer_addr().ok()?;
         let _ = stream.set_nodelay(true);
-        let group = shared.next_group.fetch_add(1, Ordering::Relaxed);
         let mut config = ServerConfig::new(
             served
                 .iter()
@@ -649,19 +729,11 @@ impl Connection {
                     min_auth_level: interface.min_auth_level(),
                 })
                 .collect(),
-            group,
+            0,
         );
         config.limits = shared.options.limits.clone();
         config.drep = shared.options.drep;
         config.secondary_address = PortAny::new(&port.to_string());
-        let factory = shared.options.ntlm.clone().map(ntlm_factory);
-        let assoc = match ServerAssociation::new(config, factory) {
-            Ok(assoc) => assoc,
-            Err(error) => {
-                tracing::warn!(%error, "server limits refused");
-                return None;
-            }
-        };
         Some(Self {
             state: Arc::new(AssocState {
                 id: shared.next_assoc_id.fetch_add(1, Ordering::Relaxed),
@@ -672,7 +744,7 @@ impl Connection {
             }),
             shared: Arc::clone(shared),
             served,
-            assoc,
+            config,
             stream,
             local_addr,
             remote_addr,
@@ -685,7 +757,7 @@ impl Connection {
         let Self {
             shared,
             served,
-            mut assoc,
+            mut config,
             state,
             stream,
             local_addr,
@@ -693,8 +765,34 @@ impl Connection {
             _permit,
             _association,
         } = self;
+        let idle_timeout = shared.options.idle_timeout;
         let (read, write) = stream.into_split();
-        let mut reader = FramedRead::new(read, FrameCodec::new(assoc.max_recv_frag()));
+        let mut reader = FramedRead::new(read, FrameCodec::default());
+        // The bind names the association group to join: read it before making the association.
+        let first = tokio::select! {
+            first = timeout(idle_timeout, reader.next()) => match first {
+                Ok(Some(Ok(frame))) => frame,
+                _ => return,
+            },
+            () = shared.stop.cancelled() => return,
+        };
+        shared.metrics.frame_in();
+        let group = shared
+            .groups
+            .join(requested_group(&first), remote_addr.ip());
+        config.assoc_group_id = group.id;
+        let factory = shared.options.ntlm.clone().map(ntlm_factory);
+        let mut assoc = match ServerAssociation::new(config, factory) {
+            Ok(assoc) => assoc,
+            Err(error) => {
+                tracing::warn!(%error, "server limits refused");
+                return;
+            }
+        };
+        reader.decoder_mut().set_max_frag(assoc.max_recv_frag());
+        if let Err(error) = assoc.handle_frame(first) {
+            tracing::debug!(%error, peer = %remote_addr, "bind refused");
+        }
         let (frames, frames_rx) = mpsc::unbounded_channel::<Bytes>();
         let writer = shared.tracker.spawn(write_frames(
             write,
@@ -713,7 +811,6 @@ impl Connection {
             chains: HashMap::new(),
             next_seq: 0,
         };
-        let idle_timeout = shared.options.idle_timeout;
         let mut idle = Instant::now() + idle_timeout;
         let mut grace: Option<Instant> = None;
         loop {
@@ -936,4 +1033,44 @@ async fn write_frames(
         }
     }
     let _ = write.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_is_joined_from_its_own_client_address_only_while_it_lives() {
+        let groups = Groups::new();
+        let here = IpAddr::from([127, 0, 0, 1]);
+        let there = IpAddr::from([127, 0, 0, 2]);
+        let first = groups.join(None, here);
+        let second = groups.join(Some(first.id), here);
+        assert_eq!(second.id, first.id);
+        // Another machine, or a group nobody made: a new group.
+        let stranger = groups.join(Some(first.id), there);
+        assert_ne!(stranger.id, first.id);
+        let made_up = groups.join(Some(0xdead_0000), here);
+        assert_ne!(made_up.id, 0xdead_0000);
+        let id = first.id;
+        drop((first, second));
+        // The group died with its last association.
+        assert_ne!(groups.join(Some(id), here).id, id);
+    }
+
+    #[test]
+    fn call_errors_map_to_the_fault_statuses_clients_expect() {
+        assert_eq!(
+            CallError::from(NdrError::UnknownOpnum {
+                interface: "x",
+                opnum: 9
+            })
+            .status(),
+            FaultStatus::BAD_STUB_DATA
+        );
+        assert_eq!(
+            CallError::from(FaultStatus::FAULT_CONTEXT_MISMATCH).status(),
+            FaultStatus::FAULT_CONTEXT_MISMATCH
+        );
+    }
 }

@@ -45,7 +45,21 @@ pub mod op {
     pub const BAD_STUB: u16 = 6;
     /// Faults with access denied.
     pub const DENY: u16 = 7;
-    pub const COUNT: u16 = 8;
+    /// Waits for a permit of the gate, then answers its input.
+    pub const GATED: u16 = 8;
+    /// `[in] u32 len` (little-endian): answers `len` pattern bytes.
+    pub const READ: u16 = 9;
+    pub const COUNT: u16 = 10;
+}
+
+/// A semaphore that starts closed.
+#[derive(Debug)]
+pub struct Gate(pub tokio::sync::Semaphore);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self(tokio::sync::Semaphore::new(0))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +69,9 @@ pub struct TestInterface {
     pub logs: Mutex<std::collections::HashMap<ContextHandle, Vec<u32>>>,
     pub rundowns: AtomicUsize,
     pub stalled: AtomicUsize,
+    pub echoes: AtomicUsize,
+    pub gate: Gate,
+    pub gated: AtomicUsize,
 }
 
 impl TestInterface {
@@ -121,7 +138,10 @@ impl RpcInterface for TestInterface {
     ) -> CallFuture {
         Box::pin(async move {
             match opnum {
-                op::ECHO => Ok(stub),
+                op::ECHO => {
+                    self.echoes.fetch_add(1, Ordering::SeqCst);
+                    Ok(stub)
+                }
                 op::OPEN => {
                     let handle = ctx.new_context_handle().unwrap();
                     self.logs.lock().unwrap().insert(handle, Vec::new());
@@ -175,6 +195,15 @@ impl RpcInterface for TestInterface {
                     let mut r = NdrReader::new(drep, &stub);
                     let value = r.u32("value")?;
                     Ok(Bytes::from(value.to_le_bytes().to_vec()))
+                }
+                op::READ => {
+                    let len = u32::from_le_bytes(stub[..4].try_into().unwrap());
+                    Ok(pattern(usize::try_from(len).unwrap(), len))
+                }
+                op::GATED => {
+                    self.gated.fetch_add(1, Ordering::SeqCst);
+                    self.gate.0.acquire().await.unwrap().forget();
+                    Ok(stub)
                 }
                 _ => Err(CallError::Fault(FaultStatus::ACCESS_DENIED)),
             }
@@ -247,3 +276,94 @@ pub async fn settle(mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// Which way a frame goes through the proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    ToServer,
+    ToClient,
+}
+
+/// What the proxy does with a frame.
+#[derive(Debug)]
+pub enum Action {
+    /// Sends these frames on (none: drop it).
+    Forward(Vec<Bytes>),
+    /// Sends these bytes and closes that direction.
+    Close(Bytes),
+}
+
+pub type Mangle = Arc<dyn Fn(Dir, usize, Bytes) -> Action + Send + Sync>;
+
+/// A TCP proxy for one connection that sees whole fragments and may change them.
+#[derive(Debug)]
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<(Dir, Bytes)>>>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub fn forward_all() -> Mangle {
+    Arc::new(|_, _, frame| Action::Forward(vec![frame]))
+}
+
+pub async fn proxy(target: SocketAddr, mangle: Mangle) -> Proxy {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log_for_task = Arc::clone(&log);
+    let task = tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = tokio::net::TcpStream::connect(target).await.unwrap();
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        let pump = |read: tokio::net::tcp::OwnedReadHalf,
+                    mut write: tokio::net::tcp::OwnedWriteHalf,
+                    dir: Dir| {
+            let mangle = Arc::clone(&mangle);
+            let log = Arc::clone(&log_for_task);
+            async move {
+                let mut frames = tokio_util::codec::FramedRead::new(
+                    read,
+                    dsbackup_transport::FrameCodec::default(),
+                );
+                let mut index = 0;
+                while let Some(Ok(frame)) = frames.next().await {
+                    log.lock().unwrap().push((dir, frame.clone()));
+                    match mangle(dir, index, frame) {
+                        Action::Forward(out) => {
+                            for frame in out {
+                                if write.write_all(&frame).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Action::Close(bytes) => {
+                            let _ = write.write_all(&bytes).await;
+                            break;
+                        }
+                    }
+                    index += 1;
+                }
+                let _ = write.shutdown().await;
+            }
+        };
+        tokio::join!(
+            pump(client_read, server_write, Dir::ToServer),
+            pump(server_read, client_write, Dir::ToClient)
+        );
+    });
+    Proxy { addr, log, task }
+}
+
+/// The packet type of a frame.
+pub fn ptype(frame: &[u8]) -> u8 {
+    frame[2]
+}
+
+pub const REQUEST: u8 = 0;
+pub const RESPONSE: u8 = 2;
+pub const BIND: u8 = 11;
