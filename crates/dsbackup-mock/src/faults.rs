@@ -16,6 +16,7 @@
 //! [`Reply::delay`]: crate::Reply::delay
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -235,19 +236,67 @@ impl ConnectionFaults {
     }
 }
 
-/// Corrupts a fragment the way the fault means: inverts one byte in the middle of what follows
-/// the 16-byte common header, so the frame still frames but its body (stub or verifier) is
-/// wrong. A fragment of 16 bytes or fewer has its last byte inverted.
+/// Corrupts a fragment the way the fault means: inverts the middle byte of its stub, so the
+/// frame still frames and parses but its content is wrong (a peer checking signatures sees a
+/// bad signature; one that does not, bad data).
+///
+/// ```text
+///  request / response:  header (16) | alloc_hint, p_cont_id, ... (8) | stub | pad | sec_trailer (8) | auth_value
+///                                                                      ^ middle byte inverted
+/// ```
+///
+/// Other PDUs, or a fragment whose lengths do not add up, get the middle byte after the common
+/// header inverted instead (the last byte for a fragment of 16 bytes or fewer).
 pub fn corrupt_fragment(fragment: &mut [u8]) {
     const HEADER: usize = 16;
-    let index = match fragment.len() {
-        0 => return,
-        len if len <= HEADER => len - 1,
-        len => HEADER + (len - HEADER) / 2,
-    };
+    let index = stub_range(fragment)
+        .filter(|stub| !stub.is_empty())
+        .map(|stub| stub.start + stub.len() / 2)
+        .unwrap_or(match fragment.len() {
+            0 => return,
+            len if len <= HEADER => len - 1,
+            len => HEADER + (len - HEADER) / 2,
+        });
     if let Some(byte) = fragment.get_mut(index) {
         *byte = !*byte;
     }
+}
+
+/// The stub of a request or response fragment ([C706 §12.6.4.9, §12.6.4.10]): after the 24
+/// bytes of headers, before the auth padding, the sec_trailer and the auth_value
+/// (`auth_length` bytes).
+///
+/// [C706 §12.6.4.9, §12.6.4.10]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+fn stub_range(fragment: &[u8]) -> Option<Range<usize>> {
+    const STUB_START: usize = 16 /* common header */ + 8 /* alloc_hint, p_cont_id, opnum */;
+    const REQUEST: u8 = 0;
+    const RESPONSE: u8 = 2;
+    let ptype = *fragment.get(2)?;
+    if ptype != REQUEST && ptype != RESPONSE {
+        return None;
+    }
+    let little_endian = fragment.get(4)? & 0x10 != 0;
+    let u16_at = |at: usize| -> Option<usize> {
+        let bytes = [*fragment.get(at)?, *fragment.get(at + 1)?];
+        Some(usize::from(if little_endian {
+            u16::from_le_bytes(bytes)
+        } else {
+            u16::from_be_bytes(bytes)
+        }))
+    };
+    let frag_length = u16_at(8)?.min(fragment.len());
+    let auth_length = u16_at(10)?;
+    let trailer = if auth_length > 0 {
+        auth_length.checked_add(8 /* sec_trailer */)?
+    } else {
+        0
+    };
+    let mut end = frag_length.checked_sub(trailer)?;
+    if auth_length > 0 {
+        // sec_trailer: auth_type, auth_level, auth_pad_length, ...
+        end = end.checked_sub(usize::from(*fragment.get(end.checked_add(2)?)?))?;
+    }
+    (STUB_START <= end).then_some(STUB_START..end)
 }
 
 #[cfg(test)]
@@ -292,12 +341,46 @@ mod tests {
     }
 
     #[test]
-    fn corruption_keeps_the_header_and_inverts_one_body_byte() {
-        let mut frame = [0u8; 24];
-        corrupt_fragment(&mut frame);
-        let mut expected = [0u8; 24];
-        expected[20] = 0xFF; // 16 + (24 - 16) / 2
-        assert_eq!(frame, expected);
+    fn corruption_inverts_the_middle_of_the_stub() {
+        let mut response = vec![
+            0x05, 0x00, 0x02, 0x03, // rpc_vers 5.0, PTYPE response, first and last fragment
+            0x10, 0x00, 0x00, 0x00, // packed_drep: little-endian
+            0x3C, 0x00, 0x10, 0x00, // frag_length 60, auth_length 16
+            0x01, 0x00, 0x00, 0x00, // call_id 1
+            0x06, 0x00, 0x00, 0x00, // alloc_hint 6
+            0x00, 0x00, 0x00, 0x00, // p_cont_id 0, cancel_count 0, reserved
+            0xA0, 0xA1, 0xA2, 0xA3, // stub (6 bytes)
+            0xA4, 0xA5, 0x00, 0x00, // ... and 2 bytes of auth padding
+            0x0A, 0x06, 0x02, 0x00, // sec_trailer: auth_type 10, level 6, pad 2, reserved
+            0x00, 0x00, 0x00, 0x00, // auth_context_id 0
+        ];
+        response.extend([0x55; 16]); // auth_value
+        let mut corrupted = response.clone();
+        corrupt_fragment(&mut corrupted);
+        let changed: Vec<usize> = (0..response.len())
+            .filter(|&i| response[i] != corrupted[i])
+            .collect();
+        assert_eq!(changed, [27], "the middle of the stub 24..30");
+        assert_eq!(corrupted[27], !0xA3);
+
+        // A big-endian request without auth: the stub runs to the end.
+        let mut request = vec![
+            0x05, 0x00, 0x00, 0x03, // request
+            0x00, 0x00, 0x00, 0x00, // packed_drep: big-endian
+            0x00, 0x1C, 0x00, 0x00, // frag_length 28, auth_length 0
+            0x00, 0x00, 0x00, 0x07, // call_id 7
+            0x00, 0x00, 0x00, 0x04, // alloc_hint 4
+            0x00, 0x00, 0x00, 0x08, // p_cont_id 0, opnum 8
+            0x01, 0x02, 0x03, 0x04, // stub
+        ];
+        corrupt_fragment(&mut request);
+        assert_eq!(&request[24..], &[0x01, 0x02, !0x03, 0x04]);
+
+        // Another PDU: the middle of the body.
+        let mut bind_ack = [0u8; 24];
+        bind_ack[2] = 12;
+        corrupt_fragment(&mut bind_ack);
+        assert_eq!(bind_ack[20], 0xFF);
         let mut short = [1u8, 2, 3];
         corrupt_fragment(&mut short);
         assert_eq!(short, [1, 2, !3]);

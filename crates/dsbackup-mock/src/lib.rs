@@ -58,6 +58,7 @@
 
 pub mod config;
 mod dc;
+pub mod epm;
 pub mod faults;
 pub mod marker;
 pub mod ntds;
@@ -69,6 +70,7 @@ pub use crate::config::{ConfigError, DsMode, MockConfig, MockConfigBuilder, Mock
 pub use crate::dc::{
     Caller, ConnectionId, MockDc, MockError, Principal, Reply, ServeError, filetime,
 };
+pub use crate::epm::EndpointMap;
 pub use crate::faults::{ConnectionFaults, FaultScript, Faults, StatusFault, corrupt_fragment};
 pub use crate::marker::{RestoreMapping, RestoreMarker, RestoreState};
 pub use crate::sample::{

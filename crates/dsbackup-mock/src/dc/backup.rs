@@ -201,7 +201,7 @@ impl MockDc {
         now: SystemTime,
         request: &HrRBackupEndRequest,
     ) -> HrRBackupEndResponse {
-        let _ = now;
+        let _ = now; // Uniform signature: ending a session needs no time.
         let refuse = |status| HrRBackupEndResponse {
             ph_context: request.ph_context,
             status,
@@ -530,7 +530,7 @@ impl MockDc {
         now: SystemTime,
         request: &HrRBackupPingRequest,
     ) -> HrRBackupPingResponse {
-        let _ = request;
+        let _ = request; // An empty stub.
         if let Err(status) = self.authorize(caller, Need::Nothing) {
             return HrRBackupPingResponse { status };
         }

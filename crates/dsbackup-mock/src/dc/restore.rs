@@ -43,7 +43,7 @@ impl MockDc {
         now: SystemTime,
         request: &HrRIsNTDSOnlineRequest,
     ) -> HrRIsNTDSOnlineResponse {
-        let (_, _) = (now, request);
+        let _ = (now, request); // Uniform signature: this operation needs neither.
         if let Err(status) = self.authorize(caller, Need::BackupOrRestore) {
             return HrRIsNTDSOnlineResponse {
                 pf_online: 0,
@@ -287,7 +287,7 @@ impl MockDc {
         now: SystemTime,
         request: &HrRRestoreEndRequest,
     ) -> HrRRestoreEndResponse {
-        let _ = now;
+        let _ = now; // Uniform signature: this operation needs no time.
         let status = self.authorize(caller, Need::Nothing).and_then(|()| {
             let mut state = self.lock();
             restore_session(&mut state, caller, request.ph_context)?;
@@ -315,7 +315,7 @@ impl MockDc {
         now: SystemTime,
         request: &HrRRestoreSetCurrentLogNumberRequest,
     ) -> HrRRestoreSetCurrentLogNumberResponse {
-        let _ = now;
+        let _ = now; // Uniform signature: this operation needs no time.
         let status = self.authorize(caller, Need::Restore).and_then(|()| {
             let number = request.dw_current_log;
             if number > MAX_GENERATION && number != BACKUP_DISABLE_INCREMENTAL {
@@ -339,7 +339,7 @@ impl MockDc {
         now: SystemTime,
         request: &HrRRestoreCheckLogsForBackupRequest,
     ) -> HrRRestoreCheckLogsForBackupResponse {
-        let (_, _) = (now, request);
+        let _ = (now, request); // Uniform signature: this operation needs neither.
         let status = self
             .authorize(caller, Need::BackupOrRestore)
             .and_then(|()| {

@@ -90,6 +90,8 @@ struct Wire {
     who: Arc<Mutex<Option<Principal>>>,
     contexts: Vec<u16>,
     now: SystemTime,
+    faults: crate::faults::ConnectionFaults,
+    client_error: Option<dsbackup_proto::ProtocolError>,
 }
 
 impl Wire {
@@ -132,6 +134,8 @@ impl Wire {
             who,
             contexts: Vec::new(),
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            faults: crate::faults::ConnectionFaults::new(dc.faults().clone()),
+            client_error: None,
         };
         let syntaxes: Vec<_> = dc.server_interfaces().iter().map(|i| i.syntax).collect();
         wire.contexts = wire.client.bind(&syntaxes).unwrap();
@@ -177,7 +181,14 @@ impl Wire {
                 }
             }
             while let Some(pdu) = self.server.poll_transmit() {
-                self.client.handle_frame(pdu).unwrap();
+                let mut pdu = pdu.to_vec();
+                if pdu.get(2) == Some(&2) && self.faults.response_fragment() {
+                    crate::faults::corrupt_fragment(&mut pdu);
+                }
+                if let Err(error) = self.client.handle_frame(Bytes::from(pdu)) {
+                    self.client_error = Some(error);
+                    return;
+                }
                 moved = true;
             }
             if !moved {
@@ -340,5 +351,31 @@ fn statuses_and_faults_come_back_over_the_wire_in_big_endian_too() {
     assert_eq!(
         wire.call_raw(0, 3, vec![0; 5]),
         Err(FaultStatus::BAD_STUB_DATA)
+    );
+}
+
+#[test]
+fn a_corrupted_response_fragment_fails_the_signature_check() {
+    let (_tmp, _manifest, dc) = fixture();
+    let mut wire = Wire::connect(&dc, "svc-backup", "Backup1!", DataRep::LITTLE_ENDIAN);
+    // The bind_ack and alter_context_resp are not responses: the first response is the next.
+    dc.faults().corrupt_response_fragment(Some(1));
+    let request = AdBackupRequest::HrRBackupPrepare(HrRBackupPrepareRequest::default());
+    wire.client
+        .call(
+            wire.contexts[0],
+            0,
+            None,
+            Bytes::from(request.encode(DataRep::LITTLE_ENDIAN).unwrap()),
+        )
+        .unwrap();
+    wire.pump();
+    assert!(
+        matches!(
+            wire.client_error,
+            Some(dsbackup_proto::ProtocolError::Security(_))
+        ),
+        "{:?}",
+        wire.client_error
     );
 }
