@@ -99,6 +99,9 @@ impl BackupSession {
     /// # Errors
     /// [`Error::Status`], [`Error::BadResponse`] (a list that does not parse), transport
     /// errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn database_names(&mut self) -> Result<Vec<NameEntry>, Error> {
         const CALL: &str = "HrRBackupGetAttachmentInformation";
         let request = AdBackupRequest::HrRBackupGetAttachmentInformation(
@@ -121,6 +124,9 @@ impl BackupSession {
     ///
     /// # Errors
     /// As [`database_names`](Self::database_names).
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn backup_logs(&mut self) -> Result<Vec<NameEntry>, Error> {
         const CALL: &str = "HrRBackupGetBackupLogs";
         let request = AdBackupRequest::HrRBackupGetBackupLogs(HrRBackupGetBackupLogsRequest {
@@ -143,6 +149,10 @@ impl BackupSession {
     /// # Errors
     /// [`Error::Status`] (`ERROR_INVALID_PARAMETER` for a name not in the set,
     /// `hrAlreadyOpen`), transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call; if the server opened the file anyway, the next
+    /// open or `end` closes it.
     pub async fn open_file(&mut self, name: &str) -> Result<FileReader<'_>, Error> {
         const CALL: &str = "HrRBackupOpenFile";
         if self.file_open {
@@ -185,6 +195,9 @@ impl BackupSession {
     ///
     /// # Errors
     /// [`Error::Status`], transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn truncate_logs(&mut self) -> Result<(), Error> {
         const CALL: &str = "HrRBackupTruncateLogs";
         let request = AdBackupRequest::HrRBackupTruncateLogs(HrRBackupTruncateLogsRequest {
@@ -205,6 +218,9 @@ impl BackupSession {
     ///
     /// # Errors
     /// [`Error::Status`], [`Error::BadResponse`], transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn database_locations(&mut self) -> Result<Vec<NameEntry>, Error> {
         const CALL: &str = "HrRRestoreGetDatabaseLocations";
         if self.restore.is_none() {
@@ -237,6 +253,10 @@ impl BackupSession {
     /// # Errors
     /// The failure of `HrRBackupEnd` (a status, or the transport's error when the server is
     /// gone); the bindings are closed all the same.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops the session: its bindings close and the server runs the
+    /// session down.
     pub async fn end(self) -> Result<(), Error> {
         const CALL: &str = "HrRBackupEnd";
         let request = AdBackupRequest::HrRBackupEnd(HrRBackupEndRequest {
@@ -365,6 +385,9 @@ impl FileReader<'_> {
     ///
     /// # Errors
     /// As [`next_chunk`](Self::next_chunk).
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe: the bytes gathered so far are lost (the reader stays usable).
     pub async fn read_to_vec(&mut self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
         while let Some(chunk) = self.next_chunk().await? {
@@ -378,6 +401,10 @@ impl FileReader<'_> {
     ///
     /// # Errors
     /// [`Error::Status`] (`hrInvalidHandle` when no file is open), transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future leaves the file open on the server; the next open or `end` closes
+    /// it.
     pub async fn close(mut self) -> Result<(), Error> {
         self.in_flight.clear();
         self.session.close_file().await

@@ -179,6 +179,10 @@ impl Client {
     /// # Errors
     /// [`Error::Transport`] or [`Error::Authentication`] when the server cannot be reached or
     /// refuses us; [`Error::Status`] for a failure status.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
     pub async fn is_ntds_online(&self) -> Result<bool, Error> {
         const CALL: &str = "HrRIsNTDSOnline";
         let response = self
@@ -196,6 +200,10 @@ impl Client {
     ///
     /// # Errors
     /// As [`is_ntds_online`](Self::is_ntds_online).
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
     pub async fn set_current_backup_log(&self, log: u32) -> Result<(), Error> {
         const CALL: &str = "HrRRestoreSetCurrentLogNumber";
         let response = self
@@ -216,6 +224,10 @@ impl Client {
     ///
     /// # Errors
     /// As [`is_ntds_online`](Self::is_ntds_online); other failure statuses.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
     pub async fn check_logs_for_backup(&self, annotation: &str) -> Result<bool, Error> {
         const CALL: &str = "HrRRestoreCheckLogsForBackup";
         let response = self
@@ -242,6 +254,10 @@ impl Client {
     /// # Errors
     /// [`Error::Status`] (`hrBackupInProgress`, `ERROR_ACCESS_DENIED`, ...), transport errors;
     /// the binding opened for the call is closed before returning.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
     pub async fn backup_prepare(&self, backup_type: BackupType) -> Result<BackupSession, Error> {
         const CALL: &str = "HrRBackupPrepare";
         let rpc = Rpc::connect(&self.inner, &ad_backup::INTERFACE).await?;
@@ -288,6 +304,10 @@ impl Client {
     /// # Errors
     /// [`Error::Status`] (`hrContentsExpired`, `ERROR_ACCESS_DENIED` when the DC is not in
     /// restore mode, ...), transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
     pub async fn restore_prepare(
         &self,
         rt_flag: u32,

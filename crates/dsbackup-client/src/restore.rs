@@ -45,6 +45,9 @@ impl RestoreSession {
     ///
     /// # Errors
     /// [`Error::Status`], [`Error::BadResponse`], transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn database_locations(&self) -> Result<Vec<NameEntry>, Error> {
         const CALL: &str = "HrRRestoreGetDatabaseLocations";
         let AdRestoreResponse::HrRRestoreGetDatabaseLocations(response) = self
@@ -70,6 +73,9 @@ impl RestoreSession {
     /// # Errors
     /// [`Error::Status`] (`hrMissingExpiryToken` on a session without token,
     /// `ERROR_INVALID_PARAMETER` for bad generations), transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn register(&self, registration: &Registration) -> Result<(), Error> {
         const CALL: &str = "HrRRestoreRegister";
         let rstmap: Vec<EdbRstmapW> = registration
@@ -106,6 +112,9 @@ impl RestoreSession {
     ///
     /// # Errors
     /// [`Error::Status`], transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn register_complete(&self, outcome: Status) -> Result<(), Error> {
         const CALL: &str = "HrRRestoreRegisterComplete";
         let AdRestoreResponse::HrRRestoreRegisterComplete(response) = self
@@ -127,6 +136,10 @@ impl RestoreSession {
     ///
     /// # Errors
     /// The failure of `HrRRestoreEnd`; the binding is closed all the same.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops the session: its bindings close and the server runs the
+    /// session down.
     pub async fn end(self) -> Result<(), Error> {
         const CALL: &str = "HrRRestoreEnd";
         let result = match self

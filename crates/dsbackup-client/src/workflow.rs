@@ -68,6 +68,10 @@ pub struct BackupSummary {
 /// The first error of the backup: [`Error::Status`], transport errors, [`Error::Io`] (disk),
 /// [`Error::Protocol`] (a file shorter or longer than announced), [`Error::BadSet`] (`out` not
 /// empty).
+///
+/// # Cancel safety
+/// Dropping the future drops the session (its bindings close, the server runs it down) and the
+/// directory writer (which removes `<out>.partial`).
 pub async fn backup_to_dir(
     client: &Client,
     out: &Path,
@@ -217,6 +221,10 @@ pub struct RestoreSummary {
 /// # Errors
 /// [`Error::Mismatch`] when the set does not verify (nothing is sent); server statuses;
 /// transport errors; [`Error::Io`] for a failed copy (then registered as failed).
+///
+/// # Cancel safety
+/// Dropping the future drops the restore session (its binding closes, the server runs it
+/// down); a file being copied is left under its temporary name.
 pub async fn restore_from_dir(
     client: &Client,
     dir: &Path,
