@@ -12,6 +12,29 @@
 //!
 //! On top: [`backup_to_dir`] writes a backup set atomically (`<out>.partial/`, then a rename
 //! once `manifest.json` is in), [`verify_dir`] re-hashes it, [`restore_from_dir`] puts it back.
+//!
+//! ```no_run
+//! use dsbackup_client::{BackupType, Client, ClientConfig, Credentials};
+//!
+//! # async fn example() -> Result<(), dsbackup_client::Error> {
+//! let client = Client::new(
+//!     ClientConfig::new("dc1.corp.example")
+//!         .credentials(Credentials::from_password("svc-backup", "CORP", "s3cret!")),
+//! )?;
+//! let mut session = client.backup_prepare(BackupType::Full).await?;
+//! let token = session.expiry_token().to_vec();
+//! for entry in session.database_names().await? {
+//!     let mut file = session.open_file(&entry.name).await?;
+//!     while let Some(block) = file.next_chunk().await? {
+//!         // Several HrRBackupRead calls are in flight; blocks come in order.
+//!         let _ = (block, &token);
+//!     }
+//!     file.close().await?;
+//! }
+//! session.end().await?; // DsBackupEnd: every binding closed, whatever happened before
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod backup;
 pub mod client;
