@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::Args;
 use dsbackup_client::{
     BackupOptions, BackupSummary, BackupType, FileOutcome, PathMap, RestoreOptions, verify_dir,
@@ -84,7 +85,13 @@ pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<
     let started = std::time::Instant::now();
     let summary = dsbackup_client::backup_to_dir(&client, &args.out, &options, &mut bar).await;
     bar.finish();
-    let summary = summary?;
+    let summary = summary.with_context(|| {
+        format!(
+            "backup of {} failed; {} was not created",
+            args.connect.server,
+            args.out.display()
+        )
+    })?;
     let elapsed = started.elapsed();
     output.result(
         &serde_json::json!({

@@ -48,15 +48,15 @@ pub enum Error {
     },
     /// The server refused our credentials (bind rejected, access denied at the RPC layer, or
     /// a failed NTLM exchange).
-    #[error("authentication failed ({context}): {source}")]
+    #[error("authentication failed: the server refused the credentials ({context}: {source})")]
     Authentication {
-        /// What was being done, e.g. `bind ad_backup`.
+        /// What was being done, e.g. `connect to ad_backup`.
         context: &'static str,
         /// The transport's error.
         source: TransportError,
     },
     /// The RPC transport failed: connection, bind, fault, timeout, the server going away.
-    #[error("{context}: {source}")]
+    #[error("{context} failed: {source}{}", lost_hint(source))]
     Transport {
         /// What was being done, e.g. `HrRBackupRead`.
         context: &'static str,
@@ -138,6 +138,20 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// A hint for errors that mean the connection is gone.
+fn lost_hint(error: &TransportError) -> &'static str {
+    match error {
+        TransportError::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            " (nothing listens there)"
+        }
+        TransportError::Closed | TransportError::Io(_) => {
+            " (the connection to the server was lost)"
+        }
+        TransportError::TimedOut => " (the server did not answer in time)",
+        _ => "",
     }
 }
 

@@ -104,9 +104,9 @@ impl Rpc {
 
 fn bind_context(iface: &InterfaceId) -> &'static str {
     if iface.name == "ad_restore" {
-        "bind ad_restore"
+        "connect to ad_restore"
     } else {
-        "bind ad_backup"
+        "connect to ad_backup"
     }
 }
 
