@@ -6,8 +6,8 @@
 mod commands;
 mod connect;
 mod creds;
-mod exit;
 mod endpoints;
+mod exit;
 mod inspect;
 mod mock;
 mod output;
