@@ -95,13 +95,23 @@ async fn run(size_mib: u64, base: &Path, wanted: &str) {
         for _ in 0..RUNS {
             read = read.min(read_database(&client, bytes).await);
         }
-        let out = base.join(format!("backup-{name}"));
-        let started = Instant::now();
-        dsbackup_client::backup_to_dir(&client, &out, &BackupOptions::default(), &mut NoProgress)
+        // `BENCH_READ_ONLY=1` skips the whole-backup timing (to profile the read path).
+        let backup = if std::env::var_os("BENCH_READ_ONLY").is_some() {
+            f64::NAN
+        } else {
+            let out = base.join(format!("backup-{name}"));
+            let started = Instant::now();
+            dsbackup_client::backup_to_dir(
+                &client,
+                &out,
+                &BackupOptions::default(),
+                &mut NoProgress,
+            )
             .await
             .unwrap();
-        let backup = started.elapsed().as_secs_f64();
-        std::fs::remove_dir_all(&out).unwrap();
+            std::fs::remove_dir_all(&out).unwrap();
+            started.elapsed().as_secs_f64()
+        };
         levels.push(serde_json::json!({
             "auth": name,
             "read_mib_s": bytes as f64 / MIB / read,
