@@ -311,3 +311,28 @@ async fn each_call_reports_the_status_the_server_answers() {
     assert_eq!(error.status(), Some(Status::HR_CONTENTS_EXPIRED), "{error}");
     assert_no_bindings(&client);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_read_adapter_serves_small_buffers_in_order() {
+    let dc = Dc::start().await;
+    let client = dc.client(BACKUP_USER);
+    let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+    let name = session.database_names().await.unwrap()[0].name.clone();
+    let mut reader = session.open_file(&name).await.unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0_u8; 1000];
+    loop {
+        let n = reader.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(u64::try_from(data.len()).unwrap(), reader.size());
+    assert_eq!(sha256(&data), dc.sha256("ntds.dit"));
+    // At the end of the file, reads keep returning 0.
+    assert_eq!(reader.read(&mut buf).await.unwrap(), 0);
+    reader.close().await.unwrap();
+    session.end().await.unwrap();
+    assert_no_bindings(&client);
+}
