@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use dsbackup_client::{AuthLevel, Client, ClientConfig, Credentials, Endpoint};
 use dsbackup_mock::serve::{MockServer, ServeOptions};
-use dsbackup_mock::{MockConfig, MockDc, Privileges, SampleManifest, SampleSpec};
+use dsbackup_mock::{
+    MockConfig, MockConfigBuilder, MockDc, Privileges, SampleManifest, SampleSpec,
+};
 use tempfile::TempDir;
 
 pub(crate) const BACKUP_USER: &str = "svc-backup";
@@ -39,18 +41,29 @@ impl Dc {
     }
 
     pub(crate) async fn start_with(spec: &SampleSpec, min_auth: AuthLevel) -> Self {
+        Self::start_configured(spec, min_auth, |builder| builder).await
+    }
+
+    /// A DC whose configuration `configure` adjusts last.
+    pub(crate) async fn start_configured(
+        spec: &SampleSpec,
+        min_auth: AuthLevel,
+        configure: impl FnOnce(MockConfigBuilder) -> MockConfigBuilder,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("ntds");
         std::fs::create_dir(&root).unwrap();
         let sample = dsbackup_mock::generate_sample_set(&root, spec).unwrap();
-        let config = MockConfig::builder("DC1", &root)
-            .domain("CORP")
-            .user(BACKUP_USER, PASSWORD, Privileges::BACKUP)
-            .user(RESTORE_USER, PASSWORD, Privileges::ALL)
-            .user(NOBODY, PASSWORD, Privileges::NONE)
-            .state_dir(dir.path().join("state"))
-            .min_auth_level(min_auth)
-            .build();
+        let config = configure(
+            MockConfig::builder("DC1", &root)
+                .domain("CORP")
+                .user(BACKUP_USER, PASSWORD, Privileges::BACKUP)
+                .user(RESTORE_USER, PASSWORD, Privileges::ALL)
+                .user(NOBODY, PASSWORD, Privileges::NONE)
+                .state_dir(dir.path().join("state"))
+                .min_auth_level(min_auth),
+        )
+        .build();
         let dc = MockDc::new(config).unwrap();
         let server = MockServer::start(dc, &ServeOptions::loopback())
             .await

@@ -136,3 +136,25 @@ async fn a_session_dropped_without_end_is_run_down() {
     let session = client.backup_prepare(BackupType::Full).await.unwrap();
     session.end().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_ended_by_the_server_and_end_still_closes_everything() {
+    let dc = Dc::start_configured(
+        &crate::common::small_spec(),
+        dsbackup_client::AuthLevel::PKT_INTEGRITY,
+        |builder| builder.idle_timeout(Duration::from_secs(1)),
+    )
+    .await;
+    let client = dc.client(BACKUP_USER);
+    let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+    wait_until("the server to end the idle session", || {
+        dc.dc().active_backup().is_none()
+    })
+    .await;
+    let error = session.database_names().await.unwrap_err();
+    assert!(matches!(error, Error::Status { .. }), "{error:?}");
+    // The server ended it: HrRBackupEnd fails, the bindings close all the same.
+    assert!(session.end().await.is_err());
+    assert_no_bindings(&client);
+    dc.wait_no_associations().await;
+}

@@ -8,6 +8,7 @@
 //!              └─ association gone ──► RpcInterface::rundown ──► MockDc::rundown
 //! ```
 //!
+//! A sweeper task ends sessions idle past the configured timeout ([`MockDc::expire_idle`]).
 //! Each call becomes a [`Caller`] (the authenticated user, the auth level, the association as
 //! [`ConnectionId`]) and goes through [`MockDc::serve_stub`]; the delay the fault script asks
 //! for is slept before the answer. Calls that name a context handle are checked by the runtime
@@ -16,7 +17,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use dsbackup_ntlm::{AcceptorConfig, CredentialStore};
@@ -60,11 +61,13 @@ impl ServeOptions {
     }
 }
 
-/// A running mock DC.
+/// A running mock DC. Dropping it stops the idle-session sweeper; [`shutdown`](Self::shutdown)
+/// also closes every connection.
 #[derive(Debug)]
 pub struct MockServer {
     running: RunningServer,
     dc: MockDc,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl MockServer {
@@ -112,7 +115,12 @@ impl MockServer {
             dc = %dc.config().dc_name,
             "Mock DC listening"
         );
-        Ok(Self { running, dc })
+        let sweeper = tokio::spawn(sweep_idle(dc.clone()));
+        Ok(Self {
+            running,
+            dc,
+            sweeper,
+        })
     }
 
     /// Where ad_backup and ad_restore (and an endpoint mapper) are served.
@@ -138,7 +146,30 @@ impl MockServer {
     /// Stops serving (gracefully: calls in flight get their grace period); returns when every
     /// connection is closed.
     pub async fn shutdown(&self) {
+        self.sweeper.abort();
         self.running.shutdown().await;
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.sweeper.abort();
+    }
+}
+
+/// Ends the sessions idle past the configured timeout, checking a few times per timeout
+/// (at least every second, at most every 30 s).
+async fn sweep_idle(dc: MockDc) {
+    let period =
+        (dc.config().idle_timeout / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let ended = dc.expire_idle(SystemTime::now());
+        if !ended.is_empty() {
+            tracing::info!(sessions = ended.len(), "Idle sessions ended");
+        }
     }
 }
 
