@@ -415,32 +415,29 @@ impl FileReader<'_> {
         if !self.buffered.is_empty() {
             return Poll::Ready(Ok(Some(std::mem::take(&mut self.buffered))));
         }
-        loop {
-            if self.failed {
-                return Poll::Ready(Err(Error::Misuse("the file's reads already failed")));
-            }
-            self.issue_reads(cx);
-            let Some(front) = self.in_flight.front_mut() else {
-                // Nothing in flight: every byte came.
-                return Poll::Ready(Ok(None));
-            };
-            let output = match front.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(output) => output,
-            };
-            let cb_buffer = front.cb_buffer;
-            self.in_flight.pop_front();
-            self.outstanding = self.outstanding.saturating_sub(u64::from(cb_buffer));
-            match self.accept(cb_buffer, output) {
-                Ok(Some(data)) => return Poll::Ready(Ok(Some(data))),
-                Ok(None) => {}
-                Err(error) => {
-                    self.failed = true;
-                    // Dropping the other reads cancels them on the wire.
-                    self.in_flight.clear();
-                    tracing::debug!(name = %self.name, %error, "{CALL} failed");
-                    return Poll::Ready(Err(error));
-                }
+        if self.failed {
+            return Poll::Ready(Err(Error::Misuse("the file's reads already failed")));
+        }
+        self.issue_reads(cx);
+        let Some(front) = self.in_flight.front_mut() else {
+            // Nothing in flight: every byte came.
+            return Poll::Ready(Ok(None));
+        };
+        let output = match front.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(output) => output,
+        };
+        let cb_buffer = front.cb_buffer;
+        self.in_flight.pop_front();
+        self.outstanding = self.outstanding.saturating_sub(u64::from(cb_buffer));
+        match self.accept(cb_buffer, output) {
+            Ok(data) => Poll::Ready(Ok(Some(data))),
+            Err(error) => {
+                self.failed = true;
+                // Dropping the other reads cancels them on the wire.
+                self.in_flight.clear();
+                tracing::debug!(name = %self.name, %error, "{CALL} failed");
+                Poll::Ready(Err(error))
             }
         }
     }
@@ -450,7 +447,7 @@ impl FileReader<'_> {
         &mut self,
         cb_buffer: u32,
         output: Result<AdBackupResponse, Error>,
-    ) -> Result<Option<Bytes>, Error> {
+    ) -> Result<Bytes, Error> {
         const CALL: &str = "HrRBackupRead";
         let AdBackupResponse::HrRBackupRead(response) = output? else {
             return Err(wrong_response(CALL));
@@ -481,7 +478,7 @@ impl FileReader<'_> {
             });
         }
         self.received = received;
-        Ok(Some(data))
+        Ok(data)
     }
 
     /// Issues reads until `depth` are in flight or the ones in flight ask for every byte left;
