@@ -164,3 +164,36 @@ async fn a_damaged_set_is_not_restored() {
     assert!(dc.dc().restore_marker().is_none());
     assert_no_bindings(&client);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_truncated_only_once_the_set_is_complete() {
+    let dc = Dc::start().await;
+    let client = dc.client(BACKUP_USER);
+    let tmp = tempfile::tempdir().unwrap();
+    let options = BackupOptions {
+        truncate_logs: true,
+        ..BackupOptions::default()
+    };
+    let out = tmp.path().join("set");
+    let summary = backup_to_dir(&client, &out, &options, &mut NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(summary.truncate_error, None);
+    assert!(verify_dir(&out, &mut NoProgress).unwrap().is_ok());
+
+    // A truncation that fails leaves a complete set and says so.
+    dc.dc().faults().status_for_opnum_times(
+        Interface::AdBackup,
+        7,
+        dsbackup_client::Status::ERROR_ACCESS_DENIED,
+        1,
+    );
+    let out = tmp.path().join("set2");
+    let summary = backup_to_dir(&client, &out, &options, &mut NoProgress)
+        .await
+        .unwrap();
+    let error = summary.truncate_error.unwrap();
+    assert!(error.contains("HrRBackupTruncateLogs"), "{error}");
+    assert!(verify_dir(&out, &mut NoProgress).unwrap().is_ok());
+    assert_no_bindings(&client);
+}

@@ -100,6 +100,7 @@ pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<
             "bytes": summary.bytes,
             "seconds": elapsed.as_secs_f64(),
             "manifest": summary.manifest,
+            "truncate_error": summary.truncate_error,
             "end_error": summary.end_error,
         }),
         &backup_text(&summary, elapsed),
@@ -126,6 +127,12 @@ pub(crate) fn backup_text(summary: &BackupSummary, elapsed: std::time::Duration)
             text,
             "  {:<18} {:>12}  {}  {}",
             file.kind, file.size, file.sha256, file.path
+        );
+    }
+    if let Some(error) = &summary.truncate_error {
+        let _ = writeln!(
+            text,
+            "warning: the set is complete, but DsBackupTruncateLogs failed: {error}"
         );
     }
     if let Some(error) = &summary.end_error {

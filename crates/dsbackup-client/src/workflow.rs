@@ -3,8 +3,8 @@
 //! ```text
 //!  backup_to_dir:  DsBackupPrepare -> token -> DsBackupGetDatabaseNames -> each file:
 //!                  open, pipelined reads -> hashed, written (writer thread) -> close ->
-//!                  DsBackupGetBackupLogs -> each file likewise -> [truncate logs] ->
-//!                  DsBackupEnd -> manifest.json -> rename <out>.partial to <out>
+//!                  DsBackupGetBackupLogs -> each file likewise -> manifest.json -> rename
+//!                  <out>.partial to <out> -> [DsBackupTruncateLogs] -> DsBackupEnd
 //!  restore_from_dir: verify the set -> DsRestorePrepare(token) -> locations -> copy files ->
 //!                  DsRestoreRegister -> DsRestoreRegisterComplete(outcome) -> DsRestoreEnd
 //! ```
@@ -32,7 +32,7 @@ use crate::verify::verify_dir;
 pub struct BackupOptions {
     /// Full or logs only.
     pub backup_type: BackupType,
-    /// `DsBackupTruncateLogs` once every file is safely written.
+    /// `DsBackupTruncateLogs` once the set is complete on disk (manifest included).
     pub truncate_logs: bool,
 }
 
@@ -54,6 +54,9 @@ pub struct BackupSummary {
     pub manifest: Manifest,
     /// Bytes of file data received.
     pub bytes: u64,
+    /// `HrRBackupTruncateLogs`'s failure, if truncation was asked for and failed (the set is
+    /// complete; the server keeps its logs).
+    pub truncate_error: Option<String>,
     /// `HrRBackupEnd`'s failure, if it failed after a complete backup (the set is complete).
     pub end_error: Option<String>,
 }
@@ -80,24 +83,37 @@ pub async fn backup_to_dir(
 ) -> Result<BackupSummary, Error> {
     let mut writer = BackupDirWriter::create(out)?;
     let mut session = client.backup_prepare(options.backup_type).await?;
-    let result = copy_session(&mut session, &mut writer, options, progress).await;
-    let ended = session.end().await;
-    let bytes = match result {
-        Ok(bytes) => bytes,
+    let copied = copy_session(&mut session, &mut writer, progress).await;
+    let committed = match copied {
+        Ok(bytes) => {
+            let created = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            blocking(|| writer.commit(client.server(), options.backup_type, created))
+                .map(|manifest| (bytes, manifest))
+        }
+        Err(error) => Err(error),
+    };
+    let (bytes, manifest) = match committed {
+        Ok(done) => done,
         Err(error) => {
-            if let Err(end_error) = ended {
+            if let Err(end_error) = session.end().await {
                 tracing::debug!(error = %end_error, "DsBackupEnd after a failed backup failed too");
             }
-            // Dropping the writer removes `<out>.partial`.
-            drop(writer);
+            // The writer, dropped on return unless committed, removes `<out>.partial`.
             return Err(error);
         }
     };
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let manifest = blocking(|| writer.commit(client.server(), options.backup_type, created))?;
-    let end_error = ended.err().map(|error| {
+    // Logs are truncated only once the set is complete on disk, manifest included.
+    let truncate_error = if options.truncate_logs {
+        session.truncate_logs().await.err().map(|error| {
+            tracing::warn!(%error, "DsBackupTruncateLogs failed after a complete backup");
+            error.to_string()
+        })
+    } else {
+        None
+    };
+    let end_error = session.end().await.err().map(|error| {
         tracing::warn!(%error, "DsBackupEnd failed after a complete backup");
         error.to_string()
     });
@@ -105,6 +121,7 @@ pub async fn backup_to_dir(
         out: out.to_owned(),
         manifest,
         bytes,
+        truncate_error,
         end_error,
     })
 }
@@ -113,13 +130,12 @@ pub async fn backup_to_dir(
 async fn copy_session(
     session: &mut BackupSession,
     writer: &mut BackupDirWriter,
-    options: &BackupOptions,
     progress: &mut dyn Progress,
 ) -> Result<u64, Error> {
     let token = session.expiry_token().to_vec();
     blocking(|| writer.write_token(&token))?;
     let mut bytes = 0_u64;
-    let databases = match options.backup_type {
+    let databases = match session.backup_type() {
         BackupType::Full => session.database_names().await?,
         BackupType::LogsOnly => Vec::new(),
     };
@@ -129,9 +145,6 @@ async fn copy_session(
     let logs = session.backup_logs().await?;
     for entry in &logs {
         bytes = bytes.saturating_add(copy_file(session, writer, entry, progress).await?);
-    }
-    if options.truncate_logs {
-        session.truncate_logs().await?;
     }
     Ok(bytes)
 }
