@@ -337,3 +337,41 @@ fn demo_backs_up_and_verifies_a_generated_set() {
     assert_eq!(summary["open_bindings"], 0);
     assert_eq!(summary["backup"]["bytes"], 4 << 20);
 }
+
+#[test]
+fn a_separate_endpoint_mapper_port_leads_to_the_interfaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port that was free a moment ago.
+    let epm_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let epm = epm_port.to_string();
+    let _dc = MockDc::start(&[
+        "--dir",
+        tmp.path().join("ntds").to_str().unwrap(),
+        "--generate",
+        "1MiB",
+        "--user",
+        "svc-backup",
+        "--epm-port",
+        &epm,
+    ]);
+    let online = dsbackup()
+        .args([
+            "--json",
+            "online",
+            "--server",
+            "127.0.0.1",
+            "--epm-port",
+            &epm,
+        ])
+        .args(["--user", "svc-backup"])
+        .env("DSBACKUP_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(online.status.success(), "{}", text(&online.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
+    assert_eq!(result["online"], true);
+}
