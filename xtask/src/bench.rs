@@ -74,7 +74,68 @@ pub(crate) fn run() -> Result<()> {
     }
     let results = collect(&sh::target_dir()?.join("criterion"), Some(started))?;
     print!("{}", table(&results));
+    backup_throughput()
+}
+
+/// The backup over loopback at each auth level, against a plain TCP copy in the same run
+/// (`crates/dsbackup-cli/examples/backup_throughput.rs` prints one JSON document).
+fn backup_throughput() -> Result<()> {
+    let json = sh::read(sh::cargo().args([
+        "run",
+        "--release",
+        "--locked",
+        "-p",
+        "dsbackup-cli",
+        "--example",
+        "backup_throughput",
+        "--",
+        "1024",
+    ]))?;
+    let line = json
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .context("backup_throughput printed no JSON")?;
+    let result: Value = serde_json::from_str(line).context("backup_throughput's JSON")?;
+    print!("{}", throughput_table(&result));
     Ok(())
+}
+
+fn throughput_table(result: &Value) -> String {
+    let number = |value: &Value, key: &str| value.get(key).and_then(Value::as_f64);
+    let plain = number(result, "plain_tcp_mib_s");
+    let mut out = format!(
+        "\nbackup of {} bytes over loopback; plain TCP copy {} MiB/s\n{:<10}  {:>10}  {:>19}  {:>21}\n",
+        result.get("bytes").and_then(Value::as_u64).unwrap_or(0),
+        plain.map_or_else(|| "-".to_owned(), |p| format!("{p:.1}")),
+        "auth",
+        "read MiB/s",
+        "ratio-to-plain-tcp",
+        "backup_to_dir MiB/s"
+    );
+    for level in result
+        .get("levels")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let cell = |key: &str, digits: usize| {
+            number(level, key).map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        out.push_str(&format!(
+            "{:<10}  {:>10}  {:>19}  {:>21}\n",
+            level.get("auth").and_then(Value::as_str).unwrap_or("?"),
+            cell("read_mib_s", 1),
+            cell("read_ratio_to_plain_tcp", 3),
+            cell("backup_to_dir_mib_s", 1),
+        ));
+    }
+    if let Some(rss) = number(result, "peak_rss_mib") {
+        out.push_str(&format!(
+            "peak RSS {rss:.1} MiB (mock server and client in one process)\n"
+        ));
+    }
+    out
 }
 
 /// Every result under `dir` written at or after `since`.
@@ -240,5 +301,23 @@ mod tests {
         assert_eq!(collect(temp.path(), None).unwrap().len(), 1);
         let later = SystemTime::now() + std::time::Duration::from_secs(3600);
         assert!(collect(temp.path(), Some(later)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn backup_throughput_prints_one_row_per_auth_level() {
+        let result: Value = serde_json::from_str(
+            r#"{"bytes":1073741824,"plain_tcp_mib_s":2000.0,"peak_rss_mib":40.5,
+                "levels":[{"auth":"none","read_mib_s":1800.0,"read_ratio_to_plain_tcp":0.9,
+                           "backup_to_dir_mib_s":700.0},
+                          {"auth":"privacy","read_mib_s":200.0,"read_ratio_to_plain_tcp":0.1,
+                           "backup_to_dir_mib_s":150.0}]}"#,
+        )
+        .unwrap();
+        let table = throughput_table(&result);
+        assert!(table.contains("plain TCP copy 2000.0 MiB/s"), "{table}");
+        assert!(table.contains("none"), "{table}");
+        assert!(table.contains("0.900"), "{table}");
+        assert!(table.contains("privacy"), "{table}");
+        assert!(table.contains("peak RSS 40.5 MiB"), "{table}");
     }
 }

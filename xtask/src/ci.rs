@@ -16,6 +16,7 @@ const STEPS: &[&str] = &[
     "fmt",
     "clippy",
     "test",
+    "large",
     "doc",
     "deps",
     "conformance",
@@ -86,6 +87,17 @@ fn step(name: &str, installs: bool) -> Result<()> {
         ])),
         // The README's test command (`cargo test --workspace`), locked to Cargo.lock.
         "test" => sh::run(sh::cargo().args(["test", "--workspace", "--locked"])),
+        // The ignored tests: the 1 GiB backup from `dsbackup mock-dc`, end to end.
+        "large" => sh::run(sh::cargo().args([
+            "test",
+            "--locked",
+            "-p",
+            "dsbackup-cli",
+            "--test",
+            "cli",
+            "--",
+            "--ignored",
+        ])),
         "doc" => sh::run(
             sh::cargo()
                 .args([

@@ -34,6 +34,8 @@ const MAY_USE: &[(&str, &[&str])] = &[
             "dsbackup-mock",
         ],
     ),
+    // The integration tests use client and mock as dev-dependencies only.
+    ("dsbackup-tests", &[]),
     ("xtask", &[]),
 ];
 

@@ -29,8 +29,9 @@ cargo xtask TASK [OPTIONS]
 
 Tasks:
   ci [--skip STEP,..] [--no-install]
-        everything CI checks, in order, each a timed step: setup fmt clippy test doc deps
-        conformance vectors fuzz (10 s per target); stops at the first failure
+        everything CI checks, in order, each a timed step: setup fmt clippy test large (the
+        ignored 1 GiB end-to-end backup) doc deps conformance vectors fuzz (10 s per target);
+        stops at the first failure
   check deps
         the dependency direction between the workspace crates (see ARCHITECTURE.md)
   conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM]
@@ -48,7 +49,9 @@ Tasks:
         replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
         J targets at a time (default: one per core)
   bench
-        runs the criterion benches and prints each throughput against memcpy in the same run
+        runs the criterion benches and prints each throughput against memcpy in the same run;
+        then the backup throughput over loopback (1 GiB at auth none, integrity, privacy) as
+        ratios to a plain TCP copy of the same bytes in the same run, and the peak RSS
 
 Installs (apt-get tshark and samba, pip impacket, cargo install cargo-fuzz) only happen when a tool is
 missing; --no-install or XTASK_NO_INSTALL=1 turns them into errors.

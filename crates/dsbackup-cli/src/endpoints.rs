@@ -68,13 +68,10 @@ pub(crate) struct Args {
     /// Seconds to wait for the connection and each call.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
-    /// One JSON object a line instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
-/// Runs the command.
-pub(crate) fn run(args: &Args) -> Result<()> {
+/// Runs the command; `json` (the global `--json`): one JSON object a line instead of text.
+pub(crate) fn run(args: &Args, json: bool) -> Result<()> {
     let password = match &args.user {
         Some(user) => Some(password(user, args.domain.as_deref().unwrap_or_default())?),
         None => None,
@@ -84,7 +81,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let entries = runtime.block_on(fetch(args, password.as_deref()))?;
-    let out = if args.json {
+    let out = if json {
         render_json(&entries)?
     } else {
         render(&entries)
@@ -215,7 +212,6 @@ mod tests {
             domain: user.then(|| "CORP".into()),
             level: Level::Privacy,
             timeout: 10,
-            json: false,
         }
     }
 

@@ -64,6 +64,7 @@ pub mod marker;
 pub mod ntds;
 mod prng;
 pub mod sample;
+pub mod serve;
 
 pub use crate::config::{ConfigError, DsMode, MockConfig, MockConfigBuilder, MockUser, Privileges};
 pub use crate::dc::{

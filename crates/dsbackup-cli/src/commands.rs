@@ -1,0 +1,254 @@
+//! `backup`, `verify`, `restore`, `online`, `set-log`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use dsbackup_client::{
+    BackupOptions, BackupSummary, BackupType, FileOutcome, PathMap, RestoreOptions, verify_dir,
+};
+
+use crate::connect::ConnectArgs;
+use crate::exit;
+use crate::output::Output;
+use crate::progress::Bar;
+
+/// `dsbackup backup`.
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// The directory to create (it must not exist, or be empty).
+    #[arg(long, short = 'o')]
+    pub(crate) out: PathBuf,
+    /// Back up the logs only (BACKUP_TYPE_LOGS_ONLY).
+    #[arg(long)]
+    pub(crate) logs_only: bool,
+    /// Truncate the server's committed logs once the set is safely written.
+    #[arg(long)]
+    pub(crate) truncate_logs: bool,
+}
+
+/// `dsbackup verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The backup directory.
+    pub(crate) dir: PathBuf,
+}
+
+/// `dsbackup restore`.
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// The backup directory to restore.
+    #[arg(long = "from", short = 'f')]
+    pub(crate) from: PathBuf,
+    /// Where a server path is on this host: `PREFIX=LOCAL_DIR` (repeatable), e.g.
+    /// `'\\DC1\C$=/mnt/dc1-c'`. Server paths that are absolute local paths map to themselves.
+    #[arg(long = "map", value_name = "PREFIX=LOCAL_DIR")]
+    pub(crate) map: Vec<String>,
+    /// Ask for a catch-up restore (RESTORE_TYPE_CATCHUP).
+    #[arg(long)]
+    pub(crate) catchup: bool,
+}
+
+/// `dsbackup online`.
+#[derive(Debug, Args)]
+pub(crate) struct OnlineArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+}
+
+/// `dsbackup set-log`.
+#[derive(Debug, Args)]
+pub(crate) struct SetLogArgs {
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+    /// The log number (4294967295 disables incremental backups until the next full one).
+    pub(crate) log: u32,
+}
+
+pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<u8> {
+    let client = args.connect.client()?;
+    let options = BackupOptions {
+        backup_type: if args.logs_only {
+            BackupType::LogsOnly
+        } else {
+            BackupType::Full
+        },
+        truncate_logs: args.truncate_logs,
+    };
+    let mut bar = Bar::new(0, !output.bars());
+    bar.grow_per_file(true);
+    let started = std::time::Instant::now();
+    let summary = dsbackup_client::backup_to_dir(&client, &args.out, &options, &mut bar).await;
+    bar.finish();
+    let summary = summary.with_context(|| {
+        format!(
+            "backup of {} failed; {} was not created",
+            args.connect.server,
+            args.out.display()
+        )
+    })?;
+    let elapsed = started.elapsed();
+    output.result(
+        &serde_json::json!({
+            "out": summary.out,
+            "files": summary.manifest.files.len(),
+            "bytes": summary.bytes,
+            "seconds": elapsed.as_secs_f64(),
+            "manifest": summary.manifest,
+            "truncate_error": summary.truncate_error,
+            "end_error": summary.end_error,
+        }),
+        &backup_text(&summary, elapsed),
+    )?;
+    Ok(exit::OK)
+}
+
+pub(crate) fn backup_text(summary: &BackupSummary, elapsed: std::time::Duration) -> String {
+    let mut text = String::new();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let mib = summary.bytes as f64 / (1024.0 * 1024.0);
+    let _ = writeln!(
+        text,
+        "backed up {} files, {:.1} MiB from {} into {} in {:.2} s ({:.1} MiB/s)",
+        summary.manifest.files.len(),
+        mib,
+        summary.manifest.server,
+        summary.out.display(),
+        secs,
+        mib / secs
+    );
+    for file in &summary.manifest.files {
+        let _ = writeln!(
+            text,
+            "  {:<18} {:>12}  {}  {}",
+            file.kind, file.size, file.sha256, file.path
+        );
+    }
+    if let Some(error) = &summary.truncate_error {
+        let _ = writeln!(
+            text,
+            "warning: the set is complete, but DsBackupTruncateLogs failed: {error}"
+        );
+    }
+    if let Some(error) = &summary.end_error {
+        let _ = writeln!(
+            text,
+            "warning: DsBackupEnd failed after the backup: {error}"
+        );
+    }
+    text
+}
+
+pub(crate) fn verify(args: &VerifyArgs, output: Output) -> anyhow::Result<u8> {
+    let manifest = dsbackup_client::Manifest::read(&args.dir)?;
+    let mut bar = Bar::new(manifest.total_size(), !output.bars());
+    let report = verify_dir(&args.dir, &mut bar);
+    bar.finish();
+    let report = report?;
+    let mut text = String::new();
+    for check in &report.files {
+        let line = match &check.outcome {
+            FileOutcome::Ok => format!("ok        {}", check.path),
+            FileOutcome::Missing { error } => format!("MISSING   {} ({error})", check.path),
+            FileOutcome::SizeDiffers { expected, actual } => {
+                format!(
+                    "SIZE      {} ({actual} bytes, manifest says {expected})",
+                    check.path
+                )
+            }
+            FileOutcome::HashDiffers { .. } => {
+                format!("CHANGED   {} (SHA-256 differs)", check.path)
+            }
+        };
+        let _ = writeln!(text, "{line}");
+    }
+    let failed = report.failures().count();
+    let _ = writeln!(
+        text,
+        "{}: {} of {} files match",
+        if failed == 0 { "verified" } else { "FAILED" },
+        report.files.len() - failed,
+        report.files.len()
+    );
+    output.result(
+        &serde_json::json!({"ok": failed == 0, "files": report.files}),
+        &text,
+    )?;
+    Ok(if failed == 0 {
+        exit::OK
+    } else {
+        exit::MISMATCH
+    })
+}
+
+pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Result<u8> {
+    let mut map = PathMap::new();
+    for rule in &args.map {
+        map = map.parse_rule(rule)?;
+    }
+    let client = args.connect.client()?;
+    let options = RestoreOptions {
+        rt_flag: if args.catchup {
+            dsbackup_proto::iface::ad_restore::RESTORE_TYPE_CATCHUP
+        } else {
+            0
+        },
+        map,
+    };
+    let total = dsbackup_client::Manifest::read(&args.from)?.total_size();
+    let mut bar = Bar::new(total, !output.bars());
+    let summary = dsbackup_client::restore_from_dir(&client, &args.from, &options, &mut bar).await;
+    bar.finish();
+    let summary = summary?;
+    let mut text = String::new();
+    for copy in &summary.plan.copies {
+        let _ = writeln!(
+            text,
+            "  {} -> {} ({})",
+            copy.entry.path,
+            copy.server_target,
+            copy.local_target.display()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "restored {} files ({} bytes) to {}; registered logs {}..={}",
+        summary.plan.copies.len(),
+        summary.bytes,
+        args.connect.server,
+        summary.plan.gen_low,
+        summary.plan.gen_high
+    );
+    output.result(&summary, &text)?;
+    Ok(exit::OK)
+}
+
+pub(crate) async fn online(args: &OnlineArgs, output: Output) -> anyhow::Result<u8> {
+    let online = args.connect.client()?.is_ntds_online().await?;
+    output.result(
+        &serde_json::json!({"server": args.connect.server, "online": online}),
+        if online {
+            "online: the directory service is running"
+        } else {
+            "offline: the DC is in directory services restore mode"
+        },
+    )?;
+    Ok(exit::OK)
+}
+
+pub(crate) async fn set_log(args: &SetLogArgs, output: Output) -> anyhow::Result<u8> {
+    args.connect
+        .client()?
+        .set_current_backup_log(args.log)
+        .await?;
+    output.result(
+        &serde_json::json!({"server": args.connect.server, "current_log": args.log}),
+        &format!("current backup log set to {}", args.log),
+    )?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,351 @@
+//! [`Client`]: one server, one identity (`DsSetAuthIdentity`), the calls that need no session,
+//! and the two kinds of session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsbackup_ntlm::Credentials;
+use dsbackup_proto::AuthLevel;
+use dsbackup_proto::iface::ad_backup::{
+    self, AdBackupRequest, AdBackupResponse, HrRBackupPrepareRequest,
+};
+use dsbackup_proto::iface::ad_restore::{
+    self, AdRestoreRequest, AdRestoreResponse, HrRIsNTDSOnlineRequest,
+    HrRRestoreCheckLogsForBackupRequest, HrRRestorePrepareRequest,
+    HrRRestoreSetCurrentLogNumberRequest,
+};
+use dsbackup_proto::{ExpiryToken, Status};
+use dsbackup_transport::{ClientAuth, ClientOptions, Registry};
+
+use crate::backup::BackupSession;
+use crate::error::Error;
+use crate::manifest::BackupType;
+use crate::restore::RestoreSession;
+use crate::rpc::{Rpc, check, wrong_response};
+
+/// `g_wszBackupAnnotation`: the annotation a backup names itself with.
+pub const BACKUP_ANNOTATION: &str = "NTDS Backup Interface";
+
+/// How the client finds the server's ad_backup and ad_restore endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Ask the endpoint mapper on this TCP port (135 on a DC).
+    Mapper {
+        /// The endpoint mapper's port.
+        port: u16,
+    },
+    /// Both interfaces on this fixed TCP port (a DC's NTDS `TCP/IP Port` setting).
+    Port(u16),
+}
+
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::Mapper { port: 135 }
+    }
+}
+
+/// The settings of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The server: a host name or an address.
+    pub server: String,
+    /// Who to authenticate as (`DsSetAuthIdentity`); `None` binds without authentication.
+    pub credentials: Option<Credentials>,
+    /// The auth level: packet privacy by default.
+    pub auth_level: AuthLevel,
+    /// Where the interfaces are.
+    pub endpoint: Endpoint,
+    /// Bound on connecting and binding (with authentication).
+    pub connect_timeout: Duration,
+    /// Bound on one call.
+    pub call_timeout: Duration,
+    /// Bytes asked for by one `HrRBackupRead` (at most 16 MiB).
+    pub read_size: u32,
+    /// `HrRBackupRead` calls kept in flight while a file is read.
+    pub reads_in_flight: usize,
+    /// Largest fragment sent and received (the server may negotiate it down).
+    pub max_frag: u16,
+}
+
+impl ClientConfig {
+    /// Defaults for `server`: no credentials yet, packet privacy, the endpoint mapper on 135,
+    /// 10 s to connect, 60 s per call, reads of 256 KiB with 4 in flight (the fastest over
+    /// loopback in `cargo xtask bench`: larger reads or more of them keep more bytes in flight
+    /// than the caches hold), 64 KiB fragments.
+    pub fn new(server: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            credentials: None,
+            auth_level: AuthLevel::PKT_PRIVACY,
+            endpoint: Endpoint::default(),
+            connect_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(60),
+            read_size: 256 * 1024,
+            reads_in_flight: 4,
+            max_frag: u16::MAX,
+        }
+    }
+
+    /// `DsSetAuthIdentity`: the user, domain and password (or NT hash) to authenticate with.
+    #[must_use]
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The auth level (connect, packet integrity, packet privacy; none without credentials).
+    #[must_use]
+    pub fn auth_level(mut self, level: AuthLevel) -> Self {
+        self.auth_level = level;
+        self
+    }
+
+    /// Where the interfaces are.
+    #[must_use]
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+}
+
+/// A client of one server (the Rust counterpart of calling `ntdsbcli` with a server name after
+/// `DsSetAuthIdentity`). Cheap to clone; every binding it opens is counted in its
+/// [`registry`](Self::registry).
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What the sessions of a client share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) server: String,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) registry: Registry,
+    pub(crate) read_size: u32,
+    pub(crate) reads_in_flight: usize,
+}
+
+impl Client {
+    /// A client with `config`. Nothing is connected until a call.
+    ///
+    /// # Errors
+    /// [`Error::Misuse`] for a read size over 16 MiB or of zero, or an auth level above none
+    /// without credentials.
+    pub fn new(config: ClientConfig) -> Result<Self, Error> {
+        if config.read_size == 0 || config.read_size > ad_backup::MAX_READ_SIZE {
+            return Err(Error::Misuse("the read size must be 1 byte to 16 MiB"));
+        }
+        let auth = match (config.credentials, config.auth_level) {
+            (_, AuthLevel::NONE) => ClientAuth::None,
+            (Some(credentials), level) => ClientAuth::ntlm(credentials, level),
+            (None, _) => {
+                return Err(Error::Misuse(
+                    "an auth level above none needs credentials (DsSetAuthIdentity)",
+                ));
+            }
+        };
+        let mut options = ClientOptions::with_auth(auth);
+        options.connect_timeout = config.connect_timeout;
+        options.call_timeout = config.call_timeout;
+        options.limits.max_recv_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
+        options.limits.max_xmit_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
+        if let Endpoint::Mapper { port } = config.endpoint {
+            options.epm_port = port;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                server: config.server,
+                endpoint: config.endpoint,
+                registry: Registry::new(options),
+                read_size: config.read_size,
+                reads_in_flight: config.reads_in_flight.max(1),
+            }),
+        })
+    }
+
+    /// The server this client talks to.
+    pub fn server(&self) -> &str {
+        &self.inner.server
+    }
+
+    /// The registry of the bindings this client opened (counts of what is open).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// `DsIsNTDSOnline`: whether the directory service runs (`false`: restore mode).
+    ///
+    /// # Errors
+    /// [`Error::Transport`] or [`Error::Authentication`] when the server cannot be reached or
+    /// refuses us; [`Error::Status`] for a failure status.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
+    pub async fn is_ntds_online(&self) -> Result<bool, Error> {
+        const CALL: &str = "HrRIsNTDSOnline";
+        let response = self
+            .restore_call(AdRestoreRequest::HrRIsNTDSOnline(HrRIsNTDSOnlineRequest {}))
+            .await?;
+        let AdRestoreResponse::HrRIsNTDSOnline(response) = response else {
+            return Err(wrong_response(CALL));
+        };
+        check(CALL, response.status)?;
+        Ok(response.pf_online != 0)
+    }
+
+    /// `DsSetCurrentBackupLog`: sets the server's current backup log number
+    /// (`0xFFFFFFFF` disables incremental backups until the next full one).
+    ///
+    /// # Errors
+    /// As [`is_ntds_online`](Self::is_ntds_online).
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
+    pub async fn set_current_backup_log(&self, log: u32) -> Result<(), Error> {
+        const CALL: &str = "HrRRestoreSetCurrentLogNumber";
+        let response = self
+            .restore_call(AdRestoreRequest::HrRRestoreSetCurrentLogNumber(
+                HrRRestoreSetCurrentLogNumberRequest {
+                    dw_current_log: log,
+                },
+            ))
+            .await?;
+        let AdRestoreResponse::HrRRestoreSetCurrentLogNumber(response) = response else {
+            return Err(wrong_response(CALL));
+        };
+        check(CALL, response.status)
+    }
+
+    /// Whether the logs a backup with `annotation` needs are still on the server: `true` when
+    /// they are, `false` when one is gone (`hrLogFileNotFound`).
+    ///
+    /// # Errors
+    /// As [`is_ntds_online`](Self::is_ntds_online); other failure statuses.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
+    pub async fn check_logs_for_backup(&self, annotation: &str) -> Result<bool, Error> {
+        const CALL: &str = "HrRRestoreCheckLogsForBackup";
+        let response = self
+            .restore_call(AdRestoreRequest::HrRRestoreCheckLogsForBackup(
+                HrRRestoreCheckLogsForBackupRequest {
+                    wsz_backup_annotation: annotation.to_owned(),
+                },
+            ))
+            .await?;
+        let AdRestoreResponse::HrRRestoreCheckLogsForBackup(response) = response else {
+            return Err(wrong_response(CALL));
+        };
+        if response.status == Status::HR_LOG_FILE_NOT_FOUND {
+            return Ok(false);
+        }
+        check(CALL, response.status)?;
+        Ok(true)
+    }
+
+    /// `DsBackupPrepare`: starts a backup session (the `HBC`). End it with
+    /// [`BackupSession::end`]; dropping it closes its bindings, and the server runs the
+    /// session down.
+    ///
+    /// # Errors
+    /// [`Error::Status`] (`hrBackupInProgress`, `ERROR_ACCESS_DENIED`, ...), transport errors;
+    /// the binding opened for the call is closed before returning.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
+    pub async fn backup_prepare(&self, backup_type: BackupType) -> Result<BackupSession, Error> {
+        const CALL: &str = "HrRBackupPrepare";
+        let rpc = Rpc::connect(&self.inner, &ad_backup::INTERFACE).await?;
+        let request = AdBackupRequest::HrRBackupPrepare(HrRBackupPrepareRequest {
+            grbit: 0,
+            bt_flag: backup_type.bt_flag(),
+            wsz_backup_annotation: BACKUP_ANNOTATION.to_owned(),
+            dw_client_identifier: std::process::id(),
+        });
+        let result = async {
+            let AdBackupResponse::HrRBackupPrepare(response) = rpc.backup(&request).await? else {
+                return Err(wrong_response(CALL));
+            };
+            check(CALL, response.status)?;
+            if response.ph_context.is_null() {
+                return Err(Error::Protocol {
+                    call: CALL,
+                    reason: "success with a null context handle".to_owned(),
+                });
+            }
+            let token = response.ppb_expiry_token.clone().unwrap_or_default();
+            Ok((response.ph_context, token))
+        }
+        .await;
+        match result {
+            Ok((handle, token)) => Ok(BackupSession::new(
+                Arc::clone(&self.inner),
+                rpc,
+                handle,
+                token,
+                backup_type,
+            )),
+            Err(error) => {
+                rpc.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// `DsRestorePrepare`: starts a restore session. With `token` (the one saved with the
+    /// backup) every restore call is allowed; without, only
+    /// [`database_locations`](RestoreSession::database_locations).
+    ///
+    /// # Errors
+    /// [`Error::Status`] (`hrContentsExpired`, `ERROR_ACCESS_DENIED` when the DC is not in
+    /// restore mode, ...), transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call and closes the binding it opened; a session the
+    /// server had started is run down when that association goes.
+    pub async fn restore_prepare(
+        &self,
+        rt_flag: u32,
+        token: Option<&[u8]>,
+    ) -> Result<RestoreSession, Error> {
+        const CALL: &str = "HrRRestorePrepare";
+        let rpc = Rpc::connect(&self.inner, &ad_restore::INTERFACE).await?;
+        let mut request = HrRRestorePrepareRequest::new(rt_flag, None::<&ExpiryToken>);
+        if let Some(token) = token {
+            request.pb_expiry_token = Some(bytes::Bytes::copy_from_slice(token));
+            request.cb_expiry_token = u32::try_from(token.len())
+                .map_err(|_| Error::Misuse("the expiry token is too long"))?;
+        }
+        let result = async {
+            let AdRestoreResponse::HrRRestorePrepare(response) = rpc
+                .restore(&AdRestoreRequest::HrRRestorePrepare(request))
+                .await?
+            else {
+                return Err(wrong_response(CALL));
+            };
+            check(CALL, response.status)?;
+            Ok(response.ph_context)
+        }
+        .await;
+        match result {
+            Ok(handle) => Ok(RestoreSession::new(rpc, handle)),
+            Err(error) => {
+                rpc.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// One ad_restore call on a binding of its own, closed afterwards whatever happened.
+    async fn restore_call(&self, request: AdRestoreRequest) -> Result<AdRestoreResponse, Error> {
+        let rpc = Rpc::connect(&self.inner, &ad_restore::INTERFACE).await?;
+        let result = rpc.restore(&request).await;
+        rpc.close().await;
+        result
+    }
+}

@@ -1,0 +1,198 @@
+//! The one error type of the crate, its variants split by whose fault it was.
+
+use std::io;
+use std::path::PathBuf;
+
+use dsbackup_proto::Status;
+use dsbackup_proto::ndr::NdrError;
+use dsbackup_proto::{FaultStatus, ProtocolError, RejectReason};
+use dsbackup_transport::TransportError;
+
+/// What went wrong in a call of this crate.
+///
+/// | fault | variants |
+/// | --- | --- |
+/// | the server answered with a failure status | [`Error::Status`] |
+/// | the server broke the protocol | [`Error::BadResponse`], [`Error::Protocol`] |
+/// | the server refused our credentials | [`Error::Authentication`] |
+/// | the network or the RPC layer | [`Error::Transport`] |
+/// | the local disk | [`Error::Io`] |
+/// | the backup set on disk | [`Error::Manifest`], [`Error::BadSet`], [`Error::Mismatch`] |
+/// | the caller | [`Error::Misuse`] |
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered `call` with a failure status (`hr*` or Win32 code, named).
+    #[error("{call} failed: {status}")]
+    Status {
+        /// The RPC operation, e.g. `HrRBackupPrepare`.
+        call: &'static str,
+        /// What the server said.
+        status: Status,
+    },
+    /// The server's answer to `call` does not decode.
+    #[error("malformed {call} response: {source}")]
+    BadResponse {
+        /// The RPC operation.
+        call: &'static str,
+        /// Why the stub does not decode.
+        source: NdrError,
+    },
+    /// The server's answers make no sense together (e.g. a file longer than it said).
+    #[error("server broke the protocol in {call}: {reason}")]
+    Protocol {
+        /// The RPC operation.
+        call: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The server refused our credentials (bind rejected, access denied at the RPC layer, or
+    /// a failed NTLM exchange).
+    #[error("authentication failed: the server refused the credentials ({context}: {source})")]
+    Authentication {
+        /// What was being done, e.g. `connect to ad_backup`.
+        context: &'static str,
+        /// The transport's error.
+        source: TransportError,
+    },
+    /// The RPC transport failed: connection, bind, fault, timeout, the server going away.
+    #[error("{context} failed: {source}{}", lost_hint(source))]
+    Transport {
+        /// What was being done, e.g. `HrRBackupRead`.
+        context: &'static str,
+        /// The transport's error.
+        source: TransportError,
+    },
+    /// A local file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// `manifest.json` cannot be read or written.
+    #[error("manifest {}: {source}", path.display())]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The backup set on disk is not usable (missing manifest, a path leaving the set, ...).
+    #[error("backup set {}: {reason}", path.display())]
+    BadSet {
+        /// The backup directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Files of the backup set do not match their manifest entries.
+    #[error("{failed} of {total} files do not match the manifest")]
+    Mismatch {
+        /// Files that are missing, of another size or another SHA-256.
+        failed: usize,
+        /// Files in the manifest.
+        total: usize,
+    },
+    /// The caller used the API in a way it does not allow (named in the message).
+    #[error("{0}")]
+    Misuse(&'static str),
+}
+
+impl Error {
+    /// The server status behind the error, if the server answered with one.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the server refused our credentials.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, Self::Authentication { .. })
+    }
+
+    /// The error for a transport failure while doing `context`: [`Error::Authentication`]
+    /// when the failure says the credentials were refused, [`Error::Transport`] otherwise.
+    pub(crate) fn transport(context: &'static str) -> impl FnOnce(TransportError) -> Self {
+        move |source| {
+            if is_auth_refusal(&source) {
+                Self::Authentication { context, source }
+            } else {
+                Self::Transport { context, source }
+            }
+        }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+
+    /// An [`Error::BadSet`] for `path`.
+    pub(crate) fn bad_set(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::BadSet {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A hint for errors that mean the connection is gone.
+fn lost_hint(error: &TransportError) -> &'static str {
+    match error {
+        TransportError::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            " (nothing listens there)"
+        }
+        TransportError::Closed | TransportError::Io(_) => {
+            " (the connection to the server was lost)"
+        }
+        TransportError::TimedOut => " (the server did not answer in time)",
+        _ => "",
+    }
+}
+
+/// Whether a transport error means the server refused our credentials.
+fn is_auth_refusal(error: &TransportError) -> bool {
+    let auth_fault = |status: &FaultStatus| {
+        matches!(
+            *status,
+            FaultStatus::ACCESS_DENIED | FaultStatus::SEC_PKG_ERROR
+        )
+    };
+    let auth_reject = |reason: &RejectReason| {
+        matches!(
+            *reason,
+            RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED | RejectReason::INVALID_CHECKSUM
+        )
+    };
+    match error {
+        TransportError::Fault { status, .. } => auth_fault(status),
+        TransportError::BindRejected(reason) => auth_reject(reason),
+        TransportError::Protocol(ProtocolError::Security(_)) => true,
+        TransportError::Protocol(ProtocolError::BindRejected(reason)) => auth_reject(reason),
+        TransportError::Protocol(ProtocolError::AssociationFault(status)) => auth_fault(status),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_name_the_hr_code() {
+        let error = Error::Status {
+            call: "HrRBackupPrepare",
+            status: Status::HR_BACKUP_IN_PROGRESS,
+        };
+        let text = error.to_string();
+        assert!(text.starts_with("HrRBackupPrepare failed: "), "{text}");
+        assert!(text.contains("0xc80001f9"), "{text}");
+        assert!(text.contains("hrBackupInProgress"), "{text}");
+        assert_eq!(error.status(), Some(Status::HR_BACKUP_IN_PROGRESS));
+    }
+}

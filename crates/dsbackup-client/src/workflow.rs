@@ -1,0 +1,284 @@
+//! The backup-to-directory workflow and its restore counterpart.
+//!
+//! ```text
+//!  backup_to_dir:  DsBackupPrepare -> token -> DsBackupGetDatabaseNames -> each file:
+//!                  open, pipelined reads -> hashed, written (writer thread) -> close ->
+//!                  DsBackupGetBackupLogs -> each file likewise -> manifest.json -> rename
+//!                  <out>.partial to <out> -> [DsBackupTruncateLogs] -> DsBackupEnd
+//!  restore_from_dir: verify the set -> DsRestorePrepare(token) -> locations -> copy files ->
+//!                  DsRestoreRegister -> DsRestoreRegisterComplete(outcome) -> DsRestoreEnd
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dsbackup_proto::{NameEntry, Status};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::backup::BackupSession;
+use crate::client::Client;
+use crate::dir::{BackupDirWriter, FileSink};
+use crate::error::Error;
+use crate::manifest::{BackupType, FileEntry, Manifest};
+use crate::progress::Progress;
+use crate::restore::Registration;
+use crate::restore_plan::{PathMap, RestorePlan, copy_plan, plan_restore};
+use crate::verify::verify_dir;
+
+/// What [`backup_to_dir`] does besides copying the set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupOptions {
+    /// Full or logs only.
+    pub backup_type: BackupType,
+    /// `DsBackupTruncateLogs` once the set is complete on disk (manifest included).
+    pub truncate_logs: bool,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        Self {
+            backup_type: BackupType::Full,
+            truncate_logs: false,
+        }
+    }
+}
+
+/// The outcome of a backup.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupSummary {
+    /// Where the set is.
+    pub out: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Bytes of file data received.
+    pub bytes: u64,
+    /// `HrRBackupTruncateLogs`'s failure, if truncation was asked for and failed (the set is
+    /// complete; the server keeps its logs).
+    pub truncate_error: Option<String>,
+    /// `HrRBackupEnd`'s failure, if it failed after a complete backup (the set is complete).
+    pub end_error: Option<String>,
+}
+
+/// Backs the server up into the directory `out` (which must not exist, or be empty).
+///
+/// The set appears at `out` only once complete: every file written, fsynced and hashed, the
+/// expiry token and `manifest.json` in. A failure leaves no `out` and removes `<out>.partial`.
+/// The session is ended (`DsBackupEnd`) on every path.
+///
+/// # Errors
+/// The first error of the backup: [`Error::Status`], transport errors, [`Error::Io`] (disk),
+/// [`Error::Protocol`] (a file shorter or longer than announced), [`Error::BadSet`] (`out` not
+/// empty).
+///
+/// # Cancel safety
+/// Dropping the future drops the session (its bindings close, the server runs it down) and the
+/// directory writer (which removes `<out>.partial`).
+pub async fn backup_to_dir(
+    client: &Client,
+    out: &Path,
+    options: &BackupOptions,
+    progress: &mut dyn Progress,
+) -> Result<BackupSummary, Error> {
+    let mut writer = BackupDirWriter::create(out)?;
+    let mut session = client.backup_prepare(options.backup_type).await?;
+    let copied = copy_session(&mut session, &mut writer, progress).await;
+    let committed = match copied {
+        Ok(bytes) => {
+            let created = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            blocking(|| writer.commit(client.server(), options.backup_type, created))
+                .map(|manifest| (bytes, manifest))
+        }
+        Err(error) => Err(error),
+    };
+    let (bytes, manifest) = match committed {
+        Ok(done) => done,
+        Err(error) => {
+            if let Err(end_error) = session.end().await {
+                tracing::debug!(error = %end_error, "DsBackupEnd after a failed backup failed too");
+            }
+            // The writer, dropped on return unless committed, removes `<out>.partial`.
+            return Err(error);
+        }
+    };
+    // Logs are truncated only once the set is complete on disk, manifest included.
+    let truncate_error = if options.truncate_logs {
+        session.truncate_logs().await.err().map(|error| {
+            tracing::warn!(%error, "DsBackupTruncateLogs failed after a complete backup");
+            error.to_string()
+        })
+    } else {
+        None
+    };
+    let end_error = session.end().await.err().map(|error| {
+        tracing::warn!(%error, "DsBackupEnd failed after a complete backup");
+        error.to_string()
+    });
+    Ok(BackupSummary {
+        out: out.to_owned(),
+        manifest,
+        bytes,
+        truncate_error,
+        end_error,
+    })
+}
+
+/// Reads every file of the session into the writer; returns the bytes received.
+async fn copy_session(
+    session: &mut BackupSession,
+    writer: &mut BackupDirWriter,
+    progress: &mut dyn Progress,
+) -> Result<u64, Error> {
+    let token = session.expiry_token().to_vec();
+    blocking(|| writer.write_token(&token))?;
+    let mut bytes = 0_u64;
+    let databases = match session.backup_type() {
+        BackupType::Full => session.database_names().await?,
+        BackupType::LogsOnly => Vec::new(),
+    };
+    for entry in &databases {
+        bytes = bytes.saturating_add(copy_file(session, writer, entry, progress).await?);
+    }
+    let logs = session.backup_logs().await?;
+    for entry in &logs {
+        bytes = bytes.saturating_add(copy_file(session, writer, entry, progress).await?);
+    }
+    Ok(bytes)
+}
+
+/// What the network side sends the writer thread.
+enum Block {
+    Data(Bytes),
+    /// Every byte came: fsync, rename, hash.
+    Finish,
+}
+
+/// One file: open, pipelined reads handed to a writer thread (hashing and writing while the
+/// next blocks arrive), close.
+async fn copy_file(
+    session: &mut BackupSession,
+    writer: &mut BackupDirWriter,
+    entry: &NameEntry,
+    progress: &mut dyn Progress,
+) -> Result<u64, Error> {
+    let sink = writer.create_file(entry.kind, &entry.name)?;
+    let mut reader = session.open_file(&entry.name).await?;
+    progress.start_file(sink.name(), reader.size());
+    let (blocks, receiver) = mpsc::channel::<Block>(16);
+    let thread = tokio::task::spawn_blocking(move || write_blocks(sink, receiver));
+    let read = async {
+        while let Some(chunk) = reader.next_chunk().await? {
+            let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+            if blocks.send(Block::Data(chunk)).await.is_err() {
+                // The writer stopped: its error is reported below.
+                return Ok(false);
+            }
+            progress.advance(len);
+        }
+        Ok::<_, Error>(blocks.send(Block::Finish).await.is_ok())
+    }
+    .await;
+    drop(blocks);
+    let written = thread
+        .await
+        .map_err(|_| Error::Misuse("the writer thread panicked"));
+    let read_ok = read?;
+    let file_entry = written??;
+    if !read_ok {
+        return Err(Error::Misuse("the writer thread stopped early"));
+    }
+    reader.close().await?;
+    progress.finish_file();
+    let size = file_entry.size;
+    writer.add(file_entry);
+    Ok(size)
+}
+
+/// The writer thread of one file: `Finish` commits it; a closed channel without `Finish`
+/// drops the sink, which removes the temporary file.
+fn write_blocks(mut sink: FileSink, mut blocks: mpsc::Receiver<Block>) -> Result<FileEntry, Error> {
+    while let Some(block) = blocks.blocking_recv() {
+        match block {
+            Block::Data(data) => sink.write(&data)?,
+            Block::Finish => return sink.finish(),
+        }
+    }
+    Err(Error::Misuse("the file's reads stopped before its end"))
+}
+
+/// What [`restore_from_dir`] does besides copying.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// `rtFlag` of `DsRestorePrepare` (0 or `RESTORE_TYPE_CATCHUP`).
+    pub rt_flag: u32,
+    /// Server paths to local paths.
+    pub map: PathMap,
+}
+
+/// The outcome of a restore.
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreSummary {
+    /// What was copied where, and what was registered.
+    pub plan: RestorePlan,
+    /// Bytes copied.
+    pub bytes: u64,
+}
+
+/// Restores the backup set in `dir` to the server: the set is verified first, then
+/// `DsRestorePrepare` with its token, the locations, the copies (each checked against the
+/// manifest), `DsRestoreRegister`, `DsRestoreRegisterComplete` with the outcome, `DsRestoreEnd`.
+///
+/// # Errors
+/// [`Error::Mismatch`] when the set does not verify (nothing is sent); server statuses;
+/// transport errors; [`Error::Io`] for a failed copy (then registered as failed).
+///
+/// # Cancel safety
+/// Dropping the future drops the restore session (its binding closes, the server runs it
+/// down); a file being copied is left under its temporary name.
+pub async fn restore_from_dir(
+    client: &Client,
+    dir: &Path,
+    options: &RestoreOptions,
+    progress: &mut dyn Progress,
+) -> Result<RestoreSummary, Error> {
+    let report = blocking(|| verify_dir(dir, &mut crate::NoProgress))?;
+    let manifest = report.into_result()?.manifest;
+    let token = manifest.expiry_token.bytes(dir)?;
+    let session = client
+        .restore_prepare(options.rt_flag, Some(&token))
+        .await?;
+    let result = async {
+        let locations = session.database_locations().await?;
+        let plan = plan_restore(dir, &manifest, &locations, &options.map)?;
+        let registration = Registration {
+            checkpoint_file_path: plan.checkpoint_dir.clone(),
+            log_path: plan.log_dir.clone(),
+            rstmap: plan.rstmap.clone(),
+            backup_log_path: plan.log_dir.clone(),
+            gen_low: plan.gen_low,
+            gen_high: plan.gen_high,
+        };
+        // A failed copy is not registered: the server keeps its state, the error is returned.
+        let bytes = blocking(|| copy_plan(&plan, progress))?;
+        session.register(&registration).await?;
+        session.register_complete(Status::SUCCESS).await?;
+        Ok(RestoreSummary { plan, bytes })
+    }
+    .await;
+    let ended = session.end().await;
+    let summary = result?;
+    ended?;
+    Ok(summary)
+}
+
+/// Runs blocking file work: in place on a multi-threaded runtime (the runtime moves its other
+/// tasks away), directly otherwise.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

@@ -1,0 +1,194 @@
+//! The client against a server that lies: an ad_backup that sends fewer or more bytes than the
+//! file's size, or a read whose conformance is not the request's `cbBuffer`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dsbackup_client::{BackupType, Client, ClientConfig, Endpoint, Error, Status};
+use dsbackup_proto::iface::ad_backup::{
+    self, AdBackupRequest, AdBackupResponse, HrRBackupCloseResponse, HrRBackupEndResponse,
+    HrRBackupGetAttachmentInformationResponse, HrRBackupOpenFileResponse, HrRBackupPrepareResponse,
+    HrRBackupReadResponse,
+};
+use dsbackup_proto::{
+    AuthLevel, BftKind, ContextHandle, DataRep, ExpiryToken, NameEntry, SyntaxId,
+};
+use dsbackup_transport::{
+    CallContext, CallError, CallFuture, RpcInterface, RunningServer, Server, ServerOptions,
+};
+
+use crate::common::assert_no_bindings;
+
+const SIZE: i64 = 100_000;
+const NAME: &str = r"\\LIAR\C$\ntds.dit";
+
+#[derive(Clone, Copy, Debug)]
+enum Lie {
+    /// The file ends (a read of 0 bytes) halfway.
+    Short,
+    /// Every read is full: the file never ends.
+    Long,
+    /// The conformance of the bytes is larger than the read asked for.
+    Conformance,
+}
+
+struct Liar(Lie);
+
+impl RpcInterface for Liar {
+    fn syntax(&self) -> SyntaxId {
+        let id = &ad_backup::INTERFACE;
+        SyntaxId::new(id.uuid, id.version_major, id.version_minor)
+    }
+
+    fn opnums(&self) -> u16 {
+        9
+    }
+
+    fn call(
+        self: Arc<Self>,
+        ctx: CallContext,
+        opnum: u16,
+        stub: Bytes,
+        drep: DataRep,
+    ) -> CallFuture {
+        Box::pin(async move {
+            let request = AdBackupRequest::decode(opnum, drep, &stub)?;
+            let handle = ContextHandle {
+                attributes: 0,
+                uuid: dsbackup_proto::Uuid::from_str_const("11111111-2222-3333-4444-555555555555"),
+            };
+            let response = match request {
+                AdBackupRequest::HrRBackupPrepare(_) => {
+                    AdBackupResponse::HrRBackupPrepare(HrRBackupPrepareResponse::new(
+                        handle,
+                        &ExpiryToken {
+                            tombstone_lifetime_days: 180,
+                            backup_time: 0,
+                        },
+                    ))
+                }
+                AdBackupRequest::HrRBackupGetAttachmentInformation(_) => {
+                    AdBackupResponse::HrRBackupGetAttachmentInformation(
+                        HrRBackupGetAttachmentInformationResponse::new(
+                            &[NameEntry::new(BftKind::NTDS_DATABASE, NAME)],
+                            Status::SUCCESS,
+                        ),
+                    )
+                }
+                AdBackupRequest::HrRBackupOpenFile(_) => {
+                    AdBackupResponse::HrRBackupOpenFile(HrRBackupOpenFileResponse {
+                        pli_file_size: SIZE,
+                        status: Status::SUCCESS,
+                    })
+                }
+                AdBackupRequest::HrRBackupRead(read) => {
+                    // Each read returns 30 000 bytes (or none after 60 000, for `Short`).
+                    let call = ctx.call_id();
+                    let len = match self.0 {
+                        Lie::Short if call > 5 => 0,
+                        _ => 30_000,
+                    };
+                    let mut response = HrRBackupReadResponse::new(
+                        read.cb_buffer,
+                        Bytes::from(vec![7; len]),
+                        Status::SUCCESS,
+                    );
+                    if let Lie::Conformance = self.0 {
+                        response.pb_buffer.max_count = read.cb_buffer + 1;
+                    }
+                    AdBackupResponse::HrRBackupRead(response)
+                }
+                AdBackupRequest::HrRBackupClose(_) => {
+                    AdBackupResponse::HrRBackupClose(HrRBackupCloseResponse {
+                        status: Status::SUCCESS,
+                    })
+                }
+                AdBackupRequest::HrRBackupEnd(_) => {
+                    AdBackupResponse::HrRBackupEnd(HrRBackupEndResponse {
+                        ph_context: ContextHandle::NULL,
+                        status: Status::SUCCESS,
+                    })
+                }
+                _ => return Err(CallError::Fault(dsbackup_proto::FaultStatus::CANT_PERFORM)),
+            };
+            Ok(Bytes::from(response.encode(ctx.reply_drep())?))
+        })
+    }
+}
+
+async fn liar(lie: Lie) -> (RunningServer, Client) {
+    let mut options = ServerOptions::default();
+    options.epm_listen = None;
+    let mut server = Server::new(options);
+    server.register(Arc::new(Liar(lie)));
+    let server = server.start().await.unwrap();
+    let mut config = ClientConfig::new("127.0.0.1")
+        .auth_level(AuthLevel::NONE)
+        .endpoint(Endpoint::Port(server.local_addr().port()));
+    config.read_size = 30_000;
+    config.reads_in_flight = 3;
+    (server, Client::new(config).unwrap())
+}
+
+async fn read_with(lie: Lie) -> Error {
+    let (server, client) = liar(lie).await;
+    let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+    let name = session.database_names().await.unwrap()[0].name.clone();
+    let mut reader = session.open_file(&name).await.unwrap();
+    let error = reader.read_to_vec().await.unwrap_err();
+    drop(reader);
+    session.end().await.unwrap();
+    assert_no_bindings(&client);
+    server.shutdown().await;
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_ends_early_is_a_protocol_error() {
+    let error = read_with(Lie::Short).await;
+    assert!(
+        matches!(
+            error,
+            Error::Protocol {
+                call: "HrRBackupRead",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("of its 100000 bytes"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_longer_than_announced_is_a_protocol_error() {
+    let error = read_with(Lie::Long).await;
+    assert!(
+        matches!(
+            error,
+            Error::Protocol {
+                call: "HrRBackupRead",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("longer than its 100000 bytes"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_answer_larger_than_asked_is_refused() {
+    let error = read_with(Lie::Conformance).await;
+    assert!(
+        matches!(
+            error,
+            Error::BadResponse {
+                call: "HrRBackupRead",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

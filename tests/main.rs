@@ -1,0 +1,12 @@
+//! Integration tests of the whole stack: the client against the mock DC, over loopback TCP.
+
+#[cfg(test)]
+mod client_api;
+#[cfg(test)]
+mod common;
+#[cfg(test)]
+mod hostile;
+#[cfg(test)]
+mod sessions;
+#[cfg(test)]
+mod workflow;
