@@ -49,5 +49,6 @@ pub use crate::metrics::{Metrics, Snapshot};
 pub use crate::registry::Registry;
 pub use crate::resolve::{EndpointEntry, list_endpoints, resolve};
 pub use crate::server::{
-    CallContext, CallError, CallFuture, RpcInterface, RunningServer, Server, ServerOptions,
+    CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
+    Server, ServerOptions, Verdict,
 };

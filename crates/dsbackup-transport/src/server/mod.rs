@@ -26,9 +26,11 @@
 //!   on idle time, and a graceful shutdown (stop accepting, send shutdown PDUs, let the calls
 //!   in flight finish within a grace period, close).
 //!
-//! The endpoint mapper and mgmt are served by every server ([`epm`], [`mgmt`]).
+//! The endpoint mapper and mgmt are served by every server ([`epm`], [`mgmt`]). A test server
+//! may misbehave on the wire through a [`ConnectionHook`] ([`hook`]).
 
 pub mod epm;
+pub mod hook;
 pub mod mgmt;
 
 use std::collections::HashMap;
@@ -39,7 +41,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dsbackup_ntlm::{Acceptor, AcceptorConfig, ServerInputs};
 use dsbackup_proto::ndr::{ContextHandle, NdrReader};
 use dsbackup_proto::{
@@ -60,6 +62,8 @@ use tokio_util::task::TaskTracker;
 use crate::codec::FrameCodec;
 use crate::metrics::{Gauge, Kind, Metrics, Snapshot};
 use crate::nonce;
+
+pub use self::hook::{ConnectionHook, ConnectionTap, Verdict};
 
 /// The future of a call: the NDR-encoded output stub (in [`CallContext::reply_drep`]) or
 /// the error to fault the call with.
@@ -337,6 +341,9 @@ pub struct ServerOptions {
     pub ntlm: Option<AcceptorConfig>,
     /// The principal name mgmt's `inq_princ_name` answers.
     pub principal_name: String,
+    /// Sees each connection's bind, answers and outgoing frames, and may refuse, close or
+    /// alter them (fault injection); `None` for a well-behaved server.
+    pub hook: Option<Arc<dyn ConnectionHook>>,
 }
 
 impl Default for ServerOptions {
@@ -351,6 +358,7 @@ impl Default for ServerOptions {
             shutdown_grace: Duration::from_secs(10),
             ntlm: None,
             principal_name: String::new(),
+            hook: None,
         }
     }
 }
@@ -663,27 +671,47 @@ async fn accept_loop(
 async fn refuse(mut stream: TcpStream, _task: Gauge) {
     let (read, mut write) = stream.split();
     let mut reader = FramedRead::new(read, FrameCodec::default());
-    let call_id = match timeout(Duration::from_secs(5), reader.next()).await {
-        Ok(Some(Ok(frame))) => frame
-            .get(12..16)
-            .and_then(|id| <[u8; 4]>::try_from(id).ok())
-            .map_or(0, |id| {
-                if frame.get(4).is_some_and(|drep| drep >> 4 == 0) {
-                    u32::from_be_bytes(id)
-                } else {
-                    u32::from_le_bytes(id)
-                }
-            }),
-        _ => return,
+    let Ok(Some(Ok(frame))) = timeout(Duration::from_secs(5), reader.next()).await else {
+        return;
     };
-    let nak = Pdu::new(
-        call_id,
-        PduBody::BindNak(BindNak::new(RejectReason::LOCAL_LIMIT_EXCEEDED)),
-    );
+    send_bind_nak(&mut write, &frame, RejectReason::LOCAL_LIMIT_EXCEEDED).await;
+}
+
+/// Answers the bind `frame` with a bind_nak for `reason` and shuts the connection down.
+async fn send_bind_nak(
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    frame: &Bytes,
+    reason: RejectReason,
+) {
+    // call_id: bytes 12..16 of the common header, in the frame's byte order.
+    let call_id = frame
+        .get(12..16)
+        .and_then(|id| <[u8; 4]>::try_from(id).ok())
+        .map_or(0, |id| {
+            if frame.get(4).is_some_and(|drep| drep >> 4 == 0) {
+                u32::from_be_bytes(id)
+            } else {
+                u32::from_le_bytes(id)
+            }
+        });
+    let nak = Pdu::new(call_id, PduBody::BindNak(BindNak::new(reason)));
     if let Ok(bytes) = nak.to_bytes() {
         let _ = write.write_all(&bytes).await;
     }
     let _ = write.shutdown().await;
+}
+
+/// Hands an outgoing frame to the connection's tap, if any: what to write, and whether to
+/// close afterwards.
+fn tap_outgoing(tap: Option<&mut Box<dyn ConnectionTap>>, frame: Bytes) -> (Bytes, Verdict) {
+    match tap {
+        None => (frame, Verdict::Continue),
+        Some(tap) => {
+            let mut frame = BytesMut::from(&frame[..]);
+            let verdict = tap.outgoing(&mut frame);
+            (frame.freeze(), verdict)
+        }
+    }
 }
 
 /// A call finished.
@@ -766,7 +794,7 @@ impl Connection {
             _association,
         } = self;
         let idle_timeout = shared.options.idle_timeout;
-        let (read, write) = stream.into_split();
+        let (read, mut write) = stream.into_split();
         let mut reader = FramedRead::new(read, FrameCodec::default());
         // The bind names the association group to join: read it before making the association.
         let first = tokio::select! {
@@ -777,6 +805,17 @@ impl Connection {
             () = shared.stop.cancelled() => return,
         };
         shared.metrics.frame_in();
+        let mut tap = shared
+            .options
+            .hook
+            .as_ref()
+            .map(|hook| hook.connection(remote_addr));
+        const PTYPE_BIND: u8 = 11;
+        if first.get(2) == Some(&PTYPE_BIND) && tap.as_mut().is_some_and(|tap| !tap.accept_bind()) {
+            tracing::debug!(peer = %remote_addr, "bind refused by the connection hook");
+            send_bind_nak(&mut write, &first, RejectReason::REASON_NOT_SPECIFIED).await;
+            return;
+        }
         let group = shared
             .groups
             .join(requested_group(&first), remote_addr.ip());
@@ -813,11 +852,24 @@ impl Connection {
         };
         let mut idle = Instant::now() + idle_timeout;
         let mut grace: Option<Instant> = None;
-        loop {
+        // The tap asked to close: once the answers queued are written.
+        let mut closing = false;
+        'serve: loop {
             loop {
                 while let Some(frame) = assoc.poll_transmit() {
                     shared.metrics.frame_out();
-                    let _ = frames.send(frame);
+                    let (frame, verdict) = tap_outgoing(tap.as_mut(), frame);
+                    if !frame.is_empty() {
+                        let _ = frames.send(frame);
+                    }
+                    if verdict == Verdict::Close {
+                        tracing::debug!(peer = %remote_addr, "connection closed by the hook");
+                        break 'serve;
+                    }
+                }
+                if closing {
+                    tracing::debug!(peer = %remote_addr, "connection closed by the hook");
+                    break 'serve;
                 }
                 let Some(event) = assoc.poll_event() else {
                     break;
@@ -835,6 +887,7 @@ impl Connection {
                 done = done_rx.recv() => {
                     let Some(done) = done else { break };
                     driver.finish(&mut assoc, done);
+                    closing = tap.as_mut().is_some_and(|tap| tap.on_call() == Verdict::Close);
                     idle = Instant::now() + idle_timeout;
                 }
                 () = shared.stop.cancelled(), if grace.is_none() => {
