@@ -14,23 +14,29 @@
 //! for is slept before the answer. Calls that name a context handle are checked by the runtime
 //! against the association's handles and run in order, so pipelined reads are answered in the
 //! order they were sent.
+//!
+//! The connection faults of the script (refused binds, connections dropped after N calls or N
+//! bytes, a corrupted response fragment) are applied through the runtime's connection hook,
+//! one [`ConnectionFaults`] per connection: a corrupted fragment is altered after signing or
+//! sealing, so that the client's signature check sees it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dsbackup_ntlm::{AcceptorConfig, CredentialStore};
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{self, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{self, AdRestoreResponse};
 use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, Limits, SyntaxId};
 use dsbackup_transport::{
-    CallContext, CallError, CallFuture, RpcInterface, RunningServer, Server, ServerOptions,
-    Snapshot,
+    CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
+    Server, ServerOptions, Snapshot, Verdict,
 };
 
 use crate::dc::{Caller, ConnectionId, MockDc, ServeError};
+use crate::faults::{ConnectionFaults, Faults, corrupt_fragment};
 
 /// Where and how the mock DC listens.
 #[derive(Clone, Debug)]
@@ -98,6 +104,7 @@ impl MockServer {
             "mock.example",
         ));
         server_options.principal_name = format!("{}$", config.dc_name);
+        server_options.hook = Some(Arc::new(FaultHook(dc.faults().clone())));
         let mut server = Server::new(server_options);
         let min_auth_level = config.min_auth_level;
         for interface in [Interface::AdBackup, Interface::AdRestore] {
@@ -337,5 +344,46 @@ fn ended_handle(
             }
         }
         _ => None,
+    }
+}
+
+/// The connection faults of the live script, for the runtime's connection hook.
+#[derive(Debug)]
+struct FaultHook(Faults);
+
+impl ConnectionHook for FaultHook {
+    fn connection(&self, _remote: SocketAddr) -> Box<dyn ConnectionTap> {
+        Box::new(FaultTap(ConnectionFaults::new(self.0.clone())))
+    }
+}
+
+/// One connection's fault counters.
+struct FaultTap(ConnectionFaults);
+
+impl ConnectionTap for FaultTap {
+    fn accept_bind(&mut self) -> bool {
+        !self.0.refuse_bind()
+    }
+
+    fn on_call(&mut self) -> Verdict {
+        if self.0.call_answered() {
+            Verdict::Close
+        } else {
+            Verdict::Continue
+        }
+    }
+
+    fn outgoing(&mut self, frame: &mut BytesMut) -> Verdict {
+        const PTYPE_RESPONSE: u8 = 2;
+        if frame.get(2) == Some(&PTYPE_RESPONSE) && self.0.response_fragment() {
+            corrupt_fragment(frame);
+        }
+        let allowed = self.0.allow_bytes(frame.len());
+        frame.truncate(allowed);
+        if self.0.must_close() {
+            Verdict::Close
+        } else {
+            Verdict::Continue
+        }
     }
 }
