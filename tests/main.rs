@@ -5,6 +5,8 @@ mod client_api;
 #[cfg(test)]
 mod common;
 #[cfg(test)]
+mod concurrency;
+#[cfg(test)]
 mod faults;
 #[cfg(test)]
 mod hostile;
