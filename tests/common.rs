@@ -50,6 +50,16 @@ impl Dc {
         min_auth: AuthLevel,
         configure: impl FnOnce(MockConfigBuilder) -> MockConfigBuilder,
     ) -> Self {
+        Self::start_served(spec, min_auth, configure, &ServeOptions::loopback()).await
+    }
+
+    /// A DC configured by `configure`, served with `options`.
+    pub(crate) async fn start_served(
+        spec: &SampleSpec,
+        min_auth: AuthLevel,
+        configure: impl FnOnce(MockConfigBuilder) -> MockConfigBuilder,
+        options: &ServeOptions,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("ntds");
         std::fs::create_dir(&root).unwrap();
@@ -65,9 +75,7 @@ impl Dc {
         )
         .build();
         let dc = MockDc::new(config).unwrap();
-        let server = MockServer::start(dc, &ServeOptions::loopback())
-            .await
-            .unwrap();
+        let server = MockServer::start(dc, options).await.unwrap();
         Self {
             server,
             sample,

@@ -11,6 +11,8 @@ mod faults;
 #[cfg(test)]
 mod hostile;
 #[cfg(test)]
+mod raw;
+#[cfg(test)]
 mod sessions;
 #[cfg(test)]
 mod workflow;
