@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""An independent client for the mock DC: impacket binds ad_backup with NTLM at packet privacy,
-takes a full backup with hand-marshalled NDR stubs (spec/dsbackup.idl), and resolves the
-interface with ept_map on the same port. Prints JSON: every file's name, size and SHA-256.
+"""An independent client for the mock DC: impacket resolves ad_backup with ept_map on the
+endpoint-mapper port, binds it with NTLM at packet privacy and takes a full backup with
+hand-marshalled NDR stubs (spec/dsbackup.idl): prepare, list, open, read to the end of each
+file, close, logs, end. Prints JSON: every file's name, size and SHA-256; on failure, exits 1
+after printing {"error": ...} with impacket's exception.
 
-usage: impacket_backup.py PORT USER PASSWORD DOMAIN
-(against `cargo run -p dsbackup-mock --example serve -- CONFIG.toml PORT`)
+usage: impacket_backup.py PORT EPM_PORT USER PASSWORD DOMAIN
+(run by crates/dsbackup-mock/tests/impacket.rs against the served mock: `cargo xtask
+conformance --peers impacket`)
 """
 import hashlib
 import json
@@ -55,12 +58,15 @@ def connect(binding, credentials=None):
 
 
 def main():
-    port, user, password, domain = sys.argv[1:5]
+    port, epm_port, user, password, domain = sys.argv[1:6]
     binding = "ncacn_ip_tcp:127.0.0.1[%s]" % port
 
-    # ept_map, anonymous, on the same port (the mock serves the endpoint mapper beside ad_backup).
+    # ept_map, anonymous, on the endpoint mapper's own listener.
     mapped = epm.hept_map(
-        "127.0.0.1", uuidtup_to_bin(AD_BACKUP), protocol="ncacn_ip_tcp", dce=connect(binding)
+        "127.0.0.1",
+        uuidtup_to_bin(AD_BACKUP),
+        protocol="ncacn_ip_tcp",
+        dce=connect("ncacn_ip_tcp:127.0.0.1[%s]" % epm_port),
     )
 
     dce = connect(binding, (user, password, domain))
@@ -82,7 +88,7 @@ def main():
         status_of(opened)
         (size,) = struct.unpack_from("<q", opened, 0)
         digest, total = hashlib.sha256(), 0
-        while True:
+        while total < size:
             read = call(4, handle + struct.pack("<I", 65536))
             status_of(read)
             _max_count, _offset, actual = struct.unpack_from("<III", read, 0)
@@ -98,4 +104,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as error:  # impacket's exception, reported to the test
+        print(json.dumps({"error": "%s: %s" % (type(error).__name__, error)}))
+        sys.exit(1)

@@ -1,6 +1,7 @@
 //! The transport against third-party peers: our client against a Samba AD DC, impacket's client
-//! against our server (`crates/dsbackup-transport/tests/peers.rs`, tests `#[ignore]`d so that a
-//! plain `cargo test` needs neither).
+//! against our server (`crates/dsbackup-transport/tests/peers.rs`) and against the served mock
+//! DC (`crates/dsbackup-mock/tests/impacket.rs`), tests `#[ignore]`d so that a plain
+//! `cargo test` needs neither.
 //!
 //! Samba is a throwaway DC provisioned by `scripts/peers/samba-dc.sh` under
 //! `target/peers/samba/` and stopped afterwards, whatever the tests did. When
@@ -53,8 +54,26 @@ impl Drop for Samba {
     }
 }
 
-/// Runs the peer tests, starting and stopping Samba around them when needed.
+/// Runs the peer tests, starting and stopping Samba around them when needed; then impacket's
+/// backup of the served mock DC (even when the transport's peer tests failed).
 pub(crate) fn run(peers: Peers) -> Result<()> {
+    let transport = run_transport(peers);
+    let mock = sh::run(sh::cargo().args([
+        "test",
+        "--locked",
+        "-p",
+        "dsbackup-mock",
+        "--test",
+        "impacket",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ]));
+    transport.and(mock)
+}
+
+/// The transport's peer tests (`crates/dsbackup-transport/tests/peers.rs`).
+fn run_transport(peers: Peers) -> Result<()> {
     let mut test = sh::cargo();
     test.args([
         "test",

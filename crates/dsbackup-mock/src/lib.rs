@@ -44,7 +44,9 @@
 //!
 //! # Wiring to a server runtime
 //!
-//! Per listener: register [`MockDc::server_interfaces`] (ad_backup, ad_restore, with the
+//! [`serve`] does all of this on the transport's server runtime (its endpoint mapper and mgmt
+//! included), applying the connection faults through the runtime's connection hook. Another
+//! runtime would do the same: per listener: register [`MockDc::server_interfaces`] (ad_backup, ad_restore, with the
 //! configured minimum auth level) and build NTLM acceptors over the `MockDc` itself (it is a
 //! `dsbackup_ntlm::CredentialStore`). Per connection: pick a [`ConnectionId`], keep a
 //! [`ConnectionFaults`], refuse binds when it says so. Per request: build the [`Caller`] from the
@@ -58,7 +60,6 @@
 
 pub mod config;
 mod dc;
-pub mod epm;
 pub mod faults;
 pub mod marker;
 pub mod ntds;
@@ -70,7 +71,6 @@ pub use crate::config::{ConfigError, DsMode, MockConfig, MockConfigBuilder, Mock
 pub use crate::dc::{
     Caller, ConnectionId, MockDc, MockError, Principal, Reply, ServeError, filetime,
 };
-pub use crate::epm::EndpointMap;
 pub use crate::faults::{ConnectionFaults, FaultScript, Faults, StatusFault, corrupt_fragment};
 pub use crate::marker::{RestoreMapping, RestoreMarker, RestoreState};
 pub use crate::sample::{
