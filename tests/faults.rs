@@ -77,11 +77,10 @@ async fn a_corrupted_response_fragment_fails_the_signature_check() {
             dc.dc().faults().corrupt_response_fragment(Some(6));
         })
         .await;
-        // The client files a bad signature under `Authentication` (the session key does
-        // not check out); what matters is the transport's typed security error.
-        let source = match &error {
-            Error::Transport { source, .. } | Error::Authentication { source, .. } => source,
-            other => panic!("{level:?}: {other:?}"),
+        // The logon succeeded: a signature that fails afterwards is altered traffic, not
+        // refused credentials.
+        let Error::Integrity { source, .. } = &error else {
+            panic!("{level:?}: {error:?}");
         };
         assert!(
             matches!(
@@ -89,6 +88,13 @@ async fn a_corrupted_response_fragment_fails_the_signature_check() {
                 TransportError::Protocol(ProtocolError::Security(SecurityError::BadSignature))
             ),
             "{level:?}: {error:?}"
+        );
+        assert!(error.is_integrity_failure() && !error.is_auth_failure());
+        assert!(
+            error
+                .to_string()
+                .contains("the traffic was altered or corrupted"),
+            "{error}"
         );
     }
 }

@@ -27,7 +27,7 @@ use crate::output::Output;
     about,
     after_help = "Exit codes: 0 success, 1 other failure, 2 usage, 3 verification failed, \
                   4 refused by the server, 5 authentication failed, 6 connection failed, \
-                  7 local file problem."
+                  7 local file problem, 8 a response failed its signature check (traffic altered)."
 )]
 struct Cli {
     /// Print results as one JSON document on stdout.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use dsbackup_proto::Status;
 use dsbackup_proto::ndr::NdrError;
-use dsbackup_proto::{FaultStatus, ProtocolError, RejectReason};
+use dsbackup_proto::{FaultStatus, ProtocolError, RejectReason, SecurityError};
 use dsbackup_transport::TransportError;
 
 /// What went wrong in a call of this crate.
@@ -15,6 +15,7 @@ use dsbackup_transport::TransportError;
 /// | the server answered with a failure status | [`Error::Status`] |
 /// | the server broke the protocol | [`Error::BadResponse`], [`Error::Protocol`] |
 /// | the server refused our credentials | [`Error::Authentication`] |
+/// | a response was altered on the way (a signature that does not verify) | [`Error::Integrity`] |
 /// | the network or the RPC layer | [`Error::Transport`] |
 /// | the local disk | [`Error::Io`] |
 /// | the backup set on disk | [`Error::Manifest`], [`Error::BadSet`], [`Error::Mismatch`] |
@@ -51,6 +52,20 @@ pub enum Error {
     #[error("authentication failed: the server refused the credentials ({context}: {source})")]
     Authentication {
         /// What was being done, e.g. `connect to ad_backup`.
+        context: &'static str,
+        /// The transport's error.
+        source: TransportError,
+    },
+    /// A response failed its signature check (or came out of sequence) at
+    /// `RPC_C_AUTHN_LEVEL_PKT_INTEGRITY` or above: the logon had succeeded, so the session key
+    /// is right and the traffic was altered or corrupted on the way. The association is failed
+    /// for good; a retry on a new connection may succeed.
+    #[error(
+        "{context} failed: a response failed its signature check: the traffic was altered or \
+         corrupted ({source})"
+    )]
+    Integrity {
+        /// What was being done, e.g. `HrRBackupRead`.
         context: &'static str,
         /// The transport's error.
         source: TransportError,
@@ -114,11 +129,19 @@ impl Error {
         matches!(self, Self::Authentication { .. })
     }
 
-    /// The error for a transport failure while doing `context`: [`Error::Authentication`]
-    /// when the failure says the credentials were refused, [`Error::Transport`] otherwise.
+    /// Whether a response was altered on the way (its signature did not verify).
+    pub fn is_integrity_failure(&self) -> bool {
+        matches!(self, Self::Integrity { .. })
+    }
+
+    /// The error for a transport failure while doing `context`: [`Error::Integrity`] when a
+    /// response's signature did not verify, [`Error::Authentication`] when the failure says
+    /// the credentials were refused, [`Error::Transport`] otherwise.
     pub(crate) fn transport(context: &'static str) -> impl FnOnce(TransportError) -> Self {
         move |source| {
-            if is_auth_refusal(&source) {
+            if is_tampering(&source) {
+                Self::Integrity { context, source }
+            } else if is_auth_refusal(&source) {
                 Self::Authentication { context, source }
             } else {
                 Self::Transport { context, source }
@@ -153,6 +176,18 @@ fn lost_hint(error: &TransportError) -> &'static str {
         TransportError::TimedOut => " (the server did not answer in time)",
         _ => "",
     }
+}
+
+/// Whether a transport error means a response was altered on the way.
+///
+/// The client only checks signatures once the handshake has completed (the server accepted
+/// the AUTHENTICATE message, or it would have faulted the call with `nca_s_fault_access_denied`
+/// instead of answering), so a signature that does not verify is not a credentials problem.
+fn is_tampering(error: &TransportError) -> bool {
+    matches!(
+        error,
+        TransportError::Protocol(ProtocolError::Security(SecurityError::BadSignature))
+    )
 }
 
 /// Whether a transport error means the server refused our credentials.
@@ -194,5 +229,48 @@ mod tests {
         assert!(text.contains("0xc80001f9"), "{text}");
         assert!(text.contains("hrBackupInProgress"), "{text}");
         assert_eq!(error.status(), Some(Status::HR_BACKUP_IN_PROGRESS));
+    }
+
+    #[test]
+    fn a_bad_signature_is_an_integrity_failure_not_a_refused_logon() {
+        let error = Error::transport("HrRBackupRead")(TransportError::Protocol(
+            ProtocolError::Security(SecurityError::BadSignature),
+        ));
+        assert!(error.is_integrity_failure(), "{error:?}");
+        assert!(!error.is_auth_failure(), "{error:?}");
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "HrRBackupRead failed: a response failed its signature check: \
+                 the traffic was altered or corrupted ("
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("credentials"), "{text}");
+    }
+
+    #[test]
+    fn refused_credentials_stay_an_authentication_failure() {
+        let refusals = [
+            TransportError::Protocol(ProtocolError::Security(SecurityError::LogonFailure(
+                "NTProofStr does not verify",
+            ))),
+            TransportError::Fault {
+                status: FaultStatus::ACCESS_DENIED,
+                did_not_execute: true,
+            },
+            TransportError::BindRejected(RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED),
+        ];
+        for source in refusals {
+            let error = Error::transport("connect to ad_backup")(source);
+            assert!(error.is_auth_failure(), "{error:?}");
+            assert!(!error.is_integrity_failure(), "{error:?}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("the server refused the credentials"),
+                "{error}"
+            );
+        }
     }
 }
