@@ -33,7 +33,7 @@ pub mod epm;
 pub mod hook;
 pub mod mgmt;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -707,7 +707,10 @@ fn tap_outgoing(tap: Option<&mut Box<dyn ConnectionTap>>, frame: Bytes) -> (Byte
     match tap {
         None => (frame, Verdict::Continue),
         Some(tap) => {
-            let mut frame = BytesMut::from(&frame[..]);
+            // Without a copy when the frame is not shared (as a freshly encoded one is).
+            let mut frame = frame
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
             let verdict = tap.outgoing(&mut frame);
             (frame.freeze(), verdict)
         }
@@ -1074,18 +1077,63 @@ fn ntlm_factory(config: AcceptorConfig) -> SecurityFactory {
     })
 }
 
+/// Frames written by one `write_vectored` at most: those queued when the writer wakes are
+/// written together (fewer system calls when calls answer faster than the socket drains).
+const MAX_FRAMES_PER_WRITE: usize = 64;
+
 async fn write_frames(
     mut write: tokio::net::tcp::OwnedWriteHalf,
     mut frames: mpsc::UnboundedReceiver<Bytes>,
     _task: Gauge,
 ) {
+    let mut queue: VecDeque<Bytes> = VecDeque::new();
     while let Some(frame) = frames.recv().await {
-        if let Err(error) = write.write_all(&frame).await {
+        queue.push_back(frame);
+        if let Err(error) = write_queued(&mut write, &mut frames, &mut queue).await {
             tracing::debug!(%error, "server writer stops");
             return;
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// Writes the frames in `queue`, and those the channel holds meanwhile, until both are empty.
+async fn write_queued(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    frames: &mut mpsc::UnboundedReceiver<Bytes>,
+    queue: &mut VecDeque<Bytes>,
+) -> std::io::Result<()> {
+    loop {
+        while queue.len() < MAX_FRAMES_PER_WRITE {
+            match frames.try_recv() {
+                Ok(frame) => queue.push_back(frame),
+                Err(_) => break,
+            }
+        }
+        queue.retain(|frame| !frame.is_empty());
+        if queue.is_empty() {
+            return Ok(());
+        }
+        let slices: Vec<std::io::IoSlice<'_>> = queue
+            .iter()
+            .take(MAX_FRAMES_PER_WRITE)
+            .map(|frame| std::io::IoSlice::new(frame))
+            .collect();
+        let mut written = write.write_vectored(&slices).await?;
+        drop(slices);
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        // Drops the frames written whole, advances into the first one written in part.
+        while let Some(front) = queue.front_mut() {
+            if written < front.len() {
+                bytes::Buf::advance(front, written);
+                break;
+            }
+            written -= front.len();
+            queue.pop_front();
+        }
+    }
 }
 
 #[cfg(test)]
