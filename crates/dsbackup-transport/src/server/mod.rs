@@ -1140,6 +1140,39 @@ async fn write_queued(
 mod tests {
     use super::*;
 
+    /// Frames queued faster than the socket drains are written several to a `write_vectored`,
+    /// some in part: the peer still reads every byte, in order, and then the end of stream.
+    #[tokio::test]
+    async fn the_writer_sends_every_queued_frame_whole_and_in_order() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted, client) = tokio::join!(listener.accept(), TcpStream::connect(addr));
+        let (_read, write) = accepted.unwrap().0.into_split();
+        let (frames, frames_rx) = mpsc::unbounded_channel::<Bytes>();
+        let mut expected = Vec::new();
+        // 300 frames of 1..=60_001 bytes (about 9 MB, more than the socket buffers hold),
+        // with empty ones among them, all queued before the writer runs.
+        for i in 0..300_u32 {
+            let len = usize::try_from(i * 7919 % 60_002).unwrap();
+            let seed = i.to_le_bytes()[0];
+            let frame: Vec<u8> = (0..len).map(|j| j.to_le_bytes()[0] ^ seed).collect();
+            expected.extend_from_slice(&frame);
+            frames.send(Bytes::from(frame)).unwrap();
+        }
+        drop(frames);
+        let writer = tokio::spawn(write_frames(
+            write,
+            frames_rx,
+            Metrics::new().gauge(Kind::Task),
+        ));
+        let mut received = Vec::new();
+        client.unwrap().read_to_end(&mut received).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(received.len(), expected.len());
+        assert!(received == expected, "the bytes differ");
+    }
+
     #[test]
     fn a_group_is_joined_from_its_own_client_address_only_while_it_lives() {
         let groups = Groups::new();
