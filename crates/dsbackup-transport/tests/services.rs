@@ -381,50 +381,6 @@ async fn calls_on_one_context_handle_run_in_order_and_handles_run_down() {
     assert!(server.snapshot().is_idle());
 }
 
-/// Writes our client's conversation with our server at packet privacy (NTLM, user
-/// `svc-backup`, domain `CORP`, password `s3cret!Pa55`) for `cargo xtask conformance`.
-#[tokio::test]
-async fn conformance_dump_ntlm_privacy() {
-    let interface = TestInterface::new(AuthLevel::PKT_PRIVACY);
-    let server = start(&[interface as Arc<dyn RpcInterface>], server_options(4280)).await;
-    let proxy = proxy(server.local_addr(), forward_all()).await;
-    let options = client_options(AuthLevel::PKT_PRIVACY, 4280, DataRep::LITTLE_ENDIAN);
-    let binding = Binding::connect(proxy.addr, &[syntax(1)], &options)
-        .await
-        .unwrap();
-    for (i, len) in [0usize, 16, 5000].into_iter().enumerate() {
-        let stub = pattern(len, u32::try_from(i).unwrap());
-        assert_eq!(
-            binding.call(op::ECHO, stub.clone()).await.unwrap().stub,
-            stub
-        );
-    }
-    assert!(binding.call(op::DENY, Bytes::new()).await.is_err());
-    let mgmt = binding
-        .association()
-        .bind_interface(&[mgmt_syntax()])
-        .await
-        .unwrap();
-    let _: InqIfIdsResponse = call(&mgmt, 0, &InqIfIdsRequest {}).await;
-    drop(mgmt);
-    binding.close().await;
-    proxy.task.await.unwrap();
-    server.shutdown().await;
-
-    let dir = std::env::var_os("DSBACKUP_CONFORMANCE_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/conformance"),
-        std::path::PathBuf::from,
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut text = String::new();
-    for (dir, frame) in proxy.log.lock().unwrap().iter() {
-        let letter = if *dir == Dir::ToServer { 'I' } else { 'O' };
-        text.push_str(&format!("{letter} {}\n", hex::encode(frame)));
-    }
-    assert!(text.lines().count() >= 12, "{text}");
-    std::fs::write(dir.join("ntlm-privacy.txt"), text).unwrap();
-}
-
 /// An endpoint mapper as Samba answers: `ept_map` finds nothing, `ept_lookup` lists towers
 /// with address 0.0.0.0 and ends with `ept_s_not_registered`.
 struct SambaLikeMapper {
