@@ -14,16 +14,13 @@ use dsbackup_proto::iface::ad_backup::{
     HrRBackupOpenFileRequest, HrRBackupReadRequest, HrRBackupTruncateLogsRequest,
 };
 use dsbackup_proto::iface::ad_restore;
-use dsbackup_proto::iface::ad_restore::{
-    AdRestoreRequest, AdRestoreResponse, HrRRestoreGetDatabaseLocationsRequest,
-};
 use dsbackup_proto::{ContextHandle, ExpiryToken, NameEntry};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::client::Inner;
 use crate::error::Error;
 use crate::manifest::BackupType;
-use crate::rpc::{Rpc, check, wrong_response};
+use crate::rpc::{Rpc, check, name_list, wrong_response};
 
 /// Most `HrRBackupRead` calls a reader keeps in flight.
 ///
@@ -114,10 +111,7 @@ impl BackupSession {
         else {
             return Err(wrong_response(CALL));
         };
-        check(CALL, response.status)?;
-        response
-            .entries()
-            .map_err(|source| Error::BadResponse { call: CALL, source })
+        name_list(CALL, response.status, response.entries())
     }
 
     /// `DsBackupGetBackupLogs`: the log and patch files of the set.
@@ -137,10 +131,7 @@ impl BackupSession {
         else {
             return Err(wrong_response(CALL));
         };
-        check(CALL, response.status)?;
-        response
-            .entries()
-            .map_err(|source| Error::BadResponse { call: CALL, source })
+        name_list(CALL, response.status, response.entries())
     }
 
     /// `DsBackupOpenFile`: opens `name` (a UNC path from the lists, without its BFT
@@ -222,7 +213,6 @@ impl BackupSession {
     /// # Cancel safety
     /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn database_locations(&mut self) -> Result<Vec<NameEntry>, Error> {
-        const CALL: &str = "HrRRestoreGetDatabaseLocations";
         if self.restore.is_none() {
             self.restore = Some(Rpc::connect(&self.inner, &ad_restore::INTERFACE).await?);
         }
@@ -230,20 +220,7 @@ impl BackupSession {
             .restore
             .as_ref()
             .ok_or(Error::Misuse("no restore binding"))?;
-        let AdRestoreResponse::HrRRestoreGetDatabaseLocations(response) = rpc
-            .restore(&AdRestoreRequest::HrRRestoreGetDatabaseLocations(
-                HrRRestoreGetDatabaseLocationsRequest {
-                    h_context: self.handle,
-                },
-            ))
-            .await?
-        else {
-            return Err(wrong_response(CALL));
-        };
-        check(CALL, response.status)?;
-        response
-            .entries()
-            .map_err(|source| Error::BadResponse { call: CALL, source })
+        rpc.database_locations(self.handle).await
     }
 
     /// `DsBackupEnd`: `HrRBackupEnd`, then every binding of the session closed. It runs after

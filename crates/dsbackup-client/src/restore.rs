@@ -2,8 +2,7 @@
 
 use dsbackup_proto::iface::ad_restore::{
     AdRestoreRequest, AdRestoreResponse, EdbRstmapW, HrRRestoreEndRequest,
-    HrRRestoreGetDatabaseLocationsRequest, HrRRestoreRegisterCompleteRequest,
-    HrRRestoreRegisterRequest,
+    HrRRestoreRegisterCompleteRequest, HrRRestoreRegisterRequest,
 };
 use dsbackup_proto::{ContextHandle, NameEntry, Status};
 
@@ -49,22 +48,7 @@ impl RestoreSession {
     /// # Cancel safety
     /// Dropping the future cancels the call on the wire; the session stays usable.
     pub async fn database_locations(&self) -> Result<Vec<NameEntry>, Error> {
-        const CALL: &str = "HrRRestoreGetDatabaseLocations";
-        let AdRestoreResponse::HrRRestoreGetDatabaseLocations(response) = self
-            .rpc
-            .restore(&AdRestoreRequest::HrRRestoreGetDatabaseLocations(
-                HrRRestoreGetDatabaseLocationsRequest {
-                    h_context: self.handle,
-                },
-            ))
-            .await?
-        else {
-            return Err(wrong_response(CALL));
-        };
-        check(CALL, response.status)?;
-        response
-            .entries()
-            .map_err(|source| Error::BadResponse { call: CALL, source })
+        self.rpc.database_locations(self.handle).await
     }
 
     /// `DsRestoreRegister`: registers the restore (the server will not start until

@@ -8,8 +8,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dsbackup_proto::iface::InterfaceId;
 use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
-use dsbackup_proto::iface::ad_restore::{AdRestoreRequest, AdRestoreResponse};
-use dsbackup_proto::{Status, SyntaxId};
+use dsbackup_proto::iface::ad_restore::{
+    AdRestoreRequest, AdRestoreResponse, HrRRestoreGetDatabaseLocationsRequest,
+};
+use dsbackup_proto::ndr::NdrError;
+use dsbackup_proto::{ContextHandle, NameEntry, Status, SyntaxId};
 use dsbackup_transport::{Binding, StringBinding};
 
 use crate::client::{Endpoint, Inner};
@@ -92,6 +95,24 @@ impl Rpc {
     }
 
     /// Whether the binding's association is closed (by us, the server, or a failure).
+    /// `HrRRestoreGetDatabaseLocations` on this (ad_restore) binding, with the handle of a
+    /// restore session or of a backup session.
+    pub(crate) async fn database_locations(
+        &self,
+        handle: ContextHandle,
+    ) -> Result<Vec<NameEntry>, Error> {
+        const CALL: &str = "HrRRestoreGetDatabaseLocations";
+        let request = AdRestoreRequest::HrRRestoreGetDatabaseLocations(
+            HrRRestoreGetDatabaseLocationsRequest { h_context: handle },
+        );
+        let AdRestoreResponse::HrRRestoreGetDatabaseLocations(response) =
+            self.restore(&request).await?
+        else {
+            return Err(wrong_response(CALL));
+        };
+        name_list(CALL, response.status, response.entries())
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.binding.association().is_closed()
     }
@@ -131,6 +152,16 @@ pub(crate) fn check(call: &'static str, status: Status) -> Result<(), Error> {
     } else {
         Err(Error::Status { call, status })
     }
+}
+
+/// The entries of a name-list response: its status checked first, then the list parsed.
+pub(crate) fn name_list(
+    call: &'static str,
+    status: Status,
+    entries: Result<Vec<NameEntry>, NdrError>,
+) -> Result<Vec<NameEntry>, Error> {
+    check(call, status)?;
+    entries.map_err(|source| Error::BadResponse { call, source })
 }
 
 /// The error for a response of another operation than the one called (cannot happen: the
