@@ -111,7 +111,7 @@ impl RpcInterface for Liar {
                 }
                 _ => return Err(CallError::Fault(dsbackup_proto::FaultStatus::CANT_PERFORM)),
             };
-            Ok(Bytes::from(response.encode(ctx.reply_drep())?))
+            Ok(response.encode(ctx.reply_drep())?.into())
         })
     }
 }

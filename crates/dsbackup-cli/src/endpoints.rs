@@ -200,7 +200,7 @@ mod tests {
             "cli test"
         }
         fn call(self: Arc<Self>, _: CallContext, _: u16, stub: Bytes, _: DataRep) -> CallFuture {
-            Box::pin(async move { Ok(stub) })
+            Box::pin(async move { Ok(stub.into()) })
         }
     }
 

@@ -31,7 +31,7 @@ impl RpcInterface for Backup {
         AuthLevel::PKT_PRIVACY
     }
     fn call(self: Arc<Self>, _: CallContext, _: u16, stub: Bytes, _: DataRep) -> CallFuture {
-        Box::pin(async move { Ok(stub) })
+        Box::pin(async move { Ok(stub.into()) })
     }
 }
 

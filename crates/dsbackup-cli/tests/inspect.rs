@@ -514,12 +514,12 @@ fn our_sealed_conversation() -> String {
     let mut lines = String::new();
     let mut shuttle = |c: &mut ClientAssociation, s: &mut ServerAssociation| loop {
         let mut idle = true;
-        while let Some(frame) = c.poll_transmit() {
+        while let Some(frame) = c.poll_transmit().map(|frame| frame.to_bytes()) {
             idle = false;
             writeln!(lines, "I {}", hex(&frame)).unwrap();
             s.handle_frame(frame).unwrap();
         }
-        while let Some(frame) = s.poll_transmit() {
+        while let Some(frame) = s.poll_transmit().map(|frame| frame.to_bytes()) {
             idle = false;
             writeln!(lines, "O {}", hex(&frame)).unwrap();
             c.handle_frame(frame).unwrap();
@@ -536,7 +536,7 @@ fn our_sealed_conversation() -> String {
                 0 => read("ndr/ad_backup-0-HrRBackupPrepare-response.bin"),
                 _ => read("ndr/ad_backup-4-HrRBackupRead-response.bin"),
             };
-            s.respond(request.call_id, answer.into()).unwrap();
+            s.respond(request.call_id, answer).unwrap();
         }
         if idle {
             return;
@@ -549,9 +549,7 @@ fn our_sealed_conversation() -> String {
         (0, "ndr/ad_backup-0-HrRBackupPrepare-request.bin"),
         (4, "ndr/ad_backup-4-HrRBackupRead-request.bin"),
     ] {
-        client
-            .call(contexts[0], opnum, None, read(stub).into())
-            .unwrap();
+        client.call(contexts[0], opnum, None, read(stub)).unwrap();
         shuttle(&mut client, &mut server);
     }
     lines

@@ -24,12 +24,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dsbackup_ntlm::{AcceptorConfig, CredentialStore};
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{self, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{self, AdRestoreResponse};
-use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, Limits, SyntaxId};
+use dsbackup_proto::{AuthLevel, Chain, ContextHandle, DataRep, Limits, SyntaxId};
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
     Server, ServerOptions, Snapshot, Verdict,
@@ -261,7 +261,7 @@ impl RpcInterface for Service {
             if !reply.delay.is_zero() {
                 tokio::time::sleep(reply.delay).await;
             }
-            Ok(Bytes::from(reply.response))
+            Ok(reply.response)
         })
     }
 
@@ -280,13 +280,16 @@ impl Service {
         ctx: &CallContext,
         opnum: u16,
         drep: DataRep,
-        response: &[u8],
+        response: &Chain,
         ended: Option<ContextHandle>,
     ) {
+        // Only the small answers below are read back (one segment: no copy); a read's answer,
+        // whose data is a segment of its own, is never joined.
+        let response = || response.to_bytes();
         match (self.interface, opnum) {
             (Interface::AdBackup, 0) => {
                 if let Ok(AdBackupResponse::HrRBackupPrepare(r)) =
-                    AdBackupResponse::decode(opnum, drep, response)
+                    AdBackupResponse::decode(opnum, drep, &response())
                     && r.status.is_success()
                     && !r.ph_context.is_null()
                 {
@@ -295,7 +298,7 @@ impl Service {
             }
             (Interface::AdRestore, 1) => {
                 if let Ok(AdRestoreResponse::HrRRestorePrepare(r)) =
-                    AdRestoreResponse::decode(opnum, drep, response)
+                    AdRestoreResponse::decode(opnum, drep, &response())
                     && r.status.is_success()
                     && !r.ph_context.is_null()
                 {
@@ -304,7 +307,7 @@ impl Service {
             }
             (Interface::AdBackup, 1) => {
                 if let (Some(handle), Ok(AdBackupResponse::HrRBackupEnd(r))) =
-                    (ended, AdBackupResponse::decode(opnum, drep, response))
+                    (ended, AdBackupResponse::decode(opnum, drep, &response()))
                     && r.status.is_success()
                 {
                     ctx.release_context_handle(&handle);
@@ -312,7 +315,7 @@ impl Service {
             }
             (Interface::AdRestore, 5) => {
                 if let (Some(handle), Ok(AdRestoreResponse::HrRRestoreEnd(r))) =
-                    (ended, AdRestoreResponse::decode(opnum, drep, response))
+                    (ended, AdRestoreResponse::decode(opnum, drep, &response()))
                     && r.status.is_success()
                 {
                     ctx.release_context_handle(&handle);
@@ -373,10 +376,10 @@ impl ConnectionTap for FaultTap {
         }
     }
 
-    fn outgoing(&mut self, frame: &mut BytesMut) -> Verdict {
+    fn outgoing(&mut self, frame: &mut Chain) -> Verdict {
         const PTYPE_RESPONSE: u8 = 2;
-        if frame.get(2) == Some(&PTYPE_RESPONSE) && self.0.response_fragment() {
-            corrupt_fragment(frame);
+        if frame.get(2) == Some(PTYPE_RESPONSE) && self.0.response_fragment() {
+            frame.edit(corrupt_fragment);
         }
         let allowed = self.0.allow_bytes(frame.len());
         frame.truncate(allowed);

@@ -23,6 +23,7 @@ use core::fmt;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::chain::Chain;
 use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
@@ -167,9 +168,10 @@ impl AuthContext {
 pub(crate) fn encode_protected(
     mut pdu: Pdu,
     auth: Option<&mut AuthContext>,
-) -> Result<Bytes, ProtocolError> {
+) -> Result<Chain, ProtocolError> {
     let Some(auth) = auth.filter(|auth| auth.protection() != Protection::None) else {
-        return Ok(pdu.to_bytes()?);
+        // Unsigned: the stub goes out as it is, uncopied.
+        return Ok(pdu.to_chain()?);
     };
     pdu.auth_verifier = Some(AuthVerifier::placeholder(
         auth.auth_type,
@@ -195,7 +197,7 @@ pub(crate) fn encode_protected(
             })?;
     auth.provider
         .wrap(auth.protection(), head, location.stub, tail)?;
-    Ok(buf.freeze())
+    Ok(Chain::from(buf.freeze()))
 }
 
 /// Decodes a received stub PDU (request, response, fault); on a protected association checks
@@ -273,7 +275,7 @@ pub(crate) struct Fragmenter {
     pub(crate) call_id: u32,
     kind: StubKind,
     drep: DataRep,
-    rest: Bytes,
+    rest: Chain,
     chunk_len: usize,
     started: bool,
     done: bool,
@@ -286,7 +288,7 @@ impl Fragmenter {
         call_id: u32,
         kind: StubKind,
         drep: DataRep,
-        stub: Bytes,
+        stub: Chain,
         max_frag: u16,
         signature_len: Option<usize>,
     ) -> Result<Self, ProtocolError> {
@@ -331,8 +333,8 @@ impl Fragmenter {
             return None;
         }
         let alloc_hint = u32::try_from(self.rest.len()).unwrap_or(u32::MAX);
-        let take = self.rest.len().min(self.chunk_len);
-        let chunk = self.rest.split_to(take);
+        // A slice of the stub's segment, copied only where the chunk spans two segments.
+        let chunk = self.rest.split_to_contiguous(self.chunk_len);
         let mut pfc_flags = PfcFlags::empty();
         if !self.started {
             pfc_flags |= PfcFlags::FIRST_FRAG;
@@ -369,35 +371,28 @@ impl Fragmenter {
     }
 }
 
-/// Largest capacity reserved up front for a reassembled stub, whatever `alloc_hint` says:
-/// beyond it the buffer grows with the bytes actually received.
-const MAX_PREALLOCATION: usize = 64 * 1024;
-
 /// One call's stub being put back together from its fragments.
+///
+/// The fragments' stubs are kept as they arrived (slices of the received frames, not copies)
+/// and joined once, at the end, into a buffer of exactly their size: nothing is reserved from
+/// what `alloc_hint` announces, and nothing is copied twice as a growing buffer would.
 #[derive(Debug)]
 pub(crate) struct Reassembly {
     pub(crate) drep: DataRep,
-    stub: BytesMut,
+    stub: Chain,
     fragments: usize,
 }
 
 impl Reassembly {
-    /// Starts with the first fragment's stub. `alloc_hint` only sizes the first reservation,
-    /// capped by the limit and by [`MAX_PREALLOCATION`].
+    /// Starts with the first fragment's stub.
     pub(crate) fn start(
         drep: DataRep,
-        alloc_hint: u32,
-        first: &[u8],
+        first: Bytes,
         limits: &Limits,
     ) -> Result<Self, ProtocolError> {
-        let hint = usize::try_from(alloc_hint).unwrap_or(usize::MAX);
-        let capacity = hint
-            .min(limits.max_stub_len)
-            .min(MAX_PREALLOCATION)
-            .max(first.len());
         let mut reassembly = Self {
             drep,
-            stub: BytesMut::with_capacity(capacity.min(limits.max_stub_len)),
+            stub: Chain::new(),
             fragments: 0,
         };
         reassembly.push(first, limits)?;
@@ -405,7 +400,7 @@ impl Reassembly {
     }
 
     /// Appends a further fragment's stub.
-    pub(crate) fn push(&mut self, stub: &[u8], limits: &Limits) -> Result<(), ProtocolError> {
+    pub(crate) fn push(&mut self, stub: Bytes, limits: &Limits) -> Result<(), ProtocolError> {
         self.fragments += 1;
         if self.fragments > limits.max_fragments_per_call {
             return Err(ProtocolError::LimitExceeded {
@@ -422,13 +417,13 @@ impl Reassembly {
                 limit: limits.max_stub_len,
             });
         }
-        self.stub.extend_from_slice(stub);
+        self.stub.push(stub);
         Ok(())
     }
 
-    /// The whole stub.
+    /// The whole stub, joined (a slice, not a copy, when it came in one non-empty fragment).
     pub(crate) fn finish(self) -> Bytes {
-        self.stub.freeze()
+        self.stub.to_bytes()
     }
 }
 

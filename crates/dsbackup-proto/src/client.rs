@@ -45,10 +45,10 @@
 //! // (split with frame_len(buf, max_recv_frag())) to handle_frame.
 //! fn shuttle(c: &mut ClientAssociation, s: &mut ServerAssociation) -> Result<(), ProtocolError> {
 //!     while let Some(pdu) = c.poll_transmit() {
-//!         s.handle_frame(pdu)?;
+//!         s.handle_frame(pdu.to_bytes())?;
 //!     }
 //!     while let Some(pdu) = s.poll_transmit() {
-//!         c.handle_frame(pdu)?;
+//!         c.handle_frame(pdu.to_bytes())?;
 //!     }
 //!     Ok(())
 //! }
@@ -86,6 +86,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::assoc::{self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, StubKind};
+use crate::chain::Chain;
 use crate::drep::DataRep;
 use crate::error::ProtocolError;
 use crate::header::{CommonHeader, PacketType, PfcFlags};
@@ -457,7 +458,7 @@ impl ClientAssociation {
         p_cont_id: u16,
         opnum: u16,
         object: Option<Uuid>,
-        stub: Bytes,
+        stub: impl Into<Chain>,
     ) -> Result<u32, ProtocolError> {
         let state = self.state.clone()?;
         if !matches!(state, State::Bound) {
@@ -490,7 +491,7 @@ impl ClientAssociation {
                 object,
             },
             self.config.drep,
-            stub,
+            stub.into(),
             self.max_xmit_frag,
             self.signature_len(),
         )?;
@@ -560,14 +561,14 @@ impl ClientAssociation {
         result
     }
 
-    /// The next PDU to write, if any.
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+    /// The next PDU to write, if any, as a chain of segments to write in order.
+    pub fn poll_transmit(&mut self) -> Option<Chain> {
         if self.state.is_err() {
             return None;
         }
         let busy = self.sending.front().is_some_and(Fragmenter::in_progress);
         if !busy && let Some(pdu) = self.control.pop_front() {
-            return Some(pdu);
+            return Some(Chain::from(pdu));
         }
         if matches!(self.state, Ok(State::BindSent(_) | State::AuthAlterSent(_))) {
             return None;
@@ -583,7 +584,7 @@ impl ClientAssociation {
             }
         }
         match assoc::encode_protected(pdu, self.auth.as_mut()) {
-            Ok(bytes) => Some(bytes),
+            Ok(frame) => Some(frame),
             Err(error) => {
                 self.state = Err(error);
                 None
@@ -988,12 +989,7 @@ impl ClientAssociation {
                 return Ok(());
             }
             CallState::Waiting => {
-                *state = CallState::Receiving(Reassembly::start(
-                    drep,
-                    response.alloc_hint,
-                    &response.stub,
-                    limits,
-                )?);
+                *state = CallState::Receiving(Reassembly::start(drep, response.stub, limits)?);
             }
             CallState::Receiving(_) if first => {
                 return Err(ProtocolError::FragmentOutOfOrder {
@@ -1008,7 +1004,7 @@ impl ClientAssociation {
                         reason: "packed_drep changed between fragments",
                     });
                 }
-                reassembly.push(&response.stub, limits)?;
+                reassembly.push(response.stub, limits)?;
             }
             CallState::Cancelled => {
                 if last {

@@ -127,7 +127,9 @@ pub(crate) fn client_for_fuzzing(bound: bool) -> Option<ClientAssociation> {
         .ok()?;
     let bind = client.poll_transmit()?;
     if bound {
-        let call_id = crate::header::CommonHeader::decode(&bind).ok()?.call_id;
+        let call_id = crate::header::CommonHeader::decode(&bind.to_bytes())
+            .ok()?
+            .call_id;
         let ack = Pdu::new(
             call_id,
             PduBody::BindAck(BindAck {

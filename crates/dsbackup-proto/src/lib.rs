@@ -9,6 +9,7 @@
 //! [MS-RPCE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
 pub mod assoc;
+pub mod chain;
 pub mod client;
 mod codec;
 pub mod drep;
@@ -30,6 +31,7 @@ pub mod uuid;
 mod wire_enum;
 
 pub use crate::assoc::{DEFAULT_FRAG_SIZE, Limits, MIN_FRAG_SIZE};
+pub use crate::chain::Chain;
 pub use crate::client::{
     ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
 };

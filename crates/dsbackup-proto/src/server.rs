@@ -47,6 +47,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::assoc::{self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, StubKind};
+use crate::chain::Chain;
 use crate::drep::DataRep;
 use crate::error::{DecodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
@@ -339,7 +340,7 @@ impl ServerAssociation {
     /// # Errors
     /// [`ProtocolError::UnknownCallId`] for a call not dispatched (or already answered,
     /// orphaned); the association's error once failed.
-    pub fn respond(&mut self, call_id: u32, stub: Bytes) -> Result<(), ProtocolError> {
+    pub fn respond(&mut self, call_id: u32, stub: impl Into<Chain>) -> Result<(), ProtocolError> {
         self.state.clone()?;
         let p_cont_id = self.take_dispatched(call_id)?;
         let signature_len = self
@@ -351,7 +352,7 @@ impl ServerAssociation {
             call_id,
             StubKind::Response { p_cont_id },
             self.config.drep,
-            stub,
+            stub.into(),
             self.max_xmit_frag,
             signature_len,
         )?);
@@ -381,13 +382,15 @@ impl ServerAssociation {
         Ok(())
     }
 
-    /// The next PDU to write, if any. After a failure, the last answer (bind_nak or fault).
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+    /// The next PDU to write, if any, as a chain of segments to write in order (a large
+    /// response stub is not copied into its fragments). After a failure, the last answer
+    /// (bind_nak or fault).
+    pub fn poll_transmit(&mut self) -> Option<Chain> {
         let busy = self.sending.front().is_some_and(Fragmenter::in_progress);
         if (!busy || self.state.is_err())
             && let Some(pdu) = self.control.pop_front()
         {
-            return Some(pdu);
+            return Some(Chain::from(pdu));
         }
         let fragmenter = self.sending.front_mut()?;
         let pdu = fragmenter.next_pdu()?;
@@ -395,7 +398,7 @@ impl ServerAssociation {
             self.sending.pop_front();
         }
         match assoc::encode_protected(pdu, self.auth.as_mut()) {
-            Ok(bytes) => Some(bytes),
+            Ok(frame) => Some(frame),
             Err(error) => {
                 self.state = Err(error);
                 None
@@ -1018,8 +1021,12 @@ impl ServerAssociation {
                     },
                 ));
             }
-            let stub: &[u8] = if verdict.is_ok() { &request.stub } else { &[] };
-            let reassembly = Reassembly::start(drep, request.alloc_hint, stub, limits)
+            let stub = if verdict.is_ok() {
+                request.stub
+            } else {
+                Bytes::new()
+            };
+            let reassembly = Reassembly::start(drep, stub, limits)
                 .map_err(|error| Refusal::denied(call_id, error))?;
             self.incoming.insert(
                 call_id,
@@ -1055,10 +1062,10 @@ impl ServerAssociation {
                 },
             ));
         }
-        let stub: &[u8] = if incoming.verdict.is_ok() {
-            &request.stub
+        let stub = if incoming.verdict.is_ok() {
+            request.stub
         } else {
-            &[]
+            Bytes::new()
         };
         incoming
             .reassembly

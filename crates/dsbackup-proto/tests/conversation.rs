@@ -50,7 +50,7 @@ impl Conversation {
     fn drive(&mut self) {
         loop {
             let mut idle = true;
-            while let Some(frame) = self.client.poll_transmit() {
+            while let Some(frame) = self.client.poll_transmit().map(|frame| frame.to_bytes()) {
                 idle = false;
                 assert_eq!(
                     frame_len(&frame, self.server.max_recv_frag()),
@@ -59,7 +59,7 @@ impl Conversation {
                 writeln!(self.lines, "I {}", hex(&frame)).unwrap();
                 self.server.handle_frame(frame).unwrap();
             }
-            while let Some(frame) = self.server.poll_transmit() {
+            while let Some(frame) = self.server.poll_transmit().map(|frame| frame.to_bytes()) {
                 idle = false;
                 assert_eq!(
                     frame_len(&frame, self.client.max_recv_frag()),

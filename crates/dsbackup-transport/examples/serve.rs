@@ -32,7 +32,7 @@ impl RpcInterface for Echo {
     }
 
     fn call(self: Arc<Self>, _: CallContext, _: u16, stub: Bytes, _: DataRep) -> CallFuture {
-        Box::pin(async move { Ok(stub) })
+        Box::pin(async move { Ok(stub.into()) })
     }
 }
 

@@ -40,6 +40,7 @@ mod nonce;
 pub mod registry;
 pub mod resolve;
 pub mod server;
+mod writer;
 
 pub use crate::binding::{ParseBindingError, StringBinding};
 pub use crate::client::{Association, Binding, ClientAuth, ClientOptions, Reply};

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
-use dsbackup_proto::{AuthLevel, DataRep, RejectReason};
+use dsbackup_proto::{AuthLevel, Chain, DataRep, RejectReason};
 use dsbackup_transport::{Binding, ConnectionHook, ConnectionTap, TransportError, Verdict};
 
 /// What the test hook does to each connection.
@@ -60,14 +60,14 @@ impl ConnectionTap for Tap {
         }
     }
 
-    fn outgoing(&mut self, frame: &mut BytesMut) -> Verdict {
+    fn outgoing(&mut self, frame: &mut Chain) -> Verdict {
         const RESPONSE: u8 = 2;
-        if ptype(frame) != RESPONSE {
+        if frame.get(2) != Some(RESPONSE) {
             return Verdict::Continue;
         }
         if self.script.corrupt_responses.load(Ordering::SeqCst) {
             let middle = 24 + (frame.len() - 24) / 4;
-            frame[middle] ^= 0xFF;
+            frame.edit(|bytes| bytes[middle] ^= 0xFF);
         }
         let cut = self.script.cut_first_response_at.load(Ordering::SeqCst);
         if cut != 0 {

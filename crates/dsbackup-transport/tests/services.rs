@@ -469,7 +469,7 @@ impl RpcInterface for SambaLikeMapper {
                     )?
                 }
             };
-            Ok(Bytes::from(out))
+            Ok(out.into())
         })
     }
 }

@@ -48,7 +48,8 @@ use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{AdRestoreRequest, AdRestoreResponse};
 use dsbackup_proto::server::Interface as ServerInterface;
 use dsbackup_proto::{
-    AuthLevel, ContextHandle, DataRep, EncodeError, FaultStatus, NdrError, Status, SyntaxId, Uuid,
+    AuthLevel, Chain, ContextHandle, DataRep, EncodeError, FaultStatus, NdrError, Status, SyntaxId,
+    Uuid,
 };
 
 use crate::config::{DsMode, MockConfig, Privileges};
@@ -345,7 +346,8 @@ impl MockDc {
 
     /// Serves one call from its stub bytes: decodes the request of `opnum` on `iface` in the
     /// request's data representation, dispatches it (faults included), and encodes the
-    /// response in the same representation. This is all the server-runtime glue needs per call.
+    /// response in the same representation, as a chain whose read data is the buffer the file
+    /// was read into (not a copy). This is all the server-runtime glue needs per call.
     ///
     /// # Errors
     /// [`ServeError::NotServed`] for an interface other than ad_backup and ad_restore;
@@ -361,7 +363,7 @@ impl MockDc {
         opnum: u16,
         drep: DataRep,
         stub: &[u8],
-    ) -> Result<Reply<Vec<u8>>, ServeError> {
+    ) -> Result<Reply<Chain>, ServeError> {
         let decode_error = |error: NdrError| match error {
             NdrError::UnknownOpnum { opnum, .. } => ServeError::UnknownOpnum { iface, opnum },
             error => ServeError::BadStub(error),
@@ -371,7 +373,7 @@ impl MockDc {
                 let request = AdBackupRequest::decode(opnum, drep, stub).map_err(decode_error)?;
                 let reply = self.dispatch_ad_backup(caller, now, &request);
                 Ok(Reply {
-                    response: reply.response.encode(drep)?,
+                    response: reply.response.encode_chain(drep)?,
                     delay: reply.delay,
                 })
             }
@@ -379,7 +381,7 @@ impl MockDc {
                 let request = AdRestoreRequest::decode(opnum, drep, stub).map_err(decode_error)?;
                 let reply = self.dispatch_ad_restore(caller, now, &request);
                 Ok(Reply {
-                    response: reply.response.encode(drep)?,
+                    response: reply.response.encode_chain(drep)?,
                     delay: reply.delay,
                 })
             }

@@ -1522,7 +1522,7 @@ fn over_the_wire(
             &stub,
         )
         .unwrap();
-    AdBackupResponse::decode(request.opnum(), drep, &reply.response).unwrap()
+    AdBackupResponse::decode(request.opnum(), drep, &reply.response.to_bytes()).unwrap()
 }
 
 #[test]
@@ -1637,7 +1637,7 @@ fn serve_stub_reports_what_must_become_a_fault() {
         f.dc.serve_stub(&admin(1), at(0), Interface::AdRestore, 0, drep, &[])
             .unwrap();
     assert_eq!(
-        reply.response,
+        reply.response.to_vec(),
         [
             0x01, 0x00, 0x00, 0x00, // pfOnline TRUE
             0x00, 0x00, 0x00, 0x00, // status hrNone

@@ -149,7 +149,7 @@ impl Wire {
         loop {
             let mut moved = false;
             while let Some(pdu) = self.client.poll_transmit() {
-                self.server.handle_frame(pdu).unwrap();
+                self.server.handle_frame(pdu.to_bytes()).unwrap();
                 moved = true;
             }
             while let Some(event) = self.server.poll_event() {
@@ -170,7 +170,7 @@ impl Wire {
                     ) {
                         Ok(reply) => self
                             .server
-                            .respond(request.call_id, Bytes::from(reply.response))
+                            .respond(request.call_id, reply.response)
                             .unwrap(),
                         Err(error) => self
                             .server

@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
-use super::{Limits, MAX_PREALLOCATION, Reassembly};
+use super::{Limits, Reassembly};
 use crate::client::{ClientAssociation, ClientConfig, ClientEvent, ContextOutcome};
 use crate::drep::DataRep;
 use crate::error::ProtocolError;
@@ -212,6 +212,23 @@ enum Dir {
     ToClient,
 }
 
+/// The next PDU a side has to send, joined into one buffer (as the peer reads it).
+trait NextFrame {
+    fn next_frame(&mut self) -> Option<Bytes>;
+}
+
+impl NextFrame for ClientAssociation {
+    fn next_frame(&mut self) -> Option<Bytes> {
+        self.poll_transmit().map(|frame| frame.to_bytes())
+    }
+}
+
+impl NextFrame for ServerAssociation {
+    fn next_frame(&mut self) -> Option<Bytes> {
+        self.poll_transmit().map(|frame| frame.to_bytes())
+    }
+}
+
 struct Pair {
     client: ClientAssociation,
     server: ServerAssociation,
@@ -257,7 +274,7 @@ impl Pair {
     fn drive(&mut self) -> Result<(), ProtocolError> {
         loop {
             let mut idle = true;
-            while let Some(frame) = self.client.poll_transmit() {
+            while let Some(frame) = self.client.next_frame() {
                 idle = false;
                 assert_eq!(
                     frame_len(&frame, self.server.max_recv_frag()),
@@ -268,7 +285,7 @@ impl Pair {
                 self.collect();
                 result?;
             }
-            while let Some(frame) = self.server.poll_transmit() {
+            while let Some(frame) = self.server.next_frame() {
                 idle = false;
                 assert_eq!(
                     frame_len(&frame, self.client.max_recv_frag()),
@@ -309,7 +326,7 @@ impl Pair {
         for request in self.take_requests() {
             let mut stub = request.stub.to_vec();
             stub.reverse();
-            self.server.respond(request.call_id, stub.into()).unwrap();
+            self.server.respond(request.call_id, stub).unwrap();
         }
         self.drive().unwrap();
     }
@@ -667,17 +684,13 @@ fn a_call_cancelled_while_being_sent_is_orphaned() {
     pair.drive().unwrap();
     let call_id = pair.client.call(ids[0], 4, None, pattern(5000, 1)).unwrap();
     // One fragment goes out, then the caller gives up.
-    let first = pair.client.poll_transmit().unwrap();
+    let first = pair.client.next_frame().unwrap();
     pair.server.handle_frame(first).unwrap();
     pair.client.cancel(call_id).unwrap();
-    let next = pair.client.poll_transmit().unwrap();
+    let next = pair.client.next_frame().unwrap();
     assert_eq!(decode(&next).ptype(), PacketType::ORPHANED);
     pair.server.handle_frame(next).unwrap();
-    assert_eq!(
-        pair.client.poll_transmit(),
-        None,
-        "no more of its fragments"
-    );
+    assert_eq!(pair.client.next_frame(), None, "no more of its fragments");
     pair.collect();
     assert!(
         pair.server_events
@@ -696,7 +709,7 @@ fn a_call_cancelled_before_it_is_sent_sends_nothing() {
     let (mut pair, [backup, _]) = Pair::bound();
     let call_id = pair.client.call(backup, 1, None, pattern(10, 1)).unwrap();
     pair.client.cancel(call_id).unwrap();
-    assert_eq!(pair.client.poll_transmit(), None);
+    assert_eq!(pair.client.next_frame(), None);
     pair.collect();
     assert!(
         pair.client_events
@@ -710,7 +723,7 @@ fn unknown_context_gets_nca_s_unk_if_and_the_association_lives_on() {
     pair.server
         .handle_frame(request_pdu(50, WHOLE, 9, 0, b"abcd"))
         .unwrap();
-    let fault = pair.server.poll_transmit().unwrap();
+    let fault = pair.server.next_frame().unwrap();
     assert_eq!(
         fault_status(&fault),
         (FaultStatus::UNK_IF, WHOLE | PfcFlags::DID_NOT_EXECUTE)
@@ -936,7 +949,7 @@ fn a_request_before_the_handshake_completes_is_a_protocol_error() {
     let (client, server) = config_with_frag(5840);
     let mut pair = Pair::with_security(client, Some(Toy::initiator()), server, Some(toy_factory()));
     pair.client.bind(&[AD_BACKUP]).unwrap();
-    let bind = pair.client.poll_transmit().unwrap();
+    let bind = pair.client.next_frame().unwrap();
     pair.server.handle_frame(bind).unwrap();
     assert!(matches!(
         pair.server
@@ -963,13 +976,13 @@ fn connect_level_authenticates_at_bind_time_only() {
 fn a_tampered_request_is_refused_with_access_denied() {
     let (mut pair, context) = secure_pair(AuthLevel::PKT_INTEGRITY, 5840);
     pair.client.call(context, 0, None, pattern(100, 1)).unwrap();
-    let mut frame = BytesMut::from(&pair.client.poll_transmit().unwrap()[..]);
+    let mut frame = BytesMut::from(&pair.client.next_frame().unwrap()[..]);
     frame[40] ^= 1;
     let error = pair.server.handle_frame(frame.freeze()).unwrap_err();
     assert_eq!(error, ProtocolError::Security(SecurityError::BadSignature));
-    let fault = pair.server.poll_transmit().unwrap();
+    let fault = pair.server.next_frame().unwrap();
     assert_eq!(fault_status(&fault).0, FaultStatus::ACCESS_DENIED);
-    assert_eq!(pair.server.poll_transmit(), None);
+    assert_eq!(pair.server.next_frame(), None);
     assert_eq!(
         pair.server.handle_frame(request_pdu(9, WHOLE, 0, 0, b"")),
         Err(error),
@@ -986,7 +999,7 @@ fn a_tampered_response_fails_the_client() {
     pair.server
         .respond(request.call_id, pattern(64, 3))
         .unwrap();
-    let mut frame = BytesMut::from(&pair.server.poll_transmit().unwrap()[..]);
+    let mut frame = BytesMut::from(&pair.server.next_frame().unwrap()[..]);
     frame[30] ^= 0x80;
     assert_eq!(
         pair.client.handle_frame(frame.freeze()),
@@ -1010,7 +1023,7 @@ fn an_unsigned_request_on_a_protected_association_is_refused() {
         })
     );
     assert_eq!(
-        fault_status(&pair.server.poll_transmit().unwrap()).0,
+        fault_status(&pair.server.next_frame().unwrap()).0,
         FaultStatus::ACCESS_DENIED
     );
 }
@@ -1031,7 +1044,7 @@ fn a_failed_auth3_denies_the_calls_that_follow() {
         pair.drive(),
         Err(ProtocolError::Security(SecurityError::LogonFailure(_)))
     ));
-    let fault = pair.server.poll_transmit();
+    let fault = pair.server.next_frame();
     assert_eq!(fault_status(&fault.unwrap()).0, FaultStatus::ACCESS_DENIED);
     assert!(pair.take_requests().is_empty());
 }
@@ -1065,7 +1078,7 @@ fn an_alter_context_changing_the_auth_level_is_refused() {
             field: "auth_level"
         })
     );
-    let fault = pair.server.poll_transmit().unwrap();
+    let fault = pair.server.next_frame().unwrap();
     assert_eq!(decode(&fault).call_id, 99);
     assert_eq!(fault_status(&fault).0, FaultStatus::ACCESS_DENIED);
     // The privacy association stays failed: no call gets through at any level.
@@ -1102,7 +1115,7 @@ fn context(p_cont_id: u16, abstract_syntax: SyntaxId) -> PresentationContext {
 }
 
 fn nak_reason(server: &mut ServerAssociation) -> RejectReason {
-    let frame = server.poll_transmit().unwrap();
+    let frame = server.next_frame().unwrap();
     match decode(&frame).body {
         PduBody::BindNak(nak) => nak.provider_reject_reason,
         other => panic!("not a bind_nak: {other:?}"),
@@ -1155,7 +1168,7 @@ fn a_second_bind_gets_a_bind_nak() {
         .handle_frame(bind_frame(vec![context(0, AD_BACKUP)], None))
         .unwrap();
     assert_eq!(
-        decode(&server.poll_transmit().unwrap()).ptype(),
+        decode(&server.next_frame().unwrap()).ptype(),
         PacketType::BIND_ACK
     );
     assert!(
@@ -1189,7 +1202,7 @@ fn unsupported_syntaxes_are_rejected_per_context() {
             None,
         ))
         .unwrap();
-    let PduBody::BindAck(ack) = decode(&server.poll_transmit().unwrap()).body else {
+    let PduBody::BindAck(ack) = decode(&server.next_frame().unwrap()).body else {
         panic!("not a bind_ack");
     };
     let reasons: Vec<_> = ack
@@ -1211,13 +1224,13 @@ fn unsupported_syntaxes_are_rejected_per_context() {
 fn the_client_reports_a_bind_nak() {
     let mut client = ClientAssociation::new(ClientConfig::default(), None).unwrap();
     client.bind(&[AD_BACKUP]).unwrap();
-    let bind = client.poll_transmit().unwrap();
+    let bind = client.next_frame().unwrap();
     // A server allowing no context at all refuses the bind.
     let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
     config.limits.max_contexts = 0;
     let mut server = ServerAssociation::new(config, None).unwrap();
     assert!(server.handle_frame(bind).is_err());
-    let nak = server.poll_transmit().unwrap();
+    let nak = server.next_frame().unwrap();
     assert_eq!(
         client.handle_frame(nak),
         Err(ProtocolError::BindRejected(
@@ -1247,13 +1260,13 @@ fn hostile_middle_fragment_without_a_first_one() {
         })
     );
     assert_eq!(
-        fault_status(&pair.server.poll_transmit().unwrap()).0,
+        fault_status(&pair.server.next_frame().unwrap()).0,
         FaultStatus::PROTO_ERROR
     );
     // The client side: a last fragment of a call whose first never came.
     let (mut pair, [backup, _]) = Pair::bound();
     let call_id = pair.client.call(backup, 0, None, Bytes::new()).unwrap();
-    while pair.client.poll_transmit().is_some() {}
+    while pair.client.next_frame().is_some() {}
     assert_eq!(
         pair.client
             .handle_frame(response_pdu(call_id, LAST, b"tail")),
@@ -1282,7 +1295,7 @@ fn hostile_fragments_of_two_calls_interleaved() {
     let (mut pair, [backup, _]) = Pair::bound();
     let a = pair.client.call(backup, 0, None, Bytes::new()).unwrap();
     let b = pair.client.call(backup, 0, None, Bytes::new()).unwrap();
-    while pair.client.poll_transmit().is_some() {}
+    while pair.client.next_frame().is_some() {}
     pair.client
         .handle_frame(response_pdu(a, FIRST, b"a"))
         .unwrap();
@@ -1303,7 +1316,7 @@ fn hostile_reassembly_past_the_stub_budget() {
     server
         .handle_frame(bind_frame(vec![context(0, AD_BACKUP)], None))
         .unwrap();
-    server.poll_transmit().unwrap();
+    server.next_frame().unwrap();
     let chunk = [0xaa; 1400];
     server
         .handle_frame(request_pdu(2, FIRST, 0, 0, &chunk))
@@ -1320,7 +1333,7 @@ fn hostile_reassembly_past_the_stub_budget() {
         })
     );
     assert_eq!(
-        fault_status(&server.poll_transmit().unwrap()).0,
+        fault_status(&server.next_frame().unwrap()).0,
         FaultStatus::ACCESS_DENIED
     );
     // The client side, with a small response budget.
@@ -1355,16 +1368,16 @@ fn an_early_fault_stops_a_request_being_sent() {
     let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
     pair.drive().unwrap();
     let call_id = pair.client.call(ids[0], 4, None, pattern(5000, 1)).unwrap();
-    let _first = pair.client.poll_transmit().unwrap();
+    let _first = pair.client.next_frame().unwrap();
     let mut fault = crate::pdu::Fault::new(ids[0], FaultStatus::ACCESS_DENIED);
     fault.alloc_hint = 24;
     let fault = Pdu::new(call_id, PduBody::Fault(fault)).to_bytes().unwrap();
     pair.client.handle_frame(fault).unwrap();
     assert_eq!(
-        decode(&pair.client.poll_transmit().unwrap()).ptype(),
+        decode(&pair.client.next_frame().unwrap()).ptype(),
         PacketType::ORPHANED
     );
-    assert_eq!(pair.client.poll_transmit(), None);
+    assert_eq!(pair.client.next_frame(), None);
     assert_eq!(pair.client.calls_in_flight(), 0);
 }
 
@@ -1431,11 +1444,76 @@ fn hostile_response_for_a_call_id_never_sent() {
     );
 }
 
+/// A large response stub given as a chain (counts, shared data, status: a backup read's
+/// shape) goes out unprotected as fragments whose stub is a slice of the data itself, copied
+/// only where a fragment spans two segments; the client gets the stub back whole.
+#[test]
+fn an_unprotected_response_is_sent_without_copying_its_shared_data() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    pair.client
+        .call(backup, 4, None, Bytes::from_static(b"read"))
+        .unwrap();
+    pair.drive().unwrap();
+    let request = pair.take_requests().pop().unwrap();
+    let data = Bytes::from(
+        (0..64 * 1024_u32)
+            .map(|i| (i % 251).to_le_bytes()[0])
+            .collect::<Vec<u8>>(),
+    );
+    let stub: crate::chain::Chain = [
+        Bytes::from_static(&[0; 12]),
+        data.clone(),
+        Bytes::from_static(&[1; 8]),
+    ]
+    .into_iter()
+    .collect();
+    let expected = stub.to_bytes();
+    pair.server.respond(request.call_id, stub).unwrap();
+    let within_data = |segment: &Bytes| {
+        let start = data.as_ptr() as usize;
+        let at = segment.as_ptr() as usize;
+        at >= start && at + segment.len() <= start + data.len()
+    };
+    let mut frames = 0;
+    let mut shared = 0;
+    let mut received = Vec::new();
+    while let Some(frame) = pair.server.poll_transmit() {
+        frames += 1;
+        let segments: Vec<&Bytes> = frame.segments().collect();
+        let head = CommonHeader::LEN + Response::FIXED_LEN;
+        if frame.len() - head >= crate::chain::SHARE_AT_LEAST {
+            // Header and fixed fields in a segment of their own, then the stub fragment.
+            assert_eq!(segments.len(), 2, "frame {frames}");
+            assert_eq!(segments[0].len(), head);
+            if within_data(segments[1]) {
+                shared += 1;
+            }
+        } else {
+            // A short last fragment is cheaper copied whole.
+            assert_eq!(segments.len(), 1, "frame {frames}");
+        }
+        received.push(frame.to_bytes());
+    }
+    // 65556 stub bytes in fragments of 5816: 12 fragments; the first spans two segments and
+    // the last is short (both copied); the 10 between them are slices of `data`.
+    assert_eq!(frames, 12);
+    assert_eq!(shared, 10);
+    for frame in received {
+        pair.client.handle_frame(frame).unwrap();
+    }
+    pair.collect();
+    assert_eq!(pair.responses(), vec![(request.call_id, expected)]);
+}
+
 #[test]
 fn hostile_alloc_hint_of_4_gib_preallocates_nothing_by_it() {
     let limits = Limits::client();
-    let reassembly = Reassembly::start(DataRep::LITTLE_ENDIAN, u32::MAX, b"tiny", &limits).unwrap();
-    assert!(reassembly.stub.capacity() <= MAX_PREALLOCATION);
+    // The reassembly never sees `alloc_hint`: it holds what arrived, and joins exactly that.
+    let mut reassembly =
+        Reassembly::start(DataRep::LITTLE_ENDIAN, Bytes::from_static(b"ti"), &limits).unwrap();
+    reassembly.push(Bytes::from_static(b"ny"), &limits).unwrap();
+    let stub = reassembly.finish();
+    assert_eq!(stub, Bytes::from_static(b"tiny"));
     // Through the server: a first fragment announcing 4 GiB is taken as a hint only.
     let (mut pair, [backup, _]) = Pair::bound();
     let mut pdu = decode(&request_pdu(60, FIRST, backup, 0, b"tiny"));
@@ -1493,7 +1571,7 @@ fn the_client_accepts_fragments_up_to_the_servers_announced_size() {
     config.limits.max_recv_frag = 1432;
     let mut client = ClientAssociation::new(config, None).unwrap();
     let ids = client.bind(&[AD_BACKUP]).unwrap();
-    client.poll_transmit().unwrap();
+    client.next_frame().unwrap();
     let ack = Pdu::new(
         1,
         PduBody::BindAck(crate::pdu::BindAck {
@@ -1510,7 +1588,7 @@ fn the_client_accepts_fragments_up_to_the_servers_announced_size() {
         (1432, 2048)
     );
     let call_id = client.call(ids[0], 0, None, Bytes::new()).unwrap();
-    client.poll_transmit().unwrap();
+    client.next_frame().unwrap();
     client
         .handle_frame(response_pdu(call_id, WHOLE, &[7; 2000]))
         .unwrap();
@@ -1551,7 +1629,7 @@ fn scripted(
     let mut step = |pair: &mut Pair, hold: bool| -> Result<(), ProtocolError> {
         loop {
             let mut idle = true;
-            while let Some(frame) = pair.client.poll_transmit() {
+            while let Some(frame) = pair.client.next_frame() {
                 idle = false;
                 let mut frame = BytesMut::from(&frame[..]);
                 if count == target {
@@ -1560,7 +1638,7 @@ fn scripted(
                 count += 1;
                 pair.server.handle_frame(frame.freeze())?;
             }
-            while let Some(frame) = pair.server.poll_transmit() {
+            while let Some(frame) = pair.server.next_frame() {
                 idle = false;
                 let mut frame = BytesMut::from(&frame[..]);
                 if count == target {

@@ -421,6 +421,18 @@ macro_rules! call_enum {
                 match self { $( Self::$variant(v) => $crate::ndr::encode_stub(v, drep), )* }
             }
 
+            #[doc = concat!("Encodes the ", $dir, " stub as a chain whose large byte runs are")]
+            /// shared with `self`, not copied.
+            ///
+            /// # Errors
+            /// [`EncodeError`](crate::error::EncodeError) for a value that cannot go on the wire.
+            pub fn encode_chain(
+                &self,
+                drep: $crate::drep::DataRep,
+            ) -> Result<$crate::chain::Chain, $crate::error::EncodeError> {
+                match self { $( Self::$variant(v) => $crate::ndr::encode_stub_chain(v, drep), )* }
+            }
+
             /// Encodes, also returning the byte ranges written as alignment padding.
             #[cfg(test)]
             pub(crate) fn encode_with_pads(

@@ -107,9 +107,25 @@ pub enum PointerKind {
 /// # Errors
 /// As [`Ndr::encode_scalars`].
 pub fn encode_stub<T: Ndr>(value: &T, drep: DataRep) -> Result<Vec<u8>, EncodeError> {
+    stub_writer(value, drep).map(NdrWriter::into_vec)
+}
+
+/// Encodes a whole stub as a [`Chain`](crate::chain::Chain): large byte runs (a backup read's
+/// data) are segments of it, not copies.
+///
+/// # Errors
+/// As [`Ndr::encode_scalars`].
+pub fn encode_stub_chain<T: Ndr>(
+    value: &T,
+    drep: DataRep,
+) -> Result<crate::chain::Chain, EncodeError> {
+    stub_writer(value, drep).map(NdrWriter::into_chain)
+}
+
+fn stub_writer<T: Ndr>(value: &T, drep: DataRep) -> Result<NdrWriter, EncodeError> {
     let mut w = NdrWriter::new(drep);
     w.param(value)?;
-    Ok(w.into_vec())
+    Ok(w)
 }
 
 /// Decodes a whole stub; bytes left after the last parameter are an error.
@@ -371,7 +387,7 @@ impl Ndr for VaryingBytes {
         w.u32(self.max_count);
         w.u32(0);
         w.count(self.data.len(), what)?;
-        w.bytes(&self.data);
+        w.shared_bytes(&self.data);
         Ok(())
     }
 

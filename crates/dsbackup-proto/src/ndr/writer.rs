@@ -1,5 +1,8 @@
 //! [`NdrWriter`]: builds the bytes of one call stub.
 
+use bytes::Bytes;
+
+use crate::chain::{Chain, SHARE_AT_LEAST};
 use crate::drep::DataRep;
 use crate::error::EncodeError;
 use crate::ndr::Ndr;
@@ -12,8 +15,13 @@ pub const FIRST_REFERENT_ID: u32 = 0x0002_0000;
 /// Writes NDR 2.0 primitives into a call stub, in a given data representation.
 ///
 /// Padding bytes are zero. Non-null pointers get referent ids in the order they are written.
+///
+/// Large byte runs given as [`Bytes`] ([`shared_bytes`](Self::shared_bytes)) are not copied:
+/// the stub becomes a [`Chain`] of the bytes written around them and the runs themselves.
 #[derive(Debug)]
 pub struct NdrWriter {
+    /// The stub before `buf`: written bytes and shared runs, in order.
+    done: Chain,
     buf: Vec<u8>,
     drep: DataRep,
     next_referent: u32,
@@ -27,6 +35,7 @@ impl NdrWriter {
     /// An empty stub in the given data representation.
     pub fn new(drep: DataRep) -> Self {
         Self {
+            done: Chain::new(),
             buf: Vec::new(),
             drep,
             next_referent: FIRST_REFERENT_ID,
@@ -42,30 +51,47 @@ impl NdrWriter {
 
     /// Bytes written so far.
     pub const fn position(&self) -> usize {
-        self.buf.len()
+        self.done.len() + self.buf.len()
     }
 
-    /// The stub.
+    /// The stub in one vector (the shared runs copied into it).
     pub fn into_vec(self) -> Vec<u8> {
-        self.buf
+        if self.done.is_empty() {
+            return self.buf;
+        }
+        let mut stub = self.done.to_vec();
+        stub.extend_from_slice(&self.buf);
+        stub
     }
 
-    /// The stub so far.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.buf
+    /// The stub as a chain: the shared runs are segments of it, not copies.
+    pub fn into_chain(mut self) -> Chain {
+        self.done.push(Bytes::from(self.buf));
+        self.done
     }
 
     /// Zero padding up to the next multiple of `align`.
     pub fn align(&mut self, align: usize) {
-        let pad = padding(self.buf.len(), align);
+        let pad = padding(self.position(), align);
         #[cfg(test)]
-        self.pads.push(self.buf.len()..self.buf.len() + pad);
+        self.pads.push(self.position()..self.position() + pad);
         self.buf.resize(self.buf.len() + pad, 0);
     }
 
     /// Raw bytes, unaligned.
     pub fn bytes(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Raw bytes, unaligned, kept as a segment of the stub (not copied) when there are at
+    /// least [`SHARE_AT_LEAST`] of them; [`into_chain`](Self::into_chain) then hands them on.
+    pub fn shared_bytes(&mut self, bytes: &Bytes) {
+        if bytes.len() < SHARE_AT_LEAST {
+            self.bytes(bytes);
+            return;
+        }
+        self.done.push(Bytes::from(core::mem::take(&mut self.buf)));
+        self.done.push(bytes.clone());
     }
 
     /// An `unsigned small` (`byte`).

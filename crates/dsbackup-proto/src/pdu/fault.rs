@@ -66,13 +66,18 @@ impl Fault {
 
     /// Appends the body (without auth padding).
     pub fn encode(&self, drep: DataRep, dst: &mut BytesMut) {
+        self.encode_fixed(drep, dst);
+        dst.put_slice(&self.stub);
+    }
+
+    /// Appends the body up to the stub.
+    pub fn encode_fixed(&self, drep: DataRep, dst: &mut BytesMut) {
         dst.put_u32_drep(drep, self.alloc_hint);
         dst.put_u16_drep(drep, self.p_cont_id);
         dst.put_u8(self.cancel_count);
         dst.put_u8(self.flags);
         dst.put_u32_drep(drep, self.status.0);
         dst.put_u32_drep(drep, self.reserved2);
-        dst.put_slice(&self.stub);
     }
 
     pub(crate) fn decode(reader: &mut Reader) -> Result<Self, DecodeError> {

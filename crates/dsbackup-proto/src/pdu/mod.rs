@@ -47,6 +47,7 @@ pub use self::orphaned::Orphaned;
 pub use self::request::Request;
 pub use self::response::Response;
 pub use self::shutdown::Shutdown;
+use crate::chain::{Chain, SHARE_AT_LEAST};
 use crate::codec::{Reader, len_u16, pad_len};
 use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError};
@@ -361,6 +362,31 @@ impl Pdu {
         let mut dst = BytesMut::with_capacity(self.encoded_len());
         self.encode(&mut dst)?;
         Ok(dst.freeze())
+    }
+
+    /// Encodes as a [`Chain`]: an unprotected request, response or fault whose stub holds at
+    /// least [`SHARE_AT_LEAST`] bytes becomes its header and fixed fields, then the stub itself
+    /// (shared, not copied); anything else is one encoded buffer.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    pub fn to_chain(&self) -> Result<Chain, EncodeError> {
+        let stub = match (&self.auth_verifier, self.body.stub()) {
+            (None, Some(stub)) if stub.len() >= SHARE_AT_LEAST => stub,
+            _ => return self.to_bytes().map(Chain::from),
+        };
+        let header = self.header()?;
+        let mut head = BytesMut::with_capacity(self.encoded_len() - stub.len());
+        header.encode(&mut head);
+        match &self.body {
+            PduBody::Request(body) => body.encode_fixed(self.drep, &mut head),
+            PduBody::Response(body) => body.encode_fixed(self.drep, &mut head),
+            PduBody::Fault(body) => body.encode_fixed(self.drep, &mut head),
+            // `stub()` is `Some` for these three bodies only.
+            _ => return self.to_bytes().map(Chain::from),
+        }
+        debug_assert_eq!(head.len() + stub.len(), self.encoded_len());
+        Ok([head.freeze(), stub.clone()].into_iter().collect())
     }
 
     /// Appends the encoded fragment and returns where its stub, `sec_trailer` and `auth_value`

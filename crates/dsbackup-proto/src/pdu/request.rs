@@ -49,13 +49,18 @@ impl Request {
 
     /// Appends the body (without auth padding).
     pub fn encode(&self, drep: DataRep, dst: &mut BytesMut) {
+        self.encode_fixed(drep, dst);
+        dst.put_slice(&self.stub);
+    }
+
+    /// Appends the body up to the stub.
+    pub fn encode_fixed(&self, drep: DataRep, dst: &mut BytesMut) {
         dst.put_u32_drep(drep, self.alloc_hint);
         dst.put_u16_drep(drep, self.p_cont_id);
         dst.put_u16_drep(drep, self.opnum);
         if let Some(object) = self.object {
             dst.put_uuid_drep(drep, object);
         }
-        dst.put_slice(&self.stub);
     }
 
     pub(crate) fn decode(reader: &mut Reader, has_object: bool) -> Result<Self, DecodeError> {

@@ -18,7 +18,7 @@ use dsbackup_proto::iface::epm::{
     EptLookupResponse, EptMapRequest, EptMapResponse, Twr,
 };
 use dsbackup_proto::ndr::{ConformantVarying, ContextHandle, Full, encode_stub};
-use dsbackup_proto::{DataRep, FaultStatus, Status, SyntaxId, Uuid};
+use dsbackup_proto::{Chain, DataRep, FaultStatus, Status, SyntaxId, Uuid};
 
 use super::{CallContext, CallError, CallFuture, RpcInterface};
 use crate::resolve::{epm_syntax, tcp_tower};
@@ -263,6 +263,7 @@ impl RpcInterface for EndpointMapper {
                     }
                 },
             }
+            .map(Chain::from)
         })
     }
 

@@ -9,13 +9,15 @@
 //! ```
 //!
 //! Frames are handed to [`ConnectionTap::outgoing`] after the security provider signed or
-//! sealed them, so a byte changed there is a byte the peer's signature check sees. A real
-//! server sets no hook ([`ServerOptions::hook`](super::ServerOptions::hook) is `None`): the
-//! frames then go out untouched and uncopied.
+//! sealed them, so a byte changed there is a byte the peer's signature check sees. A frame is
+//! a [`Chain`] (header, then a shared slice of the stub): a tap that only looks
+//! ([`Chain::get`]) or cuts ([`Chain::truncate`]) copies nothing; one that changes bytes
+//! ([`Chain::edit`]) copies that frame. A real server sets no hook
+//! ([`ServerOptions::hook`](super::ServerOptions::hook) is `None`).
 
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
+use dsbackup_proto::Chain;
 
 /// What the connection does after a tap looked at it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +53,7 @@ pub trait ConnectionTap: Send + 'static {
     /// A frame (any PDU: bind_ack, response, fault...) about to be written, signed or sealed
     /// already; the tap may change, truncate or empty it. `Close` writes what is left of it,
     /// then closes the connection.
-    fn outgoing(&mut self, frame: &mut BytesMut) -> Verdict {
+    fn outgoing(&mut self, frame: &mut Chain) -> Verdict {
         let _ = frame;
         Verdict::Continue
     }

@@ -19,7 +19,7 @@ use dsbackup_proto::iface::mgmt::{
     IsServerListeningResponse, MgmtRequest, RpcIfIdVector, StopServerListeningResponse,
 };
 use dsbackup_proto::ndr::{Full, encode_stub};
-use dsbackup_proto::{DataRep, Status, SyntaxId};
+use dsbackup_proto::{Chain, DataRep, Status, SyntaxId};
 
 use super::{CallContext, CallError, CallFuture, RpcInterface};
 use crate::resolve::mgmt_syntax;
@@ -143,7 +143,7 @@ impl RpcInterface for Management {
     ) -> CallFuture {
         Box::pin(async move {
             let request = MgmtRequest::decode_shared(opnum, drep, &stub)?;
-            Ok(Bytes::from(self.answer(&ctx, request)?))
+            Ok(Chain::from(self.answer(&ctx, request)?))
         })
     }
 }

@@ -33,7 +33,7 @@ pub mod epm;
 pub mod hook;
 pub mod mgmt;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -41,12 +41,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dsbackup_ntlm::{Acceptor, AcceptorConfig, ServerInputs};
 use dsbackup_proto::ndr::{ContextHandle, NdrReader};
 use dsbackup_proto::{
-    AuthLevel, AuthType, BindNak, DataRep, EncodeError, FaultStatus, Interface, Limits, NdrError,
-    Pdu, PduBody, PeerIdentity, PortAny, RejectReason, SecurityFactory, SecurityProvider,
+    AuthLevel, AuthType, BindNak, Chain, DataRep, EncodeError, FaultStatus, Interface, Limits,
+    NdrError, Pdu, PduBody, PeerIdentity, PortAny, RejectReason, SecurityFactory, SecurityProvider,
     ServerAssociation, ServerConfig, ServerEvent, ServerRequest, SyntaxId, Uuid,
 };
 use futures_util::FutureExt;
@@ -62,12 +62,15 @@ use tokio_util::task::TaskTracker;
 use crate::codec::FrameCodec;
 use crate::metrics::{Gauge, Kind, Metrics, Snapshot};
 use crate::nonce;
+use crate::writer::write_frames;
 
 pub use self::hook::{ConnectionHook, ConnectionTap, Verdict};
 
 /// The future of a call: the NDR-encoded output stub (in [`CallContext::reply_drep`]) or
-/// the error to fault the call with.
-pub type CallFuture = Pin<Box<dyn Future<Output = Result<Bytes, CallError>> + Send + 'static>>;
+/// the error to fault the call with. The stub is a [`Chain`], so that an answer carrying a
+/// large buffer (a backup read) is fragmented and written without being copied; a `Bytes`
+/// or `Vec<u8>` stub converts with `into()`.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Chain, CallError>> + Send + 'static>>;
 
 /// An interface served by a [`Server`].
 ///
@@ -92,7 +95,7 @@ pub type CallFuture = Pin<Box<dyn Future<Output = Result<Bytes, CallError>> + Se
 ///         AuthLevel::PKT_PRIVACY
 ///     }
 ///     fn call(self: Arc<Self>, _: CallContext, _: u16, stub: Bytes, _: DataRep) -> CallFuture {
-///         Box::pin(async move { Ok::<_, CallError>(stub) })
+///         Box::pin(async move { Ok::<_, CallError>(stub.into()) })
 ///     }
 /// }
 /// ```
@@ -703,24 +706,18 @@ async fn send_bind_nak(
 
 /// Hands an outgoing frame to the connection's tap, if any: what to write, and whether to
 /// close afterwards.
-fn tap_outgoing(tap: Option<&mut Box<dyn ConnectionTap>>, frame: Bytes) -> (Bytes, Verdict) {
-    match tap {
-        None => (frame, Verdict::Continue),
-        Some(tap) => {
-            // Without a copy when the frame is not shared (as a freshly encoded one is).
-            let mut frame = frame
-                .try_into_mut()
-                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-            let verdict = tap.outgoing(&mut frame);
-            (frame.freeze(), verdict)
-        }
-    }
+fn tap_outgoing(tap: Option<&mut Box<dyn ConnectionTap>>, mut frame: Chain) -> (Chain, Verdict) {
+    let verdict = match tap {
+        None => Verdict::Continue,
+        Some(tap) => tap.outgoing(&mut frame),
+    };
+    (frame, verdict)
 }
 
 /// A call finished.
 struct Done {
     call_id: u32,
-    result: Result<Bytes, CallError>,
+    result: Result<Chain, CallError>,
     /// The context handle whose queue the call held, and its place in it.
     chain: Option<(ContextHandle, u64)>,
 }
@@ -835,10 +832,11 @@ impl Connection {
         if let Err(error) = assoc.handle_frame(first) {
             tracing::debug!(%error, peer = %remote_addr, "bind refused");
         }
-        let (frames, frames_rx) = mpsc::unbounded_channel::<Bytes>();
+        let (frames, frames_rx) = mpsc::unbounded_channel::<Chain>();
         let writer = shared.tracker.spawn(write_frames(
             write,
             frames_rx,
+            "server",
             shared.metrics.gauge(Kind::Task),
         ));
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
@@ -1077,101 +1075,9 @@ fn ntlm_factory(config: AcceptorConfig) -> SecurityFactory {
     })
 }
 
-/// Frames written by one `write_vectored` at most: those queued when the writer wakes are
-/// written together (fewer system calls when calls answer faster than the socket drains).
-const MAX_FRAMES_PER_WRITE: usize = 64;
-
-async fn write_frames(
-    mut write: tokio::net::tcp::OwnedWriteHalf,
-    mut frames: mpsc::UnboundedReceiver<Bytes>,
-    _task: Gauge,
-) {
-    let mut queue: VecDeque<Bytes> = VecDeque::new();
-    while let Some(frame) = frames.recv().await {
-        queue.push_back(frame);
-        if let Err(error) = write_queued(&mut write, &mut frames, &mut queue).await {
-            tracing::debug!(%error, "server writer stops");
-            return;
-        }
-    }
-    let _ = write.shutdown().await;
-}
-
-/// Writes the frames in `queue`, and those the channel holds meanwhile, until both are empty.
-async fn write_queued(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
-    frames: &mut mpsc::UnboundedReceiver<Bytes>,
-    queue: &mut VecDeque<Bytes>,
-) -> std::io::Result<()> {
-    loop {
-        while queue.len() < MAX_FRAMES_PER_WRITE {
-            match frames.try_recv() {
-                Ok(frame) => queue.push_back(frame),
-                Err(_) => break,
-            }
-        }
-        queue.retain(|frame| !frame.is_empty());
-        if queue.is_empty() {
-            return Ok(());
-        }
-        let slices: Vec<std::io::IoSlice<'_>> = queue
-            .iter()
-            .take(MAX_FRAMES_PER_WRITE)
-            .map(|frame| std::io::IoSlice::new(frame))
-            .collect();
-        let mut written = write.write_vectored(&slices).await?;
-        drop(slices);
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        // Drops the frames written whole, advances into the first one written in part.
-        while let Some(front) = queue.front_mut() {
-            if written < front.len() {
-                bytes::Buf::advance(front, written);
-                break;
-            }
-            written -= front.len();
-            queue.pop_front();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Frames queued faster than the socket drains are written several to a `write_vectored`,
-    /// some in part: the peer still reads every byte, in order, and then the end of stream.
-    #[tokio::test]
-    async fn the_writer_sends_every_queued_frame_whole_and_in_order() {
-        use tokio::io::AsyncReadExt as _;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (accepted, client) = tokio::join!(listener.accept(), TcpStream::connect(addr));
-        let (_read, write) = accepted.unwrap().0.into_split();
-        let (frames, frames_rx) = mpsc::unbounded_channel::<Bytes>();
-        let mut expected = Vec::new();
-        // 300 frames of 1..=60_001 bytes (about 9 MB, more than the socket buffers hold),
-        // with empty ones among them, all queued before the writer runs.
-        for i in 0..300_u32 {
-            let len = usize::try_from(i * 7919 % 60_002).unwrap();
-            let seed = i.to_le_bytes()[0];
-            let frame: Vec<u8> = (0..len).map(|j| j.to_le_bytes()[0] ^ seed).collect();
-            expected.extend_from_slice(&frame);
-            frames.send(Bytes::from(frame)).unwrap();
-        }
-        drop(frames);
-        let writer = tokio::spawn(write_frames(
-            write,
-            frames_rx,
-            Metrics::new().gauge(Kind::Task),
-        ));
-        let mut received = Vec::new();
-        client.unwrap().read_to_end(&mut received).await.unwrap();
-        writer.await.unwrap();
-        assert_eq!(received.len(), expected.len());
-        assert!(received == expected, "the bytes differ");
-    }
 
     #[test]
     fn a_group_is_joined_from_its_own_client_address_only_while_it_lives() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use dsbackup_ntlm::{AcceptorConfig, Credentials, InMemoryCredentials};
 use dsbackup_proto::ndr::{ContextHandle, NdrReader, NdrWriter};
-use dsbackup_proto::{AuthLevel, DataRep, FaultStatus, Limits, SyntaxId, Uuid};
+use dsbackup_proto::{AuthLevel, Chain, DataRep, FaultStatus, Limits, SyntaxId, Uuid};
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, ClientAuth, ClientOptions, RpcInterface, RunningServer,
     Server, ServerOptions,
@@ -198,7 +198,13 @@ impl RpcInterface for TestInterface {
                 }
                 op::READ => {
                     let len = u32::from_le_bytes(stub[..4].try_into().unwrap());
-                    Ok(pattern(usize::try_from(len).unwrap(), len))
+                    let data = pattern(usize::try_from(len).unwrap(), len);
+                    // In three segments, as a backup read's answer is (its counts, the shared
+                    // data, its status): fragments then span segment boundaries.
+                    let (a, b) = (data.len() / 7, data.len() / 7 * 5);
+                    return Ok([data.slice(..a), data.slice(a..b), data.slice(b..)]
+                        .into_iter()
+                        .collect());
                 }
                 op::GATED => {
                     self.gated.fetch_add(1, Ordering::SeqCst);
@@ -207,6 +213,7 @@ impl RpcInterface for TestInterface {
                 }
                 _ => Err(CallError::Fault(FaultStatus::ACCESS_DENIED)),
             }
+            .map(Chain::from)
         })
     }
 
