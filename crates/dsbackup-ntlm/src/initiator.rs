@@ -126,7 +126,8 @@ impl InitiatorConfig {
         .union(NegotiateFlags::NEGOTIATE_KEY_EXCH)
         .union(NegotiateFlags::NEGOTIATE_56);
 
-    /// The default configuration for these credentials.
+    /// The default configuration for these credentials: [`DEFAULT_FLAGS`](Self::DEFAULT_FLAGS),
+    /// which ask for signing and sealing (what packet privacy needs).
     pub fn new(credentials: Credentials) -> Self {
         Self {
             credentials,
@@ -135,6 +136,39 @@ impl InitiatorConfig {
             version: Version::WINDOWS_10,
             target_spn: None,
         }
+    }
+
+    /// The configuration of a DCE/RPC client whose fragments carry `protection` (the
+    /// [`protection`](dsbackup_proto::AuthLevel::protection) of its authentication level).
+    ///
+    /// The level decides which capabilities the RPC runtime asks of the security provider
+    /// ([MS-RPCE §3.3.1.5.2.2]), and NTLM turns them into flags ([MS-NLMP §3.1.1.2]): integrity
+    /// into `NEGOTIATE_SIGN`, confidentiality into `NEGOTIATE_SEAL` as well. So:
+    ///
+    /// | protection | level | `NEGOTIATE_SIGN` | `NEGOTIATE_SEAL` |
+    /// | --- | --- | --- | --- |
+    /// | [`Protection::None`] | connect | no | no |
+    /// | [`Protection::Integrity`] | packet integrity | yes | no |
+    /// | [`Protection::Privacy`] | packet privacy | yes | yes |
+    ///
+    /// The other flags are [`DEFAULT_FLAGS`](Self::DEFAULT_FLAGS)' (`NEGOTIATE_ALWAYS_SIGN`
+    /// always, as [MS-NLMP §3.1.5.1.1] asks). At connect, Samba's own client offers neither
+    /// flag too, and a Samba server that granted `NEGOTIATE_SIGN` cannot answer a call at that
+    /// level (it faults with `nca_s_fault_other`, see docs/PEERS.md).
+    ///
+    /// [MS-RPCE §3.3.1.5.2.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/6b733b95-3fd9-4ad5-ba4f-28e548db1c24
+    /// [MS-NLMP §3.1.1.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/a4a41f0d-ca27-44bf-ad1d-6f8c3a3796f2
+    /// [MS-NLMP §3.1.5.1.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/b535636e-49c4-43af-8685-801cc381882f
+    pub fn for_protection(credentials: Credentials, protection: Protection) -> Self {
+        let mut config = Self::new(credentials);
+        match protection {
+            Protection::None => config
+                .flags
+                .remove(NegotiateFlags::NEGOTIATE_SIGN | NegotiateFlags::NEGOTIATE_SEAL),
+            Protection::Integrity => config.flags.remove(NegotiateFlags::NEGOTIATE_SEAL),
+            Protection::Privacy => {}
+        }
+        config
     }
 }
 

@@ -204,14 +204,26 @@ pub(crate) fn encode_protected(
 /// the verifier's fields and the signature, unsealing the stub in place first.
 ///
 /// A fault without a verifier is accepted: Windows and Samba send faults unsigned.
+///
+/// At connect nothing is signed, and a verifier is optional: Samba's client and impacket send
+/// none, Samba's test suite sends one (its `auth_value` a version-1 NTLM signature of zeros).
+/// One that is there must name the association's context, as Samba and Windows require; its
+/// `auth_value` is not looked at, and it and the auth padding are no part of the stub.
 pub(crate) fn decode_protected(
     frame: Bytes,
     auth: Option<&mut AuthContext>,
     limits: &DecodeLimits,
 ) -> Result<Pdu, ProtocolError> {
-    let Some(auth) = auth.filter(|auth| auth.protection() != Protection::None) else {
+    let Some(auth) = auth else {
         return Ok(Pdu::decode_with(frame, limits)?);
     };
+    if auth.protection() == Protection::None {
+        let pdu = Pdu::decode_with(frame, limits)?;
+        if let Some(verifier) = &pdu.auth_verifier {
+            auth.check_trailer(verifier)?;
+        }
+        return Ok(pdu);
+    }
     let header = CommonHeader::decode(&frame)?;
     let Some(location) = locate_auth(&frame)? else {
         if header.ptype == PacketType::FAULT {

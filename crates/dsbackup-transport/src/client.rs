@@ -128,14 +128,16 @@ impl ClientOptions {
     fn security(&self) -> Result<Option<Box<dyn SecurityProvider>>, TransportError> {
         Ok(match &self.auth {
             ClientAuth::None => None,
-            ClientAuth::Ntlm { credentials, .. } => {
+            ClientAuth::Ntlm { credentials, level } => {
                 let inputs = ClientInputs {
                     client_challenge: nonce::random()?,
                     random_session_key: nonce::random()?,
                     timestamp: nonce::filetime_now(),
                 };
+                // NTLM asks for signing and sealing only when the level needs them: at connect
+                // it asks for neither, as a Samba server insists (docs/PEERS.md).
                 Some(Box::new(Initiator::new(
-                    InitiatorConfig::new(credentials.clone()),
+                    InitiatorConfig::for_protection(credentials.clone(), level.protection()),
                     inputs,
                 )))
             }

@@ -138,8 +138,10 @@ fn impacket_listed(entry: &Value) -> Listed {
     (text("uuid"), text("version"), text("annotation"), port)
 }
 
-/// Anonymous, integrity and privacy: each binds to Samba's endpoint mapper and reads the whole
-/// map with `ept_lookup`, which must be exactly the entries impacket lists (53 for Samba 4.17).
+/// Anonymous, connect, integrity and privacy: each binds to Samba's endpoint mapper and reads the
+/// whole map with `ept_lookup`, which must be exactly the entries impacket lists (53 for Samba
+/// 4.17). At connect the NTLM NEGOTIATE asks for neither signing nor sealing: Samba cannot answer
+/// a call at that level once it has granted signing (docs/PEERS.md).
 #[tokio::test]
 #[ignore = "needs a Samba DC: cargo xtask conformance"]
 async fn samba_lists_the_same_endpoint_map_as_rpcdump_at_every_level() {
@@ -161,6 +163,7 @@ async fn samba_lists_the_same_endpoint_map_as_rpcdump_at_every_level() {
 
     for level in [
         AuthLevel::NONE,
+        AuthLevel::CONNECT,
         AuthLevel::PKT_INTEGRITY,
         AuthLevel::PKT_PRIVACY,
     ] {
@@ -202,6 +205,7 @@ async fn samba_ept_map_resolves_samr_to_the_port_it_listens_on() {
 
     for level in [
         AuthLevel::NONE,
+        AuthLevel::CONNECT,
         AuthLevel::PKT_INTEGRITY,
         AuthLevel::PKT_PRIVACY,
     ] {
@@ -259,6 +263,28 @@ async fn samba_refuses_a_wrong_password_with_a_typed_fault() {
             "list_endpoints at {level:?}: {error:?}"
         );
     }
+}
+
+/// At connect, a wrong password is no refusal: the auth3 fails, so Samba runs the requests,
+/// which carry no verifier, in the connection's anonymous auth state (`dcesrv_core.c` takes
+/// `default_auth_level_connect` only once a connect-level context has completed). The endpoint
+/// mapper serves anonymous callers, so the whole map comes back.
+#[tokio::test]
+#[ignore = "needs a Samba DC: cargo xtask conformance"]
+async fn samba_serves_a_wrong_password_at_connect_as_anonymous() {
+    let samba = Samba::from_env().await;
+    let options = samba.options_with_password(AuthLevel::CONNECT, "not the password");
+    let entries = list_endpoints(samba.epm, &options)
+        .await
+        .unwrap_or_else(|e| panic!("ept_lookup at connect with a wrong password: {e}"));
+    let anonymous = list_endpoints(samba.epm, &samba.options(AuthLevel::NONE))
+        .await
+        .unwrap();
+    let mut ours: Vec<Listed> = entries.iter().map(ours_listed).collect();
+    let mut reference: Vec<Listed> = anonymous.iter().map(ours_listed).collect();
+    ours.sort();
+    reference.sort();
+    assert_eq!(ours, reference);
 }
 
 // ---------------------------------------------------------------------------------------------

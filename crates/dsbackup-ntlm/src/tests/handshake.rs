@@ -470,3 +470,78 @@ fn secrets_never_show_in_debug() {
     assert!(!shown.contains("165, 165"));
     assert!(shown.contains("<redacted>"));
 }
+
+// --- Flags by authentication level. ---
+
+/// The NEGOTIATE of [`InitiatorConfig::for_protection`], whole.
+fn negotiate_at(protection: Protection) -> Vec<u8> {
+    let credentials = Credentials::from_password("Administrator", "CORP", "Passw0rd!123");
+    let config = InitiatorConfig::for_protection(credentials, protection);
+    Initiator::new(config, super::client_inputs())
+        .negotiate()
+        .unwrap()
+}
+
+#[test]
+fn the_negotiate_asks_for_signing_and_sealing_only_when_the_level_needs_them() {
+    #[rustfmt::skip]
+    let connect: &[u8] = &[
+        b'N', b'T', b'L', b'M', b'S', b'S', b'P', 0, // Signature
+        0x01, 0x00, 0x00, 0x00,                       // MessageType: NtLmNegotiate
+        // NegotiateFlags 0xe2888205: 56, KEY_EXCH, 128, VERSION, TARGET_INFO,
+        // EXTENDED_SESSIONSECURITY, ALWAYS_SIGN, NTLM, REQUEST_TARGET, UNICODE;
+        // no SIGN (0x10), no SEAL (0x20).
+        0x05, 0x82, 0x88, 0xe2,
+        0x00, 0x00, 0x00, 0x00, 0x28, 0x00, 0x00, 0x00, // DomainNameFields: empty, offset 40
+        0x00, 0x00, 0x00, 0x00, 0x28, 0x00, 0x00, 0x00, // WorkstationFields: empty, offset 40
+        0x0a, 0x00, 0x7c, 0x4f,                         // Version: 10.0, build 20348
+        0x00, 0x00, 0x00, 0x0f,                         // reserved, NTLMSSP_REVISION_W2K3
+    ];
+    assert_eq!(negotiate_at(Protection::None), connect);
+    // The same message with other flags: SIGN at integrity, SIGN and SEAL at privacy, which is
+    // what `InitiatorConfig::new` offers.
+    for (protection, flags) in [
+        (Protection::Integrity, [0x15, 0x82, 0x88, 0xe2]),
+        (Protection::Privacy, [0x35, 0x82, 0x88, 0xe2]),
+    ] {
+        let mut expected = connect.to_vec();
+        expected[12..16].copy_from_slice(&flags);
+        assert_eq!(negotiate_at(protection), expected, "at {protection:?}");
+    }
+    assert_eq!(
+        InitiatorConfig::new(Credentials::anonymous()).flags,
+        InitiatorConfig::for_protection(Credentials::anonymous(), Protection::Privacy).flags
+    );
+}
+
+#[test]
+fn at_connect_neither_side_grants_signing_and_the_logon_still_completes() {
+    let credentials = Credentials::from_password("Administrator", "CORP", "Passw0rd!123");
+    let config = InitiatorConfig::for_protection(credentials, Protection::None);
+    let mut client = Initiator::new(config, super::client_inputs());
+    let mut server = acceptor();
+    let AuthStep::Continue(negotiate) = client.step(None).unwrap() else {
+        panic!("the initiator's first leg is a NEGOTIATE")
+    };
+    let AuthStep::Continue(challenge) = server.step(Some(&negotiate)).unwrap() else {
+        panic!("the acceptor answers with a CHALLENGE")
+    };
+    let unasked = NegotiateFlags::NEGOTIATE_SIGN | NegotiateFlags::NEGOTIATE_SEAL;
+    let granted = crate::messages::ChallengeMessage::decode(&challenge)
+        .unwrap()
+        .flags;
+    assert!(!granted.intersects(unasked), "{granted:?}");
+    let AuthStep::Complete(Some(authenticate)) = client.step(Some(&challenge)).unwrap() else {
+        panic!("the initiator completes with an AUTHENTICATE")
+    };
+    let sent = AuthenticateMessage::decode(&authenticate).unwrap().flags;
+    assert!(!sent.intersects(unasked), "{sent:?}");
+    assert_eq!(
+        server.step(Some(&authenticate)).unwrap(),
+        AuthStep::Complete(None)
+    );
+    assert_eq!(
+        server.identity().map(|who| who.user.as_str()),
+        Some("Administrator")
+    );
+}

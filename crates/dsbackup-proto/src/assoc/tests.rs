@@ -1743,3 +1743,122 @@ proptest! {
         crate::fuzzing::server_association(&frame);
     }
 }
+
+// --- Connect level, byte by byte: what Samba, impacket and Windows send. ---
+
+#[test]
+fn at_connect_requests_and_responses_carry_no_verifier() {
+    // What Samba's rpcclient and impacket send at connect, and what we send: the NTLM context
+    // was built at bind time; no fragment after it carries a sec_trailer.
+    let (mut pair, context) = secure_pair(AuthLevel::CONNECT, 5840);
+    assert_eq!(context, 0);
+    pair.client
+        .call(context, 4, None, Bytes::from_static(b"ABCD"))
+        .unwrap();
+    pair.drive().unwrap();
+    pair.serve_echo();
+    assert_eq!(pair.responses(), [(2, Bytes::from_static(b"DCBA"))]);
+    #[rustfmt::skip]
+    let request: &[u8] = &[
+        0x05, 0x00, 0x00, 0x03, // rpc_vers 5.0, PTYPE request, PFC_FIRST_FRAG | PFC_LAST_FRAG
+        0x10, 0x00, 0x00, 0x00, // packed_drep: little-endian, ASCII, IEEE
+        0x1c, 0x00, 0x00, 0x00, // frag_length 28, auth_length 0: no sec_trailer
+        0x02, 0x00, 0x00, 0x00, // call_id 2 (the bind and the auth3 took 1)
+        0x04, 0x00, 0x00, 0x00, // alloc_hint 4
+        0x00, 0x00, 0x04, 0x00, // p_cont_id 0, opnum 4
+        b'A', b'B', b'C', b'D', // stub, no auth padding
+    ];
+    assert_eq!(pair.frames(Dir::ToServer, PacketType::REQUEST), [request]);
+    #[rustfmt::skip]
+    let response: &[u8] = &[
+        0x05, 0x00, 0x02, 0x03, // rpc_vers 5.0, PTYPE response, PFC_FIRST_FRAG | PFC_LAST_FRAG
+        0x10, 0x00, 0x00, 0x00, // packed_drep
+        0x1c, 0x00, 0x00, 0x00, // frag_length 28, auth_length 0
+        0x02, 0x00, 0x00, 0x00, // call_id 2
+        0x04, 0x00, 0x00, 0x00, // alloc_hint 4
+        0x00, 0x00, 0x00, 0x00, // p_cont_id 0, cancel_count 0, reserved
+        b'D', b'C', b'B', b'A', // stub
+    ];
+    assert_eq!(pair.frames(Dir::ToClient, PacketType::RESPONSE), [response]);
+}
+
+/// A request at connect that carries a verifier anyway, as Samba's test suite sends one
+/// (`python/samba/tests/dcerpc/raw_protocol.py`) and Samba's and Windows' servers accept: a
+/// sec_trailer naming the connect-level context, and an `auth_value` that is an NTLM signature of
+/// version 1 and nothing else. Offsets 40..48 are the sec_trailer, 48..64 the `auth_value`.
+#[rustfmt::skip]
+const CONNECT_REQUEST_WITH_VERIFIER: [u8; 64] = [
+    0x05, 0x00, 0x00, 0x03, // rpc_vers 5.0, PTYPE request, PFC_FIRST_FRAG | PFC_LAST_FRAG
+    0x10, 0x00, 0x00, 0x00, // packed_drep: little-endian
+    0x40, 0x00, 0x10, 0x00, // frag_length 64, auth_length 16
+    0x05, 0x00, 0x00, 0x00, // call_id 5
+    0x05, 0x00, 0x00, 0x00, // alloc_hint 5
+    0x00, 0x00, 0x04, 0x00, // p_cont_id 0, opnum 4
+    b'h', b'e', b'l', b'l', b'o', // stub (5 bytes)
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // auth padding: 11 bytes, to a 16-byte boundary
+    0x0a, 0x02, 0x0b, 0x00, // auth_type WINNT, auth_level CONNECT, auth_pad_length 11, reserved
+    0x4f, 0x00, 0x00, 0x00, // auth_context_id 79 (the bind's)
+    0x01, 0x00, 0x00, 0x00, // auth_value: Version 1,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // then zeros (checksum and sequence number)
+];
+
+#[test]
+fn at_connect_a_request_with_a_verifier_is_served_and_answered_without_one() {
+    // The dummy signature, then 16 other bytes: nothing checks an auth_value at connect.
+    let mut other = CONNECT_REQUEST_WITH_VERIFIER;
+    other[48..].copy_from_slice(&[0xa5; 16]);
+    for frame in [CONNECT_REQUEST_WITH_VERIFIER, other] {
+        let (mut pair, _) = secure_pair(AuthLevel::CONNECT, 5840);
+        pair.server
+            .handle_frame(Bytes::copy_from_slice(&frame))
+            .unwrap();
+        pair.collect();
+        let requests = pair.take_requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].call_id, 5);
+        assert_eq!(requests[0].auth_level, AuthLevel::CONNECT);
+        assert_eq!(
+            requests[0].stub,
+            b"hello"[..],
+            "the padding and the verifier are not the stub"
+        );
+        pair.server
+            .respond(5, Bytes::from_static(b"world"))
+            .unwrap();
+        let response = pair.server.poll_transmit().unwrap();
+        assert_eq!(decode(&response).ptype(), PacketType::RESPONSE);
+        assert_eq!(
+            CommonHeader::decode(&response).unwrap().auth_length,
+            0,
+            "the answer at connect has no verifier, as Samba's and Windows' have none"
+        );
+    }
+}
+
+#[test]
+fn at_connect_a_verifier_naming_another_context_is_denied() {
+    // As Samba and Windows do: a sec_trailer that does not name the association's context
+    // (type, level or context id) gets nca_s_fault_access_denied.
+    for (offset, value, field) in [
+        (40, 0x09, "auth_type"),
+        (41, 0x05, "auth_level"),
+        (44, 0x50, "auth_context_id"),
+    ] {
+        let (mut pair, _) = secure_pair(AuthLevel::CONNECT, 5840);
+        let mut frame = CONNECT_REQUEST_WITH_VERIFIER;
+        frame[offset] = value;
+        assert_eq!(
+            pair.server.handle_frame(Bytes::copy_from_slice(&frame)),
+            Err(ProtocolError::AuthMismatch { field }),
+        );
+        let fault = pair.server.poll_transmit().unwrap();
+        assert_eq!(decode(&fault).call_id, 5);
+        assert_eq!(
+            fault_status(&fault).0,
+            FaultStatus::ACCESS_DENIED,
+            "{field}"
+        );
+        pair.collect();
+        assert!(pair.take_requests().is_empty());
+    }
+}
