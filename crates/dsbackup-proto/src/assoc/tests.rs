@@ -1825,7 +1825,7 @@ fn at_connect_a_request_with_a_verifier_is_served_and_answered_without_one() {
         pair.server
             .respond(5, Bytes::from_static(b"world"))
             .unwrap();
-        let response = pair.server.poll_transmit().unwrap();
+        let response = pair.server.next_frame().unwrap();
         assert_eq!(decode(&response).ptype(), PacketType::RESPONSE);
         assert_eq!(
             CommonHeader::decode(&response).unwrap().auth_length,
@@ -1851,7 +1851,7 @@ fn at_connect_a_verifier_naming_another_context_is_denied() {
             pair.server.handle_frame(Bytes::copy_from_slice(&frame)),
             Err(ProtocolError::AuthMismatch { field }),
         );
-        let fault = pair.server.poll_transmit().unwrap();
+        let fault = pair.server.next_frame().unwrap();
         assert_eq!(decode(&fault).call_id, 5);
         assert_eq!(
             fault_status(&fault).0,
