@@ -48,7 +48,7 @@ async fn call<Req: Ndr, Resp: Ndr>(
 ) -> Result<Resp, TransportError> {
     let stub = encode_stub(request, binding.drep())?;
     let reply = binding.call(opnum, Bytes::from(stub)).await?;
-    Ok(decode_stub(reply.drep, &reply.stub, "response")?)
+    Ok(decode_stub(reply.drep, &reply.stub.to_bytes(), "response")?)
 }
 
 /// The file name at the end of a UNC path.
@@ -127,7 +127,7 @@ async fn raw_backup(dc: &Dc, binding: &Binding, bt_flag: u32) -> Vec<String> {
             .unwrap();
             assert_eq!(read.status, Status::SUCCESS, "{name}");
             assert!(!read.pb_buffer.data.is_empty(), "{name}: an empty read");
-            data.extend_from_slice(&read.pb_buffer.data);
+            data.extend_from_slice(&read.pb_buffer.data.to_bytes());
         }
         assert_eq!(data.len(), size, "{name}");
         assert_eq!(sha256(&data), dc.sha256(base_name(name)), "{name}");

@@ -7,14 +7,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use dsbackup_proto::iface::ad_backup::{
     AdBackupRequest, AdBackupResponse, HrRBackupCloseRequest, HrRBackupEndRequest,
     HrRBackupGetAttachmentInformationRequest, HrRBackupGetBackupLogsRequest,
-    HrRBackupOpenFileRequest, HrRBackupReadRequest, HrRBackupTruncateLogsRequest,
+    HrRBackupOpenFileRequest, HrRBackupReadRequest, HrRBackupReadResponse,
+    HrRBackupTruncateLogsRequest,
 };
 use dsbackup_proto::iface::ad_restore;
-use dsbackup_proto::{ContextHandle, ExpiryToken, NameEntry};
+use dsbackup_proto::{Chain, ContextHandle, ExpiryToken, NameEntry};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::client::Inner;
@@ -177,7 +178,7 @@ impl BackupSession {
             read_size,
             depth,
             in_flight: VecDeque::with_capacity(depth),
-            buffered: Bytes::new(),
+            buffered: Chain::new(),
             failed: false,
         })
     }
@@ -278,17 +279,17 @@ impl BackupSession {
     }
 }
 
-type ReadFuture = Pin<Box<dyn Future<Output = Result<AdBackupResponse, Error>> + Send>>;
+type ReadFuture = Pin<Box<dyn Future<Output = Result<HrRBackupReadResponse, Error>> + Send>>;
 
 /// One `HrRBackupRead` in flight: its future until it completes, then its output.
 struct Slot {
     future: ReadFuture,
-    output: Option<Result<AdBackupResponse, Error>>,
+    output: Option<Result<HrRBackupReadResponse, Error>>,
     cb_buffer: u32,
 }
 
 impl Slot {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<AdBackupResponse, Error>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<HrRBackupReadResponse, Error>> {
         if let Some(output) = self.output.take() {
             return Poll::Ready(output);
         }
@@ -299,8 +300,10 @@ impl Slot {
 /// An open file of a backup session (`DsBackupOpenFile` .. `DsBackupClose`).
 ///
 /// Reads are pipelined: up to `reads_in_flight` `HrRBackupRead` calls are outstanding on the
-/// binding, and their blocks are delivered in order. [`next_chunk`](Self::next_chunk) hands
-/// out the blocks without copying; the reader is also an [`AsyncRead`].
+/// binding, and their data is delivered in order, without a copy: each read's bytes stay in
+/// the buffers the fragments were received into. [`next_block`](Self::next_block) gives one
+/// read's bytes as a [`Chain`] of those pieces, [`next_chunk`](Self::next_chunk) one piece at
+/// a time; the reader is also an [`AsyncRead`].
 ///
 /// Close it with [`close`](Self::close). Dropped without, the file is closed on the server
 /// before the session's next open, or by `end`.
@@ -314,7 +317,8 @@ pub struct FileReader<'s> {
     read_size: u32,
     depth: usize,
     in_flight: VecDeque<Slot>,
-    buffered: Bytes,
+    /// What is left of the read delivered last.
+    buffered: Chain,
     failed: bool,
 }
 
@@ -345,7 +349,9 @@ impl FileReader<'_> {
         &self.name
     }
 
-    /// The next block of the file, `None` at its end (once `size` bytes came).
+    /// The next bytes of the file, `None` at its end (once `size` bytes came): what is left
+    /// of one read, as the slices of the fragments that brought it (no byte copied; write
+    /// them with `write_vectored`, hash them one after the other).
     ///
     /// # Errors
     /// [`Error::Status`] for a failed read, [`Error::Protocol`] when the server sends more or
@@ -353,9 +359,31 @@ impl FileReader<'_> {
     /// failed: every further read returns [`Error::Misuse`].
     ///
     /// # Cancel safety
-    /// Cancel-safe: a block is only taken from the queue when it is returned.
+    /// Cancel-safe: bytes are only taken from the reader when they are returned.
+    pub async fn next_block(&mut self) -> Result<Option<Chain>, Error> {
+        std::future::poll_fn(|cx| self.poll_block(cx)).await
+    }
+
+    /// The next piece of the file, `None` at its end: one slice of a received fragment (no
+    /// copy), so pieces are about as long as the negotiated fragments, or a whole read when it
+    /// came in one.
+    ///
+    /// # Errors
+    /// As [`next_block`](Self::next_block).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, as [`next_block`](Self::next_block).
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        std::future::poll_fn(|cx| self.poll_chunk(cx)).await
+        std::future::poll_fn(|cx| {
+            if self.buffered.is_empty() {
+                match self.poll_block(cx) {
+                    Poll::Ready(Ok(Some(block))) => self.buffered = block,
+                    other => return other.map_ok(|_| None),
+                }
+            }
+            Poll::Ready(Ok(self.buffered.pop_front()))
+        })
+        .await
     }
 
     /// Reads the rest of the file into memory (for small files and tests).
@@ -387,7 +415,7 @@ impl FileReader<'_> {
         self.session.close_file().await
     }
 
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
+    fn poll_block(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Chain>, Error>> {
         const CALL: &str = "HrRBackupRead";
         if !self.buffered.is_empty() {
             return Poll::Ready(Ok(Some(std::mem::take(&mut self.buffered))));
@@ -423,12 +451,10 @@ impl FileReader<'_> {
     fn accept(
         &mut self,
         cb_buffer: u32,
-        output: Result<AdBackupResponse, Error>,
-    ) -> Result<Bytes, Error> {
+        output: Result<HrRBackupReadResponse, Error>,
+    ) -> Result<Chain, Error> {
         const CALL: &str = "HrRBackupRead";
-        let AdBackupResponse::HrRBackupRead(response) = output? else {
-            return Err(wrong_response(CALL));
-        };
+        let response = output?;
         check(CALL, response.status)?;
         response
             .check_request(&HrRBackupReadRequest {
@@ -464,12 +490,12 @@ impl FileReader<'_> {
         while self.in_flight.len() < self.depth
             && self.received.saturating_add(self.outstanding) < self.size
         {
-            let request = AdBackupRequest::HrRBackupRead(HrRBackupReadRequest {
+            let request = HrRBackupReadRequest {
                 h_context: self.session.handle,
                 cb_buffer: self.read_size,
-            });
+            };
             let mut slot = Slot {
-                future: Box::pin(self.session.backup.backup(&request)),
+                future: Box::pin(self.session.backup.read(request)),
                 output: None,
                 cb_buffer: self.read_size,
             };
@@ -490,16 +516,19 @@ impl AsyncRead for FileReader<'_> {
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         if this.buffered.is_empty() {
-            match this.poll_chunk(cx) {
+            match this.poll_block(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(std::io::Error::other(error))),
                 Poll::Ready(Ok(None)) => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(Some(chunk))) => this.buffered = chunk,
+                Poll::Ready(Ok(Some(block))) => this.buffered = block,
             }
         }
-        let n = this.buffered.len().min(buf.remaining());
-        let chunk = this.buffered.split_to(n);
-        buf.put_slice(&chunk);
+        while buf.remaining() > 0 && !this.buffered.is_empty() {
+            let chunk = this.buffered.chunk();
+            let n = chunk.len().min(buf.remaining());
+            buf.put_slice(chunk.get(..n).unwrap_or_default());
+            this.buffered.advance(n);
+        }
         Poll::Ready(Ok(()))
     }
 }

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dsbackup_proto::iface::InterfaceId;
-use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
+use dsbackup_proto::iface::ad_backup::{
+    AdBackupRequest, AdBackupResponse, HrRBackupReadRequest, HrRBackupReadResponse,
+};
 use dsbackup_proto::iface::ad_restore::{
     AdRestoreRequest, AdRestoreResponse, HrRRestoreGetDatabaseLocationsRequest,
 };
 use dsbackup_proto::ndr::NdrError;
 use dsbackup_proto::{ContextHandle, NameEntry, Status, SyntaxId};
-use dsbackup_transport::{Binding, StringBinding};
+use dsbackup_transport::{Binding, Reply, StringBinding};
 
 use crate::client::{Endpoint, Inner};
 use crate::error::Error;
@@ -61,17 +63,45 @@ impl Rpc {
     ) -> impl Future<Output = Result<AdBackupResponse, Error>> + Send + 'static {
         let call = backup_name(request.opnum());
         let opnum = request.opnum();
+        let reply = self.backup_call(request);
+        async move {
+            let reply = reply.await?;
+            AdBackupResponse::decode_shared(opnum, reply.drep, &reply.stub.to_bytes())
+                .map_err(|source| Error::BadResponse { call, source })
+        }
+    }
+
+    /// Calls `HrRBackupRead`: the response's data stays in the fragments that brought it.
+    pub(crate) fn read(
+        &self,
+        request: HrRBackupReadRequest,
+    ) -> impl Future<Output = Result<HrRBackupReadResponse, Error>> + Send + 'static {
+        let request = AdBackupRequest::HrRBackupRead(request);
+        let call = backup_name(request.opnum());
+        let reply = self.backup_call(&request);
+        async move {
+            let reply = reply.await?;
+            HrRBackupReadResponse::decode_chain(reply.drep, reply.stub)
+                .map_err(|source| Error::BadResponse { call, source })
+        }
+    }
+
+    /// Sends an ad_backup request; its reply, undecoded.
+    fn backup_call(
+        &self,
+        request: &AdBackupRequest,
+    ) -> impl Future<Output = Result<Reply, Error>> + Send + 'static + use<> {
+        let call = backup_name(request.opnum());
+        let opnum = request.opnum();
         let binding = Arc::clone(&self.binding);
         let stub = request
             .encode(binding.drep())
             .map_err(|_| Error::Misuse("request cannot be encoded"));
         async move {
-            let reply = binding
+            binding
                 .call(opnum, Bytes::from(stub?))
                 .await
-                .map_err(Error::transport(call))?;
-            AdBackupResponse::decode_shared(opnum, reply.drep, &reply.stub)
-                .map_err(|source| Error::BadResponse { call, source })
+                .map_err(Error::transport(call))
         }
     }
 
@@ -90,7 +120,7 @@ impl Rpc {
             .call(opnum, Bytes::from(stub))
             .await
             .map_err(Error::transport(call))?;
-        AdRestoreResponse::decode_shared(opnum, reply.drep, &reply.stub)
+        AdRestoreResponse::decode_shared(opnum, reply.drep, &reply.stub.to_bytes())
             .map_err(|source| Error::BadResponse { call, source })
     }
 

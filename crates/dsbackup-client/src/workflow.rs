@@ -12,8 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use dsbackup_proto::{NameEntry, Status};
+use dsbackup_proto::{Chain, NameEntry, Status};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -151,7 +150,8 @@ async fn copy_session(
 
 /// What the network side sends the writer thread.
 enum Block {
-    Data(Bytes),
+    /// One read's bytes, in the fragments that brought them.
+    Data(Chain),
     /// Every byte came: fsync, rename, hash.
     Finish,
 }
@@ -170,9 +170,9 @@ async fn copy_file(
     let (blocks, receiver) = mpsc::channel::<Block>(16);
     let thread = tokio::task::spawn_blocking(move || write_blocks(sink, receiver));
     let read = async {
-        while let Some(chunk) = reader.next_chunk().await? {
-            let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
-            if blocks.send(Block::Data(chunk)).await.is_err() {
+        while let Some(block) = reader.next_block().await? {
+            let len = u64::try_from(block.len()).unwrap_or(u64::MAX);
+            if blocks.send(Block::Data(block)).await.is_err() {
                 // The writer stopped: its error is reported below.
                 return Ok(false);
             }
@@ -202,7 +202,7 @@ async fn copy_file(
 fn write_blocks(mut sink: FileSink, mut blocks: mpsc::Receiver<Block>) -> Result<FileEntry, Error> {
     while let Some(block) = blocks.blocking_recv() {
         match block {
-            Block::Data(data) => sink.write(&data)?,
+            Block::Data(data) => sink.write_chain(&data)?,
             Block::Finish => return sink.finish(),
         }
     }

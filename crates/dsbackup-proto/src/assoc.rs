@@ -385,9 +385,10 @@ impl Fragmenter {
 
 /// One call's stub being put back together from its fragments.
 ///
-/// The fragments' stubs are kept as they arrived (slices of the received frames, not copies)
-/// and joined once, at the end, into a buffer of exactly their size: nothing is reserved from
-/// what `alloc_hint` announces, and nothing is copied twice as a growing buffer would.
+/// The fragments' stubs are kept as they arrived (slices of the received frames, not copies):
+/// nothing is reserved from what `alloc_hint` announces. The server joins them into one buffer
+/// of exactly their size; the client hands the chain on, so that a backup read's data reaches
+/// its consumer without a copy.
 #[derive(Debug)]
 pub(crate) struct Reassembly {
     pub(crate) drep: DataRep,
@@ -433,9 +434,9 @@ impl Reassembly {
         Ok(())
     }
 
-    /// The whole stub, joined (a slice, not a copy, when it came in one non-empty fragment).
-    pub(crate) fn finish(self) -> Bytes {
-        self.stub.to_bytes()
+    /// The whole stub, as its fragments' stubs.
+    pub(crate) fn finish(self) -> Chain {
+        self.stub
     }
 }
 

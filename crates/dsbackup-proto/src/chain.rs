@@ -66,6 +66,35 @@ impl Chain {
         self.segments.iter()
     }
 
+    /// Removes the first `n` bytes (all of them if fewer) and returns them as a chain of
+    /// slices of the segments (no byte copied).
+    pub fn split_to(&mut self, n: usize) -> Self {
+        let mut head = Self::new();
+        let mut left = n.min(self.len);
+        while left > 0 {
+            let Some(front) = self.segments.front_mut() else {
+                break;
+            };
+            if left < front.len() {
+                head.push(front.split_to(left));
+                break;
+            }
+            left -= front.len();
+            if let Some(segment) = self.segments.pop_front() {
+                head.push(segment);
+            }
+        }
+        self.len -= head.len;
+        head
+    }
+
+    /// Removes and returns the first segment.
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        let segment = self.segments.pop_front()?;
+        self.len -= segment.len();
+        Some(segment)
+    }
+
     /// Removes the first `n` bytes (all of them if fewer) and returns them as one contiguous
     /// buffer: a slice of the front segment when they lie within it, copied otherwise.
     pub fn split_to_contiguous(&mut self, n: usize) -> Bytes {

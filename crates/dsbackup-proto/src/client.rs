@@ -66,7 +66,7 @@
 //! }
 //! shuttle(&mut client, &mut server)?;
 //! let response = std::iter::from_fn(|| client.poll_event()).find_map(|event| match event {
-//!     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub),
+//!     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub.to_bytes()),
 //!     _ => None,
 //! });
 //! assert_eq!(response, Some(Bytes::from_static(b"pong")));
@@ -201,8 +201,9 @@ pub enum ClientEvent {
     Response {
         /// `call_id`.
         call_id: u32,
-        /// The whole output stub.
-        stub: Bytes,
+        /// The whole output stub, as the fragments' stubs (slices of the received frames, not
+        /// copies): [`Chain::to_bytes`] joins them.
+        stub: Chain,
         /// The byte order of the stub (the server's).
         drep: DataRep,
     },
@@ -983,7 +984,7 @@ impl ClientAssociation {
                 self.calls.remove(&call_id);
                 self.events.push_back(ClientEvent::Response {
                     call_id,
-                    stub: response.stub,
+                    stub: Chain::from(response.stub),
                     drep,
                 });
                 return Ok(());

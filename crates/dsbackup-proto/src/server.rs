@@ -1099,7 +1099,8 @@ impl ServerAssociation {
     ) -> Result<(), Refusal> {
         match verdict {
             Ok(interface) => {
-                let stub = reassembly.map_or(request.stub, Reassembly::finish);
+                let stub =
+                    reassembly.map_or(request.stub, |reassembly| reassembly.finish().to_bytes());
                 self.dispatched.insert(call_id, request.p_cont_id);
                 self.events.push_back(ServerEvent::Request(ServerRequest {
                     call_id,

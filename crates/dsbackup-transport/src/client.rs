@@ -148,8 +148,9 @@ impl ClientOptions {
 /// The output of a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
-    /// The whole output stub.
-    pub stub: Bytes,
+    /// The whole output stub, as its fragments brought it (no copy):
+    /// [`Chain::to_bytes`](dsbackup_proto::Chain::to_bytes) joins it.
+    pub stub: Chain,
     /// Its byte order (the server's).
     pub drep: DataRep,
 }

@@ -196,7 +196,8 @@ async fn ept_map(
     };
     let stub = encode_stub(&request, binding.drep())?;
     let reply = binding.call(EPT_MAP, Bytes::from(stub)).await?;
-    let response: EptMapResponse = decode_stub(reply.drep, &reply.stub, "ept_map response")?;
+    let response: EptMapResponse =
+        decode_stub(reply.drep, &reply.stub.to_bytes(), "ept_map response")?;
     if response.status != Status::SUCCESS {
         return Ok(None);
     }
@@ -225,7 +226,7 @@ async fn ept_lookup_all(binding: &Binding) -> Result<Vec<EndpointEntry>, Transpo
         let stub = encode_stub(&request, binding.drep())?;
         let reply = binding.call(EPT_LOOKUP, Bytes::from(stub)).await?;
         let response: EptLookupResponse =
-            decode_stub(reply.drep, &reply.stub, "ept_lookup response")?;
+            decode_stub(reply.drep, &reply.stub.to_bytes(), "ept_lookup response")?;
         handle = response.entry_handle;
         if response.status == EPT_S_NOT_REGISTERED {
             break;
@@ -246,8 +247,11 @@ async fn ept_lookup_all(binding: &Binding) -> Result<Vec<EndpointEntry>, Transpo
         let reply = binding
             .call(EPT_LOOKUP_HANDLE_FREE, Bytes::from(stub))
             .await?;
-        let _: EptLookupHandleFreeResponse =
-            decode_stub(reply.drep, &reply.stub, "ept_lookup_handle_free response")?;
+        let _: EptLookupHandleFreeResponse = decode_stub(
+            reply.drep,
+            &reply.stub.to_bytes(),
+            "ept_lookup_handle_free response",
+        )?;
     }
     Ok(entries)
 }

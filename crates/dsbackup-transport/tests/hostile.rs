@@ -335,7 +335,7 @@ async fn an_alter_context_that_changes_the_auth_level_is_refused() {
     let registry = Registry::new(privacy());
     let binding = registry.open_addr(proxy.addr, &[syntax(1)]).await.unwrap();
     assert_eq!(
-        binding.call(op::ECHO, pattern(8, 1)).await.unwrap().stub,
+        call_bytes(&binding, op::ECHO, pattern(8, 1)).await,
         pattern(8, 1)
     );
     let error = binding
@@ -387,7 +387,7 @@ async fn server_bounds_calls_in_flight_and_request_stubs() {
     interface.gate.0.add_permits(2);
     for (i, call) in gated.into_iter().enumerate() {
         let i = u32::try_from(i).unwrap();
-        assert_eq!(call.await.unwrap().unwrap().stub, pattern(4, i));
+        assert_eq!(call.await.unwrap().unwrap().stub.to_bytes(), pattern(4, i));
     }
     // A request stub past the server's budget fails the association (as Samba does).
     match binding.call(op::ECHO, pattern(8000, 1)).await {
@@ -418,7 +418,7 @@ async fn a_caller_that_gives_up_sends_a_co_cancel() {
     ));
     // The co_cancel goes out before the next call's request.
     assert_eq!(
-        binding.call(op::ECHO, pattern(9, 9)).await.unwrap().stub,
+        call_bytes(&binding, op::ECHO, pattern(9, 9)).await,
         pattern(9, 9)
     );
     let log = proxy.log.lock().unwrap().clone();

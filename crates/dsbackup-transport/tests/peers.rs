@@ -550,10 +550,10 @@ async fn conformance_dump_ntlm_privacy_sealed() {
         pattern(3 * usize::from(FRAG) + 100, 7),
     ] {
         let reply = binding.call(op::ECHO, stub.clone()).await.unwrap();
-        assert_eq!(reply.stub, stub);
-        plain.push((stub, Some(reply.stub)));
+        assert_eq!(reply.stub.to_bytes(), stub);
+        plain.push((stub, Some(reply.stub.to_bytes())));
     }
-    let who = binding.call(op::WHOAMI, Bytes::new()).await.unwrap().stub;
+    let who = call_bytes(&binding, op::WHOAMI, Bytes::new()).await;
     assert_eq!(
         who[..],
         [
@@ -580,7 +580,7 @@ async fn conformance_dump_ntlm_privacy_sealed() {
         .bind_interface(&[mgmt_syntax()])
         .await
         .unwrap();
-    let ids = mgmt.call(0, Bytes::new()).await.unwrap().stub;
+    let ids = call_bytes(&mgmt, 0, Bytes::new()).await;
     assert!(!ids.is_empty());
     plain.push((Bytes::new(), Some(ids)));
     drop(mgmt);

@@ -34,7 +34,7 @@ fn anonymous() -> ClientOptions {
 async fn call<Req: Ndr, Resp: Ndr>(binding: &Binding, opnum: u16, request: &Req) -> Resp {
     let stub = encode_stub(request, binding.drep()).unwrap();
     let reply = binding.call(opnum, Bytes::from(stub)).await.unwrap();
-    decode_stub(reply.drep, &reply.stub, "response").unwrap()
+    decode_stub(reply.drep, &reply.stub.to_bytes(), "response").unwrap()
 }
 
 /// Five interfaces (the test interface at v1 and four others) on one server.
@@ -285,7 +285,7 @@ async fn version_fallback_binds_v2_when_v1_is_rejected() {
         .unwrap();
     assert_eq!(binding.interface(), syntax(2));
     assert_eq!(
-        binding.call(op::ECHO, pattern(5, 5)).await.unwrap().stub,
+        call_bytes(&binding, op::ECHO, pattern(5, 5)).await,
         pattern(5, 5)
     );
     // Another interface on the same association, through alter_context.
@@ -307,7 +307,9 @@ async fn version_fallback_binds_v2_when_v1_is_rejected() {
 }
 
 fn handle_of(reply: &dsbackup_transport::Reply) -> ContextHandle {
-    NdrReader::new(reply.drep, &reply.stub).param().unwrap()
+    NdrReader::new(reply.drep, &reply.stub.to_bytes())
+        .param()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,11 +341,7 @@ async fn calls_on_one_context_handle_run_in_order_and_handles_run_down() {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        let log = binding
-            .call(op::CLOSE, handle_stub(drep, handle, None))
-            .await
-            .unwrap()
-            .stub;
+        let log = call_bytes(&binding, op::CLOSE, handle_stub(drep, handle, None)).await;
         let values: Vec<u32> = log
             .chunks(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
@@ -360,11 +358,7 @@ async fn calls_on_one_context_handle_run_in_order_and_handles_run_down() {
         // Polled together: all requests go out before any answer, in this order.
         let results = futures_util::future::join_all(pending).await;
         assert!(results.iter().all(Result::is_ok));
-        let log = binding
-            .call(op::CLOSE, handle_stub(drep, handle, None))
-            .await
-            .unwrap()
-            .stub;
+        let log = call_bytes(&binding, op::CLOSE, handle_stub(drep, handle, None)).await;
         let values: Vec<u32> = log
             .chunks(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
@@ -521,7 +515,10 @@ async fn graceful_shutdown_lets_the_call_in_flight_finish() {
         tokio::spawn(async move { server.shutdown().await })
     };
     interface.gate.0.add_permits(1);
-    assert_eq!(call.await.unwrap().unwrap().stub, pattern(100, 3));
+    assert_eq!(
+        call.await.unwrap().unwrap().stub.to_bytes(),
+        pattern(100, 3)
+    );
     shutdown.await.unwrap();
     assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
     // The association is gone with the server; new connections are refused.

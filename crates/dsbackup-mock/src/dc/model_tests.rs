@@ -228,7 +228,7 @@ proptest! {
                         };
                         let data = &r.pb_buffer.data;
                         prop_assert!(data.len() <= cb.min(40_000) as usize);
-                        prop_assert_eq!(&data[..], &content[*position..*position + data.len()]);
+                        prop_assert_eq!(&data.to_bytes()[..], &content[*position..*position + data.len()]);
                         prop_assert!(!data.is_empty() || *position == content.len(), "0 bytes only at EOF");
                         *position += data.len();
                     } else {

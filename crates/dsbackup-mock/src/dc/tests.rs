@@ -164,7 +164,7 @@ fn read(dc: &MockDc, who: &Caller, h: ContextHandle, cb: u32) -> (Bytes, Status)
     );
     assert_eq!(r.pb_buffer.max_count, cb, "conformance is cbBuffer");
     assert_eq!(r.pcb_read as usize, r.pb_buffer.data.len());
-    (r.pb_buffer.data, r.status)
+    (r.pb_buffer.data.to_bytes(), r.status)
 }
 
 fn close(dc: &MockDc, who: &Caller, h: ContextHandle) -> Status {
@@ -1305,7 +1305,7 @@ fn dispatch_serves_a_whole_backup_through_the_request_enums() {
             if r.pb_buffer.data.is_empty() {
                 break;
             }
-            bytes.extend_from_slice(&r.pb_buffer.data);
+            bytes.extend_from_slice(&r.pb_buffer.data.to_bytes());
         }
         call(AdBackupRequest::HrRBackupClose(HrRBackupCloseRequest {
             h_context: h,
@@ -1592,7 +1592,7 @@ fn serve_stub_runs_a_backup_in_either_byte_order() {
             if r.pb_buffer.data.is_empty() {
                 break;
             }
-            bytes.extend_from_slice(&r.pb_buffer.data);
+            bytes.extend_from_slice(&r.pb_buffer.data.to_bytes());
         }
         assert_eq!(sha(&bytes), f.manifest.file("ntds.dit").unwrap().sha256);
     }

@@ -212,7 +212,7 @@ impl Wire {
             match event {
                 ClientEvent::Response {
                     call_id: id, stub, ..
-                } if id == call_id => return Ok(stub),
+                } if id == call_id => return Ok(stub.to_bytes()),
                 ClientEvent::Fault {
                     call_id: id,
                     status,
@@ -311,7 +311,7 @@ fn a_full_backup_over_ntlm_packet_privacy_reproduces_every_file() {
             if r.pb_buffer.data.is_empty() {
                 break;
             }
-            hasher.update(&r.pb_buffer.data);
+            hasher.update(r.pb_buffer.data.to_bytes());
         }
         wire.backup(AdBackupRequest::HrRBackupClose(HrRBackupCloseRequest {
             h_context: h,

@@ -7,10 +7,13 @@
 
 use bytes::Bytes;
 
+use crate::chain::Chain;
+use crate::drep::DataRep;
 use crate::error::DecodeError;
 use crate::iface::{CountCheck, InterfaceId, calls, params};
 use crate::names::{NameEntry, build_name_list, parse_name_list};
-use crate::ndr::{ContextHandle, NdrError, VaryingBytes};
+use crate::ndr::reader::{count_fits, padding};
+use crate::ndr::{ContextHandle, Ndr as _, NdrError, NdrReader, VaryingBytes};
 use crate::status::Status;
 use crate::token::ExpiryToken;
 use crate::uuid::Uuid;
@@ -280,7 +283,8 @@ fn read_counts(v: &HrRBackupReadResponse) -> [CountCheck; 1] {
 
 impl HrRBackupReadResponse {
     /// A response carrying `data` for a request of `cb_buffer` bytes.
-    pub fn new(cb_buffer: u32, data: Bytes, status: Status) -> Self {
+    pub fn new(cb_buffer: u32, data: impl Into<Chain>, status: Status) -> Self {
+        let data = data.into();
         Self {
             pcb_read: u32::try_from(data.len()).unwrap_or(u32::MAX),
             pb_buffer: VaryingBytes {
@@ -289,6 +293,47 @@ impl HrRBackupReadResponse {
             },
             status,
         }
+    }
+
+    /// Decodes the response from its stub as the fragments brought it, without joining the
+    /// file data: `pbBuffer`'s bytes stay slices of the fragments (a backup reads the
+    /// database at the speed of its socket, not of a copy).
+    ///
+    /// ```text
+    ///  stub   [max_count offset actual_count] [data: actual_count bytes] [pad] [pcbRead] [hr]
+    ///          first 12 bytes, joined           split off, not copied     the rest, joined
+    /// ```
+    ///
+    /// It accepts and refuses exactly the stubs that [`AdBackupResponse::decode_shared`]
+    /// accepts and refuses for opnum 4, with the same errors (a property test holds the two
+    /// together).
+    ///
+    /// # Errors
+    /// [`NdrError`], as [`AdBackupResponse::decode_shared`].
+    pub fn decode_chain(drep: DataRep, mut stub: Chain) -> Result<Self, NdrError> {
+        const WHAT: &str = "ad_backup response";
+        let head = stub.split_to_contiguous(VaryingBytes::MIN_LEN);
+        let mut r = NdrReader::new(drep, &head);
+        let (max_count, actual_count) = VaryingBytes::decode_header(&mut r)?;
+        count_fits(VaryingBytes::WHAT, actual_count, 1, stub.len())?;
+        // `count_fits` checked `actual_count <= stub.len()`, so it fits in usize.
+        let len = usize::try_from(actual_count).unwrap_or(usize::MAX);
+        let data = stub.split_to(len);
+        // The rest is `pcbRead` and the status, 4-aligned from the start of the stub.
+        let tail = stub.to_bytes();
+        let pad = padding(VaryingBytes::MIN_LEN + len, 4);
+        NdrReader::new(drep, &tail).take(pad, "alignment padding")?;
+        let mut r = NdrReader::new(drep, tail.get(pad..).unwrap_or_default());
+        let value = Self {
+            pb_buffer: VaryingBytes { max_count, data },
+            pcb_read: r.param()?,
+            status: r.param()?,
+        };
+        for relation in read_counts(&value) {
+            relation.decoded()?;
+        }
+        r.finish(WHAT)?;
+        Ok(value)
     }
 
     /// Checks the response against its request: the conformance must be the request's

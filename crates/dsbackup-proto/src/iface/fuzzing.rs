@@ -4,12 +4,48 @@
 //! (set: response), bit 6 the byte order (set: big-endian). The rest is the stub. When it
 //! decodes, it must encode again to the same bytes, and those must decode to the same value.
 
+use bytes::Bytes;
+
+use crate::chain::Chain;
 use crate::drep::DataRep;
+use crate::iface::ad_backup::{AdBackupResponse, HrRBackupReadResponse};
 use crate::iface::{Direction, Interface, decode_stub};
 
-/// Oracle over `ad_backup` stubs.
+/// Oracle over `ad_backup` stubs; a read response must also decode from fragments exactly
+/// as from one buffer.
 pub fn decode_ad_backup(data: &[u8]) {
     round_trip(Interface::AdBackup, data);
+    if let Some((&selector, stub)) = data.split_first()
+        && selector & 0x3f == 0x20 | 4
+    {
+        read_from_fragments(selector, stub);
+    }
+}
+
+/// Decodes an `HrRBackupRead` response stub cut into pieces (of 1 to 13 bytes, by its length)
+/// with [`HrRBackupReadResponse::decode_chain`], and as one buffer: the results must agree.
+///
+/// # Panics
+/// When they do not.
+#[expect(
+    clippy::panic,
+    reason = "a fuzzing oracle reports a disagreement by panicking"
+)]
+fn read_from_fragments(selector: u8, stub: &[u8]) {
+    let drep = if selector & 0x40 == 0 {
+        DataRep::LITTLE_ENDIAN
+    } else {
+        DataRep::BIG_ENDIAN
+    };
+    let whole = Bytes::copy_from_slice(stub);
+    let piece = 1 + stub.len() % 13;
+    let chain: Chain = stub.chunks(piece).map(Bytes::copy_from_slice).collect();
+    let from_pieces =
+        HrRBackupReadResponse::decode_chain(drep, chain).map(AdBackupResponse::HrRBackupRead);
+    let from_whole = AdBackupResponse::decode_shared(4, drep, &whole);
+    if from_pieces != from_whole {
+        panic!("HrRBackupRead response: {from_pieces:?} from pieces, {from_whole:?} whole");
+    }
 }
 
 /// Oracle over `ad_restore` stubs.

@@ -463,6 +463,15 @@ pub(crate) fn serialize_hex<S: serde::Serializer>(
     serializer.serialize_str(&out)
 }
 
+/// Serializes a chain's bytes as lowercase hex.
+#[cfg(feature = "serde")]
+pub(crate) fn serialize_chain_hex<S: serde::Serializer>(
+    bytes: &crate::chain::Chain,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serialize_hex(&bytes.to_bytes(), serializer)
+}
+
 /// Serializes optional bytes as lowercase hex, or `null`.
 #[cfg(feature = "serde")]
 pub(crate) fn serialize_opt_hex<S: serde::Serializer>(

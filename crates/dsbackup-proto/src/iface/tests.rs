@@ -535,7 +535,7 @@ fn encoders_refuse_inconsistent_counts() {
     let too_long = HrRBackupReadResponse {
         pb_buffer: VaryingBytes {
             max_count: 1,
-            data: Bytes::from_static(b"ab"),
+            data: Bytes::from_static(b"ab").into(),
         },
         pcb_read: 2,
         status: Status::SUCCESS,
@@ -995,25 +995,27 @@ fn name_list_and_token_helpers() {
     assert_eq!(HrRRestorePrepareRequest::new(0, None).pb_expiry_token, None);
 }
 
+/// The little-endian stub of a successful read of `data` for a 64 KiB request.
+fn read_stub(data: &Bytes) -> Bytes {
+    let response = HrRBackupReadResponse::new(65536, data.clone(), Status::SUCCESS);
+    Bytes::from(
+        AdBackupResponse::HrRBackupRead(response)
+            .encode(LE)
+            .unwrap(),
+    )
+}
+
 #[test]
 fn shared_decoding_slices_the_read_data_without_copying() {
     let data = Bytes::from(vec![0x5A; 4096]);
-    let stub = Bytes::from(
-        AdBackupResponse::HrRBackupRead(HrRBackupReadResponse::new(
-            65536,
-            data.clone(),
-            Status::SUCCESS,
-        ))
-        .encode(LE)
-        .unwrap(),
-    );
+    let stub = read_stub(&data);
     let AdBackupResponse::HrRBackupRead(read) =
         AdBackupResponse::decode_shared(4, LE, &stub).unwrap()
     else {
         panic!("wrong variant");
     };
-    assert_eq!(read.pb_buffer.data, data);
-    let start = read.pb_buffer.data.as_ptr() as usize;
+    assert_eq!(read.pb_buffer.data.to_bytes(), data);
+    let start = read.pb_buffer.data.to_bytes().as_ptr() as usize;
     assert_eq!(start, stub.as_ptr() as usize + 12, "a slice of the stub");
     let mut padded = stub.to_vec();
     padded.push(0);
@@ -1021,6 +1023,67 @@ fn shared_decoding_slices_the_read_data_without_copying() {
         AdBackupResponse::decode_shared(4, LE, &Bytes::from(padded)),
         Err(NdrError::TrailingBytes { count: 1, .. })
     ));
+}
+
+/// Cuts `bytes` into a chain at the given points (as fragments would).
+fn cut(bytes: &Bytes, cuts: &[usize]) -> crate::chain::Chain {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.sort_unstable();
+    let mut chain = crate::chain::Chain::new();
+    let mut at = 0;
+    for point in points.into_iter().chain([bytes.len()]) {
+        chain.push(bytes.slice(at..point));
+        at = point;
+    }
+    chain
+}
+
+proptest! {
+    /// `decode_chain` is `decode_shared` for opnum 4, whatever the fragments: the same value
+    /// for a good stub, the same error for a bad one (cut short, lengthened, counts changed).
+    #[test]
+    fn a_read_response_decodes_from_fragments_as_from_one_buffer(
+        data in vec(any::<u8>(), 0..300),
+        extra in 0_u32..40,
+        status in any::<u32>(),
+        big_endian in any::<bool>(),
+        cuts in vec(any::<usize>(), 0..8),
+        damage in prop_oneof![
+            Just(None),
+            (any::<usize>(), any::<u8>()).prop_map(Some),
+        ],
+        resize in prop_oneof![Just(0_isize), -20_isize..20],
+    ) {
+        let drep = if big_endian { BE } else { LE };
+        let cb_buffer = u32::try_from(data.len()).unwrap() + extra;
+        let response = HrRBackupReadResponse::new(cb_buffer, Bytes::from(data), Status(status));
+        let mut stub = AdBackupResponse::HrRBackupRead(response).encode(drep).unwrap();
+        if let Some((at, byte)) = damage {
+            let at = at % stub.len();
+            stub[at] = byte;
+        }
+        let len = usize::try_from(isize::try_from(stub.len()).unwrap() + resize).unwrap_or(0);
+        stub.resize(len, 0xEE);
+        let stub = Bytes::from(stub);
+        let whole = AdBackupResponse::decode_shared(4, drep, &stub);
+        let pieces = HrRBackupReadResponse::decode_chain(drep, cut(&stub, &cuts))
+            .map(AdBackupResponse::HrRBackupRead);
+        prop_assert_eq!(pieces, whole);
+    }
+}
+
+#[test]
+fn a_read_response_from_fragments_keeps_its_data_in_the_fragments() {
+    let data = Bytes::from(vec![0x5A; 10_000]);
+    let stub = read_stub(&data);
+    // Fragments of 4000 bytes: the data spans three of them.
+    let read = HrRBackupReadResponse::decode_chain(LE, cut(&stub, &[4000, 8000])).unwrap();
+    assert_eq!(read.pb_buffer.data.to_bytes(), data);
+    let segments: Vec<&Bytes> = read.pb_buffer.data.segments().collect();
+    assert_eq!(segments.len(), 3);
+    assert_eq!(segments[0].as_ptr() as usize, stub.as_ptr() as usize + 12);
+    assert_eq!(segments[1].as_ptr() as usize, stub.as_ptr() as usize + 4000);
+    assert_eq!(read.pcb_read, 10_000);
 }
 
 #[test]

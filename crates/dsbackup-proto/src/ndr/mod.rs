@@ -39,7 +39,7 @@
 //! [MS-RPCE §2.2.5]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
 mod error;
-mod reader;
+pub(crate) mod reader;
 mod writer;
 
 use bytes::Bytes;
@@ -357,8 +357,13 @@ impl Ndr for Bytes {
 /// A conformant varying byte array, `[size_is(max_count), length_is(n)] byte *`
 /// ([C706 §14.3.3.4]): `max_count`, `offset` (0), `actual_count`, then the bytes.
 ///
+/// The bytes are a [`Chain`](crate::chain::Chain): encoded, a large run goes into the stub as a
+/// shared segment; decoded from a stub that arrived in fragments
+/// ([`HrRBackupReadResponse::decode_chain`](crate::iface::ad_backup::HrRBackupReadResponse::decode_chain)),
+/// they stay slices of those fragments.
+///
 /// [C706 §14.3.3.4]: https://pubs.opengroup.org/onlinepubs/9629399/chap14.htm
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VaryingBytes {
     /// The conformance (`max_count`): the size of the caller's buffer.
@@ -366,19 +371,44 @@ pub struct VaryingBytes {
     /// The transmitted bytes (`actual_count` of them, at most `max_count`).
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::iface::serialize_hex")
+        serde(serialize_with = "crate::iface::serialize_chain_hex")
     )]
-    pub data: Bytes,
+    pub data: crate::chain::Chain,
+}
+
+impl VaryingBytes {
+    pub(crate) const WHAT: &'static str = "conformant varying byte array";
+
+    /// Checks `max_count` and the variance (offset 0, `actual_count <= max_count`) of a
+    /// header whose bytes follow in `r` or elsewhere; returns `actual_count`.
+    pub(crate) fn decode_header(r: &mut NdrReader<'_>) -> Result<(u32, u32), NdrError> {
+        let max_count = r.u32(Self::WHAT)?;
+        let offset = r.u32(Self::WHAT)?;
+        if offset != 0 {
+            return Err(NdrError::NonZeroOffset {
+                what: Self::WHAT,
+                offset,
+            });
+        }
+        let actual_count = r.u32(Self::WHAT)?;
+        if actual_count > max_count {
+            return Err(NdrError::ActualCountAboveMax {
+                what: Self::WHAT,
+                actual_count,
+                max_count,
+            });
+        }
+        Ok((max_count, actual_count))
+    }
 }
 
 impl Ndr for VaryingBytes {
     const MIN_LEN: usize = 4 /* max_count */ + 4 /* offset */ + 4 /* actual_count */;
 
     fn encode_scalars(&self, w: &mut NdrWriter) -> Result<(), EncodeError> {
-        let what = "conformant varying byte array";
         if usize::try_from(self.max_count).is_ok_and(|max| self.data.len() > max) {
             return Err(EncodeError::TooLong {
-                what,
+                what: Self::WHAT,
                 field: "actual_count",
                 value: self.data.len(),
                 max: usize::try_from(self.max_count).unwrap_or(usize::MAX),
@@ -386,17 +416,21 @@ impl Ndr for VaryingBytes {
         }
         w.u32(self.max_count);
         w.u32(0);
-        w.count(self.data.len(), what)?;
-        w.shared_bytes(&self.data);
+        w.count(self.data.len(), Self::WHAT)?;
+        for segment in self.data.segments() {
+            w.shared_bytes(segment);
+        }
         Ok(())
     }
 
     fn decode_scalars(r: &mut NdrReader<'_>) -> Result<Self, NdrError> {
-        let what = "conformant varying byte array";
-        let max_count = r.u32(what)?;
-        let actual = r.variance(what, max_count, 1)?;
-        let data = r.byte_run(actual, what)?;
-        Ok(Self { max_count, data })
+        let (max_count, actual) = Self::decode_header(r)?;
+        r.check_count(Self::WHAT, actual, 1)?;
+        let data = r.byte_run(actual, Self::WHAT)?;
+        Ok(Self {
+            max_count,
+            data: data.into(),
+        })
     }
 }
 

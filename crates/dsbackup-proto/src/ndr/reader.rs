@@ -233,18 +233,7 @@ impl<'a> NdrReader<'a> {
         count: u32,
         element_size: usize,
     ) -> Result<(), NdrError> {
-        let needed = usize::try_from(count)
-            .ok()
-            .and_then(|c| c.checked_mul(element_size));
-        match needed {
-            Some(needed) if needed <= self.remaining() => Ok(()),
-            _ => Err(NdrError::CountTooLarge {
-                what,
-                count,
-                element_size,
-                available: self.remaining(),
-            }),
-        }
+        count_fits(what, count, element_size, self.remaining())
     }
 
     /// The `offset` and `actual_count` of a varying array, with `offset == 0` and
@@ -355,6 +344,27 @@ impl<'a> NdrReader<'a> {
             0 => Ok(()),
             count => Err(NdrError::TrailingBytes { what, count }),
         }
+    }
+}
+
+/// Fails when `count` elements of `element_size` bytes cannot fit in `available` bytes.
+pub(crate) fn count_fits(
+    what: &'static str,
+    count: u32,
+    element_size: usize,
+    available: usize,
+) -> Result<(), NdrError> {
+    let needed = usize::try_from(count)
+        .ok()
+        .and_then(|c| c.checked_mul(element_size));
+    match needed {
+        Some(needed) if needed <= available => Ok(()),
+        _ => Err(NdrError::CountTooLarge {
+            what,
+            count,
+            element_size,
+            available,
+        }),
     }
 }
 

@@ -16,8 +16,8 @@ use dsbackup_ntlm::{AcceptorConfig, Credentials, InMemoryCredentials};
 use dsbackup_proto::ndr::{ContextHandle, NdrReader, NdrWriter};
 use dsbackup_proto::{AuthLevel, Chain, DataRep, FaultStatus, Limits, SyntaxId, Uuid};
 use dsbackup_transport::{
-    CallContext, CallError, CallFuture, ClientAuth, ClientOptions, RpcInterface, RunningServer,
-    Server, ServerOptions,
+    Binding, CallContext, CallError, CallFuture, ClientAuth, ClientOptions, RpcInterface,
+    RunningServer, Server, ServerOptions,
 };
 
 pub const USER: &str = "svc-backup";
@@ -374,3 +374,8 @@ pub fn ptype(frame: &[u8]) -> u8 {
 pub const REQUEST: u8 = 0;
 pub const RESPONSE: u8 = 2;
 pub const BIND: u8 = 11;
+
+/// Calls `opnum` and returns the whole output stub (panics on failure).
+pub async fn call_bytes(binding: &Binding, opnum: u16, stub: Bytes) -> Bytes {
+    binding.call(opnum, stub).await.unwrap().stub.to_bytes()
+}
