@@ -14,6 +14,8 @@ NTLM at the given authentication level with it) and makes one call:
     --ept-map UUID:MAJ.MIN    bind to the endpoint mapper, ept_map for that interface over
                               ncacn_ip_tcp (NDR 2.0)
     --ept-lookup              bind to the endpoint mapper, ept_lookup (every entry, 500 at a time)
+    --hept-lookup             the same through impacket's own helper, epm.hept_lookup, whose loop
+                              stops at the null entry handle and raises on any other status
     --call UUID:MAJ.MIN:OPNUM:HEX
                               bind to that interface, send one request with that opnum and stub
 
@@ -88,6 +90,17 @@ def binding_json(binding):
         "protseq": protseq,
         "host": host,
         "endpoint": endpoint[:-1] if endpoint.endswith("]") else endpoint,
+    }
+
+
+def entry_json(tower, annotation):
+    """An endpoint-map entry (impacket's EPMTower, the NUL-terminated annotation) as JSON."""
+    floors = tower["Floors"]
+    return {
+        "uuid": bin_to_string(floors[0]["InterfaceUUID"]).lower(),
+        "version": "%d.%d" % (floors[0]["MajorVersion"], floors[0]["MinorVersion"]),
+        "annotation": annotation[:-1].decode("utf-8", "replace"),
+        **binding_json(epm.PrintStringBinding(floors)),
     }
 
 
@@ -168,16 +181,8 @@ class Client:
             resp = dce.request(request, checkError=False)
             for i in range(resp["num_ents"]):
                 entry = resp["entries"][i]
-                floors = epm.EPMTower(b"".join(entry["tower"]["tower_octet_string"]))["Floors"]
-                entries.append(
-                    {
-                        "uuid": bin_to_string(floors[0]["InterfaceUUID"]).lower(),
-                        "version": "%d.%d"
-                        % (floors[0]["MajorVersion"], floors[0]["MinorVersion"]),
-                        "annotation": b"".join(entry["annotation"])[:-1].decode("utf-8", "replace"),
-                        **binding_json(epm.PrintStringBinding(floors)),
-                    }
-                )
+                tower = epm.EPMTower(b"".join(entry["tower"]["tower_octet_string"]))
+                entries.append(entry_json(tower, b"".join(entry["annotation"])))
             status = resp["status"]
             handle = resp["entry_handle"]
             if status == EPT_S_NOT_REGISTERED or handle.isNull():
@@ -185,6 +190,10 @@ class Client:
             if status != 0:
                 raise DCERPCException(error_code=status)
         return {"entries": entries}
+
+    def hept_lookup(self, dce):
+        entries = epm.hept_lookup(None, dce=dce)
+        return {"entries": [entry_json(e["tower"], e["annotation"]) for e in entries]}
 
     def call(self, dce, spec):
         iface, opnum, stub = spec
@@ -217,12 +226,15 @@ def main():
     # Every operation goes into one list, in the order of the command line.
     parser.add_argument("--inq-if-ids", dest="ops", action=Op, nargs=0, const="inq_if_ids")
     parser.add_argument("--ept-lookup", dest="ops", action=Op, nargs=0, const="ept_lookup")
+    parser.add_argument("--hept-lookup", dest="ops", action=Op, nargs=0, const="hept_lookup")
     parser.add_argument("--ept-map", dest="ops", action=Op, const="ept_map", type=interface)
     parser.add_argument("--call", dest="ops", action=Op, const="call", type=raw_call)
     args = parser.parse_args()
     ops = args.ops or []
     if not ops:
-        parser.error("nothing to do: give --inq-if-ids, --ept-map, --ept-lookup or --call")
+        parser.error(
+            "nothing to do: give --inq-if-ids, --ept-map, --ept-lookup, --hept-lookup or --call"
+        )
 
     socket.setdefaulttimeout(args.timeout)
     client = Client(args)
@@ -232,6 +244,8 @@ def main():
             results.append(client.run(op, client.inq_if_ids))
         elif op == "ept_lookup":
             results.append(client.run(op, client.ept_lookup))
+        elif op == "hept_lookup":
+            results.append(client.run(op, client.hept_lookup))
         elif op == "ept_map":
             results.append(client.run(op, lambda dce, a=arg: client.ept_map(dce, a)))
         else:

@@ -15,7 +15,7 @@
 //! that plaintext (see `sealed`).
 //!
 //! Then the transport meets third-party peers (see `peers`): our client against a throwaway Samba
-//! AD DC, impacket's client against our server.
+//! AD DC, impacket's client and Samba's `rpcclient` against our server.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

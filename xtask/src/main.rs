@@ -41,7 +41,7 @@ Tasks:
         expert warning, with the same header fields as `dsbackup inspect`, and decrypts sealed
         conversations into the plaintext the tests recorded; then runs the transport's peer tests:
         our client against a throwaway Samba AD DC (scripts/peers/samba-dc.sh, needs root),
-        impacket's client against our server
+        impacket's client and (with --peers all) Samba's rpcclient against our server
   vectors [--check] [--no-install]
         runs scripts/vectors/*.py (impacket) into fixtures/; with --check, into a temporary
         directory, and fails unless the committed files are reproduced byte for byte

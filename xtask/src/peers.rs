@@ -1,5 +1,7 @@
 //! The transport against third-party peers: our client against a Samba AD DC, impacket's client
-//! against our server (`crates/dsbackup-transport/tests/peers.rs`) and against the served mock
+//! and Samba's `rpcclient` (with `Peers::All`: it comes with Samba's packages, and its test binds
+//! port 135 on 127.0.0.2, beside the DC) against our server
+//! (`crates/dsbackup-transport/tests/peers.rs`) and impacket's against the served mock
 //! DC (`crates/dsbackup-mock/tests/impacket.rs`), tests `#[ignore]`d so that a plain
 //! `cargo test` needs neither.
 //!
@@ -25,7 +27,7 @@ const SAMBA_DOMAIN: &str = "TEST";
 /// Which peers to run the tests against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Peers {
-    /// Samba (started here unless `DSBACKUP_SAMBA_HOST` is set) and impacket.
+    /// Samba (started here unless `DSBACKUP_SAMBA_HOST` is set), `rpcclient` and impacket.
     All,
     /// impacket only: the tests whose name starts with `impacket_`.
     ImpacketOnly,

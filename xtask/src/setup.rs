@@ -27,7 +27,8 @@ pub(crate) struct Needs {
     pub(crate) impacket: bool,
     /// `cargo fuzz` and a C++ compiler for libFuzzer.
     pub(crate) cargo_fuzz: bool,
-    /// A Samba AD DC to provision and run (`samba`, `samba-tool`; `rpcclient` for people).
+    /// A Samba AD DC to provision and run (`samba`, `samba-tool`; `rpcclient`,
+    /// which the peer tests also run against our server).
     pub(crate) samba: bool,
 }
 
@@ -41,7 +42,8 @@ impl Needs {
 }
 
 /// The Debian packages of a Samba AD DC: the daemon, the DC role, the provisioning tool (and its
-/// Python modules), and the client tools (`rpcclient`, for trying things by hand).
+/// Python modules), and the client tools (`rpcclient`, run by the peer tests against our server
+/// and handy by hand).
 const SAMBA_PACKAGES: &[&str] = &["samba", "samba-ad-dc", "samba-ad-provision", "smbclient"];
 
 /// Whether Debian package `name` is installed; `None` without dpkg (not a Debian machine).

@@ -163,6 +163,8 @@ pub struct Acceptor {
     negotiate: Vec<u8>,
     challenge: Vec<u8>,
     challenge_flags: NegotiateFlags,
+    /// Flags the AUTHENTICATE must keep (set by [`require`](Self::require)).
+    required: NegotiateFlags,
     session: Option<SessionSecurity>,
     identity: Option<Identity>,
     exported_session_key: Option<Key>,
@@ -186,10 +188,19 @@ impl Acceptor {
             negotiate: Vec::new(),
             challenge: Vec::new(),
             challenge_flags: NegotiateFlags::empty(),
+            required: NegotiateFlags::empty(),
             session: None,
             identity: None,
             exported_session_key: None,
         }
+    }
+
+    /// Demands the flags `protection` needs ([`NegotiateFlags::required_for`]): an
+    /// AUTHENTICATE without one of them (the client did not offer it, or dropped it) fails with
+    /// [`NtlmError::NotNegotiated`]. A DCE/RPC server asks for the protection of the bind's
+    /// auth level ([`SecurityProvider::require`]).
+    pub fn require(&mut self, protection: Protection) {
+        self.required |= NegotiateFlags::required_for(protection);
     }
 
     /// Consumes the NEGOTIATE_MESSAGE and produces the CHALLENGE_MESSAGE.
@@ -213,7 +224,8 @@ impl Acceptor {
     /// Consumes the AUTHENTICATE_MESSAGE and verifies it; the context is then established.
     ///
     /// # Errors
-    /// [`NtlmError::LogonFailure`] for refused credentials, [`NtlmError::Malformed`] for an
+    /// [`NtlmError::LogonFailure`] for refused credentials, [`NtlmError::NotNegotiated`] when a
+    /// [`require`](Self::require)d flag is missing, [`NtlmError::Malformed`] for an
     /// undecodable message, [`NtlmError::WrongState`] out of order (a second AUTHENTICATE is
     /// one). The context fails for good on any error.
     pub fn authenticate(&mut self, authenticate: &[u8]) -> Result<&Identity, NtlmError> {
@@ -322,6 +334,7 @@ impl Acceptor {
                 "AUTHENTICATE without NEGOTIATE_EXTENDED_SESSIONSECURITY",
             ));
         }
+        flags.check_required(self.required)?;
         let user = text(message.user(), "UserName")?;
         let domain = text(message.domain(), "DomainName")?;
         let workstation = text(message.workstation_name(), "Workstation")?;
@@ -503,6 +516,10 @@ impl SecurityProvider for Acceptor {
                 Ok(AuthStep::Complete(None))
             }
         }
+    }
+
+    fn require(&mut self, protection: Protection) {
+        Self::require(self, protection);
     }
 
     fn is_established(&self) -> bool {

@@ -71,6 +71,11 @@ pub enum NtlmError {
     /// fault; a second AUTHENTICATE is one).
     #[error("security context {0}")]
     WrongState(&'static str),
+    /// The handshake ended without a flag the required protection needs (the peer's CHALLENGE
+    /// or AUTHENTICATE dropped it): `NEGOTIATE_SIGN` for integrity, `NEGOTIATE_SEAL` as well for
+    /// privacy. The context is not established.
+    #[error("{0} was not negotiated, and the required protection needs it")]
+    NotNegotiated(&'static str),
 }
 
 impl From<NtlmError> for SecurityError {
@@ -85,6 +90,7 @@ impl From<NtlmError> for SecurityError {
             NtlmError::BadSignature(_) => Self::BadSignature,
             NtlmError::Unsupported(what) => Self::Unsupported(what),
             NtlmError::WrongState(what) => Self::WrongState(what),
+            NtlmError::NotNegotiated(flag) => Self::CapabilityNotNegotiated(flag),
         }
     }
 }

@@ -11,6 +11,10 @@
 //!
 //! [MS-NLMP §2.2.2.5]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/99d90ff4-957f-4c8a-80e4-5bfe5a9a9832
 
+use dsbackup_proto::Protection;
+
+use crate::error::NtlmError;
+
 bitflags::bitflags! {
     /// The `NegotiateFlags` field of every NTLM message ([MS-NLMP §2.2.2.5]).
     ///
@@ -85,6 +89,32 @@ bitflags::bitflags! {
         const NEGOTIATE_KEY_EXCH = 0x4000_0000;
         /// W: 56-bit encryption.
         const NEGOTIATE_56 = 0x8000_0000;
+    }
+}
+
+impl NegotiateFlags {
+    /// The flags a context must end with to give `protection` ([MS-NLMP §3.1.1.2]): none at
+    /// [`Protection::None`], `NEGOTIATE_SIGN` for integrity, `NEGOTIATE_SIGN` and
+    /// `NEGOTIATE_SEAL` for privacy.
+    ///
+    /// [MS-NLMP §3.1.1.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/a4a41f0d-ca27-44bf-ad1d-6f8c3a3796f2
+    pub const fn required_for(protection: Protection) -> Self {
+        match protection {
+            Protection::None => Self::empty(),
+            Protection::Integrity => Self::NEGOTIATE_SIGN,
+            Protection::Privacy => Self::NEGOTIATE_SIGN.union(Self::NEGOTIATE_SEAL),
+        }
+    }
+
+    /// Checks that the negotiated flags (`self`) hold every one of `required`.
+    ///
+    /// # Errors
+    /// [`NtlmError::NotNegotiated`] naming the lowest missing one (signing before sealing).
+    pub(crate) fn check_required(self, required: Self) -> Result<(), NtlmError> {
+        match required.difference(self).iter_names().next() {
+            Some((name, _)) => Err(NtlmError::NotNegotiated(name)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -108,6 +108,10 @@ pub struct InitiatorConfig {
     pub version: Version,
     /// SPN sent as MsvAvTargetName (`host/server.example`), if any.
     pub target_spn: Option<String>,
+    /// Flags the server must grant: without one of them the CHALLENGE fails the handshake
+    /// with [`NtlmError::NotNegotiated`] rather than leaving a context that protects less than
+    /// asked ([`NegotiateFlags::required_for`] the protection of the auth level).
+    pub required: NegotiateFlags,
 }
 
 impl InitiatorConfig {
@@ -135,6 +139,7 @@ impl InitiatorConfig {
             flags: Self::DEFAULT_FLAGS,
             version: Version::WINDOWS_10,
             target_spn: None,
+            required: NegotiateFlags::empty(),
         }
     }
 
@@ -151,8 +156,10 @@ impl InitiatorConfig {
     /// | [`Protection::Integrity`] | packet integrity | yes | no |
     /// | [`Protection::Privacy`] | packet privacy | yes | yes |
     ///
-    /// The other flags are [`DEFAULT_FLAGS`](Self::DEFAULT_FLAGS)' (`NEGOTIATE_ALWAYS_SIGN`
-    /// always, as [MS-NLMP §3.1.5.1.1] asks). At connect, Samba's own client offers neither
+    /// The flags the level needs are also [`required`](Self::required): a server that does not
+    /// grant them fails the handshake. The other flags are
+    /// [`DEFAULT_FLAGS`](Self::DEFAULT_FLAGS)' (`NEGOTIATE_ALWAYS_SIGN` always, as
+    /// [MS-NLMP §3.1.5.1.1] asks). At connect, Samba's own client offers neither
     /// flag too, and a Samba server that granted `NEGOTIATE_SIGN` cannot answer a call at that
     /// level (it faults with `nca_s_fault_other`, see docs/PEERS.md).
     ///
@@ -161,13 +168,10 @@ impl InitiatorConfig {
     /// [MS-NLMP §3.1.5.1.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/b535636e-49c4-43af-8685-801cc381882f
     pub fn for_protection(credentials: Credentials, protection: Protection) -> Self {
         let mut config = Self::new(credentials);
-        match protection {
-            Protection::None => config
-                .flags
-                .remove(NegotiateFlags::NEGOTIATE_SIGN | NegotiateFlags::NEGOTIATE_SEAL),
-            Protection::Integrity => config.flags.remove(NegotiateFlags::NEGOTIATE_SEAL),
-            Protection::Privacy => {}
-        }
+        let required = NegotiateFlags::required_for(protection);
+        let optional = NegotiateFlags::required_for(Protection::Privacy).difference(required);
+        config.flags.remove(optional);
+        config.required = required;
         config
     }
 }
@@ -232,8 +236,9 @@ impl Initiator {
     ///
     /// # Errors
     /// [`NtlmError::Malformed`] for an undecodable challenge, [`NtlmError::Unsupported`] when the
-    /// server grants no extended session security, [`NtlmError::WrongState`] out of order. The
-    /// context fails for good on any error.
+    /// server grants no extended session security, [`NtlmError::NotNegotiated`] when it does not
+    /// grant a [`required`](InitiatorConfig::required) flag, [`NtlmError::WrongState`] out of
+    /// order. The context fails for good on any error.
     pub fn authenticate(&mut self, challenge: &[u8]) -> Result<Vec<u8>, NtlmError> {
         if self.state != State::NegotiateSent {
             return Err(NtlmError::WrongState("is not waiting for a CHALLENGE"));
@@ -273,6 +278,7 @@ impl Initiator {
                 "server did not grant NEGOTIATE_EXTENDED_SESSIONSECURITY",
             ));
         }
+        flags.check_required(self.config.required)?;
         let credentials = &self.config.credentials;
         let server_info = challenge.target_info.clone().unwrap_or_default();
         let server_timestamp = server_info.timestamp();
@@ -397,6 +403,10 @@ impl SecurityProvider for Initiator {
                 Err(SecurityError::WrongState("needs the server's CHALLENGE"))
             }
         }
+    }
+
+    fn require(&mut self, protection: Protection) {
+        self.config.required |= NegotiateFlags::required_for(protection);
     }
 
     fn is_established(&self) -> bool {

@@ -140,6 +140,13 @@ pub enum SecurityError {
     /// The provider cannot do what was asked (an unsupported level or option).
     #[error("not supported by the security provider: {0}")]
     Unsupported(&'static str),
+    /// The handshake ended without a capability the authentication level needs (its name,
+    /// `NEGOTIATE_SIGN` for instance): the context cannot protect fragments at that level, which
+    /// [MS-RPCE] treats as an error rather than a reason to protect less.
+    ///
+    /// [MS-RPCE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+    #[error("the handshake did not negotiate {0}, which the authentication level needs")]
+    CapabilityNotNegotiated(&'static str),
 }
 
 /// An authentication package seen from one side of an association.
@@ -160,6 +167,15 @@ pub trait SecurityProvider: Send + fmt::Debug {
     /// [`SecurityError`] when the token is malformed, the credentials are refused, or the
     /// handshake is already complete.
     fn step(&mut self, peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError>;
+
+    /// Tells the provider, before its first [`step`](Self::step), the protection its fragments
+    /// will need: a provider that cannot give it once its handshake ends fails that last step
+    /// with [`SecurityError::CapabilityNotNegotiated`]. A server calls it with the protection of
+    /// the level of the bind; a provider that can always protect at every level ignores it (the
+    /// default).
+    fn require(&mut self, protection: Protection) {
+        let _ = protection;
+    }
 
     /// Whether the handshake has completed.
     fn is_established(&self) -> bool;

@@ -705,12 +705,15 @@ impl ServerAssociation {
             .as_mut()
             .and_then(|factory| factory(verifier.auth_type))
             .filter(|provider| provider.auth_type() == verifier.auth_type);
-        let Some(provider) = provider else {
+        let Some(mut provider) = provider else {
             return Err((
                 RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED,
                 ProtocolError::AuthMismatch { field: "auth_type" },
             ));
         };
+        // The level of the bind is the level of every fragment that follows: the provider must
+        // end its handshake able to give it.
+        provider.require(verifier.auth_level.protection());
         let mut auth = AuthContext {
             provider,
             auth_type: verifier.auth_type,

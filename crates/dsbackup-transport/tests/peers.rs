@@ -5,13 +5,16 @@
 //!   `DSBACKUP_SAMBA_DOMAIN`; impacket's listing of the same endpoint map is the reference.
 //! - `impacket_*`: impacket's DCE/RPC client (`scripts/peers/impacket_client.py`, run with
 //!   `DSBACKUP_PYTHON` or `python3`) against our server, in-process on a loopback port.
+//! - `rpcclient_*`: Samba's `rpcclient` against our server's endpoint mapper, which has to be
+//!   on port 135 (so the test runs as root), at 127.0.0.2 beside the Samba DC on 127.0.0.1.
 //! - `conformance_dump_*`: our client against our server at packet privacy through a recording
 //!   relay; the conversation and its plaintext go to `$DSBACKUP_CONFORMANCE_DIR` (default
 //!   `target/conformance/`), where `cargo xtask conformance` has tshark decrypt it.
 //!
-//! The first two need peers installed, so they are `#[ignore]`d: `cargo xtask conformance`
+//! The first three need peers installed, so they are `#[ignore]`d: `cargo xtask conformance`
 //! starts Samba and runs them with `--ignored --test-threads=1`. Once asked for, a missing
-//! variable or peer is a failure, never a skip.
+//! variable or peer is a failure, never a skip; a peer that does not end within its deadline
+//! is killed and fails its test.
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
@@ -22,10 +25,12 @@
 #[cfg(test)]
 pub mod common;
 
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
@@ -290,20 +295,75 @@ async fn samba_serves_a_wrong_password_at_connect_as_anonymous() {
 // ---------------------------------------------------------------------------------------------
 // impacket
 
+/// How long a peer's command may run (a few seconds is the norm).
+const PEER_DEADLINE: Duration = Duration::from_secs(120);
+/// What is kept of a peer's stdout and of its stderr (a client that lists forever prints
+/// without end until the deadline).
+const OUTPUT_CAP: u64 = 4 << 20;
+
+/// Runs `command` to its end and returns what it printed; a command still running after
+/// `deadline` is killed and fails the test, with the start of its output.
+async fn run_to_end(mut command: Command, deadline: Duration) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let name = format!("{command:?}");
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+        // Keeps the first OUTPUT_CAP bytes and reads the rest into the void, so that the
+        // command runs on (to its end or to the deadline) whatever it prints.
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                (&mut pipe)
+                    .take(OUTPUT_CAP)
+                    .read_to_end(&mut bytes)
+                    .unwrap();
+                std::io::copy(&mut pipe, &mut std::io::sink()).unwrap();
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                let stdout = stdout.join().unwrap();
+                let head: String = String::from_utf8_lossy(&stdout)
+                    .chars()
+                    .take(2000)
+                    .collect();
+                panic!(
+                    "{name} did not end within {deadline:?}; it printed {} lines, first:\n{head}",
+                    stdout.split(|&b| b == b'\n').count()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
 /// Runs `scripts/peers/impacket_client.py ARGS` and returns its results, one per operation.
 async fn impacket(args: &[&str]) -> Vec<Value> {
     let script = workspace().join("scripts/peers/impacket_client.py");
     let python = std::env::var("DSBACKUP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let args: Vec<String> = args.iter().map(|&a| a.to_owned()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&python)
-            .arg(&script)
-            .args(&args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", script.display()))
-    })
-    .await
-    .unwrap();
+    let mut command = Command::new(python);
+    command.arg(script).args(args);
+    let output = run_to_end(command, PEER_DEADLINE).await;
     assert!(
         output.status.success(),
         "impacket_client.py failed ({}): {}",
@@ -453,6 +513,104 @@ async fn impacket_without_authentication_is_refused_by_the_integrity_interface()
     assert_eq!(call["error"]["type"], "DCERPCException", "{call}");
     assert_eq!(call["error"]["message"], "rpc_s_access_denied", "{call}");
     assert_eq!(inq["ok"], true, "{inq}");
+    server.shutdown().await;
+}
+
+/// Our server with the test interface at versions 1 to 5 (an endpoint map of five entries),
+/// its endpoint mapper at `epm` when given.
+async fn five_interfaces(epm: Option<SocketAddr>) -> RunningServer {
+    let interfaces: Vec<Arc<dyn RpcInterface>> = (1..=5)
+        .map(|version| {
+            Arc::new(TestInterface {
+                version,
+                ..TestInterface::default()
+            }) as Arc<dyn RpcInterface>
+        })
+        .collect();
+    let mut options = server_options(4280);
+    options.epm_listen = epm;
+    start(&interfaces, options).await
+}
+
+/// impacket's own `hept_lookup` (its loop stops at the null entry handle and raises on any
+/// other status) lists our five entries once each and ends.
+#[tokio::test]
+#[ignore = "needs python3 with impacket: cargo xtask conformance"]
+async fn impacket_hept_lookup_lists_our_interfaces_and_ends() {
+    let server = five_interfaces(None).await;
+    let port = server.local_addr().port();
+    let results = impacket(&["--port", &port.to_string(), "--hept-lookup"]).await;
+    assert_eq!(results[0]["ok"], true, "{}", results[0]);
+    let listed: Vec<(String, String, String, String)> = results[0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().unwrap().to_owned();
+            (
+                text("uuid"),
+                text("version"),
+                text("annotation"),
+                text("binding"),
+            )
+        })
+        .collect();
+    let expected: Vec<_> = (1..=5)
+        .map(|version| {
+            (
+                TEST_UUID.to_string(),
+                format!("{version}.0"),
+                "dsbackup test interface".to_owned(),
+                format!("ncacn_ip_tcp:127.0.0.1[{port}]"),
+            )
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    server.shutdown().await;
+}
+
+/// Where `rpcclient` finds our endpoint mapper: it dials port 135 for the endpoint mapper
+/// whatever port the binding string names; 127.0.0.2 keeps clear of the Samba DC that
+/// `cargo xtask conformance` runs on 127.0.0.1:135 meanwhile.
+const RPCCLIENT_EPM: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 135);
+
+/// Samba's `rpcclient -c epmlookup` asks for one entry at a time, passes back the entry handle
+/// it gets and stops only at `ept_s_not_registered`: against our endpoint mapper it prints our
+/// five entries once each and ends.
+#[tokio::test]
+#[ignore = "needs rpcclient (Debian smbclient) and port 135 (root): cargo xtask conformance"]
+async fn rpcclient_epmlookup_lists_our_interfaces_and_ends() {
+    let server = five_interfaces(Some(RPCCLIENT_EPM)).await;
+    let port = server.local_addr().port();
+    let mut command = Command::new("rpcclient");
+    command.args([
+        "--configfile=/dev/null",
+        "-U%",
+        "ncacn_ip_tcp:127.0.0.2",
+        "-c",
+        "epmlookup",
+    ]);
+    let output = run_to_end(command, PEER_DEADLINE).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(
+        stderr.contains("epm_Lookup no more entries"),
+        "rpcclient did not end at ept_s_not_registered: {stderr}"
+    );
+    // `OBJECT ncacn_ip_tcp:127.0.0.1[PORT,abstract_syntax=UUID/0xVERSION]: ANNOTATION`
+    let listed: Vec<&str> = stdout.lines().collect();
+    let expected: Vec<String> = (1..=5)
+        .map(|version| {
+            format!(
+                "{} ncacn_ip_tcp:127.0.0.1[{port},abstract_syntax={TEST_UUID}/0x{version:08x}]: \
+                 dsbackup test interface",
+                Uuid::NIL
+            )
+        })
+        .collect();
+    assert_eq!(listed, expected, "{stdout}");
     server.shutdown().await;
 }
 

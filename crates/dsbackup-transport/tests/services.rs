@@ -64,7 +64,8 @@ async fn endpoint_mapper_maps_and_pages_through_its_entries() {
         Err(TransportError::Resolve(_))
     ));
 
-    // ept_lookup two at a time: 2, 2, then 1 with the null handle (as Windows ends a list).
+    // ept_lookup two at a time: 2, 2, then 1 with the null handle (a page the map cannot fill
+    // ends the list).
     let binding = Binding::connect(epm, &[epm_syntax()], &anonymous())
         .await
         .unwrap();
@@ -157,6 +158,137 @@ async fn endpoint_mapper_maps_and_pages_through_its_entries() {
             .all(|entry| entry.binding.as_ref() == Some(&expected))
     );
     assert_eq!(entries[4].interface, Some(syntax(5)));
+    binding.close().await;
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
+}
+
+/// One `ept_lookup` call on `binding`: every entry of the map (or of `interface`, that exact
+/// version, only), at most
+/// `max_ents` a page, from `handle`.
+async fn lookup_page(
+    binding: &Binding,
+    handle: ContextHandle,
+    interface: Option<SyntaxId>,
+    max_ents: u32,
+) -> Result<EptLookupResponse, TransportError> {
+    let request = EptLookupRequest {
+        inquiry_type: if interface.is_some() {
+            1 // rpc_c_ep_match_by_if
+        } else {
+            RPC_C_EP_ALL_ELTS
+        },
+        object: Full(None),
+        interface_id: Full(interface.map(|syntax| dsbackup_proto::iface::epm::RpcIfId {
+            uuid: syntax.uuid,
+            vers_major: syntax.version,
+            vers_minor: syntax.version_minor,
+        })),
+        vers_option: if interface.is_some() {
+            3 // rpc_c_vers_exact
+        } else {
+            RPC_C_VERS_ALL
+        },
+        entry_handle: handle,
+        max_ents,
+    };
+    let stub = encode_stub(&request, binding.drep()).unwrap();
+    let reply = binding.call(2, Bytes::from(stub)).await?;
+    Ok(decode_stub(reply.drep, &reply.stub, "ept_lookup response").unwrap())
+}
+
+/// Pages through the map as rpcclient does (one entry a page, until `ept_s_not_registered`) and
+/// with other page sizes: every entry comes exactly once; a full page keeps the handle live,
+/// even the one holding the last entry, and the call after it says `ept_s_not_registered` with
+/// the null handle; a page the map cannot fill ends the list with the null handle and status
+/// 0 (where impacket's `hept_lookup` stops). Either way the handle is freed at the end.
+#[tokio::test]
+async fn ept_lookup_pages_end_with_every_entry_once_and_the_handle_freed() {
+    let server = start(&many(), server_options(5840)).await;
+    let binding = Binding::connect(server.epm_addr().unwrap(), &[epm_syntax()], &anonymous())
+        .await
+        .unwrap();
+    // (max_ents, interface asked, the pages, whether ept_s_not_registered ends the list)
+    let cases = [
+        (1, None, vec![1, 1, 1, 1, 1], true),
+        (5, None, vec![5], true),
+        (2, None, vec![2, 2, 1], false),
+        (3, None, vec![3, 2], false),
+        (500, None, vec![5], false),
+        (1, Some(syntax(3)), vec![1], true),
+        (2, Some(syntax(3)), vec![1], false),
+    ];
+    for (max_ents, interface, expected_pages, ends_not_registered) in cases {
+        let case = format!("max_ents {max_ents}, interface {interface:?}");
+        let mut handle = ContextHandle::NULL;
+        let mut live = Vec::new();
+        let mut pages = Vec::new();
+        let mut versions = Vec::new();
+        let last = loop {
+            assert!(pages.len() <= 5, "{case}: the list does not end: {pages:?}");
+            let page = lookup_page(&binding, handle, interface, max_ents)
+                .await
+                .unwrap();
+            if page.status == EPT_S_NOT_REGISTERED {
+                break page;
+            }
+            assert_eq!(page.status, Status::SUCCESS, "{case}");
+            assert_eq!(page.num_ents as usize, page.entries.items.len(), "{case}");
+            pages.push(page.entries.items.len());
+            for entry in &page.entries.items {
+                let tower = entry.tower.0.as_ref().unwrap().tower().unwrap();
+                let (uuid, major, _) = tower.interface().unwrap();
+                assert_eq!(uuid, TEST_UUID, "{case}");
+                versions.push(major);
+            }
+            if page.entry_handle.is_null() {
+                break page;
+            }
+            // The handle is the same from page to page.
+            assert!(handle.is_null() || handle == page.entry_handle, "{case}");
+            handle = page.entry_handle;
+            live.push(handle);
+        };
+        assert_eq!(pages, expected_pages, "{case}");
+        let expected: Vec<u16> = match interface {
+            Some(syntax) => vec![syntax.version],
+            None => (1..=5).collect(),
+        };
+        assert_eq!(versions, expected, "{case}: every entry exactly once");
+        assert!(last.entry_handle.is_null(), "{case}");
+        assert_eq!(
+            last.status == EPT_S_NOT_REGISTERED,
+            ends_not_registered,
+            "{case}"
+        );
+        if ends_not_registered {
+            assert_eq!((last.num_ents, last.entries.items.len()), (0, 0), "{case}");
+        }
+        // The handle was freed with the end of the list: the server knows it no more.
+        if let Some(&spent) = live.last() {
+            let freed: EptLookupHandleFreeResponse = call(
+                &binding,
+                4,
+                &EptLookupHandleFreeRequest {
+                    entry_handle: spent,
+                },
+            )
+            .await;
+            assert_eq!(freed.status, EPT_S_NOT_REGISTERED, "{case}");
+            match lookup_page(&binding, spent, interface, max_ents).await {
+                Err(TransportError::Fault {
+                    status: FaultStatus::FAULT_CONTEXT_MISMATCH,
+                    ..
+                }) => {}
+                other => panic!("{case}: a spent handle gave {other:?}"),
+            }
+        }
+    }
+    // Our resolver's listing ends too, whatever its page size meets.
+    let entries = list_endpoints(server.epm_addr().unwrap(), &anonymous())
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 5);
     binding.close().await;
     server.shutdown().await;
     assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());

@@ -3,7 +3,7 @@
 use dsbackup_proto::{AuthStep, Protection, SecurityError, SecurityProvider};
 
 use super::{acceptor, acceptor_config, initiator};
-use crate::messages::{AuthenticateMessage, AvFlags, AvId, AvPairs};
+use crate::messages::{AuthenticateMessage, AvFlags, AvId, AvPairs, ChallengeMessage};
 use crate::{
     Acceptor, Credentials, Initiator, InitiatorConfig, LogonFailure, NegotiateFlags, NtlmError,
     ServerInputs,
@@ -88,7 +88,7 @@ fn wrong_password_is_refused_without_a_mic() {
     let mut server = acceptor();
     let negotiate = client.negotiate().unwrap();
     let challenge = server.challenge(&negotiate).unwrap();
-    let mut message = crate::ChallengeMessage::decode(&challenge).unwrap();
+    let mut message = ChallengeMessage::decode(&challenge).unwrap();
     let pairs = message.target_info.as_mut().unwrap();
     pairs.0.retain(|pair| pair.id != AvId::TIMESTAMP);
     let authenticate = client.authenticate(&message.encode().unwrap()).unwrap();
@@ -107,7 +107,7 @@ fn right_password_is_accepted_without_a_mic() {
     let mut client = initiator("Administrator", "CORP", "Passw0rd!123");
     let mut server = acceptor();
     let challenge = server.challenge(&client.negotiate().unwrap()).unwrap();
-    let mut message = crate::ChallengeMessage::decode(&challenge).unwrap();
+    let mut message = ChallengeMessage::decode(&challenge).unwrap();
     let pairs = message.target_info.as_mut().unwrap();
     pairs.0.retain(|pair| pair.id != AvId::TIMESTAMP);
     let authenticate = client.authenticate(&message.encode().unwrap()).unwrap();
@@ -527,9 +527,7 @@ fn at_connect_neither_side_grants_signing_and_the_logon_still_completes() {
         panic!("the acceptor answers with a CHALLENGE")
     };
     let unasked = NegotiateFlags::NEGOTIATE_SIGN | NegotiateFlags::NEGOTIATE_SEAL;
-    let granted = crate::messages::ChallengeMessage::decode(&challenge)
-        .unwrap()
-        .flags;
+    let granted = ChallengeMessage::decode(&challenge).unwrap().flags;
     assert!(!granted.intersects(unasked), "{granted:?}");
     let AuthStep::Complete(Some(authenticate)) = client.step(Some(&challenge)).unwrap() else {
         panic!("the initiator completes with an AUTHENTICATE")
@@ -544,4 +542,148 @@ fn at_connect_neither_side_grants_signing_and_the_logon_still_completes() {
         server.identity().map(|who| who.user.as_str()),
         Some("Administrator")
     );
+}
+
+/// An initiator configured for `protection`, as a DCE/RPC client at that level.
+fn initiator_for(protection: Protection) -> Initiator {
+    let mut config = InitiatorConfig::for_protection(
+        Credentials::from_password("Administrator", "CORP", "Passw0rd!123"),
+        protection,
+    );
+    config.workstation = "WS1".to_owned();
+    Initiator::new(config, super::client_inputs())
+}
+
+/// The server's CHALLENGE to `client`'s NEGOTIATE, with `dropped` taken out of its flags.
+fn challenge_without(
+    client: &mut Initiator,
+    server: &mut Acceptor,
+    dropped: NegotiateFlags,
+) -> Vec<u8> {
+    let negotiate = client.negotiate().unwrap();
+    let mut challenge = ChallengeMessage::decode(&server.challenge(&negotiate).unwrap()).unwrap();
+    challenge.flags.remove(dropped);
+    challenge.encode().unwrap()
+}
+
+#[test]
+fn an_initiator_fails_when_the_challenge_drops_what_its_level_needs() {
+    let cases = [
+        (
+            Protection::Integrity,
+            NegotiateFlags::NEGOTIATE_SIGN,
+            "NEGOTIATE_SIGN",
+        ),
+        (
+            Protection::Privacy,
+            NegotiateFlags::NEGOTIATE_SEAL,
+            "NEGOTIATE_SEAL",
+        ),
+        (
+            Protection::Privacy,
+            NegotiateFlags::NEGOTIATE_SIGN | NegotiateFlags::NEGOTIATE_SEAL,
+            "NEGOTIATE_SIGN",
+        ),
+    ];
+    for (protection, dropped, missing) in cases {
+        let mut client = initiator_for(protection);
+        let challenge = challenge_without(&mut client, &mut acceptor(), dropped);
+        assert_eq!(
+            client.step(Some(&challenge)),
+            Err(SecurityError::CapabilityNotNegotiated(missing)),
+            "{protection:?} without {dropped:?}"
+        );
+        assert!(!client.is_established());
+        assert!(client.session().is_none() && client.exported_session_key().is_none());
+        // Failed for good: nothing signs or seals.
+        let mut pdu = pdu(1);
+        let mut signature = [0; 16];
+        assert!(
+            client
+                .wrap(protection, &mut pdu, 24..32, &mut signature)
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn an_initiator_names_the_missing_flag_in_its_error() {
+    let mut client = initiator_for(Protection::Integrity);
+    let challenge = challenge_without(&mut client, &mut acceptor(), NegotiateFlags::NEGOTIATE_SIGN);
+    // NegotiateFlags of that CHALLENGE (offset 20, little-endian) 0xe2898205, no
+    // NEGOTIATE_SIGN (0x00000010): 0x01 UNICODE | 0x04 REQUEST_TARGET | 0x0200 NTLM |
+    // 0x8000 ALWAYS_SIGN | 0x01_0000 TARGET_TYPE_DOMAIN | 0x08_0000 EXTENDED_SESSIONSECURITY |
+    // 0x80_0000 TARGET_INFO | 0x0200_0000 VERSION | 0x2000_0000 128 | 0x4000_0000 KEY_EXCH |
+    // 0x8000_0000 56.
+    assert_eq!(challenge[20..24], [0x05, 0x82, 0x89, 0xe2]);
+    let error = client.authenticate(&challenge).unwrap_err();
+    assert_eq!(error, NtlmError::NotNegotiated("NEGOTIATE_SIGN"));
+    assert_eq!(
+        error.to_string(),
+        "NEGOTIATE_SIGN was not negotiated, and the required protection needs it"
+    );
+}
+
+#[test]
+fn an_acceptor_fails_an_authenticate_without_what_the_level_needs() {
+    // (the client's level, the server's, the flag missing)
+    let cases = [
+        (Protection::None, Protection::Integrity, "NEGOTIATE_SIGN"),
+        (Protection::None, Protection::Privacy, "NEGOTIATE_SIGN"),
+        (Protection::Integrity, Protection::Privacy, "NEGOTIATE_SEAL"),
+    ];
+    for (offered, required, missing) in cases {
+        let mut client = initiator_for(offered);
+        let mut server = acceptor();
+        SecurityProvider::require(&mut server, required);
+        let authenticate = authenticate_for(&mut client, &mut server);
+        assert_eq!(
+            server.step(Some(&authenticate)),
+            Err(SecurityError::CapabilityNotNegotiated(missing)),
+            "a client at {offered:?}, a server at {required:?}"
+        );
+        assert!(!server.is_established());
+        assert!(server.session().is_none() && server.peer_identity().is_none());
+    }
+}
+
+#[test]
+fn an_acceptor_fails_an_authenticate_that_drops_signing() {
+    // A client that offered signing, then an AUTHENTICATE without it (no MIC, so only the
+    // flags tell).
+    let mut client = initiator_for(Protection::Integrity);
+    let mut server = acceptor();
+    server.require(Protection::Integrity);
+    let authenticate = authenticate_for(&mut client, &mut server);
+    let dropped = edited(&authenticate, |m| {
+        m.flags.remove(NegotiateFlags::NEGOTIATE_SIGN);
+        m.mic = None;
+    });
+    assert_eq!(
+        refusal(&mut server, &dropped),
+        NtlmError::NotNegotiated("NEGOTIATE_SIGN")
+    );
+}
+
+#[test]
+fn each_level_is_served_when_its_flags_are_negotiated() {
+    for protection in [Protection::None, Protection::Integrity, Protection::Privacy] {
+        let mut client = initiator_for(protection);
+        let mut server = acceptor();
+        server.require(protection);
+        let authenticate = authenticate_for(&mut client, &mut server);
+        assert_eq!(
+            server.step(Some(&authenticate)),
+            Ok(AuthStep::Complete(None)),
+            "{protection:?}"
+        );
+        let flags = server.session().unwrap().flags();
+        assert!(flags.contains(NegotiateFlags::required_for(protection)));
+        if protection == Protection::None {
+            // Nothing asked, nothing granted: connect-level contexts never sign.
+            assert!(
+                !flags.intersects(NegotiateFlags::NEGOTIATE_SIGN | NegotiateFlags::NEGOTIATE_SEAL)
+            );
+        }
+    }
 }

@@ -3,6 +3,13 @@
 //! from the interfaces registered on the server. `ept_insert` and `ept_delete` are refused
 //! with access denied (the map is the server's own).
 //!
+//! `ept_lookup` pages end the way every client we know stops on: a full page keeps the entry
+//! handle live, even when it holds the last entry, and the next call finds nothing and answers
+//! `ept_s_not_registered` with the null handle (as Samba does; Samba's `rpcclient epmlookup`,
+//! which asks one entry at a time, stops on nothing else); a page the map cannot fill comes
+//! with the null handle and status 0 (as Windows does; impacket's `hept_lookup` stops on the
+//! null handle and raises on any other status). Either way the handle is released.
+//!
 //! Towers carry the listening address (0.0.0.0 when the server listens on every address:
 //! clients then use the host they asked, as with Samba) and port.
 //!
@@ -170,19 +177,14 @@ impl EndpointMapper {
                 });
             }
         }
-        let more = self
-            .entries
-            .iter()
-            .skip(next)
-            .any(|entry| Self::matches(request, entry));
+        // How a list ends: see the module documentation.
+        let full = !items.is_empty() && items.len() >= max;
         let status = if items.is_empty() {
             EPT_S_NOT_REGISTERED
         } else {
             Status::SUCCESS
         };
-        // As Windows: the page that holds the last entry comes back with the null handle (the
-        // handle is spent); nothing left at all is ept_s_not_registered.
-        let entry_handle = if more {
+        let entry_handle = if full {
             let handle = if request.entry_handle.is_null() {
                 ctx.new_context_handle()
                     .map_err(|_| CallError::Fault(FaultStatus::FAULT_REMOTE_NO_MEMORY))?
