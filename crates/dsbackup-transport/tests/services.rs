@@ -194,7 +194,7 @@ async fn lookup_page(
     };
     let stub = encode_stub(&request, binding.drep()).unwrap();
     let reply = binding.call(2, Bytes::from(stub)).await?;
-    Ok(decode_stub(reply.drep, &reply.stub, "ept_lookup response").unwrap())
+    Ok(decode_stub(reply.drep, &reply.stub.to_bytes(), "ept_lookup response").unwrap())
 }
 
 /// Pages through the map as rpcclient does (one entry a page, until `ept_s_not_registered`) and
