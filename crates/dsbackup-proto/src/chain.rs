@@ -1,14 +1,15 @@
 //! [`Chain`]: bytes held as a sequence of shared segments, so that a large payload (a backup
-//! read's file data) travels from the code that produced it to the socket without being
-//! copied into a stub, then into each fragment.
+//! read's file data) travels from the buffer it was read into to the socket, and from the
+//! socket's receive buffers to the consumer, without being copied on the way.
 //!
 //! ```text
-//!  NDR writer      [max_count offset actual_count] [ file data ........................ ] [pad pcbRead hr]
-//!  (stub Chain)     small segment, copied            shared segment (a Bytes of the read)   small segment
+//!  server  NDR writer   [max_count offset actual_count] [file data ..................] [pad pcbRead hr]
+//!          (stub)        small segment                    shared segment: the read's Bytes  small segment
+//!          fragmenter   frame: [header] [slice of the stub]   (copied only where a fragment spans
+//!          (frames)     frame: [header] [slice of the stub]    two segments, or when signed/sealed)
 //!
-//!  fragmenter      frame 1: [header] [first part of the stub]     one contiguous Bytes per fragment:
-//!  (frame Chain)   frame 2: [header] [slice of the file data]     a slice when it lies in one segment,
-//!                  ...                                            copied only where it spans two
+//!  client  reassembly   [stub of fragment 1] [stub of fragment 2] ...   slices of the received frames
+//!          decode_chain [12-byte header, joined] [data: the same slices] [tail, joined]
 //! ```
 
 use std::collections::VecDeque;
