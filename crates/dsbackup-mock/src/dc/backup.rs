@@ -446,12 +446,13 @@ impl MockDc {
             (Arc::clone(&open.file), offset, len)
         };
         // `len` is at most `cbBuffer` (<= 16 MiB), so it fits in usize.
-        let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        match read_at(&file, &mut data, offset) {
-            Ok(n) => {
-                data.truncate(n);
-                HrRBackupReadResponse::new(request.cb_buffer, Bytes::from(data), Status::SUCCESS)
-            }
+        let buffers = &self.shared.read_buffers;
+        let mut buf = buffers.take(usize::try_from(len).unwrap_or(0));
+        let read = read_at(&file, &mut buf, offset);
+        let data = buf.split_to(*read.as_ref().unwrap_or(&0)).freeze();
+        buffers.give_back(buf);
+        match read {
+            Ok(_) => HrRBackupReadResponse::new(request.cb_buffer, data, Status::SUCCESS),
             Err(_) => refuse(Status::HR_ERROR),
         }
     }

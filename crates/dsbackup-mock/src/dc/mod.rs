@@ -27,6 +27,7 @@
 //! read) with no file open.
 
 mod backup;
+mod buffers;
 #[cfg(test)]
 mod model_tests;
 mod restore;
@@ -200,6 +201,7 @@ struct Shared {
     state_dir: PathBuf,
     faults: Faults,
     state: Mutex<State>,
+    read_buffers: buffers::ReadBuffers,
 }
 
 #[derive(Debug)]
@@ -266,6 +268,7 @@ impl MockDc {
                 config,
                 state_dir,
                 faults,
+                read_buffers: buffers::ReadBuffers::default(),
             }),
         })
     }
