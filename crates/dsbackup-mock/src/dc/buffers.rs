@@ -8,8 +8,8 @@
 //! ```text
 //!  take(len) ─► [read into it] ─► split off the bytes read ─► answer (shared, sent, dropped)
 //!      ▲                                   │
-//!      └──── give_back(the rest) ◄─────────┘   reserve() reclaims the whole allocation once
-//!                                               the answer is gone
+//!      └──── give_back(the rest) ◄─────────┘   try_reclaim() takes the whole allocation back
+//!                                               once the answer is gone
 //! ```
 
 use std::collections::VecDeque;
