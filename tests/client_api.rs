@@ -2,10 +2,13 @@
 
 use dsbackup_client::{AuthLevel, BackupType, BftKind, Error, Status};
 use dsbackup_mock::DsMode;
+use dsbackup_mock::serve::ServeOptions;
 use dsbackup_proto::iface::Interface;
 use tokio::io::AsyncReadExt as _;
 
-use crate::common::{BACKUP_USER, Dc, NOBODY, PASSWORD, RESTORE_USER, assert_no_bindings, sha256};
+use crate::common::{
+    BACKUP_USER, Dc, NOBODY, PASSWORD, RESTORE_USER, assert_no_bindings, sha256, small_spec,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_backup_through_the_api_matches_the_sample_set() {
@@ -335,4 +338,57 @@ async fn the_async_read_adapter_serves_small_buffers_in_order() {
     reader.close().await.unwrap();
     session.end().await.unwrap();
     assert_no_bindings(&client);
+}
+
+/// `next_block` gives one read at a time, its bytes still cut as the fragments brought them,
+/// and `next_chunk` one of those pieces; both give the file's bytes in order, unprotected and
+/// sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_are_whole_reads_in_the_pieces_the_fragments_brought() {
+    // The minimum at none: unauthenticated callers act as the backup user.
+    let mut serve = ServeOptions::loopback();
+    serve.danger_anonymous_user = Some(BACKUP_USER.to_owned());
+    let dc = Dc::start_served(&small_spec(), AuthLevel::NONE, |b| b, &serve).await;
+    for level in [AuthLevel::NONE, AuthLevel::PKT_PRIVACY] {
+        let client = dc.client_with(BACKUP_USER, PASSWORD, level);
+        let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+        let name = session.database_names().await.unwrap()[0].name.clone();
+        let mut reader = session.open_file(&name).await.unwrap();
+        let size = usize::try_from(reader.size()).unwrap();
+        let mut data = Vec::new();
+        let mut blocks = 0;
+        while let Some(block) = reader.next_block().await.unwrap() {
+            let left = size - data.len();
+            // The client asks for 256 KiB per read (tests/common.rs).
+            assert_eq!(
+                block.len(),
+                left.min(256 * 1024),
+                "{level:?} block {blocks}"
+            );
+            // A full read comes in fragments of at most 65535 bytes (the client's and the
+            // mock's default): at least 4 pieces, none empty.
+            if block.len() == 256 * 1024 {
+                assert!(block.segments().len() >= 4, "{level:?}");
+            }
+            for segment in block.segments() {
+                assert!(!segment.is_empty() && segment.len() < 65535);
+                data.extend_from_slice(segment);
+            }
+            blocks += 1;
+        }
+        assert_eq!(blocks, size.div_ceil(256 * 1024));
+        assert_eq!(sha256(&data), dc.sha256("ntds.dit"));
+        reader.close().await.unwrap();
+        // next_chunk hands the same bytes out piece by piece.
+        let mut reader = session.open_file(&name).await.unwrap();
+        let mut again = Vec::new();
+        while let Some(piece) = reader.next_chunk().await.unwrap() {
+            assert!(piece.len() < 65535);
+            again.extend_from_slice(&piece);
+        }
+        assert!(again == data, "{level:?}: next_chunk gave other bytes");
+        reader.close().await.unwrap();
+        session.end().await.unwrap();
+        assert_no_bindings(&client);
+    }
 }
