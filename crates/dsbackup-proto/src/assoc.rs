@@ -161,18 +161,26 @@ impl AuthContext {
     }
 }
 
-/// Encodes `pdu`; on an association protected at integrity or privacy, adds a verifier and
-/// signs (and seals) the fragment in place ([MS-RPCE §3.3.1.5.2]).
+/// Encodes fragment `pdu` carrying `stub`: unprotected, as its header and the stub's own
+/// slices; on an association protected at integrity or privacy, with a verifier, signed (and
+/// sealed) in place ([MS-RPCE §3.3.1.5.2]).
 ///
 /// [MS-RPCE §3.3.1.5.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 pub(crate) fn encode_protected(
     mut pdu: Pdu,
+    stub: Chain,
     auth: Option<&mut AuthContext>,
 ) -> Result<Chain, ProtocolError> {
     let Some(auth) = auth.filter(|auth| auth.protection() != Protection::None) else {
-        // Unsigned: the stub goes out as it is, uncopied.
-        return Ok(pdu.to_chain()?);
+        // Unsigned: the header, then the stub's slices as they are, uncopied.
+        return Ok(pdu.to_chain_with_stub(stub)?);
     };
+    // Signed (and sealed) in place: the stub is copied into the fragment.
+    match &mut pdu.body {
+        PduBody::Request(body) => body.stub = stub.to_bytes(),
+        PduBody::Response(body) => body.stub = stub.to_bytes(),
+        _ => {}
+    }
     pdu.auth_verifier = Some(AuthVerifier::placeholder(
         auth.auth_type,
         auth.auth_level,
@@ -339,14 +347,14 @@ impl Fragmenter {
         self.done
     }
 
-    /// The next fragment, unprotected (`None` once the last went out).
-    pub(crate) fn next_pdu(&mut self) -> Option<Pdu> {
+    /// The next fragment (`None` once the last went out): the PDU, its own stub empty, and
+    /// the stub fragment apart, as slices of the call's stub.
+    pub(crate) fn next_fragment(&mut self) -> Option<(Pdu, Chain)> {
         if self.done {
             return None;
         }
         let alloc_hint = u32::try_from(self.rest.len()).unwrap_or(u32::MAX);
-        // A slice of the stub's segment, copied only where the chunk spans two segments.
-        let chunk = self.rest.split_to_contiguous(self.chunk_len);
+        let chunk = self.rest.split_to(self.chunk_len);
         let mut pfc_flags = PfcFlags::empty();
         if !self.started {
             pfc_flags |= PfcFlags::FIRST_FRAG;
@@ -366,20 +374,20 @@ impl Fragmenter {
                 p_cont_id,
                 opnum,
                 object,
-                stub: chunk,
+                stub: Bytes::new(),
             }),
             StubKind::Response { p_cont_id } => PduBody::Response(Response {
                 alloc_hint,
                 p_cont_id,
                 cancel_count: 0,
                 reserved: 0,
-                stub: chunk,
+                stub: Bytes::new(),
             }),
         };
         let mut pdu = Pdu::new(self.call_id, body);
         pdu.pfc_flags = pfc_flags;
         pdu.drep = self.drep;
-        Some(pdu)
+        Some((pdu, chunk))
     }
 }
 

@@ -5,8 +5,9 @@
 //! ```text
 //!  server  NDR writer   [max_count offset actual_count] [file data ..................] [pad pcbRead hr]
 //!          (stub)        small segment                    shared segment: the read's Bytes  small segment
-//!          fragmenter   frame: [header] [slice of the stub]   (copied only where a fragment spans
-//!          (frames)     frame: [header] [slice of the stub]    two segments, or when signed/sealed)
+//!          fragmenter   frame: [header + counts] [slice of the data]     (signed or sealed frames
+//!          (frames)     frame: [header] [slice of the data] [status]      are copied: they are
+//!                                                                          signed in place)
 //!
 //!  client  reassembly   [stub of fragment 1] [stub of fragment 2] ...   slices of the received frames
 //!          decode_chain [12-byte header, joined] [data: the same slices] [tail, joined]

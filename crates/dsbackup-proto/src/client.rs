@@ -576,7 +576,7 @@ impl ClientAssociation {
         }
         let fragmenter = self.sending.front_mut()?;
         let call_id = fragmenter.call_id;
-        let pdu = fragmenter.next_pdu()?;
+        let (pdu, stub) = fragmenter.next_fragment()?;
         let done = fragmenter.is_done();
         if done {
             self.sending.pop_front();
@@ -584,7 +584,7 @@ impl ClientAssociation {
                 *state = CallState::Waiting;
             }
         }
-        match assoc::encode_protected(pdu, self.auth.as_mut()) {
+        match assoc::encode_protected(pdu, stub, self.auth.as_mut()) {
             Ok(frame) => Some(frame),
             Err(error) => {
                 self.state = Err(error);

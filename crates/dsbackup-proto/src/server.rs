@@ -393,11 +393,11 @@ impl ServerAssociation {
             return Some(Chain::from(pdu));
         }
         let fragmenter = self.sending.front_mut()?;
-        let pdu = fragmenter.next_pdu()?;
+        let (pdu, stub) = fragmenter.next_fragment()?;
         if fragmenter.is_done() {
             self.sending.pop_front();
         }
-        match assoc::encode_protected(pdu, self.auth.as_mut()) {
+        match assoc::encode_protected(pdu, stub, self.auth.as_mut()) {
             Ok(frame) => Some(frame),
             Err(error) => {
                 self.state = Err(error);

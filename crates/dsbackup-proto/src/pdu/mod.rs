@@ -143,6 +143,16 @@ impl PduBody {
         }
     }
 
+    /// Takes the stub out of a request, response or fault (empty for other bodies).
+    pub fn take_stub(&mut self) -> Bytes {
+        match self {
+            Self::Request(body) => core::mem::take(&mut body.stub),
+            Self::Response(body) => core::mem::take(&mut body.stub),
+            Self::Fault(body) => core::mem::take(&mut body.stub),
+            _ => Bytes::new(),
+        }
+    }
+
     /// Exact number of body bytes (auth padding excluded).
     pub fn encoded_len(&self) -> usize {
         match self {
@@ -371,22 +381,61 @@ impl Pdu {
     /// # Errors
     /// As [`encode`](Self::encode).
     pub fn to_chain(&self) -> Result<Chain, EncodeError> {
-        let stub = match (&self.auth_verifier, self.body.stub()) {
-            (None, Some(stub)) if stub.len() >= SHARE_AT_LEAST => stub,
-            _ => return self.to_bytes().map(Chain::from),
+        match (&self.auth_verifier, self.body.stub()) {
+            (None, Some(stub)) if stub.len() >= SHARE_AT_LEAST => {
+                let mut head = self.clone();
+                let stub = head.body.take_stub();
+                head.to_chain_with_stub(Chain::from(stub))
+            }
+            _ => self.to_bytes().map(Chain::from),
+        }
+    }
+
+    /// Encodes an unprotected request, response or fault whose stub is given apart, as a chain
+    /// of its header and fixed fields, then the stub's own segments (shared, not copied). Short
+    /// segments at the front of the stub (under [`SHARE_AT_LEAST`]), and a whole short stub,
+    /// are copied in after the header instead. The PDU's own stub must be empty.
+    ///
+    /// # Errors
+    /// [`EncodeError::InvalidField`] for a PDU with an auth verifier or a stub of its own, or
+    /// of another type; [`EncodeError::TooLong`] when the fragment exceeds 65535 bytes.
+    pub fn to_chain_with_stub(&self, stub: Chain) -> Result<Chain, EncodeError> {
+        let invalid = |reason| EncodeError::InvalidField {
+            what: "PDU",
+            field: "stub",
+            reason,
         };
-        let header = self.header()?;
-        let mut head = BytesMut::with_capacity(self.encoded_len() - stub.len());
+        if self.auth_verifier.is_some() {
+            return Err(invalid("a protected fragment is signed whole"));
+        }
+        if !self.body.stub().is_some_and(Bytes::is_empty) {
+            return Err(invalid("the stub is given apart"));
+        }
+        let mut header = self.header()?;
+        let what = self.ptype().name().unwrap_or("PDU");
+        header.frag_length = len_u16(what, "frag_length", self.encoded_len() + stub.len())?;
+        let mut head = BytesMut::with_capacity(self.encoded_len() + stub.len().min(SHARE_AT_LEAST));
         header.encode(&mut head);
         match &self.body {
             PduBody::Request(body) => body.encode_fixed(self.drep, &mut head),
             PduBody::Response(body) => body.encode_fixed(self.drep, &mut head),
             PduBody::Fault(body) => body.encode_fixed(self.drep, &mut head),
             // `stub()` is `Some` for these three bodies only.
-            _ => return self.to_bytes().map(Chain::from),
+            _ => return Err(invalid("only requests, responses and faults carry a stub")),
         }
-        debug_assert_eq!(head.len() + stub.len(), self.encoded_len());
-        Ok([head.freeze(), stub.clone()].into_iter().collect())
+        // Short segments at the front (all of a short stub) join the header; the rest is
+        // shared.
+        let mut segments = stub.segments().peekable();
+        while let Some(segment) =
+            segments.next_if(|s| s.len() < SHARE_AT_LEAST || stub.len() < SHARE_AT_LEAST)
+        {
+            head.extend_from_slice(segment);
+        }
+        let mut chain = Chain::from(head.freeze());
+        for segment in segments {
+            chain.push(segment.clone());
+        }
+        Ok(chain)
     }
 
     /// Appends the encoded fragment and returns where its stub, `sec_trailer` and `auth_value`

@@ -570,5 +570,43 @@ fn too_many_transfer_syntaxes_is_a_limit() {
     );
 }
 
+#[test]
+fn a_stub_given_apart_needs_an_unprotected_pdu_without_a_stub_of_its_own() {
+    let response = |stub: &'static [u8]| {
+        Pdu::new(
+            1,
+            PduBody::Response(Response {
+                alloc_hint: 0,
+                p_cont_id: 0,
+                cancel_count: 0,
+                reserved: 0,
+                stub: Bytes::from_static(stub),
+            }),
+        )
+    };
+    let apart = Chain::from(Bytes::from_static(b"stub"));
+    assert!(matches!(
+        response(b"own").to_chain_with_stub(apart.clone()),
+        Err(EncodeError::InvalidField { field: "stub", .. })
+    ));
+    let mut signed = response(b"");
+    signed.auth_verifier = Some(AuthVerifier::placeholder(
+        AuthType::WINNT,
+        AuthLevel::PKT_INTEGRITY,
+        0,
+        16,
+    ));
+    assert!(matches!(
+        signed.to_chain_with_stub(apart.clone()),
+        Err(EncodeError::InvalidField { field: "stub", .. })
+    ));
+    let shutdown = Pdu::new(1, PduBody::Shutdown(Shutdown));
+    assert!(shutdown.to_chain_with_stub(apart.clone()).is_err());
+    assert_eq!(
+        response(b"").to_chain_with_stub(apart).unwrap().to_bytes(),
+        response(b"stub").to_bytes().unwrap()
+    );
+}
+
 mod fixtures;
 mod properties;

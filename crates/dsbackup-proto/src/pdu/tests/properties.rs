@@ -233,6 +233,40 @@ proptest! {
         prop_assert_eq!(Pdu::decode(encoded.clone()), Ok(pdu.clone()));
         let location = pdu.encode_located(&mut BytesMut::new()).unwrap();
         prop_assert_eq!(locate_auth(&encoded), Ok(location));
+        prop_assert_eq!(pdu.to_chain().unwrap().to_bytes(), encoded);
+    }
+
+    /// A request or response whose stub is given apart, cut anywhere into segments, encodes
+    /// to the bytes of the whole PDU.
+    #[test]
+    fn a_stub_given_apart_encodes_as_the_whole_pdu(
+        stub in vec(any::<u8>(), 0..12_000),
+        cuts in vec(any::<usize>(), 0..6),
+        request in any::<bool>(),
+        big_endian in any::<bool>(),
+    ) {
+        let stub = Bytes::from(stub);
+        let body = if request {
+            PduBody::Request(Request { alloc_hint: 9, p_cont_id: 1, opnum: 4, object: None, stub: stub.clone() })
+        } else {
+            PduBody::Response(Response { alloc_hint: 9, p_cont_id: 1, cancel_count: 0, reserved: 0, stub: stub.clone() })
+        };
+        let mut pdu = Pdu::new(3, body);
+        if big_endian {
+            pdu.drep = DataRep::BIG_ENDIAN;
+        }
+        let whole = pdu.to_bytes().unwrap();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (stub.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chain = Chain::new();
+        let mut at = 0;
+        for point in points.into_iter().chain([stub.len()]) {
+            chain.push(stub.slice(at..point));
+            at = point;
+        }
+        let mut head = pdu.clone();
+        head.body.take_stub();
+        prop_assert_eq!(head.to_chain_with_stub(chain).unwrap().to_bytes(), whole);
     }
 
     #[test]
