@@ -383,9 +383,8 @@ impl Pdu {
     pub fn to_chain(&self) -> Result<Chain, EncodeError> {
         match (&self.auth_verifier, self.body.stub()) {
             (None, Some(stub)) if stub.len() >= SHARE_AT_LEAST => {
-                let mut head = self.clone();
-                let stub = head.body.take_stub();
-                head.to_chain_with_stub(Chain::from(stub))
+                let head = self.chain_head(0)?;
+                Ok([head.freeze(), stub.clone()].into_iter().collect())
             }
             _ => self.to_bytes().map(Chain::from),
         }
@@ -400,29 +399,13 @@ impl Pdu {
     /// [`EncodeError::InvalidField`] for a PDU with an auth verifier or a stub of its own, or
     /// of another type; [`EncodeError::TooLong`] when the fragment exceeds 65535 bytes.
     pub fn to_chain_with_stub(&self, stub: Chain) -> Result<Chain, EncodeError> {
-        let invalid = |reason| EncodeError::InvalidField {
-            what: "PDU",
-            field: "stub",
-            reason,
-        };
         if self.auth_verifier.is_some() {
-            return Err(invalid("a protected fragment is signed whole"));
+            return Err(stub_apart("a protected fragment is signed whole"));
         }
         if !self.body.stub().is_some_and(Bytes::is_empty) {
-            return Err(invalid("the stub is given apart"));
+            return Err(stub_apart("the stub is given apart"));
         }
-        let mut header = self.header()?;
-        let what = self.ptype().name().unwrap_or("PDU");
-        header.frag_length = len_u16(what, "frag_length", self.encoded_len() + stub.len())?;
-        let mut head = BytesMut::with_capacity(self.encoded_len() + stub.len().min(SHARE_AT_LEAST));
-        header.encode(&mut head);
-        match &self.body {
-            PduBody::Request(body) => body.encode_fixed(self.drep, &mut head),
-            PduBody::Response(body) => body.encode_fixed(self.drep, &mut head),
-            PduBody::Fault(body) => body.encode_fixed(self.drep, &mut head),
-            // `stub()` is `Some` for these three bodies only.
-            _ => return Err(invalid("only requests, responses and faults carry a stub")),
-        }
+        let mut head = self.chain_head(stub.len())?;
         // Short segments at the front (all of a short stub) join the header; the rest is
         // shared.
         let mut segments = stub.segments().peekable();
@@ -436,6 +419,31 @@ impl Pdu {
             chain.push(segment.clone());
         }
         Ok(chain)
+    }
+
+    /// The header and fixed fields of a request, response or fault, its `frag_length`
+    /// counting `apart` bytes of stub besides its own; room is reserved for a short stub.
+    fn chain_head(&self, apart: usize) -> Result<BytesMut, EncodeError> {
+        let mut header = self.header()?;
+        if apart > 0 {
+            let what = self.ptype().name().unwrap_or("PDU");
+            header.frag_length = len_u16(what, "frag_length", self.encoded_len() + apart)?;
+        }
+        let own = self.body.stub().map_or(0, Bytes::len);
+        let mut head =
+            BytesMut::with_capacity(self.encoded_len() - own + apart.min(SHARE_AT_LEAST));
+        header.encode(&mut head);
+        match &self.body {
+            PduBody::Request(body) => body.encode_fixed(self.drep, &mut head),
+            PduBody::Response(body) => body.encode_fixed(self.drep, &mut head),
+            PduBody::Fault(body) => body.encode_fixed(self.drep, &mut head),
+            _ => {
+                return Err(stub_apart(
+                    "only requests, responses and faults carry a stub",
+                ));
+            }
+        }
+        Ok(head)
     }
 
     /// Appends the encoded fragment and returns where its stub, `sec_trailer` and `auth_value`
@@ -493,6 +501,15 @@ impl Pdu {
                 auth.auth_pad = Bytes::new();
             }
         }
+    }
+}
+
+/// The error of a PDU that cannot be encoded with its stub apart.
+const fn stub_apart(reason: &'static str) -> EncodeError {
+    EncodeError::InvalidField {
+        what: "PDU",
+        field: "stub",
+        reason,
     }
 }
 
