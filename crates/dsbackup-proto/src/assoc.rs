@@ -246,22 +246,15 @@ pub(crate) fn decode_protected(
             field: "auth_length",
         });
     }
-    let trailer = frame
-        .get(location.sec_trailer.clone())
-        .ok_or(DecodeError::Truncated {
-            what: "sec_trailer",
-            needed: location.sec_trailer.end,
-            available: frame.len(),
-        })?;
-    if let &[auth_type, auth_level, _, _, c0, c1, c2, c3] = trailer {
-        let verifier = AuthVerifier::new(
-            AuthType(auth_type),
-            AuthLevel(auth_level),
-            header.drep.u32([c0, c1, c2, c3]),
-            Bytes::new(),
-        );
-        auth.check_trailer(&verifier)?;
-    }
+    // The sec_trailer's fields only: the signature is checked in place below.
+    let verifier = AuthVerifier::decode(
+        header.drep,
+        frame.slice(location.sec_trailer.clone()),
+        location.sec_trailer.start,
+        Bytes::new(),
+        Bytes::new(),
+    )?;
+    auth.check_trailer(&verifier)?;
     let mut buf = BytesMut::from(frame);
     let (head, signature) =
         buf.split_at_mut_checked(location.sec_trailer.end)
