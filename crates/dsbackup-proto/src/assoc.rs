@@ -295,16 +295,19 @@ pub(crate) struct Fragmenter {
 }
 
 impl Fragmenter {
-    /// Prepares the fragments of `stub`, each at most `max_frag` bytes with the verifier of
-    /// `protected` (the signature length) included.
+    /// Prepares the fragments of `stub`, each at most `max_frag` bytes, the verifier included
+    /// when `auth` signs every fragment.
     pub(crate) fn new(
         call_id: u32,
         kind: StubKind,
         drep: DataRep,
         stub: Chain,
         max_frag: u16,
-        signature_len: Option<usize>,
+        auth: Option<&AuthContext>,
     ) -> Result<Self, ProtocolError> {
+        let signature_len = auth
+            .filter(|auth| auth.protection() != Protection::None)
+            .map(|auth| auth.provider.signature_len());
         let fixed = match kind {
             StubKind::Request { object, .. } => {
                 Request::FIXED_LEN + object.map_or(0, |_| Uuid::LEN)

@@ -494,7 +494,7 @@ impl ClientAssociation {
             self.config.drep,
             stub.into(),
             self.max_xmit_frag,
-            self.signature_len(),
+            self.auth.as_ref(),
         )?;
         self.sending.push_back(fragmenter);
         self.calls.insert(call_id, CallState::Sending);
@@ -633,13 +633,6 @@ impl ClientAssociation {
         // Call ids count up and skip 0 when they wrap.
         self.next_call_id = self.next_call_id.checked_add(1).unwrap_or(1);
         call_id
-    }
-
-    fn signature_len(&self) -> Option<usize> {
-        self.auth
-            .as_ref()
-            .filter(|auth| auth.protection() != crate::security::Protection::None)
-            .map(|auth| auth.provider.signature_len())
     }
 
     fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, ProtocolError> {

@@ -56,7 +56,7 @@ use crate::pdu::{
     FaultStatus, Pdu, PduBody, PortAny, PresentationContext, ProviderReason, RejectReason, Request,
     Shutdown,
 };
-use crate::security::{AuthLevel, AuthStep, AuthType, Protection, SecurityProvider};
+use crate::security::{AuthLevel, AuthStep, AuthType, SecurityProvider};
 use crate::syntax::{BindTimeFeatures, SyntaxId};
 use crate::uuid::Uuid;
 
@@ -343,18 +343,13 @@ impl ServerAssociation {
     pub fn respond(&mut self, call_id: u32, stub: impl Into<Chain>) -> Result<(), ProtocolError> {
         self.state.clone()?;
         let p_cont_id = self.take_dispatched(call_id)?;
-        let signature_len = self
-            .auth
-            .as_ref()
-            .filter(|auth| auth.protection() != Protection::None)
-            .map(|auth| auth.provider.signature_len());
         self.sending.push_back(Fragmenter::new(
             call_id,
             StubKind::Response { p_cont_id },
             self.config.drep,
             stub.into(),
             self.max_xmit_frag,
-            signature_len,
+            self.auth.as_ref(),
         )?);
         Ok(())
     }
