@@ -431,16 +431,7 @@ impl ClientAssociation {
         }
         let (ids, proposed) = self.propose(interfaces, None)?;
         let call_id = self.allocate_call_id();
-        let mut pdu = Pdu::new(
-            call_id,
-            PduBody::AlterContext(AlterContext {
-                max_xmit_frag: self.config.limits.max_xmit_frag,
-                max_recv_frag: self.config.limits.max_recv_frag,
-                assoc_group_id: self.assoc_group_id,
-                p_context_elem: proposed.clone(),
-            }),
-        );
-        pdu.drep = self.config.drep;
+        let pdu = self.alter_context_pdu(call_id, proposed.clone());
         self.alter_sent = Some(call_id);
         self.proposed = proposed;
         self.control.push_back(pdu.to_bytes()?);
@@ -633,6 +624,21 @@ impl ClientAssociation {
         // Call ids count up and skip 0 when they wrap.
         self.next_call_id = self.next_call_id.checked_add(1).unwrap_or(1);
         call_id
+    }
+
+    /// An alter_context proposing `p_context_elem` on the association's group.
+    fn alter_context_pdu(&self, call_id: u32, p_context_elem: Vec<PresentationContext>) -> Pdu {
+        let mut pdu = Pdu::new(
+            call_id,
+            PduBody::AlterContext(AlterContext {
+                max_xmit_frag: self.config.limits.max_xmit_frag,
+                max_recv_frag: self.config.limits.max_recv_frag,
+                assoc_group_id: self.assoc_group_id,
+                p_context_elem,
+            }),
+        );
+        pdu.drep = self.config.drep;
+        pdu
     }
 
     fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, ProtocolError> {
@@ -861,7 +867,6 @@ impl ClientAssociation {
         leg_call_id: u32,
         server_token: Option<Bytes>,
     ) -> Result<(), ProtocolError> {
-        let config_drep = self.config.drep;
         let Some(auth) = &mut self.auth else {
             return self.bound();
         };
@@ -870,23 +875,22 @@ impl ClientAssociation {
                 field: "auth_length",
             });
         };
-        let verifier_of = |auth: &AuthContext, token: Vec<u8>| auth.token_verifier(token);
         match auth.provider.step(Some(&token))? {
             AuthStep::Complete(None) => self.bound(),
             AuthStep::Complete(Some(token)) => {
                 // The third leg: rpc_auth_3 ([MS-RPCE §3.3.1.5.2.1]) on the call id of the leg
                 // it answers, as Windows and impacket send it; nothing answers it.
                 let mut pdu = Pdu::new(leg_call_id, PduBody::Auth3(Auth3::default()));
-                pdu.drep = config_drep;
-                pdu.auth_verifier = Some(verifier_of(auth, token));
+                pdu.drep = self.config.drep;
+                pdu.auth_verifier = Some(auth.token_verifier(token));
                 pdu.align_auth_pad();
                 self.control.push_back(pdu.to_bytes()?);
                 self.bound()
             }
             AuthStep::Continue(token) => {
                 // Another leg: alter_context with the same contexts ([MS-RPCE §3.3.1.5.2.1]).
-                let call_id = self.next_call_id;
-                self.next_call_id = self.next_call_id.checked_add(1).unwrap_or(1);
+                let verifier = auth.token_verifier(token);
+                let call_id = self.allocate_call_id();
                 let contexts = self
                     .contexts
                     .iter()
@@ -896,17 +900,8 @@ impl ClientAssociation {
                         transfer_syntaxes: vec![SyntaxId::NDR],
                     })
                     .collect();
-                let mut pdu = Pdu::new(
-                    call_id,
-                    PduBody::AlterContext(AlterContext {
-                        max_xmit_frag: self.config.limits.max_xmit_frag,
-                        max_recv_frag: self.config.limits.max_recv_frag,
-                        assoc_group_id: self.assoc_group_id,
-                        p_context_elem: contexts,
-                    }),
-                );
-                pdu.drep = config_drep;
-                pdu.auth_verifier = Some(verifier_of(auth, token));
+                let mut pdu = self.alter_context_pdu(call_id, contexts);
+                pdu.auth_verifier = Some(verifier);
                 pdu.align_auth_pad();
                 self.control.push_back(pdu.to_bytes()?);
                 self.state = Ok(State::AuthAlterSent(call_id));
