@@ -505,21 +505,8 @@ impl ClientAssociation {
         };
         match state {
             CallState::Sending => {
-                let position = self.sending.iter().position(|f| f.call_id == call_id);
-                let started = position
-                    .and_then(|index| self.sending.get(index))
-                    .is_some_and(Fragmenter::in_progress);
-                if let Some(index) = position {
-                    self.sending.remove(index);
-                }
                 self.calls.remove(&call_id);
-                if started {
-                    // "orphaned": the client abandons a request it has begun to send
-                    // ([C706 §12.6.4.8]); the server discards the fragments received.
-                    let pdu = self.control_pdu(call_id, PduBody::Orphaned(Orphaned));
-                    // INVARIANT: a started call is at the head of `sending`, so the orphaned
-                    // PDU is the next thing on the wire after its last fragment.
-                    self.control.push_front(pdu?);
+                if self.stop_sending(call_id)? {
                     self.remember_orphan(call_id);
                 }
                 self.events.push_back(ClientEvent::Cancelled { call_id });
@@ -645,6 +632,25 @@ impl ClientAssociation {
         let mut pdu = Pdu::new(call_id, body);
         pdu.drep = self.config.drep;
         Ok(pdu.to_bytes()?)
+    }
+
+    /// Sends no more fragments of `call_id`; if part of it went out, queues an orphaned, so
+    /// that the server discards the fragments received ([C706 §12.6.4.8]). Returns whether it
+    /// did.
+    fn stop_sending(&mut self, call_id: u32) -> Result<bool, ProtocolError> {
+        let started = self
+            .sending
+            .iter()
+            .position(|fragmenter| fragmenter.call_id == call_id)
+            .and_then(|index| self.sending.remove(index))
+            .is_some_and(|fragmenter| fragmenter.in_progress());
+        if started {
+            // INVARIANT: a started call is at the head of `sending`, so the orphaned PDU is the
+            // next thing on the wire after its last fragment.
+            let pdu = self.control_pdu(call_id, PduBody::Orphaned(Orphaned))?;
+            self.control.push_front(pdu);
+        }
+        Ok(started)
     }
 
     fn remember_orphan(&mut self, call_id: u32) {
@@ -1044,18 +1050,8 @@ impl ClientAssociation {
             self.receiving = None;
         }
         if matches!(state, CallState::Sending) {
-            // The server may refuse a call before it is whole: send no more of it, and orphan
-            // it if part of it went out, so the server drops what it has.
-            let started = self
-                .sending
-                .front()
-                .is_some_and(|f| f.call_id == call_id && f.in_progress());
-            self.sending
-                .retain(|fragmenter| fragmenter.call_id != call_id);
-            if started {
-                let pdu = self.control_pdu(call_id, PduBody::Orphaned(Orphaned))?;
-                self.control.push_front(pdu);
-            }
+            // The server may refuse a call before it is whole: send no more of it.
+            self.stop_sending(call_id)?;
         }
         if matches!(state, CallState::Cancelled) {
             self.events.push_back(ClientEvent::Cancelled { call_id });
