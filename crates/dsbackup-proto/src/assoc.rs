@@ -444,7 +444,7 @@ impl Reassembly {
     }
 }
 
-/// Reads the `rpc_vers`, `PTYPE` and `call_id` of a frame whose header may not decode, to
+/// Reads the `PTYPE` and `call_id` of a frame whose header may not decode, to
 /// answer a bind of another protocol version with a bind_nak.
 pub(crate) fn raw_call_id(frame: &[u8]) -> Option<(u8, u32)> {
     let header = frame.get(..CommonHeader::LEN)?;

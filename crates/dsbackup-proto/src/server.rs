@@ -486,7 +486,7 @@ impl ServerAssociation {
         };
         let call_id = header.call_id;
         if header.ptype == PacketType::REQUEST {
-            return self.request(state, frame);
+            return self.request(state, call_id, frame);
         }
         let pdu = match Pdu::decode_with(frame.clone(), &self.decode_limits()) {
             Ok(pdu) => pdu,
@@ -921,8 +921,7 @@ impl ServerAssociation {
             .map_or(AuthLevel::NONE, |auth| auth.auth_level)
     }
 
-    fn request(&mut self, state: State, frame: Bytes) -> Result<(), Refusal> {
-        let (_, call_id) = assoc::raw_call_id(&frame).unwrap_or((0, 0));
+    fn request(&mut self, state: State, call_id: u32, frame: Bytes) -> Result<(), Refusal> {
         if state != State::Bound {
             return Err(Refusal::proto(
                 call_id,
