@@ -860,7 +860,11 @@ impl ServerAssociation {
     }
 
     fn auth3(&mut self, call_id: u32, verifier: Option<AuthVerifier>) -> Result<(), Refusal> {
-        let (Some(verifier), Some(auth)) = (verifier, &mut self.auth) else {
+        let handshaking = self
+            .auth
+            .as_mut()
+            .filter(|auth| !auth.provider.is_established());
+        let (Some(verifier), Some(auth)) = (verifier, handshaking) else {
             return Err(Refusal::proto(
                 call_id,
                 ProtocolError::UnexpectedPdu {
@@ -869,15 +873,6 @@ impl ServerAssociation {
                 },
             ));
         };
-        if auth.provider.is_established() {
-            return Err(Refusal::proto(
-                call_id,
-                ProtocolError::UnexpectedPdu {
-                    expected: BOUND_EXPECTS,
-                    got: PacketType::AUTH3,
-                },
-            ));
-        }
         auth.check_trailer(&verifier)
             .map_err(|error| Refusal::proto(call_id, error))?;
         match auth.provider.step(Some(&verifier.auth_value)) {
