@@ -999,7 +999,7 @@ impl ServerAssociation {
             }
             let verdict = self.admit(request.p_cont_id, request.opnum);
             if last {
-                return self.complete(call_id, request, verdict, None, drep);
+                return self.complete(call_id, request, verdict, drep);
             }
             // With PFC_CONC_MPX several requests may be reassembled at once: as many as calls
             // may be in flight, refused ones included.
@@ -1066,15 +1066,14 @@ impl ServerAssociation {
         if last {
             self.receiving = None;
             if let Some(incoming) = self.incoming.remove(&call_id) {
-                let verdict = incoming.verdict;
                 let request = Request {
                     alloc_hint: 0,
                     p_cont_id: incoming.p_cont_id,
                     opnum: incoming.opnum,
                     object: incoming.object,
-                    stub: Bytes::new(),
+                    stub: incoming.reassembly.finish().to_bytes(),
                 };
-                return self.complete(call_id, request, verdict, Some(incoming.reassembly), drep);
+                return self.complete(call_id, request, incoming.verdict, drep);
             }
         }
         Ok(())
@@ -1086,13 +1085,10 @@ impl ServerAssociation {
         call_id: u32,
         request: Request,
         verdict: Result<usize, FaultStatus>,
-        reassembly: Option<Reassembly>,
         drep: DataRep,
     ) -> Result<(), Refusal> {
         match verdict {
             Ok(interface) => {
-                let stub =
-                    reassembly.map_or(request.stub, |reassembly| reassembly.finish().to_bytes());
                 self.dispatched.insert(call_id, request.p_cont_id);
                 self.events.push_back(ServerEvent::Request(ServerRequest {
                     call_id,
@@ -1100,7 +1096,7 @@ impl ServerAssociation {
                     interface,
                     opnum: request.opnum,
                     object: request.object,
-                    stub,
+                    stub: request.stub,
                     drep,
                     auth_level: self.auth_level(),
                 }));
