@@ -309,9 +309,7 @@ impl Fragmenter {
             .filter(|auth| auth.protection() != Protection::None)
             .map(|auth| auth.provider.signature_len());
         let fixed = match kind {
-            StubKind::Request { object, .. } => {
-                Request::FIXED_LEN + object.map_or(0, |_| Uuid::LEN)
-            }
+            StubKind::Request { object, .. } => Request::body_len_before_stub(object.is_some()),
             StubKind::Response { .. } => Response::FIXED_LEN,
         };
         // Whole 16-byte blocks when protected: the auth padding of the last chunk fits too.

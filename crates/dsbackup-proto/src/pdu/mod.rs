@@ -602,10 +602,9 @@ impl Layout {
 /// Bytes of a stub PDU's body before the stub; 0 for the other PDUs.
 fn fixed_body_len(header: &CommonHeader) -> usize {
     match header.ptype {
-        PacketType::REQUEST if header.pfc_flags.contains(PfcFlags::OBJECT_UUID) => {
-            Request::FIXED_LEN + crate::uuid::Uuid::LEN
+        PacketType::REQUEST => {
+            Request::body_len_before_stub(header.pfc_flags.contains(PfcFlags::OBJECT_UUID))
         }
-        PacketType::REQUEST => Request::FIXED_LEN,
         PacketType::RESPONSE => Response::FIXED_LEN,
         PacketType::FAULT => Fault::FIXED_LEN,
         _ => 0,

@@ -39,7 +39,16 @@ impl Request {
 
     /// Bytes before the stub: the fixed part and the object UUID if any.
     pub fn stub_offset_in_body(&self) -> usize {
-        Self::FIXED_LEN + self.object.map_or(0, |_| Uuid::LEN)
+        Self::body_len_before_stub(self.object.is_some())
+    }
+
+    /// Bytes of the body before the stub, with or without an object UUID.
+    pub(crate) const fn body_len_before_stub(has_object: bool) -> usize {
+        if has_object {
+            Self::FIXED_LEN + Uuid::LEN
+        } else {
+            Self::FIXED_LEN
+        }
     }
 
     /// Exact number of bytes [`encode`](Self::encode) appends.
