@@ -8,6 +8,7 @@ use nom::{IResult, Parser};
 
 use crate::drep::DataRep;
 use crate::error::DecodeError;
+use crate::ndr::reader::padding;
 use crate::uuid::Uuid;
 
 /// A cursor over part of a received frame: nom's `complete` parsers read each field in the
@@ -121,7 +122,7 @@ impl Reader {
 
     /// Skips the padding up to the next multiple of `align` within the frame.
     pub(crate) fn align(&mut self, align: usize) -> Result<(), DecodeError> {
-        let pad = pad_len(self.offset, align);
+        let pad = padding(self.offset, align);
         self.take(pad).map(drop)
     }
 
@@ -157,11 +158,6 @@ impl PutDrep for BytesMut {
     fn put_uuid_drep(&mut self, drep: DataRep, value: Uuid) {
         self.put_slice(&value.to_wire(drep));
     }
-}
-
-/// Bytes of padding from `offset` to the next multiple of `align` (a power of two).
-pub(crate) const fn pad_len(offset: usize, align: usize) -> usize {
-    (align - offset % align) % align
 }
 
 /// A count that must fit a `u8` wire field.

@@ -17,8 +17,8 @@ use core::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::pad_len;
 use crate::header::CommonHeader;
+use crate::ndr::reader::padding;
 use crate::pdu::context::ContextResult;
 
 /// A bind_ack: the server accepts the association and answers each proposed context.
@@ -80,7 +80,7 @@ const SEC_ADDR_OFFSET: usize = CommonHeader::LEN + FIXED_LEN;
 /// Bytes of padding after a `sec_addr` of `len` bytes: up to 4-byte alignment, counted from the
 /// start of the PDU.
 pub(crate) fn sec_addr_pad(len: usize) -> usize {
-    pad_len(SEC_ADDR_OFFSET + 2 /* length */ + len, 4)
+    padding(SEC_ADDR_OFFSET + 2 /* length */ + len, 4)
 }
 
 /// The body codec of a bind_ack, which alter_context_resp shares: `encoded_len`, `encode` and

@@ -12,10 +12,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::codec::{PutDrep, Reader, count_u8, pad_len};
+use crate::codec::{PutDrep, Reader, count_u8};
 use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError};
 use crate::header::CommonHeader;
+use crate::ndr::reader::padding;
 use crate::wire_enum::{known_values, named_debug};
 
 /// A bind_nak: the server refuses the association.
@@ -40,7 +41,7 @@ impl BindNak {
         Self {
             provider_reject_reason: reason,
             versions,
-            trailer: Bytes::from(vec![0; pad_len(end, 4)]),
+            trailer: Bytes::from(vec![0; padding(end, 4)]),
         }
     }
 

@@ -48,10 +48,11 @@ pub use self::request::Request;
 pub use self::response::Response;
 pub use self::shutdown::Shutdown;
 use crate::chain::{Chain, SHARE_AT_LEAST};
-use crate::codec::{Reader, len_u16, pad_len};
+use crate::codec::{Reader, len_u16};
 use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
+use crate::ndr::reader::padding;
 
 /// Bounds that decoding enforces on what a peer sends; every default is safe.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -490,11 +491,11 @@ impl Pdu {
     /// [MS-RPCE §2.2.2.11]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
     pub fn align_auth_pad(&mut self) {
         let pad = match self.body.stub() {
-            Some(stub) => pad_len(stub.len(), AUTH_PAD_ALIGNMENT),
-            None => pad_len(CommonHeader::LEN + self.body.encoded_len(), 4),
+            Some(stub) => padding(stub.len(), AUTH_PAD_ALIGNMENT),
+            None => padding(CommonHeader::LEN + self.body.encoded_len(), 4),
         };
         if let Some(auth) = &mut self.auth_verifier {
-            // INVARIANT: pad_len(_, 16) < 16, which fits a u8.
+            // INVARIANT: padding(_, 16) < 16, which fits a u8.
             let pad = u8::try_from(pad).unwrap_or(0);
             if pad != auth.auth_pad_length {
                 auth.auth_pad_length = pad;
