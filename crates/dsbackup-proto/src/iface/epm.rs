@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::codec::len_u16;
 use crate::drep::DataRep;
 use crate::error::{DecodeError, EncodeError};
 use crate::iface::{CountCheck, InterfaceId, calls, params};
@@ -542,13 +543,9 @@ impl Tower {
     }
 }
 
+/// A length or count of a tower that must fit its `u16` field.
 fn length(len: usize, field: &'static str) -> Result<u16, EncodeError> {
-    u16::try_from(len).map_err(|_| EncodeError::TooLong {
-        what: "protocol tower",
-        field,
-        value: len,
-        max: u16::MAX.into(),
-    })
+    len_u16("protocol tower", field, len)
 }
 
 fn take<'a>(rest: &mut &'a [u8], len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
