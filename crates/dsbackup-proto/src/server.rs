@@ -52,7 +52,7 @@ use crate::drep::DataRep;
 use crate::error::{DecodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
-    AlterContextResp, AuthVerifier, BindAck, BindNak, ContextResult, DecodeLimits, Fault,
+    AlterContextResp, AuthVerifier, Bind, BindAck, BindNak, ContextResult, DecodeLimits, Fault,
     FaultStatus, Pdu, PduBody, PortAny, PresentationContext, ProviderReason, RejectReason, Request,
     Shutdown,
 };
@@ -494,14 +494,7 @@ impl ServerAssociation {
         };
         match (state, pdu.body) {
             (State::AwaitingBind, PduBody::Bind(bind)) => {
-                let p_context_elem = bind.p_context_elem;
-                self.bind(
-                    call_id,
-                    pdu.pfc_flags,
-                    (bind.max_xmit_frag, bind.max_recv_frag, bind.assoc_group_id),
-                    &p_context_elem,
-                    pdu.auth_verifier,
-                )
+                self.bind(call_id, pdu.pfc_flags, &bind, pdu.auth_verifier)
             }
             (State::Bound, PduBody::Bind(_)) => Err(Refusal::nak(
                 call_id,
@@ -568,10 +561,10 @@ impl ServerAssociation {
         &mut self,
         call_id: u32,
         flags: PfcFlags,
-        (client_xmit, client_recv, requested_group): (u16, u16, u32),
-        contexts: &[PresentationContext],
+        bind: &Bind,
         verifier: Option<AuthVerifier>,
     ) -> Result<(), Refusal> {
+        let contexts = &bind.p_context_elem;
         let limit = self.config.limits.max_contexts;
         if contexts.is_empty() {
             return Err(Refusal::nak(
@@ -594,7 +587,7 @@ impl ServerAssociation {
                 },
             ));
         }
-        if client_xmit < MIN_FRAG_SIZE || client_recv < MIN_FRAG_SIZE {
+        if bind.max_xmit_frag < MIN_FRAG_SIZE || bind.max_recv_frag < MIN_FRAG_SIZE {
             return Err(Refusal::nak(
                 call_id,
                 RejectReason::REASON_NOT_SPECIFIED,
@@ -611,8 +604,8 @@ impl ServerAssociation {
             None => None,
         };
         // Negotiated sizes: the smaller of each side's ([C706 §12.6.3.1] max_xmit_frag).
-        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(client_recv);
-        self.max_recv_frag = self.config.limits.max_recv_frag.min(client_xmit);
+        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(bind.max_recv_frag);
+        self.max_recv_frag = self.config.limits.max_recv_frag.min(bind.max_xmit_frag);
         self.conc_mpx = self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX);
         let results = self.negotiate(contexts);
         let mut pdu = Pdu::new(
@@ -632,7 +625,7 @@ impl ServerAssociation {
         self.state = Ok(State::Bound);
         self.events.push_back(ServerEvent::Bound {
             assoc_group_id: self.config.assoc_group_id,
-            requested_assoc_group_id: requested_group,
+            requested_assoc_group_id: bind.assoc_group_id,
             max_xmit_frag: self.max_xmit_frag,
             max_recv_frag: self.max_recv_frag,
         });
