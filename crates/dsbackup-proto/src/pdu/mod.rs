@@ -190,7 +190,8 @@ impl PduBody {
         Ok(())
     }
 
-    /// Bytes of the body before the stub (request, response, fault); the whole body otherwise.
+    /// Bytes of the body before the stub (request, response, fault); 0 otherwise, where the
+    /// whole body counts as the stub.
     fn stub_offset_in_body(&self) -> usize {
         match self {
             Self::Request(request) => request.stub_offset_in_body(),
