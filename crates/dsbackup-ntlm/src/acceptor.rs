@@ -387,13 +387,7 @@ impl Acceptor {
         user: &str,
         domain: &str,
     ) -> Result<(Key, bool), NtlmError> {
-        let response = message.nt_challenge_response.as_slice();
-        if response.len() == 24 {
-            return Err(LogonFailure::NtlmV1Refused.into());
-        }
-        let Some((proof, blob)) = response.split_first_chunk::<16>() else {
-            return Err(malformed_response());
-        };
+        let (proof, blob) = split_nt_response(&message.nt_challenge_response)?;
         if blob.len() < BLOB_HEADER_LEN + 4 {
             return Err(malformed_response());
         }
@@ -478,8 +472,22 @@ pub(crate) fn exported_session_key(
     Ok(crypto::rc4_key(&session_base_key, &encrypted))
 }
 
+/// The NTProofStr and the client's blob of an NTLMv2 NtChallengeResponse.
+///
+/// # Errors
+/// [`LogonFailure::NtlmV1Refused`] for a 24-byte (NTLM v1) response; [`NtlmError::Malformed`]
+/// for one too short to hold an NTProofStr.
+pub(crate) fn split_nt_response(response: &[u8]) -> Result<(&[u8; 16], &[u8]), NtlmError> {
+    if response.len() == 24 {
+        return Err(LogonFailure::NtlmV1Refused.into());
+    }
+    response
+        .split_first_chunk::<16>()
+        .ok_or_else(malformed_response)
+}
+
 /// The error for an NtChallengeResponse too short to hold an NTProofStr and a blob.
-pub(crate) fn malformed_response() -> NtlmError {
+fn malformed_response() -> NtlmError {
     NtlmError::Malformed(DecodeError::InvalidField {
         what: "AUTHENTICATE_MESSAGE",
         field: "NtChallengeResponse",

@@ -20,7 +20,7 @@ use core::fmt;
 
 use subtle::ConstantTimeEq;
 
-use crate::acceptor::{exported_session_key, malformed_response, text};
+use crate::acceptor::{exported_session_key, split_nt_response, text};
 use crate::crypto::{self, Key, NtHash};
 use crate::error::{LogonFailure, NtlmError};
 use crate::flags::NegotiateFlags;
@@ -66,12 +66,7 @@ impl ObservedContext {
         let session_base_key = if user.is_empty() && response.is_empty() {
             Key::new([0; 16])
         } else {
-            if response.len() == 24 {
-                return Err(LogonFailure::NtlmV1Refused.into());
-            }
-            let Some((proof, blob)) = response.split_first_chunk::<16>() else {
-                return Err(malformed_response());
-            };
+            let (proof, blob) = split_nt_response(response)?;
             let key = crypto::ntowfv2(nt_hash, &user, &domain);
             let expected = crypto::nt_proof_str(&key, &challenge.server_challenge, blob);
             if !bool::from(expected.ct_eq(proof)) {

@@ -107,7 +107,8 @@ impl SessionSecurity {
     /// Signs `message` (GSS_GetMIC): returns its signature and advances the send sequence.
     pub fn sign(&mut self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         let key_exch = self.key_exch();
-        self.outbound.signature(message, key_exch)
+        let checksum = self.outbound.checksum(message);
+        self.outbound.finish(checksum, key_exch)
     }
 
     /// Checks the signature of an incoming `message` (GSS_VerifyMIC).
@@ -116,19 +117,17 @@ impl SessionSecurity {
     /// [`SignatureError`] for a wrong length, version, sequence number or checksum.
     pub fn verify(&mut self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         let key_exch = self.key_exch();
-        self.inbound.check(message, signature, key_exch)
+        let received = self.inbound.precheck(signature)?;
+        self.inbound.compare(message, received, key_exch)
     }
 
     /// Seals `message` in place and returns its signature (GSS_WrapEx over the whole message).
     pub fn seal(&mut self, message: &mut [u8]) -> [u8; SIGNATURE_LEN] {
         let key_exch = self.key_exch();
         let out = &mut self.outbound;
-        let mut checksum = out.checksum(message);
+        let checksum = out.checksum(message);
         out.sealing.apply(message);
-        if key_exch {
-            out.sealing.apply(&mut checksum);
-        }
-        out.finish(checksum)
+        out.finish(checksum, key_exch)
     }
 
     /// Unseals `message` in place and checks its signature (GSS_UnwrapEx).
@@ -138,12 +137,9 @@ impl SessionSecurity {
     pub fn unseal(&mut self, message: &mut [u8], signature: &[u8]) -> Result<(), SignatureError> {
         let key_exch = self.key_exch();
         let inbound = &mut self.inbound;
-        let mut received = inbound.precheck(signature)?;
+        let received = inbound.precheck(signature)?;
         inbound.sealing.apply(message);
-        if key_exch {
-            inbound.sealing.apply(&mut received);
-        }
-        inbound.compare(message, &received)
+        inbound.compare(message, received, key_exch)
     }
 
     /// Signs all of `message` (plaintext) and seals `sealed` of it in place, as DCE/RPC does at
@@ -159,15 +155,12 @@ impl SessionSecurity {
     ) -> Result<[u8; SIGNATURE_LEN], NtlmError> {
         let key_exch = self.key_exch();
         let out = &mut self.outbound;
-        let mut checksum = out.checksum(message);
+        let checksum = out.checksum(message);
         let region = message.get_mut(sealed).ok_or(NtlmError::WrongState(
             "given a sealed range outside the message",
         ))?;
         out.sealing.apply(region);
-        if key_exch {
-            out.sealing.apply(&mut checksum);
-        }
-        Ok(out.finish(checksum))
+        Ok(out.finish(checksum, key_exch))
     }
 
     /// Unseals `sealed` of `message` in place, then checks the signature over all of it; the
@@ -187,15 +180,12 @@ impl SessionSecurity {
     ) -> Result<(), NtlmError> {
         let key_exch = self.key_exch();
         let inbound = &mut self.inbound;
-        let mut received = inbound.precheck(signature)?;
+        let received = inbound.precheck(signature)?;
         let region = message.get_mut(sealed).ok_or(NtlmError::WrongState(
             "given a sealed range outside the message",
         ))?;
         inbound.sealing.apply(region);
-        if key_exch {
-            inbound.sealing.apply(&mut received);
-        }
-        inbound.compare(message, &received)?;
+        inbound.compare(message, received, key_exch)?;
         Ok(())
     }
 
@@ -229,16 +219,12 @@ impl DirectionState {
         checksum
     }
 
-    /// The signature of an outgoing message; advances the sequence number.
-    fn signature(&mut self, message: &[u8], key_exch: bool) -> [u8; SIGNATURE_LEN] {
-        let mut checksum = self.checksum(message);
+    /// The signature carrying `checksum`, which the sealing handle encrypts first with
+    /// NEGOTIATE_KEY_EXCH (after the message, when sealing); advances the sequence number.
+    fn finish(&mut self, mut checksum: [u8; 8], key_exch: bool) -> [u8; SIGNATURE_LEN] {
         if key_exch {
             self.sealing.apply(&mut checksum);
         }
-        self.finish(checksum)
-    }
-
-    fn finish(&mut self, checksum: [u8; 8]) -> [u8; SIGNATURE_LEN] {
         let mut signature = [0u8; SIGNATURE_LEN];
         let (version, rest) = signature.split_at_mut(4);
         let (sum, seq) = rest.split_at_mut(8);
@@ -293,29 +279,25 @@ impl DirectionState {
         Ok([c0, c1, c2, c3, c4, c5, c6, c7])
     }
 
-    /// Compares the decrypted checksum with ours in constant time; advances on success.
-    fn compare(&mut self, message: &[u8], received: &[u8; 8]) -> Result<(), SignatureError> {
+    /// Decrypts the received checksum with NEGOTIATE_KEY_EXCH (after the message, when
+    /// unsealing) and compares it with ours in constant time; advances on success.
+    fn compare(
+        &mut self,
+        message: &[u8],
+        mut received: [u8; 8],
+        key_exch: bool,
+    ) -> Result<(), SignatureError> {
+        if key_exch {
+            self.sealing.apply(&mut received);
+        }
         let expected = self.checksum(message);
-        if bool::from(expected.ct_eq(received)) {
+        if bool::from(expected.ct_eq(&received)) {
             self.seq_num = self.seq_num.wrapping_add(1);
             Ok(())
         } else {
             self.broken = true;
             Err(SignatureError::BadChecksum)
         }
-    }
-
-    fn check(
-        &mut self,
-        message: &[u8],
-        signature: &[u8],
-        key_exch: bool,
-    ) -> Result<(), SignatureError> {
-        let mut received = self.precheck(signature)?;
-        if key_exch {
-            self.sealing.apply(&mut received);
-        }
-        self.compare(message, &received)
     }
 }
 

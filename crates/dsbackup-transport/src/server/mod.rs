@@ -45,9 +45,10 @@ use bytes::Bytes;
 use dsbackup_ntlm::{Acceptor, AcceptorConfig, ServerInputs};
 use dsbackup_proto::ndr::{ContextHandle, NdrReader};
 use dsbackup_proto::{
-    AuthLevel, AuthType, BindNak, Chain, DataRep, EncodeError, FaultStatus, Interface, Limits,
-    NdrError, Pdu, PduBody, PeerIdentity, PortAny, RejectReason, SecurityFactory, SecurityProvider,
-    ServerAssociation, ServerConfig, ServerEvent, ServerRequest, SyntaxId, Uuid,
+    AuthLevel, AuthType, BindNak, Chain, CommonHeader, DataRep, EncodeError, FaultStatus,
+    Interface, Limits, NdrError, PacketType, Pdu, PduBody, PeerIdentity, PortAny, RejectReason,
+    SecurityFactory, SecurityProvider, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,
+    SyntaxId, Uuid,
 };
 use futures_util::FutureExt;
 use futures_util::StreamExt;
@@ -686,17 +687,7 @@ async fn send_bind_nak(
     frame: &Bytes,
     reason: RejectReason,
 ) {
-    // call_id: bytes 12..16 of the common header, in the frame's byte order.
-    let call_id = frame
-        .get(12..16)
-        .and_then(|id| <[u8; 4]>::try_from(id).ok())
-        .map_or(0, |id| {
-            if frame.get(4).is_some_and(|drep| drep >> 4 == 0) {
-                u32::from_be_bytes(id)
-            } else {
-                u32::from_le_bytes(id)
-            }
-        });
+    let call_id = CommonHeader::decode(frame).map_or(0, |header| header.call_id);
     let nak = Pdu::new(call_id, PduBody::BindNak(BindNak::new(reason)));
     if let Ok(bytes) = nak.to_bytes() {
         let _ = write.write_all(&bytes).await;
@@ -810,8 +801,9 @@ impl Connection {
             .hook
             .as_ref()
             .map(|hook| hook.connection(remote_addr));
-        const PTYPE_BIND: u8 = 11;
-        if first.get(2) == Some(&PTYPE_BIND) && tap.as_mut().is_some_and(|tap| !tap.accept_bind()) {
+        let is_bind =
+            CommonHeader::decode(&first).is_ok_and(|header| header.ptype == PacketType::BIND);
+        if is_bind && tap.as_mut().is_some_and(|tap| !tap.accept_bind()) {
             tracing::debug!(peer = %remote_addr, "bind refused by the connection hook");
             send_bind_nak(&mut write, &first, RejectReason::REASON_NOT_SPECIFIED).await;
             return;
