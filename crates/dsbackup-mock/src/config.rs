@@ -38,9 +38,9 @@ use core::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dsbackup_ntlm::NtHash;
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::{AuthLevel, Status};
-use md4::{Digest, Md4};
 use serde::Deserialize;
 
 use crate::faults::{FaultScript, StatusFault};
@@ -138,11 +138,7 @@ impl fmt::Debug for MockUser {
 ///
 /// [MS-NLMP §3.3.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/
 pub fn nt_hash(password: &str) -> [u8; 16] {
-    let mut hasher = Md4::new();
-    for unit in password.encode_utf16() {
-        hasher.update(unit.to_le_bytes());
-    }
-    hasher.finalize().into()
+    *NtHash::from_password(password).as_bytes()
 }
 
 /// The configuration of a [`MockDc`](crate::MockDc).

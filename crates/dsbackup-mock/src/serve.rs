@@ -29,6 +29,7 @@ use dsbackup_ntlm::{AcceptorConfig, CredentialStore};
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{self, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{self, AdRestoreResponse};
+use dsbackup_proto::server::Interface as ServerInterface;
 use dsbackup_proto::{AuthLevel, Chain, ContextHandle, DataRep, Limits, SyntaxId};
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
@@ -106,12 +107,14 @@ impl MockServer {
         server_options.principal_name = format!("{}$", config.dc_name);
         server_options.hook = Some(Arc::new(FaultHook(dc.faults().clone())));
         let mut server = Server::new(server_options);
-        let min_auth_level = config.min_auth_level;
-        for interface in [Interface::AdBackup, Interface::AdRestore] {
+        for (interface, served) in MockDc::SERVED_INTERFACES
+            .into_iter()
+            .zip(dc.server_interfaces())
+        {
             server.register(Arc::new(Service {
                 dc: dc.clone(),
                 interface,
-                min_auth_level,
+                served,
                 anonymous_user: options.danger_anonymous_user.clone(),
             }));
         }
@@ -184,18 +187,18 @@ async fn sweep_idle(dc: MockDc) {
 struct Service {
     dc: MockDc,
     interface: Interface,
-    min_auth_level: AuthLevel,
+    /// Its syntax, opnum count and minimum auth level.
+    served: ServerInterface,
     anonymous_user: Option<String>,
 }
 
 impl RpcInterface for Service {
     fn syntax(&self) -> SyntaxId {
-        let id = self.interface.id();
-        SyntaxId::new(id.uuid, id.version_major, id.version_minor)
+        self.served.syntax
     }
 
     fn opnums(&self) -> u16 {
-        u16::try_from(self.interface.id().calls.len()).unwrap_or(u16::MAX)
+        self.served.opnums
     }
 
     fn annotation(&self) -> &str {
@@ -203,7 +206,7 @@ impl RpcInterface for Service {
     }
 
     fn min_auth_level(&self) -> AuthLevel {
-        self.min_auth_level
+        self.served.min_auth_level
     }
 
     fn takes_context_handle(&self, opnum: u16) -> bool {

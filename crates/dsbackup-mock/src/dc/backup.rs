@@ -96,7 +96,8 @@ impl BackupSession {
         let _ = fs::remove_dir_all(&self.dir);
     }
 
-    fn touch(&mut self, now: SystemTime) {
+    /// Records a call at `now` (a call that arrives late keeps the later time).
+    pub(super) fn touch(&mut self, now: SystemTime) {
         self.last_activity = self.last_activity.max(now);
     }
 
@@ -545,7 +546,7 @@ impl MockDc {
         }
         for session in state.restores.values_mut() {
             if session.connection == caller.connection {
-                session.last_activity = session.last_activity.max(now);
+                session.touch(now);
             }
         }
         HrRBackupPingResponse {

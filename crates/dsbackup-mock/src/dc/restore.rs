@@ -33,6 +33,13 @@ pub(crate) struct RestoreSession {
     registered: bool,
 }
 
+impl RestoreSession {
+    /// Records a call at `now` (a call that arrives late keeps the later time).
+    pub(super) fn touch(&mut self, now: SystemTime) {
+        self.last_activity = self.last_activity.max(now);
+    }
+}
+
 impl MockDc {
     /// Opnum 0, `HrRIsNTDSOnline`: TRUE when the directory service runs, FALSE in restore
     /// mode (also while a restore marker blocks startup). Needs the backup or the restore
@@ -133,7 +140,7 @@ impl MockDc {
         let status = self.authorize(caller, Need::Restore).and_then(|()| {
             let mut state = self.lock();
             let session = restore_session(&mut state, caller, request.h_context)?;
-            session.last_activity = session.last_activity.max(now);
+            session.touch(now);
             if session.restricted {
                 return Err(Status::HR_MISSING_EXPIRY_TOKEN);
             }
@@ -205,7 +212,7 @@ impl MockDc {
         let status = self.authorize(caller, Need::Restore).and_then(|()| {
             let mut state = self.lock();
             let session = restore_session(&mut state, caller, request.h_context)?;
-            session.last_activity = session.last_activity.max(now);
+            session.touch(now);
             if session.restricted {
                 return Err(Status::HR_MISSING_EXPIRY_TOKEN);
             }
@@ -252,7 +259,7 @@ impl MockDc {
                 if !privileges.restore {
                     return refuse(Status::ERROR_ACCESS_DENIED);
                 }
-                session.last_activity = session.last_activity.max(now);
+                session.touch(now);
             } else if let Some(session) = state
                 .backup
                 .as_mut()
@@ -261,7 +268,7 @@ impl MockDc {
                 if !privileges.backup {
                     return refuse(Status::ERROR_ACCESS_DENIED);
                 }
-                session.last_activity = session.last_activity.max(now);
+                session.touch(now);
             } else {
                 return refuse(Status::ERROR_INVALID_PARAMETER);
             }
