@@ -22,8 +22,7 @@ use dsbackup_proto::AuthLevel;
 use dsbackup_transport::resolve::lookup_host;
 use dsbackup_transport::{ClientAuth, ClientOptions, EndpointEntry, list_endpoints};
 
-/// The environment variable the password is read from.
-pub(crate) const PASSWORD_VAR: &str = "DSBACKUP_PASSWORD";
+use crate::creds::PASSWORD_ENV;
 
 /// The auth level of an authenticated lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -91,11 +90,11 @@ pub(crate) fn run(args: &Args, json: bool) -> Result<()> {
 }
 
 fn password(user: &str, domain: &str) -> Result<String> {
-    if let Ok(password) = std::env::var(PASSWORD_VAR) {
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
         return Ok(password);
     }
     rpassword::prompt_password(format!("Password for {domain}\\{user}: "))
-        .with_context(|| format!("no {PASSWORD_VAR} and no terminal to ask for the password"))
+        .with_context(|| format!("no {PASSWORD_ENV} and no terminal to ask for the password"))
 }
 
 /// The entries of the endpoint map of `args.server`.
