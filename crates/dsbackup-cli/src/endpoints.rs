@@ -70,16 +70,12 @@ pub(crate) struct Args {
 }
 
 /// Runs the command; `json` (the global `--json`): one JSON object a line instead of text.
-pub(crate) fn run(args: &Args, json: bool) -> Result<()> {
+pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
     let password = match &args.user {
         Some(user) => Some(password(user, args.domain.as_deref().unwrap_or_default())?),
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let entries = runtime.block_on(fetch(args, password.as_deref()))?;
+    let entries = fetch(args, password.as_deref()).await?;
     let out = if json {
         render_json(&entries)?
     } else {
