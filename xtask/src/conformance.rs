@@ -17,7 +17,6 @@
 //! Then the transport meets third-party peers (see `peers`): our client against a throwaway Samba
 //! AD DC, impacket's client and Samba's `rpcclient` against our server.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -410,9 +409,7 @@ fn write_conversation(path: &Path, pdus: &[Pdu]) -> Result<()> {
     for pdu in pdus {
         text.push_str(pdu.dir.letter());
         text.push(' ');
-        for byte in &pdu.bytes {
-            let _infallible = write!(text, "{byte:02x}");
-        }
+        text.push_str(&hex::encode(&pdu.bytes));
         text.push('\n');
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
@@ -432,23 +429,10 @@ fn parse_conversation(text: &str) -> Result<Vec<Pdu>> {
             "O" => Dir::Out,
             _ => bail!("line {}: starts with `{letter}`, not I or O", n + 1),
         };
-        let bytes = decode_hex(hex.trim()).with_context(|| format!("line {}", n + 1))?;
+        let bytes = hex::decode(hex.trim()).with_context(|| format!("line {}", n + 1))?;
         pdus.push(Pdu { dir, bytes });
     }
     Ok(pdus)
-}
-
-fn decode_hex(hex: &str) -> Result<Vec<u8>> {
-    ensure!(hex.len().is_multiple_of(2), "odd number of hex digits");
-    let digits: Vec<u8> = hex
-        .chars()
-        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
-        .collect::<Option<_>>()
-        .context("not hex")?;
-    Ok(digits
-        .chunks_exact(2)
-        .map(|pair| pair.iter().fold(0, |acc, d| acc << 4 | d))
-        .collect())
 }
 
 /// Asks tshark for every frame's verdict and fields.
@@ -688,7 +672,7 @@ mod tests {
 
     #[test]
     fn fixture_files_split_by_frag_length() {
-        let one = decode_hex(BIND).unwrap();
+        let one = hex::decode(BIND).unwrap();
         let mut two = one.clone();
         two.extend_from_slice(&one);
         let pdus = split_pdus(&two).unwrap();

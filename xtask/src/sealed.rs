@@ -25,7 +25,6 @@
 //! `auth_value`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -79,7 +78,7 @@ fn parse_sidecar(text: &str) -> Result<Sidecar> {
         let stub = |key: &str| -> Result<Option<Vec<u8>>> {
             match call.get(key) {
                 Some(Value::Null) => Ok(None),
-                Some(Value::String(hex)) => decode_hex(hex)
+                Some(Value::String(hex)) => hex::decode(hex)
                     .map(Some)
                     .with_context(|| format!("call {call_id} \"{key}\"")),
                 _ => bail!("call {call_id} has no \"{key}\" hex string (or null)"),
@@ -239,7 +238,7 @@ fn difference(ours: &[u8], theirs: &[u8]) -> String {
         .unwrap_or_else(|| ours.len().min(theirs.len()));
     let from = |bytes: &[u8]| {
         let rest = bytes.get(at..).unwrap_or_default();
-        let shown = encode_hex(rest.get(..SHOWN).unwrap_or(rest));
+        let shown = hex::encode(rest.get(..SHOWN).unwrap_or(rest));
         if rest.len() > SHOWN {
             format!("{shown}...")
         } else {
@@ -377,29 +376,10 @@ fn parse_hexdump(text: &str) -> Result<Vec<Vec<Source>>> {
             bytes.len()
         );
         for word in words {
-            bytes.extend(decode_hex(word).with_context(|| format!("in `{line}`"))?);
+            bytes.extend(hex::decode(word).with_context(|| format!("in `{line}`"))?);
         }
     }
     Ok(packets)
-}
-
-fn decode_hex(hex: &str) -> Result<Vec<u8>> {
-    ensure!(hex.len().is_multiple_of(2), "odd number of hex digits");
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .with_context(|| format!("`{hex}` is not hex"))
-        })
-        .collect()
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _infallible = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

@@ -22,8 +22,7 @@ use dsbackup_proto::AuthLevel;
 use dsbackup_transport::resolve::lookup_host;
 use dsbackup_transport::{ClientAuth, ClientOptions, EndpointEntry, list_endpoints};
 
-/// The environment variable the password is read from.
-pub(crate) const PASSWORD_VAR: &str = "DSBACKUP_PASSWORD";
+use crate::creds::PASSWORD_ENV;
 
 /// The auth level of an authenticated lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -71,16 +70,12 @@ pub(crate) struct Args {
 }
 
 /// Runs the command; `json` (the global `--json`): one JSON object a line instead of text.
-pub(crate) fn run(args: &Args, json: bool) -> Result<()> {
+pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
     let password = match &args.user {
         Some(user) => Some(password(user, args.domain.as_deref().unwrap_or_default())?),
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let entries = runtime.block_on(fetch(args, password.as_deref()))?;
+    let entries = fetch(args, password.as_deref()).await?;
     let out = if json {
         render_json(&entries)?
     } else {
@@ -91,11 +86,11 @@ pub(crate) fn run(args: &Args, json: bool) -> Result<()> {
 }
 
 fn password(user: &str, domain: &str) -> Result<String> {
-    if let Ok(password) = std::env::var(PASSWORD_VAR) {
+    if let Ok(password) = std::env::var(PASSWORD_ENV) {
         return Ok(password);
     }
     rpassword::prompt_password(format!("Password for {domain}\\{user}: "))
-        .with_context(|| format!("no {PASSWORD_VAR} and no terminal to ask for the password"))
+        .with_context(|| format!("no {PASSWORD_ENV} and no terminal to ask for the password"))
 }
 
 /// The entries of the endpoint map of `args.server`.

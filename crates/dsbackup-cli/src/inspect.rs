@@ -167,18 +167,7 @@ fn stub_bytes(name: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
     if !digits.len().is_multiple_of(2) {
         bail!("{name}: odd number of hex digits");
     }
-    Ok(unhex(&digits))
-}
-
-/// Bytes of pairs of ASCII hex digits (checked by `is_hex_text`).
-fn unhex(digits: &[u8]) -> Vec<u8> {
-    digits
-        .chunks_exact(2)
-        .map(|pair| match pair {
-            [high, low] => (nibble(*high) << 4) | nibble(*low),
-            _ => 0,
-        })
-        .collect()
+    hex::decode(&digits).with_context(|| format!("{name}: not hex digits"))
 }
 
 /// One PDU of the input.
@@ -245,7 +234,8 @@ fn split_hex(name: &str, text: &str) -> anyhow::Result<Vec<Item>> {
         if !digits.len().is_multiple_of(2) {
             bail!("{name}, line {}: odd number of hex digits", number + 1);
         }
-        let bytes = unhex(&digits);
+        let bytes = hex::decode(&digits)
+            .with_context(|| format!("{name}, line {}: not hex digits", number + 1))?;
         let len = bytes.len();
         items.push(Item {
             offset,
@@ -256,16 +246,6 @@ fn split_hex(name: &str, text: &str) -> anyhow::Result<Vec<Item>> {
         offset += len;
     }
     Ok(items)
-}
-
-/// The value of an ASCII hex digit (checked by `is_hex_text`).
-fn nibble(digit: u8) -> u8 {
-    match digit {
-        b'0'..=b'9' => digit - b'0',
-        b'a'..=b'f' => digit - b'a' + 10,
-        b'A'..=b'F' => digit - b'A' + 10,
-        _ => 0,
-    }
 }
 
 fn split_binary(name: &str, data: &[u8]) -> anyhow::Result<Vec<Item>> {
@@ -381,7 +361,7 @@ fn body_json(body: &PduBody) -> Value {
             "versions": nak.versions.iter().map(|v| json!({"major": v.major, "minor": v.minor})).collect::<Vec<_>>(),
             "trailer_length": nak.trailer.len(),
         }),
-        PduBody::Auth3(auth3) => json!({ "pad": hex(&auth3.pad) }),
+        PduBody::Auth3(auth3) => json!({ "pad": hex::encode(auth3.pad) }),
         PduBody::Shutdown(_) | PduBody::CoCancel(_) | PduBody::Orphaned(_) => json!({}),
     }
 }
@@ -452,18 +432,8 @@ fn auth_json(auth: &AuthVerifier) -> Value {
         "auth_pad_length": auth.auth_pad_length,
         "auth_reserved": auth.auth_reserved,
         "auth_context_id": auth.auth_context_id,
-        "auth_value": hex(&auth.auth_value),
+        "auth_value": hex::encode(&auth.auth_value),
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }
 
 #[cfg(test)]
@@ -485,8 +455,8 @@ mod tests {
     fn hex_text_with_comments_and_directions() {
         let text = format!(
             "# a conversation\n\nI {}\nO {}\n",
-            hex(BIND_NAK),
-            hex(REQUEST)
+            hex::encode(BIND_NAK),
+            hex::encode(REQUEST)
         );
         let items = split_input("t", text.as_bytes()).unwrap();
         assert_eq!(items.len(), 2);

@@ -93,7 +93,9 @@ fn main() -> ExitCode {
 fn run(command: Command, output: Output) -> anyhow::Result<u8> {
     match command {
         Command::Inspect(args) => inspect::run(&args).map(|()| exit::OK),
-        Command::Endpoints(args) => endpoints::run(&args, output.json).map(|()| exit::OK),
+        Command::Endpoints(args) => runtime()?
+            .block_on(endpoints::run(&args, output.json))
+            .map(|()| exit::OK),
         Command::Verify(args) => commands::verify(&args, output),
         Command::Backup(args) => runtime()?.block_on(commands::backup(&args, output)),
         Command::Restore(args) => runtime()?.block_on(commands::restore(&args, output)),

@@ -64,7 +64,7 @@ pub(crate) fn decode_call(
             let (head, tail) = stub.split_at_checked(end).unwrap_or((stub, &[]));
             let decoded = decode_stub(iface, opnum, direction, drep, head)
                 .map_err(|error| error.to_string())?;
-            (decoded, Some(super::hex(tail)))
+            (decoded, Some(hex::encode(tail)))
         }
         Err(error) => return Err(error.to_string()),
     };

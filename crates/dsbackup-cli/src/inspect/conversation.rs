@@ -372,7 +372,7 @@ impl Conversation {
         match result {
             Ok(Some(plain)) => {
                 out.insert("unsealed".into(), json!(true));
-                out.insert("unsealed_stub".into(), json!(super::hex(&plain)));
+                out.insert("unsealed_stub".into(), json!(hex::encode(&plain)));
                 Ok(plain)
             }
             Ok(None) => {
