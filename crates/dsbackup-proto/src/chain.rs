@@ -20,8 +20,8 @@ use bytes::{Buf, BufMut as _, Bytes, BytesMut};
 
 /// Byte runs shorter than this are copied rather than shared (by
 /// [`NdrWriter::shared_bytes`](crate::ndr::NdrWriter::shared_bytes) and
-/// [`Pdu::to_chain`](crate::pdu::Pdu::to_chain)): below it, a copy costs less than one more
-/// segment to track and write.
+/// [`Pdu::to_chain_with_stub`](crate::pdu::Pdu::to_chain_with_stub)): below it, a copy costs
+/// less than one more segment to track and write.
 pub const SHARE_AT_LEAST: usize = 4096;
 
 /// Bytes as a sequence of [`Bytes`] segments, read front to back. Empty segments are never

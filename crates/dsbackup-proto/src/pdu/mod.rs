@@ -376,22 +376,6 @@ impl Pdu {
         Ok(dst.freeze())
     }
 
-    /// Encodes as a [`Chain`]: an unprotected request, response or fault whose stub holds at
-    /// least [`SHARE_AT_LEAST`] bytes becomes its header and fixed fields, then the stub itself
-    /// (shared, not copied); anything else is one encoded buffer.
-    ///
-    /// # Errors
-    /// As [`encode`](Self::encode).
-    pub fn to_chain(&self) -> Result<Chain, EncodeError> {
-        match (&self.auth_verifier, self.body.stub()) {
-            (None, Some(stub)) if stub.len() >= SHARE_AT_LEAST => {
-                let head = self.chain_head(0)?;
-                Ok([head.freeze(), stub.clone()].into_iter().collect())
-            }
-            _ => self.to_bytes().map(Chain::from),
-        }
-    }
-
     /// Encodes an unprotected request, response or fault whose stub is given apart, as a chain
     /// of its header and fixed fields, then the stub's own segments (shared, not copied). Short
     /// segments at the front of the stub (under [`SHARE_AT_LEAST`]), and a whole short stub,
@@ -423,17 +407,13 @@ impl Pdu {
         Ok(chain)
     }
 
-    /// The header and fixed fields of a request, response or fault, its `frag_length`
-    /// counting `apart` bytes of stub besides its own; room is reserved for a short stub.
+    /// The header and fixed fields of a request, response or fault (its own stub empty), its
+    /// `frag_length` counting the `apart` bytes of stub; room is reserved for a short stub.
     fn chain_head(&self, apart: usize) -> Result<BytesMut, EncodeError> {
         let mut header = self.header()?;
-        if apart > 0 {
-            let what = self.ptype().name().unwrap_or("PDU");
-            header.frag_length = len_u16(what, "frag_length", self.encoded_len() + apart)?;
-        }
-        let own = self.body.stub().map_or(0, Bytes::len);
-        let mut head =
-            BytesMut::with_capacity(self.encoded_len() - own + apart.min(SHARE_AT_LEAST));
+        let what = self.ptype().name().unwrap_or("PDU");
+        header.frag_length = len_u16(what, "frag_length", self.encoded_len() + apart)?;
+        let mut head = BytesMut::with_capacity(self.encoded_len() + apart.min(SHARE_AT_LEAST));
         header.encode(&mut head);
         match &self.body {
             PduBody::Request(body) => body.encode_fixed(self.drep, &mut head),
