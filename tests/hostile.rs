@@ -36,8 +36,7 @@ struct Liar(Lie);
 
 impl RpcInterface for Liar {
     fn syntax(&self) -> SyntaxId {
-        let id = &ad_backup::INTERFACE;
-        SyntaxId::new(id.uuid, id.version_major, id.version_minor)
+        ad_backup::INTERFACE.syntax()
     }
 
     fn opnums(&self) -> u16 {

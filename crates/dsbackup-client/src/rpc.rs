@@ -36,10 +36,7 @@ impl Rpc {
             Endpoint::Port(port) => Some(port),
             Endpoint::Mapper { .. } => None,
         };
-        let versions = [
-            SyntaxId::new(iface.uuid, iface.version_major, iface.version_minor),
-            SyntaxId::new(iface.uuid, 2, 0),
-        ];
+        let versions = [iface.syntax(), SyntaxId::new(iface.uuid, 2, 0)];
         let binding = inner
             .registry
             .open(&StringBinding::tcp(inner.server.clone(), port), &versions)

@@ -18,7 +18,7 @@ use dsbackup_proto::iface::epm::{
 };
 use dsbackup_proto::iface::mgmt;
 use dsbackup_proto::ndr::{ContextHandle, Full, decode_stub, encode_stub};
-use dsbackup_proto::{InterfaceId, Status, SyntaxId, Uuid};
+use dsbackup_proto::{Status, SyntaxId, Uuid};
 
 use crate::binding::{NCACN_IP_TCP, StringBinding};
 use crate::client::{Binding, ClientOptions};
@@ -35,23 +35,14 @@ const LOOKUP_PAGE: u32 = 64;
 /// Pages read at most (a server that never ends its list is cut off).
 const MAX_LOOKUP_PAGES: usize = 1024;
 
-/// The abstract syntax of an interface of the proto crate's tables.
-pub fn syntax_of(interface: &InterfaceId) -> SyntaxId {
-    SyntaxId::new(
-        interface.uuid,
-        interface.version_major,
-        interface.version_minor,
-    )
-}
-
 /// The endpoint mapper's abstract syntax (v3.0).
 pub fn epm_syntax() -> SyntaxId {
-    syntax_of(&epm::INTERFACE)
+    epm::INTERFACE.syntax()
 }
 
 /// The management interface's abstract syntax (v1.0).
 pub fn mgmt_syntax() -> SyntaxId {
-    syntax_of(&mgmt::INTERFACE)
+    mgmt::INTERFACE.syntax()
 }
 
 /// The five-floor `ncacn_ip_tcp` tower of `interface` at `address`:`port`.

@@ -49,8 +49,7 @@ use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{AdRestoreRequest, AdRestoreResponse};
 use dsbackup_proto::server::Interface as ServerInterface;
 use dsbackup_proto::{
-    AuthLevel, Chain, ContextHandle, DataRep, EncodeError, FaultStatus, NdrError, Status, SyntaxId,
-    Uuid,
+    AuthLevel, Chain, ContextHandle, DataRep, EncodeError, FaultStatus, NdrError, Status, Uuid,
 };
 
 use crate::config::{DsMode, MockConfig, Privileges};
@@ -339,7 +338,7 @@ impl MockDc {
             .map(|iface| {
                 let id = iface.id();
                 ServerInterface {
-                    syntax: SyntaxId::new(id.uuid, id.version_major, id.version_minor),
+                    syntax: id.syntax(),
                     opnums: u16::try_from(id.calls.len()).unwrap_or(u16::MAX),
                     min_auth_level: self.shared.config.min_auth_level,
                 }

@@ -29,6 +29,7 @@ use core::str::FromStr;
 use crate::drep::DataRep;
 use crate::error::EncodeError;
 use crate::ndr::NdrError;
+use crate::syntax::SyntaxId;
 use crate::uuid::Uuid;
 
 /// One operation of an interface.
@@ -62,6 +63,11 @@ pub struct InterfaceId {
 }
 
 impl InterfaceId {
+    /// The abstract syntax a bind names: the UUID and this version.
+    pub const fn syntax(&self) -> SyntaxId {
+        SyntaxId::new(self.uuid, self.version_major, self.version_minor)
+    }
+
     /// The table entry of `opnum`.
     pub fn call(&self, opnum: u16) -> Option<&'static CallInfo> {
         self.calls.iter().find(|call| call.opnum == opnum)
