@@ -112,7 +112,7 @@ impl ServerConfig {
             assoc_group_id,
             drep: DataRep::LITTLE_ENDIAN,
             secondary_address: PortAny::new("135"),
-            conc_mpx: false,
+            conc_mpx: true,
             header_signing: true,
             bind_time_features: BindTimeFeatures::KEEP_CONNECTION_ON_ORPHAN,
         }
@@ -463,6 +463,7 @@ impl ServerAssociation {
         if matches!(
             status,
             FaultStatus::UNK_IF
+                | FaultStatus::PROTO_ERROR
                 | FaultStatus::OP_RNG_ERROR
                 | FaultStatus::ACCESS_DENIED
                 | FaultStatus::SERVER_TOO_BUSY
@@ -546,7 +547,16 @@ impl ServerAssociation {
         let (ptype, call_id) = assoc::raw_call_id(frame).unwrap_or((0, 0));
         match state {
             State::AwaitingBind if ptype == PacketType::BIND.0 => {
-                let reason = if matches!(error, DecodeError::UnsupportedVersion { .. }) {
+                // Another version, EBCDIC characters or non-IEEE floats: Samba and Windows
+                // answer protocol_version_not_supported, naming 5.0.
+                let reason = if matches!(
+                    error,
+                    DecodeError::UnsupportedVersion { .. }
+                        | DecodeError::InvalidField {
+                            field: "packed_drep",
+                            ..
+                        }
+                ) {
                     RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED
                 } else {
                     RejectReason::REASON_NOT_SPECIFIED
@@ -587,13 +597,16 @@ impl ServerAssociation {
                 },
             ));
         }
-        if bind.max_xmit_frag < MIN_FRAG_SIZE || bind.max_recv_frag < MIN_FRAG_SIZE {
+        if contexts
+            .iter()
+            .any(|context| context.transfer_syntaxes.is_empty())
+        {
             return Err(Refusal::nak(
                 call_id,
                 RejectReason::REASON_NOT_SPECIFIED,
                 ProtocolError::Negotiation {
-                    field: "max_recv_frag",
-                    reason: "under the 1432 bytes every peer must accept",
+                    field: "n_transfer_syn",
+                    reason: "a presentation context without a transfer syntax",
                 },
             ));
         }
@@ -603,9 +616,9 @@ impl ServerAssociation {
                 .map_err(|(reason, error)| Refusal::nak(call_id, reason, error))?,
             None => None,
         };
-        // Negotiated sizes: the smaller of each side's ([C706 §12.6.3.1] max_xmit_frag).
-        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(bind.max_recv_frag);
-        self.max_recv_frag = self.config.limits.max_recv_frag.min(bind.max_xmit_frag);
+        let size = negotiated_frag_size(bind, &self.config.limits);
+        self.max_xmit_frag = size;
+        self.max_recv_frag = size;
         self.conc_mpx = self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX);
         let results = self.negotiate(contexts);
         let mut pdu = Pdu::new(
@@ -744,7 +757,9 @@ impl ServerAssociation {
             {
                 ContextResult::acceptance(SyntaxId::NDR)
             } else {
-                ContextResult::provider_rejection(ProviderReason::REASON_NOT_SPECIFIED)
+                ContextResult::provider_rejection(
+                    ProviderReason::PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED,
+                )
             };
         }
         let proposed = context.abstract_syntax;
@@ -1095,8 +1110,15 @@ impl ServerAssociation {
                 }));
             }
             Err(status) => {
+                // A context that was never negotiated is not echoed: the fault names context 0,
+                // as Windows and Samba answer (raw_protocol.py, test_*_unknown_context).
+                let p_cont_id = if status == FaultStatus::UNK_IF {
+                    0
+                } else {
+                    request.p_cont_id
+                };
                 let pdu = self
-                    .fault_pdu(call_id, request.p_cont_id, status)
+                    .fault_pdu(call_id, p_cont_id, status)
                     .map_err(|error| Refusal::proto(call_id, error))?;
                 self.control.push_back(pdu);
             }
@@ -1104,6 +1126,22 @@ impl ServerAssociation {
         Ok(())
     }
 }
+
+/// The one fragment size both directions use, as Windows and Samba answer (C706 §12.6.3.1
+/// leaves the choice to the server): the smaller of the client's two sizes, raised to the 2048 bytes every server
+/// accepts (a client offering less, even 0, is not refused), lowered to the server's own limit,
+/// rounded down to a multiple of 8.
+fn negotiated_frag_size(bind: &Bind, limits: &Limits) -> u16 {
+    let client = bind
+        .max_xmit_frag
+        .min(bind.max_recv_frag)
+        .max(MIN_NEGOTIATED_FRAG);
+    let size = client.min(limits.max_xmit_frag).min(limits.max_recv_frag);
+    (size & !7).max(MIN_FRAG_SIZE)
+}
+
+/// The smallest fragment size a bind_ack names, whatever the client offered.
+const MIN_NEGOTIATED_FRAG: u16 = 2048;
 
 /// What a bound association accepts.
 const BOUND_EXPECTS: &[PacketType] = &[
