@@ -528,6 +528,16 @@ impl ServerAssociation {
                 }
                 Ok(())
             }
+            // Anything but a bind first: a bind_nak protocol_version_not_supported, as Samba
+            // answers.
+            (State::AwaitingBind, body) => Err(Refusal::nak(
+                call_id,
+                RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED,
+                ProtocolError::UnexpectedPdu {
+                    expected: &[PacketType::BIND],
+                    got: body.ptype(),
+                },
+            )),
             (state, body) => Err(Refusal::proto(
                 call_id,
                 ProtocolError::UnexpectedPdu {
@@ -926,8 +936,9 @@ impl ServerAssociation {
 
     fn request(&mut self, state: State, call_id: u32, frame: Bytes) -> Result<(), Refusal> {
         if state != State::Bound {
-            return Err(Refusal::proto(
+            return Err(Refusal::nak(
                 call_id,
+                RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED,
                 ProtocolError::UnexpectedPdu {
                     expected: &[PacketType::BIND],
                     got: PacketType::REQUEST,
