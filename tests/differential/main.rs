@@ -32,6 +32,9 @@ use dsbackup_mock::{MockConfig, MockDc, Privileges, SampleSpec};
 use crate::cases::Case;
 use crate::run::Target;
 
+/// A case's index, then Samba's observations and the mock's.
+type Outcome = (usize, Vec<String>, Vec<String>);
+
 /// The mock's user (the same NTLM initiator authenticates to both servers).
 const MOCK_USER: &str = "svc-backup";
 const MOCK_DOMAIN: &str = "CORP";
@@ -75,7 +78,7 @@ fn main() -> Result<()> {
         .collect();
     let documented = documented_deviations()?;
 
-    let results: Mutex<Vec<(usize, Vec<String>, Vec<String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {

@@ -131,9 +131,10 @@ pub(crate) fn observe(frame: &[u8], roles: &mut Roles) -> Vec<String> {
             for i in 0..n {
                 let result = r.u16(at).unwrap_or(0xffff);
                 let reason = r.u16(at + 2).unwrap_or(0xffff);
-                let syntax = r.guid(at + 4).map_or("?".to_owned(), |g| {
-                    syntax_name(g, r.u32(at + 20).unwrap_or(0))
-                });
+                let syntax = r.guid(at + 4).map_or_else(
+                    || "?".to_owned(),
+                    |g| syntax_name(g, r.u32(at + 20).unwrap_or(0)),
+                );
                 out.push(format!(
                     "result[{i}] = result {result} reason {reason} syntax {syntax}"
                 ));

@@ -136,7 +136,7 @@ impl Conn {
         };
         Some(Trailer {
             auth_type: auth.auth_type.unwrap_or(10),
-            auth_level: auth.auth_level.unwrap_or(level.wire()),
+            auth_level: auth.auth_level.unwrap_or_else(|| level.wire()),
             context_id: auth.context_id.unwrap_or(0),
             value,
         })
@@ -208,7 +208,7 @@ impl Conn {
         let mut w = Writer::new(header.big_endian());
         w.u32(
             req.alloc_hint
-                .unwrap_or(u32::try_from(req.stub.len()).unwrap_or(0)),
+                .unwrap_or_else(|| u32::try_from(req.stub.len()).unwrap_or(0)),
         );
         w.u16(req.ctx);
         w.u16(req.opnum);
@@ -222,13 +222,13 @@ impl Conn {
             Leg::None => None,
             Leg::Zeros => Some(Trailer {
                 auth_type: req.auth.auth_type.unwrap_or(10),
-                auth_level: req.auth.auth_level.unwrap_or(level.wire()),
+                auth_level: req.auth.auth_level.unwrap_or_else(|| level.wire()),
                 context_id: req.auth.context_id.unwrap_or(0),
                 value: vec![0; 16],
             }),
             Leg::Natural if signs => Some(Trailer {
                 auth_type: req.auth.auth_type.unwrap_or(10),
-                auth_level: req.auth.auth_level.unwrap_or(level.wire()),
+                auth_level: req.auth.auth_level.unwrap_or_else(|| level.wire()),
                 context_id: req.auth.context_id.unwrap_or(0),
                 value: vec![0; 16],
             }),
@@ -368,11 +368,12 @@ pub(crate) fn run(case: &Case, target: &Target) -> Vec<String> {
         if n == 0 && conn.stream.is_some() {
             lines.push(format!("{label}: no reply"));
         }
-        if refused && let Some(stream) = conn.stream.as_mut() {
-            if let Some(Err(why)) = read_pdu(stream, CLOSE_AFTER_REFUSAL) {
-                lines.push(format!("{label}: connection {why}"));
-                conn.stream = None;
-            }
+        if refused
+            && let Some(stream) = conn.stream.as_mut()
+            && let Some(Err(why)) = read_pdu(stream, CLOSE_AFTER_REFUSAL)
+        {
+            lines.push(format!("{label}: connection {why}"));
+            conn.stream = None;
         }
         if conn.stream.is_none() {
             break;

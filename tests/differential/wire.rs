@@ -151,7 +151,7 @@ impl Writer {
     }
 
     pub(crate) fn pad_to(&mut self, align: usize, from: usize) {
-        while (self.buf.len() - from) % align != 0 {
+        while !(self.buf.len() - from).is_multiple_of(align) {
             self.buf.push(0);
         }
     }
