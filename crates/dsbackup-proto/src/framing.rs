@@ -2,7 +2,7 @@
 //! pure function the transport and the fuzzers share.
 
 use crate::error::DecodeError;
-use crate::header::CommonHeader;
+use crate::header::{CommonHeader, PacketType};
 
 /// Length of the fragment at the start of `buf`, read from its common header.
 ///
@@ -14,14 +14,19 @@ use crate::header::CommonHeader;
 /// before the bind, a fault after) instead of the connection being dropped unanswered.
 ///
 /// # Errors
-/// [`DecodeError`] for a `frag_length` under 16 or over `max_frag`: the stream cannot be
+/// [`DecodeError`] for a `PTYPE` that is not connection-oriented (the bytes are not DCE/RPC),
+/// a `frag_length` under 16 or over `max_frag`: the stream cannot be
 /// resynchronised and the connection must be dropped.
 pub fn frame_len(buf: &[u8], max_frag: u16) -> Result<Option<usize>, DecodeError> {
-    let Some(&[_, _, _, _, drep0, _, _, _, f0, f1, ..]) =
+    let Some(&[_, _, ptype, _, drep0, _, _, _, f0, f1, ..]) =
         buf.first_chunk::<{ CommonHeader::LEN }>()
     else {
         return Ok(None);
     };
+    // Not DCE/RPC at all (an HTTP request, random bytes): nothing to answer.
+    if !PacketType(ptype).is_connection_oriented() {
+        return Err(DecodeError::UnknownPacketType { ptype });
+    }
     let frag_length = if drep0 >> 4 == 0 {
         u16::from_be_bytes([f0, f1])
     } else {
