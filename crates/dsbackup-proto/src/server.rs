@@ -24,9 +24,14 @@
 //! - more calls in flight than the limit: fault `nca_s_server_too_busy`.
 //!
 //! Refused, the association fails:
-//! - a bind of another version, with too many contexts, an unknown auth type or fragment sizes
-//!   under 1432: bind_nak (`protocol_version_not_supported`, `local_limit_exceeded`,
-//!   `authentication_type_not_recognized`, `reason_not_specified`);
+//! - a bind of another version (rpc_vers other than 5, minor above 1) or data representation
+//!   (EBCDIC characters, floats other than IEEE), or any PDU but a bind first: bind_nak
+//!   `protocol_version_not_supported` naming 5.0, as Samba and Windows answer;
+//! - a bind with too many contexts, an unknown auth type, or a context without transfer
+//!   syntaxes: bind_nak (`local_limit_exceeded`, `authentication_type_not_recognized`,
+//!   `reason_not_specified`). Small or odd fragment sizes are not refused: both directions get
+//!   the client's smaller size raised to 2048, lowered to the server's limit and rounded down
+//!   to a multiple of 8, as Windows and Samba negotiate;
 //! - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
 //! - an alter_context carrying a verifier once authenticated (changing the level or type):
 //!   fault access denied, as Samba's `dcesrv_auth_alter`;
@@ -34,7 +39,10 @@
 //! - a request stub past the budget or with too many fragments: fault access denied (Samba's
 //!   rule for its 4 MiB request limit);
 //! - fragments out of order, interleaved without `PFC_CONC_MPX`, a PDU that does not decode or
-//!   is unexpected: fault `nca_s_proto_error`.
+//!   is unexpected: fault `nca_s_proto_error` (with `PFC_DID_NOT_EXECUTE`).
+//!
+//! A request on an unknown context faults naming context 0, as Windows and Samba do. Every
+//! difference from Samba's answers that remains is listed in docs/CONFORMANCE.md.
 //!
 //! After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
 //! answer (bind_nak or fault): send it, then close the connection.

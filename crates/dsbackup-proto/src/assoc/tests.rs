@@ -1867,3 +1867,59 @@ fn at_connect_a_verifier_naming_another_context_is_denied() {
         assert!(pair.take_requests().is_empty());
     }
 }
+
+/// A bind of another version or an unsupported data representation is answered (bind_nak
+/// protocol_version_not_supported naming 5.0, as Samba and Windows), not dropped unanswered:
+/// `frame_len` still cuts it whole.
+#[test]
+fn other_versions_and_data_representations_get_a_bind_nak() {
+    let variants: [(usize, u8); 4] = [
+        (0, 4),    // rpc_vers 4
+        (1, 9),    // rpc_vers_minor 9
+        (4, 0x11), // EBCDIC characters
+        (5, 1),    // VAX floating point
+    ];
+    for (at, value) in variants {
+        let mut frame = BytesMut::from(&bind_frame(vec![context(0, AD_BACKUP)], None)[..]);
+        frame[at] = value;
+        let frame = frame.freeze();
+        assert_eq!(
+            frame_len(&frame, 5840),
+            Ok(Some(frame.len())),
+            "{at}={value}"
+        );
+        let mut server = fresh_server();
+        assert!(server.handle_frame(frame).is_err());
+        let nak = server.next_frame().unwrap();
+        match decode(&nak).body {
+            PduBody::BindNak(nak) => {
+                assert_eq!(
+                    nak.provider_reject_reason,
+                    RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED,
+                    "{at}={value}"
+                );
+                assert_eq!(
+                    nak.versions
+                        .iter()
+                        .map(|v| (v.major, v.minor))
+                        .collect::<Vec<_>>(),
+                    vec![(5, 0)],
+                    "{at}={value}"
+                );
+            }
+            other => panic!("{at}={value}: {other:?}"),
+        }
+    }
+}
+
+/// Any PDU but a bind on a fresh association gets a bind_nak, as Samba answers.
+#[test]
+fn a_request_before_the_bind_gets_a_bind_nak() {
+    let mut server = fresh_server();
+    let request = request_pdu(1, WHOLE, 0, 0, &[]);
+    assert!(server.handle_frame(request).is_err());
+    assert_eq!(
+        nak_reason(&mut server),
+        RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED
+    );
+}
