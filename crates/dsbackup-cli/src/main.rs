@@ -57,7 +57,7 @@ enum Command {
     SetLog(commands::SetLogArgs),
     /// List a server's endpoint-mapper entries, like rpcdump.
     Endpoints(endpoints::Args),
-    /// Decode captured DCE/RPC PDUs to JSON, one object per line.
+    /// Decode DCE/RPC from pcap/pcapng captures, hex or binary PDUs: JSON Lines, one object a PDU.
     Inspect(inspect::Args),
     /// Serve a mock domain controller (a directory, or a generated sample set).
     MockDc(mock::MockDcArgs),

@@ -1,8 +1,8 @@
 //! The `call` object of a decoded stub: interface, opnum, IDL name, direction and parameters.
 
-use dsbackup_proto::DataRep;
 use dsbackup_proto::iface::{Direction, Interface, decode_stub};
 use dsbackup_proto::ndr::NdrError;
+use dsbackup_proto::{DataRep, SyntaxId};
 use serde_json::{Map, Value, json};
 
 /// Which half of a call a PDU carries, faults included.
@@ -35,6 +35,22 @@ pub(crate) fn call_head(iface: Interface, opnum: u16, half: Half) -> Map<String,
         "name".into(),
         json!(iface.id().call(opnum).map(|info| info.name)),
     );
+    call.insert("direction".into(), json!(half.name()));
+    call
+}
+
+/// The `call` object of an interface that is not decoded: its UUID and version in place of a
+/// name.
+pub(crate) fn unknown_call_head(syntax: &SyntaxId, opnum: u16, half: Half) -> Map<String, Value> {
+    let mut call = Map::new();
+    call.insert("interface".into(), Value::Null);
+    call.insert("interface_uuid".into(), json!(syntax.uuid.to_string()));
+    call.insert(
+        "interface_version".into(),
+        json!(format!("{}.{}", syntax.version, syntax.version_minor)),
+    );
+    call.insert("opnum".into(), json!(opnum));
+    call.insert("name".into(), Value::Null);
     call.insert("direction".into(), json!(half.name()));
     call
 }
