@@ -35,12 +35,25 @@ pub(crate) struct ConnectArgs {
     /// Seconds one call may take.
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout: u64,
+}
+
+/// How a backup reads its files: only the commands that read list these.
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
     /// Bytes asked for by each HrRBackupRead (at most 16 MiB).
     #[arg(long, default_value_t = 256 * 1024)]
     pub(crate) read_size: u32,
     /// HrRBackupRead calls kept in flight.
     #[arg(long, default_value_t = 4)]
     pub(crate) reads_in_flight: usize,
+}
+
+/// `-q/--quiet`: only the commands that draw progress bars list it.
+#[derive(Debug, Args)]
+pub(crate) struct ProgressArgs {
+    /// No progress bars.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
 }
 
 /// `--auth`.
@@ -57,6 +70,16 @@ pub(crate) enum Auth {
 }
 
 impl Auth {
+    /// The value as the command line spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Connect => "connect",
+            Self::Integrity => "integrity",
+            Self::Privacy => "privacy",
+        }
+    }
+
     pub(crate) fn level(self) -> AuthLevel {
         match self {
             Self::None => AuthLevel::NONE,
@@ -73,6 +96,14 @@ impl ConnectArgs {
     /// # Errors
     /// No user with an auth level above none; no password; a bad read size.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        self.reading_client(None)
+    }
+
+    /// The client, reading backup files as `read` says (the library's defaults without).
+    ///
+    /// # Errors
+    /// As [`client`](Self::client); a read size out of range is a usage error.
+    pub(crate) fn reading_client(&self, read: Option<&ReadArgs>) -> anyhow::Result<Client> {
         let mut config = ClientConfig::new(self.server.clone()).auth_level(self.auth.level());
         config = config.endpoint(match self.port {
             Some(port) => Endpoint::Port(port),
@@ -82,17 +113,19 @@ impl ConnectArgs {
         });
         if self.auth != Auth::None {
             let user = self.user.as_deref().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--user is needed at --auth {:?} (or use --auth none)",
-                    self.auth
-                )
+                crate::exit::usage(format!(
+                    "--user is needed at --auth {} (or use --auth none)",
+                    self.auth.name()
+                ))
             })?;
             config = config.credentials(creds::resolve(user, &self.domain)?);
         }
         config.connect_timeout = Duration::from_secs(self.connect_timeout);
         config.call_timeout = Duration::from_secs(self.timeout);
-        config.read_size = self.read_size;
-        config.reads_in_flight = self.reads_in_flight;
+        if let Some(read) = read {
+            config.read_size = read.read_size;
+            config.reads_in_flight = read.reads_in_flight;
+        }
         Ok(Client::new(config)?)
     }
 }

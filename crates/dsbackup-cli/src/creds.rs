@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal as _;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use dsbackup_client::{Credentials, NtHash};
 use zeroize::Zeroizing;
 
@@ -33,9 +33,11 @@ pub(crate) fn resolve(user: &str, domain: &str) -> anyhow::Result<Credentials> {
             rpassword::prompt_password(format!("Password for {domain}\\{user}: "))
                 .context("cannot read the password")?,
         ),
-        Err(_) => bail!(
-            "no password: set {PASSWORD_ENV} (or {NT_HASH_ENV}), or run on a terminal to be asked"
-        ),
+        Err(_) => {
+            return Err(crate::exit::usage(format!(
+                "no password: set {PASSWORD_ENV} (or {NT_HASH_ENV}), or run on a terminal to be asked"
+            )));
+        }
     };
     Ok(Credentials::from_password(user, domain, &password))
 }
@@ -44,8 +46,7 @@ pub(crate) fn resolve(user: &str, domain: &str) -> anyhow::Result<Credentials> {
 fn parse_nt_hash(text: &str) -> anyhow::Result<NtHash> {
     let mut bytes = Zeroizing::new([0_u8; 16]);
     hex::decode_to_slice(text, bytes.as_mut_slice())
-        .ok()
-        .with_context(|| format!("{NT_HASH_ENV} must be 32 hex digits"))?;
+        .map_err(|_| crate::exit::usage(format!("{NT_HASH_ENV} must be 32 hex digits")))?;
     Ok(NtHash::from_bytes(*bytes))
 }
 

@@ -27,11 +27,12 @@
 //! | `unsealed`, `unsealed_stub` | with the password: the signature verified, the plaintext stub (hex) |
 //! | `verified` | with the password: a signed (integrity) PDU whose signature verified |
 //! | `security_error` | with the password: why a protected PDU could not be verified or unsealed |
-//! | `ntlm` | an NTLM message in a bind-type verifier: `message`, and for AUTHENTICATE `user`, `domain`, `session_keys` or `session_error` |
+//! | `ntlm` | an NTLM message in a bind-type verifier: `message`, `flags` (`value`, `names`), `version`; NEGOTIATE `domain`, `workstation`; CHALLENGE `target_name`, `server_challenge`, `target_info` (AV pairs by name); AUTHENTICATE `user`, `domain`, `workstation`, `mic`, and with the password `session_keys` or `session_error` |
 
 mod call;
 mod capture;
 mod conversation;
+mod ntlm;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -58,9 +59,10 @@ pub(crate) struct Args {
     /// mgmt) instead of PDUs.
     #[arg(long, value_name = "NAME", value_parser = parse_iface, requires = "opnum")]
     iface: Option<Interface>,
-    /// The operation number of the bare stub.
-    #[arg(long, value_name = "N", requires = "iface")]
-    opnum: Option<u16>,
+    /// The operation of the bare stub: its number or its name (`EptMap` or `ept_map`,
+    /// `HrRBackupRead`; any case).
+    #[arg(long, value_name = "N|NAME", requires = "iface")]
+    opnum: Option<String>,
     /// The bare stub is a request (the `[in]` parameters).
     #[arg(long, requires = "iface", conflicts_with = "response")]
     request: bool,
@@ -95,12 +97,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         &args.files[..]
     };
-    let bare = match (args.iface, args.opnum) {
+    let bare = match (args.iface, args.opnum.as_deref()) {
         (Some(iface), Some(opnum)) => {
+            let opnum = resolve_opnum(iface, opnum)?;
             let half = match (args.request, args.response) {
                 (true, false) => Half::Request,
                 (false, true) => Half::Response,
-                _ => bail!("--iface needs --request or --response"),
+                _ => return Err(crate::exit::usage("--iface needs --request or --response")),
             };
             let drep = if args.big_endian {
                 DataRep::BIG_ENDIAN
@@ -242,6 +245,30 @@ impl<W: Write> Printer<'_, W> {
     fn write(&mut self, value: &Value) -> anyhow::Result<()> {
         writeln!(self.out, "{value}").context("writing to standard output")
     }
+}
+
+/// An opnum given as a number or as the IDL name of a call of `iface`.
+fn resolve_opnum(iface: Interface, text: &str) -> anyhow::Result<u16> {
+    if let Ok(opnum) = text.parse::<u16>() {
+        return Ok(opnum);
+    }
+    // `EptMap`, `ept_map`, `eptmap`: the same call.
+    let fold = |name: &str| -> String {
+        name.chars()
+            .filter(|c| *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let id = iface.id();
+    if let Some(call) = id.calls.iter().find(|call| fold(call.name) == fold(text)) {
+        return Ok(call.opnum);
+    }
+    let names: Vec<&str> = id.calls.iter().map(|call| call.name).collect();
+    Err(crate::exit::usage(format!(
+        "--opnum {text}: not a number, nor a call of {} ({})",
+        id.name,
+        names.join(", ")
+    )))
 }
 
 /// The name and bytes of one input (`-` is standard input).
@@ -531,6 +558,7 @@ fn body_json(body: &PduBody) -> Value {
             "cancel_count": fault.cancel_count,
             "flags": fault.flags,
             "status": fault.status.0,
+            "status_hex": format!("{:#010x}", fault.status.0),
             "status_name": fault.status.name(),
             "reserved2": fault.reserved2,
             "stub_length": fault.stub.len(),

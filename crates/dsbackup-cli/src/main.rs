@@ -27,15 +27,13 @@ use crate::output::Output;
     about,
     after_help = "Exit codes: 0 success, 1 other failure, 2 usage, 3 verification failed, \
                   4 refused by the server, 5 authentication failed, 6 connection failed, \
-                  7 local file problem, 8 a response failed its signature check (traffic altered)."
+                  7 local file problem, 8 a response failed its signature check (traffic altered), \
+                  9 (online) the directory service is offline."
 )]
 struct Cli {
     /// Print results as one JSON document on stdout.
     #[arg(long, global = true)]
     json: bool,
-    /// No progress bars.
-    #[arg(long, short = 'q', global = true)]
-    quiet: bool,
     /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -70,7 +68,13 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let output = Output {
         json: cli.json,
-        quiet: cli.quiet,
+        quiet: match &cli.command {
+            Command::Backup(args) => args.progress.quiet,
+            Command::Restore(args) => args.progress.quiet,
+            Command::Verify(args) => args.progress.quiet,
+            Command::Demo(args) => args.progress.quiet,
+            _ => false,
+        },
     };
     match run(cli.command, output) {
         Ok(code) => exit::exit(code),

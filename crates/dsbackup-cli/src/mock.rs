@@ -64,6 +64,8 @@ pub(crate) struct MockDcArgs {
 /// `dsbackup demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
+    #[command(flatten)]
+    pub(crate) progress: crate::connect::ProgressArgs,
     /// Size of the generated sample set (e.g. 64MiB, 1GiB).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub(crate) size: u64,
@@ -90,7 +92,11 @@ pub(crate) async fn mock_dc(args: &MockDcArgs, output: Output) -> anyhow::Result
                 _temp = Some(temp);
                 root
             }
-            (None, None) => bail!("give --dir, --generate or --config"),
+            (None, None) => {
+                return Err(exit::usage(
+                    "nothing to serve: give --dir, --generate or --config",
+                ));
+            }
         };
         if let Some(size) = args.generate {
             generate(&root, size)?;
@@ -274,7 +280,11 @@ fn users(specs: &[String]) -> anyhow::Result<Vec<MockUser>> {
                     "backup" => granted.backup = true,
                     "restore" => granted.restore = true,
                     "none" => {}
-                    other => bail!("unknown privilege {other:?} (backup, restore, none)"),
+                    other => {
+                        return Err(exit::usage(format!(
+                            "unknown privilege {other:?} (backup, restore, none)"
+                        )));
+                    }
                 }
             }
             Ok(MockUser::with_password(name, &password, granted))

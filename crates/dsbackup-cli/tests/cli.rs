@@ -375,3 +375,124 @@ fn a_separate_endpoint_mapper_port_leads_to_the_interfaces() {
     let result: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
     assert_eq!(result["online"], true);
 }
+
+/// A port nothing listens on.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port().to_string()
+}
+
+/// Runs `dsbackup ARGS` with `env`; its exit code and stderr.
+fn code_of(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = dsbackup()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (output.status.code(), text(&output.stderr))
+}
+
+/// The exit codes of the README's table that need no server, each with its message.
+#[test]
+fn usage_local_and_connection_failures_have_their_documented_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("set");
+    let out = out.to_str().unwrap();
+    let closed = closed_port();
+    let server = ["-s", "127.0.0.1", "--epm-port", closed.as_str()];
+    let with = |command: &str, extra: &[&'static str]| -> Vec<String> {
+        let mut args = vec![command.to_owned()];
+        args.extend(server.iter().map(|s| (*s).to_owned()));
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let run = |args: &[String], env: &[(&str, &str)]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        code_of(&args, env)
+    };
+
+    // 2: usage. A missing --user, named with the --auth value as the command line spells it.
+    let (code, stderr) = run(&with("online", &[]), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--user is needed at --auth privacy"),
+        "{stderr}"
+    );
+    // A read size the protocol does not allow.
+    let mut args = with(
+        "backup",
+        &["--auth", "none", "--read-size", "99999999", "--out"],
+    );
+    args.push(out.to_owned());
+    let (code, stderr) = run(&args, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    // A malformed NT hash.
+    let (code, stderr) = run(
+        &with("online", &["-u", "svc"]),
+        &[("DSBACKUP_NT_HASH", "xyz")],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("DSBACKUP_NT_HASH must be 32 hex digits"),
+        "{stderr}"
+    );
+    // mock-dc with nothing to serve.
+    let (code, stderr) = code_of(&["mock-dc"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--dir, --generate or --config"), "{stderr}");
+    // clap's own.
+    assert_eq!(code_of(&["backup"], &[]).0, Some(2));
+    // online and set-log do not take read options.
+    assert_eq!(
+        run(&with("online", &["--read-size", "65536"]), &[]).0,
+        Some(2)
+    );
+
+    // 6: nothing listens on the endpoint-mapper port.
+    let (code, stderr) = run(&with("online", &["--auth", "none"]), &[]);
+    assert_eq!(code, Some(EXIT_CONNECTION), "{stderr}");
+
+    // 7: local files. A configuration file that is not there, a backup set that is not there.
+    let missing = tmp.path().join("missing.toml");
+    let (code, stderr) = code_of(&["mock-dc", "--config", missing.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(7), "{stderr}");
+    let (code, stderr) = code_of(&["verify", out], &[]);
+    assert_eq!(code, Some(7), "{stderr}");
+}
+
+/// `online` answers with its exit code too: 0 online, 9 in restore mode; and a server refusing
+/// an operation is 4.
+#[test]
+fn online_offline_and_refused_have_their_documented_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ntds = tmp.path().join("ntds");
+    let ntds = ntds.to_str().unwrap();
+    let args = [
+        "--dir",
+        ntds,
+        "--generate",
+        "1MiB",
+        "--user",
+        "svc-backup",
+        "--user",
+        "nobody:none",
+    ];
+    let dc = MockDc::start(&args);
+    let online = dc.run("online", &["--user", "svc-backup"], PASSWORD);
+    assert_eq!(online.status.code(), Some(0), "{}", text(&online.stderr));
+    // No backup privilege: the server refuses, 4.
+    let out = tmp.path().join("set");
+    let backup = dc.run(
+        "backup",
+        &["--user", "nobody", "--out", out.to_str().unwrap()],
+        PASSWORD,
+    );
+    assert_eq!(backup.status.code(), Some(4), "{}", text(&backup.stderr));
+    drop(dc);
+
+    let dc = MockDc::start(&[&args[..], &["--restore-mode"]].concat());
+    let online = dc.run("online", &["--user", "svc-backup", "--json"], PASSWORD);
+    assert_eq!(online.status.code(), Some(9), "{}", text(&online.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
+    assert_eq!(answer["online"], false);
+}

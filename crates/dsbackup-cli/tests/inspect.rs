@@ -554,6 +554,26 @@ fn a_pcapng_capture_is_read_stream_by_stream() {
         .find(|pdu| pdu["header"]["ptype"] == "fault")
         .unwrap();
     assert_eq!(fault["body"]["status"], 0x1c01_000b);
+    assert_eq!(fault["body"]["status_hex"], "0x1c01000b");
+    assert_eq!(fault["body"]["status_name"], "nca_s_proto_error");
+
+    // The CHALLENGE in full, as tshark reads frame 24 (stream 1): flags, server challenge,
+    // target info.
+    let challenge = out.iter().find(|pdu| pdu["frame"] == 24).unwrap();
+    let ntlm = &challenge["ntlm"];
+    assert_eq!(ntlm["message"], "CHALLENGE");
+    assert_eq!(ntlm["flags"]["value"], "0xe2898235");
+    let names = ntlm["flags"]["names"].as_array().unwrap();
+    assert!(names.contains(&Value::from("NTLMSSP_NEGOTIATE_SEAL")));
+    assert!(names.contains(&Value::from("NTLMSSP_TARGET_TYPE_DOMAIN")));
+    assert_eq!(ntlm["server_challenge"], "edebef84edf499b6");
+    assert_eq!(ntlm["target_name"], "TEST");
+    let info = ntlm["target_info"].as_array().unwrap();
+    assert!(
+        info.contains(
+            &serde_json::json!({"id": "MsvAvDnsComputerName", "value": "dc1.test.local"})
+        )
+    );
 }
 
 /// Our client and server associations, NTLM at packet privacy with header signing: the
@@ -685,4 +705,28 @@ fn the_password_unseals_our_own_fragmented_calls() {
     assert!(stubs.len() > 10, "{} sealed PDUs", stubs.len());
     assert!(stubs.iter().all(|pdu| pdu["unsealed"] == true));
     assert!(out.iter().all(|pdu| pdu.get("security_error").is_none()));
+}
+
+/// `--opnum` takes the call's IDL name (any case) as well as its number; an unknown name is a
+/// usage error that lists the interface's calls.
+#[test]
+fn opnum_by_name() {
+    let stub = read("ndr/epm-3-ept_map-request.bin");
+    let by_number = lines(&inspect(
+        &["--iface", "epm", "--opnum", "3", "--request"],
+        &stub,
+    ));
+    let by_name = lines(&inspect(
+        &["--iface", "epm", "--opnum", "EPT_MAP", "--request"],
+        &stub,
+    ));
+    assert_eq!(by_name, by_number);
+    assert_eq!(by_name[0]["name"], "EptMap");
+    let output = inspect(
+        &["--iface", "epm", "--opnum", "ept_nothing", "--request"],
+        &stub,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("EptLookup, EptMap"), "{stderr}");
 }

@@ -180,22 +180,16 @@ impl Conversation {
             }
         };
         let state = self.ntlm.entry(auth.auth_context_id).or_default();
-        let mut info = Map::new();
+        let mut info = super::ntlm::message_json(&message);
         match message {
-            Message::Negotiate(_) => {
-                info.insert("message".into(), json!("NEGOTIATE"));
-            }
+            Message::Negotiate(_) => {}
             Message::Challenge(_) => {
-                info.insert("message".into(), json!("CHALLENGE"));
                 *state = NtlmContext {
                     challenge: Some(auth.auth_value.to_vec()),
                     ..NtlmContext::default()
                 };
             }
-            Message::Authenticate(authenticate) => {
-                info.insert("message".into(), json!("AUTHENTICATE"));
-                info.insert("user".into(), json!(authenticate.user()));
-                info.insert("domain".into(), json!(authenticate.domain()));
+            Message::Authenticate(_) => {
                 if let Some(hash) = &self.nt_hash {
                     let keys = match &state.challenge {
                         Some(challenge) => ObservedContext::new(hash, challenge, &auth.auth_value)
