@@ -119,6 +119,39 @@ fn client_code(error: &Error) -> u8 {
     }
 }
 
+/// What kind of failure `code` is, as the `--json` error object names it.
+fn kind_of(code: u8) -> &'static str {
+    match code {
+        USAGE => "usage",
+        MISMATCH => "mismatch",
+        REFUSED => "refused",
+        AUTH => "authentication",
+        CONNECTION => "connection",
+        LOCAL => "local",
+        INTEGRITY => "integrity",
+        _ => "failure",
+    }
+}
+
+/// The `--json` document of an error: `{"error": {kind, message, status, status_name, hresult},
+/// "exit_code"}`; the status fields are null when the server sent no status.
+pub(crate) fn error_json(error: &anyhow::Error, message: &str, code: u8) -> serde_json::Value {
+    let status = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Error>())
+        .and_then(Error::status);
+    serde_json::json!({
+        "error": {
+            "kind": kind_of(code),
+            "message": message,
+            "status": status.map(|status| status.0),
+            "status_name": status.and_then(|status| status.name()),
+            "hresult": status.map(|status| format!("{:#010x}", status.to_hresult().0)),
+        },
+        "exit_code": code,
+    })
+}
+
 /// Exit code as the process returns it.
 pub(crate) fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)

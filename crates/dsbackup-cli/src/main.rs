@@ -64,7 +64,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     init_tracing(cli.verbose);
     let output = Output {
         json: cli.json,
@@ -82,16 +85,38 @@ fn main() -> ExitCode {
             let code = exit::code_of(&error);
             let message = render(&error);
             if output.json {
-                let doc = serde_json::json!({
-                    "error": message,
-                    "exit_code": code,
-                });
-                println_json(&doc);
+                println_json(&exit::error_json(&error, &message, code));
             }
             eprintln!("dsbackup: {message}");
             exit::exit(code)
         }
     }
+}
+
+/// clap's error: help and version as clap prints them; a usage error as clap prints it, and
+/// with `--json` anywhere on the line also as the JSON error object on stdout.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    if std::env::args_os().any(|arg| arg == "--json") {
+        let text = error.render().to_string();
+        let message = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        let anyhow = anyhow::Error::new(exit::Usage(message.to_owned()));
+        println_json(&exit::error_json(&anyhow, message, exit::USAGE));
+    }
+    let _ = error.print();
+    exit::exit(exit::USAGE)
 }
 
 fn run(command: Command, output: Output) -> anyhow::Result<u8> {
@@ -142,8 +167,10 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only for a person at a terminal, never into a file or a pipe.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -442,6 +442,18 @@ fn usage_local_and_connection_failures_have_their_documented_codes() {
     assert!(stderr.contains("--dir, --generate or --config"), "{stderr}");
     // clap's own.
     assert_eq!(code_of(&["backup"], &[]).0, Some(2));
+    // With --json, usage errors are the JSON error object too, clap's included.
+    for args in [
+        &["--json", "backup"][..],
+        &["--json", "online", "-s", "127.0.0.1"],
+    ] {
+        let output = dsbackup().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+        assert_eq!(doc["exit_code"], 2);
+        assert!(!doc["error"]["message"].as_str().unwrap().is_empty());
+    }
     // online and set-log do not take read options.
     assert_eq!(
         run(&with("online", &["--read-size", "65536"]), &[]).0,
@@ -488,6 +500,16 @@ fn online_offline_and_refused_have_their_documented_codes() {
         PASSWORD,
     );
     assert_eq!(backup.status.code(), Some(4), "{}", text(&backup.stderr));
+    // The same with --json: the status by name and as an HRESULT.
+    let backup = dc.run(
+        "backup",
+        &["--json", "--user", "nobody", "--out", out.to_str().unwrap()],
+        PASSWORD,
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "refused");
+    assert_eq!(doc["error"]["status_name"], "ERROR_ACCESS_DENIED");
+    assert_eq!(doc["error"]["hresult"], "0x80070005");
     drop(dc);
 
     let dc = MockDc::start(&[&args[..], &["--restore-mode"]].concat());
