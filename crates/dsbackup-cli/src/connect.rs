@@ -19,13 +19,15 @@ pub(crate) struct ConnectArgs {
     /// The endpoint mapper's TCP port.
     #[arg(long, default_value_t = 135)]
     pub(crate) epm_port: u16,
-    /// The account (DsSetAuthIdentity); its password comes from DSBACKUP_PASSWORD (or its NT
-    /// hash from DSBACKUP_NT_HASH), else a prompt.
+    /// The account (DsSetAuthIdentity); its NT hash comes from DSBACKUP_NT_HASH, else its
+    /// password from --password-file, --password-command or DSBACKUP_PASSWORD, else a prompt.
     #[arg(long, short = 'u')]
     pub(crate) user: Option<String>,
     /// The account's domain (NetBIOS name).
     #[arg(long, short = 'd', default_value = "")]
     pub(crate) domain: String,
+    #[command(flatten)]
+    pub(crate) password: creds::PasswordArgs,
     /// The RPC authentication level.
     #[arg(long, value_enum, default_value_t = Auth::Privacy)]
     pub(crate) auth: Auth,
@@ -118,7 +120,7 @@ impl ConnectArgs {
                     self.auth.name()
                 ))
             })?;
-            config = config.credentials(creds::resolve(user, &self.domain)?);
+            config = config.credentials(creds::resolve(user, &self.domain, &self.password)?);
         }
         config.connect_timeout = Duration::from_secs(self.connect_timeout);
         config.call_timeout = Duration::from_secs(self.timeout);

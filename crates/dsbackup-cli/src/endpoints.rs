@@ -42,6 +42,8 @@ pub(crate) struct Args {
     /// The account's domain (NetBIOS name).
     #[arg(long, short = 'd', default_value = "")]
     domain: String,
+    #[command(flatten)]
+    password: creds::PasswordArgs,
     /// The RPC authentication level: none without --user, privacy with it, unless given.
     #[arg(long, value_enum)]
     auth: Option<Auth>,
@@ -85,7 +87,7 @@ fn options(args: &Args) -> Result<ClientOptions> {
                 auth.name()
             ))
         })?;
-        let credentials = creds::resolve(user, &args.domain)?;
+        let credentials = creds::resolve(user, &args.domain, &args.password)?;
         options.auth = ClientAuth::ntlm(credentials, auth.level());
     }
     options.connect_timeout = Duration::from_secs(args.connect_timeout);
@@ -210,6 +212,7 @@ mod tests {
             epm_port,
             user: None,
             domain: String::new(),
+            password: creds::PasswordArgs::default(),
             auth: None,
             connect_timeout: 10,
             timeout: 10,

@@ -77,6 +77,10 @@ pub(crate) fn code_of(error: &anyhow::Error) -> u8 {
                 _ => USAGE,
             };
         }
+        if cause.is::<std::io::Error>() {
+            // A local file: a password file, an input of inspect, standard output.
+            return LOCAL;
+        }
     }
     FAILURE
 }

@@ -492,6 +492,36 @@ fn online_offline_and_refused_have_their_documented_codes() {
     let dc = MockDc::start(&args);
     let online = dc.run("online", &["--user", "svc-backup"], PASSWORD);
     assert_eq!(online.status.code(), Some(0), "{}", text(&online.stderr));
+    // A password file, and a password command, come before DSBACKUP_PASSWORD (wrong here).
+    let file = tmp.path().join("password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let file = file.to_str().unwrap();
+    let online = dc.run(
+        "online",
+        &["-u", "svc-backup", "--password-file", file],
+        "wrong",
+    );
+    assert_eq!(online.status.code(), Some(0), "{}", text(&online.stderr));
+    let command = format!("cat '{file}'");
+    let online = dc.run(
+        "online",
+        &["-u", "svc-backup", "--password-command", &command],
+        "wrong",
+    );
+    assert_eq!(online.status.code(), Some(0), "{}", text(&online.stderr));
+    // A password file that is not there: a local file problem, 7.
+    let missing = tmp.path().join("nothing");
+    let online = dc.run(
+        "online",
+        &[
+            "-u",
+            "svc-backup",
+            "--password-file",
+            missing.to_str().unwrap(),
+        ],
+        PASSWORD,
+    );
+    assert_eq!(online.status.code(), Some(7), "{}", text(&online.stderr));
     // No backup privilege: the server refuses, 4.
     let out = tmp.path().join("set");
     let backup = dc.run(
