@@ -61,6 +61,13 @@ enum Command {
     MockDc(mock::MockDcArgs),
     /// Start a mock DC on loopback, back it up with NTLM packet privacy, verify, summarize.
     Demo(mock::DemoArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `dsbackup man > ~/.local/share/man/man1/dsbackup.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -132,6 +139,19 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
         Command::SetLog(args) => runtime()?.block_on(commands::set_log(&args, output)),
         Command::MockDc(args) => runtime()?.block_on(mock::mock_dc(&args, output)),
         Command::Demo(args) => runtime()?.block_on(mock::demo(&args, output)),
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a write error (a closed pipe).
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "dsbackup", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout().lock())?;
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -548,3 +548,29 @@ fn online_offline_and_refused_have_their_documented_codes() {
     let answer: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
     assert_eq!(answer["online"], false);
 }
+
+/// `completions SHELL` prints a script that names the subcommands; `man` a roff page.
+#[test]
+fn completions_and_man_page() {
+    let bash = dsbackup().args(["completions", "bash"]).output().unwrap();
+    assert!(bash.status.success());
+    let script = text(&bash.stdout);
+    assert!(script.contains("complete -F _dsbackup"), "{script}");
+    assert!(script.contains("--password-file"));
+    let fish = dsbackup().args(["completions", "fish"]).output().unwrap();
+    assert!(text(&fish.stdout).contains("complete -c dsbackup"));
+    let man = dsbackup().arg("man").output().unwrap();
+    assert!(man.status.success());
+    let page = text(&man.stdout);
+    assert!(page.contains(".TH dsbackup 1"), "{page}");
+    assert!(page.contains("inspect"));
+    assert_eq!(
+        dsbackup()
+            .args(["completions", "cmd"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
