@@ -23,6 +23,7 @@
 //! | --- | --- |
 //! | `call` | the last fragment of a call of a known interface: `interface`, `opnum`, `name`, `direction` (`request`, `response`, `fault`), `params` by IDL name, `trailing` (hex of bytes past the last parameter); of another interface: `interface` null, `interface_uuid`, `interface_version`, `opnum`, `direction` |
 //! | `call_error` | that stub does not decode (the run goes on) |
+//! | `string_binding`, `floors` | beside each `tower_octet_string` of an endpoint-mapper call: the tower as a string binding (`ncacn_ip_tcp:10.0.0.1[49667]`) and its floors |
 //! | `sealed` | a stub PDU at packet privacy |
 //! | `unsealed`, `unsealed_stub` | with the password: the signature verified, the plaintext stub (hex) |
 //! | `verified` | with the password: a signed (integrity) PDU whose signature verified |
@@ -33,6 +34,7 @@ mod call;
 mod capture;
 mod conversation;
 mod ntlm;
+mod tower;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};

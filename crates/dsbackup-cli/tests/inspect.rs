@@ -535,6 +535,18 @@ fn a_pcapng_capture_is_read_stream_by_stream() {
     assert_eq!(lookup[0]["call"]["params"]["num_ents"], 53);
     assert_eq!(lookup[0]["direction"], "O");
     assert_eq!(lookup[0]["src"], "127.0.0.1:135");
+    // Every entry's tower as a string binding (Samba registers its addresses as 0.0.0.0).
+    let entries = lookup[0]["call"]["params"]["entries"]["items"]
+        .as_array()
+        .unwrap();
+    let bindings: Vec<&str> = entries
+        .iter()
+        .filter_map(|entry| entry["tower"]["string_binding"].as_str())
+        .collect();
+    assert!(
+        bindings.contains(&"ncacn_ip_tcp:0.0.0.0[49154]"),
+        "{bindings:?}"
+    );
 
     // SAMR is not decoded, but every call is named by UUID and opnum, and unsealed.
     let samr: Vec<&Value> = out

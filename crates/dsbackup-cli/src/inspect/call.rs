@@ -86,10 +86,13 @@ pub(crate) fn decode_call(
     };
     // The decoded stub serializes as `{"<call name>": {<params>}}`: keep the inner object.
     let value = serde_json::to_value(&decoded).map_err(|error| error.to_string())?;
-    let params = match value {
+    let mut params = match value {
         Value::Object(map) => map.into_iter().next().map_or(Value::Null, |(_, v)| v),
         other => other,
     };
+    if iface == Interface::Epm {
+        super::tower::annotate(&mut params);
+    }
     let mut call = call_head(iface, opnum, half);
     call.insert("params".into(), params);
     if let Some(trailing) = trailing {
