@@ -1,11 +1,13 @@
 //! The options every command that talks to a server shares, and the [`Client`] they build.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use dsbackup_client::{AuthLevel, Client, ClientConfig, Endpoint};
 
 use crate::creds;
+use crate::pcapng::Capture;
 
 /// How to reach and authenticate to the server.
 #[derive(Debug, Args)]
@@ -37,6 +39,10 @@ pub(crate) struct ConnectArgs {
     /// Seconds one call may take.
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout: u64,
+    /// Write the traffic to this pcapng file, as it went on the wire (open it with Wireshark or
+    /// tshark; `-o ntlmssp.nt_password:PASSWORD` unseals it).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub(crate) capture: Option<PathBuf>,
 }
 
 /// How a backup reads its files: only the commands that read list these.
@@ -121,6 +127,9 @@ impl ConnectArgs {
                 ))
             })?;
             config = config.credentials(creds::resolve(user, &self.domain, &self.password)?);
+        }
+        if let Some(path) = &self.capture {
+            config.tap = Some(Capture::create(path)?.tap());
         }
         config.connect_timeout = Duration::from_secs(self.connect_timeout);
         config.call_timeout = Duration::from_secs(self.timeout);

@@ -53,6 +53,9 @@ pub(crate) struct Args {
     /// Seconds one call may take.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Write the traffic to this pcapng file, as it went on the wire.
+    #[arg(long, value_name = "FILE.pcapng")]
+    capture: Option<std::path::PathBuf>,
 }
 
 /// Runs the command; `json` (the global `--json`): one JSON object a line (JSON Lines) instead
@@ -92,6 +95,9 @@ fn options(args: &Args) -> Result<ClientOptions> {
     }
     options.connect_timeout = Duration::from_secs(args.connect_timeout);
     options.call_timeout = Duration::from_secs(args.timeout);
+    if let Some(path) = &args.capture {
+        options.tap = Some(crate::pcapng::Capture::create(path)?.tap());
+    }
     Ok(options)
 }
 
@@ -216,6 +222,7 @@ mod tests {
             auth: None,
             connect_timeout: 10,
             timeout: 10,
+            capture: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod exit;
 mod inspect;
 mod mock;
 mod output;
+mod pcapng;
 mod progress;
 
 use std::process::ExitCode;

@@ -574,3 +574,94 @@ fn completions_and_man_page() {
         Some(2)
     );
 }
+
+/// `backup --capture` writes the traffic as pcapng: our own `inspect` follows it and unseals
+/// every call with the password; tshark (where installed, as in CI) reads it with no malformed
+/// frame and decrypts the sealed stubs with `-o ntlmssp.nt_password:...`.
+#[test]
+fn backup_capture_is_a_pcapng_that_inspect_and_tshark_unseal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ntds = tmp.path().join("ntds");
+    let dc = MockDc::start(&[
+        "--dir",
+        ntds.to_str().unwrap(),
+        "--generate",
+        "1MiB",
+        "--user",
+        "svc-backup",
+    ]);
+    let out = tmp.path().join("set");
+    let pcap = tmp.path().join("backup.pcapng");
+    let backup = dc.run(
+        "backup",
+        &[
+            "-q",
+            "--user",
+            "svc-backup",
+            "--out",
+            out.to_str().unwrap(),
+            "--capture",
+            pcap.to_str().unwrap(),
+        ],
+        PASSWORD,
+    );
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    drop(dc);
+
+    let inspect = dsbackup()
+        .args(["inspect", "--nt-password", PASSWORD, pcap.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+    let pdus: Vec<serde_json::Value> = text(&inspect.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let calls = |name: &str| {
+        pdus.iter()
+            .filter(|pdu| pdu["call"]["name"] == name && pdu["call"]["params"].is_object())
+            .count()
+    };
+    // The endpoint-mapper lookup and the backup calls, request and response each.
+    assert_eq!(calls("EptMap"), 2);
+    assert_eq!(calls("HrRBackupPrepare"), 2);
+    assert_eq!(calls("HrRBackupEnd"), 2);
+    assert!(calls("HrRBackupRead") >= 12);
+    let streams: std::collections::BTreeSet<u64> = pdus
+        .iter()
+        .filter_map(|pdu| pdu["stream"].as_u64())
+        .collect();
+    assert!(streams.len() >= 2, "{streams:?}");
+    assert!(pdus.iter().any(|pdu| pdu["unsealed"] == true));
+
+    let Ok(tshark) = Command::new("tshark")
+        .args(["-r", pcap.to_str().unwrap()])
+        .args(["-o", &format!("ntlmssp.nt_password:{PASSWORD}")])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "_ws.malformed",
+            "-e",
+            "dcerpc.decrypted_stub_data",
+        ])
+        .args(["-Y", "dcerpc"])
+        .output()
+    else {
+        eprintln!("tshark is not installed: its half of this test did not run");
+        return;
+    };
+    assert!(tshark.status.success(), "{}", text(&tshark.stderr));
+    let lines = text(&tshark.stdout);
+    assert!(!lines.is_empty());
+    for line in lines.lines() {
+        let (malformed, _) = line.split_once('\t').unwrap_or((line, ""));
+        assert!(malformed.is_empty(), "malformed frame: {line}");
+    }
+    assert!(
+        lines
+            .lines()
+            .any(|line| line.split('\t').nth(1).is_some_and(|d| !d.is_empty())),
+        "tshark decrypted nothing"
+    );
+}
