@@ -53,6 +53,9 @@ pub(crate) struct MockDcArgs {
     /// The lowest auth level a call may come with (without --config).
     #[arg(long, value_enum, default_value_t = Auth::Integrity)]
     pub(crate) min_auth: Auth,
+    /// Write what is served to this pcapng file, as it went on the wire.
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub(crate) capture: Option<PathBuf>,
     /// Start in directory services restore mode.
     #[arg(long)]
     pub(crate) restore_mode: bool,
@@ -120,6 +123,10 @@ pub(crate) async fn mock_dc(args: &MockDcArgs, output: Output) -> anyhow::Result
         max_frag: args.max_frag,
         domain: String::new(),
         danger_anonymous_user: None,
+        capture: match &args.capture {
+            Some(path) => Some(crate::pcapng::Capture::create(path)?.tap()),
+            None => None,
+        },
     };
     let server = MockServer::start(dc, &options)
         .await

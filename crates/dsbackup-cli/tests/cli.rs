@@ -582,6 +582,7 @@ fn completions_and_man_page() {
 fn backup_capture_is_a_pcapng_that_inspect_and_tshark_unseal() {
     let tmp = tempfile::tempdir().unwrap();
     let ntds = tmp.path().join("ntds");
+    let served = tmp.path().join("served.pcapng");
     let dc = MockDc::start(&[
         "--dir",
         ntds.to_str().unwrap(),
@@ -589,6 +590,8 @@ fn backup_capture_is_a_pcapng_that_inspect_and_tshark_unseal() {
         "1MiB",
         "--user",
         "svc-backup",
+        "--capture",
+        served.to_str().unwrap(),
     ]);
     let out = tmp.path().join("set");
     let pcap = tmp.path().join("backup.pcapng");
@@ -608,15 +611,34 @@ fn backup_capture_is_a_pcapng_that_inspect_and_tshark_unseal() {
     assert!(backup.status.success(), "{}", text(&backup.stderr));
     drop(dc);
 
-    let inspect = dsbackup()
-        .args(["inspect", "--nt-password", PASSWORD, pcap.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
-    let pdus: Vec<serde_json::Value> = text(&inspect.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let read = |path: &Path| -> Vec<serde_json::Value> {
+        let inspect = dsbackup()
+            .args(["inspect", "--nt-password", PASSWORD, path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+        text(&inspect.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let pdus = read(&pcap);
+    // The server's capture of the same traffic has the same PDUs (the two ends may see the
+    // streams interleave in another order).
+    let headers = |pdus: &[serde_json::Value]| -> Vec<String> {
+        let mut all: Vec<String> = pdus
+            .iter()
+            .map(|pdu| format!("{} {} {}", pdu["header"], pdu["body"], pdu["auth_verifier"]))
+            .collect();
+        all.sort();
+        all
+    };
+    let served = read(&served);
+    assert_eq!(served.len(), pdus.len());
+    assert!(
+        headers(&served) == headers(&pdus),
+        "the server's capture differs"
+    );
     let calls = |name: &str| {
         pdus.iter()
             .filter(|pdu| pdu["call"]["name"] == name && pdu["call"]["params"].is_object())

@@ -63,6 +63,7 @@ use tokio_util::task::TaskTracker;
 use crate::codec::FrameCodec;
 use crate::metrics::{Gauge, Kind, Metrics, Snapshot};
 use crate::nonce;
+use crate::tap::{Tap, TapEnds, Tapped};
 use crate::writer::write_frames;
 
 pub use self::hook::{ConnectionHook, ConnectionTap, Verdict};
@@ -348,6 +349,8 @@ pub struct ServerOptions {
     /// Sees each connection's bind, answers and outgoing frames, and may refuse, close or
     /// alter them (fault injection); `None` for a well-behaved server.
     pub hook: Option<Arc<dyn ConnectionHook>>,
+    /// Where to copy every PDU of every connection (a capture file); none by default.
+    pub capture: Option<Tap>,
 }
 
 impl Default for ServerOptions {
@@ -363,6 +366,7 @@ impl Default for ServerOptions {
             ntlm: None,
             principal_name: String::new(),
             hook: None,
+            capture: None,
         }
     }
 }
@@ -796,6 +800,16 @@ impl Connection {
             () = shared.stop.cancelled() => return,
         };
         shared.metrics.frame_in();
+        let tapped = shared.options.capture.clone().map(|capture| {
+            let ends = TapEnds {
+                client: remote_addr,
+                server: local_addr,
+            };
+            Tapped::open(capture, ends, false)
+        });
+        if let Some(tapped) = &tapped {
+            tapped.received(&first);
+        }
         let mut tap = shared
             .options
             .hook
@@ -852,6 +866,9 @@ impl Connection {
                 while let Some(frame) = assoc.poll_transmit() {
                     shared.metrics.frame_out();
                     let (frame, verdict) = tap_outgoing(tap.as_mut(), frame);
+                    if let Some(tapped) = tapped.as_ref().filter(|_| !frame.is_empty()) {
+                        tapped.sent(&frame.to_bytes());
+                    }
                     if !frame.is_empty() {
                         let _ = frames.send(frame);
                     }
@@ -891,6 +908,9 @@ impl Connection {
                 frame = reader.next(), if grace.is_none() => match frame {
                     Some(Ok(frame)) => {
                         shared.metrics.frame_in();
+                        if let Some(tapped) = &tapped {
+                            tapped.received(&frame);
+                        }
                         idle = Instant::now() + idle_timeout;
                         if let Err(error) = assoc.handle_frame(frame) {
                             tracing::debug!(%error, peer = %remote_addr, "association refused");
