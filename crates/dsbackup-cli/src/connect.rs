@@ -98,6 +98,24 @@ impl Auth {
     }
 }
 
+/// `--server` is a host name or address: a `host:port` is a usage error that names the port
+/// flags.
+///
+/// # Errors
+/// A usage error for `host:port` (an IPv6 address, with several colons, passes).
+pub(crate) fn check_server(server: &str) -> anyhow::Result<()> {
+    if let Some((host, port)) = server.rsplit_once(':')
+        && !host.contains(':')
+        && port.parse::<u16>().is_ok()
+    {
+        return Err(crate::exit::usage(format!(
+            "--server takes a host name or address, not {server:?}: give {host} to --server, \
+             and {port} to --epm-port (the endpoint mapper) or --port (ad_backup itself)"
+        )));
+    }
+    Ok(())
+}
+
 impl ConnectArgs {
     /// The client: credentials from the environment or a prompt when authenticating.
     ///
@@ -112,6 +130,7 @@ impl ConnectArgs {
     /// # Errors
     /// As [`client`](Self::client); a read size out of range is a usage error.
     pub(crate) fn reading_client(&self, read: Option<&ReadArgs>) -> anyhow::Result<Client> {
+        check_server(&self.server)?;
         let mut config = ClientConfig::new(self.server.clone()).auth_level(self.auth.level());
         config = config.endpoint(match self.port {
             Some(port) => Endpoint::Port(port),

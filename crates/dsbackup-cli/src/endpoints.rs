@@ -77,6 +77,7 @@ pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
 /// # Errors
 /// A usage error for `--auth` above none without `--user`, or no password.
 fn options(args: &Args) -> Result<ClientOptions> {
+    crate::connect::check_server(&args.server)?;
     let auth = match (args.auth, &args.user) {
         (Some(auth), _) => auth,
         (None, Some(_)) => Auth::Privacy,

@@ -440,6 +440,13 @@ fn usage_local_and_connection_failures_have_their_documented_codes() {
     let (code, stderr) = code_of(&["mock-dc"], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--dir, --generate or --config"), "{stderr}");
+    // A port in --server: the message names the port flags.
+    let (code, stderr) = code_of(&["online", "-s", "dc1:135", "--auth", "none"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--epm-port") && stderr.contains("--port"),
+        "{stderr}"
+    );
     // clap's own.
     assert_eq!(code_of(&["backup"], &[]).0, Some(2));
     // With --json, usage errors are the JSON error object too, clap's included.
