@@ -27,6 +27,7 @@ use super::{CallContext, CallError, ConnectionTap, RpcInterface, Shared, Verdict
 use crate::codec::FrameCodec;
 use crate::metrics::{Gauge, Kind};
 use crate::nonce;
+use crate::tap::{TapEnds, Tapped};
 use crate::writer::write_frames;
 
 /// Hands an outgoing frame to the connection's tap, if any: what to write, and whether to
@@ -130,6 +131,16 @@ impl Connection {
             () = shared.stop.cancelled() => return,
         };
         shared.metrics.frame_in();
+        let tapped = shared.options.capture.clone().map(|capture| {
+            let ends = TapEnds {
+                client: remote_addr,
+                server: local_addr,
+            };
+            Tapped::open(capture, ends, false)
+        });
+        if let Some(tapped) = &tapped {
+            tapped.received(&first);
+        }
         let mut tap = shared
             .options
             .hook
@@ -186,6 +197,9 @@ impl Connection {
                 while let Some(frame) = assoc.poll_transmit() {
                     shared.metrics.frame_out();
                     let (frame, verdict) = tap_outgoing(tap.as_mut(), frame);
+                    if let Some(tapped) = tapped.as_ref().filter(|_| !frame.is_empty()) {
+                        tapped.sent(&frame.to_bytes());
+                    }
                     if !frame.is_empty() {
                         let _ = frames.send(frame);
                     }
@@ -225,6 +239,9 @@ impl Connection {
                 frame = reader.next(), if grace.is_none() => match frame {
                     Some(Ok(frame)) => {
                         shared.metrics.frame_in();
+                        if let Some(tapped) = &tapped {
+                            tapped.received(&frame);
+                        }
                         idle = Instant::now() + idle_timeout;
                         if let Err(error) = assoc.handle_frame(frame) {
                             tracing::debug!(%error, peer = %remote_addr, "association refused");

@@ -60,6 +60,7 @@ use tokio_util::task::TaskTracker;
 use self::groups::Groups;
 use self::listener::spawn_listener;
 use crate::metrics::{Metrics, Snapshot};
+use crate::tap::Tap;
 
 pub use self::hook::{ConnectionHook, ConnectionTap, Verdict};
 pub use self::interface::{CallContext, CallError, CallFuture, RpcInterface};
@@ -90,6 +91,8 @@ pub struct ServerOptions {
     /// Sees each connection's bind, answers and outgoing frames, and may refuse, close or
     /// alter them (fault injection); `None` for a well-behaved server.
     pub hook: Option<Arc<dyn ConnectionHook>>,
+    /// Where to copy every PDU of every connection (a capture file); none by default.
+    pub capture: Option<Tap>,
 }
 
 impl Default for ServerOptions {
@@ -105,6 +108,7 @@ impl Default for ServerOptions {
             ntlm: None,
             principal_name: String::new(),
             hook: None,
+            capture: None,
         }
     }
 }
