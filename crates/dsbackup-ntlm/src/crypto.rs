@@ -17,6 +17,7 @@ use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use md4::Md4;
 use md5::{Digest, Md5};
+use rc4::{Rc4, StreamCipher};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::flags::NegotiateFlags;
@@ -195,60 +196,19 @@ pub fn seal_key(exported_session_key: &Key, flags: NegotiateFlags, direction: Di
 
 /// An RC4 keystream kept across messages (the sealing "handle" of [MS-NLMP §3.4.4]).
 ///
-/// Our own RC4, because it is the hottest loop at packet privacy: the `rc4` crate's byte loop
-/// goes through its in-out buffer adapter and costs about 15 instructions a byte, this one
-/// about 9. It is the textbook algorithm (RFC 6229 gives its test vectors); the tests and the
-/// `rc4_differential` fuzz target hold it to the `rc4` crate byte for byte. The state is
-/// zeroized on drop; `Debug` never shows it.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub(crate) struct Rc4Stream {
-    state: [u8; 256],
-    i: u8,
-    j: u8,
-}
+/// The cipher state is zeroized on drop by the `rc4` crate; `Debug` never shows it.
+pub(crate) struct Rc4Stream(Rc4);
 
 impl Rc4Stream {
-    /// The key-scheduling algorithm over a 16-byte key.
     pub(crate) fn new(key: &[u8; 16]) -> Self {
-        let mut state = [0u8; 256];
-        for (slot, value) in state.iter_mut().zip(0u8..=255) {
-            *slot = value;
-        }
-        let mut j = 0u8;
-        for (i, k) in (0u8..=255).zip(key.iter().cycle()) {
-            j = j.wrapping_add(at(&state, i)).wrapping_add(*k);
-            state.swap(usize::from(i), usize::from(j));
-        }
-        Self { state, i: 0, j: 0 }
+        // INVARIANT: RC4 takes keys of 1 to 256 bytes, so a 16-byte key never fails.
+        Self(Rc4::new_from_slice(key).expect("RC4 takes 16-byte keys"))
     }
 
     /// Encrypts or decrypts `data` in place, continuing the keystream.
     pub(crate) fn apply(&mut self, data: &mut [u8]) {
-        let (mut i, mut j) = (self.i, self.j);
-        let state = &mut self.state;
-        for byte in data {
-            i = i.wrapping_add(1);
-            let si = at(state, i);
-            j = j.wrapping_add(si);
-            let sj = at(state, j);
-            // A `u8` indexes a 256-byte array: neither store can miss.
-            if let Some(slot) = state.get_mut(usize::from(i)) {
-                *slot = sj;
-            }
-            if let Some(slot) = state.get_mut(usize::from(j)) {
-                *slot = si;
-            }
-            *byte ^= at(state, si.wrapping_add(sj));
-        }
-        self.i = i;
-        self.j = j;
+        self.0.apply_keystream(data);
     }
-}
-
-/// `state[index]`: a `u8` is always inside a 256-byte array (the fallback is never taken, and
-/// the compiler drops it).
-fn at(state: &[u8; 256], index: u8) -> u8 {
-    state.get(usize::from(index)).copied().unwrap_or(0)
 }
 
 impl fmt::Debug for Rc4Stream {
@@ -316,44 +276,6 @@ mod tests {
         let hash = NtHash::from_password("Password");
         assert_eq!(format!("{hash:?}"), "NtHash(<redacted>)");
         assert_eq!(format!("{:?}", Key::new([7; 16])), "Key(<redacted>)");
-    }
-
-    /// RFC 6229's first test vector for a 128-bit key (0x01..0x10): keystream bytes 0..16 and
-    /// 4096..4112.
-    #[test]
-    fn rc4_matches_rfc_6229() {
-        let key: [u8; 16] = core::array::from_fn(|i| u8::try_from(i + 1).unwrap());
-        let mut stream = vec![0u8; 4112];
-        Rc4Stream::new(&key).apply(&mut stream);
-        assert_eq!(
-            hex::encode(&stream[..16]),
-            "9ac7cc9a609d1ef7b2932899cde41b97"
-        );
-        assert_eq!(
-            hex::encode(&stream[4096..]),
-            "a36a4c301ae8ac13610ccbc12256cacc"
-        );
-    }
-
-    proptest::proptest! {
-        /// Byte for byte the `rc4` crate's keystream, across calls of any lengths.
-        #[test]
-        fn rc4_matches_the_rc4_crate(
-            key in proptest::prelude::any::<[u8; 16]>(),
-            lengths in proptest::collection::vec(0usize..3000, 1..8),
-        ) {
-            use rc4::{KeyInit as _, StreamCipher as _};
-            let mut ours = Rc4Stream::new(&key);
-            let mut reference = rc4::Rc4::new_from_slice(&key).unwrap();
-            for (n, len) in lengths.into_iter().enumerate() {
-                let plain: Vec<u8> = (0..len).map(|i| u8::try_from((i * 31 + n) % 256).unwrap()).collect();
-                let mut a = plain.clone();
-                let mut b = plain;
-                ours.apply(&mut a);
-                reference.apply_keystream(&mut b);
-                proptest::prop_assert_eq!(a, b);
-            }
-        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use crate::acceptor::{Acceptor, AcceptorConfig, InMemoryCredentials, ServerInputs};
-use crate::crypto::Rc4Stream;
 use crate::messages::Message;
 
 /// Decodes `data` as any NTLM message; when it decodes, re-encodes it and checks that the
@@ -62,39 +61,5 @@ pub fn acceptor(data: &[u8]) {
     )]
     if let Ok(identity) = acceptor.authenticate(authenticate) {
         panic!("accepted without the password: {identity:?}");
-    }
-}
-
-/// Runs our RC4 and the `rc4` crate side by side: `data` is a 16-byte key, then segments of
-/// one length byte and up to that many bytes, each put through both keystreams in turn.
-///
-/// # Panics
-/// When the two outputs differ (a bug the fuzzer is looking for).
-pub fn rc4_differential(data: &[u8]) {
-    use rc4::{KeyInit as _, StreamCipher as _};
-    let Some((key, mut rest)) = data.split_first_chunk::<16>() else {
-        return;
-    };
-    let mut ours = Rc4Stream::new(key);
-    let Ok(mut reference) = rc4::Rc4::new_from_slice(key) else {
-        return;
-    };
-    while let Some((&len, tail)) = rest.split_first() {
-        let (segment, next) = tail.split_at(usize::from(len).min(tail.len()));
-        let mut a = segment.to_vec();
-        let mut b = segment.to_vec();
-        ours.apply(&mut a);
-        reference.apply_keystream(&mut b);
-        #[expect(
-            clippy::panic,
-            reason = "the oracle reports a difference to the fuzzer"
-        )]
-        if a != b {
-            panic!(
-                "our RC4 differs from the rc4 crate on {} bytes",
-                segment.len()
-            );
-        }
-        rest = next;
     }
 }
