@@ -36,7 +36,18 @@ impl Result1 {
     }
 }
 
-pub(crate) fn run() -> Result<()> {
+pub(crate) fn run(mut args: crate::args::Args) -> Result<()> {
+    let backup_only = args.flag("--backup-only");
+    let size_mib = args.number("--size")?.unwrap_or(1024);
+    args.finish()?;
+    if !backup_only {
+        criterion_benches()?;
+    }
+    backup_throughput(size_mib)
+}
+
+/// Every criterion bench of the workspace, each throughput against memcpy's.
+fn criterion_benches() -> Result<()> {
     let started = SystemTime::now();
     let meta = sh::metadata()?;
     let mut benches = Vec::new();
@@ -66,7 +77,7 @@ pub(crate) fn run() -> Result<()> {
         }
     }
     if benches.is_empty() {
-        println!("no bench targets yet (e.g. crates/dsbackup-proto/benches/pdu.rs): nothing to do");
+        println!("no bench targets yet (e.g. crates/dsbackup-proto/benches/pdu.rs)");
         return Ok(());
     }
     for (package, bench) in &benches {
@@ -74,12 +85,14 @@ pub(crate) fn run() -> Result<()> {
     }
     let results = collect(&sh::target_dir()?.join("criterion"), Some(started))?;
     print!("{}", table(&results));
-    backup_throughput()
+    Ok(())
 }
 
-/// The backup over loopback at each auth level, against a plain TCP copy in the same run
-/// (`crates/dsbackup-cli/examples/backup_throughput.rs` prints one JSON document).
-fn backup_throughput() -> Result<()> {
+/// The backup over loopback at each auth level and fragment size, with the bounds it is held
+/// to (`crates/dsbackup-cli/examples/backup_throughput.rs` prints one JSON document; the bounds
+/// come from the primitives it times in the same run, and from `openssl speed` when installed).
+fn backup_throughput(size_mib: u64) -> Result<()> {
+    let size = size_mib.to_string();
     let json = sh::read(sh::cargo().args([
         "run",
         "--release",
@@ -89,7 +102,7 @@ fn backup_throughput() -> Result<()> {
         "--example",
         "backup_throughput",
         "--",
-        "1024",
+        &size,
     ]))?;
     let line = json
         .lines()
@@ -97,45 +110,172 @@ fn backup_throughput() -> Result<()> {
         .find(|line| line.starts_with('{'))
         .context("backup_throughput printed no JSON")?;
     let result: Value = serde_json::from_str(line).context("backup_throughput's JSON")?;
-    print!("{}", throughput_table(&result));
+    let openssl = openssl_speed();
+    print!("{}", throughput_table(&result, &openssl));
     Ok(())
 }
 
-fn throughput_table(result: &Value) -> String {
+/// The crypto primitives of the data path, as the JSON and `openssl speed` name them.
+const PRIMITIVES: [(&str, &str); 4] = [
+    ("rc4", "rc4"),
+    ("md5", "md5"),
+    ("hmac_md5", "hmac(md5)"),
+    ("sha256", "sha256"),
+];
+
+/// Nanoseconds per byte of each primitive by `openssl speed` (16 KiB blocks, 1 s each, wall clock), where
+/// `openssl` is installed; RC4 needs OpenSSL 3's legacy provider.
+fn openssl_speed() -> Vec<(&'static str, f64)> {
+    if !sh::on_path("openssl") {
+        return Vec::new();
+    }
+    let mut speeds = Vec::new();
+    for (key, name) in PRIMITIVES {
+        let mut cmd = std::process::Command::new("openssl");
+        // -elapsed: wall-clock time, as ours are timed (by default it divides by CPU time).
+        cmd.args(["speed", "-elapsed", "-seconds", "1", "-bytes", "16384"]);
+        match key {
+            "rc4" => cmd.args(["-provider", "legacy", "-provider", "default", "-evp", name]),
+            "hmac_md5" => cmd.args(["-hmac", "md5"]),
+            _ => cmd.arg(name),
+        };
+        cmd.stderr(std::process::Stdio::null());
+        let Ok(output) = cmd.output() else { continue };
+        let text = String::from_utf8_lossy(&output.stdout);
+        if let Some(kbytes_per_sec) = parse_openssl_speed(&text) {
+            // ns per byte = 1e9 / (1000 * k bytes per second).
+            speeds.push((key, 1e6 / kbytes_per_sec));
+        }
+    }
+    speeds
+}
+
+/// The rate on the last line of `openssl speed` output (`md5  456144.41k`), in 1000s of bytes
+/// per second.
+fn parse_openssl_speed(text: &str) -> Option<f64> {
+    let last = text.lines().rev().find(|line| !line.trim().is_empty())?;
+    let rate = last.split_whitespace().last()?.strip_suffix('k')?;
+    rate.parse().ok().filter(|rate: &f64| *rate > 0.0)
+}
+
+/// The bounds an auth level is held to: 1 / (the sum of its primitives' ns per byte).
+fn bound_mib_s(per_byte_ns: &[(&str, f64)], auth: &str) -> Option<f64> {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let needs: &[&str] = match auth {
+        "privacy" => &["rc4", "md5", "sha256"],
+        "integrity" => &["md5", "sha256"],
+        _ => return None,
+    };
+    let mut ns = 0.0;
+    for need in needs {
+        ns += per_byte_ns.iter().find(|(key, _)| key == need)?.1;
+    }
+    (ns > 0.0).then(|| 1e9 / ns / MIB)
+}
+
+fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
     let number = |value: &Value, key: &str| value.get(key).and_then(Value::as_f64);
+    let ours: Vec<(&str, f64)> = PRIMITIVES
+        .iter()
+        .filter_map(|(key, _)| Some((*key, number(result.get("primitives")?, key)?)))
+        .collect();
+    let rate = |per_byte: &[(&str, f64)], key: &str| {
+        per_byte.iter().find(|(k, _)| *k == key).map_or_else(
+            || "-".to_owned(),
+            |(_, ns)| format!("{:.0}", 1e9 / ns / MIB),
+        )
+    };
     let mut out = format!(
-        "\nbackup of {} bytes over loopback; each level's reads alternate with plain TCP copies\n\
-         {:<10}  {:>10}  {:>15}  {:>19}  {:>21}\n",
-        result.get("bytes").and_then(Value::as_u64).unwrap_or(0),
-        "auth",
-        "read MiB/s",
-        "plain TCP MiB/s",
-        "ratio-to-plain-tcp",
-        "backup_to_dir MiB/s"
+        "\nprimitives on this machine, this run (MiB/s)\n{:<10}  {:>8}  {:>8}\n",
+        "primitive", "ours", "openssl"
     );
-    for level in result
-        .get("levels")
+    for (key, _) in PRIMITIVES {
+        out.push_str(&format!(
+            "{key:<10}  {:>8}  {:>8}\n",
+            rate(&ours, key),
+            rate(openssl, key)
+        ));
+    }
+    let bound = |per_byte: &[(&str, f64)], auth| {
+        bound_mib_s(per_byte, auth).map_or_else(|| "-".to_owned(), |b| format!("{b:.0}"))
+    };
+    out.push_str(&format!(
+        "bounds (MiB/s): integrity 1/(MD5+SHA-256) {} ours, {} openssl; \
+         privacy 1/(RC4+MD5+SHA-256) {} ours, {} openssl\n",
+        bound(&ours, "integrity"),
+        bound(openssl, "integrity"),
+        bound(&ours, "privacy"),
+        bound(openssl, "privacy"),
+    ));
+    out.push_str(&format!(
+        "\nbackup of {} bytes to disk over loopback (SHA-256, write, fsync); best of {} runs\n\
+         {:<6} {:<9} {:>7} {:>7} {:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+        result.get("bytes").and_then(Value::as_u64).unwrap_or(0),
+        result.get("runs").and_then(Value::as_u64).unwrap_or(0),
+        "frag",
+        "auth",
+        "MiB/s",
+        "target",
+        "ratio",
+        "read/tcp",
+        "cli CPU/G",
+        "srv CPU/G",
+        "cli RSS",
+        "srv RSS",
+        "base",
+    ));
+    for row in result
+        .get("rows")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
         let cell = |key: &str, digits: usize| {
-            number(level, key).map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+            number(row, key).map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        let auth = row.get("auth").and_then(Value::as_str).unwrap_or("?");
+        let backup = number(row, "backup_mib_s");
+        // none and connect: against the receive + SHA-256 + write baseline of the same run;
+        // integrity and privacy: against the primitives' bound (ours / openssl's).
+        let (target, ratio) = match bound_mib_s(&ours, auth) {
+            Some(ours_bound) => {
+                let theirs = bound_mib_s(openssl, auth);
+                let ratio =
+                    |b: f64| backup.map_or_else(|| "-".to_owned(), |v| format!("{:.2}", v / b));
+                (
+                    "0.8 bnd",
+                    format!(
+                        "{} / {}",
+                        ratio(ours_bound),
+                        theirs.map_or_else(|| "-".to_owned(), ratio)
+                    ),
+                )
+            }
+            None => (
+                "1.0 base",
+                backup
+                    .zip(number(row, "baseline_mib_s"))
+                    .map_or_else(|| "-".to_owned(), |(v, b)| format!("{:.2}", v / b)),
+            ),
         };
         out.push_str(&format!(
-            "{:<10}  {:>10}  {:>15}  {:>19}  {:>21}\n",
-            level.get("auth").and_then(Value::as_str).unwrap_or("?"),
-            cell("read_mib_s", 1),
-            cell("plain_tcp_mib_s", 1),
+            "{:<6} {auth:<9} {:>7} {target:>7} {ratio:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+            cell("frag", 0),
+            cell("backup_mib_s", 1),
             cell("read_ratio_to_plain_tcp", 3),
-            cell("backup_to_dir_mib_s", 1),
+            cell("client_cpu_s_per_gib", 2),
+            cell("server_cpu_s_per_gib", 2),
+            cell("client_peak_rss_mib", 1),
+            cell("server_peak_rss_mib", 1),
+            cell("baseline_mib_s", 1),
         ));
     }
-    if let Some(rss) = number(result, "peak_rss_mib") {
-        out.push_str(&format!(
-            "peak RSS {rss:.1} MiB (mock server and client in one process)\n"
-        ));
-    }
+    out.push_str(
+        "ratio: none/connect to the receive+SHA-256+write baseline (base, MiB/s); \
+         integrity/privacy to the bound, ours / openssl's. read/tcp: the reads alone against a \
+         plain TCP copy. CPU in s per GiB, RSS peaks in MiB\n",
+    );
     out
 }
 
@@ -305,20 +445,42 @@ mod tests {
     }
 
     #[test]
-    fn backup_throughput_prints_one_row_per_auth_level() {
+    fn backup_throughput_prints_one_row_per_level_and_fragment_size() {
         let result: Value = serde_json::from_str(
-            r#"{"bytes":1073741824,"plain_tcp_mib_s":2000.0,"peak_rss_mib":40.5,
-                "levels":[{"auth":"none","read_mib_s":1800.0,"read_ratio_to_plain_tcp":0.9,
-                           "plain_tcp_mib_s":2000.0,"backup_to_dir_mib_s":700.0},
-                          {"auth":"privacy","read_mib_s":200.0,"read_ratio_to_plain_tcp":0.1,
-                           "backup_to_dir_mib_s":150.0}]}"#,
+            r#"{"bytes":1073741824,"runs":3,
+                "primitives":{"rc4":2.0,"md5":1.5,"hmac_md5":1.6,"sha256":0.5},
+                "rows":[{"frag":5840,"auth":"none","backup_mib_s":700.0,"baseline_mib_s":640.0,
+                         "read_ratio_to_plain_tcp":0.9,"client_cpu_s_per_gib":1.25,
+                         "server_cpu_s_per_gib":1.0,"client_peak_rss_mib":20.5,
+                         "server_peak_rss_mib":30.0},
+                        {"frag":65535,"auth":"privacy","backup_mib_s":200.0}]}"#,
         )
         .unwrap();
-        let table = throughput_table(&result);
-        assert!(table.contains("2000.0"), "{table}");
-        assert!(table.contains("none"), "{table}");
-        assert!(table.contains("0.900"), "{table}");
-        assert!(table.contains("privacy"), "{table}");
-        assert!(table.contains("peak RSS 40.5 MiB"), "{table}");
+        let table = throughput_table(&result, &[("md5", 1.0), ("sha256", 1.0), ("rc4", 2.0)]);
+        let line = |start: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no {start} in {table}"))
+                .to_owned()
+        };
+        // 1e9 / 4 ns per byte = 238 MiB/s: 200 is 0.84 of it; openssl's 4 ns gives the same.
+        assert!(line("65535  privacy").contains("0.84 / 0.84"), "{table}");
+        // 700 / 640 of the baseline.
+        assert!(line("5840   none").contains("1.09"), "{table}");
+        assert!(line("5840   none").contains("20.5"), "{table}");
+        // integrity: 1e9 / 2 ns = 477 MiB/s ours, 1e9 / 2 ns openssl.
+        assert!(
+            line("bounds").contains("integrity 1/(MD5+SHA-256) 477 ours, 477 openssl"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn openssl_speed_output_parses() {
+        let text = "Doing md5 for 1s on 16384 size blocks: 27841 md5's in 1.00s\n\
+                    type          16384 bytes\nmd5             456144.41k\n";
+        assert_eq!(parse_openssl_speed(text), Some(456_144.41));
+        assert_eq!(parse_openssl_speed("RC4  0.00 \n"), None);
     }
 }
