@@ -43,6 +43,8 @@ mod connection;
 mod groups;
 pub mod interface;
 mod listener;
+mod reader;
+mod slots;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,8 +59,10 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::connection::ReassemblyBudget;
 use self::groups::Groups;
 use self::listener::spawn_listener;
+use self::slots::Slots;
 use crate::metrics::{Metrics, Snapshot};
 
 pub use self::hook::{ConnectionHook, ConnectionTap, Verdict};
@@ -77,10 +81,36 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Byte order of the PDUs and stubs the server sends.
     pub drep: DataRep,
-    /// Associations at once (both listeners together).
+    /// Associations at once (both listeners together). When all are held, a newcomer evicts
+    /// the stalest association not bound yet, then the stalest bound and unauthenticated one
+    /// (neither running a call nor holding a context handle); with none, it gets a bind_nak
+    /// `local_limit_exceeded`. Default 256.
     pub max_associations: usize,
-    /// An association with no call in flight and nothing received for this long is closed.
+    /// Associations at once from one client IP address (past it, as above among that
+    /// address's own). Default 64.
+    pub max_associations_per_address: usize,
+    /// A connection must have its bind (its first fragment) whole this long after it was
+    /// accepted. Default 3 s.
+    pub bind_timeout: Duration,
+    /// A connection must have completed its bind, and the security handshake the bind began,
+    /// this long after it was accepted. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// A fragment that began to arrive must be whole within this. Default 10 s.
+    pub fragment_timeout: Duration,
+    /// A bound association holding no context handle, running no call, is closed after this
+    /// long without a sign of life (a request dispatched, a call answered, a handshake leg,
+    /// bytes of its answers taken by the peer). Default 60 s.
+    pub idle_without_handle: Duration,
+    /// The same for an association holding a context handle (a backup or restore session).
+    /// Default 15 min.
     pub idle_timeout: Duration,
+    /// An association whose answers wait and whose peer takes none of their bytes for this
+    /// long is closed. Default 30 s.
+    pub send_timeout: Duration,
+    /// Request bytes held in reassembly across all associations (each call is also bounded by
+    /// `Limits::max_stub_len`): a fragment past it fails its association with a fault
+    /// `nca_s_server_too_busy`. Default 64 MiB.
+    pub reassembly_budget: usize,
     /// How long a graceful shutdown waits for the calls in flight.
     pub shutdown_grace: Duration,
     /// NTLM: the acceptor's names and credential store (`None`: authentication refused).
@@ -100,7 +130,14 @@ impl Default for ServerOptions {
             limits: Limits::server(),
             drep: DataRep::LITTLE_ENDIAN,
             max_associations: 256,
+            max_associations_per_address: 64,
+            bind_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(10),
+            fragment_timeout: Duration::from_secs(10),
+            idle_without_handle: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(15 * 60),
+            send_timeout: Duration::from_secs(30),
+            reassembly_budget: 64 << 20,
             shutdown_grace: Duration::from_secs(10),
             ntlm: None,
             principal_name: String::new(),
@@ -131,6 +168,10 @@ impl core::fmt::Debug for Server {
     }
 }
 
+/// Connections answered with a bind_nak at once; past it, a refused connection is closed
+/// without an answer.
+const MAX_REFUSING: usize = 64;
+
 /// What the tasks of a running server share.
 struct Shared {
     options: ServerOptions,
@@ -139,7 +180,10 @@ struct Shared {
     /// Cancelled when the shutdown grace is over: calls still running are abandoned.
     kill: CancellationToken,
     tracker: TaskTracker,
-    associations: Arc<Semaphore>,
+    slots: Arc<Slots>,
+    /// Connections being refused (answered with a bind_nak) at once.
+    refusing: Arc<Semaphore>,
+    reassembly: Arc<ReassemblyBudget>,
     next_assoc_id: AtomicU64,
     groups: Groups,
 }
@@ -197,7 +241,15 @@ impl Server {
             .transpose()?;
         let metrics = Metrics::new();
         let shared = Arc::new(Shared {
-            associations: Arc::new(Semaphore::new(self.options.max_associations.max(1))),
+            slots: Arc::new(Slots::new(
+                self.options.max_associations,
+                self.options.max_associations_per_address,
+            )),
+            refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
+            reassembly: Arc::new(ReassemblyBudget::new(
+                metrics.clone(),
+                self.options.reassembly_budget,
+            )),
             options: self.options,
             metrics: metrics.clone(),
             stop: CancellationToken::new(),
