@@ -15,6 +15,7 @@ mod ci;
 mod conformance;
 mod deps;
 mod fuzz;
+mod load;
 mod peers;
 mod sealed;
 mod setup;
@@ -48,10 +49,13 @@ Tasks:
   fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
         replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
         J targets at a time (default: one per core)
-  bench
+  bench [--load]
         runs the criterion benches and prints each throughput against memcpy in the same run;
         then the backup throughput over loopback (1 GiB at auth none, integrity, privacy) as
-        ratios to a plain TCP copy of the same bytes in the same run, and the peak RSS
+        ratios to a plain TCP copy of the same bytes in the same run, and the peak RSS; then
+        the load benchmark (alone with --load): 1,000 authenticated associations making calls
+        while 1,000 hostile sockets attack the same server (calls served, latency percentiles,
+        the server's peak RSS), and the server's RSS around 250 partial 1 MiB requests
 
 Installs (apt-get tshark and samba, pip impacket, cargo install cargo-fuzz) only happen when a tool is
 missing; --no-install or XTASK_NO_INSTALL=1 turns them into errors.
@@ -76,8 +80,12 @@ fn main() -> Result<()> {
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
         Some("bench") => {
+            let load_only = args.flag("--load");
             args.finish()?;
-            bench::run()
+            if !load_only {
+                bench::run()?;
+            }
+            load::run()
         }
         None | Some("help" | "-h" | "--help") => {
             print!("{HELP}");

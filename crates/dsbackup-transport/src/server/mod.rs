@@ -5,7 +5,8 @@
 //! - [`interface`]: the [`RpcInterface`] trait, [`CallContext`], [`CallError`];
 //! - `groups`: the association-group table;
 //! - `listener`: the accept loop;
-//! - `connection`: the task of one connection.
+//! - `slots`: the association table (eviction, the per-address cap);
+//! - `connection`: the task of one connection (`reader`: its fragments in).
 //!
 //! ```text
 //!  TcpListener ──accept──► connection task ─┬─ FramedRead<FrameCodec> ─► ServerAssociation
@@ -28,9 +29,14 @@
 //! - context handles: each association keeps a table of the handles its calls registered
 //!   ([`CallContext::register_context_handle`]); when the association dies, each is run down
 //!   ([`RpcInterface::rundown`]);
-//! - bounds on associations (an excess connection gets a bind_nak `local_limit_exceeded`),
-//!   on idle time, and a graceful shutdown (stop accepting, send shutdown PDUs, let the calls
-//!   in flight finish within a grace period, close).
+//! - hostile peers: an association table with a cap per client address, where idle
+//!   unauthenticated associations make room for newcomers (`slots`); deadlines for the bind,
+//!   the handshake, each fragment, idle associations and answers the peer does not take; a
+//!   budget of answer bytes per connection (`Limits::max_send_queue`: the association cuts no
+//!   fragment past it, the connection reads no request and starts no call); a budget of
+//!   request bytes in reassembly across associations ([`ServerOptions`] has each default);
+//! - a graceful shutdown (stop accepting, send shutdown PDUs, let the calls in flight finish
+//!   within a grace period, close).
 //!
 //! The endpoint mapper and mgmt are served by every server ([`epm`], [`mgmt`]). A test server
 //! may misbehave on the wire through a [`ConnectionHook`] ([`hook`]).
