@@ -11,8 +11,14 @@ use crate::sh;
 /// Runs both scenarios and prints their figures.
 pub(crate) fn run() -> Result<()> {
     for (title, args) in [
-        ("load and attack", ["attack", "1000", "1000"]),
-        ("partial requests", ["partial", "250", ""]),
+        // A table of 1500 associations for 2000 sockets: hostile ones must make room.
+        ("load and attack", ["attack", "1000", "1000", "1500"]),
+        // A table large enough for all: the cost of the attack alone.
+        (
+            "load and attack, no eviction",
+            ["attack", "1000", "1000", "2100"],
+        ),
+        ("partial requests", ["partial", "250", "", ""]),
     ] {
         let json = sh::read(
             sh::cargo()

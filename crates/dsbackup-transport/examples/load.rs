@@ -1,6 +1,6 @@
 //! The server under load and attack, over loopback (`cargo xtask bench --load` runs it):
 //!
-//! - `load attack [LEGIT] [HOSTILE]`: LEGIT authenticated associations (NTLM, packet privacy)
+//! - `load attack [LEGIT] [HOSTILE] [MAX_ASSOCIATIONS]`: LEGIT authenticated associations (NTLM, packet privacy)
 //!   each making calls while HOSTILE sockets attack the same server: a quarter silent, a
 //!   quarter trickling a bind a byte at a time, a quarter sending half a request fragment, a
 //!   quarter pipelining reads and never reading. Prints one JSON line: calls served and
@@ -70,14 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let runtime = tokio::runtime::Runtime::new()?;
     match args.first().map(String::as_str) {
-        Some("serve") => runtime.block_on(serve()),
+        Some("serve") => runtime.block_on(serve(number(1, 1500))),
         Some("partial") => runtime.block_on(partial(number(1, 250))),
-        _ => runtime.block_on(attack(number(1, 1000), number(2, 1000))),
+        _ => runtime.block_on(attack(number(1, 1000), number(2, 1000), number(3, 1500))),
     }
 }
 
 /// The server: prints its address, serves until stdin closes.
-async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(max_associations: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut users = InMemoryCredentials::new();
     users.insert_password("svc-backup", "CORP", "s3cret!Pa55");
     let mut options = ServerOptions::default();
@@ -90,7 +90,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     ));
     // Every client is on 127.0.0.1: the per-address cap is lifted; the table holds fewer
     // associations than legitimate and hostile sockets together, so eviction is exercised.
-    options.max_associations = 1500;
+    options.max_associations = max_associations;
     options.max_associations_per_address = usize::MAX;
     options.limits = Limits::server();
     let mut server = Server::new(options);
@@ -98,7 +98,6 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let running = server.start().await?;
     println!("{}", running.local_addr());
     let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
-    println!("{:?}", running.snapshot());
     Ok(())
 }
 
@@ -108,9 +107,10 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start() -> Result<Self, Box<dyn std::error::Error>> {
+    fn start(max_associations: usize) -> Result<Self, Box<dyn std::error::Error>> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("serve")
+            .arg(max_associations.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -235,8 +235,12 @@ async fn hostile(addr: SocketAddr, kind: usize, stop: tokio_util::sync::Cancella
     stop.cancelled().await;
 }
 
-async fn attack(legit: usize, hostiles: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let server = ServerProcess::start()?;
+async fn attack(
+    legit: usize,
+    hostiles: usize,
+    max_associations: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let server = ServerProcess::start(max_associations)?;
     let addr = server.addr;
     let idle_rss = server.memory("VmRSS:");
     let stop = tokio_util::sync::CancellationToken::new();
@@ -303,7 +307,7 @@ async fn attack(legit: usize, hostiles: usize) -> Result<(), Box<dyn std::error:
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     };
     println!(
-        "{{\"legit_associations\":{legit},\"hostile_sockets\":{hostiles},\"calls_ok\":{},\"calls_failed\":{failed},\"seconds\":{:.2},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_rss_idle_mib\":{idle_rss:.1},\"server_peak_rss_mib\":{peak:.1}}}",
+        "{{\"legit_associations\":{legit},\"hostile_sockets\":{hostiles},\"max_associations\":{max_associations},\"calls_ok\":{},\"calls_failed\":{failed},\"seconds\":{:.2},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_rss_idle_mib\":{idle_rss:.1},\"server_peak_rss_mib\":{peak:.1}}}",
         latencies.len(),
         elapsed.as_secs_f64(),
         percentile(50),
@@ -316,7 +320,7 @@ async fn attack(legit: usize, hostiles: usize) -> Result<(), Box<dyn std::error:
 
 async fn partial(connections: usize) -> Result<(), Box<dyn std::error::Error>> {
     const MIB: usize = 1 << 20;
-    let server = ServerProcess::start()?;
+    let server = ServerProcess::start(1500)?;
     let addr = server.addr;
     let before = server.memory("VmRSS:");
     let mut held = Vec::new();
@@ -329,7 +333,9 @@ async fn partial(connections: usize) -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let chunk = 5000;
-        for sent in (0..MIB).step_by(chunk) {
+        // Just under the 1 MiB a request may be (`Limits::max_stub_len`), the last fragment
+        // never sent.
+        for sent in (0..MIB - chunk).step_by(chunk) {
             let flags = if sent == 0 {
                 PfcFlags::FIRST_FRAG
             } else {
