@@ -15,6 +15,7 @@ mod ci;
 mod conformance;
 mod deps;
 mod fuzz;
+mod load;
 mod peers;
 mod sealed;
 mod setup;
@@ -52,13 +53,16 @@ Tasks:
   fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
         replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
         J targets at a time (default: one per core)
-  bench [--backup-only] [--size MIB]
+  bench [--backup-only] [--size MIB] [--load]
         runs the criterion benches and prints each throughput against memcpy in the same run
         (--backup-only skips them); then a backup over loopback (1 GiB unless --size says) at
         auth none, connect, integrity and privacy, with fragments of 5840 and 65535 bytes, to a
         directory: each level against its bound, computed in the same run from the crypto
         primitives' speed (ours and `openssl speed`'s) or from a plain receive + SHA-256 + write
-        of the same bytes; each side's CPU seconds per GiB and peak RSS
+        of the same bytes; each side's CPU seconds per GiB and peak RSS; then the load benchmark
+        (alone with --load): 1,000 authenticated associations making calls while 1,000 hostile
+        sockets attack the same server (calls served, latency percentiles, the server's peak
+        RSS), and the server's RSS around 250 partial 1 MiB requests
 
 Installs (apt-get tshark and samba, pip impacket, cargo install cargo-fuzz) only happen when a tool is
 missing; --no-install or XTASK_NO_INSTALL=1 turns them into errors.
@@ -86,7 +90,14 @@ fn main() -> Result<()> {
         }
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
-        Some("bench") => bench::run(args),
+        Some("bench") => {
+            if args.flag("--load") {
+                args.finish()?;
+                return load::run();
+            }
+            bench::run(args)?;
+            load::run()
+        }
         None | Some("help" | "-h" | "--help") => {
             print!("{HELP}");
             Ok(())

@@ -21,6 +21,19 @@
 //! nt_hash = "8846f7eaee8fb117ad06bdd830b7586c"
 //! privileges = ["backup", "restore"]
 //!
+//! # The server's limits against hostile peers (each optional; these are the defaults).
+//! [server]
+//! max_associations = 256
+//! max_associations_per_address = 64
+//! bind_timeout_ms = 3000          # the bind whole, after the accept
+//! handshake_timeout_ms = 10000    # bind and NTLM handshake done, after the accept
+//! fragment_timeout_ms = 10000     # a fragment whole, after its first byte
+//! idle_without_handle_ms = 60000  # bound, no context handle, no call
+//! idle_with_handle_ms = 900000    # holding a backup or restore session's handle
+//! send_timeout_ms = 30000         # answers queued, none taken by the peer
+//! reassembly_budget = 67108864    # request bytes in reassembly, all connections
+//! max_send_queue = 8388608        # bytes of answers queued per connection
+//!
 //! [faults]
 //! refuse_binds = false
 //! drop_after_calls = 100
@@ -40,7 +53,8 @@ use std::time::Duration;
 
 use dsbackup_ntlm::NtHash;
 use dsbackup_proto::iface::Interface;
-use dsbackup_proto::{AuthLevel, Status};
+use dsbackup_proto::{AuthLevel, Limits, Status};
+use dsbackup_transport::ServerOptions;
 use serde::Deserialize;
 
 use crate::faults::{FaultScript, StatusFault};
@@ -171,6 +185,69 @@ pub struct MockConfig {
     pub handle_seed: u64,
     /// The faults in force at start.
     pub faults: FaultScript,
+    /// The server's limits against hostile peers.
+    pub server: ServerLimits,
+}
+
+/// The server's limits against hostile peers (see `dsbackup_transport::ServerOptions`, where
+/// each is explained, and `Limits::max_send_queue`); the defaults are the transport's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerLimits {
+    /// Associations at once; when full, idle unauthenticated ones make room.
+    pub max_associations: usize,
+    /// Associations at once from one client address.
+    pub max_associations_per_address: usize,
+    /// The bind whole, after the accept.
+    pub bind_timeout: Duration,
+    /// Bind and security handshake done, after the accept.
+    pub handshake_timeout: Duration,
+    /// A fragment whole, after its first byte.
+    pub fragment_timeout: Duration,
+    /// Idle limit of a bound association holding no context handle.
+    pub idle_without_handle: Duration,
+    /// Idle limit of an association holding a context handle.
+    pub idle_with_handle: Duration,
+    /// Answers queued and none taken by the peer for this long: closed.
+    pub send_timeout: Duration,
+    /// Request bytes in reassembly across all connections.
+    pub reassembly_budget: usize,
+    /// Bytes of answers queued per connection.
+    pub max_send_queue: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        let options = ServerOptions::default();
+        Self {
+            max_associations: options.max_associations,
+            max_associations_per_address: options.max_associations_per_address,
+            bind_timeout: options.bind_timeout,
+            handshake_timeout: options.handshake_timeout,
+            fragment_timeout: options.fragment_timeout,
+            idle_without_handle: options.idle_without_handle,
+            idle_with_handle: options.idle_timeout,
+            send_timeout: options.send_timeout,
+            reassembly_budget: options.reassembly_budget,
+            max_send_queue: Limits::server().max_send_queue,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// Sets these limits on a server's options.
+    pub fn apply(&self, options: &mut ServerOptions) {
+        options.max_associations = self.max_associations;
+        options.max_associations_per_address = self.max_associations_per_address;
+        options.bind_timeout = self.bind_timeout;
+        options.handshake_timeout = self.handshake_timeout;
+        options.fragment_timeout = self.fragment_timeout;
+        options.idle_without_handle = self.idle_without_handle;
+        options.idle_timeout = self.idle_with_handle;
+        options.send_timeout = self.send_timeout;
+        options.reassembly_budget = self.reassembly_budget;
+        options.limits.max_send_queue = self.max_send_queue;
+    }
 }
 
 impl MockConfig {
@@ -199,6 +276,7 @@ impl MockConfig {
             max_read_chunk: Self::DEFAULT_MAX_READ_CHUNK,
             handle_seed: 0x6473_6261_636B_7570, // "dsbackup"
             faults: FaultScript::default(),
+            server: ServerLimits::default(),
         }
     }
 
@@ -296,6 +374,9 @@ impl MockConfig {
         if let Some(faults) = raw.faults {
             config.faults = faults.into_script()?;
         }
+        if let Some(server) = raw.server {
+            server.apply(&mut config.server);
+        }
         Ok(config)
     }
 }
@@ -382,6 +463,12 @@ impl MockConfigBuilder {
         self
     }
 
+    /// The server's limits against hostile peers.
+    pub fn server_limits(mut self, limits: ServerLimits) -> Self {
+        self.config.server = limits;
+        self
+    }
+
     /// The configuration.
     pub fn build(self) -> MockConfig {
         self.config
@@ -426,6 +513,51 @@ struct RawConfig {
     #[serde(default)]
     users: Vec<RawUser>,
     faults: Option<RawFaults>,
+    server: Option<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    max_associations: Option<usize>,
+    max_associations_per_address: Option<usize>,
+    bind_timeout_ms: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
+    fragment_timeout_ms: Option<u64>,
+    idle_without_handle_ms: Option<u64>,
+    idle_with_handle_ms: Option<u64>,
+    send_timeout_ms: Option<u64>,
+    reassembly_budget: Option<usize>,
+    max_send_queue: Option<usize>,
+}
+
+impl RawServer {
+    fn apply(self, limits: &mut ServerLimits) {
+        let ms = Duration::from_millis;
+        let set = |target: &mut Duration, value: Option<u64>| {
+            if let Some(value) = value {
+                *target = ms(value);
+            }
+        };
+        set(&mut limits.bind_timeout, self.bind_timeout_ms);
+        set(&mut limits.handshake_timeout, self.handshake_timeout_ms);
+        set(&mut limits.fragment_timeout, self.fragment_timeout_ms);
+        set(&mut limits.idle_without_handle, self.idle_without_handle_ms);
+        set(&mut limits.idle_with_handle, self.idle_with_handle_ms);
+        set(&mut limits.send_timeout, self.send_timeout_ms);
+        if let Some(max) = self.max_associations {
+            limits.max_associations = max;
+        }
+        if let Some(max) = self.max_associations_per_address {
+            limits.max_associations_per_address = max;
+        }
+        if let Some(budget) = self.reassembly_budget {
+            limits.reassembly_budget = budget;
+        }
+        if let Some(budget) = self.max_send_queue {
+            limits.max_send_queue = budget;
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -566,6 +698,12 @@ mod tests {
             nt_hash = "A4F49C406510BDCAB6824EE7C30FD852"
             privileges = ["backup", "restore"]
 
+            [server]
+            max_associations = 1000
+            handshake_timeout_ms = 2500
+            idle_with_handle_ms = 60000
+            max_send_queue = 65536
+
             [faults]
             refuse_binds = true
             drop_after_calls = 100
@@ -590,6 +728,18 @@ mod tests {
         assert_eq!(config.mode, DsMode::Restore);
         assert_eq!(config.tombstone_lifetime_days, 60);
         assert_eq!(config.idle_timeout, Duration::from_secs(30));
+        let server = ServerLimits::default();
+        assert_eq!(
+            config.server,
+            ServerLimits {
+                max_associations: 1000,
+                handshake_timeout: Duration::from_millis(2500),
+                idle_with_handle: Duration::from_secs(60),
+                max_send_queue: 65536,
+                ..server
+            }
+        );
+        assert_eq!(server.bind_timeout, Duration::from_secs(3));
         let backup = config.user("SVC-BACKUP").unwrap();
         assert_eq!(backup.privileges, Privileges::BACKUP);
         assert_eq!(backup.nt_hash, nt_hash("Password"));

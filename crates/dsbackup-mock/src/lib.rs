@@ -67,7 +67,9 @@ mod prng;
 pub mod sample;
 pub mod serve;
 
-pub use crate::config::{ConfigError, DsMode, MockConfig, MockConfigBuilder, MockUser, Privileges};
+pub use crate::config::{
+    ConfigError, DsMode, MockConfig, MockConfigBuilder, MockUser, Privileges, ServerLimits,
+};
 pub use crate::dc::{
     Caller, ConnectionId, MockDc, MockError, Principal, Reply, ServeError, filetime,
 };

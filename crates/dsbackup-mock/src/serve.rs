@@ -101,6 +101,7 @@ impl MockServer {
         limits.max_recv_frag = frag;
         limits.max_xmit_frag = frag;
         server_options.limits = limits;
+        config.server.apply(&mut server_options);
         server_options.ntlm = Some(AcceptorConfig::new(
             store,
             &config.dc_name,

@@ -61,6 +61,12 @@ pub struct Limits {
     pub max_calls_in_flight: usize,
     /// Largest number of presentation contexts on the association.
     pub max_contexts: usize,
+    /// Bytes of answers a server association holds for its connection: fragments handed out
+    /// and not yet reported written, and the rest of the answers not yet cut into fragments.
+    /// At the budget no further fragment is cut, and the driver stops reading requests and
+    /// starting calls until the peer has taken some (see
+    /// [`ServerAssociation::has_room`](crate::ServerAssociation::has_room)).
+    pub max_send_queue: usize,
 }
 
 impl Limits {
@@ -74,11 +80,13 @@ impl Limits {
             max_fragments_per_call: 16_384,
             max_calls_in_flight: 64,
             max_contexts: 16,
+            max_send_queue: 8 << 20,
         }
     }
 
     /// Server defaults: fragments of 5840 bytes, requests up to 1 MiB (the backup interfaces'
-    /// requests are small), 64 calls in flight, 16 contexts.
+    /// requests are small), 64 calls in flight, 16 contexts, 8 MiB of answers queued per
+    /// connection (two backup reads of the default 4 MiB).
     pub const fn server() -> Self {
         Self {
             max_recv_frag: DEFAULT_FRAG_SIZE,
@@ -87,6 +95,7 @@ impl Limits {
             max_fragments_per_call: 1024,
             max_calls_in_flight: 64,
             max_contexts: 16,
+            max_send_queue: 8 << 20,
         }
     }
 
@@ -341,6 +350,11 @@ impl Fragmenter {
         self.done
     }
 
+    /// Stub bytes not cut into fragments yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
     /// The next fragment (`None` once the last went out): the PDU, its own stub empty, and
     /// the stub fragment apart, as slices of the call's stub.
     pub(crate) fn next_fragment(&mut self) -> Option<(Pdu, Chain)> {
@@ -412,6 +426,11 @@ impl Reassembly {
         };
         reassembly.push(first, limits)?;
         Ok(reassembly)
+    }
+
+    /// Stub bytes held so far.
+    pub(crate) fn len(&self) -> usize {
+        self.stub.len()
     }
 
     /// Appends a further fragment's stub.

@@ -268,6 +268,17 @@ pub struct ServerAssociation {
     sending: VecDeque<Fragmenter>,
     control: VecDeque<Bytes>,
     events: VecDeque<ServerEvent>,
+    /// Bytes handed out by `poll_transmit` and not reported written yet.
+    unwritten: usize,
+    /// Bytes handed out, and reported written, since the association began.
+    emitted: u64,
+    written: u64,
+    /// Answered calls whose last fragment is handed out but not written: where each ends in
+    /// the stream of bytes handed out.
+    answered: VecDeque<u64>,
+    /// Request stub bytes the association may hold in reassembly (the driver's share of a
+    /// budget across associations).
+    reassembly_allowance: usize,
 }
 
 impl core::fmt::Debug for ServerAssociation {
@@ -310,6 +321,11 @@ impl ServerAssociation {
             sending: VecDeque::new(),
             control: VecDeque::new(),
             events: VecDeque::new(),
+            unwritten: 0,
+            emitted: 0,
+            written: 0,
+            answered: VecDeque::new(),
+            reassembly_allowance: usize::MAX,
         })
     }
 
@@ -388,25 +404,114 @@ impl ServerAssociation {
     /// The next PDU to write, if any, as a chain of segments to write in order (a large
     /// response stub is not copied into its fragments). After a failure, the last answer
     /// (bind_nak or fault).
+    ///
+    /// Report each frame's bytes once written with [`transmitted`](Self::transmitted): while
+    /// `Limits::max_send_queue` bytes handed out are unwritten, no response fragment is cut
+    /// (the small control PDUs, bind_ack, fault, shutdown, still come).
     pub fn poll_transmit(&mut self) -> Option<Chain> {
         let busy = self.sending.front().is_some_and(Fragmenter::in_progress);
         if (!busy || self.state.is_err())
             && let Some(pdu) = self.control.pop_front()
         {
-            return Some(Chain::from(pdu));
+            return Some(self.emit(Chain::from(pdu)));
+        }
+        if self.unwritten >= self.config.limits.max_send_queue {
+            return None;
         }
         let fragmenter = self.sending.front_mut()?;
         let (pdu, stub) = fragmenter.next_fragment()?;
-        if fragmenter.is_done() {
+        let last = fragmenter.is_done();
+        if last {
             self.sending.pop_front();
         }
         match assoc::encode_protected(pdu, stub, self.auth.as_mut()) {
-            Ok(frame) => Some(frame),
+            Ok(frame) => {
+                let frame = self.emit(frame);
+                if last {
+                    self.answered.push_back(self.emitted);
+                }
+                Some(frame)
+            }
             Err(error) => {
                 self.state = Err(error);
                 None
             }
         }
+    }
+
+    /// Counts a frame handed out.
+    fn emit(&mut self, frame: Chain) -> Chain {
+        self.unwritten = self.unwritten.saturating_add(frame.len());
+        self.emitted = self
+            .emitted
+            .saturating_add(u64::try_from(frame.len()).unwrap_or(u64::MAX));
+        frame
+    }
+
+    /// The driver wrote `bytes` more of the frames [`poll_transmit`](Self::poll_transmit)
+    /// handed out (in order): room for more fragments, and the calls whose last byte is now
+    /// written stop counting as in flight.
+    pub fn transmitted(&mut self, bytes: usize) {
+        self.unwritten = self.unwritten.saturating_sub(bytes);
+        self.written = self
+            .written
+            .saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX))
+            .min(self.emitted);
+        while self
+            .answered
+            .front()
+            .is_some_and(|&end| end <= self.written)
+        {
+            self.answered.pop_front();
+        }
+    }
+
+    /// Bytes of answers the association holds: handed out and unwritten, and not cut yet.
+    pub fn queued_bytes(&self) -> usize {
+        self.sending
+            .iter()
+            .map(Fragmenter::remaining)
+            .fold(self.unwritten, usize::saturating_add)
+    }
+
+    /// Whether the answers queued are under `Limits::max_send_queue`: while not, a driver
+    /// reads no further request and starts no further call.
+    pub fn has_room(&self) -> bool {
+        self.queued_bytes() < self.config.limits.max_send_queue
+    }
+
+    /// Calls in flight: being received, dispatched and unanswered, or answered and not
+    /// wholly written (what `Limits::max_calls_in_flight` bounds).
+    pub fn calls_in_flight(&self) -> usize {
+        self.incoming.len() + self.dispatched.len() + self.sending.len() + self.answered.len()
+    }
+
+    /// Request stub bytes held by the requests being reassembled.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.incoming
+            .values()
+            .map(|incoming| incoming.reassembly.len())
+            .fold(0, usize::saturating_add)
+    }
+
+    /// Bounds [`reassembly_bytes`](Self::reassembly_bytes) (default: no bound but
+    /// `Limits::max_stub_len` per call): a request fragment that would take the association
+    /// past it fails the association with a fault `nca_s_server_too_busy`. A server sets it,
+    /// before each frame, to what its budget across associations leaves this one.
+    pub fn set_reassembly_allowance(&mut self, bytes: usize) {
+        self.reassembly_allowance = bytes;
+    }
+
+    /// Whether a bind was accepted (and the association has not failed).
+    pub fn is_bound(&self) -> bool {
+        matches!(self.state, Ok(State::Bound))
+    }
+
+    /// Whether a security handshake started and has not completed.
+    pub fn is_authenticating(&self) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|auth| !auth.provider.is_established())
     }
 
     /// The next event, if any.
@@ -930,7 +1035,7 @@ impl ServerAssociation {
         if opnum >= interface.opnums {
             return Err(FaultStatus::OP_RNG_ERROR);
         }
-        if self.incoming.len() + self.dispatched.len() >= self.config.limits.max_calls_in_flight {
+        if self.calls_in_flight() >= self.config.limits.max_calls_in_flight {
             return Err(FaultStatus::SERVER_TOO_BUSY);
         }
         Ok(context.interface)
@@ -1045,6 +1150,7 @@ impl ServerAssociation {
             } else {
                 Bytes::new()
             };
+            self.check_allowance(call_id, stub.len())?;
             let reassembly = Reassembly::start(drep, stub, limits)
                 .map_err(|error| Refusal::denied(call_id, error))?;
             self.incoming.insert(
@@ -1086,6 +1192,11 @@ impl ServerAssociation {
         } else {
             Bytes::new()
         };
+        self.check_allowance(call_id, stub.len())?;
+        let limits = &self.config.limits;
+        let Some(incoming) = self.incoming.get_mut(&call_id) else {
+            return Ok(());
+        };
         incoming
             .reassembly
             .push(stub, limits)
@@ -1102,6 +1213,22 @@ impl ServerAssociation {
                 };
                 return self.complete(call_id, request, incoming.verdict, drep);
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses `more` request bytes past the reassembly allowance.
+    fn check_allowance(&self, call_id: u32, more: usize) -> Result<(), Refusal> {
+        let held = self.reassembly_bytes().saturating_add(more);
+        if more > 0 && held > self.reassembly_allowance {
+            return Err(Refusal {
+                error: ProtocolError::LimitExceeded {
+                    what: "request bytes being reassembled across associations",
+                    value: held,
+                    limit: self.reassembly_allowance,
+                },
+                answer: Answer::Fault(call_id, FaultStatus::SERVER_TOO_BUSY),
+            });
         }
         Ok(())
     }

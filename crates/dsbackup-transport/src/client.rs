@@ -307,6 +307,7 @@ impl Association {
             write,
             frames_rx,
             "client",
+            None,
             metrics.gauge(Kind::Task),
         ));
         let shared = Arc::new(Shared {

@@ -21,6 +21,8 @@ struct Counters {
     calls_total: AtomicU64,
     frames_in: AtomicU64,
     frames_out: AtomicU64,
+    reassembly_bytes: AtomicUsize,
+    send_queue_peak: AtomicUsize,
 }
 
 /// A reading of the counters.
@@ -41,6 +43,11 @@ pub struct Snapshot {
     pub frames_in: u64,
     /// Fragments sent.
     pub frames_out: u64,
+    /// Request bytes a server holds in reassembly now, across its associations.
+    pub reassembly_bytes: usize,
+    /// The most bytes of answers one server connection held at once (see
+    /// `Limits::max_send_queue`).
+    pub send_queue_peak: usize,
 }
 
 impl Snapshot {
@@ -83,6 +90,8 @@ impl Metrics {
             calls_total: c.calls_total.load(Ordering::Relaxed),
             frames_in: c.frames_in.load(Ordering::Relaxed),
             frames_out: c.frames_out.load(Ordering::Relaxed),
+            reassembly_bytes: c.reassembly_bytes.load(Ordering::Acquire),
+            send_queue_peak: c.send_queue_peak.load(Ordering::Relaxed),
         }
     }
 
@@ -99,6 +108,18 @@ impl Metrics {
 
     pub(crate) fn frame_in(&self) {
         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The server's request bytes in reassembly, across associations.
+    pub(crate) fn reassembly_bytes(&self) -> &AtomicUsize {
+        &self.counters.reassembly_bytes
+    }
+
+    /// A connection's answers queued: keeps the largest seen.
+    pub(crate) fn send_queue(&self, bytes: usize) {
+        self.counters
+            .send_queue_peak
+            .fetch_max(bytes, Ordering::Relaxed);
     }
 
     pub(crate) fn frame_out(&self) {

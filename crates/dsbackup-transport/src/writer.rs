@@ -18,7 +18,7 @@ use bytes::Buf as _;
 use dsbackup_proto::Chain;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Gauge;
 
@@ -28,16 +28,20 @@ const MAX_SEGMENTS_PER_WRITE: usize = 128;
 
 /// Writes every frame the channel gives until the driver drops its sender, then shuts the
 /// write side down. Stops at the first write error (`who` names the side in the trace).
+/// `written`, if given, counts the bytes written so far (the driver's backpressure).
 pub(crate) async fn write_frames(
     mut write: OwnedWriteHalf,
     mut frames: mpsc::UnboundedReceiver<Chain>,
     who: &'static str,
+    written: Option<watch::Sender<u64>>,
     _task: Gauge,
 ) {
     let mut queue: VecDeque<Chain> = VecDeque::new();
     while let Some(frame) = frames.recv().await {
         queue.push_back(frame);
-        if let Err(error) = write_queued(&mut write, &mut frames, &mut queue).await {
+        if let Err(error) =
+            write_queued(&mut write, &mut frames, &mut queue, written.as_ref()).await
+        {
             tracing::debug!(%error, who, "writer stops");
             return;
         }
@@ -50,6 +54,7 @@ async fn write_queued(
     write: &mut OwnedWriteHalf,
     frames: &mut mpsc::UnboundedReceiver<Chain>,
     queue: &mut VecDeque<Chain>,
+    counter: Option<&watch::Sender<u64>>,
 ) -> std::io::Result<()> {
     loop {
         let mut segments: usize = queue.iter().map(|frame| frame.segments().len()).sum();
@@ -81,6 +86,10 @@ async fn write_queued(
         };
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        if let Some(counter) = counter {
+            let bytes = u64::try_from(written).unwrap_or(u64::MAX);
+            counter.send_modify(|total| *total = total.saturating_add(bytes));
         }
         // Drops the frames written whole, advances into the first one written in part.
         while let Some(front) = queue.front_mut() {
@@ -132,6 +141,7 @@ mod tests {
             write,
             frames_rx,
             "test",
+            None,
             Metrics::new().gauge(Kind::Task),
         ));
         let mut received = Vec::new();

@@ -259,6 +259,7 @@ async fn the_server_drops_garbage_half_fragments_and_idle_clients() {
     let interface = TestInterface::new(AuthLevel::NONE);
     let mut options = server_options(5840);
     options.idle_timeout = Duration::from_millis(200);
+    options.idle_without_handle = Duration::from_millis(200);
     let server = start(&[interface as Arc<dyn RpcInterface>], options).await;
     for bytes in [
         &b"GET / HTTP/1.1\r\n\r\n"[..],
@@ -292,9 +293,11 @@ async fn connections_past_the_limit_get_a_bind_nak() {
     options.max_associations = 1;
     let server = start(&[interface as Arc<dyn RpcInterface>], options).await;
     let client = client_options(AuthLevel::NONE, 5840, DataRep::LITTLE_ENDIAN);
-    let first = Binding::connect(server.local_addr(), &[syntax(1)], &client)
+    // Authenticated (its handshake done once a call is answered): never evicted.
+    let first = Binding::connect(server.local_addr(), &[syntax(1)], &privacy())
         .await
         .unwrap();
+    call_bytes(&first, op::ECHO, Bytes::new()).await;
     let error = Binding::connect(server.local_addr(), &[syntax(1)], &client)
         .await
         .unwrap_err();

@@ -142,6 +142,11 @@ impl AssocState {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the association holds a context handle.
+    pub(super) fn has_handles(&self) -> bool {
+        !self.table().handles.is_empty()
+    }
+
     /// Runs down every handle left (once).
     pub(super) fn run_down(&self) {
         let handles: Vec<_> = {

@@ -1,5 +1,5 @@
-//! The accept loop of a listener: a connection task per association within
-//! `ServerOptions::max_associations`, a bind_nak for the others.
+//! The accept loop of a listener: a connection task per association the association table
+//! admits ([`slots`](super::slots)), a bind_nak for the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,16 +50,26 @@ async fn accept_loop(
             }
         };
         let task = shared.metrics.gauge(Kind::Task);
-        match Arc::clone(&shared.associations).try_acquire_owned() {
-            Ok(permit) => {
-                let connection =
-                    Connection::new(&shared, stream, Arc::clone(&served), port, permit);
+        let Ok(remote) = stream.peer_addr() else {
+            continue;
+        };
+        match shared.slots.admit(remote.ip()) {
+            Ok(slot) => {
+                let connection = Connection::new(&shared, stream, Arc::clone(&served), port, slot);
                 if let Some(connection) = connection {
                     shared.tracker.spawn(connection.run(task));
                 }
             }
-            Err(_) => {
-                shared.tracker.spawn(refuse(stream, task));
+            Err(refused) => {
+                tracing::debug!(peer = %remote, ?refused, "association refused");
+                // Bounded: past it, the connection is closed without an answer.
+                if let Ok(permit) = Arc::clone(&shared.refusing).try_acquire_owned() {
+                    let wait = shared.options.bind_timeout;
+                    shared.tracker.spawn(async move {
+                        let _permit = permit;
+                        refuse(stream, wait, task).await;
+                    });
+                }
             }
         }
     }
@@ -67,10 +77,10 @@ async fn accept_loop(
 
 /// Answers the bind of a connection past `max_associations` with a bind_nak
 /// `local_limit_exceeded`, and closes it.
-async fn refuse(mut stream: TcpStream, _task: Gauge) {
+async fn refuse(mut stream: TcpStream, wait: Duration, _task: Gauge) {
     let (read, mut write) = stream.split();
     let mut reader = FramedRead::new(read, FrameCodec::default());
-    let Ok(Some(Ok(frame))) = timeout(Duration::from_secs(5), reader.next()).await else {
+    let Ok(Some(Ok(frame))) = timeout(wait, reader.next()).await else {
         return;
     };
     send_bind_nak(&mut write, &frame, RejectReason::LOCAL_LIMIT_EXCEEDED).await;

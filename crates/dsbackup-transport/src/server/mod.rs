@@ -5,7 +5,8 @@
 //! - [`interface`]: the [`RpcInterface`] trait, [`CallContext`], [`CallError`];
 //! - `groups`: the association-group table;
 //! - `listener`: the accept loop;
-//! - `connection`: the task of one connection.
+//! - `slots`: the association table (eviction, the per-address cap);
+//! - `connection`: the task of one connection (`reader`: its fragments in).
 //!
 //! ```text
 //!  TcpListener ──accept──► connection task ─┬─ FramedRead<FrameCodec> ─► ServerAssociation
@@ -28,9 +29,14 @@
 //! - context handles: each association keeps a table of the handles its calls registered
 //!   ([`CallContext::register_context_handle`]); when the association dies, each is run down
 //!   ([`RpcInterface::rundown`]);
-//! - bounds on associations (an excess connection gets a bind_nak `local_limit_exceeded`),
-//!   on idle time, and a graceful shutdown (stop accepting, send shutdown PDUs, let the calls
-//!   in flight finish within a grace period, close).
+//! - hostile peers: an association table with a cap per client address, where idle
+//!   unauthenticated associations make room for newcomers (`slots`); deadlines for the bind,
+//!   the handshake, each fragment, idle associations and answers the peer does not take; a
+//!   budget of answer bytes per connection (`Limits::max_send_queue`: the association cuts no
+//!   fragment past it, the connection reads no request and starts no call); a budget of
+//!   request bytes in reassembly across associations ([`ServerOptions`] has each default);
+//! - a graceful shutdown (stop accepting, send shutdown PDUs, let the calls in flight finish
+//!   within a grace period, close).
 //!
 //! The endpoint mapper and mgmt are served by every server ([`epm`], [`mgmt`]). A test server
 //! may misbehave on the wire through a [`ConnectionHook`] ([`hook`]).
@@ -43,6 +49,8 @@ mod connection;
 mod groups;
 pub mod interface;
 mod listener;
+mod reader;
+mod slots;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,8 +65,10 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::connection::ReassemblyBudget;
 use self::groups::Groups;
 use self::listener::spawn_listener;
+use self::slots::Slots;
 use crate::metrics::{Metrics, Snapshot};
 use crate::tap::Tap;
 
@@ -78,10 +88,36 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Byte order of the PDUs and stubs the server sends.
     pub drep: DataRep,
-    /// Associations at once (both listeners together).
+    /// Associations at once (both listeners together). When all are held, a newcomer evicts
+    /// the stalest association not bound yet, then the stalest bound and unauthenticated one
+    /// (neither running a call nor holding a context handle); with none, it gets a bind_nak
+    /// `local_limit_exceeded`. Default 256.
     pub max_associations: usize,
-    /// An association with no call in flight and nothing received for this long is closed.
+    /// Associations at once from one client IP address (past it, as above among that
+    /// address's own). Default 64.
+    pub max_associations_per_address: usize,
+    /// A connection must have its bind (its first fragment) whole this long after it was
+    /// accepted. Default 3 s.
+    pub bind_timeout: Duration,
+    /// A connection must have completed its bind, and the security handshake the bind began,
+    /// this long after it was accepted. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// A fragment that began to arrive must be whole within this. Default 10 s.
+    pub fragment_timeout: Duration,
+    /// A bound association holding no context handle, running no call, is closed after this
+    /// long without a sign of life (a request dispatched, a call answered, a handshake leg,
+    /// bytes of its answers taken by the peer). Default 60 s.
+    pub idle_without_handle: Duration,
+    /// The same for an association holding a context handle (a backup or restore session).
+    /// Default 15 min.
     pub idle_timeout: Duration,
+    /// An association whose answers wait and whose peer takes none of their bytes for this
+    /// long is closed. Default 30 s.
+    pub send_timeout: Duration,
+    /// Request bytes held in reassembly across all associations (each call is also bounded by
+    /// `Limits::max_stub_len`): a fragment past it fails its association with a fault
+    /// `nca_s_server_too_busy`. Default 64 MiB.
+    pub reassembly_budget: usize,
     /// How long a graceful shutdown waits for the calls in flight.
     pub shutdown_grace: Duration,
     /// NTLM: the acceptor's names and credential store (`None`: authentication refused).
@@ -103,7 +139,14 @@ impl Default for ServerOptions {
             limits: Limits::server(),
             drep: DataRep::LITTLE_ENDIAN,
             max_associations: 256,
+            max_associations_per_address: 64,
+            bind_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(10),
+            fragment_timeout: Duration::from_secs(10),
+            idle_without_handle: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(15 * 60),
+            send_timeout: Duration::from_secs(30),
+            reassembly_budget: 64 << 20,
             shutdown_grace: Duration::from_secs(10),
             ntlm: None,
             principal_name: String::new(),
@@ -135,6 +178,10 @@ impl core::fmt::Debug for Server {
     }
 }
 
+/// Connections answered with a bind_nak at once; past it, a refused connection is closed
+/// without an answer.
+const MAX_REFUSING: usize = 64;
+
 /// What the tasks of a running server share.
 struct Shared {
     options: ServerOptions,
@@ -143,7 +190,10 @@ struct Shared {
     /// Cancelled when the shutdown grace is over: calls still running are abandoned.
     kill: CancellationToken,
     tracker: TaskTracker,
-    associations: Arc<Semaphore>,
+    slots: Arc<Slots>,
+    /// Connections being refused (answered with a bind_nak) at once.
+    refusing: Arc<Semaphore>,
+    reassembly: Arc<ReassemblyBudget>,
     next_assoc_id: AtomicU64,
     groups: Groups,
 }
@@ -201,7 +251,15 @@ impl Server {
             .transpose()?;
         let metrics = Metrics::new();
         let shared = Arc::new(Shared {
-            associations: Arc::new(Semaphore::new(self.options.max_associations.max(1))),
+            slots: Arc::new(Slots::new(
+                self.options.max_associations,
+                self.options.max_associations_per_address,
+            )),
+            refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
+            reassembly: Arc::new(ReassemblyBudget::new(
+                metrics.clone(),
+                self.options.reassembly_budget,
+            )),
             options: self.options,
             metrics: metrics.clone(),
             stop: CancellationToken::new(),
