@@ -37,6 +37,7 @@
 //! ```
 
 pub mod backup;
+pub mod blocking;
 pub mod client;
 pub mod dir;
 pub mod error;
