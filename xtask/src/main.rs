@@ -15,6 +15,7 @@ mod ci;
 mod conformance;
 mod deps;
 mod fuzz;
+mod install;
 mod peers;
 mod sealed;
 mod setup;
@@ -30,8 +31,9 @@ cargo xtask TASK [OPTIONS]
 Tasks:
   ci [--skip STEP,..] [--no-install]
         everything CI checks, in order, each a timed step: setup fmt clippy test large (the
-        ignored 1 GiB end-to-end backup) doc deps conformance vectors fuzz (10 s per target);
-        stops at the first failure
+        ignored 1 GiB end-to-end backup) doc deps ffi (libntdsbcli installed into a prefix and
+        examples/c/ntbackup.c built against it) cross (cargo check for Windows and macOS)
+        conformance vectors fuzz (10 s per target); stops at the first failure
   check deps
         the dependency direction between the workspace crates (see ARCHITECTURE.md)
   conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM]
@@ -48,6 +50,9 @@ Tasks:
   fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
         replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
         J targets at a time (default: one per core)
+  install --prefix DIR [--profile release|dev]
+        builds libntdsbcli (the ntdsbcli C API) and installs lib/libntdsbcli.so, lib/libntdsbcli.a,
+        include/ntdsbcli.h, include/ntdsbmsg.h and lib/pkgconfig/ntdsbcli.pc under DIR
   bench
         runs the criterion benches and prints each throughput against memcpy in the same run;
         then the backup throughput over loopback (1 GiB at auth none, integrity, privacy) as
@@ -75,6 +80,7 @@ fn main() -> Result<()> {
         Some("conformance") => conformance::run(args),
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
+        Some("install") => install::run(args),
         Some("bench") => {
             args.finish()?;
             bench::run()

@@ -306,14 +306,32 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 /// What a blocking caller asks of its session's task.
 enum Request {
-    DatabaseNames { reply: Reply<Vec<NameEntry>> },
-    BackupLogs { reply: Reply<Vec<NameEntry>> },
-    DatabaseLocations { reply: Reply<Vec<NameEntry>> },
-    TruncateLogs { reply: Reply<()> },
-    OpenFile { name: String, reply: Reply<u64> },
-    Read { len: usize, reply: Reply<Vec<Bytes>> },
-    CloseFile { reply: Reply<()> },
-    End { reply: Reply<()> },
+    DatabaseNames {
+        reply: Reply<Vec<NameEntry>>,
+    },
+    BackupLogs {
+        reply: Reply<Vec<NameEntry>>,
+    },
+    DatabaseLocations {
+        reply: Reply<Vec<NameEntry>>,
+    },
+    TruncateLogs {
+        reply: Reply<()>,
+    },
+    OpenFile {
+        name: String,
+        reply: Reply<u64>,
+    },
+    Read {
+        len: usize,
+        reply: Reply<Vec<Bytes>>,
+    },
+    CloseFile {
+        reply: Reply<()>,
+    },
+    End {
+        reply: Reply<()>,
+    },
 }
 
 /// The session's task: takes the requests in order until `End` (or until the caller drops the

@@ -111,7 +111,9 @@ fn client(server: &str) -> Result<Client, Hresult> {
         (None, Some(port)) => Endpoint::Mapper { port },
         (None, None) => Endpoint::default(),
     };
-    let mut config = ClientConfig::new(server).auth_level(level).endpoint(endpoint);
+    let mut config = ClientConfig::new(server)
+        .auth_level(level)
+        .endpoint(endpoint);
     config.credentials = credentials;
     Client::new(config).map_err(|error| from_error(&error))
 }
@@ -234,12 +236,7 @@ unsafe fn backup_prepare<C: Chars>(
 /// # Safety
 /// As the documentation of `DsBackupGetDatabaseNames` / `DsBackupGetBackupLogs` /
 /// `DsRestoreGetDatabaseLocations` requires of their arguments.
-unsafe fn list<C: Chars>(
-    hbc: Hbc,
-    which: List,
-    out: *mut *mut C::Unit,
-    size: *mut u32,
-) -> Hresult {
+unsafe fn list<C: Chars>(hbc: Hbc, which: List, out: *mut *mut C::Unit, size: *mut u32) -> Hresult {
     guard(|| {
         if out.is_null() || size.is_null() {
             return Err(codes::ERROR_INVALID_PARAMETER);

@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(server_name(r"\\dc1"), Ok("dc1"));
         assert_eq!(server_name("dc1"), Ok("dc1"));
         assert_eq!(server_name(r"\\"), Err(codes::ERROR_INVALID_PARAMETER));
-        assert_eq!(server_name(r"\\dc1\share"), Err(codes::ERROR_INVALID_PARAMETER));
+        assert_eq!(
+            server_name(r"\\dc1\share"),
+            Err(codes::ERROR_INVALID_PARAMETER)
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! documented error paths. Both are built with the system's `cc -Wall -Wextra -Werror` and run
 //! under AddressSanitizer (with LeakSanitizer: any leak fails the run) and UBSan.
 
+#![cfg(test)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -108,12 +110,18 @@ fn assert_success(what: &str, output: &Output) {
 fn run(dc: &Dc, program: &Path, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
-        .env("NTDSBCLI_EPM_PORT", dc.server.local_addr().port().to_string())
+        .env(
+            "NTDSBCLI_EPM_PORT",
+            dc.server.local_addr().port().to_string(),
+        )
         .env("NTBACKUP_USER", USER)
         .env("NTBACKUP_DOMAIN", "CORP")
         .env("NTBACKUP_PASSWORD", PASSWORD)
         .env("NTBACKUP_NOBODY", NOBODY)
-        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=99")
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:exitcode=99",
+        )
         .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         .output()
         .unwrap()
@@ -154,7 +162,11 @@ fn ntbackup_c_backs_up_the_mock_dc_and_its_files_hash_as_the_servers() {
     let token = std::fs::read(out.join("expiry-token.bin")).unwrap();
     assert!(!token.is_empty());
     // The program ended its session.
-    assert_eq!(dc.server.dc().active_backup(), None, "DsBackupEnd ended the session");
+    assert_eq!(
+        dc.server.dc().active_backup(),
+        None,
+        "DsBackupEnd ended the session"
+    );
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! `NTDSBCLI_BLESS=1`, and otherwise fails if the committed file differs), and every code and
 //! BFT value `include/ntdsbcli.h` defines has the library's value.
 
+#![cfg(test)]
+
 use std::path::{Path, PathBuf};
 
 use dsbackup_proto::BftKind;
@@ -70,7 +72,10 @@ fn define(header: &str, name: &str) -> Option<i64> {
         .trim_end_matches(')')
         .trim_end_matches('L');
     let hex = |text: &str| i64::from_str_radix(text.trim_start_matches("0x"), 16).ok();
-    if let Some(text) = value.strip_prefix("('\\x").and_then(|v| v.strip_suffix('\'')) {
+    if let Some(text) = value
+        .strip_prefix("('\\x")
+        .and_then(|v| v.strip_suffix('\''))
+    {
         return hex(text);
     }
     if let Some((low, high)) = value
@@ -93,7 +98,8 @@ fn ntdsbcli_h_defines_the_codes_and_bft_values_of_the_library() {
     for (name, value) in codes::ALL {
         let defined = define(&header, name).unwrap_or_else(|| panic!("{name} is not defined"));
         assert_eq!(
-            defined as u32 as i32, *value,
+            i32::from_ne_bytes(u32::try_from(defined).unwrap().to_ne_bytes()),
+            *value,
             "{name} in ntdsbcli.h is {defined:#x}"
         );
     }
@@ -109,7 +115,10 @@ fn ntdsbcli_h_defines_the_codes_and_bft_values_of_the_library() {
         assert_eq!(define(&header, name), Some(i64::from(kind.0)), "{name}");
     }
     let types = [
-        ("BACKUP_TYPE_FULL", dsbackup_proto::iface::ad_backup::BACKUP_TYPE_FULL),
+        (
+            "BACKUP_TYPE_FULL",
+            dsbackup_proto::iface::ad_backup::BACKUP_TYPE_FULL,
+        ),
         (
             "BACKUP_TYPE_LOGS_ONLY",
             dsbackup_proto::iface::ad_backup::BACKUP_TYPE_LOGS_ONLY,
@@ -131,10 +140,8 @@ fn ntdsbcli_h_defines_the_codes_and_bft_values_of_the_library() {
 #[test]
 fn every_exported_function_is_declared_in_both_forms() {
     let header = std::fs::read_to_string(include("ntdsbcli.h")).unwrap();
-    let lib = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"),
-    )
-    .unwrap();
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
     let exported: Vec<&str> = lib
         .split("extern \"C\" fn ")
         .skip(1)
@@ -170,7 +177,10 @@ fn every_exported_function_is_declared_in_both_forms() {
     assert_eq!(documented.len(), 27);
     for name in &documented {
         assert!(exported.contains(&name.as_str()), "{name} is not exported");
-        assert!(header.contains(&format!(" {name}(")), "{name} is not declared");
+        assert!(
+            header.contains(&format!(" {name}(")),
+            "{name} is not declared"
+        );
     }
     assert_eq!(exported.len(), documented.len(), "{exported:?}");
 }
