@@ -50,15 +50,10 @@ pub struct EdbRstmap<C> {
     pub new_database_name: *const C,
 }
 
-/// The smallest buffer `DsBackupRead` and `DsBackupOpenFile`'s hint take (24 KiB).
-pub const MIN_READ_SIZE: u32 = 24 * 1024;
-/// `DsBackupRead`'s buffer and `DsBackupOpenFile`'s hint are multiples of this (8 KiB).
-pub const READ_SIZE_UNIT: u32 = 8 * 1024;
-
 /// Whether `size` follows the documented rule for read buffers: a multiple of 8 KiB, at
-/// least 24 KiB.
+/// least 24 KiB (a buffer larger than one read of the protocol is filled by several).
 pub const fn is_valid_read_size(size: u32) -> bool {
-    size >= MIN_READ_SIZE && size.is_multiple_of(READ_SIZE_UNIT)
+    size >= 24 * 1024 && size.is_multiple_of(8 * 1024)
 }
 
 /// `DsSetAuthIdentity`'s credentials: process-wide, as in Windows' library.
