@@ -372,7 +372,14 @@ mod tests {
             config.read_size = size;
             assert!(Client::new(config).is_ok(), "{size}");
         }
-        for size in [0, 1, 16 * 1024, 30_000, 24 * 1024 + 8, 16 * 1024 * 1024 + 8192] {
+        for size in [
+            0,
+            1,
+            16 * 1024,
+            30_000,
+            24 * 1024 + 8,
+            16 * 1024 * 1024 + 8192,
+        ] {
             let mut config = ClientConfig::new("dc1").auth_level(AuthLevel::NONE);
             config.read_size = size;
             let error = Client::new(config).unwrap_err();
