@@ -57,6 +57,7 @@ use crate::restore::Registration;
 pub struct Client {
     client: crate::Client,
     runtime: Handle,
+    keep_alive: Duration,
 }
 
 impl Client {
@@ -69,7 +70,16 @@ impl Client {
         Ok(Self {
             client: crate::Client::new(config)?,
             runtime: runtime()?,
+            keep_alive: KEEP_ALIVE,
         })
+    }
+
+    /// How long a backup session of this client waits for its caller before it sends
+    /// `HrRBackupPing` ([`KEEP_ALIVE`] by default): shorter than the server's idle limit.
+    #[must_use]
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval;
+        self
     }
 
     /// The asynchronous client behind this one.
@@ -105,7 +115,8 @@ impl Client {
             .block_on(self.client.backup_prepare(backup_type))?;
         let token = Bytes::copy_from_slice(session.expiry_token());
         let (requests, receiver) = mpsc::channel(1);
-        self.runtime.spawn(serve(session, receiver));
+        self.runtime
+            .spawn(serve(session, receiver, self.keep_alive));
         Ok(BackupSession {
             requests,
             token,
@@ -136,8 +147,9 @@ impl Client {
 ///
 /// One file is open at a time: [`open_file`](Self::open_file), [`read`](Self::read) until it
 /// returns 0, [`close_file`](Self::close_file). The reads behind [`read`](Self::read) are
-/// pipelined as [`crate::FileReader`]'s are. While the session waits for the caller, it sends
-/// `HrRBackupPing` every [`KEEP_ALIVE`] so that the server does not run an idle session down.
+/// pipelined as [`crate::FileReader`]'s are. While the session waits for the caller between
+/// calls, it sends `HrRBackupPing` every [`KEEP_ALIVE`] ([`Client::keep_alive`]) so that the
+/// server does not run an idle session down.
 #[derive(Debug)]
 pub struct BackupSession {
     requests: mpsc::Sender<Request>,
@@ -336,8 +348,12 @@ enum Request {
 
 /// The session's task: takes the requests in order until `End` (or until the caller drops the
 /// session, which drops the session and its bindings).
-async fn serve(mut session: crate::BackupSession, mut requests: mpsc::Receiver<Request>) {
-    while let Some(request) = next(&mut session, &mut requests).await {
+async fn serve(
+    mut session: crate::BackupSession,
+    mut requests: mpsc::Receiver<Request>,
+    keep_alive: Duration,
+) {
+    while let Some(request) = next(&mut session, &mut requests, keep_alive).await {
         match request {
             Request::DatabaseNames { reply } => {
                 let _ = reply.send(session.database_names().await);
@@ -377,14 +393,15 @@ async fn serve(mut session: crate::BackupSession, mut requests: mpsc::Receiver<R
     }
 }
 
-/// The next request; while none comes for [`KEEP_ALIVE`], `HrRBackupPing` keeps the session
+/// The next request; while none comes for `keep_alive`, `HrRBackupPing` keeps the session
 /// alive on the server.
 async fn next(
     session: &mut crate::BackupSession,
     requests: &mut mpsc::Receiver<Request>,
+    keep_alive: Duration,
 ) -> Option<Request> {
     loop {
-        match tokio::time::timeout(KEEP_ALIVE, requests.recv()).await {
+        match tokio::time::timeout(keep_alive, requests.recv()).await {
             Ok(request) => return request,
             Err(_) => {
                 if let Err(error) = session.ping().await {
