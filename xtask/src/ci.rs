@@ -20,7 +20,6 @@ const STEPS: &[&str] = &[
     "doc",
     "deps",
     "ffi",
-    "cross",
     "conformance",
     "vectors",
     "fuzz",
@@ -145,6 +144,21 @@ fn step(name: &str, installs: bool) -> Result<()> {
         )),
         _ => bail!("no step called `{name}`"),
     }
+}
+
+/// `cargo check --workspace` for each of [`CROSS_TARGETS`] (`cargo xtask cross`).
+pub(crate) fn cross() -> Result<()> {
+    setup::ensure(
+        Needs {
+            cross_targets: true,
+            ..Needs::default()
+        },
+        sh::installs_allowed(false),
+    )?;
+    for target in CROSS_TARGETS {
+        sh::run(sh::cargo().args(["check", "--workspace", "--locked", "--target", target]))?;
+    }
+    Ok(())
 }
 
 fn no_install_arg(installs: bool) -> Option<String> {

@@ -32,8 +32,11 @@ Tasks:
   ci [--skip STEP,..] [--no-install]
         everything CI checks, in order, each a timed step: setup fmt clippy test large (the
         ignored 1 GiB end-to-end backup) doc deps ffi (libntdsbcli installed into a prefix and
-        examples/c/ntbackup.c built against it) cross (cargo check for Windows and macOS)
-        conformance vectors fuzz (10 s per target); stops at the first failure
+        examples/c/ntbackup.c built against it) conformance vectors fuzz (10 s per target);
+        stops at the first failure
+  cross
+        cargo check --workspace for x86_64-pc-windows-gnu and x86_64-apple-darwin (rustup
+        target add them first)
   check deps
         the dependency direction between the workspace crates (see ARCHITECTURE.md)
   conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM]
@@ -81,6 +84,10 @@ fn main() -> Result<()> {
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
         Some("install") => install::run(args),
+        Some("cross") => {
+            args.finish()?;
+            ci::cross()
+        }
         Some("bench") => {
             args.finish()?;
             bench::run()

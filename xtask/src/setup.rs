@@ -43,7 +43,8 @@ impl Needs {
         cargo_fuzz: true,
         samba: true,
         c: true,
-        cross_targets: true,
+        // Only `cargo xtask cross` needs them.
+        cross_targets: false,
     };
 }
 
