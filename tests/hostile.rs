@@ -124,7 +124,7 @@ async fn liar(lie: Lie) -> (RunningServer, Client) {
     let mut config = ClientConfig::new("127.0.0.1")
         .auth_level(AuthLevel::NONE)
         .endpoint(Endpoint::Port(server.local_addr().port()));
-    config.read_size = 30_000;
+    config.read_size = 32 * 1024;
     config.reads_in_flight = 3;
     (server, Client::new(config).unwrap())
 }

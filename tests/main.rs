@@ -1,6 +1,8 @@
 //! Integration tests of the whole stack: the client against the mock DC, over loopback TCP.
 
 #[cfg(test)]
+mod blocking;
+#[cfg(test)]
 mod client_api;
 #[cfg(test)]
 mod common;

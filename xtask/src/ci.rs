@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 
 use crate::args::Args;
 use crate::setup::{self, Needs};
-use crate::{conformance, deps, fuzz, sh, vectors};
+use crate::{conformance, deps, fuzz, install, sh, vectors};
 
 /// The steps, in the order they run.
 const STEPS: &[&str] = &[
@@ -19,10 +19,14 @@ const STEPS: &[&str] = &[
     "large",
     "doc",
     "deps",
+    "ffi",
     "conformance",
     "vectors",
     "fuzz",
 ];
+
+/// The targets `cargo check` must pass for besides the host (`setup` adds them with rustup).
+pub(crate) const CROSS_TARGETS: &[&str] = &["x86_64-pc-windows-gnu", "x86_64-apple-darwin"];
 
 /// Seconds each fuzz target runs in CI: a smoke test that every target builds and runs.
 const FUZZ_SMOKE_SECS: u64 = 10;
@@ -111,6 +115,26 @@ fn step(name: &str, installs: bool) -> Result<()> {
                 .env("RUSTDOCFLAGS", "-Dwarnings"),
         ),
         "deps" => deps::check(),
+        // libntdsbcli as a C programmer installs and uses it (its behaviour is checked from C
+        // under AddressSanitizer by the `test` step: crates/dsbackup-ffi/tests/c.rs).
+        "ffi" => {
+            let prefix = sh::target_dir()?.join("ci-ffi");
+            let pkgconfig = install::install(&prefix.join("prefix"), "dev")?;
+            install::check_from_c(&pkgconfig, &prefix)
+        }
+        // The design promises Windows and macOS builds of the client and the mock.
+        "cross" => {
+            for target in CROSS_TARGETS {
+                sh::run(sh::cargo().args([
+                    "check",
+                    "--workspace",
+                    "--locked",
+                    "--target",
+                    target,
+                ]))?;
+            }
+            Ok(())
+        }
         "conformance" => conformance::run(Args::new(no_install_arg(installs))),
         "vectors" => vectors::vectors(true, installs),
         "fuzz" => fuzz::run(Args::new(
@@ -120,6 +144,21 @@ fn step(name: &str, installs: bool) -> Result<()> {
         )),
         _ => bail!("no step called `{name}`"),
     }
+}
+
+/// `cargo check --workspace` for each of [`CROSS_TARGETS`] (`cargo xtask cross`).
+pub(crate) fn cross() -> Result<()> {
+    setup::ensure(
+        Needs {
+            cross_targets: true,
+            ..Needs::default()
+        },
+        sh::installs_allowed(false),
+    )?;
+    for target in CROSS_TARGETS {
+        sh::run(sh::cargo().args(["check", "--workspace", "--locked", "--target", target]))?;
+    }
+    Ok(())
 }
 
 fn no_install_arg(installs: bool) -> Option<String> {

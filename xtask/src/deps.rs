@@ -24,6 +24,16 @@ const MAY_USE: &[(&str, &[&str])] = &[
         "dsbackup-mock",
         &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-transport"],
     ),
+    // libntdsbcli: the C API over the client.
+    (
+        "dsbackup-ffi",
+        &[
+            "dsbackup-proto",
+            "dsbackup-ntlm",
+            "dsbackup-transport",
+            "dsbackup-client",
+        ],
+    ),
     (
         "dsbackup-cli",
         &[
@@ -61,7 +71,13 @@ const LIBRARIES: &[&str] = &[
     "dsbackup-transport",
     "dsbackup-client",
     "dsbackup-mock",
+    "dsbackup-ffi",
 ];
+
+/// The one crate that may use `unsafe` (the C ABI): it overrides the workspace's
+/// `unsafe_code = "forbid"` in a lint table of its own, which must otherwise equal the
+/// workspace's; every other crate takes the workspace's lints.
+const UNSAFE_CRATE: &str = "dsbackup-ffi";
 
 pub(crate) fn check() -> Result<()> {
     let meta = sh::metadata()?;
@@ -136,11 +152,79 @@ pub(crate) fn check() -> Result<()> {
             },
         );
     }
+    violations.extend(unsafe_rule(packages)?);
     if !violations.is_empty() {
         bail!("dependency rules broken:\n{}", violations.join("\n"));
     }
     println!("dependency direction holds");
     Ok(())
+}
+
+/// The lint rule: `unsafe_code = "forbid"` holds for every crate but [`UNSAFE_CRATE`], and
+/// that crate's lints are the workspace's with `unsafe` allowed (and documented: clippy's
+/// `undocumented_unsafe_blocks` denied). The broken rules, one line each.
+fn unsafe_rule(packages: &[serde_json::Value]) -> Result<Vec<String>> {
+    let root = std::fs::read_to_string("Cargo.toml").context("cannot read Cargo.toml")?;
+    if !root.contains("unsafe_code = \"forbid\"") {
+        return Ok(vec![
+            "the workspace's lints no longer forbid unsafe_code".to_owned(),
+        ]);
+    }
+    let workspace_lints = lint_lines(&root, "[workspace.lints.");
+    let mut broken = Vec::new();
+    for package in packages {
+        let (Some(name), Some(manifest)) = (
+            package.get("name").and_then(serde_json::Value::as_str),
+            package
+                .get("manifest_path")
+                .and_then(serde_json::Value::as_str),
+        ) else {
+            continue;
+        };
+        let text =
+            std::fs::read_to_string(manifest).with_context(|| format!("cannot read {manifest}"))?;
+        if name != UNSAFE_CRATE {
+            if !text.contains("[lints]\nworkspace = true") {
+                broken.push(format!(
+                    "{name} does not take the workspace's lints ([lints] workspace = true)"
+                ));
+            }
+            continue;
+        }
+        let own = lint_lines(&text, "[lints.");
+        for line in &workspace_lints {
+            let expected = if line.starts_with("unsafe_code") {
+                "unsafe_code = \"allow\"".to_owned()
+            } else {
+                line.clone()
+            };
+            if !own.contains(&expected) {
+                broken.push(format!(
+                    "{name}'s lints lack `{expected}` (the workspace has it)"
+                ));
+            }
+        }
+        if !own.contains(&"undocumented_unsafe_blocks = \"deny\"".to_owned()) {
+            broken.push(format!(
+                "{name} must deny clippy::undocumented_unsafe_blocks"
+            ));
+        }
+    }
+    Ok(broken)
+}
+
+/// The `key = value` lines of the lint tables whose headers start with `prefix`.
+fn lint_lines(manifest: &str, prefix: &str) -> Vec<String> {
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line.starts_with(prefix);
+        } else if inside && line.contains('=') && !line.starts_with('#') {
+            lines.push(line.to_owned());
+        }
+    }
+    lines
 }
 
 fn list(names: &[&str]) -> String {

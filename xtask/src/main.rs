@@ -15,6 +15,7 @@ mod ci;
 mod conformance;
 mod deps;
 mod fuzz;
+mod install;
 mod load;
 mod peers;
 mod sealed;
@@ -31,8 +32,12 @@ cargo xtask TASK [OPTIONS]
 Tasks:
   ci [--skip STEP,..] [--no-install]
         everything CI checks, in order, each a timed step: setup fmt clippy test large (the
-        ignored 1 GiB end-to-end backup) doc deps conformance vectors fuzz (10 s per target);
+        ignored 1 GiB end-to-end backup) doc deps ffi (libntdsbcli installed into a prefix and
+        examples/c/ntbackup.c built against it) conformance vectors fuzz (10 s per target);
         stops at the first failure
+  cross
+        cargo check --workspace for x86_64-pc-windows-gnu and x86_64-apple-darwin (rustup
+        target add them first)
   check deps
         the dependency direction between the workspace crates (see ARCHITECTURE.md)
   conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM]
@@ -53,6 +58,9 @@ Tasks:
   fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
         replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
         J targets at a time (default: one per core)
+  install --prefix DIR [--profile release|dev]
+        builds libntdsbcli (the ntdsbcli C API) and installs lib/libntdsbcli.so, lib/libntdsbcli.a,
+        include/ntdsbcli.h, include/ntdsbmsg.h and lib/pkgconfig/ntdsbcli.pc under DIR
   bench [--backup-only] [--size MIB] [--load]
         runs the criterion benches and prints each throughput against memcpy in the same run
         (--backup-only skips them); then a backup over loopback (1 GiB unless --size says) at
@@ -90,6 +98,11 @@ fn main() -> Result<()> {
         }
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
+        Some("install") => install::run(args),
+        Some("cross") => {
+            args.finish()?;
+            ci::cross()
+        }
         Some("bench") => {
             if args.flag("--load") {
                 args.finish()?;

@@ -30,6 +30,10 @@ pub(crate) struct Needs {
     /// A Samba AD DC to provision and run (`samba`, `samba-tool`; `rpcclient`,
     /// which the peer tests also run against our server).
     pub(crate) samba: bool,
+    /// A C compiler (`cc`) and `pkg-config`, to build the C programs against libntdsbcli.
+    pub(crate) c: bool,
+    /// The Rust standard libraries of `ci::CROSS_TARGETS` (`rustup target add`).
+    pub(crate) cross_targets: bool,
 }
 
 impl Needs {
@@ -38,6 +42,9 @@ impl Needs {
         impacket: true,
         cargo_fuzz: true,
         samba: true,
+        c: true,
+        // Only `cargo xtask cross` needs them.
+        cross_targets: false,
     };
 }
 
@@ -85,6 +92,15 @@ fn missing_apt_packages(needs: Needs) -> Vec<&'static str> {
     }
     if needs.cargo_fuzz && !sh::on_path("c++") {
         packages.push("g++");
+    }
+    if needs.c {
+        if !sh::on_path("cc") {
+            packages.push("gcc");
+            packages.push("libc6-dev");
+        }
+        if !sh::on_path("pkg-config") {
+            packages.push("pkg-config");
+        }
     }
     if needs.samba {
         for &package in SAMBA_PACKAGES {
@@ -142,6 +158,28 @@ pub(crate) fn ensure(needs: Needs, allowed: bool) -> Result<()> {
             bail!("cargo-fuzz is missing (cargo install cargo-fuzz --locked)");
         }
         sh::run(sh::cargo().args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ]))?;
+    }
+    if needs.cross_targets {
+        let installed = sh::read(Command::new("rustup").args(["target", "list", "--installed"]))
+            .unwrap_or_default();
+        let missing: Vec<&str> = crate::ci::CROSS_TARGETS
+            .iter()
+            .copied()
+            .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+            .collect();
+        if !missing.is_empty() {
+            if !allowed {
+                bail!(
+                    "missing Rust targets (rustup target add {})",
+                    missing.join(" ")
+                );
+            }
+            sh::run(
+                Command::new("rustup")
+                    .args(["target", "add"])
+                    .args(&missing),
+            )?;
+        }
     }
     print_versions(needs);
     Ok(())

@@ -11,7 +11,7 @@ use bytes::{Buf as _, Bytes};
 use dsbackup_proto::iface::ad_backup::{
     AdBackupRequest, AdBackupResponse, HrRBackupCloseRequest, HrRBackupEndRequest,
     HrRBackupGetAttachmentInformationRequest, HrRBackupGetBackupLogsRequest,
-    HrRBackupOpenFileRequest, HrRBackupReadRequest, HrRBackupReadResponse,
+    HrRBackupOpenFileRequest, HrRBackupPingRequest, HrRBackupReadRequest, HrRBackupReadResponse,
     HrRBackupTruncateLogsRequest,
 };
 use dsbackup_proto::iface::ad_restore;
@@ -198,6 +198,24 @@ impl BackupSession {
         let AdBackupResponse::HrRBackupTruncateLogs(response) =
             self.backup.backup(&request).await?
         else {
+            return Err(wrong_response(CALL));
+        };
+        check(CALL, response.status)
+    }
+
+    /// `HrRBackupPing`: tells the server the session is still in use (it has no `ntdsbcli`
+    /// counterpart; a caller that pauses longer than the server's idle limit sends it, as
+    /// [`crate::blocking::BackupSession`] does).
+    ///
+    /// # Errors
+    /// [`Error::Status`], transport errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the call on the wire; the session stays usable.
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        const CALL: &str = "HrRBackupPing";
+        let request = AdBackupRequest::HrRBackupPing(HrRBackupPingRequest {});
+        let AdBackupResponse::HrRBackupPing(response) = self.backup.backup(&request).await? else {
             return Err(wrong_response(CALL));
         };
         check(CALL, response.status)

@@ -26,6 +26,13 @@ use crate::rpc::{Rpc, check, wrong_response};
 /// `g_wszBackupAnnotation`: the annotation a backup names itself with.
 pub const BACKUP_ANNOTATION: &str = "NTDS Backup Interface";
 
+/// Whether `size` may be asked for by one read: Microsoft documents `DsBackupRead`'s buffer
+/// (and `DsBackupOpenFile`'s read hint) as a multiple of 8 KiB and at least 24 KiB; this
+/// client also keeps it at most 16 MiB (`ad_backup::MAX_READ_SIZE`).
+pub const fn is_valid_read_size(size: u32) -> bool {
+    size >= 24 * 1024 && size.is_multiple_of(8 * 1024) && size <= ad_backup::MAX_READ_SIZE
+}
+
 /// How the client finds the server's ad_backup and ad_restore endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -59,7 +66,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Bound on one call.
     pub call_timeout: Duration,
-    /// Bytes asked for by one `HrRBackupRead` (at most 16 MiB).
+    /// Bytes asked for by one `HrRBackupRead`: as `DsBackupRead`'s buffer, a multiple of
+    /// 8 KiB, at least 24 KiB ([`is_valid_read_size`]), and at most 16 MiB.
     pub read_size: u32,
     /// `HrRBackupRead` calls kept in flight while a file is read.
     pub reads_in_flight: usize,
@@ -133,11 +141,14 @@ impl Client {
     /// A client with `config`. Nothing is connected until a call.
     ///
     /// # Errors
-    /// [`Error::Misuse`] for a read size over 16 MiB or of zero, or an auth level above none
-    /// without credentials.
+    /// [`Error::Misuse`] for a read size that breaks [`is_valid_read_size`], or an auth level
+    /// above none without credentials.
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
-        if config.read_size == 0 || config.read_size > ad_backup::MAX_READ_SIZE {
-            return Err(Error::Misuse("the read size must be 1 byte to 16 MiB"));
+        if !is_valid_read_size(config.read_size) {
+            return Err(Error::Misuse(
+                "the read size must be a multiple of 8 KiB, at least 24 KiB and at most 16 MiB \
+                 (DsBackupRead's rule)",
+            ));
         }
         let auth = match (config.credentials, config.auth_level) {
             (_, AuthLevel::NONE) => ClientAuth::None,
@@ -351,5 +362,32 @@ impl Client {
         let result = rpc.restore(&request).await;
         rpc.close().await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_sizes_follow_dsbackupread_rule() {
+        for size in [24 * 1024, 32 * 1024, 256 * 1024, 16 * 1024 * 1024] {
+            let mut config = ClientConfig::new("dc1").auth_level(AuthLevel::NONE);
+            config.read_size = size;
+            assert!(Client::new(config).is_ok(), "{size}");
+        }
+        for size in [
+            0,
+            1,
+            16 * 1024,
+            30_000,
+            24 * 1024 + 8,
+            16 * 1024 * 1024 + 8192,
+        ] {
+            let mut config = ClientConfig::new("dc1").auth_level(AuthLevel::NONE);
+            config.read_size = size;
+            let error = Client::new(config).unwrap_err();
+            assert!(matches!(error, Error::Misuse(_)), "{size}: {error}");
+        }
     }
 }

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod backup;
+pub mod blocking;
 pub mod client;
 pub mod dir;
 pub mod error;
@@ -49,7 +50,7 @@ pub mod verify;
 pub mod workflow;
 
 pub use crate::backup::{BackupSession, FileReader, MAX_READS_IN_FLIGHT};
-pub use crate::client::{BACKUP_ANNOTATION, Client, ClientConfig, Endpoint};
+pub use crate::client::{BACKUP_ANNOTATION, Client, ClientConfig, Endpoint, is_valid_read_size};
 pub use crate::dir::{BackupDirWriter, FileSink};
 pub use crate::error::Error;
 pub use crate::manifest::{BackupType, FileEntry, Manifest, TokenEntry};

@@ -27,12 +27,19 @@ pub const TOKEN_FILE: &str = "expiry-token.bin";
 pub const MANIFEST_FORMAT: u32 = 1;
 
 /// What a backup asks the server for (`btFlag` of `HrRBackupPrepare`).
+///
+/// Microsoft documents `BACKUP_TYPE_FULL` (the database, the logs and the patch files; the
+/// committed logs may then be truncated) as the only supported type: `BACKUP_TYPE_LOGS_ONLY`
+/// is "not supported" and `BACKUP_TYPE_INCREMENTAL` makes `DsBackupPrepare` fail with
+/// `ERROR_INVALID_PARAMETER` (so it has no variant here). [`BackupType::LogsOnly`] is sent as
+/// asked; this project's mock DC serves it as an extension of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackupType {
     /// `BACKUP_TYPE_FULL`: the database, the logs and the patch files.
     Full,
-    /// `BACKUP_TYPE_LOGS_ONLY`: only the logs.
+    /// `BACKUP_TYPE_LOGS_ONLY`: only the logs (not supported by Windows' server as
+    /// documented; the mock DC's extension).
     LogsOnly,
 }
 

@@ -34,7 +34,10 @@ pub(crate) const HR_FILE_NOT_FOUND: Status = Status(0xC800_0713);
 /// (`BACKUP_DISABLE_INCREMENTAL`).
 pub(crate) const BACKUP_DISABLE_INCREMENTAL: u32 = 0xFFFF_FFFF;
 
-/// A full or a logs-only backup.
+/// A full or a logs-only backup. Microsoft documents only the full backup as supported
+/// (`BACKUP_TYPE_LOGS_ONLY`: "not supported"; `BACKUP_TYPE_INCREMENTAL`:
+/// `ERROR_INVALID_PARAMETER`, as this mock answers it); the logs-only backup (the logs and the
+/// patch file, no database) is this mock's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BackupKind {
     Full,
