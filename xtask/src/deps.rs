@@ -15,20 +15,35 @@ use crate::sh;
 const MAY_USE: &[(&str, &[&str])] = &[
     ("dsbackup-proto", &[]),
     ("dsbackup-ntlm", &["dsbackup-proto"]),
-    ("dsbackup-transport", &["dsbackup-proto", "dsbackup-ntlm"]),
+    ("dsbackup-krb", &["dsbackup-proto"]),
+    (
+        "dsbackup-transport",
+        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-krb"],
+    ),
     (
         "dsbackup-client",
-        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-transport"],
+        &[
+            "dsbackup-proto",
+            "dsbackup-ntlm",
+            "dsbackup-krb",
+            "dsbackup-transport",
+        ],
     ),
     (
         "dsbackup-mock",
-        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-transport"],
+        &[
+            "dsbackup-proto",
+            "dsbackup-ntlm",
+            "dsbackup-krb",
+            "dsbackup-transport",
+        ],
     ),
     (
         "dsbackup-cli",
         &[
             "dsbackup-proto",
             "dsbackup-ntlm",
+            "dsbackup-krb",
             "dsbackup-transport",
             "dsbackup-client",
             "dsbackup-mock",
@@ -40,7 +55,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must not do I/O, read the clock or draw randomness.
-const SANS_IO: &[&str] = &["dsbackup-proto", "dsbackup-ntlm"];
+const SANS_IO: &[&str] = &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-krb"];
 
 /// Crates that would bring an async runtime, sockets or randomness.
 const NOT_SANS_IO: &[&str] = &[
@@ -58,6 +73,7 @@ const NOT_SANS_IO: &[&str] = &[
 const LIBRARIES: &[&str] = &[
     "dsbackup-proto",
     "dsbackup-ntlm",
+    "dsbackup-krb",
     "dsbackup-transport",
     "dsbackup-client",
     "dsbackup-mock",
