@@ -23,6 +23,7 @@ const SAMBA_SCRIPT: &str = "scripts/peers/samba-dc.sh";
 const SAMBA_USER: &str = "Administrator";
 const SAMBA_PASSWORD: &str = "Passw0rd!123";
 const SAMBA_DOMAIN: &str = "TEST";
+const SAMBA_REALM: &str = "TEST.LOCAL";
 
 /// Which peers to run the tests against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +114,42 @@ fn run_transport(peers: Peers) -> Result<()> {
         .env("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD)
         .env("DSBACKUP_SAMBA_DOMAIN", SAMBA_DOMAIN);
     let result = sh::run(&mut test);
+    let kerberos = run_kerberos(&dir);
     drop(samba);
-    result
+    result.and(kerberos)
+}
+
+/// Our Kerberos client against the DC's KDC (`crates/dsbackup-transport/tests/kerberos.rs`),
+/// with a keytab of the user that `samba-tool` exports from the DC's database.
+fn run_kerberos(dir: &Path) -> Result<()> {
+    let keytab = dir.join("user.keytab");
+    let _ = std::fs::remove_file(&keytab);
+    sh::run(
+        Command::new("samba-tool")
+            .args(["domain", "exportkeytab"])
+            .arg(&keytab)
+            .arg(format!("--principal={SAMBA_USER}@{SAMBA_REALM}"))
+            .arg(format!(
+                "--configfile={}",
+                dir.join("etc/smb.conf").display()
+            )),
+    )?;
+    let mut test = sh::cargo();
+    test.args([
+        "test",
+        "--locked",
+        "-p",
+        "dsbackup-transport",
+        "--test",
+        "kerberos",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ])
+    .env("DSBACKUP_SAMBA_HOST", "127.0.0.1")
+    .env("DSBACKUP_SAMBA_USER", SAMBA_USER)
+    .env("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD)
+    .env("DSBACKUP_SAMBA_REALM", SAMBA_REALM)
+    .env("DSBACKUP_SAMBA_KEYTAB", &keytab);
+    sh::run(&mut test)
 }

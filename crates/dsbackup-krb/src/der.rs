@@ -52,11 +52,16 @@ impl<'a> Reader<'a> {
 
     /// The next element: its tag and contents.
     pub(crate) fn tlv(&mut self) -> Result<(u8, &'a [u8]), DecodeError> {
-        let (&tag, rest) = self.buf.split_first().ok_or_else(|| self.err("truncated"))?;
+        let (&tag, rest) = self
+            .buf
+            .split_first()
+            .ok_or_else(|| self.err("truncated"))?;
         if tag & 0x1f == 0x1f {
             return Err(self.err("multi-byte tag"));
         }
-        let (&first, mut rest) = rest.split_first().ok_or_else(|| self.err("truncated length"))?;
+        let (&first, mut rest) = rest
+            .split_first()
+            .ok_or_else(|| self.err("truncated length"))?;
         let len = if first < 0x80 {
             usize::from(first)
         } else {
@@ -148,7 +153,9 @@ impl<'a> Reader<'a> {
     /// A BIT STRING of at most 32 bits, as the big-endian u32 Kerberos flags use.
     pub(crate) fn flags(&mut self) -> Result<u32, DecodeError> {
         let bytes = self.expect(BIT_STRING)?;
-        let (_, bits) = bytes.split_first().ok_or_else(|| self.err("empty bit string"))?;
+        let (_, bits) = bytes
+            .split_first()
+            .ok_or_else(|| self.err("empty bit string"))?;
         let mut word = [0u8; 4];
         for (w, b) in word.iter_mut().zip(bits) {
             *w = *b;

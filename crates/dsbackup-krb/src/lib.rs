@@ -14,9 +14,14 @@
 pub mod crypto;
 mod der;
 pub mod error;
+pub mod exchange;
+pub mod files;
 pub mod messages;
 mod wire;
 
 pub use crate::crypto::{EncType, Key};
 pub use crate::der::KerberosTime;
 pub use crate::error::{CryptoError, DecodeError, KrbError};
+pub use crate::exchange::{AsExchange, AsStep, Credential, Inputs, Secret, TgsExchange};
+pub use crate::files::{Ccache, KeytabEntry, parse_ccache, parse_keytab};
+pub use crate::messages::PrincipalName;
