@@ -79,7 +79,7 @@ impl EncType {
 }
 
 const AES_BLOCK: usize = 16;
-const HMAC_SHA1_96: usize = 12;
+pub(crate) const HMAC_SHA1_96: usize = 12;
 /// PBKDF2 iterations when the KDC names none ([RFC 3962 §4]).
 const DEFAULT_ITERATIONS: u32 = 4096;
 /// Iteration counts above this are refused: a KDC must not make us spin for minutes.
@@ -178,7 +178,7 @@ impl Key {
     pub fn encrypt(&self, usage: u32, confounder: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
         match self.etype {
             EncType::RC4_HMAC => self.rc4_encrypt(usage, confounder, plaintext),
-            _ => self.aes_encrypt(usage, confounder, &[], plaintext, &[]),
+            _ => self.aes_encrypt(usage, confounder, plaintext),
         }
     }
 
@@ -191,7 +191,7 @@ impl Key {
     pub fn decrypt(&self, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         match self.etype {
             EncType::RC4_HMAC => self.rc4_decrypt(usage, ciphertext),
-            _ => self.aes_decrypt(usage, &[], ciphertext, &[]),
+            _ => self.aes_decrypt(usage, ciphertext),
         }
     }
 
@@ -241,55 +241,73 @@ impl Key {
         }
     }
 
-    /// AES encryption with sign-only data around the plaintext ([RFC 3961 §5.3] as the
-    /// GSS-API IOV interface applies it): the integrity checksum covers `confounder |
-    /// sign_before | plaintext | sign_after`, the cipher covers `confounder | plaintext`.
-    /// Returns `CTS(confounder | plaintext) | HMAC-96`.
+    /// AES encryption with sign-only data around part of the plaintext, as the GSS-API IOV
+    /// interface applies [RFC 3961 §5.3] to DCE/RPC fragments: the cipher covers
+    /// `confounder | data | tail`, the integrity checksum covers
+    /// `confounder | before | data | after | tail`. Returns the ciphertext and the checksum.
     ///
     /// [RFC 3961 §5.3]: https://www.rfc-editor.org/rfc/rfc3961#section-5.3
-    pub(crate) fn aes_encrypt(
+    pub(crate) fn aes_seal(
         &self,
         usage: u32,
         confounder: &[u8; 16],
-        sign_before: &[u8],
-        plaintext: &[u8],
-        sign_after: &[u8],
-    ) -> Vec<u8> {
+        [before, data, after, tail]: [&[u8]; 4],
+    ) -> (Vec<u8>, [u8; HMAC_SHA1_96]) {
         let ke = self.derive(usage, 0xAA);
         let ki = self.derive(usage, 0x55);
-        let mac = hmac_sha1(&ki, &[confounder, sign_before, plaintext, sign_after]);
-        let mut data = Zeroizing::new(Vec::with_capacity(AES_BLOCK + plaintext.len()));
-        data.extend_from_slice(confounder);
-        data.extend_from_slice(plaintext);
-        let mut out = cts_encrypt(&ke, &data);
-        out.extend_from_slice(mac.get(..HMAC_SHA1_96).unwrap_or_default());
+        let mac = hmac_sha1(&ki, &[confounder, before, data, after, tail]);
+        let mut plain = Zeroizing::new(Vec::with_capacity(AES_BLOCK + data.len() + tail.len()));
+        plain.extend_from_slice(confounder);
+        plain.extend_from_slice(data);
+        plain.extend_from_slice(tail);
+        let mut truncated = [0u8; HMAC_SHA1_96];
+        for (t, m) in truncated.iter_mut().zip(mac) {
+            *t = m;
+        }
+        (cts_encrypt(&ke, &plain), truncated)
+    }
+
+    /// The mirror of [`aes_seal`](Self::aes_seal): decrypts `cipher` into `confounder | data |
+    /// tail` (the tail `tail_len` bytes long), checks the checksum, returns `data | tail`.
+    pub(crate) fn aes_open(
+        &self,
+        usage: u32,
+        cipher: &[u8],
+        mac: &[u8],
+        [before, after]: [&[u8]; 2],
+        tail_len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if cipher.len() < AES_BLOCK + tail_len {
+            return Err(CryptoError::Length);
+        }
+        let ke = self.derive(usage, 0xAA);
+        let ki = self.derive(usage, 0x55);
+        let plain = cts_decrypt(&ke, cipher)?;
+        let (confounder, rest) = plain.split_at(AES_BLOCK);
+        let (data, tail) = rest.split_at(rest.len() - tail_len);
+        let expected = hmac_sha1(&ki, &[confounder, before, data, after, tail]);
+        let expected = expected.get(..HMAC_SHA1_96).unwrap_or_default();
+        if !bool::from(expected.ct_eq(mac)) {
+            return Err(CryptoError::Integrity);
+        }
+        Ok(Zeroizing::new(rest.to_vec()))
+    }
+
+    fn aes_encrypt(&self, usage: u32, confounder: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+        let (mut out, mac) = self.aes_seal(usage, confounder, [&[], plaintext, &[], &[]]);
+        out.extend_from_slice(&mac);
         out
     }
 
-    /// The mirror of [`aes_encrypt`](Self::aes_encrypt).
-    pub(crate) fn aes_decrypt(
-        &self,
-        usage: u32,
-        sign_before: &[u8],
-        ciphertext: &[u8],
-        sign_after: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
+    fn aes_decrypt(&self, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let split = ciphertext
             .len()
             .checked_sub(HMAC_SHA1_96)
             .filter(|&n| n >= AES_BLOCK)
             .ok_or(CryptoError::Length)?;
         let (body, mac) = ciphertext.split_at(split);
-        let ke = self.derive(usage, 0xAA);
-        let ki = self.derive(usage, 0x55);
-        let plain = cts_decrypt(&ke, body)?;
-        let (confounder, data) = plain.split_at(AES_BLOCK);
-        let expected = hmac_sha1(&ki, &[confounder, sign_before, data, sign_after]);
-        let expected = expected.get(..HMAC_SHA1_96).unwrap_or_default();
-        if !bool::from(expected.ct_eq(mac)) {
-            return Err(CryptoError::Integrity);
-        }
-        Ok(data.to_vec())
+        let plain = self.aes_open(usage, body, mac, [&[], &[]], 0)?;
+        Ok(plain.to_vec())
     }
 
     fn rc4_encrypt(&self, usage: u32, confounder: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {

@@ -16,6 +16,7 @@ mod der;
 pub mod error;
 pub mod exchange;
 pub mod files;
+pub mod gss;
 pub mod messages;
 mod wire;
 
@@ -24,4 +25,5 @@ pub use crate::der::KerberosTime;
 pub use crate::error::{CryptoError, DecodeError, KrbError};
 pub use crate::exchange::{AsExchange, AsStep, Credential, Inputs, Secret, TgsExchange};
 pub use crate::files::{Ccache, KeytabEntry, parse_ccache, parse_keytab};
+pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
 pub use crate::messages::PrincipalName;

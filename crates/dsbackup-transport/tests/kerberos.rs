@@ -14,7 +14,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use dsbackup_krb::messages::ErrorCode;
 use dsbackup_krb::{KrbError, PrincipalName, Secret, parse_keytab};
-use dsbackup_transport::{KdcClient, KdcError};
+use dsbackup_proto::AuthLevel;
+use dsbackup_transport::{ClientAuth, ClientOptions, KdcClient, KdcError, list_endpoints};
 use zeroize::Zeroizing;
 
 fn required(name: &str) -> String {
@@ -116,5 +117,40 @@ async fn samba_kdc_refuses_a_wrong_password_and_an_unknown_service() {
             assert_eq!(code, ErrorCode::KDC_ERR_S_PRINCIPAL_UNKNOWN);
         }
         other => panic!("an unknown service was not refused as such: {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_endpoint_mapper_answers_over_kerberos_at_every_level() {
+    let kdc = kdc();
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    let ticket = kdc
+        .client
+        .service_ticket(&tgt, &dc_spn(&kdc))
+        .await
+        .unwrap();
+    let epm: SocketAddr = (kdc.host.as_str(), 135)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let anonymous = list_endpoints(epm, &ClientOptions::default())
+        .await
+        .unwrap();
+    for level in [
+        AuthLevel::PKT_INTEGRITY,
+        AuthLevel::PKT_PRIVACY,
+        AuthLevel::CONNECT,
+    ] {
+        let options = ClientOptions::with_auth(ClientAuth::Kerberos {
+            ticket: Box::new(ticket.clone()),
+            level,
+        });
+        let entries = list_endpoints(epm, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{level:?}: {e}"));
+        assert_eq!(entries, anonymous, "{level:?}");
     }
 }
