@@ -553,3 +553,152 @@ impl SecurityProvider for KerberosInitiator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Key {
+        Key::new(EncType::AES256_CTS_HMAC_SHA1_96, &[0x42; 32]).unwrap()
+    }
+
+    /// A fragment: 16-byte header, stub, 8-byte sec_trailer.
+    fn fragment(stub_len: usize) -> (Vec<u8>, Range<usize>) {
+        let pdu: Vec<u8> = (0..16 + stub_len + 8).map(|i| (i % 251) as u8).collect();
+        (pdu, 16..16 + stub_len)
+    }
+
+    #[test]
+    fn sealed_fragments_round_trip_and_refuse_any_change() {
+        let key = key();
+        for stub_len in [0usize, 1, 16, 17, 100, 4096] {
+            let (clear, stub) = fragment(stub_len);
+            let mut pdu = clear.clone();
+            let mut sig = [0u8; WRAP_LEN];
+            let params = (usage::INITIATOR_SEAL, ACCEPTOR_SUBKEY, 7);
+            seal_dce(&key, params, &[3; 16], &mut pdu, stub.clone(), &mut sig).unwrap();
+            assert_eq!(&sig[..8], &[0x05, 0x04, 0x06, 0xff, 0, 16, 0, 28]);
+            if stub_len >= 16 {
+                assert_ne!(
+                    pdu[stub.clone()],
+                    clear[stub.clone()],
+                    "the stub is encrypted"
+                );
+            }
+            assert_eq!(pdu[..16], clear[..16], "the header stays clear");
+
+            let mut opened = pdu.clone();
+            let seq = unseal_dce(
+                &key,
+                usage::INITIATOR_SEAL,
+                ACCEPTOR_SUBKEY,
+                &mut opened,
+                stub.clone(),
+                &sig,
+            )
+            .unwrap();
+            assert_eq!((seq, &opened), (7, &clear));
+
+            // Every byte of the token, of the sealed stub and of the signed-only header matters.
+            for i in 0..sig.len() {
+                let mut bad = sig;
+                bad[i] ^= 0x01;
+                let mut copy = pdu.clone();
+                assert!(
+                    unseal_dce(
+                        &key,
+                        usage::INITIATOR_SEAL,
+                        ACCEPTOR_SUBKEY,
+                        &mut copy,
+                        stub.clone(),
+                        &bad
+                    )
+                    .is_err(),
+                    "token byte {i}"
+                );
+            }
+            for i in [
+                0,
+                3,
+                stub.start,
+                stub.end.saturating_sub(1).max(stub.start),
+                pdu.len() - 1,
+            ] {
+                let mut bad = pdu.clone();
+                bad[i] ^= 0x80;
+                assert!(
+                    unseal_dce(
+                        &key,
+                        usage::INITIATOR_SEAL,
+                        ACCEPTOR_SUBKEY,
+                        &mut bad,
+                        stub.clone(),
+                        &sig
+                    )
+                    .is_err(),
+                    "pdu byte {i}"
+                );
+            }
+            // The other direction's usage, or a token claiming the acceptor sent it.
+            let mut copy = pdu.clone();
+            assert!(
+                unseal_dce(
+                    &key,
+                    usage::ACCEPTOR_SEAL,
+                    ACCEPTOR_SUBKEY,
+                    &mut copy,
+                    stub.clone(),
+                    &sig
+                )
+                .is_err()
+            );
+            assert!(
+                unseal_dce(
+                    &key,
+                    usage::INITIATOR_SEAL,
+                    ACCEPTOR_SUBKEY | SENT_BY_ACCEPTOR,
+                    &mut copy,
+                    stub.clone(),
+                    &sig
+                )
+                .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn mic_tokens_verify_and_refuse_changes() {
+        let key = key();
+        let pdu = b"a whole fragment, header to sec_trailer".to_vec();
+        let mic = make_mic(&key, usage::ACCEPTOR_SIGN, SENT_BY_ACCEPTOR, 9, &[&pdu]);
+        assert_eq!(mic.len(), MIC_LEN);
+        assert_eq!(&mic[..8], &[0x04, 0x04, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            verify_mic(&key, usage::ACCEPTOR_SIGN, SENT_BY_ACCEPTOR, &mic, &[&pdu]),
+            Ok(9)
+        );
+        let mut other = pdu.clone();
+        other[0] ^= 1;
+        assert_eq!(
+            verify_mic(
+                &key,
+                usage::ACCEPTOR_SIGN,
+                SENT_BY_ACCEPTOR,
+                &mic,
+                &[&other]
+            ),
+            Err(SecurityError::BadSignature)
+        );
+        assert!(verify_mic(&key, usage::INITIATOR_SIGN, SENT_BY_ACCEPTOR, &mic, &[&pdu]).is_err());
+        assert!(verify_mic(&key, usage::ACCEPTOR_SIGN, 0, &mic, &[&pdu]).is_err());
+    }
+
+    #[test]
+    fn gss_framing_round_trips() {
+        let token = initial_context_token([1, 0], b"\x6e\x00");
+        assert_eq!(&token[..2], &[0x60, 13 + 2]);
+        assert_eq!(strip_framing(&token).unwrap(), b"\x6e\x00");
+        assert_eq!(strip_framing(b"\x6f\x00").unwrap(), b"\x6f\x00");
+        assert!(strip_framing(&[0x60, 0x02, 0x06, 0x01]).is_err());
+    }
+}

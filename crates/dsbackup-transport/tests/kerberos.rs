@@ -15,7 +15,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use dsbackup_krb::messages::ErrorCode;
 use dsbackup_krb::{KrbError, PrincipalName, Secret, parse_keytab};
 use dsbackup_proto::AuthLevel;
-use dsbackup_transport::{ClientAuth, ClientOptions, KdcClient, KdcError, list_endpoints};
+use dsbackup_transport::{
+    ClientAuth, ClientOptions, KdcClient, KdcError, TransportError, list_endpoints,
+};
 use zeroize::Zeroizing;
 
 fn required(name: &str) -> String {
@@ -153,4 +155,27 @@ async fn samba_endpoint_mapper_answers_over_kerberos_at_every_level() {
             .unwrap_or_else(|e| panic!("{level:?}: {e}"));
         assert_eq!(entries, anonymous, "{level:?}");
     }
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_refuses_a_ticket_for_another_service() {
+    let kdc = kdc();
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    let epm: SocketAddr = (kdc.host.as_str(), 135)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    // The TGT names krbtgt/REALM, whose key the RPC server does not hold.
+    let options = ClientOptions::with_auth(ClientAuth::Kerberos {
+        ticket: Box::new(tgt),
+        level: AuthLevel::PKT_PRIVACY,
+    });
+    let error = list_endpoints(epm, &options).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::BindRejected(_)),
+        "not refused at bind: {error:?}"
+    );
 }
