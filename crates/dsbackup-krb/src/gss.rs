@@ -564,7 +564,9 @@ mod tests {
 
     /// A fragment: 16-byte header, stub, 8-byte sec_trailer.
     fn fragment(stub_len: usize) -> (Vec<u8>, Range<usize>) {
-        let pdu: Vec<u8> = (0..16 + stub_len + 8).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        let pdu: Vec<u8> = (0..16 + stub_len + 8)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         (pdu, 16..16 + stub_len)
     }
 

@@ -16,6 +16,8 @@ mod der;
 pub mod error;
 pub mod exchange;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gss;
 pub mod messages;
 mod wire;
