@@ -155,6 +155,21 @@ pub struct Ccache {
     pub credentials: Vec<Credential>,
 }
 
+impl Ccache {
+    /// A credential for `server` in `realm` still valid at `now`: a service ticket to present
+    /// directly, or (with `krbtgt/REALM`) the TGT to ask the KDC for one.
+    pub fn find(
+        &self,
+        server: &PrincipalName,
+        realm: &str,
+        now: KerberosTime,
+    ) -> Option<&Credential> {
+        self.credentials.iter().find(|c| {
+            c.server.same_as(server) && c.srealm.eq_ignore_ascii_case(realm) && c.valid_at(now)
+        })
+    }
+}
+
 fn ccache_principal(c: &mut Cursor<'_>, v4: bool) -> Result<(String, PrincipalName), DecodeError> {
     let name_type = if v4 {
         i32::from_be_bytes(c.u32()?.to_be_bytes())

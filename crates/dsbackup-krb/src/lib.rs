@@ -11,6 +11,7 @@
 //! [RFC 4121]: https://www.rfc-editor.org/rfc/rfc4121
 //! [RFC 4757]: https://www.rfc-editor.org/rfc/rfc4757
 
+pub mod config;
 pub mod crypto;
 mod der;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod gss;
 pub mod messages;
 mod wire;
 
+pub use crate::config::Krb5Conf;
 pub use crate::crypto::{EncType, Key};
 pub use crate::der::KerberosTime;
 pub use crate::error::{CryptoError, DecodeError, KrbError};

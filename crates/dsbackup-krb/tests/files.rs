@@ -47,6 +47,13 @@ fn mit_ccache_gives_the_default_principal_and_its_tgt() {
     assert_eq!(tgt.ticket.sname.components, ["krbtgt", "TEST.LOCAL"]);
     assert_eq!(tgt.session_key.etype(), EncType::AES256_CTS_HMAC_SHA1_96);
     assert!(tgt.endtime > tgt.authtime);
+    let krbtgt = dsbackup_krb::PrincipalName::krbtgt("TEST.LOCAL");
+    assert_eq!(cache.find(&krbtgt, "test.local", tgt.authtime), Some(tgt));
+    assert_eq!(
+        cache.find(&krbtgt, "TEST.LOCAL", tgt.endtime),
+        None,
+        "expired"
+    );
 }
 
 #[test]
