@@ -54,13 +54,18 @@ pub(crate) struct Args {
     /// TCP port of the endpoint mapper.
     #[arg(long, default_value_t = 135)]
     port: u16,
-    /// User to authenticate as (anonymous without); the password comes from
-    /// DSBACKUP_PASSWORD or a prompt.
-    #[arg(long, requires = "domain")]
+    /// User to authenticate as (anonymous without, unless Kerberos uses a ccache); the password
+    /// comes from DSBACKUP_PASSWORD or a prompt.
+    #[arg(long)]
     user: Option<String>,
-    /// Domain of the user.
-    #[arg(long, requires = "user")]
+    /// Domain of the user (NTLM).
+    #[arg(long)]
     domain: Option<String>,
+    /// Authentication package.
+    #[arg(long, value_enum, default_value = "ntlm")]
+    auth_type: crate::kerberos::AuthType,
+    #[command(flatten)]
+    kerberos: crate::kerberos::KerberosArgs,
     /// Auth level when authenticating.
     #[arg(long, value_enum, default_value = "privacy")]
     level: Level,
@@ -71,15 +76,42 @@ pub(crate) struct Args {
 
 /// Runs the command; `json` (the global `--json`): one JSON object a line instead of text.
 pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
+    if args.auth_type == crate::kerberos::AuthType::Kerberos {
+        let user = args.user.as_deref();
+        let ticket = crate::kerberos::service_ticket(&args.kerberos, user, &args.server, |realm| {
+            password(user.unwrap_or_default(), realm)
+        })
+        .await?;
+        let mut options = ClientOptions::with_auth(ClientAuth::Kerberos {
+            ticket: Box::new(ticket),
+            level: args.level.auth_level(),
+        });
+        options.connect_timeout = Duration::from_secs(args.timeout);
+        options.call_timeout = Duration::from_secs(args.timeout);
+        let epm = lookup_host(&args.server, args.port)
+            .await
+            .with_context(|| format!("cannot resolve {}", args.server))?;
+        let entries = list_endpoints(epm, &options)
+            .await
+            .with_context(|| format!("cannot read the endpoint map of {epm}"))?;
+        return write(&entries, json);
+    }
+    if args.user.is_some() != args.domain.is_some() {
+        anyhow::bail!("NTLM needs both --user and --domain");
+    }
     let password = match &args.user {
         Some(user) => Some(password(user, args.domain.as_deref().unwrap_or_default())?),
         None => None,
     };
     let entries = fetch(args, password.as_deref()).await?;
+    write(&entries, json)
+}
+
+fn write(entries: &[EndpointEntry], json: bool) -> Result<()> {
     let out = if json {
-        render_json(&entries)?
+        render_json(entries)?
     } else {
-        render(&entries)
+        render(entries)
     };
     std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?;
     Ok(())
@@ -206,6 +238,8 @@ mod tests {
             user: user.then(|| "svc".into()),
             domain: user.then(|| "CORP".into()),
             level: Level::Privacy,
+            auth_type: crate::kerberos::AuthType::Ntlm,
+            kerberos: crate::kerberos::KerberosArgs::default(),
             timeout: 10,
         }
     }

@@ -295,8 +295,9 @@ impl TgsExchange {
         let mut request = KdcReq {
             msg_type: 12,
             padata: Vec::new(),
-            // `renewable` without an rtime is a bad option to Heimdal's KDC (Samba's).
-            kdc_options: kdc_options::FORWARDABLE | kdc_options::CANONICALIZE,
+            // `renewable` without an rtime, or `forwardable` from a TGT that is not, is a bad
+            // option to Heimdal's KDC (Samba's): ask only for what the TGT allows.
+            kdc_options: (tgt.flags & kdc_options::FORWARDABLE) | kdc_options::CANONICALIZE,
             cname: None,
             realm: tgt.crealm.to_ascii_uppercase(),
             sname: service.clone(),

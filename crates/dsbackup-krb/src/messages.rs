@@ -493,7 +493,7 @@ impl EtypeInfo2 {
 ///
 /// [RFC 4120 §5.4.1]: https://www.rfc-editor.org/rfc/rfc4120#section-5.4.1
 pub mod kdc_options {
-    /// forwardable.
+    /// forwardable (the same bit as the ticket flag).
     pub const FORWARDABLE: u32 = 0x4000_0000;
     /// renewable.
     pub const RENEWABLE: u32 = 0x0080_0000;
