@@ -40,7 +40,7 @@ pub(crate) struct KerberosArgs {
     /// Credential cache (FILE: format) holding a TGT or the service ticket.
     #[arg(long)]
     pub(crate) ccache: Option<PathBuf>,
-    /// Service principal of the server (default: host/<server>).
+    /// Service principal of the server (default: `host/SERVER`).
     #[arg(long)]
     pub(crate) spn: Option<String>,
 }
