@@ -15,14 +15,28 @@ use crate::sh;
 const MAY_USE: &[(&str, &[&str])] = &[
     ("dsbackup-proto", &[]),
     ("dsbackup-ntlm", &["dsbackup-proto"]),
-    ("dsbackup-transport", &["dsbackup-proto", "dsbackup-ntlm"]),
+    ("dsbackup-krb", &["dsbackup-proto"]),
+    (
+        "dsbackup-transport",
+        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-krb"],
+    ),
     (
         "dsbackup-client",
-        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-transport"],
+        &[
+            "dsbackup-proto",
+            "dsbackup-ntlm",
+            "dsbackup-krb",
+            "dsbackup-transport",
+        ],
     ),
     (
         "dsbackup-mock",
-        &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-transport"],
+        &[
+            "dsbackup-proto",
+            "dsbackup-ntlm",
+            "dsbackup-krb",
+            "dsbackup-transport",
+        ],
     ),
     // libntdsbcli: the C API over the client.
     (
@@ -39,6 +53,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
         &[
             "dsbackup-proto",
             "dsbackup-ntlm",
+            "dsbackup-krb",
             "dsbackup-transport",
             "dsbackup-client",
             "dsbackup-mock",
@@ -50,7 +65,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
 ];
 
 /// Crates that must not do I/O, read the clock or draw randomness.
-const SANS_IO: &[&str] = &["dsbackup-proto", "dsbackup-ntlm"];
+const SANS_IO: &[&str] = &["dsbackup-proto", "dsbackup-ntlm", "dsbackup-krb"];
 
 /// Crates that would bring an async runtime, sockets or randomness.
 const NOT_SANS_IO: &[&str] = &[
@@ -68,6 +83,7 @@ const NOT_SANS_IO: &[&str] = &[
 const LIBRARIES: &[&str] = &[
     "dsbackup-proto",
     "dsbackup-ntlm",
+    "dsbackup-krb",
     "dsbackup-transport",
     "dsbackup-client",
     "dsbackup-mock",

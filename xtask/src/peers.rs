@@ -24,6 +24,7 @@ const SAMBA_SCRIPT: &str = "scripts/peers/samba-dc.sh";
 const SAMBA_USER: &str = "Administrator";
 const SAMBA_PASSWORD: &str = "Passw0rd!123";
 const SAMBA_DOMAIN: &str = "TEST";
+const SAMBA_REALM: &str = "TEST.LOCAL";
 
 /// Which peers to run the tests against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +112,14 @@ fn run_transport(peers: Peers) -> Result<()> {
         }
         let peers = sh::run(&mut test);
         let diff = sh::run(&mut differential);
-        peers.and(diff)
+        // The Kerberos tests export a keytab from the DC's database: only with a DC started
+        // here (an empty environment means DSBACKUP_SAMBA_HOST named another one).
+        let kerberos = if env.is_empty() {
+            Ok(())
+        } else {
+            sh::target_dir().and_then(|target| run_kerberos(&target.join("peers").join("samba")))
+        };
+        peers.and(diff).and(kerberos)
     })
 }
 
@@ -159,4 +167,39 @@ fn with_samba(f: impl FnOnce(&[(&str, &str)]) -> Result<()>) -> Result<()> {
     ]);
     drop(samba);
     result
+}
+
+/// Our Kerberos client against the DC's KDC (`crates/dsbackup-transport/tests/kerberos.rs`),
+/// with a keytab of the user that `samba-tool` exports from the DC's database.
+fn run_kerberos(dir: &Path) -> Result<()> {
+    let keytab = dir.join("user.keytab");
+    let _ = std::fs::remove_file(&keytab);
+    sh::run(
+        Command::new("samba-tool")
+            .args(["domain", "exportkeytab"])
+            .arg(&keytab)
+            .arg(format!("--principal={SAMBA_USER}@{SAMBA_REALM}"))
+            .arg(format!(
+                "--configfile={}",
+                dir.join("etc/smb.conf").display()
+            )),
+    )?;
+    let mut test = sh::cargo();
+    test.args([
+        "test",
+        "--locked",
+        "-p",
+        "dsbackup-transport",
+        "--test",
+        "kerberos",
+        "--",
+        "--ignored",
+        "--test-threads=1",
+    ])
+    .env("DSBACKUP_SAMBA_HOST", "127.0.0.1")
+    .env("DSBACKUP_SAMBA_USER", SAMBA_USER)
+    .env("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD)
+    .env("DSBACKUP_SAMBA_REALM", SAMBA_REALM)
+    .env("DSBACKUP_SAMBA_KEYTAB", &keytab);
+    sh::run(&mut test)
 }

@@ -49,22 +49,35 @@ pub(crate) fn resolve(
             parse_nt_hash(&hash)?,
         ));
     }
+    let password = password(user, domain, sources)?;
+    Ok(Credentials::from_password(user, domain, &password))
+}
+
+/// The password of `domain\user` from `--password-file`, `--password-command`,
+/// `DSBACKUP_PASSWORD` or a prompt, in that order (what needs the password itself, such as a
+/// Kerberos AS exchange, rather than an NT hash).
+///
+/// # Errors
+/// When there is no password and no terminal to ask on (a usage error), the file cannot be
+/// read (local), or the command fails.
+pub(crate) fn password(
+    user: &str,
+    domain: &str,
+    sources: &PasswordArgs,
+) -> anyhow::Result<Zeroizing<String>> {
     if let Some(password) = password_from(sources)? {
-        return Ok(Credentials::from_password(user, domain, &password));
+        return Ok(password);
     }
-    let password = match std::env::var(PASSWORD_ENV) {
-        Ok(password) => Zeroizing::new(password),
-        Err(_) if std::io::stdin().is_terminal() => Zeroizing::new(
+    match std::env::var(PASSWORD_ENV) {
+        Ok(password) => Ok(Zeroizing::new(password)),
+        Err(_) if std::io::stdin().is_terminal() => Ok(Zeroizing::new(
             rpassword::prompt_password(format!("Password for {domain}\\{user}: "))
                 .context("cannot read the password")?,
-        ),
-        Err(_) => {
-            return Err(crate::exit::usage(format!(
-                "no password: set {PASSWORD_ENV} (or {NT_HASH_ENV}), or run on a terminal to be asked"
-            )));
-        }
-    };
-    Ok(Credentials::from_password(user, domain, &password))
+        )),
+        Err(_) => Err(crate::exit::usage(format!(
+            "no password: set {PASSWORD_ENV} (or {NT_HASH_ENV}), or run on a terminal to be asked"
+        ))),
+    }
 }
 
 /// The password of `--password-file` or `--password-command`, if either is given.

@@ -12,7 +12,9 @@
 //! Anonymous by default; with `--user` the endpoint mapper is bound with NTLM at `--auth`
 //! (privacy unless said otherwise). The flags are those of every command that talks to a server:
 //! `-s/--server`, `--epm-port`, `-u/--user`, `-d/--domain`, `--auth`, `--connect-timeout`,
-//! `--timeout`; the password comes from the same places too, never the command line.
+//! `--timeout`; the password comes from the same places too, never the command line. With
+//! `--auth-type kerberos` the bind carries a Kerberos ticket instead (`--realm`, `--kdc`,
+//! `--keytab`, `--ccache`, `--spn`: see the `kerberos` module).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -44,6 +46,12 @@ pub(crate) struct Args {
     domain: String,
     #[command(flatten)]
     password: creds::PasswordArgs,
+    /// The authentication package: NTLM, or Kerberos with a ticket from a ccache, a keytab or
+    /// the password.
+    #[arg(long, value_enum, default_value = "ntlm")]
+    auth_type: crate::kerberos::AuthType,
+    #[command(flatten)]
+    kerberos: crate::kerberos::KerberosArgs,
     /// The RPC authentication level: none without --user, privacy with it, unless given.
     #[arg(long, value_enum)]
     auth: Option<Auth>,
@@ -61,7 +69,7 @@ pub(crate) struct Args {
 /// Runs the command; `json` (the global `--json`): one JSON object a line (JSON Lines) instead
 /// of text.
 pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
-    let entries = fetch(args, &options(args)?).await?;
+    let entries = fetch(args, &options(args).await?).await?;
     let out = if json {
         render_json(&entries)?
     } else {
@@ -76,15 +84,29 @@ pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
 ///
 /// # Errors
 /// A usage error for `--auth` above none without `--user`, or no password.
-fn options(args: &Args) -> Result<ClientOptions> {
+async fn options(args: &Args) -> Result<ClientOptions> {
     crate::connect::check_server(&args.server)?;
+    let kerberos = args.auth_type == crate::kerberos::AuthType::Kerberos;
     let auth = match (args.auth, &args.user) {
         (Some(auth), _) => auth,
+        (None, _) if kerberos => Auth::Privacy,
         (None, Some(_)) => Auth::Privacy,
         (None, None) => Auth::None,
     };
     let mut options = ClientOptions::default();
-    if auth != Auth::None {
+    if kerberos && auth != Auth::None {
+        let user = args.user.as_deref();
+        let ticket =
+            crate::kerberos::service_ticket(&args.kerberos, user, &args.server, |realm| {
+                creds::password(user.unwrap_or_default(), realm, &args.password)
+                    .map(|password| password.to_string())
+            })
+            .await?;
+        options.auth = ClientAuth::Kerberos {
+            ticket: Box::new(ticket),
+            level: auth.level(),
+        };
+    } else if auth != Auth::None {
         let user = args.user.as_deref().ok_or_else(|| {
             exit::usage(format!(
                 "--user is needed at --auth {} (or use --auth none)",
@@ -220,6 +242,8 @@ mod tests {
             user: None,
             domain: String::new(),
             password: creds::PasswordArgs::default(),
+            auth_type: crate::kerberos::AuthType::Ntlm,
+            kerberos: crate::kerberos::KerberosArgs::default(),
             auth: None,
             connect_timeout: 10,
             timeout: 10,

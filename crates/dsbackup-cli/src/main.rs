@@ -9,6 +9,7 @@ mod creds;
 mod endpoints;
 mod exit;
 mod inspect;
+mod kerberos;
 mod mock;
 mod output;
 mod pcapng;

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use dsbackup_krb::{InitiatorInputs, KerberosInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
     AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
@@ -65,6 +66,15 @@ pub enum ClientAuth {
         /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
         level: AuthLevel,
     },
+    /// Kerberos (auth type 16, DCE style) at `level`, presenting a service ticket for the
+    /// server's SPN (from [`KdcClient::service_ticket`](crate::KdcClient::service_ticket) or a
+    /// credential cache); every association sends a fresh authenticator.
+    Kerberos {
+        /// The service ticket and its session key.
+        ticket: Box<dsbackup_krb::Credential>,
+        /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
+        level: AuthLevel,
+    },
 }
 
 impl ClientAuth {
@@ -77,7 +87,7 @@ impl ClientAuth {
     pub fn level(&self) -> AuthLevel {
         match self {
             Self::None => AuthLevel::NONE,
-            Self::Ntlm { level, .. } => *level,
+            Self::Ntlm { level, .. } | Self::Kerberos { level, .. } => *level,
         }
     }
 }
@@ -142,6 +152,21 @@ impl ClientOptions {
                 // it asks for neither, as a Samba server insists (docs/PEERS.md).
                 Some(Box::new(Initiator::new(
                     InitiatorConfig::for_protection(credentials.clone(), level.protection()),
+                    inputs,
+                )))
+            }
+            ClientAuth::Kerberos { ticket, level } => {
+                let (now, usec) = nonce::unix_now();
+                let inputs = InitiatorInputs {
+                    now: dsbackup_krb::KerberosTime(now),
+                    usec,
+                    seq: u32::from_be_bytes(nonce::random()?) & 0x3fff_ffff,
+                    subkey: nonce::random()?,
+                    confounders: Box::new(nonce::confounder),
+                };
+                Some(Box::new(KerberosInitiator::new(
+                    (**ticket).clone(),
+                    level.protection(),
                     inputs,
                 )))
             }

@@ -12,6 +12,27 @@ pub(crate) fn random<const N: usize>() -> std::io::Result<[u8; N]> {
     Ok(bytes)
 }
 
+/// Now as seconds since 1970 and microseconds.
+pub(crate) fn unix_now() -> (i64, u32) {
+    let since_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (
+        i64::try_from(since_unix.as_secs()).unwrap_or(i64::MAX),
+        since_unix.subsec_micros(),
+    )
+}
+
+/// A fresh confounder for a Kerberos encryption. The OS generator answered moments earlier
+/// for the context's subkey; should it fail now, the confounder is all zeros, which leaves the
+/// encryption sound (the confounder randomizes, the key protects) and is logged.
+pub(crate) fn confounder() -> [u8; 16] {
+    random().unwrap_or_else(|e| {
+        tracing::error!("no randomness for a Kerberos confounder: {e}");
+        [0; 16]
+    })
+}
+
 /// Now as a FILETIME: 100 ns intervals since 1601-01-01 UTC.
 pub(crate) fn filetime_now() -> u64 {
     /// Seconds from 1601-01-01 to 1970-01-01.

@@ -1,0 +1,168 @@
+//! Kerberos on the command line: `--auth-type kerberos` with `--realm`, `--kdc`, `--keytab`,
+//! `--ccache` and `--spn`, as `kinit` and an MIT-based tool would take them.
+//!
+//! The service ticket comes from, in this order: a credential cache (`--ccache`, else
+//! `KRB5CCNAME` when no user is given) holding it or a TGT; a keytab (`--keytab`) with the
+//! user's keys; the user's password (`DSBACKUP_PASSWORD` or a prompt). The realm comes from
+//! `--realm`, the cache, or `default_realm` of krb5.conf (`KRB5_CONFIG`, else
+//! `/etc/krb5.conf`); the KDC from `--kdc`, the realm's `kdc` lines, or the server itself.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+use dsbackup_krb::{Credential, KerberosTime, Krb5Conf, PrincipalName, Secret};
+use dsbackup_transport::KdcClient;
+use dsbackup_transport::resolve::lookup_host;
+use zeroize::Zeroizing;
+
+/// How RPC authenticates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AuthType {
+    /// NTLMv2 (auth type 10).
+    Ntlm,
+    /// Kerberos (auth type 16).
+    Kerberos,
+}
+
+/// The Kerberos options.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct KerberosArgs {
+    /// Kerberos realm (default: the ccache's, else krb5.conf's default_realm).
+    #[arg(long)]
+    pub(crate) realm: Option<String>,
+    /// KDC as host or host:port (default: the realm's kdc in krb5.conf, else the server).
+    #[arg(long)]
+    pub(crate) kdc: Option<String>,
+    /// Keytab holding the user's keys.
+    #[arg(long)]
+    pub(crate) keytab: Option<PathBuf>,
+    /// Credential cache (FILE: format) holding a TGT or the service ticket.
+    #[arg(long)]
+    pub(crate) ccache: Option<PathBuf>,
+    /// Service principal of the server (default: `host/SERVER`).
+    #[arg(long)]
+    pub(crate) spn: Option<String>,
+}
+
+fn now() -> KerberosTime {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    KerberosTime(i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn krb5_conf() -> Krb5Conf {
+    let path =
+        std::env::var_os("KRB5_CONFIG").map_or_else(|| "/etc/krb5.conf".into(), PathBuf::from);
+    std::fs::read_to_string(path)
+        .map(|text| Krb5Conf::parse(&text))
+        .unwrap_or_default()
+}
+
+fn ccache_path(args: &KerberosArgs, user: Option<&str>) -> Option<PathBuf> {
+    if let Some(path) = &args.ccache {
+        return Some(path.clone());
+    }
+    if user.is_some() {
+        return None;
+    }
+    let name = std::env::var("KRB5CCNAME").ok()?;
+    Some(PathBuf::from(name.strip_prefix("FILE:").unwrap_or(&name)))
+}
+
+/// A service ticket for the server, from the sources in the module's order.
+///
+/// # Errors
+/// No source of credentials, an unreadable file, or the KDC's refusal.
+pub(crate) async fn service_ticket(
+    args: &KerberosArgs,
+    user: Option<&str>,
+    server: &str,
+    password: impl FnOnce(&str) -> Result<String>,
+) -> Result<Credential> {
+    let conf = krb5_conf();
+    let spn = PrincipalName::service(
+        &args
+            .spn
+            .clone()
+            .unwrap_or_else(|| format!("host/{}", server.to_ascii_lowercase())),
+    );
+    let cache = match ccache_path(args, user) {
+        Some(path) => {
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read the credential cache {}", path.display()))?;
+            Some(
+                dsbackup_krb::parse_ccache(&bytes)
+                    .with_context(|| format!("{}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let realm = args
+        .realm
+        .clone()
+        .or_else(|| cache.as_ref().map(|c| c.realm.clone()))
+        .or_else(|| conf.default_realm.clone())
+        .context("no realm: give --realm (or a default_realm in krb5.conf)")?
+        .to_ascii_uppercase();
+    let kdc_name = args
+        .kdc
+        .clone()
+        .or_else(|| conf.kdcs_of(&realm).first().map(|k| (*k).to_owned()))
+        .unwrap_or_else(|| server.to_owned());
+    let (host, port) = match kdc_name.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => {
+            (host.to_owned(), port.parse().unwrap_or(88))
+        }
+        _ => (kdc_name.clone(), 88),
+    };
+    let kdc = KdcClient::new(
+        lookup_host(&host, port)
+            .await
+            .with_context(|| format!("cannot resolve the KDC {kdc_name}"))?,
+    );
+    let tgt = if let Some(cache) = &cache {
+        if let Some(ticket) = cache.find(&spn, &realm, now()) {
+            return Ok(ticket.clone());
+        }
+        cache
+            .find(&PrincipalName::krbtgt(&realm), &realm, now())
+            .cloned()
+            .context("the credential cache holds no valid TGT for the realm (run kinit)")?
+    } else {
+        let Some(user) = user else {
+            bail!("Kerberos needs --user, --ccache or KRB5CCNAME");
+        };
+        let secret = match &args.keytab {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read the keytab {}", path.display()))?;
+                let keys: Vec<_> = dsbackup_krb::parse_keytab(&bytes)
+                    .with_context(|| format!("{}", path.display()))?
+                    .into_iter()
+                    .filter(|e| {
+                        e.realm.eq_ignore_ascii_case(&realm)
+                            && e.principal.components.len() == 1
+                            && e.principal
+                                .components
+                                .first()
+                                .is_some_and(|c| c.eq_ignore_ascii_case(user))
+                    })
+                    .map(|e| e.key)
+                    .collect();
+                if keys.is_empty() {
+                    bail!("the keytab {} has no key of {user}@{realm}", path.display());
+                }
+                Secret::Keys(keys)
+            }
+            None => Secret::Password(Zeroizing::new(password(&realm)?)),
+        };
+        kdc.tgt(user, &realm, secret)
+            .await
+            .with_context(|| format!("cannot get a TGT for {user}@{realm}"))?
+    };
+    kdc.service_ticket(&tgt, &spn)
+        .await
+        .with_context(|| format!("cannot get a ticket for {}", spn.to_text()))
+}

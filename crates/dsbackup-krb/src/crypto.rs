@@ -1,0 +1,601 @@
+//! The encryption types: AES-CTS-HMAC-SHA1-96 ([RFC 3962], on the simplified profile of
+//! [RFC 3961]) and RC4-HMAC ([RFC 4757]).
+//!
+//! A [`Key`] knows its encryption type. [`Key::encrypt`] takes the confounder from the caller
+//! (this crate draws no random numbers); [`Key::decrypt`] checks the integrity checksum before it
+//! hands anything back. Derived keys are computed per call: they are cheap next to the HMAC.
+//!
+//! [RFC 3961]: https://www.rfc-editor.org/rfc/rfc3961
+//! [RFC 3962]: https://www.rfc-editor.org/rfc/rfc3962
+//! [RFC 4757]: https://www.rfc-editor.org/rfc/rfc4757
+
+use core::fmt;
+
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes::{Aes128, Aes256};
+use hmac::{Hmac, Mac};
+use md4::Md4;
+use md5::{Digest, Md5};
+use rc4::{Rc4, StreamCipher};
+use sha1::Sha1;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::CryptoError;
+use crate::wire::known_values;
+
+/// An encryption type number (`etype`, [RFC 3961 §8]).
+///
+/// [RFC 3961 §8]: https://www.rfc-editor.org/rfc/rfc3961#section-8
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EncType(pub i32);
+
+known_values! {
+    EncType;
+    /// aes128-cts-hmac-sha1-96.
+    AES128_CTS_HMAC_SHA1_96 = 17 => "aes128-cts-hmac-sha1-96",
+    /// aes256-cts-hmac-sha1-96.
+    AES256_CTS_HMAC_SHA1_96 = 18 => "aes256-cts-hmac-sha1-96",
+    /// rc4-hmac (arcfour-hmac-md5).
+    RC4_HMAC = 23 => "rc4-hmac",
+}
+
+impl EncType {
+    /// The encryption types this crate implements, strongest first: what a request offers.
+    pub const SUPPORTED: [Self; 3] = [
+        Self::AES256_CTS_HMAC_SHA1_96,
+        Self::AES128_CTS_HMAC_SHA1_96,
+        Self::RC4_HMAC,
+    ];
+
+    /// Length of a key of this type, `None` for a type this crate does not implement.
+    pub fn key_len(self) -> Option<usize> {
+        match self {
+            Self::AES128_CTS_HMAC_SHA1_96 | Self::RC4_HMAC => Some(16),
+            Self::AES256_CTS_HMAC_SHA1_96 => Some(32),
+            _ => None,
+        }
+    }
+
+    /// The keyed checksum type that goes with this encryption type ([RFC 3962 §7], [RFC 4757]).
+    ///
+    /// [RFC 3962 §7]: https://www.rfc-editor.org/rfc/rfc3962#section-7
+    /// [RFC 4757]: https://www.rfc-editor.org/rfc/rfc4757
+    pub fn checksum_type(self) -> i32 {
+        match self {
+            Self::AES128_CTS_HMAC_SHA1_96 => 15,
+            Self::AES256_CTS_HMAC_SHA1_96 => 16,
+            _ => -138,
+        }
+    }
+
+    /// Bytes `encrypt` adds to a plaintext: confounder and integrity checksum.
+    pub fn overhead(self) -> usize {
+        match self {
+            Self::RC4_HMAC => 16 + 8,
+            _ => AES_BLOCK + HMAC_SHA1_96,
+        }
+    }
+}
+
+const AES_BLOCK: usize = 16;
+pub(crate) const HMAC_SHA1_96: usize = 12;
+/// PBKDF2 iterations when the KDC names none ([RFC 3962 §4]).
+const DEFAULT_ITERATIONS: u32 = 4096;
+/// Iteration counts above this are refused: a KDC must not make us spin for minutes.
+const MAX_ITERATIONS: u32 = 1 << 20;
+
+/// A protocol key: its encryption type and its bytes (zeroized on drop).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key {
+    etype: EncType,
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({:?}, {} bytes)", self.etype, self.bytes.len())
+    }
+}
+
+impl Key {
+    /// A key of `etype` from its bytes.
+    ///
+    /// # Errors
+    /// [`CryptoError::UnsupportedEncType`] for a type this crate does not implement,
+    /// [`CryptoError::KeyLength`] when `bytes` is not that type's key length.
+    pub fn new(etype: EncType, bytes: &[u8]) -> Result<Self, CryptoError> {
+        let len = etype
+            .key_len()
+            .ok_or(CryptoError::UnsupportedEncType(etype.0))?;
+        if bytes.len() != len {
+            return Err(CryptoError::KeyLength);
+        }
+        Ok(Self {
+            etype,
+            bytes: Zeroizing::new(bytes.to_vec()),
+        })
+    }
+
+    /// The long-term key of a password ([RFC 3962 §4], [RFC 4757 §2]): PBKDF2-HMAC-SHA1 over
+    /// `salt` (the realm followed by the principal's name components, or what the KDC's
+    /// ETYPE-INFO2 names) then `DK(tkey, "kerberos")` for AES; the NT hash for RC4-HMAC.
+    /// `params` is the s2kparams of ETYPE-INFO2 (a 4-byte big-endian iteration count).
+    ///
+    /// # Errors
+    /// [`CryptoError::UnsupportedEncType`], or [`CryptoError::BadParams`] for malformed or
+    /// excessive s2kparams.
+    ///
+    /// [RFC 3962 §4]: https://www.rfc-editor.org/rfc/rfc3962#section-4
+    /// [RFC 4757 §2]: https://www.rfc-editor.org/rfc/rfc4757#section-2
+    pub fn from_password(
+        etype: EncType,
+        password: &str,
+        salt: &[u8],
+        params: Option<&[u8]>,
+    ) -> Result<Self, CryptoError> {
+        match etype {
+            EncType::RC4_HMAC => {
+                let utf16: Zeroizing<Vec<u8>> =
+                    Zeroizing::new(password.encode_utf16().flat_map(u16::to_le_bytes).collect());
+                let hash = Md4::digest(utf16.as_slice());
+                Self::new(etype, hash.as_slice())
+            }
+            EncType::AES128_CTS_HMAC_SHA1_96 | EncType::AES256_CTS_HMAC_SHA1_96 => {
+                let iterations = match params {
+                    None => DEFAULT_ITERATIONS,
+                    Some(p) => {
+                        let bytes: [u8; 4] = p.try_into().map_err(|_| CryptoError::BadParams)?;
+                        u32::from_be_bytes(bytes)
+                    }
+                };
+                if iterations == 0 || iterations > MAX_ITERATIONS {
+                    return Err(CryptoError::BadParams);
+                }
+                let len = etype.key_len().unwrap_or(AES_BLOCK);
+                let mut tkey = Zeroizing::new(vec![0u8; len]);
+                pbkdf2::pbkdf2_hmac::<Sha1>(password.as_bytes(), salt, iterations, &mut tkey);
+                let tkey = Self::new(etype, &tkey)?;
+                let bytes = tkey.derive_random(b"kerberos")?;
+                Ok(Self { etype, bytes })
+            }
+            other => Err(CryptoError::UnsupportedEncType(other.0)),
+        }
+    }
+
+    /// The encryption type.
+    pub fn etype(&self) -> EncType {
+        self.etype
+    }
+
+    /// The key bytes (for a keytab or a ccache writer, or an observer that decrypts).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// `encrypt(key, usage, plaintext)` with `confounder` (16 random bytes; RC4-HMAC uses the
+    /// first 8).
+    pub fn encrypt(&self, usage: u32, confounder: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+        match self.etype {
+            EncType::RC4_HMAC => self.rc4_encrypt(usage, confounder, plaintext),
+            _ => self.aes_encrypt(usage, confounder, plaintext),
+        }
+    }
+
+    /// The mirror of [`encrypt`](Self::encrypt): checks the integrity checksum, then returns
+    /// the plaintext without its confounder.
+    ///
+    /// # Errors
+    /// [`CryptoError::Integrity`] when the checksum does not verify (wrong key, wrong usage,
+    /// altered bytes), [`CryptoError::Length`] when the ciphertext is too short.
+    pub fn decrypt(&self, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match self.etype {
+            EncType::RC4_HMAC => self.rc4_decrypt(usage, ciphertext),
+            _ => self.aes_decrypt(usage, ciphertext),
+        }
+    }
+
+    /// The keyed checksum of `parts` (concatenated) under `usage`: HMAC-SHA1-96 with the
+    /// derived key Kc for AES ([RFC 3962]), HMAC-MD5 with the signature key for RC4-HMAC
+    /// ([RFC 4757 §4]).
+    ///
+    /// [RFC 3962]: https://www.rfc-editor.org/rfc/rfc3962
+    /// [RFC 4757 §4]: https://www.rfc-editor.org/rfc/rfc4757#section-4
+    pub fn checksum(&self, usage: u32, parts: &[&[u8]]) -> Vec<u8> {
+        match self.etype {
+            EncType::RC4_HMAC => {
+                let ksign = hmac_md5(&self.bytes, &[b"signaturekey\0"]);
+                let mut md5 = Md5::new();
+                md5.update(rc4_usage(usage).to_le_bytes());
+                for part in parts {
+                    md5.update(part);
+                }
+                let tmp = md5.finalize();
+                hmac_md5(&ksign, &[tmp.as_slice()]).to_vec()
+            }
+            _ => {
+                let kc = self.derive(usage, 0x99);
+                hmac_sha1(&kc, parts)
+                    .get(..HMAC_SHA1_96)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Checks a keyed checksum in constant time.
+    ///
+    /// # Errors
+    /// [`CryptoError::Integrity`] when it does not match.
+    pub fn verify_checksum(
+        &self,
+        usage: u32,
+        parts: &[&[u8]],
+        checksum: &[u8],
+    ) -> Result<(), CryptoError> {
+        let expected = self.checksum(usage, parts);
+        if bool::from(expected.as_slice().ct_eq(checksum)) {
+            Ok(())
+        } else {
+            Err(CryptoError::Integrity)
+        }
+    }
+
+    /// AES encryption with sign-only data around part of the plaintext, as the GSS-API IOV
+    /// interface applies [RFC 3961 §5.3] to DCE/RPC fragments: the cipher covers
+    /// `confounder | data | tail`, the integrity checksum covers
+    /// `confounder | before | data | after | tail`. Returns the ciphertext and the checksum.
+    ///
+    /// [RFC 3961 §5.3]: https://www.rfc-editor.org/rfc/rfc3961#section-5.3
+    pub(crate) fn aes_seal(
+        &self,
+        usage: u32,
+        confounder: &[u8; 16],
+        [before, data, after, tail]: [&[u8]; 4],
+    ) -> (Vec<u8>, [u8; HMAC_SHA1_96]) {
+        let ke = self.derive(usage, 0xAA);
+        let ki = self.derive(usage, 0x55);
+        let mac = hmac_sha1(&ki, &[confounder, before, data, after, tail]);
+        let mut plain = Zeroizing::new(Vec::with_capacity(AES_BLOCK + data.len() + tail.len()));
+        plain.extend_from_slice(confounder);
+        plain.extend_from_slice(data);
+        plain.extend_from_slice(tail);
+        let mut truncated = [0u8; HMAC_SHA1_96];
+        for (t, m) in truncated.iter_mut().zip(mac) {
+            *t = m;
+        }
+        (cts_encrypt(&ke, &plain), truncated)
+    }
+
+    /// The mirror of [`aes_seal`](Self::aes_seal): decrypts `cipher` into `confounder | data |
+    /// tail` (the tail `tail_len` bytes long), checks the checksum, returns `data | tail`.
+    pub(crate) fn aes_open(
+        &self,
+        usage: u32,
+        cipher: &[u8],
+        mac: &[u8],
+        [before, after]: [&[u8]; 2],
+        tail_len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if cipher.len() < AES_BLOCK + tail_len {
+            return Err(CryptoError::Length);
+        }
+        let ke = self.derive(usage, 0xAA);
+        let ki = self.derive(usage, 0x55);
+        let plain = cts_decrypt(&ke, cipher)?;
+        let (confounder, rest) = plain.split_at(AES_BLOCK);
+        let (data, tail) = rest.split_at(rest.len() - tail_len);
+        let expected = hmac_sha1(&ki, &[confounder, before, data, after, tail]);
+        let expected = expected.get(..HMAC_SHA1_96).unwrap_or_default();
+        if !bool::from(expected.ct_eq(mac)) {
+            return Err(CryptoError::Integrity);
+        }
+        Ok(Zeroizing::new(rest.to_vec()))
+    }
+
+    fn aes_encrypt(&self, usage: u32, confounder: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+        let (mut out, mac) = self.aes_seal(usage, confounder, [&[], plaintext, &[], &[]]);
+        out.extend_from_slice(&mac);
+        out
+    }
+
+    fn aes_decrypt(&self, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let split = ciphertext
+            .len()
+            .checked_sub(HMAC_SHA1_96)
+            .filter(|&n| n >= AES_BLOCK)
+            .ok_or(CryptoError::Length)?;
+        let (body, mac) = ciphertext.split_at(split);
+        let plain = self.aes_open(usage, body, mac, [&[], &[]], 0)?;
+        Ok(plain.to_vec())
+    }
+
+    fn rc4_encrypt(&self, usage: u32, confounder: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
+        let k1 = hmac_md5(&self.bytes, &[&rc4_usage(usage).to_le_bytes()]);
+        let conf = confounder.get(..8).unwrap_or_default();
+        let checksum = hmac_md5(&k1, &[conf, plaintext]);
+        let k3 = hmac_md5(&k1, &[&checksum]);
+        let mut out = Vec::with_capacity(16 + 8 + plaintext.len());
+        out.extend_from_slice(&checksum);
+        out.extend_from_slice(conf);
+        out.extend_from_slice(plaintext);
+        if let Some(body) = out.get_mut(16..) {
+            rc4_apply(&k3, body);
+        }
+        out
+    }
+
+    fn rc4_decrypt(&self, usage: u32, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if ciphertext.len() < 24 {
+            return Err(CryptoError::Length);
+        }
+        let (checksum, body) = ciphertext.split_at(16);
+        let k1 = hmac_md5(&self.bytes, &[&rc4_usage(usage).to_le_bytes()]);
+        let k3 = hmac_md5(&k1, &[checksum]);
+        let mut plain = body.to_vec();
+        rc4_apply(&k3, &mut plain);
+        let expected = hmac_md5(&k1, &[&plain]);
+        if !bool::from(expected.as_slice().ct_eq(checksum)) {
+            plain.zeroize();
+            return Err(CryptoError::Integrity);
+        }
+        plain.drain(..8);
+        Ok(plain)
+    }
+
+    /// `DK(key, usage | kind)` ([RFC 3961 §5.3]).
+    ///
+    /// [RFC 3961 §5.3]: https://www.rfc-editor.org/rfc/rfc3961#section-5.3
+    fn derive(&self, usage: u32, kind: u8) -> Zeroizing<Vec<u8>> {
+        let [a, b, c, d] = usage.to_be_bytes();
+        let constant = [a, b, c, d, kind];
+        // Only AES keys reach here, whose lengths `new` checked.
+        self.derive_random(&constant).unwrap_or_default()
+    }
+
+    /// `DR(key, constant)`: the n-folded constant encrypted repeatedly, to the key's length
+    /// (random-to-key is the identity for AES).
+    fn derive_random(&self, constant: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let len = self.bytes.len();
+        let mut block: [u8; AES_BLOCK] = nfold(constant, AES_BLOCK)
+            .try_into()
+            .map_err(|_| CryptoError::KeyLength)?;
+        let mut out = Zeroizing::new(Vec::with_capacity(len + AES_BLOCK));
+        let cipher = AesKey::new(&self.bytes)?;
+        while out.len() < len {
+            cipher.encrypt(&mut block);
+            out.extend_from_slice(&block);
+        }
+        out.truncate(len);
+        Ok(out)
+    }
+}
+
+/// RC4-HMAC's translation of key usages ([RFC 4757 §3]): the AS-REP and TGS-REP parts under
+/// the subkey use the number of the TGS-REP part, and the GSS checksum usage 23 becomes 13.
+///
+/// [RFC 4757 §3]: https://www.rfc-editor.org/rfc/rfc4757#section-3
+fn rc4_usage(usage: u32) -> u32 {
+    match usage {
+        3 | 9 => 8,
+        23 => 13,
+        other => other,
+    }
+}
+
+fn rc4_apply(key: &[u8; 16], data: &mut [u8]) {
+    // RC4 takes keys of 1 to 256 bytes.
+    if let Ok(mut cipher) = <Rc4 as KeyInit>::new_from_slice(key) {
+        cipher.apply_keystream(data);
+    }
+}
+
+pub(crate) fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    // HMAC takes keys of any length.
+    let mut mac = <Hmac<Md5> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| <Hmac<Md5> as KeyInit>::new(&Default::default()));
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| <Hmac<Sha1> as KeyInit>::new(&Default::default()));
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// An AES block cipher of either key size.
+enum AesKey {
+    Aes128(Box<Aes128>),
+    Aes256(Box<Aes256>),
+}
+
+impl AesKey {
+    fn new(key: &[u8]) -> Result<Self, CryptoError> {
+        match key.len() {
+            16 => Aes128::new_from_slice(key)
+                .map(|c| Self::Aes128(Box::new(c)))
+                .map_err(|_| CryptoError::KeyLength),
+            32 => Aes256::new_from_slice(key)
+                .map(|c| Self::Aes256(Box::new(c)))
+                .map_err(|_| CryptoError::KeyLength),
+            _ => Err(CryptoError::KeyLength),
+        }
+    }
+
+    fn encrypt(&self, block: &mut [u8; AES_BLOCK]) {
+        let b: &mut aes::Block = block.into();
+        match self {
+            Self::Aes128(c) => c.encrypt_block(b),
+            Self::Aes256(c) => c.encrypt_block(b),
+        }
+    }
+
+    fn decrypt(&self, block: &mut [u8; AES_BLOCK]) {
+        let b: &mut aes::Block = block.into();
+        match self {
+            Self::Aes128(c) => c.decrypt_block(b),
+            Self::Aes256(c) => c.decrypt_block(b),
+        }
+    }
+}
+
+fn xor_into(dst: &mut [u8; AES_BLOCK], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d ^= s;
+    }
+}
+
+/// Copies up to 16 bytes of `src` into a zero-padded block.
+fn block_of(src: &[u8]) -> [u8; AES_BLOCK] {
+    let mut block = [0u8; AES_BLOCK];
+    for (d, s) in block.iter_mut().zip(src) {
+        *d = *s;
+    }
+    block
+}
+
+/// AES in CBC mode with ciphertext stealing, zero IV, the last two blocks swapped (the
+/// Kerberos variant, [RFC 3962 §5]). `data` is at least one block.
+///
+/// [RFC 3962 §5]: https://www.rfc-editor.org/rfc/rfc3962#section-5
+fn cts_encrypt(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let Ok(cipher) = AesKey::new(key) else {
+        return Vec::new();
+    };
+    let mut blocks = Vec::with_capacity(data.len().div_ceil(AES_BLOCK));
+    let mut prev = [0u8; AES_BLOCK];
+    for chunk in data.chunks(AES_BLOCK) {
+        let mut block = block_of(chunk);
+        xor_into(&mut block, &prev);
+        cipher.encrypt(&mut block);
+        blocks.push(block);
+        prev = block;
+    }
+    let last_len = data.len() - (blocks.len().saturating_sub(1)) * AES_BLOCK;
+    let mut out = Vec::with_capacity(data.len() + HMAC_SHA1_96);
+    match blocks.as_slice() {
+        [] => {}
+        [only] => out.extend_from_slice(only),
+        [init @ .., before_last, last] => {
+            for block in init {
+                out.extend_from_slice(block);
+            }
+            out.extend_from_slice(last);
+            out.extend_from_slice(before_last.get(..last_len).unwrap_or_default());
+        }
+    }
+    out
+}
+
+/// The mirror of [`cts_encrypt`].
+fn cts_decrypt(key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let cipher = AesKey::new(key)?;
+    if data.len() < AES_BLOCK {
+        return Err(CryptoError::Length);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
+    if data.len() == AES_BLOCK {
+        let mut block = block_of(data);
+        cipher.decrypt(&mut block);
+        out.extend_from_slice(&block);
+        return Ok(out);
+    }
+    // Blocks before the last two full-or-partial ones decrypt as CBC.
+    let tail_start = (data.len() - 1) / AES_BLOCK * AES_BLOCK - AES_BLOCK;
+    let (head, tail) = data.split_at(tail_start);
+    let mut prev = [0u8; AES_BLOCK];
+    for chunk in head.chunks(AES_BLOCK) {
+        let c = block_of(chunk);
+        let mut block = c;
+        cipher.decrypt(&mut block);
+        xor_into(&mut block, &prev);
+        out.extend_from_slice(&block);
+        prev = c;
+    }
+    let (c_n, partial) = tail.split_at(AES_BLOCK);
+    let d = partial.len();
+    let mut dn = block_of(c_n);
+    cipher.decrypt(&mut dn);
+    // dn = P(n)|0 xor C(n-1); C(n-1) = partial | dn[d..].
+    let mut c_n1 = dn;
+    for (c, p) in c_n1.iter_mut().zip(partial) {
+        *c = *p;
+    }
+    let mut p_n = dn;
+    xor_into(&mut p_n, &c_n1);
+    let mut p_n1 = c_n1;
+    cipher.decrypt(&mut p_n1);
+    xor_into(&mut p_n1, &prev);
+    out.extend_from_slice(&p_n1);
+    out.extend_from_slice(p_n.get(..d).unwrap_or_default());
+    Ok(out)
+}
+
+/// `n-fold` ([RFC 3961 §5.1]): `input` repeated to the least common multiple of both lengths,
+/// each copy rotated right by 13 bits more than the one before, summed in `out_len`-byte
+/// pieces with end-around carry.
+///
+/// [RFC 3961 §5.1]: https://www.rfc-editor.org/rfc/rfc3961#section-5.1
+pub fn nfold(input: &[u8], out_len: usize) -> Vec<u8> {
+    if input.is_empty() || out_len == 0 {
+        return vec![0; out_len];
+    }
+    let in_len = input.len();
+    let lcm = in_len / gcd(in_len, out_len) * out_len;
+    let bits = in_len * 8;
+    let bit = |i: usize| -> u8 {
+        input
+            .get(i / 8)
+            .map_or(0, |byte| (byte >> (7 - (i % 8))) & 1)
+    };
+    let mut expanded = vec![0u8; lcm];
+    for (copy, chunk) in expanded.chunks_mut(in_len).enumerate() {
+        let rotation = (13 * copy) % bits;
+        for (j, byte) in chunk.iter_mut().enumerate() {
+            let mut value = 0u8;
+            for k in 0..8 {
+                let dst = j * 8 + k;
+                let src = (dst + bits - rotation) % bits;
+                value = (value << 1) | bit(src);
+            }
+            *byte = value;
+        }
+    }
+    let mut sum = vec![0u8; out_len];
+    for piece in expanded.chunks(out_len) {
+        let mut carry = 0u16;
+        for (s, p) in sum.iter_mut().zip(piece).rev() {
+            let total = u16::from(*s) + u16::from(*p) + carry;
+            *s = total.to_le_bytes()[0];
+            carry = total >> 8;
+        }
+        // End-around carry: add it back at the least significant end until none is left.
+        while carry != 0 {
+            for s in sum.iter_mut().rev() {
+                let total = u16::from(*s) + carry;
+                *s = total.to_le_bytes()[0];
+                carry = total >> 8;
+                if carry == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    sum
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests;

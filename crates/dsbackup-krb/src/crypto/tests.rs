@@ -1,0 +1,163 @@
+//! Published vectors: n-fold ([RFC 3961 §A.1]), AES string-to-key ([RFC 3962 Appendix B]),
+//! AES-CTS ([RFC 3962 Appendix B]), RC4-HMAC's key (the NT hash of [MS-NLMP §4.2.1]).
+
+use super::*;
+
+fn h(s: &str) -> Vec<u8> {
+    hex::decode(s.replace(' ', "")).unwrap()
+}
+
+#[test]
+fn nfold_matches_rfc3961() {
+    for (input, bits, expected) in [
+        ("012345", 64, "be072631276b1955"),
+        ("password", 56, "78a07b6caf85fa"),
+        ("Rough Consensus, and Running Code", 64, "bb6ed30870b7f0e0"),
+        (
+            "password",
+            168,
+            "59e4a8ca7c0385c3c37b3f6d2000247cb6e6bd5b3e",
+        ),
+        (
+            "MASSACHVSETTS INSTITVTE OF TECHNOLOGY",
+            192,
+            "db3b0d8f0b061e603282b308a50841229ad798fab9540c1b",
+        ),
+        ("Q", 168, "518a54a215a8452a518a54a215a8452a518a54a215"),
+        ("ba", 168, "fb25d531ae8974499f52fd92ea9857c4ba24cf297e"),
+        ("kerberos", 64, "6b65726265726f73"),
+        ("kerberos", 128, "6b65726265726f737b9b5b2b93132b93"),
+        (
+            "kerberos",
+            168,
+            "8372c236344e5f1550cd0747e15d62ca7a5a3bcea4",
+        ),
+        (
+            "kerberos",
+            256,
+            "6b65726265726f737b9b5b2b93132b935c9bdcdad95c9899c4cae4dee6d6cae4",
+        ),
+    ] {
+        assert_eq!(
+            nfold(input.as_bytes(), bits / 8),
+            h(expected),
+            "{bits}-fold({input})"
+        );
+    }
+}
+
+#[test]
+fn aes_string_to_key_matches_rfc3962() {
+    let cases = [
+        (
+            1u32,
+            "password",
+            "ATHENA.MIT.EDUraeburn",
+            "42263c6e89f4fc28b8df68ee09799f15",
+            "fe697b52bc0d3ce14432ba036a92e65bbb52280990a2fa27883998d72af30161",
+        ),
+        (
+            2,
+            "password",
+            "ATHENA.MIT.EDUraeburn",
+            "c651bf29e2300ac27fa469d693bdda13",
+            "a2e16d16b36069c135d5e9d2e25f896102685618b95914b467c67622225824ff",
+        ),
+        (
+            1200,
+            "password",
+            "ATHENA.MIT.EDUraeburn",
+            "4c01cd46d632d01e6dbe230a01ed642a",
+            "55a6ac740ad17b4846941051e1e8b0a7548d93b0ab30a8bc3ff16280382b8c2a",
+        ),
+    ];
+    for (iterations, password, salt, k128, k256) in cases {
+        let params = iterations.to_be_bytes();
+        let key = Key::from_password(
+            EncType::AES128_CTS_HMAC_SHA1_96,
+            password,
+            salt.as_bytes(),
+            Some(&params),
+        )
+        .unwrap();
+        assert_eq!(key.as_bytes(), h(k128), "aes128, {iterations} iterations");
+        let key = Key::from_password(
+            EncType::AES256_CTS_HMAC_SHA1_96,
+            password,
+            salt.as_bytes(),
+            Some(&params),
+        )
+        .unwrap();
+        assert_eq!(key.as_bytes(), h(k256), "aes256, {iterations} iterations");
+    }
+}
+
+#[test]
+fn cts_matches_rfc3962() {
+    let key = h("636869636b656e207465726979616b69");
+    let input = h("4920776f756c64206c696b652074686520\
+                   47656e6572616c20476175277320436869\
+                   636b656e2c20706c656173652c20616e64\
+                   20776f6e746f6e20736f75702e");
+    for (len, expected) in [
+        (17, "c6353568f2bf8cb4d8a580362da7ff7f97"),
+        (
+            31,
+            "fc00783e0efdb2c1d445d4c8eff7ed2297687268d6ecccc0c07b25e25ecfe5",
+        ),
+        (
+            32,
+            "39312523a78662d5be7fcbcc98ebf5a897687268d6ecccc0c07b25e25ecfe584",
+        ),
+        (
+            47,
+            "97687268d6ecccc0c07b25e25ecfe584b3fffd940c16a18c1b5549d2f838029e39312523a78662d5be7fcbcc98ebf5",
+        ),
+        (
+            48,
+            "97687268d6ecccc0c07b25e25ecfe5849dad8bbb96c4cdc03bc103e1a194bbd839312523a78662d5be7fcbcc98ebf5a8",
+        ),
+        (
+            64,
+            "97687268d6ecccc0c07b25e25ecfe58439312523a78662d5be7fcbcc98ebf5a84807efe836ee89a526730dbc2f7bc8409dad8bbb96c4cdc03bc103e1a194bbd8",
+        ),
+    ] {
+        let plain = &input[..len];
+        let out = cts_encrypt(&key, plain);
+        assert_eq!(hex::encode(&out), expected, "{len} bytes");
+        assert_eq!(cts_decrypt(&key, &out).unwrap().as_slice(), plain);
+    }
+}
+
+#[test]
+fn rc4_key_is_the_nt_hash() {
+    let key = Key::from_password(EncType::RC4_HMAC, "Password", b"ignored", None).unwrap();
+    assert_eq!(key.as_bytes(), h("a4f49c406510bdcab6824ee7c30fd852"));
+}
+
+#[test]
+fn encrypt_round_trips_and_detects_tampering() {
+    for etype in EncType::SUPPORTED {
+        let key = Key::new(etype, &vec![0x5a; etype.key_len().unwrap()]).unwrap();
+        for len in [0usize, 1, 15, 16, 17, 100] {
+            let plain: Vec<u8> = (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect();
+            let ct = key.encrypt(11, &[9; 16], &plain);
+            assert_eq!(ct.len(), len + etype.overhead());
+            assert_eq!(key.decrypt(11, &ct).unwrap(), plain, "{etype} {len}");
+            assert_eq!(key.decrypt(12, &ct), Err(CryptoError::Integrity));
+            let mut bad = ct.clone();
+            *bad.last_mut().unwrap() ^= 1;
+            assert_eq!(key.decrypt(11, &bad), Err(CryptoError::Integrity));
+        }
+    }
+}
+
+#[test]
+fn short_ciphertexts_are_refused() {
+    for etype in EncType::SUPPORTED {
+        let key = Key::new(etype, &vec![1; etype.key_len().unwrap()]).unwrap();
+        for len in 0..etype.overhead() {
+            assert!(key.decrypt(1, &vec![0; len]).is_err());
+        }
+    }
+}

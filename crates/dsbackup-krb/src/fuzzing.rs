@@ -1,0 +1,121 @@
+//! Oracles for the cargo-fuzz targets; not a stable API.
+
+use dsbackup_proto::{AuthStep, Protection, SecurityProvider};
+
+use crate::crypto::{EncType, Key};
+use crate::der::KerberosTime;
+use crate::exchange::Credential;
+use crate::gss::{self, InitiatorInputs, KerberosInitiator};
+use crate::messages::{
+    ApRep, ApReq, Authenticator, EncApRepPart, EncKdcRepPart, EncTicketPart, EncryptedData,
+    EtypeInfo2, KdcReply, PrincipalName, Ticket, usage,
+};
+
+/// Decodes `data` as every Kerberos message this crate reads; those it also writes must
+/// survive a round trip.
+///
+/// # Panics
+/// When a decoded message re-encodes to something that decodes differently.
+#[expect(
+    clippy::panic,
+    reason = "the oracle reports a broken round trip to the fuzzer"
+)]
+pub fn decode_message(data: &[u8]) {
+    let _ = KdcReply::decode(data);
+    let _ = EncKdcRepPart::decode(data);
+    let _ = EtypeInfo2::decode_list(data);
+    if let Ok(m) = ApReq::decode(data)
+        && ApReq::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("AP-REQ round trip: {m:?}");
+    }
+    if let Ok(m) = ApRep::decode(data)
+        && ApRep::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("AP-REP round trip: {m:?}");
+    }
+    if let Ok(m) = Ticket::decode(data)
+        && Ticket::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("Ticket round trip: {m:?}");
+    }
+    if let Ok(m) = Authenticator::decode(data)
+        && Authenticator::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("Authenticator round trip: {m:?}");
+    }
+    if let Ok(m) = EncApRepPart::decode(data)
+        && EncApRepPart::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("EncAPRepPart round trip: {m:?}");
+    }
+    if let Ok(m) = EncTicketPart::decode(data)
+        && EncTicketPart::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("EncTicketPart round trip: {m:?}");
+    }
+}
+
+/// Parses `data` as a keytab and as a credential cache: a value or a typed error, never a
+/// panic or an allocation past the input.
+pub fn parse_files(data: &[u8]) {
+    let _ = crate::files::parse_keytab(data);
+    let _ = crate::files::parse_ccache(data);
+}
+
+fn test_key() -> Key {
+    Key::new(EncType::AES256_CTS_HMAC_SHA1_96, &[0x42; 32]).unwrap_or_else(|_| unreachable!())
+}
+
+/// Feeds peer bytes where a peer can put them: as a sealed fragment with its wrap token, as a
+/// signed fragment with its MIC token, and as the AP-REP answering an initiator's AP-REQ.
+///
+/// # Panics
+/// When forged bytes pass: a token that verifies, or an AP-REP that establishes the context
+/// (no fuzzer knows the key).
+#[expect(clippy::panic, reason = "the oracle reports a forgery to the fuzzer")]
+pub fn peer_tokens(data: &[u8]) {
+    let key = test_key();
+    let split = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+    let (signature, pdu) = data.split_at(split);
+    let mut pdu = pdu.to_vec();
+    let stub = pdu.len().min(16)..pdu.len();
+    if gss::unseal_dce(&key, usage::ACCEPTOR_SEAL, 0x05, &mut pdu, stub, signature).is_ok() {
+        panic!("a forged wrap token verified");
+    }
+    if gss::verify_mic(&key, usage::ACCEPTOR_SIGN, 0x05, signature, &[&pdu]).is_ok() {
+        panic!("a forged MIC token verified");
+    }
+    let credential = Credential {
+        crealm: "R".into(),
+        client: PrincipalName::user("u"),
+        srealm: "R".into(),
+        server: PrincipalName::service("host/h"),
+        ticket: Ticket {
+            realm: "R".into(),
+            sname: PrincipalName::service("host/h"),
+            enc_part: EncryptedData {
+                etype: EncType::AES256_CTS_HMAC_SHA1_96,
+                kvno: None,
+                cipher: vec![0; 64],
+            },
+        },
+        session_key: key,
+        authtime: KerberosTime(0),
+        endtime: KerberosTime(1),
+        flags: 0,
+    };
+    let inputs = InitiatorInputs {
+        now: KerberosTime(0),
+        usec: 0,
+        seq: 1,
+        subkey: [7; 32],
+        confounders: Box::new(|| [9; 16]),
+    };
+    let mut initiator = KerberosInitiator::new(credential, Protection::Privacy, inputs);
+    if let Ok(AuthStep::Continue(_)) = initiator.step(None)
+        && initiator.step(Some(data)).is_ok()
+    {
+        panic!("a forged AP-REP established the context");
+    }
+}

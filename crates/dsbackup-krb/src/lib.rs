@@ -1,0 +1,33 @@
+//! Kerberos 5 for DCE/RPC, sans-IO: the encryption types ([RFC 3961], [RFC 3962],
+//! [RFC 4757]), the messages of [RFC 4120], the KDC exchanges as state machines that hand out
+//! the bytes to send and take the bytes received, and the per-message tokens of [RFC 4121].
+//!
+//! Nothing here touches a socket, a clock or a random number generator: the caller passes the
+//! time, the nonces, the confounders and the subkeys in.
+//!
+//! [RFC 3961]: https://www.rfc-editor.org/rfc/rfc3961
+//! [RFC 3962]: https://www.rfc-editor.org/rfc/rfc3962
+//! [RFC 4120]: https://www.rfc-editor.org/rfc/rfc4120
+//! [RFC 4121]: https://www.rfc-editor.org/rfc/rfc4121
+//! [RFC 4757]: https://www.rfc-editor.org/rfc/rfc4757
+
+pub mod config;
+pub mod crypto;
+mod der;
+pub mod error;
+pub mod exchange;
+pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod gss;
+pub mod messages;
+mod wire;
+
+pub use crate::config::Krb5Conf;
+pub use crate::crypto::{EncType, Key};
+pub use crate::der::KerberosTime;
+pub use crate::error::{CryptoError, DecodeError, KrbError};
+pub use crate::exchange::{AsExchange, AsStep, Credential, Inputs, Secret, TgsExchange};
+pub use crate::files::{Ccache, KeytabEntry, parse_ccache, parse_keytab};
+pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
+pub use crate::messages::PrincipalName;

@@ -1,0 +1,181 @@
+//! Our Kerberos client against a real KDC: the Samba AD DC that `cargo xtask conformance`
+//! starts (`scripts/peers/samba-dc.sh`), named by `DSBACKUP_SAMBA_HOST`, with
+//! `DSBACKUP_SAMBA_USER`, `DSBACKUP_SAMBA_PASSWORD`, `DSBACKUP_SAMBA_REALM` and
+//! `DSBACKUP_SAMBA_KEYTAB` (a keytab of the user exported by `samba-tool domain exportkeytab`).
+//!
+//! `#[ignore]`d: they need the DC. Once asked for, a missing variable is a failure, not a skip.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "integration test: a step that fails fails the test"
+)]
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use dsbackup_krb::messages::ErrorCode;
+use dsbackup_krb::{KrbError, PrincipalName, Secret, parse_keytab};
+use dsbackup_proto::AuthLevel;
+use dsbackup_transport::{
+    ClientAuth, ClientOptions, KdcClient, KdcError, TransportError, list_endpoints,
+};
+use zeroize::Zeroizing;
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests need a Samba AD DC (cargo xtask conformance starts one)"
+        )
+    })
+}
+
+struct Kdc {
+    client: KdcClient,
+    user: String,
+    password: String,
+    realm: String,
+    host: String,
+}
+
+fn kdc() -> Kdc {
+    let host = required("DSBACKUP_SAMBA_HOST");
+    let addr: SocketAddr = (host.as_str(), 88)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    Kdc {
+        client: KdcClient::new(addr),
+        user: required("DSBACKUP_SAMBA_USER"),
+        password: required("DSBACKUP_SAMBA_PASSWORD"),
+        realm: required("DSBACKUP_SAMBA_REALM"),
+        host,
+    }
+}
+
+/// The DC's own host principal (Samba's DC is `dc1`).
+fn dc_spn(kdc: &Kdc) -> PrincipalName {
+    let _ = &kdc.host;
+    PrincipalName::service(&format!("host/dc1.{}", kdc.realm.to_ascii_lowercase()))
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_kdc_gives_a_tgt_and_a_service_ticket_for_a_password() {
+    let kdc = kdc();
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    assert_eq!(tgt.server.components, ["krbtgt", kdc.realm.as_str()]);
+    assert!(tgt.client.components[0].eq_ignore_ascii_case(&kdc.user));
+    assert!(tgt.endtime > tgt.authtime);
+
+    let spn = dc_spn(&kdc);
+    let ticket = kdc.client.service_ticket(&tgt, &spn).await.unwrap();
+    assert!(ticket.server.same_as(&spn), "{:?}", ticket.server);
+    assert_eq!(ticket.ticket.realm, kdc.realm);
+    assert_ne!(ticket.session_key, tgt.session_key);
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_kdc_gives_a_tgt_for_a_keytab() {
+    let kdc = kdc();
+    let bytes = std::fs::read(required("DSBACKUP_SAMBA_KEYTAB")).unwrap();
+    let keys: Vec<_> = parse_keytab(&bytes)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.principal.components[0].eq_ignore_ascii_case(&kdc.user))
+        .map(|e| e.key)
+        .collect();
+    assert!(!keys.is_empty(), "no key of {} in the keytab", kdc.user);
+    let tgt = kdc
+        .client
+        .tgt(&kdc.user, &kdc.realm, Secret::Keys(keys))
+        .await
+        .unwrap();
+    let ticket = kdc
+        .client
+        .service_ticket(&tgt, &dc_spn(&kdc))
+        .await
+        .unwrap();
+    assert!(ticket.server.same_as(&dc_spn(&kdc)));
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_kdc_refuses_a_wrong_password_and_an_unknown_service() {
+    let kdc = kdc();
+    let wrong = Secret::Password(Zeroizing::new(format!("{}x", kdc.password)));
+    match kdc.client.tgt(&kdc.user, &kdc.realm, wrong).await {
+        Err(KdcError::Kerberos(KrbError::Kdc { code, .. })) => {
+            assert_eq!(code, ErrorCode::KDC_ERR_PREAUTH_FAILED);
+        }
+        other => panic!("a wrong password was not refused as such: {other:?}"),
+    }
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    let nobody = PrincipalName::service("host/nowhere.invalid");
+    match kdc.client.service_ticket(&tgt, &nobody).await {
+        Err(KdcError::Kerberos(KrbError::Kdc { code, .. })) => {
+            assert_eq!(code, ErrorCode::KDC_ERR_S_PRINCIPAL_UNKNOWN);
+        }
+        other => panic!("an unknown service was not refused as such: {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_endpoint_mapper_answers_over_kerberos_at_every_level() {
+    let kdc = kdc();
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    let ticket = kdc
+        .client
+        .service_ticket(&tgt, &dc_spn(&kdc))
+        .await
+        .unwrap();
+    let epm: SocketAddr = (kdc.host.as_str(), 135)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let anonymous = list_endpoints(epm, &ClientOptions::default())
+        .await
+        .unwrap();
+    for level in [
+        AuthLevel::PKT_INTEGRITY,
+        AuthLevel::PKT_PRIVACY,
+        AuthLevel::CONNECT,
+    ] {
+        let options = ClientOptions::with_auth(ClientAuth::Kerberos {
+            ticket: Box::new(ticket.clone()),
+            level,
+        });
+        let entries = list_endpoints(epm, &options)
+            .await
+            .unwrap_or_else(|e| panic!("{level:?}: {e}"));
+        assert_eq!(entries, anonymous, "{level:?}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_refuses_a_ticket_for_another_service() {
+    let kdc = kdc();
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    let epm: SocketAddr = (kdc.host.as_str(), 135)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    // The TGT names krbtgt/REALM, whose key the RPC server does not hold.
+    let options = ClientOptions::with_auth(ClientAuth::Kerberos {
+        ticket: Box::new(tgt),
+        level: AuthLevel::PKT_PRIVACY,
+    });
+    let error = list_endpoints(epm, &options).await.unwrap_err();
+    assert!(
+        matches!(error, TransportError::BindRejected(_)),
+        "not refused at bind: {error:?}"
+    );
+}
