@@ -39,11 +39,11 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::symlink_metadata(&path)
-                .unwrap()
-                .is_file()
-                .then(|| std::fs::read(&path).unwrap())
-                .unwrap_or_default();
+            let bytes = if std::fs::symlink_metadata(&path).unwrap().is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
             (path.display().to_string(), bytes)
         })
         .collect();
