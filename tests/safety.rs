@@ -210,6 +210,8 @@ async fn a_token_of_another_format_is_refused_before_anything_is_written() {
             "{len}: {error:?}"
         );
         assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+        // The session the server opened is ended all the same.
+        assert_eq!(server.seen().backup_ends, 1, "{len}");
         assert_no_bindings(&client);
         server.shutdown().await;
     }
