@@ -297,3 +297,53 @@ fn hostile_servers_through_the_binary() {
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+#[test]
+fn domain_backslash_user_and_user_at_domain_are_the_same_account() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ntds");
+    std::fs::create_dir(&root).unwrap();
+    dsbackup_mock::generate_sample_set(&root, &SampleSpec::default()).unwrap();
+    let config = MockConfig::builder("DC1", &root)
+        .domain("MOCK")
+        .user("backup", PASSWORD, Privileges::BACKUP)
+        .state_dir(tmp.path().join("state"))
+        .build();
+    let server = runtime
+        .block_on(MockServer::start(
+            MockDc::new(config).unwrap(),
+            &ServeOptions::loopback(),
+        ))
+        .unwrap();
+    let port = server.local_addr().port().to_string();
+    for (user, domain) in [
+        (r"MOCK\backup", ""),
+        ("MOCK/backup", ""),
+        ("backup@MOCK", ""),
+        ("backup", "MOCK"),
+        // The domain written in --user wins over --domain.
+        (r"MOCK\backup", "ELSEWHERE"),
+    ] {
+        let online = dsbackup()
+            .args(["online", "--server", "127.0.0.1", "--epm-port", &port])
+            .args(["--user", user, "--domain", domain])
+            .env("DSBACKUP_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            online.status.success(),
+            "{user} {domain}: {}",
+            String::from_utf8_lossy(&online.stderr)
+        );
+        assert!(String::from_utf8_lossy(&online.stdout).starts_with("online"));
+    }
+    let wrong = dsbackup()
+        .args(["online", "--server", "127.0.0.1", "--epm-port", &port])
+        .args(["--user", r"OTHER\backup"])
+        .env("DSBACKUP_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(5));
+    runtime.block_on(server.shutdown());
+}

@@ -340,7 +340,7 @@ impl Client {
         let rpc = Rpc::connect(&self.inner, &ad_restore::INTERFACE).await?;
         let mut request = HrRRestorePrepareRequest::new(rt_flag, None::<&ExpiryToken>);
         if let Some(token) = token {
-            request.pb_expiry_token = Some(bytes::Bytes::copy_from_slice(token));
+            request.pb_expiry_token = Some(Bytes::copy_from_slice(token));
             request.cb_expiry_token = u32::try_from(token.len())
                 .map_err(|_| Error::Misuse("the expiry token is too long"))?;
         }
