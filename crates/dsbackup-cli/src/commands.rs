@@ -9,7 +9,7 @@ use dsbackup_client::{
     BackupOptions, BackupSummary, BackupType, FileOutcome, PathMap, RestoreOptions, verify_dir,
 };
 
-use crate::connect::ConnectArgs;
+use crate::connect::{ConnectArgs, ProgressArgs, ReadArgs};
 use crate::exit;
 use crate::output::Output;
 use crate::progress::Bar;
@@ -19,6 +19,10 @@ use crate::progress::Bar;
 pub(crate) struct BackupArgs {
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    #[command(flatten)]
+    pub(crate) progress: ProgressArgs,
     /// The directory to create (it must not exist, or be empty).
     #[arg(long, short = 'o')]
     pub(crate) out: PathBuf,
@@ -39,6 +43,8 @@ pub(crate) struct BackupArgs {
 pub(crate) struct VerifyArgs {
     /// The backup directory.
     pub(crate) dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) progress: ProgressArgs,
 }
 
 /// `dsbackup restore`.
@@ -46,6 +52,8 @@ pub(crate) struct VerifyArgs {
 pub(crate) struct RestoreArgs {
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
+    #[command(flatten)]
+    pub(crate) progress: ProgressArgs,
     /// The backup directory to restore.
     #[arg(long = "from", short = 'f')]
     pub(crate) from: PathBuf,
@@ -84,7 +92,7 @@ pub(crate) struct SetLogArgs {
 }
 
 pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<u8> {
-    let client = args.connect.client()?;
+    let client = args.connect.reading_client(Some(&args.read))?;
     let options = BackupOptions {
         backup_type: if args.logs_only {
             BackupType::LogsOnly
@@ -322,7 +330,8 @@ pub(crate) async fn online(args: &OnlineArgs, output: Output) -> anyhow::Result<
             "offline: the DC is in directory services restore mode"
         },
     )?;
-    Ok(exit::OK)
+    // Scripts branch on the code, as on `test`: 0 online, its own code offline.
+    Ok(if online { exit::OK } else { exit::OFFLINE })
 }
 
 pub(crate) async fn set_log(args: &SetLogArgs, output: Output) -> anyhow::Result<u8> {

@@ -1,11 +1,13 @@
 //! The options every command that talks to a server shares, and the [`Client`] they build.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use dsbackup_client::{AuthLevel, Client, ClientConfig, Endpoint};
 
 use crate::creds;
+use crate::pcapng::Capture;
 
 /// How to reach and authenticate to the server.
 #[derive(Debug, Args)]
@@ -21,13 +23,16 @@ pub(crate) struct ConnectArgs {
     pub(crate) epm_port: u16,
     /// The account (DsSetAuthIdentity): `user`, `DOMAIN\user` (or `DOMAIN/user`), or
     /// `user@REALM` (sent whole, with no domain, for the server to resolve, as Samba's tools
-    /// do); a domain written here wins over --domain. Its password comes from
-    /// DSBACKUP_PASSWORD (or its NT hash from DSBACKUP_NT_HASH), else a prompt.
+    /// do); a domain written here wins over --domain. Its NT hash comes from
+    /// DSBACKUP_NT_HASH, else its password from --password-file, --password-command or
+    /// DSBACKUP_PASSWORD, else a prompt.
     #[arg(long, short = 'u')]
     pub(crate) user: Option<String>,
     /// The account's domain (NetBIOS name), for a --user without one.
     #[arg(long, short = 'd', default_value = "")]
     pub(crate) domain: String,
+    #[command(flatten)]
+    pub(crate) password: creds::PasswordArgs,
     /// The RPC authentication level.
     #[arg(long, value_enum, default_value_t = Auth::Privacy)]
     pub(crate) auth: Auth,
@@ -37,12 +42,29 @@ pub(crate) struct ConnectArgs {
     /// Seconds one call may take.
     #[arg(long, default_value_t = 60)]
     pub(crate) timeout: u64,
+    /// Write the traffic to this pcapng file, as it went on the wire (open it with Wireshark or
+    /// tshark; `-o ntlmssp.nt_password:PASSWORD` unseals it).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub(crate) capture: Option<PathBuf>,
+}
+
+/// How a backup reads its files: only the commands that read list these.
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
     /// Bytes asked for by each HrRBackupRead (at most 16 MiB).
     #[arg(long, default_value_t = 256 * 1024)]
     pub(crate) read_size: u32,
     /// HrRBackupRead calls kept in flight.
     #[arg(long, default_value_t = 4)]
     pub(crate) reads_in_flight: usize,
+}
+
+/// `-q/--quiet`: only the commands that draw progress bars list it.
+#[derive(Debug, Args)]
+pub(crate) struct ProgressArgs {
+    /// No progress bars.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
 }
 
 /// `--auth`.
@@ -59,6 +81,16 @@ pub(crate) enum Auth {
 }
 
 impl Auth {
+    /// The value as the command line spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Connect => "connect",
+            Self::Integrity => "integrity",
+            Self::Privacy => "privacy",
+        }
+    }
+
     pub(crate) fn level(self) -> AuthLevel {
         match self {
             Self::None => AuthLevel::NONE,
@@ -69,12 +101,39 @@ impl Auth {
     }
 }
 
+/// `--server` is a host name or address: a `host:port` is a usage error that names the port
+/// flags.
+///
+/// # Errors
+/// A usage error for `host:port` (an IPv6 address, with several colons, passes).
+pub(crate) fn check_server(server: &str) -> anyhow::Result<()> {
+    if let Some((host, port)) = server.rsplit_once(':')
+        && !host.contains(':')
+        && port.parse::<u16>().is_ok()
+    {
+        return Err(crate::exit::usage(format!(
+            "--server takes a host name or address, not {server:?}: give {host} to --server, \
+             and {port} to --epm-port (the endpoint mapper) or --port (ad_backup itself)"
+        )));
+    }
+    Ok(())
+}
+
 impl ConnectArgs {
     /// The client: credentials from the environment or a prompt when authenticating.
     ///
     /// # Errors
     /// No user with an auth level above none; no password; a bad read size.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        self.reading_client(None)
+    }
+
+    /// The client, reading backup files as `read` says (the library's defaults without).
+    ///
+    /// # Errors
+    /// As [`client`](Self::client); a read size out of range is a usage error.
+    pub(crate) fn reading_client(&self, read: Option<&ReadArgs>) -> anyhow::Result<Client> {
+        check_server(&self.server)?;
         let mut config = ClientConfig::new(self.server.clone()).auth_level(self.auth.level());
         config = config.endpoint(match self.port {
             Some(port) => Endpoint::Port(port),
@@ -84,10 +143,10 @@ impl ConnectArgs {
         });
         if self.auth != Auth::None {
             let user = self.user.as_deref().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--user is needed at --auth {:?} (or use --auth none)",
-                    self.auth
-                )
+                crate::exit::usage(format!(
+                    "--user is needed at --auth {} (or use --auth none)",
+                    self.auth.name()
+                ))
             })?;
             let account = creds::Account::parse(user, &self.domain);
             if let Some(ignored) = &account.ignored_domain {
@@ -96,12 +155,21 @@ impl ConnectArgs {
                      own domain"
                 );
             }
-            config = config.credentials(creds::resolve(&account.user, &account.domain)?);
+            config = config.credentials(creds::resolve(
+                &account.user,
+                &account.domain,
+                &self.password,
+            )?);
+        }
+        if let Some(path) = &self.capture {
+            config.tap = Some(Capture::create(path)?.tap());
         }
         config.connect_timeout = Duration::from_secs(self.connect_timeout);
         config.call_timeout = Duration::from_secs(self.timeout);
-        config.read_size = self.read_size;
-        config.reads_in_flight = self.reads_in_flight;
+        if let Some(read) = read {
+            config.read_size = read.read_size;
+            config.reads_in_flight = read.reads_in_flight;
+        }
         Ok(Client::new(config)?)
     }
 }

@@ -1,10 +1,15 @@
 //! Credentials from the command line: the user and domain from flags, the secret from an
-//! environment variable or a prompt, never from a flag (flags show in `ps`), never echoed,
-//! never logged.
+//! environment variable, a file, a command or a prompt, never from a flag's value (flags show in
+//! `ps`), never echoed, never logged.
+//!
+//! The first of these that is set wins: `DSBACKUP_NT_HASH`, `--password-file` (or
+//! `DSBACKUP_PASSWORD_FILE`), `--password-command` (or `DSBACKUP_PASSWORD_COMMAND`),
+//! `DSBACKUP_PASSWORD`, a prompt on the terminal.
 
 use std::io::IsTerminal as _;
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use dsbackup_client::{Credentials, NtHash};
 use zeroize::Zeroizing;
 
@@ -52,12 +57,29 @@ impl Account {
     }
 }
 
-/// The credentials of `user@domain`: the NT hash from `DSBACKUP_NT_HASH`, else the password
-/// from `DSBACKUP_PASSWORD`, else a prompt on the terminal.
+/// Where else a password may come from (the flags every command that authenticates takes).
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct PasswordArgs {
+    /// Read the password from this file (its first line).
+    #[arg(long, value_name = "FILE", env = "DSBACKUP_PASSWORD_FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Run this shell command and take the password from its output (its first line), as
+    /// `pass show dc/svc-backup`.
+    #[arg(long, value_name = "COMMAND", env = "DSBACKUP_PASSWORD_COMMAND")]
+    pub(crate) password_command: Option<String>,
+}
+
+/// The credentials of `user@domain`, the secret from the first source that is set (see the
+/// module documentation).
 ///
 /// # Errors
-/// When there is no secret and no terminal to ask on, or the hash is not 32 hex digits.
-pub(crate) fn resolve(user: &str, domain: &str) -> anyhow::Result<Credentials> {
+/// When there is no secret and no terminal to ask on (a usage error), the hash is not 32 hex
+/// digits (usage), the file cannot be read (local), or the command fails.
+pub(crate) fn resolve(
+    user: &str,
+    domain: &str,
+    sources: &PasswordArgs,
+) -> anyhow::Result<Credentials> {
     if let Some(hash) = std::env::var_os(NT_HASH_ENV) {
         let hash = Zeroizing::new(hash.to_string_lossy().trim().to_owned());
         return Ok(Credentials::from_nt_hash(
@@ -66,25 +88,68 @@ pub(crate) fn resolve(user: &str, domain: &str) -> anyhow::Result<Credentials> {
             parse_nt_hash(&hash)?,
         ));
     }
+    if let Some(password) = password_from(sources)? {
+        return Ok(Credentials::from_password(user, domain, &password));
+    }
     let password = match std::env::var(PASSWORD_ENV) {
         Ok(password) => Zeroizing::new(password),
         Err(_) if std::io::stdin().is_terminal() => Zeroizing::new(
             rpassword::prompt_password(format!("Password for {domain}\\{user}: "))
                 .context("cannot read the password")?,
         ),
-        Err(_) => bail!(
-            "no password: set {PASSWORD_ENV} (or {NT_HASH_ENV}), or run on a terminal to be asked"
-        ),
+        Err(_) => {
+            return Err(crate::exit::usage(format!(
+                "no password: set {PASSWORD_ENV} (or {NT_HASH_ENV}), or run on a terminal to be asked"
+            )));
+        }
     };
     Ok(Credentials::from_password(user, domain, &password))
+}
+
+/// The password of `--password-file` or `--password-command`, if either is given.
+fn password_from(sources: &PasswordArgs) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let text = if let Some(path) = &sources.password_file {
+        Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the password file {}", path.display()))?,
+        )
+    } else if let Some(command) = &sources.password_command {
+        run_password_command(command)?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Zeroizing::new(first_line(&text).to_owned())))
+}
+
+/// The first line of a password file or command's output, without its line end.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// Runs `command` with `sh -c`; its standard output. Its standard error goes to ours, so a
+/// password manager can ask for its own passphrase.
+fn run_password_command(command: &str) -> anyhow::Result<Zeroizing<String>> {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run the --password-command with sh")?;
+    let stdout = Zeroizing::new(output.stdout);
+    if !output.status.success() {
+        anyhow::bail!("the --password-command failed ({})", output.status);
+    }
+    let text = std::str::from_utf8(&stdout)
+        .context("the --password-command printed something that is not UTF-8")?;
+    Ok(Zeroizing::new(text.to_owned()))
 }
 
 /// 32 hex digits as an NT hash.
 fn parse_nt_hash(text: &str) -> anyhow::Result<NtHash> {
     let mut bytes = Zeroizing::new([0_u8; 16]);
     hex::decode_to_slice(text, bytes.as_mut_slice())
-        .ok()
-        .with_context(|| format!("{NT_HASH_ENV} must be 32 hex digits"))?;
+        .map_err(|_| crate::exit::usage(format!("{NT_HASH_ENV} must be 32 hex digits")))?;
     Ok(NtHash::from_bytes(*bytes))
 }
 
@@ -115,6 +180,38 @@ mod tests {
             parse("backup@corp.example", "OTHER"),
             (s("backup@corp.example"), s(""), Some(s("OTHER")))
         );
+    }
+
+    #[test]
+    fn passwords_come_from_a_file_or_a_command_first_line_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret!\nignored\n").unwrap();
+        let from_file = PasswordArgs {
+            password_file: Some(file),
+            password_command: None,
+        };
+        assert_eq!(
+            password_from(&from_file).unwrap().unwrap().as_str(),
+            "s3cret!"
+        );
+
+        let from_command = PasswordArgs {
+            password_file: None,
+            password_command: Some("printf 's3cret!\\r\\n'".to_owned()),
+        };
+        assert_eq!(
+            password_from(&from_command).unwrap().unwrap().as_str(),
+            "s3cret!"
+        );
+        assert!(password_from(&PasswordArgs::default()).unwrap().is_none());
+
+        let failing = PasswordArgs {
+            password_file: None,
+            password_command: Some("exit 3".to_owned()),
+        };
+        let error = password_from(&failing).unwrap_err().to_string();
+        assert!(error.contains("--password-command failed"), "{error}");
     }
 
     #[test]

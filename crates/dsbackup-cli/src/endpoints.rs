@@ -9,73 +9,59 @@
 //! 1 endpoint
 //! ```
 //!
-//! Anonymous by default; with `--user` and `--domain` the endpoint mapper is bound with NTLM
-//! at `--level`. The password comes from `DSBACKUP_PASSWORD` or a prompt, never the command
-//! line.
+//! Anonymous by default; with `--user` the endpoint mapper is bound with NTLM at `--auth`
+//! (privacy unless said otherwise). The flags are those of every command that talks to a server:
+//! `-s/--server`, `--epm-port`, `-u/--user`, `-d/--domain`, `--auth`, `--connect-timeout`,
+//! `--timeout`; the password comes from the same places too, never the command line.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use dsbackup_ntlm::Credentials;
-use dsbackup_proto::AuthLevel;
 use dsbackup_transport::resolve::lookup_host;
-use dsbackup_transport::{ClientAuth, ClientOptions, EndpointEntry, list_endpoints};
+use dsbackup_transport::{
+    ClientAuth, ClientOptions, EndpointEntry, TransportError, list_endpoints,
+};
 
-use crate::creds::PASSWORD_ENV;
-
-/// The auth level of an authenticated lookup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Level {
-    /// `RPC_C_AUTHN_LEVEL_CONNECT`.
-    Connect,
-    /// `RPC_C_AUTHN_LEVEL_PKT_INTEGRITY`.
-    Integrity,
-    /// `RPC_C_AUTHN_LEVEL_PKT_PRIVACY`.
-    Privacy,
-}
-
-impl Level {
-    fn auth_level(self) -> AuthLevel {
-        match self {
-            Self::Connect => AuthLevel::CONNECT,
-            Self::Integrity => AuthLevel::PKT_INTEGRITY,
-            Self::Privacy => AuthLevel::PKT_PRIVACY,
-        }
-    }
-}
+use crate::connect::Auth;
+use crate::{creds, exit};
 
 /// List a server's endpoint-mapper entries (annotation, interface, string binding).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Host name or address of the server.
-    #[arg(long)]
+    /// The server: host name or address.
+    #[arg(long, short = 's')]
     server: String,
-    /// TCP port of the endpoint mapper.
+    /// The endpoint mapper's TCP port.
     #[arg(long, default_value_t = 135)]
-    port: u16,
-    /// User to authenticate as (anonymous without); the password comes from
-    /// DSBACKUP_PASSWORD or a prompt.
-    #[arg(long, requires = "domain")]
+    epm_port: u16,
+    /// The account to authenticate as (anonymous without); its password comes from
+    /// DSBACKUP_PASSWORD (or its NT hash from DSBACKUP_NT_HASH), else a prompt.
+    #[arg(long, short = 'u')]
     user: Option<String>,
-    /// Domain of the user.
-    #[arg(long, requires = "user")]
-    domain: Option<String>,
-    /// Auth level when authenticating.
-    #[arg(long, value_enum, default_value = "privacy")]
-    level: Level,
-    /// Seconds to wait for the connection and each call.
+    /// The account's domain (NetBIOS name).
+    #[arg(long, short = 'd', default_value = "")]
+    domain: String,
+    #[command(flatten)]
+    password: creds::PasswordArgs,
+    /// The RPC authentication level: none without --user, privacy with it, unless given.
+    #[arg(long, value_enum)]
+    auth: Option<Auth>,
+    /// Seconds to connect and bind.
     #[arg(long, default_value_t = 10)]
+    connect_timeout: u64,
+    /// Seconds one call may take.
+    #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Write the traffic to this pcapng file, as it went on the wire.
+    #[arg(long, value_name = "FILE.pcapng")]
+    capture: Option<std::path::PathBuf>,
 }
 
-/// Runs the command; `json` (the global `--json`): one JSON object a line instead of text.
+/// Runs the command; `json` (the global `--json`): one JSON object a line (JSON Lines) instead
+/// of text.
 pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
-    let password = match &args.user {
-        Some(user) => Some(password(user, args.domain.as_deref().unwrap_or_default())?),
-        None => None,
-    };
-    let entries = fetch(args, password.as_deref()).await?;
+    let entries = fetch(args, &options(args)?).await?;
     let out = if json {
         render_json(&entries)?
     } else {
@@ -85,31 +71,59 @@ pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn password(user: &str, domain: &str) -> Result<String> {
-    if let Ok(password) = std::env::var(PASSWORD_ENV) {
-        return Ok(password);
+/// The connection options of `args`: credentials from the environment or a prompt when
+/// authenticating.
+///
+/// # Errors
+/// A usage error for `--auth` above none without `--user`, or no password.
+fn options(args: &Args) -> Result<ClientOptions> {
+    crate::connect::check_server(&args.server)?;
+    let auth = match (args.auth, &args.user) {
+        (Some(auth), _) => auth,
+        (None, Some(_)) => Auth::Privacy,
+        (None, None) => Auth::None,
+    };
+    let mut options = ClientOptions::default();
+    if auth != Auth::None {
+        let user = args.user.as_deref().ok_or_else(|| {
+            exit::usage(format!(
+                "--user is needed at --auth {} (or use --auth none)",
+                auth.name()
+            ))
+        })?;
+        let credentials = creds::resolve(user, &args.domain, &args.password)?;
+        options.auth = ClientAuth::ntlm(credentials, auth.level());
     }
-    rpassword::prompt_password(format!("Password for {domain}\\{user}: "))
-        .with_context(|| format!("no {PASSWORD_ENV} and no terminal to ask for the password"))
+    options.connect_timeout = Duration::from_secs(args.connect_timeout);
+    options.call_timeout = Duration::from_secs(args.timeout);
+    if let Some(path) = &args.capture {
+        options.tap = Some(crate::pcapng::Capture::create(path)?.tap());
+    }
+    Ok(options)
 }
 
 /// The entries of the endpoint map of `args.server`.
-pub(crate) async fn fetch(args: &Args, password: Option<&str>) -> Result<Vec<EndpointEntry>> {
-    let mut options = ClientOptions::default();
-    if let (Some(user), Some(domain), Some(password)) = (&args.user, &args.domain, password) {
-        options.auth = ClientAuth::ntlm(
-            Credentials::from_password(user, domain, password),
-            args.level.auth_level(),
-        );
-    }
-    options.connect_timeout = Duration::from_secs(args.timeout);
-    options.call_timeout = Duration::from_secs(args.timeout);
-    let epm = lookup_host(&args.server, args.port)
+///
+/// # Errors
+/// The name, connection or lookup failing (exit code 6), the credentials refused (5).
+pub(crate) async fn fetch(args: &Args, options: &ClientOptions) -> Result<Vec<EndpointEntry>> {
+    let epm = lookup_host(&args.server, args.epm_port)
         .await
-        .with_context(|| format!("cannot resolve {}", args.server))?;
-    list_endpoints(epm, &options)
-        .await
-        .with_context(|| format!("cannot read the endpoint map of {epm}"))
+        .with_context(|| format!("cannot resolve the server name {:?}", args.server))?;
+    list_endpoints(epm, options).await.map_err(|error| {
+        let hint = match &error {
+            TransportError::Io(_) | TransportError::TimedOut | TransportError::Closed => format!(
+                "cannot read the endpoint map at {epm} (is the endpoint mapper on --epm-port {}?)",
+                args.epm_port
+            ),
+            _ if exit::is_refused_logon(&error) => format!(
+                "the endpoint mapper at {epm} refused the credentials of {:?} (check --user, --domain and the password)",
+                args.user.as_deref().unwrap_or_default()
+            ),
+            _ => format!("cannot read the endpoint map at {epm}"),
+        };
+        anyhow::Error::new(error).context(hint)
+    })
 }
 
 /// The entries as text, one block each.
@@ -172,8 +186,8 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use dsbackup_ntlm::{AcceptorConfig, InMemoryCredentials};
-    use dsbackup_proto::{DataRep, SyntaxId, Uuid};
+    use dsbackup_ntlm::{AcceptorConfig, Credentials, InMemoryCredentials};
+    use dsbackup_proto::{AuthLevel, DataRep, SyntaxId, Uuid};
     use dsbackup_transport::{CallContext, CallFuture, RpcInterface, Server, ServerOptions};
 
     use super::*;
@@ -199,15 +213,27 @@ mod tests {
         }
     }
 
-    fn args(port: u16, user: bool) -> Args {
+    fn args(epm_port: u16) -> Args {
         Args {
             server: "127.0.0.1".into(),
-            port,
-            user: user.then(|| "svc".into()),
-            domain: user.then(|| "CORP".into()),
-            level: Level::Privacy,
+            epm_port,
+            user: None,
+            domain: String::new(),
+            password: creds::PasswordArgs::default(),
+            auth: None,
+            connect_timeout: 10,
             timeout: 10,
+            capture: None,
         }
+    }
+
+    fn ntlm(password: &str) -> ClientOptions {
+        let mut options = ClientOptions::default();
+        options.auth = ClientAuth::ntlm(
+            Credentials::from_password("svc", "CORP", password),
+            AuthLevel::PKT_PRIVACY,
+        );
+        options
     }
 
     #[tokio::test]
@@ -229,7 +255,7 @@ mod tests {
         let server = server.start().await.unwrap();
         let port = server.epm_addr().unwrap().port();
 
-        let entries = fetch(&args(port, false), None).await.unwrap();
+        let entries = fetch(&args(port), &ClientOptions::default()).await.unwrap();
         let text = render(&entries);
         let binding = format!("ncacn_ip_tcp:127.0.0.1[{}]", server.local_addr().port());
         assert_eq!(
@@ -252,8 +278,9 @@ mod tests {
                 .contains(&format!("\"binding\":\"{binding}\""))
         );
 
-        assert_eq!(fetch(&args(port, true), Some("pw")).await.unwrap(), entries);
-        assert!(fetch(&args(port, true), Some("wrong")).await.is_err());
+        assert_eq!(fetch(&args(port), &ntlm("pw")).await.unwrap(), entries);
+        let refused = fetch(&args(port), &ntlm("wrong")).await.unwrap_err();
+        assert_eq!(exit::code_of(&refused), exit::AUTH);
         server.shutdown().await;
     }
 }

@@ -4,22 +4,28 @@
 //! | --- | --- |
 //! | 0 | success |
 //! | 1 | any other failure |
-//! | 2 | bad command line (clap's usage errors) |
+//! | 2 | bad command line: clap's usage errors, and values that do not fit (a missing `--user`, `--read-size` out of range, a malformed `DSBACKUP_NT_HASH`, `mock-dc` with nothing to serve, a bad mock configuration) |
 //! | 3 | verification failed: files of the set do not match the manifest |
 //! | 4 | the server refused an operation (a status such as `ERROR_ACCESS_DENIED`) |
 //! | 5 | authentication failed (wrong user or password) |
-//! | 6 | the server could not be reached, or the connection broke |
-//! | 7 | a local file problem: the backup set, the output directory, a disk error |
+//! | 6 | the server could not be reached (name, port, endpoint mapper), or the connection broke |
+//! | 7 | a local file problem: the backup set, the output directory, a missing configuration file, a disk error |
 //! | 8 | a response failed its signature check: the traffic was altered or corrupted |
+//! | 9 | `online` only: the DC answered, and its directory service is offline (restore mode) |
 
+use std::fmt;
 use std::process::ExitCode;
 
 use dsbackup_client::Error;
+use dsbackup_mock::ConfigError;
+use dsbackup_transport::TransportError;
 
 /// Success.
 pub(crate) const OK: u8 = 0;
 /// Any other failure.
 pub(crate) const FAILURE: u8 = 1;
+/// A bad command line, found by clap or after it.
+pub(crate) const USAGE: u8 = 2;
 /// Verification failed.
 pub(crate) const MISMATCH: u8 = 3;
 /// The server refused an operation.
@@ -32,15 +38,76 @@ pub(crate) const CONNECTION: u8 = 6;
 pub(crate) const LOCAL: u8 = 7;
 /// A response was altered on the way.
 pub(crate) const INTEGRITY: u8 = 8;
+/// `online`: the DC answered, and its directory service is offline (restore mode).
+pub(crate) const OFFLINE: u8 = 9;
 
-/// The exit code for an error that ended a command.
+/// A usage error clap cannot see: a value that parses but does not fit (a missing `--user`,
+/// a malformed `DSBACKUP_NT_HASH`, nothing to serve). Exit code 2, as clap's own.
+#[derive(Debug)]
+pub(crate) struct Usage(pub(crate) String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// A usage error with `message`, for `?` and `return Err(..)`.
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(message.into()))
+}
+
+/// The exit code for an error that ended a command: the first cause that has one.
 pub(crate) fn code_of(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
+        if cause.is::<Usage>() {
+            return USAGE;
+        }
         if let Some(error) = cause.downcast_ref::<Error>() {
             return client_code(error);
         }
+        if let Some(error) = cause.downcast_ref::<TransportError>() {
+            return transport_code(error);
+        }
+        if let Some(error) = cause.downcast_ref::<ConfigError>() {
+            return match error {
+                ConfigError::Io { .. } => LOCAL,
+                _ => USAGE,
+            };
+        }
+        if cause.is::<std::io::Error>() {
+            // A local file: a password file, an input of inspect, standard output.
+            return LOCAL;
+        }
     }
     FAILURE
+}
+
+/// Whether a transport error is the server refusing the credentials: a security error of the
+/// handshake, or `nca_s_fault_access_denied` on a call that did not execute (how Windows and
+/// Samba answer the first call after an AUTHENTICATE they reject).
+pub(crate) fn is_refused_logon(error: &TransportError) -> bool {
+    matches!(
+        error,
+        TransportError::Protocol(dsbackup_proto::ProtocolError::Security(_))
+            | TransportError::Fault {
+                status: dsbackup_proto::FaultStatus::ACCESS_DENIED,
+                did_not_execute: true,
+            }
+    )
+}
+
+/// A transport error met outside the client library (`endpoints`).
+fn transport_code(error: &TransportError) -> u8 {
+    if is_refused_logon(error) {
+        return AUTH;
+    }
+    match error {
+        TransportError::Fault { .. } => REFUSED,
+        _ => CONNECTION,
+    }
 }
 
 fn client_code(error: &Error) -> u8 {
@@ -53,8 +120,42 @@ fn client_code(error: &Error) -> u8 {
         Error::Authentication { .. } => AUTH,
         Error::Integrity { .. } => INTEGRITY,
         Error::Transport { .. } | Error::BadResponse { .. } | Error::Protocol { .. } => CONNECTION,
+        Error::Misuse(_) => USAGE,
         _ => FAILURE,
     }
+}
+
+/// What kind of failure `code` is, as the `--json` error object names it.
+fn kind_of(code: u8) -> &'static str {
+    match code {
+        USAGE => "usage",
+        MISMATCH => "mismatch",
+        REFUSED => "refused",
+        AUTH => "authentication",
+        CONNECTION => "connection",
+        LOCAL => "local",
+        INTEGRITY => "integrity",
+        _ => "failure",
+    }
+}
+
+/// The `--json` document of an error: `{"error": {kind, message, status, status_name, hresult},
+/// "exit_code"}`; the status fields are null when the server sent no status.
+pub(crate) fn error_json(error: &anyhow::Error, message: &str, code: u8) -> serde_json::Value {
+    let status = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Error>())
+        .and_then(Error::status);
+    serde_json::json!({
+        "error": {
+            "kind": kind_of(code),
+            "message": message,
+            "status": status.map(|status| status.0),
+            "status_name": status.and_then(|status| status.name()),
+            "hresult": status.map(|status| format!("{:#010x}", status.to_hresult().0)),
+        },
+        "exit_code": code,
+    })
 }
 
 /// Exit code as the process returns it.

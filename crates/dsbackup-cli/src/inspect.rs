@@ -1,11 +1,18 @@
 //! `dsbackup inspect`: decodes connection-oriented DCE/RPC PDUs from files or standard input and
-//! prints one JSON object per PDU.
+//! prints one JSON object per PDU (JSON Lines).
 //!
-//! Input is either binary (one or more whole PDUs back to back, split by `frag_length`) or hex
-//! text: one PDU a line, optionally prefixed by `I ` (client to server) or `O ` (server to
-//! client); blank lines and lines starting with `#` are skipped.
+//! Input is a pcap or pcapng capture ([`capture`]: every TCP stream, in the order the capture
+//! completes its PDUs), binary (whole PDUs back to back, split by `frag_length`), or hex text:
+//! PDUs whose digits run on across lines (as `xxd -p` wraps them), optionally starting with `I `
+//! (client to server) or `O ` (server to client); blank lines and lines starting with `#` are
+//! skipped, and end an unfinished PDU.
 //!
-//! Each input is one conversation ([`conversation`]): the call stubs of ad_backup, ad_restore,
+//! Every object starts with where it comes from: `file`, then `stream`, `frame`, `direction`,
+//! `src`, `dst` and `offset` (in the direction's bytes) for a capture, or `line` (hex text),
+//! `offset` and `direction` for the other inputs. What does not decode becomes an object with
+//! `error: {kind, message}` in its place; the rest goes on, and the command fails at the end.
+//!
+//! Each stream or file is one conversation ([`conversation`]): the call stubs of ad_backup, ad_restore,
 //! epm and mgmt are decoded under `"call"` once a bind in the same input has named the
 //! interface; with `--nt-password` the NTLM handshake is followed and sealed stubs are unsealed.
 //! With `--iface NAME --opnum N --request|--response` the input is one bare stub instead.
@@ -14,28 +21,33 @@
 //!
 //! | field | when |
 //! | --- | --- |
-//! | `call` | the last fragment of a call of a known interface: `interface`, `opnum`, `name`, `direction` (`request`, `response`, `fault`), `params` by IDL name, `trailing` (hex of bytes past the last parameter) |
+//! | `call` | the last fragment of a call of a known interface: `interface`, `opnum`, `name`, `direction` (`request`, `response`, `fault`), `params` by IDL name, `trailing` (hex of bytes past the last parameter); of another interface: `interface` null, `interface_uuid`, `interface_version`, `opnum`, `direction` |
 //! | `call_error` | that stub does not decode (the run goes on) |
+//! | `string_binding`, `floors` | beside each `tower_octet_string` of an endpoint-mapper call: the tower as a string binding (`ncacn_ip_tcp:10.0.0.1[49667]`) and its floors |
 //! | `sealed` | a stub PDU at packet privacy |
 //! | `unsealed`, `unsealed_stub` | with the password: the signature verified, the plaintext stub (hex) |
 //! | `verified` | with the password: a signed (integrity) PDU whose signature verified |
 //! | `security_error` | with the password: why a protected PDU could not be verified or unsealed |
-//! | `ntlm` | an NTLM message in a bind-type verifier: `message`, and for AUTHENTICATE `user`, `domain`, `session_keys` or `session_error` |
+//! | `ntlm` | an NTLM message in a bind-type verifier: `message`, `flags` (`value`, `names`), `version`; NEGOTIATE `domain`, `workstation`; CHALLENGE `target_name`, `server_challenge`, `target_info` (AV pairs by name); AUTHENTICATE `user`, `domain`, `workstation`, `mic`, and with the password `session_keys` or `session_error` |
 
 mod call;
+mod capture;
 mod conversation;
+mod ntlm;
+mod tower;
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dsbackup_ntlm::NtHash;
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::{
     AuthVerifier, ContextResult, DataRep, Pdu, PduBody, PresentationContext, SyntaxId, frame_len,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use self::call::{Half, decode_call};
 use self::conversation::Conversation;
@@ -49,9 +61,10 @@ pub(crate) struct Args {
     /// mgmt) instead of PDUs.
     #[arg(long, value_name = "NAME", value_parser = parse_iface, requires = "opnum")]
     iface: Option<Interface>,
-    /// The operation number of the bare stub.
-    #[arg(long, value_name = "N", requires = "iface")]
-    opnum: Option<u16>,
+    /// The operation of the bare stub: its number or its name (`EptMap` or `ept_map`,
+    /// `HrRBackupRead`; any case).
+    #[arg(long, value_name = "N|NAME", requires = "iface")]
+    opnum: Option<String>,
     /// The bare stub is a request (the `[in]` parameters).
     #[arg(long, requires = "iface", conflicts_with = "response")]
     request: bool,
@@ -86,12 +99,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         &args.files[..]
     };
-    let bare = match (args.iface, args.opnum) {
+    let bare = match (args.iface, args.opnum.as_deref()) {
         (Some(iface), Some(opnum)) => {
+            let opnum = resolve_opnum(iface, opnum)?;
             let half = match (args.request, args.response) {
                 (true, false) => Half::Request,
                 (false, true) => Half::Response,
-                _ => bail!("--iface needs --request or --response"),
+                _ => return Err(crate::exit::usage("--iface needs --request or --response")),
             };
             let drep = if args.big_endian {
                 DataRep::BIG_ENDIAN
@@ -102,6 +116,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let mut failed = false;
     for path in files {
         let (name, data) = read_input(path)?;
         if let Some((iface, opnum, half, drep)) = bare {
@@ -112,27 +127,150 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             continue;
         }
         let nt_hash = args.nt_password.as_deref().map(NtHash::from_password);
-        let mut conversation = Conversation::new(nt_hash);
-        for item in split_input(&name, &data)? {
-            let Item {
-                offset,
-                line,
-                direction,
-                frame,
-            } = item;
-            let pdu = Pdu::decode(frame.clone()).with_context(|| {
-                let place =
-                    line.map_or_else(|| format!("offset {offset}"), |n| format!("line {n}"));
-                format!("{name}, {place}: undecodable PDU ({} bytes)", frame.len())
-            })?;
-            let mut value = pdu_json(offset, direction, &pdu)?;
-            if let Some(map) = value.as_object_mut() {
-                conversation.follow(&frame, &pdu, map);
+        let mut printer = Printer {
+            out: &mut out,
+            file: &name,
+            failed: false,
+        };
+        if capture::is_capture(&data) {
+            // One conversation per TCP stream.
+            let mut conversations: HashMap<usize, Conversation> = HashMap::new();
+            for event in capture::read(&data) {
+                match event {
+                    capture::Event::Pdu(place, frame) => {
+                        let conversation = conversations
+                            .entry(place.stream)
+                            .or_insert_with(|| Conversation::new(nt_hash.clone()));
+                        let at = json!({
+                            "stream": place.stream,
+                            "frame": place.frame,
+                            "direction": place.way.letter(),
+                            "src": place.src.to_string(),
+                            "dst": place.dst.to_string(),
+                            "offset": place.offset,
+                        });
+                        printer.pdu(at, &frame, conversation)?;
+                    }
+                    capture::Event::Error {
+                        stream,
+                        frame,
+                        message,
+                    } => {
+                        let at = json!({ "stream": stream, "frame": frame });
+                        printer.error(at, "capture", &message)?;
+                    }
+                }
             }
-            writeln!(out, "{value}").context("writing to standard output")?;
+        } else {
+            let mut conversation = Conversation::new(nt_hash);
+            for piece in split_input(&data) {
+                match piece {
+                    Piece::Pdu(item) => {
+                        let at = json!({
+                            "line": item.line,
+                            "offset": item.offset,
+                            "direction": item.direction,
+                        });
+                        printer.pdu(at, &item.frame, &mut conversation)?;
+                    }
+                    Piece::Error {
+                        line,
+                        offset,
+                        message,
+                    } => {
+                        let at = json!({ "line": line, "offset": offset });
+                        printer.error(at, "input", &message)?;
+                    }
+                }
+            }
         }
+        failed |= printer.failed;
+    }
+    if failed {
+        bail!("some input could not be decoded (see the error objects in the output)");
     }
     Ok(())
+}
+
+/// Writes the objects of one input.
+struct Printer<'a, W> {
+    out: &'a mut W,
+    /// The input's name.
+    file: &'a str,
+    /// Whether an error object was written.
+    failed: bool,
+}
+
+impl<W: Write> Printer<'_, W> {
+    /// Decodes and prints one PDU at `at` (an object of location fields), or an error object.
+    fn pdu(
+        &mut self,
+        at: Value,
+        frame: &Bytes,
+        conversation: &mut Conversation,
+    ) -> anyhow::Result<()> {
+        let pdu = match Pdu::decode(frame.clone()) {
+            Ok(pdu) => pdu,
+            Err(error) => {
+                let message = format!("undecodable PDU ({} bytes): {error}", frame.len());
+                return self.error(at, "pdu", &message);
+            }
+        };
+        let mut value = self.located(at);
+        if let Some(map) = value.as_object_mut() {
+            map.extend(pdu_fields(&pdu)?);
+            conversation.follow(frame, &pdu, map);
+        }
+        self.write(&value)
+    }
+
+    /// Prints an error object: where, `kind` and `message`.
+    fn error(&mut self, at: Value, kind: &str, message: &str) -> anyhow::Result<()> {
+        self.failed = true;
+        let mut value = self.located(at);
+        if let Some(map) = value.as_object_mut() {
+            map.insert("error".into(), json!({ "kind": kind, "message": message }));
+        }
+        self.write(&value)
+    }
+
+    /// `{"file": ..}` and the location fields that are not null.
+    fn located(&self, at: Value) -> Value {
+        let mut map = Map::new();
+        map.insert("file".into(), json!(self.file));
+        if let Value::Object(fields) = at {
+            map.extend(fields.into_iter().filter(|(_, value)| !value.is_null()));
+        }
+        Value::Object(map)
+    }
+
+    fn write(&mut self, value: &Value) -> anyhow::Result<()> {
+        writeln!(self.out, "{value}").context("writing to standard output")
+    }
+}
+
+/// An opnum given as a number or as the IDL name of a call of `iface`.
+fn resolve_opnum(iface: Interface, text: &str) -> anyhow::Result<u16> {
+    if let Ok(opnum) = text.parse::<u16>() {
+        return Ok(opnum);
+    }
+    // `EptMap`, `ept_map`, `eptmap`: the same call.
+    let fold = |name: &str| -> String {
+        name.chars()
+            .filter(|c| *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let id = iface.id();
+    if let Some(call) = id.calls.iter().find(|call| fold(call.name) == fold(text)) {
+        return Ok(call.opnum);
+    }
+    let names: Vec<&str> = id.calls.iter().map(|call| call.name).collect();
+    Err(crate::exit::usage(format!(
+        "--opnum {text}: not a number, nor a call of {} ({})",
+        id.name,
+        names.join(", ")
+    )))
 }
 
 /// The name and bytes of one input (`-` is standard input).
@@ -174,7 +312,7 @@ fn stub_bytes(name: &str, data: &[u8]) -> anyhow::Result<Vec<u8>> {
 struct Item {
     /// Offset of its first byte among the input's PDUs.
     offset: usize,
-    /// Its line, for hex text.
+    /// The line it starts on, for hex text.
     line: Option<usize>,
     /// `I` or `O`, if the input gave a direction.
     direction: Option<&'static str>,
@@ -182,32 +320,35 @@ struct Item {
     frame: Bytes,
 }
 
+/// What an input is cut into: PDUs, and what could not be read (the rest goes on).
+enum Piece {
+    Pdu(Item),
+    Error {
+        line: Option<usize>,
+        offset: usize,
+        message: String,
+    },
+}
+
 /// Splits an input into PDUs, as hex text or as binary.
-fn split_input(name: &str, data: &[u8]) -> anyhow::Result<Vec<Item>> {
+fn split_input(data: &[u8]) -> Vec<Piece> {
     match std::str::from_utf8(data) {
-        Ok(text) if is_hex_text(text) => split_hex(name, text),
-        _ => split_binary(name, data),
+        Ok(text) if is_hex_text(text) => split_hex(text),
+        _ => split_binary(data),
     }
 }
 
-/// Whether every line is blank, a comment, or hex digits with an optional direction.
+/// Whether the input is hex text: its first line that is not blank or a comment is hex digits
+/// with an optional direction (a binary PDU starts with byte 5, never a hex digit).
 fn is_hex_text(text: &str) -> bool {
-    let mut any = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (_, hex) = direction(line);
-        if !hex
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || c.is_whitespace())
-        {
-            return false;
-        }
-        any = true;
-    }
-    any
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .is_some_and(|line| {
+            let (_, hex) = direction(line);
+            hex.chars()
+                .all(|c| c.is_ascii_hexdigit() || c.is_whitespace())
+        })
 }
 
 /// Splits a leading `I ` or `O ` off a line.
@@ -221,68 +362,162 @@ fn direction(line: &str) -> (Option<&'static str>, &str) {
     }
 }
 
-fn split_hex(name: &str, text: &str) -> anyhow::Result<Vec<Item>> {
-    let mut items = Vec::new();
-    let mut offset = 0;
-    for (number, line) in text.lines().enumerate() {
+/// Hex text: the digits of consecutive lines run on (as `xxd -p` wraps them), cut into PDUs by
+/// `frag_length`. A direction (`I `, `O `), a blank line or a comment starts afresh; a line that
+/// does not read, or a PDU header that is not one, is reported and skipped up to the next line.
+fn split_hex(text: &str) -> Vec<Piece> {
+    let mut cutter = Cutter::default();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
+            cutter.flush(number);
             continue;
         }
         let (dir, hex) = direction(line);
-        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if !digits.len().is_multiple_of(2) {
-            bail!("{name}, line {}: odd number of hex digits", number + 1);
+        if dir.is_some() {
+            cutter.flush(number);
+            cutter.direction = dir;
         }
-        let bytes = hex::decode(&digits)
-            .with_context(|| format!("{name}, line {}: not hex digits", number + 1))?;
-        let len = bytes.len();
-        items.push(Item {
-            offset,
-            line: Some(number + 1),
-            direction: dir,
-            frame: Bytes::from(bytes),
-        });
-        offset += len;
+        let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        let bytes = if digits.len().is_multiple_of(2) {
+            hex::decode(&digits).map_err(|error| format!("not hex digits: {error}"))
+        } else {
+            Err("odd number of hex digits".to_owned())
+        };
+        match bytes {
+            Ok(bytes) => cutter.push(number, &bytes),
+            Err(message) => {
+                cutter.flush(number);
+                cutter.pieces.push(Piece::Error {
+                    line: Some(number),
+                    offset: cutter.offset,
+                    message,
+                });
+            }
+        }
     }
-    Ok(items)
+    cutter.flush(0);
+    cutter.pieces
 }
 
-fn split_binary(name: &str, data: &[u8]) -> anyhow::Result<Vec<Item>> {
+/// Cuts the bytes of hex lines into PDUs.
+#[derive(Default)]
+struct Cutter {
+    pieces: Vec<Piece>,
+    /// Bytes of a PDU not yet whole.
+    buf: BytesMut,
+    /// The line `buf` starts on.
+    start: usize,
+    /// Offset of `buf`'s first byte among the input's bytes.
+    offset: usize,
+    direction: Option<&'static str>,
+}
+
+impl Cutter {
+    fn push(&mut self, line: usize, bytes: &[u8]) {
+        if self.buf.is_empty() {
+            self.start = line;
+        }
+        self.buf.extend_from_slice(bytes);
+        loop {
+            match frame_len(&self.buf, u16::MAX) {
+                Ok(Some(len)) => {
+                    let frame = self.buf.split_to(len).freeze();
+                    self.pieces.push(Piece::Pdu(Item {
+                        offset: self.offset,
+                        line: Some(self.start),
+                        direction: self.direction,
+                        frame,
+                    }));
+                    self.offset += len;
+                    // What is left starts on this line.
+                    self.start = line;
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    self.pieces.push(Piece::Error {
+                        line: Some(self.start),
+                        offset: self.offset,
+                        message: format!("not a DCE/RPC PDU: {error}"),
+                    });
+                    self.offset += self.buf.len();
+                    self.buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reports the bytes of a PDU left unfinished before `line` (0: the end).
+    fn flush(&mut self, line: usize) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let end = if line == 0 {
+            "the end of the input".to_owned()
+        } else {
+            format!("line {line}")
+        };
+        self.pieces.push(Piece::Error {
+            line: Some(self.start),
+            offset: self.offset,
+            message: format!("truncated PDU: {} bytes before {end}", self.buf.len()),
+        });
+        self.offset += self.buf.len();
+        self.buf.clear();
+    }
+}
+
+/// Binary: PDUs back to back. A header that is not one ends the input (nothing to resynchronise
+/// on).
+fn split_binary(data: &[u8]) -> Vec<Piece> {
     let data = Bytes::copy_from_slice(data);
-    let mut items = Vec::new();
+    let mut pieces = Vec::new();
     let mut offset = 0;
     while offset < data.len() {
         let rest = data.slice(offset..);
         match frame_len(&rest, u16::MAX) {
             Ok(Some(len)) => {
-                items.push(Item {
+                pieces.push(Piece::Pdu(Item {
                     offset,
                     line: None,
                     direction: None,
                     frame: rest.slice(..len),
-                });
+                }));
                 offset += len;
             }
-            Ok(None) => bail!(
-                "{name}, offset {offset}: truncated PDU ({} bytes left)",
-                rest.len()
-            ),
-            Err(error) => bail!("{name}, offset {offset}: {error}"),
+            Ok(None) => {
+                pieces.push(Piece::Error {
+                    line: None,
+                    offset,
+                    message: format!("truncated PDU ({} bytes left)", rest.len()),
+                });
+                break;
+            }
+            Err(error) => {
+                pieces.push(Piece::Error {
+                    line: None,
+                    offset,
+                    message: format!("not a DCE/RPC PDU: {error}"),
+                });
+                break;
+            }
         }
     }
-    Ok(items)
+    pieces
 }
 
-/// The JSON object printed for one PDU.
-fn pdu_json(offset: usize, direction: Option<&str>, pdu: &Pdu) -> anyhow::Result<Value> {
-    Ok(json!({
-        "offset": offset,
-        "direction": direction,
-        "header": header_json(pdu)?,
-        "body": body_json(&pdu.body),
-        "auth_verifier": pdu.auth_verifier.as_ref().map(auth_json),
-    }))
+/// The fields printed for one PDU after its location.
+fn pdu_fields(pdu: &Pdu) -> anyhow::Result<Map<String, Value>> {
+    let mut map = Map::new();
+    map.insert("header".into(), header_json(pdu)?);
+    map.insert("body".into(), body_json(&pdu.body));
+    map.insert(
+        "auth_verifier".into(),
+        pdu.auth_verifier.as_ref().map_or(Value::Null, auth_json),
+    );
+    Ok(map)
 }
 
 fn header_json(pdu: &Pdu) -> anyhow::Result<Value> {
@@ -325,6 +560,7 @@ fn body_json(body: &PduBody) -> Value {
             "cancel_count": fault.cancel_count,
             "flags": fault.flags,
             "status": fault.status.0,
+            "status_hex": format!("{:#010x}", fault.status.0),
             "status_name": fault.status.name(),
             "reserved2": fault.reserved2,
             "stub_length": fault.stub.len(),
@@ -448,7 +684,31 @@ mod tests {
 
     fn json_of(bytes: &'static [u8]) -> Value {
         let pdu = Pdu::decode(Bytes::from_static(bytes)).unwrap();
-        pdu_json(0, None, &pdu).unwrap()
+        Value::Object(pdu_fields(&pdu).unwrap())
+    }
+
+    fn pdus(pieces: &[Piece]) -> Vec<&Item> {
+        pieces
+            .iter()
+            .filter_map(|piece| match piece {
+                Piece::Pdu(item) => Some(item),
+                Piece::Error { .. } => None,
+            })
+            .collect()
+    }
+
+    fn errors(pieces: &[Piece]) -> Vec<(Option<usize>, usize, &str)> {
+        pieces
+            .iter()
+            .filter_map(|piece| match piece {
+                Piece::Pdu(_) => None,
+                Piece::Error {
+                    line,
+                    offset,
+                    message,
+                } => Some((*line, *offset, message.as_str())),
+            })
+            .collect()
     }
 
     #[test]
@@ -458,7 +718,8 @@ mod tests {
             hex::encode(BIND_NAK),
             hex::encode(REQUEST)
         );
-        let items = split_input("t", text.as_bytes()).unwrap();
+        let pieces = split_input(text.as_bytes());
+        let items = pdus(&pieces);
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].direction, Some("I"));
         assert_eq!(items[1].direction, Some("O"));
@@ -468,14 +729,65 @@ mod tests {
     }
 
     #[test]
+    fn xxd_plain_hex_runs_across_line_breaks() {
+        // `xxd -p` writes 30 bytes a line, whatever the PDUs.
+        let data = [BIND, REQUEST, BIND_NAK].concat();
+        let text: String = hex::encode(&data)
+            .as_bytes()
+            .chunks(60)
+            .map(|line| format!("{}\n", std::str::from_utf8(line).unwrap()))
+            .collect();
+        let pieces = split_input(text.as_bytes());
+        assert!(errors(&pieces).is_empty());
+        let items = pdus(&pieces);
+        let frames: Vec<&[u8]> = items.iter().map(|item| &item.frame[..]).collect();
+        assert_eq!(frames, [BIND, REQUEST, BIND_NAK]);
+        // Each PDU is placed on the line its first byte is on.
+        let lines: Vec<_> = items.iter().map(|item| item.line.unwrap()).collect();
+        let expected: Vec<_> = [0, BIND.len(), BIND.len() + REQUEST.len()]
+            .iter()
+            .map(|offset| offset / 30 + 1)
+            .collect();
+        assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_the_rest_decoded() {
+        let text = format!(
+            "I {}\nI 0500zz\nI 4745542f20485454502f312e310d0a0d0a\nO {}\nI {}\n",
+            hex::encode(BIND_NAK),
+            hex::encode(&REQUEST[..20]),
+            hex::encode(REQUEST)
+        );
+        let pieces = split_input(text.as_bytes());
+        let frames: Vec<&[u8]> = pdus(&pieces).iter().map(|item| &item.frame[..]).collect();
+        assert_eq!(frames, [BIND_NAK, REQUEST]);
+        let errors = errors(&pieces);
+        let lines: Vec<_> = errors.iter().map(|(line, _, _)| line.unwrap()).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert!(errors[0].2.starts_with("not hex digits"), "{}", errors[0].2);
+        assert!(
+            errors[1].2.starts_with("not a DCE/RPC PDU"),
+            "{}",
+            errors[1].2
+        );
+        assert_eq!(errors[2].2, "truncated PDU: 20 bytes before line 5");
+    }
+
+    #[test]
     fn binary_input_is_split_by_frag_length() {
         let data = [BIND_NAK, REQUEST].concat();
-        let items = split_input("b", &data).unwrap();
+        let pieces = split_input(&data);
+        let items = pdus(&pieces);
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].offset, 24);
         assert_eq!(items[1].direction, None);
-        let error = split_input("b", &data[..40]).err().unwrap().to_string();
-        assert_eq!(error, "b, offset 24: truncated PDU (16 bytes left)");
+        let pieces = split_input(&data[..40]);
+        assert_eq!(pdus(&pieces).len(), 1);
+        assert_eq!(
+            errors(&pieces),
+            [(None, 24, "truncated PDU (16 bytes left)")]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod exit;
 mod inspect;
 mod mock;
 mod output;
+mod pcapng;
 mod progress;
 mod signals;
 
@@ -28,15 +29,13 @@ use crate::output::Output;
     about,
     after_help = "Exit codes: 0 success, 1 other failure, 2 usage, 3 verification failed, \
                   4 refused by the server, 5 authentication failed, 6 connection failed, \
-                  7 local file problem, 8 a response failed its signature check (traffic altered)."
+                  7 local file problem, 8 a response failed its signature check (traffic altered), \
+                  9 (online) the directory service is offline."
 )]
 struct Cli {
     /// Print results as one JSON document on stdout.
     #[arg(long, global = true)]
     json: bool,
-    /// No progress bars.
-    #[arg(long, short = 'q', global = true)]
-    quiet: bool,
     /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -58,20 +57,36 @@ enum Command {
     SetLog(commands::SetLogArgs),
     /// List a server's endpoint-mapper entries, like rpcdump.
     Endpoints(endpoints::Args),
-    /// Decode captured DCE/RPC PDUs to JSON, one object per line.
+    /// Decode DCE/RPC from pcap/pcapng captures, hex or binary PDUs: JSON Lines, one object a PDU.
     Inspect(inspect::Args),
     /// Serve a mock domain controller (a directory, or a generated sample set).
     MockDc(mock::MockDcArgs),
     /// Start a mock DC on loopback, back it up with NTLM packet privacy, verify, summarize.
     Demo(mock::DemoArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `dsbackup man > ~/.local/share/man/man1/dsbackup.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     init_tracing(cli.verbose);
     let output = Output {
         json: cli.json,
-        quiet: cli.quiet,
+        quiet: match &cli.command {
+            Command::Backup(args) => args.progress.quiet,
+            Command::Restore(args) => args.progress.quiet,
+            Command::Verify(args) => args.progress.quiet,
+            Command::Demo(args) => args.progress.quiet,
+            _ => false,
+        },
     };
     match run(cli.command, output) {
         Ok(code) => exit::exit(code),
@@ -79,16 +94,38 @@ fn main() -> ExitCode {
             let code = exit::code_of(&error);
             let message = render(&error);
             if output.json {
-                let doc = serde_json::json!({
-                    "error": message,
-                    "exit_code": code,
-                });
-                println_json(&doc);
+                println_json(&exit::error_json(&error, &message, code));
             }
             eprintln!("dsbackup: {message}");
             exit::exit(code)
         }
     }
+}
+
+/// clap's error: help and version as clap prints them; a usage error as clap prints it, and
+/// with `--json` anywhere on the line also as the JSON error object on stdout.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit();
+    }
+    if std::env::args_os().any(|arg| arg == "--json") {
+        let text = error.render().to_string();
+        let message = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        let anyhow = anyhow::Error::new(exit::Usage(message.to_owned()));
+        println_json(&exit::error_json(&anyhow, message, exit::USAGE));
+    }
+    let _ = error.print();
+    exit::exit(exit::USAGE)
 }
 
 fn run(command: Command, output: Output) -> anyhow::Result<u8> {
@@ -104,6 +141,19 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
         Command::SetLog(args) => runtime()?.block_on(commands::set_log(&args, output)),
         Command::MockDc(args) => runtime()?.block_on(mock::mock_dc(&args, output)),
         Command::Demo(args) => runtime()?.block_on(mock::demo(&args, output)),
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a write error (a closed pipe).
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "dsbackup", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout().lock())?;
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -139,8 +189,10 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only for a person at a terminal, never into a file or a pipe.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

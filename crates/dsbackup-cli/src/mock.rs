@@ -53,6 +53,9 @@ pub(crate) struct MockDcArgs {
     /// The lowest auth level a call may come with (without --config).
     #[arg(long, value_enum, default_value_t = Auth::Integrity)]
     pub(crate) min_auth: Auth,
+    /// Write what is served to this pcapng file, as it went on the wire.
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub(crate) capture: Option<PathBuf>,
     /// Start in directory services restore mode.
     #[arg(long)]
     pub(crate) restore_mode: bool,
@@ -64,6 +67,8 @@ pub(crate) struct MockDcArgs {
 /// `dsbackup demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
+    #[command(flatten)]
+    pub(crate) progress: crate::connect::ProgressArgs,
     /// Size of the generated sample set (e.g. 64MiB, 1GiB).
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub(crate) size: u64,
@@ -90,7 +95,11 @@ pub(crate) async fn mock_dc(args: &MockDcArgs, output: Output) -> anyhow::Result
                 _temp = Some(temp);
                 root
             }
-            (None, None) => bail!("give --dir, --generate or --config"),
+            (None, None) => {
+                return Err(exit::usage(
+                    "nothing to serve: give --dir, --generate or --config",
+                ));
+            }
         };
         if let Some(size) = args.generate {
             generate(&root, size)?;
@@ -114,6 +123,10 @@ pub(crate) async fn mock_dc(args: &MockDcArgs, output: Output) -> anyhow::Result
         max_frag: args.max_frag,
         domain: String::new(),
         danger_anonymous_user: None,
+        capture: match &args.capture {
+            Some(path) => Some(crate::pcapng::Capture::create(path)?.tap()),
+            None => None,
+        },
     };
     let server = MockServer::start(dc, &options)
         .await
@@ -274,7 +287,11 @@ fn users(specs: &[String]) -> anyhow::Result<Vec<MockUser>> {
                     "backup" => granted.backup = true,
                     "restore" => granted.restore = true,
                     "none" => {}
-                    other => bail!("unknown privilege {other:?} (backup, restore, none)"),
+                    other => {
+                        return Err(exit::usage(format!(
+                            "unknown privilege {other:?} (backup, restore, none)"
+                        )));
+                    }
                 }
             }
             Ok(MockUser::with_password(name, &password, granted))

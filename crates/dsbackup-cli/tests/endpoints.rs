@@ -66,7 +66,7 @@ async fn endpoints_lists_the_map_anonymously_and_with_a_password_from_the_enviro
         "endpoints".to_owned(),
         "--server".to_owned(),
         "127.0.0.1".to_owned(),
-        "--port".to_owned(),
+        "--epm-port".to_owned(),
         port,
     ];
     let run = |extra: &[&str], password: Option<&'static str>| {
@@ -95,10 +95,38 @@ async fn endpoints_lists_the_map_anonymously_and_with_a_password_from_the_enviro
     assert_eq!(line["binding"], binding.as_str());
     assert_eq!(line["version"], "1.0");
 
+    // Refused credentials: exit code 5.
     let out = run(&user, Some("wrong")).await.unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    // An auth level without a user: a usage error, 2.
+    let out = run(&["--auth", "integrity"], None).await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--user is needed at --auth integrity"));
     // No password on the command line: there is no such option.
     let out = run(&["--password", "s3cret!"], None).await.unwrap();
     assert!(!out.status.success());
     server.shutdown().await;
+}
+
+/// Nothing listening on the endpoint-mapper port: a connection failure, exit code 6, and the
+/// message names the port flag.
+#[test]
+fn endpoints_without_a_listener_exits_6() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let args: Vec<String> = [
+        "endpoints",
+        "-s",
+        "127.0.0.1",
+        "--epm-port",
+        &port.to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let out = dsbackup(&args, None);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--epm-port"));
 }

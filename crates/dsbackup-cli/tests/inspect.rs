@@ -198,8 +198,16 @@ fn calls_of_a_bound_interface_decode_by_idl_name() {
     assert_eq!(call["params"]["pcbExpiryToken"], 16);
     assert_eq!(call["params"]["status"]["value"], 0);
 
-    // SAMR is not ours: no call.
-    assert!(out[5].get("call").is_none());
+    // SAMR is not ours: the call is named by its interface UUID and opnum.
+    let call = &out[5]["call"];
+    assert_eq!(call["interface"], Value::Null);
+    assert_eq!(
+        call["interface_uuid"],
+        "12345778-1234-abcd-ef00-0123456789ac"
+    );
+    assert_eq!(call["interface_version"], "1.0");
+    assert_eq!(call["opnum"], 7);
+    assert!(call.get("params").is_none());
 
     // A stub cut short: the call is named, its error given, the run goes on.
     assert_eq!(out[6]["call"]["name"], "HrRBackupOpenFile");
@@ -236,7 +244,11 @@ fn a_call_on_a_context_the_server_rejected_is_not_decoded() {
     ]));
     bytes.splice(bind_len..bind_len + old_ack_len, encode(&ack));
     let out = lines(&inspect(&[], &bytes));
-    assert!(out.iter().all(|pdu| pdu.get("call").is_none()));
+    // Only the call on the accepted (unknown) context is named; ad_backup's are not decoded.
+    let calls: Vec<&Value> = out.iter().filter_map(|pdu| pdu.get("call")).collect();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["interface"], Value::Null);
+    assert_eq!(calls[0]["opnum"], 7);
 }
 
 #[test]
@@ -325,7 +337,11 @@ fn the_password_unseals_and_verifies_samr() {
     assert_eq!(stubs.len(), 14);
     for pdu in &stubs {
         assert_eq!(pdu["unsealed"], true, "{pdu}");
-        assert!(pdu.get("call").is_none(), "SAMR is not decoded");
+        assert!(pdu["call"].get("params").is_none(), "SAMR is not decoded");
+        assert_eq!(
+            pdu["call"]["interface_uuid"],
+            "12345778-1234-abcd-ef00-0123456789ac"
+        );
     }
     let opnums: Vec<&Value> = stubs
         .iter()
@@ -426,10 +442,14 @@ fn bare_stubs_decode_as_the_named_call() {
 
 #[test]
 fn errors_are_reported() {
-    // Odd number of hex digits in a conversation.
+    // Odd number of hex digits in a conversation: an error object, and the run fails at the
+    // end.
     let output = inspect(&[], b"I 05000b0\n");
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("odd number of hex digits"));
+    assert_eq!(output.status.code(), Some(1));
+    let error = error_objects(&output);
+    assert_eq!(error[0]["line"], 1);
+    assert_eq!(error[0]["error"]["message"], "odd number of hex digits");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("could not be decoded"));
 
     // An unknown interface name is a usage error.
     let output = inspect(&["--iface", "samr", "--opnum", "1", "--request"], b"");
@@ -454,10 +474,118 @@ fn errors_are_reported() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("opnum 9"));
 
-    // A PDU that does not decode fails the run.
-    let output = inspect(&[], b"O 0500\n");
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("undecodable PDU"));
+    // A PDU that does not decode fails the run, after the rest.
+    let nak = hex::encode(read("pdu/samba-bind_nak.bin"));
+    let output = inspect(&[], format!("O 0500\nO {nak}\n").as_bytes());
+    assert_eq!(output.status.code(), Some(1));
+    let error = error_objects(&output);
+    assert_eq!(error.len(), 1);
+    assert_eq!(error[0]["error"]["kind"], "input");
+    assert!(
+        error[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("truncated PDU")
+    );
+    let decoded = String::from_utf8(output.stdout.clone()).unwrap();
+    assert!(decoded.lines().nth(1).unwrap().contains("\"bind_nak\""));
+}
+
+/// The error objects a run printed.
+fn error_objects(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|value| value.get("error").is_some())
+        .collect()
+}
+
+/// The real capture, read directly: every DCE/RPC PDU tshark finds, in its frame and TCP
+/// stream, each stream followed through its binds and unsealed with the password.
+#[test]
+fn a_pcapng_capture_is_read_stream_by_stream() {
+    let path = fixture("capture/samba-4.17-epm-samr-ntlm.pcapng");
+    let out = lines(&inspect(
+        &["--nt-password", PASSWORD, path.to_str().unwrap()],
+        b"",
+    ));
+    let ours: Vec<String> = out
+        .iter()
+        .map(|pdu| {
+            format!(
+                "{}\t{}\t{}\t{}",
+                pdu["frame"], pdu["stream"], pdu["header"]["call_id"], pdu["header"]["ptype_value"]
+            )
+        })
+        .collect();
+    let tshark = String::from_utf8(read("capture/samba-4.17-epm-samr-ntlm.tshark.tsv")).unwrap();
+    let theirs: Vec<&str> = tshark.lines().collect();
+    assert_eq!(ours, theirs);
+
+    // Stream 2 (impacket at packet privacy): the two-fragment ept_lookup answer unsealed and
+    // decoded at its last fragment.
+    let lookup: Vec<&Value> = out
+        .iter()
+        .filter(|pdu| pdu["stream"] == 2 && pdu["call"]["direction"] == "response")
+        .collect();
+    assert_eq!(lookup.len(), 1);
+    assert_eq!(lookup[0]["unsealed"], true);
+    assert_eq!(lookup[0]["call"]["name"], "EptLookup");
+    assert_eq!(lookup[0]["call"]["params"]["num_ents"], 53);
+    assert_eq!(lookup[0]["direction"], "O");
+    assert_eq!(lookup[0]["src"], "127.0.0.1:135");
+    // Every entry's tower as a string binding (Samba registers its addresses as 0.0.0.0).
+    let entries = lookup[0]["call"]["params"]["entries"]["items"]
+        .as_array()
+        .unwrap();
+    let bindings: Vec<&str> = entries
+        .iter()
+        .filter_map(|entry| entry["tower"]["string_binding"].as_str())
+        .collect();
+    assert!(
+        bindings.contains(&"ncacn_ip_tcp:0.0.0.0[49154]"),
+        "{bindings:?}"
+    );
+
+    // SAMR is not decoded, but every call is named by UUID and opnum, and unsealed.
+    let samr: Vec<&Value> = out
+        .iter()
+        .filter(|pdu| pdu["call"]["interface_uuid"] == "12345778-1234-abcd-ef00-0123456789ac")
+        .collect();
+    assert!(samr.len() >= 14, "{}", samr.len());
+    assert!(samr.iter().any(|pdu| pdu["unsealed"] == true));
+
+    // The wrong-password client: its keys do not derive, the fault is still shown.
+    assert!(
+        out.iter()
+            .any(|pdu| pdu["ntlm"]["session_error"].is_string())
+    );
+    let fault = out
+        .iter()
+        .find(|pdu| pdu["header"]["ptype"] == "fault")
+        .unwrap();
+    assert_eq!(fault["body"]["status"], 0x1c01_000b);
+    assert_eq!(fault["body"]["status_hex"], "0x1c01000b");
+    assert_eq!(fault["body"]["status_name"], "nca_s_proto_error");
+
+    // The CHALLENGE in full, as tshark reads frame 24 (stream 1): flags, server challenge,
+    // target info.
+    let challenge = out.iter().find(|pdu| pdu["frame"] == 24).unwrap();
+    let ntlm = &challenge["ntlm"];
+    assert_eq!(ntlm["message"], "CHALLENGE");
+    assert_eq!(ntlm["flags"]["value"], "0xe2898235");
+    let names = ntlm["flags"]["names"].as_array().unwrap();
+    assert!(names.contains(&Value::from("NTLMSSP_NEGOTIATE_SEAL")));
+    assert!(names.contains(&Value::from("NTLMSSP_TARGET_TYPE_DOMAIN")));
+    assert_eq!(ntlm["server_challenge"], "edebef84edf499b6");
+    assert_eq!(ntlm["target_name"], "TEST");
+    let info = ntlm["target_info"].as_array().unwrap();
+    assert!(
+        info.contains(
+            &serde_json::json!({"id": "MsvAvDnsComputerName", "value": "dc1.test.local"})
+        )
+    );
 }
 
 /// Our client and server associations, NTLM at packet privacy with header signing: the
@@ -589,4 +717,28 @@ fn the_password_unseals_our_own_fragmented_calls() {
     assert!(stubs.len() > 10, "{} sealed PDUs", stubs.len());
     assert!(stubs.iter().all(|pdu| pdu["unsealed"] == true));
     assert!(out.iter().all(|pdu| pdu.get("security_error").is_none()));
+}
+
+/// `--opnum` takes the call's IDL name (any case) as well as its number; an unknown name is a
+/// usage error that lists the interface's calls.
+#[test]
+fn opnum_by_name() {
+    let stub = read("ndr/epm-3-ept_map-request.bin");
+    let by_number = lines(&inspect(
+        &["--iface", "epm", "--opnum", "3", "--request"],
+        &stub,
+    ));
+    let by_name = lines(&inspect(
+        &["--iface", "epm", "--opnum", "EPT_MAP", "--request"],
+        &stub,
+    ));
+    assert_eq!(by_name, by_number);
+    assert_eq!(by_name[0]["name"], "EptMap");
+    let output = inspect(
+        &["--iface", "epm", "--opnum", "ept_nothing", "--request"],
+        &stub,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("EptLookup, EptMap"), "{stderr}");
 }

@@ -16,7 +16,7 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreSetCurrentLogNumberRequest,
 };
 use dsbackup_proto::{ExpiryToken, Status};
-use dsbackup_transport::{ClientAuth, ClientOptions, Registry};
+use dsbackup_transport::{ClientAuth, ClientOptions, Registry, Tap};
 
 use crate::backup::BackupSession;
 use crate::error::Error;
@@ -66,6 +66,8 @@ pub struct ClientConfig {
     pub reads_in_flight: usize,
     /// Largest fragment sent and received (the server may negotiate it down).
     pub max_frag: u16,
+    /// Where to copy every PDU of every connection (a capture file); none by default.
+    pub tap: Option<Tap>,
 }
 
 impl ClientConfig {
@@ -84,6 +86,7 @@ impl ClientConfig {
             read_size: 256 * 1024,
             reads_in_flight: 4,
             max_frag: u16::MAX,
+            tap: None,
         }
     }
 
@@ -149,6 +152,7 @@ impl Client {
         let mut options = ClientOptions::with_auth(auth);
         options.connect_timeout = config.connect_timeout;
         options.call_timeout = config.call_timeout;
+        options.tap = config.tap;
         options.limits.max_recv_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
         options.limits.max_xmit_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
         if let Endpoint::Mapper { port } = config.endpoint {

@@ -33,7 +33,7 @@ use dsbackup_proto::server::Interface as ServerInterface;
 use dsbackup_proto::{AuthLevel, Chain, ContextHandle, DataRep, Limits, SyntaxId};
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
-    Server, ServerOptions, Snapshot, Verdict,
+    Server, ServerOptions, Snapshot, Tap, Verdict,
 };
 
 use crate::dc::{Caller, ConnectionId, MockDc, ServeError};
@@ -53,6 +53,8 @@ pub struct ServeOptions {
     /// Unauthenticated callers act as this configured user (for benchmarks at auth level
     /// none); `None`: they are anonymous and hold no privilege.
     pub danger_anonymous_user: Option<String>,
+    /// Where to copy every PDU served (a capture file); `None` for none.
+    pub capture: Option<Tap>,
 }
 
 impl ServeOptions {
@@ -64,6 +66,7 @@ impl ServeOptions {
             max_frag: u16::MAX,
             domain: String::new(),
             danger_anonymous_user: None,
+            capture: None,
         }
     }
 }
@@ -106,6 +109,7 @@ impl MockServer {
         ));
         server_options.principal_name = format!("{}$", config.dc_name);
         server_options.hook = Some(Arc::new(FaultHook(dc.faults().clone())));
+        server_options.capture = options.capture.clone();
         let mut server = Server::new(server_options);
         for (interface, served) in MockDc::SERVED_INTERFACES
             .into_iter()

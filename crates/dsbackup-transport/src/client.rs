@@ -48,6 +48,7 @@ use crate::codec::{FrameCodec, FrameError};
 use crate::error::TransportError;
 use crate::metrics::{Gauge, Kind, Metrics};
 use crate::nonce;
+use crate::tap::{Tap, TapEnds, Tapped};
 use crate::writer::write_frames;
 
 /// How a client authenticates.
@@ -100,6 +101,8 @@ pub struct ClientOptions {
     /// The association group to join (that of an open association, see
     /// [`Association::assoc_group_id`]); 0 for a new one.
     pub assoc_group_id: u32,
+    /// Where to copy every PDU sent and received (a capture file); none by default.
+    pub tap: Option<Tap>,
 }
 
 impl Default for ClientOptions {
@@ -112,6 +115,7 @@ impl Default for ClientOptions {
             call_timeout: Duration::from_secs(60),
             epm_port: 135,
             assoc_group_id: 0,
+            tap: None,
         }
     }
 }
@@ -264,6 +268,16 @@ impl Association {
             .await
             .map_err(|_| TransportError::TimedOut)??;
         stream.set_nodelay(true)?;
+        let tapped = match &options.tap {
+            Some(tap) => {
+                let ends = TapEnds {
+                    client: stream.local_addr()?,
+                    server: addr,
+                };
+                Some(Tapped::open(tap.clone(), ends, true))
+            }
+            None => None,
+        };
         let (read, mut write) = stream.into_split();
         let mut config = ClientConfig::default();
         config.limits = options.limits.clone();
@@ -280,6 +294,7 @@ impl Association {
             versions,
             deadline,
             metrics,
+            tapped.as_ref(),
         )
         .await?;
 
@@ -319,6 +334,7 @@ impl Association {
             alter: None,
             shutdown: false,
             metrics: metrics.clone(),
+            tapped,
         };
         let task = metrics.gauge(Kind::Task);
         tokio::spawn(driver.run(stop, finished, writer, task, association_gauge));
@@ -620,9 +636,13 @@ async fn flush(
     assoc: &mut ClientAssociation,
     write: &mut OwnedWriteHalf,
     metrics: &Metrics,
+    tapped: Option<&Tapped>,
 ) -> Result<(), TransportError> {
     while let Some(mut frame) = assoc.poll_transmit() {
         metrics.frame_out();
+        if let Some(tapped) = tapped {
+            tapped.sent(&frame.to_bytes());
+        }
         write.write_all_buf(&mut frame).await?;
     }
     Ok(())
@@ -636,6 +656,7 @@ async fn handshake(
     versions: &[SyntaxId],
     deadline: Instant,
     metrics: &Metrics,
+    tapped: Option<&Tapped>,
 ) -> Result<(u16, SyntaxId, u32), TransportError> {
     let mut group = 0;
     let mut remaining = versions.iter().copied();
@@ -645,7 +666,7 @@ async fn handshake(
     let mut proposed = (first_id(assoc.bind(&[first])?)?, first);
     let mut accepted = false;
     loop {
-        flush(assoc, write, metrics).await?;
+        flush(assoc, write, metrics, tapped).await?;
         let mut rejected = false;
         while let Some(event) = assoc.poll_event() {
             match event {
@@ -679,6 +700,9 @@ async fn handshake(
             .ok_or(TransportError::Closed)?
             .map_err(frame_error)?;
         metrics.frame_in();
+        if let Some(tapped) = tapped {
+            tapped.received(&frame);
+        }
         assoc.handle_frame(frame).map_err(protocol_error)?;
     }
 }
@@ -742,6 +766,8 @@ struct Driver {
     /// The server sent a shutdown: no new calls.
     shutdown: bool,
     metrics: Metrics,
+    /// The capture of this connection, if one was asked for.
+    tapped: Option<Tapped>,
 }
 
 /// Cancels a token when dropped: tells `close()` the driver is gone, whatever way it ended.
@@ -791,6 +817,9 @@ impl Driver {
         loop {
             while let Some(frame) = self.assoc.poll_transmit() {
                 self.metrics.frame_out();
+                if let Some(tapped) = &self.tapped {
+                    tapped.sent(&frame.to_bytes());
+                }
                 if self.frames.send(frame).is_err() {
                     return TransportError::Closed;
                 }
@@ -815,6 +844,9 @@ impl Driver {
                 frame = self.reader.next() => match frame {
                     Some(Ok(frame)) => {
                         self.metrics.frame_in();
+                        if let Some(tapped) = &self.tapped {
+                            tapped.received(&frame);
+                        }
                         if let Err(error) = self.assoc.handle_frame(frame) {
                             // Answer the calls the failure concerns first (a fault), then fail.
                             while let Some(event) = self.assoc.poll_event() {

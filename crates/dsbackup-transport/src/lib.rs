@@ -40,6 +40,7 @@ mod nonce;
 pub mod registry;
 pub mod resolve;
 pub mod server;
+pub mod tap;
 mod writer;
 
 pub use crate::binding::{ParseBindingError, StringBinding};
@@ -53,3 +54,4 @@ pub use crate::server::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
     Server, ServerOptions, Verdict,
 };
+pub use crate::tap::{Tap, TapEnds, TapEvent};

@@ -1,8 +1,8 @@
 //! The `call` object of a decoded stub: interface, opnum, IDL name, direction and parameters.
 
-use dsbackup_proto::DataRep;
 use dsbackup_proto::iface::{Direction, Interface, decode_stub};
 use dsbackup_proto::ndr::NdrError;
+use dsbackup_proto::{DataRep, SyntaxId};
 use serde_json::{Map, Value, json};
 
 /// Which half of a call a PDU carries, faults included.
@@ -39,6 +39,22 @@ pub(crate) fn call_head(iface: Interface, opnum: u16, half: Half) -> Map<String,
     call
 }
 
+/// The `call` object of an interface that is not decoded: its UUID and version in place of a
+/// name.
+pub(crate) fn unknown_call_head(syntax: &SyntaxId, opnum: u16, half: Half) -> Map<String, Value> {
+    let mut call = Map::new();
+    call.insert("interface".into(), Value::Null);
+    call.insert("interface_uuid".into(), json!(syntax.uuid.to_string()));
+    call.insert(
+        "interface_version".into(),
+        json!(format!("{}.{}", syntax.version, syntax.version_minor)),
+    );
+    call.insert("opnum".into(), json!(opnum));
+    call.insert("name".into(), Value::Null);
+    call.insert("direction".into(), json!(half.name()));
+    call
+}
+
 /// Decodes `stub` as `half` of call `opnum` of `iface`: the `call` object with its `params`
 /// (every parameter under its IDL name; bytes past the last parameter under `trailing`), or the
 /// reason the stub does not decode.
@@ -70,10 +86,13 @@ pub(crate) fn decode_call(
     };
     // The decoded stub serializes as `{"<call name>": {<params>}}`: keep the inner object.
     let value = serde_json::to_value(&decoded).map_err(|error| error.to_string())?;
-    let params = match value {
+    let mut params = match value {
         Value::Object(map) => map.into_iter().next().map_or(Value::Null, |(_, v)| v),
         other => other,
     };
+    if iface == Interface::Epm {
+        super::tower::annotate(&mut params);
+    }
     let mut call = call_head(iface, opnum, half);
     call.insert("params".into(), params);
     if let Some(trailing) = trailing {

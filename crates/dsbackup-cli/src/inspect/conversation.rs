@@ -24,7 +24,7 @@ use dsbackup_proto::{
 };
 use serde_json::{Map, Value, json};
 
-use super::call::{Half, call_head, decode_call};
+use super::call::{Half, call_head, decode_call, unknown_call_head};
 
 /// Largest reassembled stub kept for decoding.
 const MAX_STUB: usize = 64 * 1024 * 1024;
@@ -34,6 +34,8 @@ const MAX_FRAGMENTS: usize = 65_536;
 /// A presentation context of the association.
 #[derive(Debug)]
 struct Context {
+    /// The abstract syntax the bind named.
+    syntax: SyntaxId,
     /// The interface, when it is one of ours.
     iface: Option<Interface>,
     /// Whether the accepted transfer syntax is one `decode_stub` reads (NDR 2.0); `true` until
@@ -134,7 +136,14 @@ impl Conversation {
             .map(|context| {
                 let syntax = context.abstract_syntax;
                 let iface = Interface::from_uuid(syntax.uuid, syntax.version);
-                (context.p_cont_id, Context { iface, ndr20: true })
+                (
+                    context.p_cont_id,
+                    Context {
+                        syntax,
+                        iface,
+                        ndr20: true,
+                    },
+                )
             })
             .collect();
     }
@@ -171,22 +180,16 @@ impl Conversation {
             }
         };
         let state = self.ntlm.entry(auth.auth_context_id).or_default();
-        let mut info = Map::new();
+        let mut info = super::ntlm::message_json(&message);
         match message {
-            Message::Negotiate(_) => {
-                info.insert("message".into(), json!("NEGOTIATE"));
-            }
+            Message::Negotiate(_) => {}
             Message::Challenge(_) => {
-                info.insert("message".into(), json!("CHALLENGE"));
                 *state = NtlmContext {
                     challenge: Some(auth.auth_value.to_vec()),
                     ..NtlmContext::default()
                 };
             }
-            Message::Authenticate(authenticate) => {
-                info.insert("message".into(), json!("AUTHENTICATE"));
-                info.insert("user".into(), json!(authenticate.user()));
-                info.insert("domain".into(), json!(authenticate.domain()));
+            Message::Authenticate(_) => {
                 if let Some(hash) = &self.nt_hash {
                     let keys = match &state.challenge {
                         Some(challenge) => ObservedContext::new(hash, challenge, &auth.auth_value)
@@ -260,7 +263,14 @@ impl Conversation {
         let Some(context) = self.context(call.p_cont_id) else {
             return;
         };
+        let first = pdu.pfc_flags.contains(PfcFlags::FIRST_FRAG);
+        let last = pdu.pfc_flags.contains(PfcFlags::LAST_FRAG);
         let Some(iface) = context.iface else {
+            // Not one we decode: named by its UUID, version and opnum where it ends.
+            if half == Half::Fault || last {
+                let head = unknown_call_head(&context.syntax, call.opnum, half);
+                out.insert("call".into(), Value::Object(head));
+            }
             return;
         };
         let (opnum, ndr20) = (call.opnum, context.ndr20);
@@ -269,8 +279,6 @@ impl Conversation {
             return;
         }
         let key = (call_id, half == Half::Request);
-        let first = pdu.pfc_flags.contains(PfcFlags::FIRST_FRAG);
-        let last = pdu.pfc_flags.contains(PfcFlags::LAST_FRAG);
         if first {
             self.partials.insert(
                 key,
