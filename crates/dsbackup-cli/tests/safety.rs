@@ -130,7 +130,7 @@ fn a_set_is_private_under_any_umask() {
             .arg("-c")
             .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_dsbackup"))
-            .args(["-q", "demo", "--size", "1MiB", "--keep"])
+            .args(["demo", "--size", "1MiB", "--keep"])
             .arg(&out)
             .stdout(Stdio::null())
             .status()
