@@ -21,11 +21,14 @@ pub(crate) struct ConnectArgs {
     /// The endpoint mapper's TCP port.
     #[arg(long, default_value_t = 135)]
     pub(crate) epm_port: u16,
-    /// The account (DsSetAuthIdentity); its NT hash comes from DSBACKUP_NT_HASH, else its
-    /// password from --password-file, --password-command or DSBACKUP_PASSWORD, else a prompt.
+    /// The account (DsSetAuthIdentity): `user`, `DOMAIN\user` (or `DOMAIN/user`), or
+    /// `user@REALM` (sent whole, with no domain, for the server to resolve, as Samba's tools
+    /// do); a domain written here wins over --domain. Its NT hash comes from
+    /// DSBACKUP_NT_HASH, else its password from --password-file, --password-command or
+    /// DSBACKUP_PASSWORD, else a prompt.
     #[arg(long, short = 'u')]
     pub(crate) user: Option<String>,
-    /// The account's domain (NetBIOS name).
+    /// The account's domain (NetBIOS name), for a --user without one.
     #[arg(long, short = 'd', default_value = "")]
     pub(crate) domain: String,
     #[command(flatten)]
@@ -145,7 +148,18 @@ impl ConnectArgs {
                     self.auth.name()
                 ))
             })?;
-            config = config.credentials(creds::resolve(user, &self.domain, &self.password)?);
+            let account = creds::Account::parse(user, &self.domain);
+            if let Some(ignored) = &account.ignored_domain {
+                eprintln!(
+                    "dsbackup: warning: --domain {ignored} is ignored: --user {user:?} names its \
+                     own domain"
+                );
+            }
+            config = config.credentials(creds::resolve(
+                &account.user,
+                &account.domain,
+                &self.password,
+            )?);
         }
         if let Some(path) = &self.capture {
             config.tap = Some(Capture::create(path)?.tap());

@@ -14,6 +14,7 @@ mod mock;
 mod output;
 mod pcapng;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,8 @@
 //! environment, see `common`).
 //!
 //! Each rule maps where the DC keeps its files (a UNC prefix such as `\\DC1\C$`) to where that
-//! is mounted here; the set is verified first, copied, then registered.
+//! is mounted here; the set is verified first, copied, then registered. Files already at a
+//! target are never replaced by this example.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -25,6 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = RestoreOptions {
         rt_flag: RESTORE_TYPE_CATCHUP,
         map,
+        // A file already at a target stops the restore before anything is copied.
+        overwrite: false,
     };
     let summary = restore_from_dir(&client, &dir, &options, &mut NoProgress).await?;
     eprintln!("restored {} files", summary.plan.copies.len());
