@@ -19,6 +19,7 @@ mod peers;
 mod sealed;
 mod setup;
 mod sh;
+mod soak;
 mod vectors;
 
 use anyhow::{Context as _, Result, bail};
@@ -30,7 +31,8 @@ cargo xtask TASK [OPTIONS]
 Tasks:
   ci [--skip STEP,..] [--no-install]
         everything CI checks, in order, each a timed step: setup fmt clippy test large (the
-        ignored 1 GiB end-to-end backup) doc deps conformance vectors fuzz (10 s per target);
+        ignored 1 GiB end-to-end backup) doc deps conformance vectors fuzz (10 s per target) soak
+        (100 cycles);
         stops at the first failure
   check deps
         the dependency direction between the workspace crates (see ARCHITECTURE.md)
@@ -48,6 +50,11 @@ Tasks:
   fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
         replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
         J targets at a time (default: one per core)
+  soak [--cycles N] [--release]
+        N backups (default 100) against an in-process mock DC, each with one fault in turn (drop,
+        stall, corrupt a fragment, kill the client, kill and restart the server, half-open socket,
+        signal to the CLI), each followed by a check that no binding, association, task, session
+        or file descriptor is left and that no set reported good differs from the source
   bench
         runs the criterion benches and prints each throughput against memcpy in the same run;
         then the backup throughput over loopback (1 GiB at auth none, integrity, privacy) as
@@ -75,6 +82,7 @@ fn main() -> Result<()> {
         Some("conformance") => conformance::run(args),
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
+        Some("soak") => soak::run(args),
         Some("bench") => {
             args.finish()?;
             bench::run()
