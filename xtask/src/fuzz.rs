@@ -38,11 +38,9 @@ const PDU_TARGETS: &[&str] = &[
 pub(crate) fn run(mut args: Args) -> Result<()> {
     let only = args.value("--target")?;
     let runs = args.number("--runs")?;
-    let secs = args.number("--secs")?.or(if runs.is_some() {
-        None
-    } else {
-        Some(DEFAULT_SECS)
-    });
+    let secs = args
+        .number("--secs")?
+        .or_else(|| runs.is_none().then_some(DEFAULT_SECS));
     let budget = Budget { secs, runs };
     let jobs = args
         .number("--jobs")?

@@ -47,9 +47,11 @@ Tasks:
   vectors [--check] [--no-install]
         runs scripts/vectors/*.py (impacket) into fixtures/; with --check, into a temporary
         directory, and fails unless the committed files are reproduced byte for byte
-  fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
-        replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
-        J targets at a time (default: one per core)
+  fuzz [--target T] [--secs N] [--runs R] [--jobs J] [--fuzz-dir DIR] [--no-install]
+        replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds or R
+        executions, whichever comes first (default 60 s), J targets at a time (default: one per
+        core); the stub targets start from fixtures/ndr; ends with executions, coverage and
+        crashes per target
   soak [--cycles N] [--release]
         N backups (default 100) against an in-process mock DC, each with one fault in turn (drop,
         stall, corrupt a fragment, kill the client, kill and restart the server, half-open socket,

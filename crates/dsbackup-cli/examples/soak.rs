@@ -31,6 +31,8 @@
     clippy::print_stderr,
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
     clippy::cast_precision_loss,
     reason = "a soak driver: prints its report and stops at the first broken property"
 )]
@@ -73,7 +75,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--cycles" => cycles = args.next().and_then(|n| n.parse().ok()).expect("--cycles N"),
+            "--cycles" => {
+                cycles = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--cycles N")
+            }
             "--cli" => cli = args.next().map(PathBuf::from),
             other => panic!("unknown argument {other}; usage: soak --cycles N --cli PATH"),
         }
@@ -97,7 +104,11 @@ fn main() {
             }
         }
         if (cycle + 1) % 500 == 0 {
-            eprintln!("{} cycles, {:.0} s", cycle + 1, started.elapsed().as_secs_f64());
+            eprintln!(
+                "{} cycles, {:.0} s",
+                cycle + 1,
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     report(&stats, cycles, started.elapsed(), None);
@@ -194,7 +205,12 @@ impl Soak {
         let config = soak.config();
         soak.in_process_backup(&config).expect("the warm-up backup");
         soak.check_set().expect("the warm-up set");
-        soak.files = Manifest::read(&soak.out()).unwrap().files.into_iter().map(|f| f.unc).collect();
+        soak.files = Manifest::read(&soak.out())
+            .unwrap()
+            .files
+            .into_iter()
+            .map(|f| f.unc)
+            .collect();
         std::fs::remove_dir_all(soak.out()).unwrap();
         soak.settled().unwrap();
         soak.fds = open_fds();
@@ -260,7 +276,9 @@ impl Soak {
                 let mut config = self.config();
                 config.call_timeout = Duration::from_secs(1);
                 match self.in_process_backup(&config) {
-                    Ok(_) => Err("a backup whose reads stall past the call timeout succeeded".into()),
+                    Ok(_) => {
+                        Err("a backup whose reads stall past the call timeout succeeded".into())
+                    }
                     Err(_) => Ok(false),
                 }
             }
@@ -323,7 +341,9 @@ impl Soak {
                 let config = self.config();
                 self.in_process_backup(&config)
                     .map_err(|e| format!("a backup beside a half-open socket failed: {e}"))?;
-                socket.set_read_timeout(Some(SETTLE)).map_err(|e| e.to_string())?;
+                socket
+                    .set_read_timeout(Some(SETTLE))
+                    .map_err(|e| e.to_string())?;
                 let mut rest = Vec::new();
                 std::io::Read::read_to_end(&mut socket, &mut rest)
                     .map_err(|e| format!("the server did not close a half-open socket: {e}"))?;
@@ -370,8 +390,13 @@ impl Soak {
         let out = self.out();
         self.client_rt
             .block_on(async move {
-                dsbackup_client::backup_to_dir(&client, &out, &BackupOptions::default(), &mut NoProgress)
-                    .await
+                dsbackup_client::backup_to_dir(
+                    &client,
+                    &out,
+                    &BackupOptions::default(),
+                    &mut NoProgress,
+                )
+                .await
             })
             .map(|_| true)
             .map_err(|e| e.to_string())
@@ -431,14 +456,17 @@ impl Soak {
             ));
         }
         for file in &manifest.files {
-            let source = self
-                .source
-                .file(file.server_name())
-                .ok_or_else(|| format!("a set reported good has {}, not in the source", file.unc))?;
-            let on_disk = dsbackup_client::verify::hash_file(&out.join(&file.path), &mut NoProgress)
-                .map_err(|e| e.to_string())?;
+            let source = self.source.file(file.server_name()).ok_or_else(|| {
+                format!("a set reported good has {}, not in the source", file.unc)
+            })?;
+            let on_disk =
+                dsbackup_client::verify::hash_file(&out.join(&file.path), &mut NoProgress)
+                    .map_err(|e| e.to_string())?;
             if on_disk.1 != hex::encode(source.sha256) || file.sha256 != on_disk.1 {
-                return Err(format!("a set reported good differs from the source in {}", file.path));
+                return Err(format!(
+                    "a set reported good differs from the source in {}",
+                    file.path
+                ));
             }
         }
         Ok(())
@@ -450,10 +478,14 @@ impl Soak {
         let deadline = Instant::now() + SETTLE;
         loop {
             let server = self.server().snapshot();
-            let client = self.client_metrics.as_ref().map(dsbackup_transport::Metrics::snapshot);
+            let client = self
+                .client_metrics
+                .as_ref()
+                .map(dsbackup_transport::Metrics::snapshot);
             let session = self.server().dc().active_backup();
             let fds = open_fds();
-            let server_idle = server.associations == 0 && server.calls == 0 && server.tasks == self.idle_tasks;
+            let server_idle =
+                server.associations == 0 && server.calls == 0 && server.tasks == self.idle_tasks;
             let client_idle = client.is_none_or(|c: Snapshot| c.is_idle());
             let fds_back = self.fds == 0 || fds <= self.fds;
             if server_idle && client_idle && session.is_none() && fds_back {

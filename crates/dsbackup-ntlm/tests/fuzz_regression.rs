@@ -1,6 +1,7 @@
 //! The saved inputs of the `ntlm_message` fuzz target (`fixtures/fuzz/ntlm_message/*`) replayed
 //! through its oracle, so that a plain `cargo test` keeps them fixed (the other targets' inputs
 //! are replayed by dsbackup-proto's `fuzz_regression` test).
+#![cfg(test)]
 
 use std::path::Path;
 

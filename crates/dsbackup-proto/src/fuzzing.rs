@@ -97,18 +97,35 @@ pub fn name_list(data: &[u8]) {
 pub fn expiry_token(data: &[u8]) {
     let Ok(token) = ExpiryToken::decode(data) else {
         assert!(
-            data.len() != ExpiryToken::LEN || data.get(..4) != Some(ExpiryToken::VERSION.to_le_bytes().as_slice()),
+            data.len() != ExpiryToken::LEN
+                || data.get(..4) != Some(ExpiryToken::VERSION.to_le_bytes().as_slice()),
             "a 16-byte token of the known version decodes"
         );
         return;
     };
-    assert_eq!(token.encode().as_slice(), data, "a decoded token encodes to its bytes");
+    assert_eq!(
+        token.encode().as_slice(),
+        data,
+        "a decoded token encodes to its bytes"
+    );
     let expires = token.expires_at();
-    assert!(expires >= token.backup_time, "a backup expires after it was taken");
-    assert!(!token.is_expired(expires), "a token has not expired at its expiry");
-    assert!(!token.is_expired(token.backup_time), "a token is valid when taken");
+    assert!(
+        expires >= token.backup_time,
+        "a backup expires after it was taken"
+    );
+    assert!(
+        !token.is_expired(expires),
+        "a token has not expired at its expiry"
+    );
+    assert!(
+        !token.is_expired(token.backup_time),
+        "a token is valid when taken"
+    );
     if let Some(after) = expires.checked_add(1) {
-        assert!(token.is_expired(after), "a token has expired after its expiry");
+        assert!(
+            token.is_expired(after),
+            "a token has expired after its expiry"
+        );
     }
 }
 

@@ -2,14 +2,18 @@
 //! inputs kept because they once broke a property) replayed through the oracle of its target,
 //! the same function the cargo-fuzz target calls. A plain `cargo test` thus keeps them fixed,
 //! without cargo-fuzz or a nightly toolchain.
+#![cfg(test)]
 
 use std::path::{Path, PathBuf};
 
 use dsbackup_proto::fuzzing;
 use dsbackup_proto::iface::fuzzing as stubs;
 
+/// A fuzzing oracle: panics when the input breaks a property.
+type Oracle = fn(&[u8]);
+
 /// The targets this crate's oracles serve, by their name under `fuzz/fuzz_targets/`.
-const ORACLES: &[(&str, fn(&[u8]))] = &[
+const ORACLES: &[(&str, Oracle)] = &[
     ("pdu_decode", fuzzing::decode_pdu),
     ("pdu_round_trip", fuzzing::round_trip_pdu),
     ("frame_split", fuzzing::frame_split),
@@ -69,12 +73,22 @@ fn every_saved_directory_and_every_target_has_an_oracle() {
     };
     let saved = names_in(&root().join("fixtures/fuzz"));
     let orphans: Vec<&String> = saved.iter().filter(|name| !known(name)).collect();
-    assert!(orphans.is_empty(), "fixtures/fuzz/ directories of no target: {orphans:?}");
+    assert!(
+        orphans.is_empty(),
+        "fixtures/fuzz/ directories of no target: {orphans:?}"
+    );
     let targets: Vec<String> = names_in(&root().join("fuzz/fuzz_targets"))
         .into_iter()
         .filter_map(|file| file.strip_suffix(".rs").map(str::to_owned))
         .collect();
     let unreplayed: Vec<&String> = targets.iter().filter(|name| !known(name)).collect();
-    assert!(unreplayed.is_empty(), "fuzz targets whose saved inputs no test replays: {unreplayed:?}");
-    assert_eq!(targets.len(), ORACLES.len() + ELSEWHERE.len(), "one oracle per target");
+    assert!(
+        unreplayed.is_empty(),
+        "fuzz targets whose saved inputs no test replays: {unreplayed:?}"
+    );
+    assert_eq!(
+        targets.len(),
+        ORACLES.len() + ELSEWHERE.len(),
+        "one oracle per target"
+    );
 }
