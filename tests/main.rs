@@ -13,6 +13,8 @@ mod hostile;
 #[cfg(test)]
 mod raw;
 #[cfg(test)]
+mod safety;
+#[cfg(test)]
 mod sessions;
 #[cfg(test)]
 mod workflow;

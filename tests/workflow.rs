@@ -54,8 +54,10 @@ async fn a_backup_set_matches_the_servers_files_and_restores_where_the_mock_says
     // Restore: the DC in restore mode, its UNC directory mapped onto a local one.
     dc.dc().set_mode(DsMode::Restore);
     let target = tmp.path().join("restored");
+    std::fs::create_dir(&target).unwrap();
     let options = RestoreOptions {
         rt_flag: 0,
+        overwrite: false,
         map: PathMap::new().with_rule(r"\\DC1\C$\Windows\NTDS", &target),
     };
     let client = dc.client(RESTORE_USER);

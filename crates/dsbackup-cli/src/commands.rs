@@ -28,6 +28,10 @@ pub(crate) struct BackupArgs {
     /// Truncate the server's committed logs once the set is safely written.
     #[arg(long)]
     pub(crate) truncate_logs: bool,
+    /// Remove a `<out>.partial` left by an earlier run that did not finish (a crash, kill -9)
+    /// and start again. There is no resuming: a new server backup session is a new snapshot.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// `dsbackup verify`.
@@ -46,9 +50,18 @@ pub(crate) struct RestoreArgs {
     #[arg(long = "from", short = 'f')]
     pub(crate) from: PathBuf,
     /// Where a server path is on this host: `PREFIX=LOCAL_DIR` (repeatable), e.g.
-    /// `'\\DC1\C$=/mnt/dc1-c'`. Server paths that are absolute local paths map to themselves.
+    /// `'\\DC1\C$=/mnt/dc1-c'`. Every file the server asks for must fall under a rule and
+    /// is written beneath its LOCAL_DIR, never through a symbolic link; nothing else maps.
     #[arg(long = "map", value_name = "PREFIX=LOCAL_DIR")]
     pub(crate) map: Vec<String>,
+    /// Replace files that exist at the targets (without it the restore refuses before
+    /// copying anything).
+    #[arg(long)]
+    pub(crate) overwrite: bool,
+    /// Print the plan (DC path, local target, size, SHA-256) and change nothing, locally or
+    /// on the server.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     /// Ask for a catch-up restore (RESTORE_TYPE_CATCHUP).
     #[arg(long)]
     pub(crate) catchup: bool,
@@ -79,12 +92,30 @@ pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<
             BackupType::Full
         },
         truncate_logs: args.truncate_logs,
+        force: args.force,
     };
+    let mut signals = crate::signals::Signals::new()?;
+    let caught = std::cell::Cell::new(None);
     let mut bar = Bar::new(0, !output.bars());
     bar.grow_per_file(true);
     let started = std::time::Instant::now();
-    let summary = dsbackup_client::backup_to_dir(&client, &args.out, &options, &mut bar).await;
+    let stop = async {
+        caught.set(Some(signals.recv().await));
+    };
+    let summary =
+        dsbackup_client::backup_to_dir_until(&client, &args.out, &options, &mut bar, stop).await;
     bar.finish();
+    if let (Err(dsbackup_client::Error::Interrupted), Some(signal)) = (&summary, caught.get()) {
+        let open = client.registry().metrics().snapshot().bindings;
+        eprintln!(
+            "dsbackup: interrupted by {}: the backup session was ended with the server \
+             (DsBackupEnd), {open} bindings left open, {} removed, {} not created",
+            signal.name(),
+            dsbackup_client::dir::partial_path(&args.out).display(),
+            args.out.display()
+        );
+        return Ok(signal.exit_code());
+    }
     let summary = summary.with_context(|| {
         format!(
             "backup of {} failed; {} was not created",
@@ -164,19 +195,36 @@ pub(crate) fn verify(args: &VerifyArgs, output: Output) -> anyhow::Result<u8> {
             FileOutcome::HashDiffers { .. } => {
                 format!("CHANGED   {} (SHA-256 differs)", check.path)
             }
+            FileOutcome::Refused { reason } => format!("REFUSED   {} ({reason})", check.path),
         };
         let _ = writeln!(text, "{line}");
     }
-    let failed = report.failures().count();
+    for extra in &report.extra {
+        let _ = writeln!(text, "EXTRA     {extra} (in the set, not in its manifest)");
+    }
+    for problem in &report.problems {
+        let _ = writeln!(text, "NOT WHOLE {problem}");
+    }
+    for warning in &report.warnings {
+        eprintln!("dsbackup: warning: {warning}");
+    }
+    let failed = report.failed();
+    let matching = report.files.len() - report.failures().count();
     let _ = writeln!(
         text,
         "{}: {} of {} files match",
         if failed == 0 { "verified" } else { "FAILED" },
-        report.files.len() - failed,
+        matching,
         report.files.len()
     );
     output.result(
-        &serde_json::json!({"ok": failed == 0, "files": report.files}),
+        &serde_json::json!({
+            "ok": failed == 0,
+            "files": report.files,
+            "extra": report.extra,
+            "problems": report.problems,
+            "warnings": report.warnings,
+        }),
         &text,
     )?;
     Ok(if failed == 0 {
@@ -199,7 +247,43 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
             0
         },
         map,
+        overwrite: args.overwrite,
     };
+    if options.map.is_empty() {
+        anyhow::bail!(
+            "restore needs --map 'SERVER_PREFIX=LOCAL_DIR' for where the DC's paths are on this \
+             host (e.g. --map '\\\\DC1\\C$=/mnt/dc1-c'); nothing is written anywhere else"
+        );
+    }
+    if args.dry_run {
+        let plan = dsbackup_client::plan_restore_from_dir(&client, &args.from, &options).await?;
+        let mut text = String::new();
+        for copy in &plan.copies {
+            let _ = writeln!(
+                text,
+                "  {}  ->  {}  {} bytes  sha256 {}{}",
+                copy.server_target,
+                copy.local_target.display(),
+                copy.entry.size,
+                copy.entry.sha256,
+                if copy.exists {
+                    "  (exists: replaced)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(
+            text,
+            "dry run: would restore {} files to {}; registered logs {}..={}; nothing was changed",
+            plan.copies.len(),
+            args.connect.server,
+            plan.gen_low,
+            plan.gen_high
+        );
+        output.result(&plan, &text)?;
+        return Ok(exit::OK);
+    }
     let total = dsbackup_client::Manifest::read(&args.from)?.total_size();
     let mut bar = Bar::new(total, !output.bars());
     let summary = dsbackup_client::restore_from_dir(&client, &args.from, &options, &mut bar).await;

@@ -19,11 +19,13 @@ pub(crate) struct ConnectArgs {
     /// The endpoint mapper's TCP port.
     #[arg(long, default_value_t = 135)]
     pub(crate) epm_port: u16,
-    /// The account (DsSetAuthIdentity); its password comes from DSBACKUP_PASSWORD (or its NT
-    /// hash from DSBACKUP_NT_HASH), else a prompt.
+    /// The account (DsSetAuthIdentity): `user`, `DOMAIN\user` (or `DOMAIN/user`), or
+    /// `user@REALM` (sent whole, with no domain, for the server to resolve, as Samba's tools
+    /// do); a domain written here wins over --domain. Its password comes from
+    /// DSBACKUP_PASSWORD (or its NT hash from DSBACKUP_NT_HASH), else a prompt.
     #[arg(long, short = 'u')]
     pub(crate) user: Option<String>,
-    /// The account's domain (NetBIOS name).
+    /// The account's domain (NetBIOS name), for a --user without one.
     #[arg(long, short = 'd', default_value = "")]
     pub(crate) domain: String,
     /// The RPC authentication level.
@@ -87,7 +89,14 @@ impl ConnectArgs {
                     self.auth
                 )
             })?;
-            config = config.credentials(creds::resolve(user, &self.domain)?);
+            let account = creds::Account::parse(user, &self.domain);
+            if let Some(ignored) = &account.ignored_domain {
+                eprintln!(
+                    "dsbackup: warning: --domain {ignored} is ignored: --user {user:?} names its \
+                     own domain"
+                );
+            }
+            config = config.credentials(creds::resolve(&account.user, &account.domain)?);
         }
         config.connect_timeout = Duration::from_secs(self.connect_timeout);
         config.call_timeout = Duration::from_secs(self.timeout);

@@ -47,7 +47,9 @@ fn client_code(error: &Error) -> u8 {
     match error {
         Error::Status { .. } => REFUSED,
         Error::Mismatch { .. } => MISMATCH,
-        Error::Io { .. } | Error::Manifest { .. } | Error::BadSet { .. } => LOCAL,
+        Error::Io { .. } | Error::Manifest { .. } | Error::BadSet { .. } | Error::Target { .. } => {
+            LOCAL
+        }
         Error::Authentication { .. } => AUTH,
         Error::Integrity { .. } => INTEGRITY,
         Error::Transport { .. } | Error::BadResponse { .. } | Error::Protocol { .. } => CONNECTION,

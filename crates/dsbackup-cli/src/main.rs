@@ -12,6 +12,7 @@ mod inspect;
 mod mock;
 mod output;
 mod progress;
+mod signals;
 
 use std::process::ExitCode;
 

@@ -279,6 +279,18 @@ impl Client {
                 });
             }
             let token = response.ppb_expiry_token.clone().unwrap_or_default();
+            // The token has one format in the IDL (16 bytes, version 1); a restore of the set
+            // needs it, so a server that sends anything else is refused here, before a byte of
+            // the backup is written (and before a peer-sized blob is kept).
+            if ExpiryToken::decode(&token).is_err() {
+                return Err(Error::Protocol {
+                    call: CALL,
+                    reason: format!(
+                        "an expiry token of {} bytes is not the IDL's 16-byte version 1 format",
+                        token.len()
+                    ),
+                });
+            }
             Ok((response.ph_context, token))
         }
         .await;

@@ -40,9 +40,24 @@ impl BackupDirWriter {
     ///
     /// # Errors
     /// [`Error::BadSet`] when `out` exists and is not an empty directory, or when
-    /// `<out>.partial` is left from an earlier run (remove it first); [`Error::Io`] when the
-    /// directory cannot be created.
+    /// `<out>.partial` is left from an earlier run that did not finish (the message names
+    /// `--force`: see [`create_with`](Self::create_with)); [`Error::Io`] when the directory
+    /// cannot be created.
     pub fn create(out: &Path) -> Result<Self, Error> {
+        Self::create_with(out, false)
+    }
+
+    /// As [`create`](Self::create); with `force`, a `<out>.partial` left by an earlier run
+    /// (a crash, `kill -9`, a power loss) is removed first instead of refused.
+    ///
+    /// There is no resuming into it: a new `HrRBackupPrepare` starts a new server backup
+    /// session with its own snapshot and expiry token, so files kept from the old session
+    /// (a database copied at one point in time, logs of another) would not form one
+    /// consistent set, and the server's answers cannot prove they would.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub fn create_with(out: &Path, force: bool) -> Result<Self, Error> {
         if let Ok(mut entries) = fs::read_dir(out) {
             if entries.next().is_some() {
                 return Err(Error::bad_set(out, "exists and is not empty"));
@@ -51,16 +66,27 @@ impl BackupDirWriter {
             return Err(Error::bad_set(out, "exists and is not a directory"));
         }
         let partial = partial_path(out);
-        if partial.exists() {
-            return Err(Error::bad_set(
-                &partial,
-                "left by an earlier backup that did not finish; remove it",
-            ));
+        if let Ok(meta) = fs::symlink_metadata(&partial) {
+            if !force {
+                return Err(Error::bad_set(
+                    &partial,
+                    "is left by an earlier backup that did not finish (interrupted or \
+                     crashed); --force removes it and starts again",
+                ));
+            }
+            tracing::info!(partial = %partial.display(), "Removing the partial set of an earlier run");
+            let removed = if meta.is_dir() {
+                fs::remove_dir_all(&partial)
+            } else {
+                // A link or a file under that name: removed itself, never followed.
+                fs::remove_file(&partial)
+            };
+            removed.map_err(Error::io(&partial))?;
         }
         if let Some(parent) = partial.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(Error::io(parent))?;
         }
-        fs::create_dir(&partial).map_err(Error::io(&partial))?;
+        create_private_dir(&partial)?;
         tracing::debug!(partial = %partial.display(), "Backup directory started");
         Ok(Self {
             out: out.to_owned(),
@@ -89,7 +115,32 @@ impl BackupDirWriter {
     /// [`Error::Io`] when the file cannot be created.
     pub fn create_file(&mut self, kind: BftKind, unc: &str) -> Result<FileSink, Error> {
         let dir = kind_dir(kind);
-        let base = sanitize(server_file_name(unc));
+        let dir_path = self.partial.join(dir);
+        if !dir_path.is_dir() {
+            create_private_dir(&dir_path)?;
+        }
+        let meta = FileMeta {
+            kind,
+            unc: unc.to_owned(),
+        };
+        let server_name = server_file_name(unc);
+        let base = local_name(server_name);
+        let name = self.unique(dir, &base);
+        match FileSink::create(&self.partial, name, meta.clone()) {
+            // A name this file system cannot hold (too long in its encoding, or characters
+            // it refuses): the short form with the hash of the server's name.
+            Err(Error::Io { source, .. }) if name_not_representable(&source) => {
+                let short = short_name(server_name, "");
+                let name = self.unique(dir, &short);
+                FileSink::create(&self.partial, name, meta)
+            }
+            other => other,
+        }
+    }
+
+    /// `dir/base`, or `dir/base-N` when a file of the set already has that name (compared
+    /// case-insensitively, for case-insensitive file systems); the name is reserved.
+    fn unique(&mut self, dir: &str, base: &str) -> String {
         let mut name = format!("{dir}/{base}");
         let mut n = 1_u32;
         while self.names.contains(&name.to_ascii_lowercase()) {
@@ -97,16 +148,7 @@ impl BackupDirWriter {
             name = format!("{dir}/{base}-{n}");
         }
         self.names.insert(name.to_ascii_lowercase());
-        let dir_path = self.partial.join(dir);
-        fs::create_dir_all(&dir_path).map_err(Error::io(&dir_path))?;
-        FileSink::create(
-            &self.partial,
-            name,
-            FileMeta {
-                kind,
-                unc: unc.to_owned(),
-            },
-        )
+        name
     }
 
     /// Records a finished file in the manifest.
@@ -205,11 +247,7 @@ impl FileSink {
     fn create(dir: &Path, name: String, meta: FileMeta) -> Result<Self, Error> {
         let path = dir.join(&name);
         let tmp = tmp_path(&path);
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(Error::io(&tmp))?;
+        let file = create_private_file(&tmp)?;
         Ok(Self {
             file: Some(file),
             tmp,
@@ -337,7 +375,7 @@ fn tmp_path(path: &Path) -> PathBuf {
 pub(crate) fn write_durably(dir: &Path, name: &str, data: &[u8]) -> Result<(), Error> {
     let path = dir.join(name);
     let tmp = tmp_path(&path);
-    let mut file = File::create(&tmp).map_err(Error::io(&tmp))?;
+    let mut file = create_private_file(&tmp)?;
     file.write_all(data).map_err(Error::io(&tmp))?;
     file.sync_all().map_err(Error::io(&tmp))?;
     drop(file);
@@ -351,13 +389,95 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(Error::io(dir))
 }
 
+/// Mode of the set's directories: the set holds every account's password hashes.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the set's files.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Longest local file name made from a server's name, in bytes: under the 255 bytes of
+/// common file systems, with room for the `.` and `.tmp` of the temporary name and a `-N`
+/// for duplicates.
+pub const MAX_LOCAL_NAME: usize = 200;
+
+/// Creates the directory `path` with mode 0700 from its first moment, whatever the umask.
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(DIR_MODE);
+    }
+    builder.create(path).map_err(Error::io(path))?;
+    // The umask can only take bits away; a umask of 0200 or more would leave the owner
+    // without access, so the mode is set again.
+    set_mode(path, DIR_MODE)
+}
+
+/// Creates the new file `path` with mode 0600 from its first byte, whatever the umask.
+pub(crate) fn create_private_file(path: &Path) -> Result<File, Error> {
+    let mut options = File::options();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(FILE_MODE);
+    }
+    options.open(path).map_err(Error::io(path))
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(Error::io(path))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Whether `error` says the file system cannot hold a name (too long, or an encoding it
+/// refuses).
+fn name_not_representable(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::InvalidFilename | io::ErrorKind::InvalidInput
+    ) || error.raw_os_error().is_some_and(|code| {
+        // ENAMETOOLONG, EILSEQ on Linux; the same names on the BSDs and macOS.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let codes = [36, 84];
+        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+        let codes = [63, 92];
+        #[cfg(not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "macos",
+            target_os = "ios",
+            target_os = "freebsd"
+        )))]
+        let codes: [i32; 0] = [];
+        codes.contains(&code)
+    })
+}
+
 /// A server file name made safe as one local file name: separators, control characters and
-/// `:` become `_`; empty, `.` and `..` become `file`; a leading dot is kept off.
+/// the characters Windows refuses (`<>:"|?*`) become `_`; empty, `.` and `..` become `file`; a
+/// leading dot is kept off; a name longer than [`MAX_LOCAL_NAME`] bytes is shortened with a
+/// hash of the server's name (see [`short_name`]).
+fn local_name(name: &str) -> String {
+    let cleaned = sanitize(name);
+    if cleaned.len() > MAX_LOCAL_NAME {
+        short_name(name, &cleaned)
+    } else {
+        cleaned
+    }
+}
+
 fn sanitize(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | ':') {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*') {
                 '_'
             } else {
                 c
@@ -369,6 +489,52 @@ fn sanitize(name: &str) -> String {
         "file".to_owned()
     } else {
         trimmed.to_owned()
+    }
+}
+
+/// A short local name for the server name `name`: the start of `cleaned` (the sanitized name,
+/// or only ASCII letters, digits, `.`, `-` and `_` of it when empty) cut at a character
+/// boundary, `~`, the first 16 hex digits of the SHA-256 of the server's name, and the
+/// extension when it is short. Distinct server names get distinct local names; the manifest
+/// keeps the server's full UNC name.
+pub fn short_name(name: &str, cleaned: &str) -> String {
+    let portable: String;
+    let cleaned = if cleaned.is_empty() {
+        portable = sanitize(name)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        portable.as_str()
+    } else {
+        cleaned
+    };
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    let hash = digest.get(..16).unwrap_or(&digest);
+    let extension = cleaned
+        .rsplit_once('.')
+        .map(|(_, ext)| ext)
+        .filter(|ext| !ext.is_empty() && ext.len() <= 8 && ext.is_ascii());
+    let suffix_len = 1 + hash.len() + extension.map_or(0, |ext| ext.len() + 1);
+    // Portable names stay well under every file system's limit.
+    let budget = 64_usize.saturating_sub(suffix_len);
+    let mut stem_end = 0;
+    for (index, c) in cleaned.char_indices() {
+        let end = index + c.len_utf8();
+        if end > budget {
+            break;
+        }
+        stem_end = end;
+    }
+    let stem = cleaned.get(..stem_end).unwrap_or_default();
+    match extension {
+        Some(ext) => format!("{stem}~{hash}.{ext}"),
+        None => format!("{stem}~{hash}"),
     }
 }
 
@@ -537,5 +703,77 @@ mod tests {
                 "logs/a_b_"
             ]
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_set_is_private_from_its_first_byte() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("set");
+        let mut writer = BackupDirWriter::create(&out).unwrap();
+        assert_eq!(mode(writer.partial()), DIR_MODE);
+        let mut db = writer
+            .create_file(BftKind::NTDS_DATABASE, r"\\dc1\C$\ntds.dit")
+            .unwrap();
+        assert_eq!(mode(&partial_path(&out).join("ntds")), DIR_MODE);
+        assert_eq!(
+            mode(&partial_path(&out).join("ntds/.ntds.dit.tmp")),
+            FILE_MODE
+        );
+        db.write(b"x").unwrap();
+        writer.add(db.finish().unwrap());
+        writer
+            .write_token(&[1, 0, 0, 0, 180, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+            .unwrap();
+        writer.commit("dc1", BackupType::Full, 0).unwrap();
+        assert_eq!(mode(&out), DIR_MODE);
+        for file in ["ntds/ntds.dit", "expiry-token.bin", "manifest.json"] {
+            assert_eq!(mode(&out.join(file)), FILE_MODE, "{file}");
+        }
+    }
+
+    #[test]
+    fn a_left_partial_set_is_refused_naming_force_and_removed_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("set");
+        fs::create_dir_all(partial_path(&out).join("ntds")).unwrap();
+        fs::write(partial_path(&out).join("ntds/.ntds.dit.tmp"), b"half").unwrap();
+        let error = BackupDirWriter::create(&out).unwrap_err().to_string();
+        assert!(error.contains("--force"), "{error}");
+        let writer = BackupDirWriter::create_with(&out, true).unwrap();
+        assert!(!partial_path(&out).join("ntds").exists());
+        drop(writer);
+        assert!(!partial_path(&out).exists());
+    }
+
+    #[test]
+    fn long_server_names_get_a_short_local_name_and_keep_their_unc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("set");
+        let mut writer = BackupDirWriter::create(&out).unwrap();
+        let long_a = format!(r"\\dc1\C$\{}a.log", "é".repeat(200));
+        let long_b = format!(r"\\dc1\C$\{}b.log", "é".repeat(200));
+        let mut names = Vec::new();
+        for unc in [&long_a, &long_b] {
+            let mut sink = writer.create_file(BftKind::LOG, unc).unwrap();
+            sink.write(b"log").unwrap();
+            names.push(sink.name().to_owned());
+            writer.add(sink.finish().unwrap());
+        }
+        assert_ne!(names[0], names[1]);
+        for name in &names {
+            assert!(name.len() <= 5 + MAX_LOCAL_NAME, "{name}");
+            assert!(name.ends_with(".log"), "{name}");
+            assert!(name.contains('~'), "{name}");
+        }
+        writer
+            .write_token(&[1, 0, 0, 0, 180, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+            .unwrap();
+        let manifest = writer.commit("dc1", BackupType::Full, 0).unwrap();
+        assert_eq!(manifest.files[0].unc, long_a);
+        assert_eq!(manifest.files[1].unc, long_b);
+        assert_eq!(fs::read(out.join(&names[0])).unwrap(), b"log");
     }
 }

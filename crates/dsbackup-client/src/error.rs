@@ -17,7 +17,8 @@ use dsbackup_transport::TransportError;
 /// | the server refused our credentials | [`Error::Authentication`] |
 /// | a response was altered on the way (a signature that does not verify) | [`Error::Integrity`] |
 /// | the network or the RPC layer | [`Error::Transport`] |
-/// | the local disk | [`Error::Io`] |
+/// | the local disk | [`Error::Io`], [`Error::Target`] |
+/// | the caller stopped it | [`Error::Interrupted`] |
 /// | the backup set on disk | [`Error::Manifest`], [`Error::BadSet`], [`Error::Mismatch`] |
 /// | the caller | [`Error::Misuse`] |
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +111,20 @@ pub enum Error {
         /// Files in the manifest.
         total: usize,
     },
+    /// A restore target was refused: no path-map rule covers the server's path, the path leaves
+    /// its mapped root, a component is a symbolic link, or the file exists and replacing was
+    /// not asked for.
+    #[error("restore target {server_path:?}: {reason}")]
+    Target {
+        /// The server's path (`HrRRestoreGetDatabaseLocations` and the file's name).
+        server_path: String,
+        /// Why it is refused, naming the option that would change it.
+        reason: String,
+    },
+    /// The caller's interruption (a signal) stopped the operation; the server session was
+    /// ended and nothing partial was left.
+    #[error("interrupted")]
+    Interrupted,
     /// The caller used the API in a way it does not allow (named in the message).
     #[error("{0}")]
     Misuse(&'static str),

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod backup;
+mod beneath;
 pub mod client;
 pub mod dir;
 pub mod error;
@@ -58,7 +59,8 @@ pub use crate::restore::{Registration, RestoreSession};
 pub use crate::restore_plan::{PathMap, PlannedCopy, RestorePlan, copy_plan, plan_restore};
 pub use crate::verify::{FileCheck, FileOutcome, VerifyReport, verify_dir};
 pub use crate::workflow::{
-    BackupOptions, BackupSummary, RestoreOptions, RestoreSummary, backup_to_dir, restore_from_dir,
+    BackupOptions, BackupSummary, END_DEADLINE, RestoreOptions, RestoreSummary, backup_to_dir,
+    backup_to_dir_until, plan_restore_from_dir, restore_from_dir,
 };
 pub use dsbackup_ntlm::{Credentials, NtHash};
 pub use dsbackup_proto::{AuthLevel, BftKind, ExpiryToken, NameEntry, Status};

@@ -24,7 +24,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// The expiry token's file name inside a backup directory.
 pub const TOKEN_FILE: &str = "expiry-token.bin";
 /// The manifest format this crate writes and reads.
-pub const MANIFEST_FORMAT: u32 = 1;
+pub const MANIFEST_FORMAT: u64 = 1;
+/// Largest `manifest.json` read (a set of a million files stays well under it).
+pub const MAX_MANIFEST_SIZE: u64 = 256 << 20;
 
 /// What a backup asks the server for (`btFlag` of `HrRBackupPrepare`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,7 +52,7 @@ impl BackupType {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// [`MANIFEST_FORMAT`].
-    pub format: u32,
+    pub format: u64,
     /// The server the backup was taken from, as the user named it.
     pub server: String,
     /// When the backup finished, RFC 3339 in UTC (`2026-11-25T15:30:00Z`).
@@ -129,22 +131,57 @@ impl FileEntry {
 }
 
 impl Manifest {
-    /// Reads `dir/manifest.json`.
+    /// Reads `dir/manifest.json`: a regular file reached without a symbolic link.
     ///
     /// # Errors
-    /// [`Error::Io`] when it cannot be read, [`Error::Manifest`] when it is not a manifest,
-    /// [`Error::BadSet`] for an unknown format or a file path that leaves the directory.
+    /// [`Error::BadSet`] "not a dsbackup set" when there is no manifest (or it has no
+    /// format), "unsupported format N" for a format this crate does not read, or a file path
+    /// that leaves the directory, or a manifest that is a link or not a regular file;
+    /// [`Error::Io`] when it cannot be read; [`Error::Manifest`] when it is not a manifest.
     pub fn read(dir: &Path) -> Result<Self, Error> {
+        use std::io::Read as _;
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read(&path).map_err(Error::io(&path))?;
-        let manifest: Self =
-            serde_json::from_slice(&text).map_err(|source| Error::Manifest { path, source })?;
-        if manifest.format != MANIFEST_FORMAT {
+        let file = crate::beneath::open_file(dir, Path::new(MANIFEST_FILE)).map_err(|refusal| {
+            if refusal.is_not_found() {
+                Error::bad_set(dir, "not a dsbackup set (it has no manifest.json)")
+            } else {
+                refusal.into_error(dir)
+            }
+        })?;
+        let mut text = Vec::new();
+        file.take(MAX_MANIFEST_SIZE.saturating_add(1))
+            .read_to_end(&mut text)
+            .map_err(Error::io(&path))?;
+        if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_MANIFEST_SIZE {
             return Err(Error::bad_set(
                 dir,
-                format!("unknown manifest format {}", manifest.format),
+                format!("manifest.json is larger than {MAX_MANIFEST_SIZE} bytes"),
             ));
         }
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|source| Error::Manifest {
+                path: path.clone(),
+                source,
+            })?;
+        match value.get("format").map(serde_json::Value::as_u64) {
+            Some(Some(MANIFEST_FORMAT)) => {}
+            Some(Some(format)) => {
+                return Err(Error::bad_set(
+                    dir,
+                    format!(
+                        "unsupported format {format} (this dsbackup reads format {MANIFEST_FORMAT})"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(Error::bad_set(
+                    dir,
+                    "not a dsbackup set (manifest.json has no format number)",
+                ));
+            }
+        }
+        let manifest: Self =
+            serde_json::from_value(value).map_err(|source| Error::Manifest { path, source })?;
         for file in &manifest.files {
             if safe_relative(&file.path).is_none() {
                 return Err(Error::bad_set(

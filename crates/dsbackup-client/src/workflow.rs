@@ -9,8 +9,9 @@
 //!                  DsRestoreRegister -> DsRestoreRegisterComplete(outcome) -> DsRestoreEnd
 //! ```
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dsbackup_proto::{Chain, NameEntry, Status};
 use serde::Serialize;
@@ -33,6 +34,9 @@ pub struct BackupOptions {
     pub backup_type: BackupType,
     /// `DsBackupTruncateLogs` once the set is complete on disk (manifest included).
     pub truncate_logs: bool,
+    /// Remove a `<out>.partial` left by an earlier run that did not finish, instead of
+    /// refusing (see [`BackupDirWriter::create_with`] for why there is no resuming).
+    pub force: bool,
 }
 
 impl Default for BackupOptions {
@@ -40,9 +44,14 @@ impl Default for BackupOptions {
         Self {
             backup_type: BackupType::Full,
             truncate_logs: false,
+            force: false,
         }
     }
 }
+
+/// How long [`backup_to_dir_until`] gives `DsBackupEnd` (and closing the bindings) after an
+/// interruption before it drops the session (the server then runs it down).
+pub const END_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The outcome of a backup.
 #[derive(Clone, Debug, Serialize)]
@@ -69,20 +78,52 @@ pub struct BackupSummary {
 /// # Errors
 /// The first error of the backup: [`Error::Status`], transport errors, [`Error::Io`] (disk),
 /// [`Error::Protocol`] (a file shorter or longer than announced), [`Error::BadSet`] (`out` not
-/// empty).
+/// empty, or a `<out>.partial` left by an earlier run without [`BackupOptions::force`]).
 ///
 /// # Cancel safety
 /// Dropping the future drops the session (its bindings close, the server runs it down) and the
-/// directory writer (which removes `<out>.partial`).
+/// directory writer (which removes `<out>.partial`). To end the session with the server
+/// first, use [`backup_to_dir_until`].
 pub async fn backup_to_dir(
     client: &Client,
     out: &Path,
     options: &BackupOptions,
     progress: &mut dyn Progress,
 ) -> Result<BackupSummary, Error> {
-    let mut writer = BackupDirWriter::create(out)?;
-    let mut session = client.backup_prepare(options.backup_type).await?;
-    let copied = copy_session(&mut session, &mut writer, progress).await;
+    backup_to_dir_until(client, out, options, progress, std::future::pending()).await
+}
+
+/// [`backup_to_dir`], stopped cleanly when `stop` completes (a signal, a user's cancel)
+/// before the set is complete: the transfer stops, `DsBackupEnd` runs (`HrRBackupEnd`, then
+/// every binding closed) within [`END_DEADLINE`], `<out>.partial` is removed, and the result
+/// is [`Error::Interrupted`]. Once the set is complete on disk, `stop` is no longer watched:
+/// truncation (if asked) and the end run to completion.
+///
+/// # Errors
+/// As [`backup_to_dir`]; [`Error::Interrupted`] when `stop` completed first.
+///
+/// # Cancel safety
+/// As [`backup_to_dir`].
+pub async fn backup_to_dir_until(
+    client: &Client,
+    out: &Path,
+    options: &BackupOptions,
+    progress: &mut dyn Progress,
+    stop: impl Future<Output = ()>,
+) -> Result<BackupSummary, Error> {
+    let mut stop = std::pin::pin!(stop);
+    let mut writer = BackupDirWriter::create_with(out, options.force)?;
+    let prepared = tokio::select! {
+        biased;
+        () = &mut stop => return Err(Error::Interrupted),
+        prepared = client.backup_prepare(options.backup_type) => prepared,
+    };
+    let mut session = prepared?;
+    let copied = tokio::select! {
+        biased;
+        () = &mut stop => Err(Error::Interrupted),
+        copied = copy_session(&mut session, &mut writer, progress) => copied,
+    };
     let committed = match copied {
         Ok(bytes) => {
             let created = SystemTime::now()
@@ -96,8 +137,15 @@ pub async fn backup_to_dir(
     let (bytes, manifest) = match committed {
         Ok(done) => done,
         Err(error) => {
-            if let Err(end_error) = session.end().await {
-                tracing::debug!(error = %end_error, "DsBackupEnd after a failed backup failed too");
+            match tokio::time::timeout(END_DEADLINE, session.end()).await {
+                Ok(Ok(())) => tracing::debug!("Backup session ended after a failed backup"),
+                Ok(Err(end_error)) => {
+                    tracing::debug!(error = %end_error, "DsBackupEnd after a failed backup failed too");
+                }
+                Err(_) => tracing::warn!(
+                    "DsBackupEnd did not finish in time; the bindings are closed and the \
+                     server runs the session down"
+                ),
             }
             // The writer, dropped on return unless committed, removes `<out>.partial`.
             return Err(error);
@@ -214,8 +262,11 @@ fn write_blocks(mut sink: FileSink, mut blocks: mpsc::Receiver<Block>) -> Result
 pub struct RestoreOptions {
     /// `rtFlag` of `DsRestorePrepare` (0 or `RESTORE_TYPE_CATCHUP`).
     pub rt_flag: u32,
-    /// Server paths to local paths.
+    /// Server paths to local paths: only these rules place files.
     pub map: PathMap,
+    /// Replace files that exist at the targets (otherwise the restore refuses before
+    /// copying anything).
+    pub overwrite: bool,
 }
 
 /// The outcome of a restore.
@@ -252,7 +303,7 @@ pub async fn restore_from_dir(
         .await?;
     let result = async {
         let locations = session.database_locations().await?;
-        let plan = plan_restore(dir, &manifest, &locations, &options.map)?;
+        let plan = plan_restore(dir, &manifest, &locations, &options.map, options.overwrite)?;
         let registration = Registration {
             checkpoint_file_path: plan.checkpoint_dir.clone(),
             log_path: plan.log_dir.clone(),
@@ -272,6 +323,32 @@ pub async fn restore_from_dir(
     let summary = result?;
     ended?;
     Ok(summary)
+}
+
+/// What [`restore_from_dir`] would do, without doing it: the set is verified, the server
+/// asked where its files go (a `DsRestorePrepare` without the token, which allows only
+/// `DsRestoreGetDatabaseLocations`, then `DsRestoreEnd`), and every target mapped and looked
+/// at. Nothing is written, locally or on the server.
+///
+/// # Errors
+/// As [`restore_from_dir`], before its copies.
+///
+/// # Cancel safety
+/// Dropping the future drops the restore session (its binding closes, the server runs it
+/// down).
+pub async fn plan_restore_from_dir(
+    client: &Client,
+    dir: &Path,
+    options: &RestoreOptions,
+) -> Result<RestorePlan, Error> {
+    let report = blocking(|| verify_dir(dir, &mut crate::NoProgress))?;
+    let manifest = report.into_result()?.manifest;
+    let session = client.restore_prepare(options.rt_flag, None).await?;
+    let locations = session.database_locations().await;
+    let ended = session.end().await;
+    let locations = locations?;
+    ended?;
+    blocking(|| plan_restore(dir, &manifest, &locations, &options.map, options.overwrite))
 }
 
 /// Runs blocking file work: in place on a multi-threaded runtime (the runtime moves its other

@@ -153,6 +153,11 @@ pub struct Identity {
     pub workstation: String,
     /// An anonymous logon (only with [`AcceptorConfig::danger_allow_anonymous`]).
     pub anonymous: bool,
+    /// The account the credential store authenticated, `(user, domain)` as the store was
+    /// asked for it: `backup@CORP` with no domain is `("backup", "CORP")`, a client that gave
+    /// no domain gets the NetBIOS domain when the store knows the user there. Empty for an
+    /// anonymous logon. Authorization looks this up, not the names as sent.
+    pub account: (String, String),
 }
 
 /// An NTLM v2 acceptor; also the [`SecurityProvider`] of a DCE/RPC server (auth type 10).
@@ -342,11 +347,11 @@ impl Acceptor {
         let anonymous = user.is_empty()
             && message.nt_challenge_response.is_empty()
             && matches!(message.lm_challenge_response.as_slice(), [] | [0]);
-        let (session_base_key, mic_expected) = if anonymous {
+        let (session_base_key, mic_expected, account) = if anonymous {
             if !self.config.danger_allow_anonymous {
                 return Err(LogonFailure::AnonymousRefused.into());
             }
-            (Key::new([0; 16]), false)
+            (Key::new([0; 16]), false, (String::new(), String::new()))
         } else {
             self.verify_response(&message, &user, &domain)?
         };
@@ -376,17 +381,18 @@ impl Acceptor {
             domain,
             workstation,
             anonymous,
+            account,
         })
     }
 
-    /// Checks the NTLMv2 response; returns the SessionBaseKey and whether the client's
-    /// MsvAvFlags announce a MIC.
+    /// Checks the NTLMv2 response; returns the SessionBaseKey, whether the client's
+    /// MsvAvFlags announce a MIC, and the account the store authenticated.
     fn verify_response(
         &self,
         message: &AuthenticateMessage,
         user: &str,
         domain: &str,
-    ) -> Result<(Key, bool), NtlmError> {
+    ) -> Result<(Key, bool, (String, String)), NtlmError> {
         let (proof, blob) = split_nt_response(&message.nt_challenge_response)?;
         if blob.len() < BLOB_HEADER_LEN + 4 {
             return Err(malformed_response());
@@ -395,7 +401,8 @@ impl Acceptor {
         // An unknown user costs the same computation as a wrong password, so that the time of
         // the answer does not tell which users exist.
         let known = stored.is_some();
-        let nt_hash = stored.unwrap_or_else(|| NtHash::from_bytes([0; 16]));
+        let (nt_hash, account) =
+            stored.unwrap_or_else(|| (NtHash::from_bytes([0; 16]), (String::new(), String::new())));
         // NTOWFv2 over the user and domain exactly as the client sent them.
         let key = crypto::ntowfv2(&nt_hash, user, domain);
         let expected = crypto::nt_proof_str(&key, &self.inputs.server_challenge, blob);
@@ -412,28 +419,31 @@ impl Acceptor {
         let mic = pairs
             .flags()
             .is_some_and(|flags| flags.contains(AvFlags::MIC_PRESENT));
-        Ok((crypto::session_base_key(&key, &expected), mic))
+        Ok((crypto::session_base_key(&key, &expected), mic, account))
     }
 
     /// The stored hash for a user as the client named them: the domain as given, then the
     /// NetBIOS domain when the client gave none or the DNS domain; `user@domain` is split when
-    /// no domain is given.
-    fn lookup(&self, user: &str, domain: &str) -> Option<NtHash> {
+    /// no domain is given. With the hash comes the `(user, domain)` the store knew it under.
+    fn lookup(&self, user: &str, domain: &str) -> Option<(NtHash, (String, String))> {
         let store = &self.config.store;
         let nb = &self.config.nb_domain_name;
         let alias = |d: &str| d.is_empty() || d.eq_ignore_ascii_case(&self.config.dns_domain_name);
-        if let Some(hash) = store.lookup(user, domain) {
-            return Some(hash);
+        let found = |name: &str, realm: &str| {
+            store
+                .lookup(name, realm)
+                .map(|hash| (hash, (name.to_owned(), realm.to_owned())))
+        };
+        if let Some(hit) = found(user, domain) {
+            return Some(hit);
         }
         if alias(domain)
-            && let Some(hash) = store.lookup(user, nb)
+            && let Some(hit) = found(user, nb)
         {
-            return Some(hash);
+            return Some(hit);
         }
         let (name, realm) = user.rsplit_once('@').filter(|_| domain.is_empty())?;
-        store
-            .lookup(name, realm)
-            .or_else(|| alias(realm).then(|| store.lookup(name, nb)).flatten())
+        found(name, realm).or_else(|| alias(realm).then(|| found(name, nb)).flatten())
     }
 }
 
@@ -563,8 +573,8 @@ impl SecurityProvider for Acceptor {
             .as_ref()
             .filter(|identity| !identity.anonymous)
             .map(|identity| PeerIdentity {
-                user: identity.user.clone(),
-                domain: identity.domain.clone(),
+                user: identity.account.0.clone(),
+                domain: identity.account.1.clone(),
             })
     }
 }

@@ -227,8 +227,9 @@ pub trait SecurityProvider: Send + fmt::Debug {
 /// The authenticated peer of an association, as its security provider established it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PeerIdentity {
-    /// The user name as the client sent it.
+    /// The account's user name, as the provider's credential store authenticated it (for
+    /// NTLM, `backup@CORP` sent with no domain is the user `backup`).
     pub user: String,
-    /// The domain name as the client sent it.
+    /// The account's domain, as the credential store authenticated it (`CORP` there).
     pub domain: String,
 }

@@ -217,6 +217,7 @@ impl MockDc {
         if let Some(session) = state.backup.take() {
             session.discard();
         }
+        state.backups_ended = state.backups_ended.saturating_add(1);
         HrRBackupEndResponse {
             ph_context: ContextHandle::NULL,
             status: Status::SUCCESS,

@@ -216,6 +216,8 @@ struct State {
     marker_owner: Option<ContextHandle>,
     /// The value of the last `HrRRestoreSetCurrentLogNumber`.
     current_log_number: Option<u32>,
+    /// Backup sessions ended by their client's `HrRBackupEnd` (not by a rundown).
+    backups_ended: u64,
 }
 
 /// Where a session's snapshots live, under the state directory.
@@ -263,6 +265,7 @@ impl MockDc {
                     marker,
                     marker_owner: None,
                     current_log_number: None,
+                    backups_ended: 0,
                 }),
                 config,
                 state_dir,
@@ -301,6 +304,12 @@ impl MockDc {
     /// same state directory).
     pub fn restore_marker(&self) -> Option<RestoreMarker> {
         self.lock().marker.clone()
+    }
+
+    /// How many backup sessions their client ended with `HrRBackupEnd` (a session run down
+    /// because its connection went is not counted).
+    pub fn backups_ended(&self) -> u64 {
+        self.lock().backups_ended
     }
 
     /// The value of the last `HrRRestoreSetCurrentLogNumber`, if any.

@@ -96,6 +96,12 @@ impl MockDc {
                 if state.mode == DsMode::Online {
                     return refuse(Status::ERROR_ACCESS_DENIED);
                 }
+                // One format in the IDL: 16 bytes, version 1, and `cbExpiryToken` saying so.
+                // Anything else (a 1 MiB blob, a length that disagrees) is refused before it
+                // is looked into.
+                if usize::try_from(request.cb_expiry_token).ok() != Some(bytes.len()) {
+                    return refuse(Status::HR_UNKNOWN_EXPIRY_TOKEN_FORMAT);
+                }
                 let Ok(token) = ExpiryToken::decode(bytes) else {
                     return refuse(Status::HR_UNKNOWN_EXPIRY_TOKEN_FORMAT);
                 };

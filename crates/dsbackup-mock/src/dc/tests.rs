@@ -988,6 +988,22 @@ fn tokens_of_unknown_format_are_refused() {
             "{bytes:02x?}"
         );
     }
+    // A 1 MiB token, and a good token whose cbExpiryToken disagrees with its bytes.
+    let huge = Bytes::from(vec![1_u8; 1 << 20]);
+    assert_eq!(
+        restore_prepare(&f.dc, &admin(1), at(1), Some(huge)),
+        (ContextHandle::NULL, Status::HR_UNKNOWN_EXPIRY_TOKEN_FORMAT)
+    );
+    let lying = f.dc.restore_prepare(
+        &admin(1),
+        at(1),
+        &HrRRestorePrepareRequest {
+            rt_flag: 0,
+            cb_expiry_token: 1 << 20,
+            pb_expiry_token: Some(Bytes::copy_from_slice(&good)),
+        },
+    );
+    assert_eq!(lying.status, Status::HR_UNKNOWN_EXPIRY_TOKEN_FORMAT);
 }
 
 #[test]

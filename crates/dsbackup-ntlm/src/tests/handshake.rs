@@ -281,6 +281,24 @@ fn anonymous_is_refused_unless_allowed() {
 }
 
 #[test]
+fn peer_identity_names_the_account_the_store_authenticated_not_the_name_as_sent() {
+    for (user, domain) in [("Administrator@CORP", ""), ("Administrator", "")] {
+        let mut client = initiator(user, domain, "Passw0rd!123");
+        let mut server = acceptor();
+        let authenticate = authenticate_for(&mut client, &mut server);
+        server.step(Some(&authenticate)).unwrap();
+        assert_eq!(
+            server.peer_identity(),
+            Some(dsbackup_proto::PeerIdentity {
+                user: "Administrator".into(),
+                domain: "CORP".into(),
+            }),
+            "{user:?} in {domain:?}"
+        );
+    }
+}
+
+#[test]
 fn peer_identity_names_the_user_once_established_and_never_for_the_initiator() {
     let mut client = initiator("Administrator", "CORP", "Passw0rd!123");
     let mut server = acceptor();
