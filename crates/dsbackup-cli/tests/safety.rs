@@ -1,7 +1,8 @@
 //! The binary under signals and umasks: an interrupted backup ends its session with the
 //! server and leaves nothing; a set is private whatever the umask.
 
-#![cfg(all(test, unix))]
+#![cfg(test)]
+#![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
