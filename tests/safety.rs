@@ -3,105 +3,34 @@
 //! unasked; nothing is registered when a target is refused.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use dsbackup_client::{
     AuthLevel, BackupOptions, Client, ClientConfig, Endpoint, Error, NoProgress, PathMap,
-    RestoreOptions, backup_to_dir, plan_restore_from_dir, restore_from_dir,
+    RestoreOptions, backup_to_dir, plan_restore_from_dir, restore_from_dir, verify_dir,
 };
-use dsbackup_proto::iface::ad_restore::{
-    self, AdRestoreRequest, AdRestoreResponse, HrRRestoreEndResponse,
-    HrRRestoreGetDatabaseLocationsResponse, HrRRestorePrepareResponse,
-    HrRRestoreRegisterCompleteResponse, HrRRestoreRegisterResponse,
-};
-use dsbackup_proto::{BftKind, ContextHandle, DataRep, NameEntry, Status, SyntaxId};
-use dsbackup_transport::{
-    CallContext, CallError, CallFuture, RpcInterface, RunningServer, Server, ServerOptions,
-};
+use dsbackup_mock::scripted::{Script, ScriptedDc};
+use dsbackup_proto::{BftKind, ExpiryToken, NameEntry};
 
 use crate::common::{BACKUP_USER, Dc, assert_no_bindings};
 
-/// An ad_restore that names the locations of its script and counts registrations.
-struct Locations {
-    entries: Vec<NameEntry>,
-    registered: AtomicU32,
+async fn hostile(locations: Vec<NameEntry>) -> (ScriptedDc, Client) {
+    let server = ScriptedDc::start(Script {
+        locations,
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let client = client_of(&server);
+    (server, client)
 }
 
-impl RpcInterface for Locations {
-    fn syntax(&self) -> SyntaxId {
-        ad_restore::INTERFACE.syntax()
-    }
-
-    fn opnums(&self) -> u16 {
-        8
-    }
-
-    fn call(
-        self: Arc<Self>,
-        ctx: CallContext,
-        opnum: u16,
-        stub: Bytes,
-        drep: DataRep,
-    ) -> CallFuture {
-        Box::pin(async move {
-            let handle = ContextHandle {
-                attributes: 0,
-                uuid: dsbackup_proto::Uuid::from_str_const("11111111-2222-3333-4444-555555555555"),
-            };
-            let response = match AdRestoreRequest::decode(opnum, drep, &stub)? {
-                AdRestoreRequest::HrRRestorePrepare(_) => {
-                    AdRestoreResponse::HrRRestorePrepare(HrRRestorePrepareResponse {
-                        ph_context: handle,
-                        status: Status::SUCCESS,
-                    })
-                }
-                AdRestoreRequest::HrRRestoreGetDatabaseLocations(_) => {
-                    AdRestoreResponse::HrRRestoreGetDatabaseLocations(
-                        HrRRestoreGetDatabaseLocationsResponse::new(&self.entries, Status::SUCCESS),
-                    )
-                }
-                AdRestoreRequest::HrRRestoreRegister(_) => {
-                    self.registered.fetch_add(1, Ordering::SeqCst);
-                    AdRestoreResponse::HrRRestoreRegister(HrRRestoreRegisterResponse {
-                        status: Status::SUCCESS,
-                    })
-                }
-                AdRestoreRequest::HrRRestoreRegisterComplete(_) => {
-                    AdRestoreResponse::HrRRestoreRegisterComplete(
-                        HrRRestoreRegisterCompleteResponse {
-                            status: Status::SUCCESS,
-                        },
-                    )
-                }
-                AdRestoreRequest::HrRRestoreEnd(_) => {
-                    AdRestoreResponse::HrRRestoreEnd(HrRRestoreEndResponse {
-                        ph_context: ContextHandle::NULL,
-                        status: Status::SUCCESS,
-                    })
-                }
-                _ => return Err(CallError::Fault(dsbackup_proto::FaultStatus::CANT_PERFORM)),
-            };
-            Ok(response.encode(ctx.reply_drep())?.into())
-        })
-    }
-}
-
-async fn hostile(entries: Vec<NameEntry>) -> (RunningServer, Arc<Locations>, Client) {
-    let mut options = ServerOptions::default();
-    options.epm_listen = None;
-    let mut server = Server::new(options);
-    let script = Arc::new(Locations {
-        entries,
-        registered: AtomicU32::new(0),
-    });
-    server.register(Arc::clone(&script) as Arc<dyn RpcInterface>);
-    let server = server.start().await.unwrap();
-    let config = ClientConfig::new("127.0.0.1")
+fn client_of(server: &ScriptedDc) -> Client {
+    let mut config = ClientConfig::new("127.0.0.1")
         .auth_level(AuthLevel::NONE)
         .endpoint(Endpoint::Port(server.local_addr().port()));
-    (server, script, Client::new(config).unwrap())
+    config.read_size = 4096;
+    Client::new(config).unwrap()
 }
 
 /// Every file under `dir` with its contents, links not followed.
@@ -110,11 +39,11 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::symlink_metadata(&path)
-                .unwrap()
-                .is_file()
-                .then(|| std::fs::read(&path).unwrap())
-                .unwrap_or_default();
+            let bytes = if std::fs::symlink_metadata(&path).unwrap().is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
             (path.display().to_string(), bytes)
         })
         .collect();
@@ -181,7 +110,7 @@ async fn hostile_locations_write_nothing_outside_the_mapped_directory() {
     ];
     let before = snapshot(tmp.path());
     for (case, entries, says) in cases {
-        let (server, script, client) = hostile(entries).await;
+        let (server, client) = hostile(entries).await;
         let options = RestoreOptions {
             rt_flag: 0,
             map: PathMap::new().with_rule(r"\\DC1\C$", &mapped),
@@ -193,8 +122,96 @@ async fn hostile_locations_write_nothing_outside_the_mapped_directory() {
             assert!(matches!(error, Error::Target { .. }), "{case}: {error:?}");
             assert!(error.to_string().contains(says), "{case}: {error}");
         }
-        assert_eq!(script.registered.load(Ordering::SeqCst), 0, "{case}");
+        assert_eq!(server.seen().registers, 0, "{case}");
         assert_eq!(snapshot(tmp.path()), before, "{case}: something changed");
+        assert_no_bindings(&client);
+        server.shutdown().await;
+    }
+}
+
+fn token() -> Bytes {
+    Bytes::copy_from_slice(
+        &ExpiryToken {
+            tombstone_lifetime_days: 180,
+            backup_time: 0,
+        }
+        .encode(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_server_names_are_stored_under_short_names_and_kept_in_the_manifest() {
+    let database = format!(r"\\DC1\C$\NTDS\{}.dit", "n".repeat(300));
+    let log = format!(r"\\DC1\C$\NTDS\{}.log", "é".repeat(150));
+    let server = ScriptedDc::start(Script {
+        token: token(),
+        databases: vec![(
+            NameEntry::new(BftKind::NTDS_DATABASE, database.as_str()),
+            Bytes::from_static(b"database"),
+        )],
+        logs: vec![(
+            NameEntry::new(BftKind::LOG, log.as_str()),
+            Bytes::from_static(b"log"),
+        )],
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let client = client_of(&server);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("set");
+    let summary = backup_to_dir(&client, &out, &BackupOptions::default(), &mut NoProgress)
+        .await
+        .unwrap();
+    let files = &summary.manifest.files;
+    assert_eq!(files[0].unc, database);
+    assert_eq!(files[1].unc, log);
+    for file in files {
+        let name = file.path.rsplit('/').next().unwrap();
+        assert!(name.len() <= 64 && name.contains('~'), "{name}");
+    }
+    assert!(verify_dir(&out, &mut NoProgress).unwrap().is_ok());
+    assert_eq!(server.seen().backup_ends, 1);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_another_format_is_refused_before_anything_is_written() {
+    for lie in [
+        Bytes::from(vec![1_u8; 1 << 20]),
+        token().slice(..15),
+        Bytes::new(),
+    ] {
+        let len = lie.len();
+        let server = ScriptedDc::start(Script {
+            token: lie,
+            databases: vec![(
+                NameEntry::new(BftKind::NTDS_DATABASE, r"\\DC1\C$\ntds.dit"),
+                Bytes::from_static(b"database"),
+            )],
+            ..Script::default()
+        })
+        .await
+        .unwrap();
+        let client = client_of(&server);
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("set");
+        let error = backup_to_dir(&client, &out, &BackupOptions::default(), &mut NoProgress)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Protocol {
+                    call: "HrRBackupPrepare",
+                    ..
+                }
+            ),
+            "{len}: {error:?}"
+        );
+        assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+        // The session the server opened is ended all the same.
+        assert_eq!(server.seen().backup_ends, 1, "{len}");
         assert_no_bindings(&client);
         server.shutdown().await;
     }

@@ -290,7 +290,30 @@ fn restore_puts_the_files_where_the_mock_says_and_verify_catches_damage() {
         text(&online.stderr)
     );
     let target = tmp.path().join("restored");
+    std::fs::create_dir(&target).unwrap();
     let map = format!(r"\\DC1\C$\Windows\NTDS={}", target.display());
+    // The plan first: printed, nothing written.
+    let dry_run = dc.run(
+        "restore",
+        &[
+            "--user",
+            "Administrator",
+            "--from",
+            out.to_str().unwrap(),
+            "--map",
+            &map,
+            "--dry-run",
+        ],
+        PASSWORD,
+    );
+    assert!(dry_run.status.success(), "{}", text(&dry_run.stderr));
+    let plan = text(&dry_run.stdout);
+    assert!(plan.contains("nothing was changed"), "{plan}");
+    assert!(
+        plan.contains(&target.join("ntds.dit").display().to_string()),
+        "{plan}"
+    );
+    assert!(std::fs::read_dir(&target).unwrap().next().is_none());
     let restore = dc.run(
         "restore",
         &[
@@ -312,6 +335,38 @@ fn restore_puts_the_files_where_the_mock_says_and_verify_catches_damage() {
             "{name}"
         );
     }
+    // The files are there now: a second restore refuses, naming --overwrite, and changes
+    // nothing.
+    let again = dc.run(
+        "restore",
+        &[
+            "--user",
+            "Administrator",
+            "--from",
+            out.to_str().unwrap(),
+            "--map",
+            &map,
+        ],
+        PASSWORD,
+    );
+    assert_eq!(again.status.code(), Some(7), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("--overwrite"),
+        "{}",
+        text(&again.stderr)
+    );
+    // Without --map nothing is restored, and the message says what to add.
+    let unmapped = dc.run(
+        "restore",
+        &["--user", "Administrator", "--from", out.to_str().unwrap()],
+        PASSWORD,
+    );
+    assert!(!unmapped.status.success());
+    assert!(
+        text(&unmapped.stderr).contains("--map"),
+        "{}",
+        text(&unmapped.stderr)
+    );
     // A damaged set fails verification with its own exit code.
     std::fs::write(out.join("ntds/ntds.dit"), b"damaged").unwrap();
     let verify = dsbackup()

@@ -9,10 +9,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use bytes::Bytes;
 use dsbackup_client::AuthLevel;
+use dsbackup_mock::scripted::{Script, ScriptedDc};
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{MockConfig, MockDc, Privileges, SampleSpec};
 use dsbackup_proto::iface::Interface;
+use dsbackup_proto::{BftKind, ExpiryToken, NameEntry};
 
 const PASSWORD: &str = "Passw0rd!";
 
@@ -150,4 +153,197 @@ fn a_set_is_private_under_any_umask() {
             "{stderr}"
         );
     }
+}
+
+/// `dsbackup COMMAND --server 127.0.0.1 --port PORT --auth none ARGS` against a scripted DC.
+fn against(server: &ScriptedDc, command: &str, args: &[&str]) -> std::process::Output {
+    dsbackup()
+        .arg(command)
+        .args(["--server", "127.0.0.1", "--auth", "none", "--port"])
+        .arg(server.local_addr().port().to_string())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn good_token() -> Bytes {
+    Bytes::copy_from_slice(
+        &ExpiryToken {
+            tombstone_lifetime_days: 180,
+            backup_time: 0,
+        }
+        .encode(),
+    )
+}
+
+/// Every file under `dir` with its contents, links not followed.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    dsbackup_client::verify::walk(dir)
+        .unwrap()
+        .into_iter()
+        .map(|path| {
+            let bytes = if std::fs::symlink_metadata(&path).unwrap().is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            (path, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_servers_through_the_binary() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let long = format!(r"\\DC1\C$\NTDS\{}.dit", "n".repeat(300));
+    let files = |token: Bytes| Script {
+        token,
+        databases: vec![(
+            NameEntry::new(BftKind::NTDS_DATABASE, long.as_str()),
+            Bytes::from_static(b"database"),
+        )],
+        logs: vec![(
+            NameEntry::new(BftKind::LOG, r"\\DC1\C$\NTDS\edb00001.log"),
+            Bytes::from_static(b"log"),
+        )],
+        ..Script::default()
+    };
+
+    // A token of another format: refused (exit 6, the server broke the protocol), nothing
+    // written.
+    let liar = runtime
+        .block_on(ScriptedDc::start(files(Bytes::from(vec![1; 1 << 20]))))
+        .unwrap();
+    let out = tmp.path().join("lied");
+    let backup = against(&liar, "backup", &["--out", out.to_str().unwrap()]);
+    assert_eq!(backup.status.code(), Some(6), "{}", text(&backup.stderr));
+    assert!(
+        text(&backup.stderr).contains("expiry token"),
+        "{}",
+        text(&backup.stderr)
+    );
+    assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+    runtime.block_on(liar.shutdown());
+
+    // A 300-byte name: stored under a short one, the UNC kept in the manifest.
+    let set = tmp.path().join("set");
+    let honest = runtime
+        .block_on(ScriptedDc::start(files(good_token())))
+        .unwrap();
+    let backup = against(&honest, "backup", &["--out", set.to_str().unwrap()]);
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(set.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["files"][0]["unc"], long.as_str());
+    assert!(manifest["files"][0]["path"].as_str().unwrap().len() < 80);
+    runtime.block_on(honest.shutdown());
+
+    // Locations that leave the mapped directory: exit 7, nothing changed anywhere.
+    let mapped = tmp.path().join("mapped");
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir_all(&mapped).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("ntds.dit"), b"the live database").unwrap();
+    let map = format!(r"\\DC1\C$={}", mapped.display());
+    let absolute = victim.display().to_string();
+    for (database, dir, says) in [
+        (
+            format!("{absolute}/ntds.dit"),
+            absolute.clone(),
+            "no --map rule covers it",
+        ),
+        (
+            r"\\DC1\C$\..\victim\ntds.dit".to_owned(),
+            r"\\DC1\C$\..\victim".to_owned(),
+            "leaves the mapped directory",
+        ),
+    ] {
+        let before = snapshot(tmp.path());
+        let server = runtime
+            .block_on(ScriptedDc::start(Script {
+                locations: vec![
+                    NameEntry::new(BftKind::NTDS_DATABASE, database.as_str()),
+                    NameEntry::new(BftKind::LOG_DIR, dir.as_str()),
+                    NameEntry::new(BftKind::CHECKPOINT_DIR, dir.as_str()),
+                ],
+                ..Script::default()
+            }))
+            .unwrap();
+        for extra in [&[][..], &["--dry-run"][..], &["--overwrite"][..]] {
+            let restore = against(
+                &server,
+                "restore",
+                &[&["--from", set.to_str().unwrap(), "--map", &map][..], extra].concat(),
+            );
+            let stderr = text(&restore.stderr);
+            assert_eq!(
+                restore.status.code(),
+                Some(7),
+                "{database} {extra:?}: {stderr}"
+            );
+            assert!(stderr.contains(says), "{stderr}");
+        }
+        assert_eq!(server.seen().registers, 0);
+        assert_eq!(
+            snapshot(tmp.path()),
+            before,
+            "{database}: something changed"
+        );
+        runtime.block_on(server.shutdown());
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn domain_backslash_user_and_user_at_domain_are_the_same_account() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ntds");
+    std::fs::create_dir(&root).unwrap();
+    dsbackup_mock::generate_sample_set(&root, &SampleSpec::default()).unwrap();
+    let config = MockConfig::builder("DC1", &root)
+        .domain("MOCK")
+        .user("backup", PASSWORD, Privileges::BACKUP)
+        .state_dir(tmp.path().join("state"))
+        .build();
+    let server = runtime
+        .block_on(MockServer::start(
+            MockDc::new(config).unwrap(),
+            &ServeOptions::loopback(),
+        ))
+        .unwrap();
+    let port = server.local_addr().port().to_string();
+    for (user, domain) in [
+        (r"MOCK\backup", ""),
+        ("MOCK/backup", ""),
+        ("backup@MOCK", ""),
+        ("backup", "MOCK"),
+        // The domain written in --user wins over --domain.
+        (r"MOCK\backup", "ELSEWHERE"),
+    ] {
+        let online = dsbackup()
+            .args(["online", "--server", "127.0.0.1", "--epm-port", &port])
+            .args(["--user", user, "--domain", domain])
+            .env("DSBACKUP_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            online.status.success(),
+            "{user} {domain}: {}",
+            String::from_utf8_lossy(&online.stderr)
+        );
+        assert!(String::from_utf8_lossy(&online.stdout).starts_with("online"));
+    }
+    let wrong = dsbackup()
+        .args(["online", "--server", "127.0.0.1", "--epm-port", &port])
+        .args(["--user", r"OTHER\backup"])
+        .env("DSBACKUP_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(5));
+    runtime.block_on(server.shutdown());
 }

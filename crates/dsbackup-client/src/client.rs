@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use dsbackup_ntlm::Credentials;
 use dsbackup_proto::AuthLevel;
 use dsbackup_proto::iface::ad_backup::{
@@ -279,22 +280,32 @@ impl Client {
                 });
             }
             let token = response.ppb_expiry_token.clone().unwrap_or_default();
-            // The token has one format in the IDL (16 bytes, version 1); a restore of the set
-            // needs it, so a server that sends anything else is refused here, before a byte of
-            // the backup is written (and before a peer-sized blob is kept).
-            if ExpiryToken::decode(&token).is_err() {
-                return Err(Error::Protocol {
-                    call: CALL,
-                    reason: format!(
-                        "an expiry token of {} bytes is not the IDL's 16-byte version 1 format",
-                        token.len()
-                    ),
-                });
-            }
             Ok((response.ph_context, token))
         }
         .await;
         match result {
+            // The token has one format in the IDL (16 bytes, version 1); a restore of the set
+            // needs it, so a server that sends anything else is refused here, before a byte of
+            // the backup is written, and the session it opened is ended (DsBackupEnd).
+            Ok((handle, token)) if ExpiryToken::decode(&token).is_err() => {
+                let len = token.len();
+                let session = BackupSession::new(
+                    Arc::clone(&self.inner),
+                    rpc,
+                    handle,
+                    Bytes::new(),
+                    backup_type,
+                );
+                if let Err(error) = session.end().await {
+                    tracing::debug!(%error, "DsBackupEnd after a refused expiry token failed");
+                }
+                Err(Error::Protocol {
+                    call: CALL,
+                    reason: format!(
+                        "an expiry token of {len} bytes is not the IDL's 16-byte version 1 format"
+                    ),
+                })
+            }
             Ok((handle, token)) => Ok(BackupSession::new(
                 Arc::clone(&self.inner),
                 rpc,
@@ -329,7 +340,7 @@ impl Client {
         let rpc = Rpc::connect(&self.inner, &ad_restore::INTERFACE).await?;
         let mut request = HrRRestorePrepareRequest::new(rt_flag, None::<&ExpiryToken>);
         if let Some(token) = token {
-            request.pb_expiry_token = Some(bytes::Bytes::copy_from_slice(token));
+            request.pb_expiry_token = Some(Bytes::copy_from_slice(token));
             request.cb_expiry_token = u32::try_from(token.len())
                 .map_err(|_| Error::Misuse("the expiry token is too long"))?;
         }

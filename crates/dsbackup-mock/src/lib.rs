@@ -65,6 +65,7 @@ pub mod marker;
 pub mod ntds;
 mod prng;
 pub mod sample;
+pub mod scripted;
 pub mod serve;
 
 pub use crate::config::{ConfigError, DsMode, MockConfig, MockConfigBuilder, MockUser, Privileges};
