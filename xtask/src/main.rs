@@ -44,6 +44,10 @@ Tasks:
         conversations into the plaintext the tests recorded; then runs the transport's peer tests:
         our client against a throwaway Samba AD DC (scripts/peers/samba-dc.sh, needs root),
         impacket's client and (with --peers all) Samba's rpcclient against our server
+  differential
+        sends the same scripted PDU exchanges (tests/differential) to a throwaway Samba AD DC's
+        endpoint mapper and to the mock DC, compares the replies field by field, and fails on a
+        difference docs/CONFORMANCE.md does not list (also run by conformance with --peers all)
   vectors [--check] [--no-install]
         runs scripts/vectors/*.py (impacket) into fixtures/; with --check, into a temporary
         directory, and fails unless the committed files are reproduced byte for byte
@@ -82,6 +86,10 @@ fn main() -> Result<()> {
             other => bail!("unknown check {other:?}; known: `cargo xtask check deps`"),
         },
         Some("conformance") => conformance::run(args),
+        Some("differential") => {
+            args.finish()?;
+            peers::differential()
+        }
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
         Some("soak") => soak::run(args),

@@ -3,7 +3,8 @@
 //! port 135 on 127.0.0.2, beside the DC) against our server
 //! (`crates/dsbackup-transport/tests/peers.rs`) and impacket's against the served mock
 //! DC (`crates/dsbackup-mock/tests/impacket.rs`), tests `#[ignore]`d so that a plain
-//! `cargo test` needs neither.
+//! `cargo test` needs neither; and, while Samba runs, the differential harness
+//! (`tests/differential`, docs/CONFORMANCE.md), which compares the mock's answers with Samba's.
 //!
 //! Samba is a throwaway DC provisioned by `scripts/peers/samba-dc.sh` under
 //! `target/peers/samba/` and stopped afterwards, whatever the tests did. When
@@ -102,17 +103,60 @@ fn run_transport(peers: Peers) -> Result<()> {
         "peers",
         "--no-run",
     ]))?;
+    let mut differential = differential_command();
+    with_samba(|env| {
+        for (key, value) in env {
+            test.env(key, value);
+            differential.env(key, value);
+        }
+        let peers = sh::run(&mut test);
+        let diff = sh::run(&mut differential);
+        peers.and(diff)
+    })
+}
+
+/// The differential harness (`tests/differential`): the same PDU exchanges sent to Samba's
+/// endpoint mapper and the mock DC, compared field by field.
+fn differential_command() -> Command {
+    let mut command = sh::cargo();
+    command.args([
+        "test",
+        "--locked",
+        "-p",
+        "dsbackup-tests",
+        "--test",
+        "differential",
+    ]);
+    command
+}
+
+/// `cargo xtask differential`: the harness alone, against a throwaway Samba DC.
+pub(crate) fn differential() -> Result<()> {
+    sh::run(differential_command().arg("--no-run"))?;
+    let mut command = differential_command();
+    with_samba(|env| {
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        sh::run(&mut command)
+    })
+}
+
+/// Runs `f` with the environment naming a Samba DC: the one `DSBACKUP_SAMBA_HOST` names
+/// (nothing is started), or one started here on loopback and stopped afterwards.
+fn with_samba(f: impl FnOnce(&[(&str, &str)]) -> Result<()>) -> Result<()> {
     if std::env::var_os("DSBACKUP_SAMBA_HOST").is_some() {
         println!("DSBACKUP_SAMBA_HOST is set: using that DC, starting none");
-        return sh::run(&mut test);
+        return f(&[]);
     }
     let dir = sh::target_dir()?.join("peers").join("samba");
     let samba = Samba::start(&dir).context("cannot start the Samba DC")?;
-    test.env("DSBACKUP_SAMBA_HOST", "127.0.0.1")
-        .env("DSBACKUP_SAMBA_USER", SAMBA_USER)
-        .env("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD)
-        .env("DSBACKUP_SAMBA_DOMAIN", SAMBA_DOMAIN);
-    let result = sh::run(&mut test);
+    let result = f(&[
+        ("DSBACKUP_SAMBA_HOST", "127.0.0.1"),
+        ("DSBACKUP_SAMBA_USER", SAMBA_USER),
+        ("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD),
+        ("DSBACKUP_SAMBA_DOMAIN", SAMBA_DOMAIN),
+    ]);
     drop(samba);
     result
 }

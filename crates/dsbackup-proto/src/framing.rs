@@ -2,27 +2,51 @@
 //! pure function the transport and the fuzzers share.
 
 use crate::error::DecodeError;
-use crate::header::CommonHeader;
-use crate::pdu::{self, DecodeLimits};
+use crate::header::{CommonHeader, PacketType};
 
 /// Length of the fragment at the start of `buf`, read from its common header.
 ///
 /// `Ok(None)`: fewer than 16 bytes, or fewer than `frag_length`; read more. `Ok(Some(n))`: the
-/// first `n` bytes are a whole fragment. Only the header is examined.
+/// first `n` bytes are a whole fragment. Only `frag_length` is examined, in the byte order the
+/// integer representation of `packed_drep` names (big-endian for 0, little-endian otherwise, as
+/// Samba reads it): a fragment of another protocol version or data representation is still cut
+/// whole, so that the association can answer it (a bind_nak `protocol_version_not_supported`
+/// before the bind, a fault after) instead of the connection being dropped unanswered.
 ///
 /// # Errors
-/// [`DecodeError`] for a header that is not a connection-oriented DCE/RPC header (version,
-/// `PTYPE`, `packed_drep`), a `frag_length` under 16, or over `max_frag`: the stream cannot be
+/// [`DecodeError`] for a `PTYPE` that is not connection-oriented (the bytes are not DCE/RPC),
+/// a `frag_length` under 16 or over `max_frag`: the stream cannot be
 /// resynchronised and the connection must be dropped.
 pub fn frame_len(buf: &[u8], max_frag: u16) -> Result<Option<usize>, DecodeError> {
-    if buf.len() < CommonHeader::LEN {
+    let Some(&[_, _, ptype, _, drep0, _, _, _, f0, f1, ..]) =
+        buf.first_chunk::<{ CommonHeader::LEN }>()
+    else {
         return Ok(None);
+    };
+    // Not DCE/RPC at all (an HTTP request, random bytes): nothing to answer.
+    if !PacketType(ptype).is_connection_oriented() {
+        return Err(DecodeError::UnknownPacketType { ptype });
     }
-    let header = CommonHeader::decode(buf)?;
-    let frag_length = usize::from(header.frag_length);
-    let limits = DecodeLimits::default().with_max_frag_length(max_frag);
-    // Checked against itself: only the bounds can fail here.
-    pdu::check_frag_length(&header, frag_length, &limits)?;
+    let frag_length = if drep0 >> 4 == 0 {
+        u16::from_be_bytes([f0, f1])
+    } else {
+        u16::from_le_bytes([f0, f1])
+    };
+    if usize::from(frag_length) < CommonHeader::LEN {
+        return Err(DecodeError::InvalidField {
+            what: "common header",
+            field: "frag_length",
+            reason: "shorter than the common header",
+        });
+    }
+    if frag_length > max_frag {
+        return Err(DecodeError::LimitExceeded {
+            what: "frag_length",
+            value: usize::from(frag_length),
+            limit: usize::from(max_frag),
+        });
+    }
+    let frag_length = usize::from(frag_length);
     Ok((buf.len() >= frag_length).then_some(frag_length))
 }
 

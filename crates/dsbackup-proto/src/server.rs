@@ -24,9 +24,14 @@
 //! - more calls in flight than the limit: fault `nca_s_server_too_busy`.
 //!
 //! Refused, the association fails:
-//! - a bind of another version, with too many contexts, an unknown auth type or fragment sizes
-//!   under 1432: bind_nak (`protocol_version_not_supported`, `local_limit_exceeded`,
-//!   `authentication_type_not_recognized`, `reason_not_specified`);
+//! - a bind of another version (rpc_vers other than 5, minor above 1) or data representation
+//!   (EBCDIC characters, floats other than IEEE), or any PDU but a bind first: bind_nak
+//!   `protocol_version_not_supported` naming 5.0, as Samba and Windows answer;
+//! - a bind with too many contexts, an unknown auth type, or a context without transfer
+//!   syntaxes: bind_nak (`local_limit_exceeded`, `authentication_type_not_recognized`,
+//!   `reason_not_specified`). Small or odd fragment sizes are not refused: both directions get
+//!   the client's smaller size raised to 2048, lowered to the server's limit and rounded down
+//!   to a multiple of 8, as Windows and Samba negotiate;
 //! - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
 //! - an alter_context carrying a verifier once authenticated (changing the level or type):
 //!   fault access denied, as Samba's `dcesrv_auth_alter`;
@@ -34,7 +39,10 @@
 //! - a request stub past the budget or with too many fragments: fault access denied (Samba's
 //!   rule for its 4 MiB request limit);
 //! - fragments out of order, interleaved without `PFC_CONC_MPX`, a PDU that does not decode or
-//!   is unexpected: fault `nca_s_proto_error`.
+//!   is unexpected: fault `nca_s_proto_error` (with `PFC_DID_NOT_EXECUTE`).
+//!
+//! A request on an unknown context faults naming context 0, as Windows and Samba do. Every
+//! difference from Samba's answers that remains is listed in docs/CONFORMANCE.md.
 //!
 //! After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
 //! answer (bind_nak or fault): send it, then close the connection.
@@ -112,7 +120,7 @@ impl ServerConfig {
             assoc_group_id,
             drep: DataRep::LITTLE_ENDIAN,
             secondary_address: PortAny::new("135"),
-            conc_mpx: false,
+            conc_mpx: true,
             header_signing: true,
             bind_time_features: BindTimeFeatures::KEEP_CONNECTION_ON_ORPHAN,
         }
@@ -463,6 +471,7 @@ impl ServerAssociation {
         if matches!(
             status,
             FaultStatus::UNK_IF
+                | FaultStatus::PROTO_ERROR
                 | FaultStatus::OP_RNG_ERROR
                 | FaultStatus::ACCESS_DENIED
                 | FaultStatus::SERVER_TOO_BUSY
@@ -527,6 +536,16 @@ impl ServerAssociation {
                 }
                 Ok(())
             }
+            // Anything but a bind first: a bind_nak protocol_version_not_supported, as Samba
+            // answers.
+            (State::AwaitingBind, body) => Err(Refusal::nak(
+                call_id,
+                RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED,
+                ProtocolError::UnexpectedPdu {
+                    expected: &[PacketType::BIND],
+                    got: body.ptype(),
+                },
+            )),
             (state, body) => Err(Refusal::proto(
                 call_id,
                 ProtocolError::UnexpectedPdu {
@@ -546,7 +565,16 @@ impl ServerAssociation {
         let (ptype, call_id) = assoc::raw_call_id(frame).unwrap_or((0, 0));
         match state {
             State::AwaitingBind if ptype == PacketType::BIND.0 => {
-                let reason = if matches!(error, DecodeError::UnsupportedVersion { .. }) {
+                // Another version, EBCDIC characters or non-IEEE floats: Samba and Windows
+                // answer protocol_version_not_supported, naming 5.0.
+                let reason = if matches!(
+                    error,
+                    DecodeError::UnsupportedVersion { .. }
+                        | DecodeError::InvalidField {
+                            field: "packed_drep",
+                            ..
+                        }
+                ) {
                     RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED
                 } else {
                     RejectReason::REASON_NOT_SPECIFIED
@@ -587,13 +615,16 @@ impl ServerAssociation {
                 },
             ));
         }
-        if bind.max_xmit_frag < MIN_FRAG_SIZE || bind.max_recv_frag < MIN_FRAG_SIZE {
+        if contexts
+            .iter()
+            .any(|context| context.transfer_syntaxes.is_empty())
+        {
             return Err(Refusal::nak(
                 call_id,
                 RejectReason::REASON_NOT_SPECIFIED,
                 ProtocolError::Negotiation {
-                    field: "max_recv_frag",
-                    reason: "under the 1432 bytes every peer must accept",
+                    field: "n_transfer_syn",
+                    reason: "a presentation context without a transfer syntax",
                 },
             ));
         }
@@ -603,9 +634,9 @@ impl ServerAssociation {
                 .map_err(|(reason, error)| Refusal::nak(call_id, reason, error))?,
             None => None,
         };
-        // Negotiated sizes: the smaller of each side's ([C706 §12.6.3.1] max_xmit_frag).
-        self.max_xmit_frag = self.config.limits.max_xmit_frag.min(bind.max_recv_frag);
-        self.max_recv_frag = self.config.limits.max_recv_frag.min(bind.max_xmit_frag);
+        let size = negotiated_frag_size(bind, &self.config.limits);
+        self.max_xmit_frag = size;
+        self.max_recv_frag = size;
         self.conc_mpx = self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX);
         let results = self.negotiate(contexts);
         let mut pdu = Pdu::new(
@@ -744,7 +775,9 @@ impl ServerAssociation {
             {
                 ContextResult::acceptance(SyntaxId::NDR)
             } else {
-                ContextResult::provider_rejection(ProviderReason::REASON_NOT_SPECIFIED)
+                ContextResult::provider_rejection(
+                    ProviderReason::PROPOSED_TRANSFER_SYNTAXES_NOT_SUPPORTED,
+                )
             };
         }
         let proposed = context.abstract_syntax;
@@ -911,8 +944,9 @@ impl ServerAssociation {
 
     fn request(&mut self, state: State, call_id: u32, frame: Bytes) -> Result<(), Refusal> {
         if state != State::Bound {
-            return Err(Refusal::proto(
+            return Err(Refusal::nak(
                 call_id,
+                RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED,
                 ProtocolError::UnexpectedPdu {
                     expected: &[PacketType::BIND],
                     got: PacketType::REQUEST,
@@ -1095,8 +1129,15 @@ impl ServerAssociation {
                 }));
             }
             Err(status) => {
+                // A context that was never negotiated is not echoed: the fault names context 0,
+                // as Windows and Samba answer (raw_protocol.py, test_*_unknown_context).
+                let p_cont_id = if status == FaultStatus::UNK_IF {
+                    0
+                } else {
+                    request.p_cont_id
+                };
                 let pdu = self
-                    .fault_pdu(call_id, request.p_cont_id, status)
+                    .fault_pdu(call_id, p_cont_id, status)
                     .map_err(|error| Refusal::proto(call_id, error))?;
                 self.control.push_back(pdu);
             }
@@ -1104,6 +1145,22 @@ impl ServerAssociation {
         Ok(())
     }
 }
+
+/// The one fragment size both directions use, as Windows and Samba answer (C706 §12.6.3.1
+/// leaves the choice to the server): the smaller of the client's two sizes, raised to the 2048 bytes every server
+/// accepts (a client offering less, even 0, is not refused), lowered to the server's own limit,
+/// rounded down to a multiple of 8.
+fn negotiated_frag_size(bind: &Bind, limits: &Limits) -> u16 {
+    let client = bind
+        .max_xmit_frag
+        .min(bind.max_recv_frag)
+        .max(MIN_NEGOTIATED_FRAG);
+    let size = client.min(limits.max_xmit_frag).min(limits.max_recv_frag);
+    (size & !7).max(MIN_FRAG_SIZE)
+}
+
+/// The smallest fragment size a bind_ack names, whatever the client offered.
+const MIN_NEGOTIATED_FRAG: u16 = 2048;
 
 /// What a bound association accepts.
 const BOUND_EXPECTS: &[PacketType] = &[

@@ -510,8 +510,10 @@ fn requests_and_responses_fragment_at_the_smallest_legal_size() {
 fn requests_and_responses_fragment_at_65535() {
     let pair = fragmented_round_trip(u16::MAX, 300_000);
     let requests = pair.frames(Dir::ToServer, PacketType::REQUEST);
-    assert_eq!(requests.len(), 300_000usize.div_ceil(65535 - 24));
-    assert_eq!(requests[0].len(), 65535);
+    // The server negotiates a multiple of 8, as Windows and Samba do: 65528.
+    let frag = usize::from(u16::MAX - 7);
+    assert_eq!(requests.len(), 300_000usize.div_ceil(frag - 24));
+    assert_eq!(requests[0].len(), frag);
 }
 
 #[test]
@@ -1592,7 +1594,7 @@ fn the_client_accepts_fragments_up_to_the_servers_announced_size() {
 }
 
 #[test]
-fn fragment_sizes_under_1432_are_refused() {
+fn fragment_sizes_under_1432_are_refused_by_the_client_and_raised_by_the_server() {
     let mut config = ClientConfig::default();
     config.limits.max_recv_frag = 1431;
     assert!(matches!(
@@ -1604,8 +1606,14 @@ fn fragment_sizes_under_1432_are_refused() {
     if let PduBody::Bind(body) = &mut bind.body {
         body.max_recv_frag = 1000;
     }
-    assert!(server.handle_frame(bind.to_bytes().unwrap()).is_err());
-    assert_eq!(nak_reason(&mut server), RejectReason::REASON_NOT_SPECIFIED);
+    // The server is not refused a bind offering less: as Windows and Samba, it answers with
+    // the 2048 bytes every server accepts.
+    server.handle_frame(bind.to_bytes().unwrap()).unwrap();
+    let ack = decode(&server.poll_transmit().unwrap().to_bytes());
+    match ack.body {
+        PduBody::BindAck(ack) => assert_eq!((ack.max_xmit_frag, ack.max_recv_frag), (2048, 2048)),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A scripted conversation (bind, fragmented calls both ways, an alter_context, a fault, a
@@ -1858,4 +1866,60 @@ fn at_connect_a_verifier_naming_another_context_is_denied() {
         pair.collect();
         assert!(pair.take_requests().is_empty());
     }
+}
+
+/// A bind of another version or an unsupported data representation is answered (bind_nak
+/// protocol_version_not_supported naming 5.0, as Samba and Windows), not dropped unanswered:
+/// `frame_len` still cuts it whole.
+#[test]
+fn other_versions_and_data_representations_get_a_bind_nak() {
+    let variants: [(usize, u8); 4] = [
+        (0, 4),    // rpc_vers 4
+        (1, 9),    // rpc_vers_minor 9
+        (4, 0x11), // EBCDIC characters
+        (5, 1),    // VAX floating point
+    ];
+    for (at, value) in variants {
+        let mut frame = BytesMut::from(&bind_frame(vec![context(0, AD_BACKUP)], None)[..]);
+        frame[at] = value;
+        let frame = frame.freeze();
+        assert_eq!(
+            frame_len(&frame, 5840),
+            Ok(Some(frame.len())),
+            "{at}={value}"
+        );
+        let mut server = fresh_server();
+        assert!(server.handle_frame(frame).is_err());
+        let nak = server.next_frame().unwrap();
+        match decode(&nak).body {
+            PduBody::BindNak(nak) => {
+                assert_eq!(
+                    nak.provider_reject_reason,
+                    RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED,
+                    "{at}={value}"
+                );
+                assert_eq!(
+                    nak.versions
+                        .iter()
+                        .map(|v| (v.major, v.minor))
+                        .collect::<Vec<_>>(),
+                    vec![(5, 0)],
+                    "{at}={value}"
+                );
+            }
+            other => panic!("{at}={value}: {other:?}"),
+        }
+    }
+}
+
+/// Any PDU but a bind on a fresh association gets a bind_nak, as Samba answers.
+#[test]
+fn a_request_before_the_bind_gets_a_bind_nak() {
+    let mut server = fresh_server();
+    let request = request_pdu(1, WHOLE, 0, 0, &[]);
+    assert!(server.handle_frame(request).is_err());
+    assert_eq!(
+        nak_reason(&mut server),
+        RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED
+    );
 }
