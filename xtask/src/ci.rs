@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 
 use crate::args::Args;
 use crate::setup::{self, Needs};
-use crate::{conformance, deps, fuzz, install, sh, vectors};
+use crate::{conformance, deps, fuzz, install, sh, soak, vectors};
 
 /// The steps, in the order they run.
 const STEPS: &[&str] = &[
@@ -23,6 +23,7 @@ const STEPS: &[&str] = &[
     "conformance",
     "vectors",
     "fuzz",
+    "soak",
 ];
 
 /// The targets `cargo check` must pass for besides the host (`setup` adds them with rustup).
@@ -142,6 +143,8 @@ fn step(name: &str, installs: bool) -> Result<()> {
                 .into_iter()
                 .chain(no_install_arg(installs)),
         )),
+        // The dev build the test step made: 100 cycles take about a minute.
+        "soak" => soak::soak(soak::DEFAULT_CYCLES, false),
         _ => bail!("no step called `{name}`"),
     }
 }

@@ -1,11 +1,14 @@
-//! `cargo xtask fuzz [--target T] [--secs N] [--jobs J]`: regressions first, then fresh fuzzing.
+//! `cargo xtask fuzz [--target T] [--secs N] [--runs R] [--jobs J]`: regressions first, then
+//! fresh fuzzing.
 //!
 //! Runs on the stable toolchain: cargo-fuzz's default address sanitizer needs `-Z` flags, which
 //! `RUSTC_BOOTSTRAP=1` unlocks for this build only. The targets are built once; then, for each,
-//! every saved crash under `fixtures/fuzz/<target>/` is replayed and the target fuzzes for N
-//! seconds from its corpus (`fuzz/corpus/<target>`, seeded with the committed fixtures). Each
-//! target's libFuzzer output goes to `target/fuzz-logs/<target>.log`. Targets run side by side,
-//! one per core (or `--jobs J`).
+//! every saved input under `fixtures/fuzz/<target>/` is replayed and the target fuzzes for N
+//! seconds or R executions, whichever comes first, from its corpus (`fuzz/corpus/<target>`,
+//! seeded with the saved inputs, the PDU fixtures for the targets that take PDUs, and, for the
+//! stub targets, a seed corpus built here from the call stubs of `fixtures/ndr`). Each target's
+//! libFuzzer output goes to `target/fuzz-logs/<target>.log`. Targets run side by side, one per
+//! core (or `--jobs J`); a table of executions, coverage and crashes per target ends the run.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,8 @@ use crate::setup::{self, Needs};
 use crate::sh;
 
 const DEFAULT_SECS: u64 = 60;
+/// The call stubs the stub targets are seeded from.
+const NDR_FIXTURES: &str = "fixtures/ndr";
 /// Saved crashes, one directory per target: each file is replayed on every run.
 const REGRESSIONS: &str = "fixtures/fuzz";
 /// Targets that take whole PDUs, and so start from the PDU fixtures.
@@ -32,7 +37,11 @@ const PDU_TARGETS: &[&str] = &[
 
 pub(crate) fn run(mut args: Args) -> Result<()> {
     let only = args.value("--target")?;
-    let secs = args.number("--secs")?.unwrap_or(DEFAULT_SECS);
+    let runs = args.number("--runs")?;
+    let secs = args
+        .number("--secs")?
+        .or_else(|| runs.is_none().then_some(DEFAULT_SECS));
+    let budget = Budget { secs, runs };
     let jobs = args
         .number("--jobs")?
         .map(|j| usize::try_from(j).unwrap_or(usize::MAX));
@@ -76,27 +85,42 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     }
     sh::run(&mut build)?;
 
-    let logs = sh::target_dir()?.join("fuzz-logs");
+    let target_dir = sh::target_dir()?;
+    let logs = target_dir.join("fuzz-logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let seeds = target_dir.join("fuzz-seeds");
+    build_stub_seeds(Path::new(NDR_FIXTURES), &seeds)?;
     // libFuzzer runs one process per target: keep every core busy with a target of its own.
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let queue = Mutex::new(targets.iter());
     let failed = Mutex::new(Vec::new());
+    let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, targets.len()) {
             scope.spawn(|| {
                 while let Some(target) = queue.lock().ok().and_then(|mut q| q.next()) {
-                    match fuzz_one(&fuzz_dir, target, secs, &logs) {
-                        Ok(summary) => println!("{target}: {summary}"),
+                    let outcome = fuzz_one(&fuzz_dir, target, budget, &logs, &seeds);
+                    match &outcome {
+                        Ok(stats) => println!("{target}: {}", stats.line()),
                         Err(e) => {
                             println!("{target}: FAILED: {e:#}");
                             failed.lock().map(|mut f| f.push(target.as_str())).ok();
                         }
                     }
+                    let stats = outcome.unwrap_or_else(|_| {
+                        Stats::from_log(&read_log(&logs.join(format!("{target}.log"))))
+                    });
+                    results
+                        .lock()
+                        .map(|mut r| r.push((target.as_str(), stats)))
+                        .ok();
                 }
             });
         }
     });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_unstable_by_key(|(target, _)| *target);
+    print!("{}", table(&results));
     let mut failed = failed.into_inner().unwrap_or_default();
     failed.sort_unstable();
     if !failed.is_empty() {
@@ -117,8 +141,21 @@ fn cargo_fuzz(subcommand: &str, fuzz_dir: &Path) -> Command {
     cmd
 }
 
-/// Replays the regressions of `target`, then fuzzes it for `secs`; returns the summary line.
-fn fuzz_one(fuzz_dir: &Path, target: &str, secs: u64, logs: &Path) -> Result<String> {
+/// How long each target fuzzes: until either limit is reached.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    secs: Option<u64>,
+    runs: Option<u64>,
+}
+
+/// Replays the regressions of `target`, then fuzzes it within `budget`.
+fn fuzz_one(
+    fuzz_dir: &Path,
+    target: &str,
+    budget: Budget,
+    logs: &Path,
+    seeds: &Path,
+) -> Result<Stats> {
     let regressions = Path::new(REGRESSIONS).join(target);
     let saved = if regressions.is_dir() {
         sh::walk(&regressions)?
@@ -146,19 +183,82 @@ fn fuzz_one(fuzz_dir: &Path, target: &str, secs: u64, logs: &Path) -> Result<Str
     if PDU_TARGETS.contains(&target) && Path::new("fixtures/pdu").is_dir() {
         fuzz.arg("fixtures/pdu");
     }
-    fuzz.args([
-        "--",
-        &format!("-max_total_time={secs}"),
-        "-print_final_stats=1",
-    ]);
+    let stub_seeds = seeds.join(target);
+    if stub_seeds.is_dir() {
+        fuzz.arg(&stub_seeds);
+    }
+    fuzz.args(["--", "-print_final_stats=1"]);
+    if let Some(secs) = budget.secs {
+        fuzz.arg(format!("-max_total_time={secs}"));
+    }
+    if let Some(runs) = budget.runs {
+        fuzz.arg(format!("-runs={runs}"));
+    }
     let log = logs.join(format!("{target}.log"));
     run_logged(&mut fuzz, &log)?;
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    Ok(format!(
-        "{}, {} saved inputs replayed",
-        summarize(&text),
-        saved.len()
-    ))
+    let mut stats = Stats::from_log(&read_log(&log));
+    stats.replayed = saved.len();
+    Ok(stats)
+}
+
+/// The call stubs of `fixtures/ndr`, each behind the selector byte the stub oracles read
+/// (`dsbackup_proto::iface::fuzzing`: opnum, bit 5 for a response), one directory per stub
+/// target under `out`. Built on every run from the fixtures, so the seeds follow them.
+fn build_stub_seeds(ndr: &Path, out: &Path) -> Result<()> {
+    for (target, _) in STUB_TARGETS {
+        let dir = out.join(target);
+        if dir.is_dir() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for path in sh::files_with_suffix(ndr, ".bin")? {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let Some((target, selector)) = stub_seed(&name) else {
+            continue;
+        };
+        let stub =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let seed: Vec<u8> = std::iter::once(selector).chain(stub).collect();
+        let dest = out.join(target).join(&name);
+        std::fs::write(&dest, seed).with_context(|| format!("cannot write {}", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// The stub targets and the interface name their fixtures start with.
+const STUB_TARGETS: [(&str, &str); 4] = [
+    ("stub_ad_backup", "ad_backup"),
+    ("stub_ad_restore", "ad_restore"),
+    ("stub_epm", "epm"),
+    ("stub_mgmt", "mgmt"),
+];
+
+/// The target and the selector byte of an NDR fixture named
+/// `[samba-]<interface>-<opnum>-<operation>-<request|response>[-<variant>].bin`.
+fn stub_seed(name: &str) -> Option<(&'static str, u8)> {
+    let name = name.strip_prefix("samba-").unwrap_or(name);
+    let (target, rest) = STUB_TARGETS.iter().find_map(|(target, iface)| {
+        name.strip_prefix(iface)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .map(|rest| (*target, rest))
+    })?;
+    let mut parts = rest.split('-');
+    let opnum: u8 = parts.next()?.parse().ok().filter(|&op| op < 0x20)?;
+    let direction = parts.nth(1)?.trim_end_matches(".bin");
+    match direction {
+        "request" => Some((target, opnum)),
+        "response" => Some((target, opnum | 0x20)),
+        _ => None,
+    }
+}
+
+fn read_log(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
 }
 
 /// Runs `cmd` with its output in `log`; on failure, the error carries the log's tail.
@@ -180,47 +280,94 @@ fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
         .get(lines.len().saturating_sub(25)..)
         .unwrap_or_default()
         .join("\n");
-    let artifact =
-        crash_artifact(&text).map_or_else(String::new, |a| format!("\ncrash saved as {a}"));
+    let artifact = Stats::from_log(&text)
+        .crashes
+        .first()
+        .map_or_else(String::new, |a| format!("\ncrash saved as {a}"));
     bail!(
         "{status}; last lines of {}:\n{tail}{artifact}",
         log.display()
     )
 }
 
-/// The file libFuzzer wrote the crashing input to.
-fn crash_artifact(log: &str) -> Option<&str> {
-    log.lines().find_map(|l| {
-        l.split_once("Test unit written to ")
-            .map(|(_, path)| path.trim())
-    })
+/// What one target's run gave, out of libFuzzer's log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Stats {
+    runs: Option<String>,
+    per_sec: Option<String>,
+    coverage: Option<String>,
+    new_inputs: Option<String>,
+    peak_mb: Option<String>,
+    /// Where the crashing inputs were written (libFuzzer stops at the first).
+    crashes: Vec<String>,
+    replayed: usize,
 }
 
-/// `N runs (R/s), cov C, +U new inputs` out of libFuzzer's final statistics.
-fn summarize(log: &str) -> String {
-    let stat = |name: &str| {
-        log.lines()
-            .find_map(|l| {
+impl Stats {
+    fn from_log(log: &str) -> Self {
+        let stat = |name: &str| {
+            log.lines().find_map(|l| {
                 l.strip_prefix(&format!("stat::{name}:"))
                     .map(|v| v.trim().to_owned())
             })
-            .unwrap_or_else(|| "?".to_owned())
-    };
-    let coverage = log
-        .lines()
-        .rev()
-        .find_map(|l| {
+        };
+        let coverage = log.lines().rev().find_map(|l| {
             l.split_once("cov: ")
                 .and_then(|(_, rest)| rest.split_whitespace().next())
-        })
-        .unwrap_or("?");
-    format!(
-        "{} runs ({}/s), cov {coverage}, +{} new inputs, peak {} MB",
-        stat("number_of_executed_units"),
-        stat("average_exec_per_sec"),
-        stat("new_units_added"),
-        stat("peak_rss_mb")
-    )
+                .map(str::to_owned)
+        });
+        Self {
+            runs: stat("number_of_executed_units"),
+            per_sec: stat("average_exec_per_sec"),
+            coverage,
+            new_inputs: stat("new_units_added"),
+            peak_mb: stat("peak_rss_mb"),
+            crashes: log
+                .lines()
+                .filter_map(|l| {
+                    l.split_once("Test unit written to ")
+                        .map(|(_, path)| path.trim().to_owned())
+                })
+                .collect(),
+            replayed: 0,
+        }
+    }
+
+    /// `N runs (R/s), cov C, +U new inputs, peak M MB, K crashes, S saved inputs replayed`.
+    fn line(&self) -> String {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".to_owned());
+        format!(
+            "{} runs ({}/s), cov {}, +{} new inputs, peak {} MB, {} crashes, {} saved inputs replayed",
+            show(&self.runs),
+            show(&self.per_sec),
+            show(&self.coverage),
+            show(&self.new_inputs),
+            show(&self.peak_mb),
+            self.crashes.len(),
+            self.replayed
+        )
+    }
+}
+
+/// One row per target: executions, coverage (libFuzzer's edge count), crashes.
+fn table(results: &[(&str, Stats)]) -> String {
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".to_owned());
+    let mut out = format!(
+        "\n{:<20} {:>12} {:>8} {:>8}\n",
+        "target", "executions", "coverage", "crashes"
+    );
+    for (target, stats) in results {
+        out.push_str(&format!(
+            "{target:<20} {:>12} {:>8} {:>8}\n",
+            show(&stats.runs),
+            show(&stats.coverage),
+            stats.crashes.len()
+        ));
+        for crash in &stats.crashes {
+            out.push_str(&format!("  crash: {crash}\n"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -238,13 +385,18 @@ mod tests {
 
     #[test]
     fn final_statistics_are_summarized() {
+        let stats = Stats::from_log(LOG);
         assert_eq!(
-            summarize(LOG),
-            "8000 runs (4000/s), cov 14, +3 new inputs, peak 31 MB"
+            stats.line(),
+            "8000 runs (4000/s), cov 14, +3 new inputs, peak 31 MB, 0 crashes, 0 saved inputs replayed"
         );
         assert_eq!(
-            summarize(""),
-            "? runs (?/s), cov ?, +? new inputs, peak ? MB"
+            Stats::from_log("").line(),
+            "? runs (?/s), cov ?, +? new inputs, peak ? MB, 0 crashes, 0 saved inputs replayed"
+        );
+        assert!(
+            table(&[("pdu_decode", stats)])
+                .contains("pdu_decode                   8000       14        0")
         );
     }
 
@@ -253,9 +405,54 @@ mod tests {
         let log = "==1== ERROR: libFuzzer: deadly signal\n\
                    artifact_prefix='fuzz/artifacts/pdu_decode/'; Test unit written to fuzz/artifacts/pdu_decode/crash-da39\n";
         assert_eq!(
-            crash_artifact(log),
-            Some("fuzz/artifacts/pdu_decode/crash-da39")
+            Stats::from_log(log).crashes,
+            ["fuzz/artifacts/pdu_decode/crash-da39"]
         );
-        assert_eq!(crash_artifact(LOG), None);
+        assert!(Stats::from_log(LOG).crashes.is_empty());
+    }
+
+    #[test]
+    fn ndr_fixture_names_give_the_target_and_selector() {
+        assert_eq!(
+            stub_seed("ad_backup-4-HrRBackupRead-response-short.bin"),
+            Some(("stub_ad_backup", 0x24))
+        );
+        assert_eq!(
+            stub_seed("ad_restore-1-HrRRestorePrepare-request.bin"),
+            Some(("stub_ad_restore", 1))
+        );
+        assert_eq!(
+            stub_seed("samba-epm-3-ept_map-response.bin"),
+            Some(("stub_epm", 0x23))
+        );
+        assert_eq!(
+            stub_seed("mgmt-0-inq_if_ids-response-null.bin"),
+            Some(("stub_mgmt", 0x20))
+        );
+        assert_eq!(stub_seed("vectors.json"), None);
+        assert_eq!(stub_seed("ntlm-negotiate.bin"), None);
+    }
+
+    #[test]
+    fn every_ndr_fixture_seeds_a_stub_target() {
+        let root = sh::project_root();
+        let temp = sh::TempDir::new("fuzz-seeds").unwrap();
+        let temp = temp.path();
+        build_stub_seeds(&root.join(NDR_FIXTURES), temp).unwrap();
+        let fixtures = sh::files_with_suffix(&root.join(NDR_FIXTURES), ".bin").unwrap();
+        let seeded: usize = STUB_TARGETS
+            .iter()
+            .map(|(target, _)| std::fs::read_dir(temp.join(target)).unwrap().count())
+            .sum();
+        assert_eq!(seeded, fixtures.len());
+        let read =
+            std::fs::read(temp.join("stub_ad_backup/ad_backup-4-HrRBackupRead-response.bin"))
+                .unwrap();
+        let stub = std::fs::read(
+            root.join(NDR_FIXTURES)
+                .join("ad_backup-4-HrRBackupRead-response.bin"),
+        )
+        .unwrap();
+        assert_eq!(read.split_first(), Some((&0x24, stub.as_slice())));
     }
 }

@@ -21,6 +21,7 @@ mod peers;
 mod sealed;
 mod setup;
 mod sh;
+mod soak;
 mod vectors;
 
 use anyhow::{Context as _, Result, bail};
@@ -33,7 +34,8 @@ Tasks:
   ci [--skip STEP,..] [--no-install]
         everything CI checks, in order, each a timed step: setup fmt clippy test large (the
         ignored 1 GiB end-to-end backup) doc deps ffi (libntdsbcli installed into a prefix and
-        examples/c/ntbackup.c built against it) conformance vectors fuzz (10 s per target);
+        examples/c/ntbackup.c built against it) conformance vectors fuzz (10 s per target) soak
+        (100 cycles);
         stops at the first failure
   cross
         cargo check --workspace for x86_64-pc-windows-gnu and x86_64-apple-darwin (rustup
@@ -55,12 +57,19 @@ Tasks:
   vectors [--check] [--no-install]
         runs scripts/vectors/*.py (impacket) into fixtures/; with --check, into a temporary
         directory, and fails unless the committed files are reproduced byte for byte
-  fuzz [--target T] [--secs N] [--jobs J] [--fuzz-dir DIR] [--no-install]
-        replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds (default 60),
-        J targets at a time (default: one per core)
+  fuzz [--target T] [--secs N] [--runs R] [--jobs J] [--fuzz-dir DIR] [--no-install]
+        replays fixtures/fuzz/<T>/* then fuzzes each target (or one) for N seconds or R
+        executions, whichever comes first (default 60 s), J targets at a time (default: one per
+        core); the stub targets start from fixtures/ndr; ends with executions, coverage and
+        crashes per target
   install --prefix DIR [--profile release|dev]
         builds libntdsbcli (the ntdsbcli C API) and installs lib/libntdsbcli.so, lib/libntdsbcli.a,
         include/ntdsbcli.h, include/ntdsbmsg.h and lib/pkgconfig/ntdsbcli.pc under DIR
+  soak [--cycles N] [--release]
+        N backups (default 100) against an in-process mock DC, each with one fault in turn (drop,
+        stall, corrupt a fragment, kill the client, kill and restart the server, half-open socket,
+        signal to the CLI), each followed by a check that no binding, association, task, session
+        or file descriptor is left and that no set reported good differs from the source
   bench [--backup-only] [--size MIB] [--load]
         runs the criterion benches and prints each throughput against memcpy in the same run
         (--backup-only skips them); then a backup over loopback (1 GiB unless --size says) at
@@ -98,6 +107,7 @@ fn main() -> Result<()> {
         }
         Some("vectors") => vectors::run(args),
         Some("fuzz") => fuzz::run(args),
+        Some("soak") => soak::run(args),
         Some("install") => install::run(args),
         Some("cross") => {
             args.finish()?;

@@ -6,10 +6,12 @@ use bytes::Bytes;
 
 use crate::client::{ClientAssociation, ClientConfig};
 use crate::framing::frame_len;
+use crate::names::{build_name_list, parse_name_list};
 use crate::pdu::{BindAck, ContextResult, Pdu, PduBody, PortAny};
 use crate::security::AuthLevel;
 use crate::server::{Interface, ServerAssociation, ServerConfig, ServerEvent};
 use crate::syntax::SyntaxId;
+use crate::token::ExpiryToken;
 use crate::uuid::Uuid;
 
 /// Decodes `data` as one fragment; must never panic.
@@ -46,6 +48,83 @@ pub fn round_trip_pdu(data: &[u8]) {
             again.to_bytes().ok(),
             Some(encoded),
             "encoding is deterministic"
+        );
+    }
+}
+
+/// Parses `data`, read as little-endian UTF-16 code units (an odd last byte is dropped), as a
+/// BFT name list. A list that parses must build back to the same units when it names at least
+/// one file (the accepted spellings of an empty list, nothing, one NUL or two, all build to two
+/// NULs), and what it builds must parse to the same entries.
+///
+/// # Panics
+/// When a parsed list does not survive building and parsing again.
+pub fn name_list(data: &[u8]) {
+    let units: Vec<u16> = data
+        .chunks_exact(2)
+        .filter_map(|pair| pair.try_into().ok())
+        .map(u16::from_le_bytes)
+        .collect();
+    let Ok(entries) = parse_name_list(&units) else {
+        return;
+    };
+    let built = build_name_list(&entries);
+    if entries.is_empty() {
+        assert_eq!(built, [0, 0], "an empty list builds to two NULs");
+    } else {
+        assert_eq!(built, units, "a parsed list builds back to its units");
+    }
+    assert_eq!(
+        parse_name_list(&built).as_ref(),
+        Ok(&entries),
+        "a built list parses to its entries"
+    );
+    for entry in &entries {
+        let kind = entry.kind.classify();
+        assert!(
+            kind == entry.kind || kind == crate::names::BftKind::UNKNOWN,
+            "classify keeps a kind or calls it unknown"
+        );
+    }
+}
+
+/// Decodes `data` as an expiry token. A token that decodes must encode to the same 16 bytes,
+/// and its expiry must be consistent: never before the backup, expired one interval after it
+/// expires (unless that is past the end of time) and not at the instant it expires.
+///
+/// # Panics
+/// When one of those does not hold.
+pub fn expiry_token(data: &[u8]) {
+    let Ok(token) = ExpiryToken::decode(data) else {
+        assert!(
+            data.len() != ExpiryToken::LEN
+                || data.get(..4) != Some(ExpiryToken::VERSION.to_le_bytes().as_slice()),
+            "a 16-byte token of the known version decodes"
+        );
+        return;
+    };
+    assert_eq!(
+        token.encode().as_slice(),
+        data,
+        "a decoded token encodes to its bytes"
+    );
+    let expires = token.expires_at();
+    assert!(
+        expires >= token.backup_time,
+        "a backup expires after it was taken"
+    );
+    assert!(
+        !token.is_expired(expires),
+        "a token has not expired at its expiry"
+    );
+    assert!(
+        !token.is_expired(token.backup_time),
+        "a token is valid when taken"
+    );
+    if let Some(after) = expires.checked_add(1) {
+        assert!(
+            token.is_expired(after),
+            "a token has expired after its expiry"
         );
     }
 }
