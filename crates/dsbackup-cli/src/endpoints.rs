@@ -96,12 +96,11 @@ async fn options(args: &Args) -> Result<ClientOptions> {
     let mut options = ClientOptions::default();
     if kerberos && auth != Auth::None {
         let user = args.user.as_deref();
-        let ticket =
-            crate::kerberos::service_ticket(&args.kerberos, user, &args.server, |realm| {
-                creds::password(user.unwrap_or_default(), realm, &args.password)
-                    .map(|password| password.to_string())
-            })
-            .await?;
+        let ticket = crate::kerberos::service_ticket(&args.kerberos, user, &args.server, |realm| {
+            creds::password(user.unwrap_or_default(), realm, &args.password)
+                .map(|password| password.to_string())
+        })
+        .await?;
         options.auth = ClientAuth::Kerberos {
             ticket: Box::new(ticket),
             level: auth.level(),
