@@ -28,7 +28,12 @@ const ORACLES: &[(&str, Oracle)] = &[
 ];
 
 /// Targets whose oracle lives in another crate, which replays their inputs in its own tests.
-const ELSEWHERE: &[(&str, &str)] = &[("ntlm_message", "dsbackup-ntlm")];
+const ELSEWHERE: &[(&str, &str)] = &[
+    ("ntlm_message", "dsbackup-ntlm"),
+    ("krb_files", "dsbackup-krb"),
+    ("krb_message", "dsbackup-krb"),
+    ("krb_peer_tokens", "dsbackup-krb"),
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
