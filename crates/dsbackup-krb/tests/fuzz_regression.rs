@@ -5,8 +5,11 @@
 
 use std::path::Path;
 
+/// A fuzzing oracle: panics when the input breaks a property.
+type Oracle = fn(&[u8]);
+
 /// The targets whose oracles live in this crate, by their name under `fuzz/fuzz_targets/`.
-const ORACLES: &[(&str, fn(&[u8]))] = &[
+const ORACLES: &[(&str, Oracle)] = &[
     ("krb_files", dsbackup_krb::fuzzing::parse_files),
     ("krb_message", dsbackup_krb::fuzzing::decode_message),
     ("krb_peer_tokens", dsbackup_krb::fuzzing::peer_tokens),
