@@ -44,6 +44,7 @@ const MAY_USE: &[(&str, &[&str])] = &[
         &[
             "dsbackup-proto",
             "dsbackup-ntlm",
+            "dsbackup-krb",
             "dsbackup-transport",
             "dsbackup-client",
         ],
