@@ -123,7 +123,7 @@ impl RpcInterface for Backup {
     }
 
     fn opnums(&self) -> u16 {
-        9
+        ad_backup::INTERFACE.opnums()
     }
 
     fn call(
@@ -225,7 +225,7 @@ impl RpcInterface for Restore {
     }
 
     fn opnums(&self) -> u16 {
-        8
+        ad_restore::INTERFACE.opnums()
     }
 
     fn call(

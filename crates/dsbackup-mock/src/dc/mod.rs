@@ -348,7 +348,7 @@ impl MockDc {
                 let id = iface.id();
                 ServerInterface {
                     syntax: id.syntax(),
-                    opnums: u16::try_from(id.calls.len()).unwrap_or(u16::MAX),
+                    opnums: id.opnums(),
                     min_auth_level: self.shared.config.min_auth_level,
                 }
             })

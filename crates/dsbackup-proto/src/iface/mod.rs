@@ -68,6 +68,11 @@ impl InterfaceId {
         SyntaxId::new(self.uuid, self.version_major, self.version_minor)
     }
 
+    /// How many operations the interface has: opnums `0..opnums()` exist.
+    pub fn opnums(&self) -> u16 {
+        u16::try_from(self.calls.len()).unwrap_or(u16::MAX)
+    }
+
     /// The table entry of `opnum`.
     pub fn call(&self, opnum: u16) -> Option<&'static CallInfo> {
         self.calls.iter().find(|call| call.opnum == opnum)
