@@ -13,6 +13,8 @@ mod faults;
 #[cfg(test)]
 mod hostile;
 #[cfg(test)]
+mod kerberos;
+#[cfg(test)]
 mod raw;
 #[cfg(test)]
 mod safety;

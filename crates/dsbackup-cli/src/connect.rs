@@ -36,6 +36,12 @@ pub(crate) struct ConnectArgs {
     /// The RPC authentication level.
     #[arg(long, value_enum, default_value_t = Auth::Privacy)]
     pub(crate) auth: Auth,
+    /// The authentication package: NTLM, or Kerberos with a ticket from a ccache
+    /// (--ccache, KRB5CCNAME), a keytab (--keytab) or the password.
+    #[arg(long, value_enum, default_value = "ntlm")]
+    pub(crate) auth_type: crate::kerberos::AuthType,
+    #[command(flatten)]
+    pub(crate) kerberos: crate::kerberos::KerberosArgs,
     /// Seconds to connect and bind.
     #[arg(long, default_value_t = 10)]
     pub(crate) connect_timeout: u64,
@@ -72,11 +78,11 @@ pub(crate) struct ProgressArgs {
 pub(crate) enum Auth {
     /// No authentication (RPC_C_AUTHN_LEVEL_NONE).
     None,
-    /// NTLM at connect level: authenticated, not signed.
+    /// Authenticated at connect, not signed.
     Connect,
-    /// NTLM, every PDU signed (packet integrity).
+    /// Every PDU signed (packet integrity).
     Integrity,
-    /// NTLM, every PDU signed and sealed (packet privacy).
+    /// Every PDU signed and sealed (packet privacy).
     Privacy,
 }
 
@@ -141,7 +147,21 @@ impl ConnectArgs {
                 port: self.epm_port,
             },
         });
-        if self.auth != Auth::None {
+        let kerberos = self.auth_type == crate::kerberos::AuthType::Kerberos;
+        if !kerberos && self.kerberos.any() {
+            return Err(crate::exit::usage(
+                "--realm, --kdc, --keytab, --ccache and --spn need --auth-type kerberos",
+            ));
+        }
+        if kerberos && self.auth != Auth::None {
+            let tickets = crate::kerberos::tickets(
+                &self.kerberos,
+                self.user.as_deref(),
+                &self.server,
+                |user, realm| creds::password(user, realm, &self.password),
+            )?;
+            config = config.kerberos(tickets);
+        } else if self.auth != Auth::None {
             let user = self.user.as_deref().ok_or_else(|| {
                 crate::exit::usage(format!(
                     "--user is needed at --auth {} (or use --auth none)",

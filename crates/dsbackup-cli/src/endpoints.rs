@@ -69,7 +69,7 @@ pub(crate) struct Args {
 /// Runs the command; `json` (the global `--json`): one JSON object a line (JSON Lines) instead
 /// of text.
 pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
-    let entries = fetch(args, &options(args).await?).await?;
+    let entries = fetch(args, &options(args)?).await?;
     let out = if json {
         render_json(&entries)?
     } else {
@@ -84,7 +84,7 @@ pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
 ///
 /// # Errors
 /// A usage error for `--auth` above none without `--user`, or no password.
-async fn options(args: &Args) -> Result<ClientOptions> {
+fn options(args: &Args) -> Result<ClientOptions> {
     crate::connect::check_server(&args.server)?;
     let kerberos = args.auth_type == crate::kerberos::AuthType::Kerberos;
     let auth = match (args.auth, &args.user) {
@@ -95,14 +95,14 @@ async fn options(args: &Args) -> Result<ClientOptions> {
     };
     let mut options = ClientOptions::default();
     if kerberos && auth != Auth::None {
-        let user = args.user.as_deref();
-        let ticket = crate::kerberos::service_ticket(&args.kerberos, user, &args.server, |realm| {
-            creds::password(user.unwrap_or_default(), realm, &args.password)
-                .map(|password| password.to_string())
-        })
-        .await?;
+        let tickets = crate::kerberos::tickets(
+            &args.kerberos,
+            args.user.as_deref(),
+            &args.server,
+            |user, realm| creds::password(user, realm, &args.password),
+        )?;
         options.auth = ClientAuth::Kerberos {
-            ticket: Box::new(ticket),
+            tickets,
             level: auth.level(),
         };
     } else if auth != Auth::None {

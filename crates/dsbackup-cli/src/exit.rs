@@ -7,8 +7,8 @@
 //! | 2 | bad command line: clap's usage errors, and values that do not fit (a missing `--user`, `--read-size` out of range, a malformed `DSBACKUP_NT_HASH`, `mock-dc` with nothing to serve, a bad mock configuration) |
 //! | 3 | verification failed: files of the set do not match the manifest |
 //! | 4 | the server refused an operation (a status such as `ERROR_ACCESS_DENIED`) |
-//! | 5 | authentication failed (wrong user or password) |
-//! | 6 | the server could not be reached (name, port, endpoint mapper), or the connection broke |
+//! | 5 | authentication failed (wrong user or password; with Kerberos also the KDC's refusals: unknown service principal, clocks too far apart, an expired ticket or cache) |
+//! | 6 | the server (or the KDC) could not be reached (name, port, endpoint mapper), or the connection broke |
 //! | 7 | a local file problem: the backup set, the output directory, a missing configuration file, a disk error |
 //! | 8 | a response failed its signature check: the traffic was altered or corrupted |
 //! | 9 | `online` only: the DC answered, and its directory service is offline (restore mode) |
@@ -89,14 +89,18 @@ pub(crate) fn code_of(error: &anyhow::Error) -> u8 {
 /// handshake, or `nca_s_fault_access_denied` on a call that did not execute (how Windows and
 /// Samba answer the first call after an AUTHENTICATE they reject).
 pub(crate) fn is_refused_logon(error: &TransportError) -> bool {
-    matches!(
-        error,
-        TransportError::Protocol(dsbackup_proto::ProtocolError::Security(_))
-            | TransportError::Fault {
-                status: dsbackup_proto::FaultStatus::ACCESS_DENIED,
-                did_not_execute: true,
-            }
-    )
+    match error {
+        // The KDC refused a ticket (a wrong password, clocks apart) or the ticket expired.
+        TransportError::Kdc(kdc) => kdc.is_refusal(),
+        _ => matches!(
+            error,
+            TransportError::Protocol(dsbackup_proto::ProtocolError::Security(_))
+                | TransportError::Fault {
+                    status: dsbackup_proto::FaultStatus::ACCESS_DENIED,
+                    did_not_execute: true,
+                }
+        ),
+    }
 }
 
 /// A transport error met outside the client library (`endpoints`).

@@ -6,14 +6,14 @@
 //! user's keys; the user's password (`DSBACKUP_PASSWORD` or a prompt). The realm comes from
 //! `--realm`, the cache, or `default_realm` of krb5.conf (`KRB5_CONFIG`, else
 //! `/etc/krb5.conf`); the KDC from `--kdc`, the realm's `kdc` lines, or the server itself.
+//! The tickets are fetched when the first connection needs them.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
-use dsbackup_krb::{Credential, KerberosTime, Krb5Conf, PrincipalName, Secret};
-use dsbackup_transport::KdcClient;
-use dsbackup_transport::resolve::lookup_host;
+use dsbackup_krb::{KerberosTime, Krb5Conf, PrincipalName, Secret};
+use dsbackup_transport::{KdcError, TicketSource, Tickets, TransportError};
 use zeroize::Zeroizing;
 
 /// How RPC authenticates.
@@ -45,6 +45,17 @@ pub(crate) struct KerberosArgs {
     pub(crate) spn: Option<String>,
 }
 
+impl KerberosArgs {
+    /// Whether a Kerberos option was given (they mean nothing to NTLM).
+    pub(crate) fn any(&self) -> bool {
+        self.realm.is_some()
+            || self.kdc.is_some()
+            || self.keytab.is_some()
+            || self.ccache.is_some()
+            || self.spn.is_some()
+    }
+}
+
 fn now() -> KerberosTime {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -71,16 +82,27 @@ fn ccache_path(args: &KerberosArgs, user: Option<&str>) -> Option<PathBuf> {
     Some(PathBuf::from(name.strip_prefix("FILE:").unwrap_or(&name)))
 }
 
-/// A service ticket for the server, from the sources in the module's order.
+/// The user name and realm of `--user` for Kerberos: `user@REALM`, `DOMAIN\user`
+/// (`DOMAIN/user`), or `user`.
+fn split_user(user: &str) -> (&str, Option<&str>) {
+    if let Some((name, realm)) = user.rsplit_once('@') {
+        return (name, Some(realm));
+    }
+    let name = user.rsplit(['\\', '/']).next().unwrap_or(user);
+    (name, None)
+}
+
+/// Where the server's service tickets come from, per the module's order; nothing is fetched
+/// yet (the first connection asks the KDC).
 ///
 /// # Errors
-/// No source of credentials, an unreadable file, or the KDC's refusal.
-pub(crate) async fn service_ticket(
+/// No source of credentials, an unreadable file, or no password.
+pub(crate) fn tickets(
     args: &KerberosArgs,
     user: Option<&str>,
     server: &str,
-    password: impl FnOnce(&str) -> Result<String>,
-) -> Result<Credential> {
+    password: impl FnOnce(&str, &str) -> Result<Zeroizing<String>>,
+) -> Result<Tickets> {
     let conf = krb5_conf();
     let spn = PrincipalName::service(
         &args
@@ -99,9 +121,18 @@ pub(crate) async fn service_ticket(
         }
         None => None,
     };
+    let (user, user_realm) = match user {
+        Some(user) => {
+            let (name, realm) = split_user(user);
+            (Some(name), realm)
+        }
+        None => (None, None),
+    };
     let realm = args
         .realm
-        .clone()
+        .as_deref()
+        .or(user_realm)
+        .map(str::to_owned)
         .or_else(|| cache.as_ref().map(|c| c.realm.clone()))
         .or_else(|| conf.default_realm.clone())
         .context("no realm: give --realm (or a default_realm in krb5.conf)")?
@@ -111,28 +142,27 @@ pub(crate) async fn service_ticket(
         .clone()
         .or_else(|| conf.kdcs_of(&realm).first().map(|k| (*k).to_owned()))
         .unwrap_or_else(|| server.to_owned());
-    let (host, port) = match kdc_name.rsplit_once(':') {
-        Some((host, port)) if port.parse::<u16>().is_ok() => {
+    let kdc = match kdc_name.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => {
             (host.to_owned(), port.parse().unwrap_or(88))
         }
         _ => (kdc_name.clone(), 88),
     };
-    let kdc = KdcClient::new(
-        lookup_host(&host, port)
-            .await
-            .with_context(|| format!("cannot resolve the KDC {kdc_name}"))?,
-    );
-    let tgt = if let Some(cache) = &cache {
+    let source = if let Some(cache) = &cache {
         if let Some(ticket) = cache.find(&spn, &realm, now()) {
-            return Ok(ticket.clone());
+            TicketSource::Ticket(Box::new(ticket.clone()))
+        } else {
+            let tgt = cache
+                .find(&PrincipalName::krbtgt(&realm), &realm, now())
+                .ok_or(TransportError::Kdc(KdcError::Expired))
+                .context("the credential cache holds no valid TGT for the realm (run kinit)")?;
+            TicketSource::Tgt(Box::new(tgt.clone()))
         }
-        cache
-            .find(&PrincipalName::krbtgt(&realm), &realm, now())
-            .cloned()
-            .context("the credential cache holds no valid TGT for the realm (run kinit)")?
     } else {
         let Some(user) = user else {
-            bail!("Kerberos needs --user, --ccache or KRB5CCNAME");
+            return Err(crate::exit::usage(
+                "Kerberos needs --user, --ccache or KRB5CCNAME",
+            ));
         };
         let secret = match &args.keytab {
             Some(path) => {
@@ -156,13 +186,13 @@ pub(crate) async fn service_ticket(
                 }
                 Secret::Keys(keys)
             }
-            None => Secret::Password(Zeroizing::new(password(&realm)?)),
+            None => Secret::Password(password(user, &realm)?),
         };
-        kdc.tgt(user, &realm, secret)
-            .await
-            .with_context(|| format!("cannot get a TGT for {user}@{realm}"))?
+        TicketSource::Login {
+            user: user.to_owned(),
+            realm: realm.clone(),
+            secret,
+        }
     };
-    kdc.service_ticket(&tgt, &spn)
-        .await
-        .with_context(|| format!("cannot get a ticket for {}", spn.to_text()))
+    Ok(Tickets::new(source, spn, Some(kdc)))
 }

@@ -13,6 +13,7 @@ use dsbackup_client::{
 };
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{DsMode, MockConfig, MockDc, MockUser, Privileges, SampleSpec};
+use dsbackup_transport::kerberos::{AcceptorConfig, ServiceKeys, parse_keytab};
 
 use crate::commands::backup_text;
 use crate::connect::Auth;
@@ -62,6 +63,34 @@ pub(crate) struct MockDcArgs {
     /// Largest fragment the server sends and receives.
     #[arg(long, default_value_t = u16::MAX)]
     pub(crate) max_frag: u16,
+    /// Also accept Kerberos (auth type 16) with the service keys of this keytab; a client
+    /// of the keytab's realm acts as the configured user of its name.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) keytab: Option<PathBuf>,
+    /// Only the keytab's keys of this principal (`host/dc1.corp.example[@REALM]`).
+    #[arg(long, requires = "keytab")]
+    pub(crate) spn: Option<String>,
+}
+
+/// The Kerberos acceptor of `--keytab` and `--spn`.
+fn kerberos(args: &MockDcArgs) -> anyhow::Result<Option<AcceptorConfig>> {
+    let Some(path) = &args.keytab else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the keytab {}", path.display()))?;
+    let entries = parse_keytab(&bytes).with_context(|| format!("{}", path.display()))?;
+    let keys = ServiceKeys::new(entries, args.spn.as_deref());
+    if keys.is_empty() {
+        return Err(exit::usage(format!(
+            "the keytab {} holds no key{}",
+            path.display(),
+            args.spn
+                .as_deref()
+                .map_or_else(String::new, |spn| format!(" of {spn}"))
+        )));
+    }
+    Ok(Some(AcceptorConfig::new(keys)))
 }
 
 /// `dsbackup demo`.
@@ -127,6 +156,7 @@ pub(crate) async fn mock_dc(args: &MockDcArgs, output: Output) -> anyhow::Result
             Some(path) => Some(crate::pcapng::Capture::create(path)?.tap()),
             None => None,
         },
+        kerberos: kerberos(args)?,
     };
     let server = MockServer::start(dc, &options)
         .await

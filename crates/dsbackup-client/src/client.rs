@@ -16,7 +16,7 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreSetCurrentLogNumberRequest,
 };
 use dsbackup_proto::{ExpiryToken, Status};
-use dsbackup_transport::{ClientAuth, ClientOptions, Registry, Tap};
+use dsbackup_transport::{ClientAuth, ClientOptions, Registry, Tap, Tickets};
 
 use crate::backup::BackupSession;
 use crate::error::Error;
@@ -57,8 +57,12 @@ impl Default for Endpoint {
 pub struct ClientConfig {
     /// The server: a host name or an address.
     pub server: String,
-    /// Who to authenticate as (`DsSetAuthIdentity`); `None` binds without authentication.
+    /// Who to authenticate as (`DsSetAuthIdentity`) with NTLM; `None` binds without
+    /// authentication (unless [`kerberos`](Self::kerberos) is set).
     pub credentials: Option<Credentials>,
+    /// Kerberos tickets for the server's SPN: when set, the client authenticates with
+    /// Kerberos (auth type 16) instead of NTLM.
+    pub kerberos: Option<Tickets>,
     /// The auth level: packet privacy by default.
     pub auth_level: AuthLevel,
     /// Where the interfaces are.
@@ -87,6 +91,7 @@ impl ClientConfig {
         Self {
             server: server.into(),
             credentials: None,
+            kerberos: None,
             auth_level: AuthLevel::PKT_PRIVACY,
             endpoint: Endpoint::default(),
             connect_timeout: Duration::from_secs(10),
@@ -102,6 +107,14 @@ impl ClientConfig {
     #[must_use]
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
+        self
+    }
+
+    /// Authenticates with Kerberos, presenting `tickets` (from a credential cache, a keytab
+    /// or a password; see [`Tickets`]), rather than NTLM.
+    #[must_use]
+    pub fn kerberos(mut self, tickets: Tickets) -> Self {
+        self.kerberos = Some(tickets);
         self
     }
 
@@ -151,10 +164,11 @@ impl Client {
                  (DsBackupRead's rule)",
             ));
         }
-        let auth = match (config.credentials, config.auth_level) {
-            (_, AuthLevel::NONE) => ClientAuth::None,
-            (Some(credentials), level) => ClientAuth::ntlm(credentials, level),
-            (None, _) => {
+        let auth = match (config.kerberos, config.credentials, config.auth_level) {
+            (_, _, AuthLevel::NONE) => ClientAuth::None,
+            (Some(tickets), _, level) => ClientAuth::Kerberos { tickets, level },
+            (None, Some(credentials), level) => ClientAuth::ntlm(credentials, level),
+            (None, None, _) => {
                 return Err(Error::Misuse(
                     "an auth level above none needs credentials (DsSetAuthIdentity)",
                 ));

@@ -49,7 +49,7 @@ pub enum Error {
         reason: String,
     },
     /// The server refused our credentials (bind rejected, access denied at the RPC layer, or
-    /// a failed NTLM exchange).
+    /// a failed NTLM exchange), or the KDC refused to give a Kerberos ticket for it.
     #[error("authentication failed: the server refused the credentials ({context}: {source})")]
     Authentication {
         /// What was being done, e.g. `connect to ad_backup`.
@@ -225,6 +225,9 @@ fn is_auth_refusal(error: &TransportError) -> bool {
         TransportError::Protocol(ProtocolError::Security(_)) => true,
         TransportError::Protocol(ProtocolError::BindRejected(reason)) => auth_reject(reason),
         TransportError::Protocol(ProtocolError::AssociationFault(status)) => auth_fault(status),
+        // The KDC refused (a wrong password, an unknown service, clocks apart) or the ticket
+        // expired; a KDC that cannot be reached is a transport failure.
+        TransportError::Kdc(error) => error.is_refusal(),
         _ => false,
     }
 }

@@ -65,4 +65,4 @@ pub use crate::workflow::{
 };
 pub use dsbackup_ntlm::{Credentials, NtHash};
 pub use dsbackup_proto::{AuthLevel, BftKind, ExpiryToken, NameEntry, Status};
-pub use dsbackup_transport::{Registry, TransportError};
+pub use dsbackup_transport::{KdcError, Registry, TicketSource, Tickets, TransportError};

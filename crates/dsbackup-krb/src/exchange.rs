@@ -19,8 +19,9 @@ use crate::crypto::{EncType, Key};
 use crate::der::KerberosTime;
 use crate::error::{CryptoError, KrbError};
 use crate::messages::{
-    ApReq, Authenticator, Checksum, EncKdcRepPart, EncryptedData, ErrorCode, EtypeInfo2, KdcRep,
-    KdcReply, KdcReq, PaData, PrincipalName, Ticket, kdc_options, pa_type, usage,
+    ApReq, Authenticator, Checksum, EncKdcRepPart, EncTicketPart, EncryptedData, EncryptionKey,
+    ErrorCode, EtypeInfo2, KdcRep, KdcReply, KdcReq, PaData, PrincipalName, Ticket, kdc_options,
+    pa_type, usage,
 };
 
 /// What the client proves its identity with.
@@ -70,6 +71,70 @@ impl Credential {
     pub fn valid_at(&self, now: KerberosTime) -> bool {
         now < self.endtime
     }
+
+    /// What a KDC hands out for `grant`: a ticket under the service's long-term key
+    /// (`service_key`, version `kvno`) with the grant's session key. For tests and mock
+    /// servers that hold the service's keytab and stand in for a KDC.
+    pub fn issue(
+        grant: Grant,
+        service_key: &Key,
+        kvno: Option<u32>,
+        confounder: &[u8; 16],
+    ) -> Self {
+        let part = EncTicketPart {
+            flags: grant.flags,
+            key: EncryptionKey {
+                keytype: grant.session_key.etype(),
+                value: Zeroizing::new(grant.session_key.as_bytes().to_vec()),
+            },
+            crealm: grant.crealm.clone(),
+            cname: grant.client.clone(),
+            authtime: grant.authtime,
+            starttime: None,
+            endtime: grant.endtime,
+        };
+        let ticket = Ticket {
+            realm: grant.srealm.clone(),
+            sname: grant.server.clone(),
+            enc_part: EncryptedData {
+                etype: service_key.etype(),
+                kvno,
+                cipher: service_key.encrypt(usage::TICKET, confounder, &part.encode()),
+            },
+        };
+        Self {
+            crealm: grant.crealm,
+            client: grant.client,
+            srealm: grant.srealm,
+            server: grant.server,
+            ticket,
+            session_key: grant.session_key,
+            authtime: grant.authtime,
+            endtime: grant.endtime,
+            flags: grant.flags,
+        }
+    }
+}
+
+/// The contents of a ticket a KDC grants (see [`Credential::issue`]).
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// The client's realm.
+    pub crealm: String,
+    /// The client.
+    pub client: PrincipalName,
+    /// The service's realm.
+    pub srealm: String,
+    /// The service.
+    pub server: PrincipalName,
+    /// The session key.
+    pub session_key: Key,
+    /// When the client authenticated (and the ticket starts).
+    pub authtime: KerberosTime,
+    /// When the ticket ends.
+    pub endtime: KerberosTime,
+    /// Ticket flags.
+    pub flags: u32,
 }
 
 /// The caller's inputs of one request: time and randomness.

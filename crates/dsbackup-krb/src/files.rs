@@ -144,6 +144,34 @@ pub fn parse_keytab(bytes: &[u8]) -> Result<Vec<KeytabEntry>, DecodeError> {
     Ok(out)
 }
 
+/// A version 2 keytab holding `entries` (what `ktutil` writes; the mirror of
+/// [`parse_keytab`]). Timestamps are written as 0.
+pub fn encode_keytab(entries: &[KeytabEntry]) -> Vec<u8> {
+    fn data16(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(bytes.get(..usize::from(u16::MAX)).unwrap_or(bytes));
+    }
+    let mut out = 0x0502u16.to_be_bytes().to_vec();
+    for e in entries {
+        let mut record = Vec::new();
+        let count = u16::try_from(e.principal.components.len()).unwrap_or(0);
+        record.extend_from_slice(&count.to_be_bytes());
+        data16(&mut record, e.realm.as_bytes());
+        for c in e.principal.components.iter().take(usize::from(count)) {
+            data16(&mut record, c.as_bytes());
+        }
+        record.extend_from_slice(&e.principal.name_type.to_be_bytes());
+        record.extend_from_slice(&0u32.to_be_bytes());
+        record.push(u8::try_from(e.kvno & 0xff).unwrap_or(0));
+        record.extend_from_slice(&u16::try_from(e.key.etype().0).unwrap_or(0).to_be_bytes());
+        data16(&mut record, e.key.as_bytes());
+        record.extend_from_slice(&e.kvno.to_be_bytes());
+        out.extend_from_slice(&i32::try_from(record.len()).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(&record);
+    }
+    out
+}
+
 /// A credential cache: its default principal and the credentials it holds.
 #[derive(Clone, Debug)]
 pub struct Ccache {

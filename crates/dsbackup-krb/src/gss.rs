@@ -39,21 +39,21 @@ const KRB5_OID: &[u8] = &[
 ///
 /// [RFC 4121 §4.1.1.1]: https://www.rfc-editor.org/rfc/rfc4121#section-4.1.1.1
 /// [MS-KILE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-kile/
-mod gss_flags {
+pub(crate) mod gss_flags {
     pub(super) const MUTUAL: u32 = 0x02;
     pub(super) const REPLAY: u32 = 0x04;
     pub(super) const SEQUENCE: u32 = 0x08;
     pub(super) const CONF: u32 = 0x10;
     pub(super) const INTEG: u32 = 0x20;
-    pub(super) const DCE_STYLE: u32 = 0x1000;
+    pub(crate) const DCE_STYLE: u32 = 0x1000;
 }
 
 /// Token flags ([RFC 4121 §4.2.2]).
 ///
 /// [RFC 4121 §4.2.2]: https://www.rfc-editor.org/rfc/rfc4121#section-4.2.2
-const SENT_BY_ACCEPTOR: u8 = 0x01;
+pub(crate) const SENT_BY_ACCEPTOR: u8 = 0x01;
 const SEALED: u8 = 0x02;
-const ACCEPTOR_SUBKEY: u8 = 0x04;
+pub(crate) const ACCEPTOR_SUBKEY: u8 = 0x04;
 
 const TOKEN_HEADER: usize = 16;
 /// Right rotation of a DCE-style wrap token: the encrypted header copy and the checksum move
@@ -80,7 +80,7 @@ pub fn initial_context_token(tok_id: [u8; 2], message: &[u8]) -> Vec<u8> {
 
 /// The Kerberos message inside a GSS token: unwraps the framing when present (an AP-REP of
 /// DCE style comes without it).
-fn strip_framing(token: &[u8]) -> Result<&[u8], SecurityError> {
+pub(crate) fn strip_framing(token: &[u8]) -> Result<&[u8], SecurityError> {
     if token.first() != Some(&0x60) {
         return Ok(token);
     }
@@ -492,10 +492,7 @@ impl SecurityProvider for KerberosInitiator {
     }
 
     fn signature_len(&self) -> usize {
-        match self.protection {
-            Protection::Privacy => WRAP_LEN,
-            _ => MIC_LEN,
-        }
+        signature_len(self.protection)
     }
 
     fn wrap(
@@ -508,25 +505,8 @@ impl SecurityProvider for KerberosInitiator {
         let seq = self.send_seq;
         let confounder = self.confounder();
         let (key, flags) = self.key()?;
-        match protection {
-            Protection::Privacy => {
-                seal_dce(
-                    key,
-                    (usage::INITIATOR_SEAL, flags, seq),
-                    &confounder,
-                    pdu,
-                    stub,
-                    signature,
-                )?;
-            }
-            _ => {
-                let mic = make_mic(key, usage::INITIATOR_SIGN, flags, seq, &[pdu]);
-                let out = signature
-                    .get_mut(..mic.len())
-                    .ok_or(SecurityError::WrongState("signature buffer too short"))?;
-                out.copy_from_slice(&mic);
-            }
-        }
+        let params = (usage::INITIATOR_SEAL, usage::INITIATOR_SIGN, flags, seq);
+        protect(key, params, &confounder, protection, pdu, stub, signature)?;
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
     }
@@ -539,18 +519,70 @@ impl SecurityProvider for KerberosInitiator {
         signature: &[u8],
     ) -> Result<(), SecurityError> {
         let (key, flags) = self.key()?;
-        let flags = flags | SENT_BY_ACCEPTOR;
-        let seq = match protection {
-            Protection::Privacy => {
-                unseal_dce(key, usage::ACCEPTOR_SEAL, flags, pdu, stub, signature)?
-            }
-            _ => verify_mic(key, usage::ACCEPTOR_SIGN, flags, signature, &[pdu])?,
-        };
+        let params = (
+            usage::ACCEPTOR_SEAL,
+            usage::ACCEPTOR_SIGN,
+            flags | SENT_BY_ACCEPTOR,
+        );
+        let seq = check(key, params, protection, pdu, stub, signature)?;
         if seq != self.recv_seq {
             return Err(SecurityError::BadSignature);
         }
         self.recv_seq = self.recv_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
+    }
+}
+
+/// Length of `auth_value` in a fragment protected at `protection`.
+pub(crate) fn signature_len(protection: Protection) -> usize {
+    match protection {
+        Protection::Privacy => WRAP_LEN,
+        _ => MIC_LEN,
+    }
+}
+
+/// Protects one outgoing fragment: a wrap token at privacy (the stub sealed in place), a MIC
+/// token otherwise. `params`: seal usage, sign usage, token flags, sequence number.
+pub(crate) fn protect(
+    key: &Key,
+    (seal_usage, sign_usage, flags, seq): (u32, u32, u8, u64),
+    confounder: &[u8; 16],
+    protection: Protection,
+    pdu: &mut [u8],
+    stub: Range<usize>,
+    signature: &mut [u8],
+) -> Result<(), SecurityError> {
+    if protection == Protection::Privacy {
+        return seal_dce(
+            key,
+            (seal_usage, flags, seq),
+            confounder,
+            pdu,
+            stub,
+            signature,
+        );
+    }
+    let mic = make_mic(key, sign_usage, flags, seq, &[pdu]);
+    signature
+        .get_mut(..mic.len())
+        .ok_or(SecurityError::WrongState("signature buffer too short"))?
+        .copy_from_slice(&mic);
+    Ok(())
+}
+
+/// Checks one incoming fragment (the mirror of [`protect`]); returns the token's sequence
+/// number. `params`: seal usage, sign usage, expected token flags.
+pub(crate) fn check(
+    key: &Key,
+    (seal_usage, sign_usage, flags): (u32, u32, u8),
+    protection: Protection,
+    pdu: &mut [u8],
+    stub: Range<usize>,
+    signature: &[u8],
+) -> Result<u64, SecurityError> {
+    match protection {
+        Protection::Privacy => unseal_dce(key, seal_usage, flags, pdu, stub, signature),
+        _ => verify_mic(key, sign_usage, flags, signature, &[pdu]),
     }
 }
 

@@ -11,6 +11,7 @@
 //! [RFC 4121]: https://www.rfc-editor.org/rfc/rfc4121
 //! [RFC 4757]: https://www.rfc-editor.org/rfc/rfc4757
 
+pub mod acceptor;
 pub mod config;
 pub mod crypto;
 mod der;
@@ -23,11 +24,14 @@ pub mod gss;
 pub mod messages;
 mod wire;
 
+pub use crate::acceptor::{
+    AcceptorConfig, AcceptorInputs, KerberosAcceptor, ReplayCache, ServiceKeys,
+};
 pub use crate::config::Krb5Conf;
 pub use crate::crypto::{EncType, Key};
 pub use crate::der::KerberosTime;
 pub use crate::error::{CryptoError, DecodeError, KrbError};
-pub use crate::exchange::{AsExchange, AsStep, Credential, Inputs, Secret, TgsExchange};
-pub use crate::files::{Ccache, KeytabEntry, parse_ccache, parse_keytab};
+pub use crate::exchange::{AsExchange, AsStep, Credential, Grant, Inputs, Secret, TgsExchange};
+pub use crate::files::{Ccache, KeytabEntry, encode_keytab, parse_ccache, parse_keytab};
 pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
 pub use crate::messages::PrincipalName;

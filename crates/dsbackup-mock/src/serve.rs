@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  TCP ──► dsbackup_transport::Server ──(ad_backup / ad_restore calls)──► AdBackup / AdRestore
-//!              │  NTLM acceptor ◄── MockDc::nt_hash                          │
+//!              │  NTLM acceptor ◄── MockDc::nt_hash; Kerberos ◄── a keytab      │
 //!              │  context handles registered per association ◄──────────────┤ prepare / end
 //!              └─ association gone ──► RpcInterface::rundown ──► MockDc::rundown
 //! ```
@@ -31,6 +31,7 @@ use dsbackup_proto::iface::ad_backup::{self, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{self, AdRestoreResponse};
 use dsbackup_proto::server::Interface as ServerInterface;
 use dsbackup_proto::{AuthLevel, Chain, ContextHandle, DataRep, Limits, SyntaxId};
+use dsbackup_transport::kerberos::AcceptorConfig as KerberosConfig;
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
     Server, ServerOptions, Snapshot, Tap, Verdict,
@@ -55,6 +56,9 @@ pub struct ServeOptions {
     pub danger_anonymous_user: Option<String>,
     /// Where to copy every PDU served (a capture file); `None` for none.
     pub capture: Option<Tap>,
+    /// Kerberos (auth type 16) from these service keys (a keytab), beside NTLM; clients of
+    /// the keys' realm are the configured users of their name (`None`: NTLM only).
+    pub kerberos: Option<KerberosConfig>,
 }
 
 impl ServeOptions {
@@ -67,6 +71,7 @@ impl ServeOptions {
             domain: String::new(),
             danger_anonymous_user: None,
             capture: None,
+            kerberos: None,
         }
     }
 }
@@ -108,6 +113,10 @@ impl MockServer {
             &domain,
             "mock.example",
         ));
+        server_options.kerberos = options.kerberos.clone().map(|mut kerberos| {
+            kerberos.domain.get_or_insert_with(|| domain.clone());
+            kerberos
+        });
         server_options.principal_name = format!("{}$", config.dc_name);
         server_options.hook = Some(Arc::new(FaultHook(dc.faults().clone())));
         server_options.capture = options.capture.clone();

@@ -33,6 +33,9 @@
 //!   the client's smaller size raised to 2048, lowered to the server's limit and rounded down
 //!   to a multiple of 8, as Windows and Samba negotiate;
 //! - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
+//! - a bind whose credentials the security provider refuses at once (a Kerberos ticket for
+//!   another service, expired, skewed or replayed): bind_nak `invalid_checksum`, the reason
+//!   Samba gives a bind its security mechanism refuses;
 //! - an alter_context carrying a verifier once authenticated (changing the level or type):
 //!   fault access denied, as Samba's `dcesrv_auth_alter`;
 //! - a fragment whose signature fails, a request after a failed auth3: fault access denied;
@@ -64,7 +67,7 @@ use crate::pdu::{
     FaultStatus, Pdu, PduBody, PortAny, PresentationContext, ProviderReason, RejectReason, Request,
     Shutdown,
 };
-use crate::security::{AuthLevel, AuthStep, AuthType, SecurityProvider};
+use crate::security::{AuthLevel, AuthStep, AuthType, SecurityError, SecurityProvider};
 use crate::syntax::{BindTimeFeatures, SyntaxId};
 use crate::uuid::Uuid;
 
@@ -847,6 +850,9 @@ impl ServerAssociation {
         let token = match auth.provider.step(Some(&verifier.auth_value)) {
             Ok(AuthStep::Continue(token) | AuthStep::Complete(Some(token))) => Some(token),
             Ok(AuthStep::Complete(None)) => None,
+            Err(error @ SecurityError::LogonFailure(_)) => {
+                return Err((RejectReason::INVALID_CHECKSUM, error.into()));
+            }
             Err(error) => return Err((RejectReason::REASON_NOT_SPECIFIED, error.into())),
         };
         self.auth = Some(auth);
@@ -1061,7 +1067,7 @@ impl ServerAssociation {
         if self.auth_invalid {
             return Err(Refusal::denied(
                 call_id,
-                crate::security::SecurityError::LogonFailure("the auth3 leg failed"),
+                SecurityError::LogonFailure("the auth3 leg failed"),
             ));
         }
         if self

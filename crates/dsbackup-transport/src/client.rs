@@ -47,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{FrameCodec, FrameError};
 use crate::error::TransportError;
+use crate::kerberos::Tickets;
 use crate::metrics::{Gauge, Kind, Metrics};
 use crate::nonce;
 use crate::tap::{Tap, TapEnds, Tapped};
@@ -67,11 +68,11 @@ pub enum ClientAuth {
         level: AuthLevel,
     },
     /// Kerberos (auth type 16, DCE style) at `level`, presenting a service ticket for the
-    /// server's SPN (from [`KdcClient::service_ticket`](crate::KdcClient::service_ticket) or a
-    /// credential cache); every association sends a fresh authenticator.
+    /// server's SPN (fetched by [`Tickets`] on the first connection, from a credential cache,
+    /// a keytab or a password); every association sends a fresh authenticator.
     Kerberos {
-        /// The service ticket and its session key.
-        ticket: Box<dsbackup_krb::Credential>,
+        /// Where the service ticket comes from.
+        tickets: Tickets,
         /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
         level: AuthLevel,
     },
@@ -139,7 +140,7 @@ impl ClientOptions {
         }
     }
 
-    fn security(&self) -> Result<Option<Box<dyn SecurityProvider>>, TransportError> {
+    async fn security(&self) -> Result<Option<Box<dyn SecurityProvider>>, TransportError> {
         Ok(match &self.auth {
             ClientAuth::None => None,
             ClientAuth::Ntlm { credentials, level } => {
@@ -155,7 +156,8 @@ impl ClientOptions {
                     inputs,
                 )))
             }
-            ClientAuth::Kerberos { ticket, level } => {
+            ClientAuth::Kerberos { tickets, level } => {
+                let ticket = tickets.service_ticket().await?;
                 let (now, usec) = nonce::unix_now();
                 let inputs = InitiatorInputs {
                     now: dsbackup_krb::KerberosTime(now),
@@ -165,7 +167,7 @@ impl ClientOptions {
                     confounders: Box::new(nonce::confounder),
                 };
                 Some(Box::new(KerberosInitiator::new(
-                    (**ticket).clone(),
+                    ticket,
                     level.protection(),
                     inputs,
                 )))
@@ -289,6 +291,11 @@ impl Association {
     ) -> Result<(Self, u16, SyntaxId), TransportError> {
         let deadline = Instant::now() + options.connect_timeout;
         let association_gauge = metrics.gauge(Kind::Association);
+        // A Kerberos ticket first (from the KDC, the first time): the server's handshake
+        // deadline starts with the connection.
+        let security = timeout_at(deadline, options.security())
+            .await
+            .map_err(|_| TransportError::TimedOut)??;
         let stream = timeout_at(deadline, TcpStream::connect(addr))
             .await
             .map_err(|_| TransportError::TimedOut)??;
@@ -309,7 +316,7 @@ impl Association {
         config.drep = options.drep;
         config.auth_level = options.auth.level();
         config.assoc_group_id = options.assoc_group_id;
-        let mut assoc = ClientAssociation::new(config, options.security()?)?;
+        let mut assoc = ClientAssociation::new(config, security)?;
         let mut reader =
             FramedRead::with_capacity(read, FrameCodec::new(assoc.max_recv_frag()), READ_BUFFER);
         let (p_cont_id, interface, assoc_group_id) = handshake(

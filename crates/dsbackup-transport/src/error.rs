@@ -3,6 +3,7 @@
 use dsbackup_proto::{EncodeError, FaultStatus, NdrError, ProtocolError, RejectReason, SyntaxId};
 
 use crate::binding::ParseBindingError;
+use crate::kdc::KdcError;
 
 /// An error of the client transport.
 ///
@@ -57,6 +58,10 @@ pub enum TransportError {
     /// A value could not be encoded.
     #[error("encoding: {0}")]
     Encode(#[from] EncodeError),
+    /// No Kerberos ticket for the server: the KDC refused or could not be reached
+    /// ([`KdcError::is_refusal`] tells which).
+    #[error("Kerberos: {0}")]
+    Kdc(#[from] KdcError),
 }
 
 impl TransportError {

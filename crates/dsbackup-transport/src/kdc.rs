@@ -45,6 +45,29 @@ pub enum KdcError {
     /// The KDC refused, or its answer failed our checks.
     #[error(transparent)]
     Kerberos(#[from] KrbError),
+    /// The KDC's name does not resolve.
+    #[error("cannot resolve the KDC {host}: {reason}")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// A ticket is needed from a KDC and none was named.
+    #[error("no KDC to ask for a ticket")]
+    NoKdc,
+    /// The ticket (or the TGT) of a credential cache has expired: `kinit` again.
+    #[error("the ticket has expired (run kinit again)")]
+    Expired,
+}
+
+impl KdcError {
+    /// Whether the KDC, or the ticket itself, refused the credentials (rather than the network
+    /// failing): a wrong password, an unknown client or service, clocks too far apart, an
+    /// expired ticket, an answer that does not decrypt with our key.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::Kerberos(_) | Self::Expired)
+    }
 }
 
 /// A KDC to ask for tickets.

@@ -16,7 +16,8 @@ use dsbackup_krb::messages::ErrorCode;
 use dsbackup_krb::{KrbError, PrincipalName, Secret, parse_keytab};
 use dsbackup_proto::AuthLevel;
 use dsbackup_transport::{
-    ClientAuth, ClientOptions, KdcClient, KdcError, TransportError, list_endpoints,
+    ClientAuth, ClientOptions, KdcClient, KdcError, TicketSource, Tickets, TransportError,
+    list_endpoints,
 };
 use zeroize::Zeroizing;
 
@@ -147,7 +148,7 @@ async fn samba_endpoint_mapper_answers_over_kerberos_at_every_level() {
         AuthLevel::CONNECT,
     ] {
         let options = ClientOptions::with_auth(ClientAuth::Kerberos {
-            ticket: Box::new(ticket.clone()),
+            tickets: Tickets::fixed(ticket.clone()),
             level,
         });
         let entries = list_endpoints(epm, &options)
@@ -170,7 +171,7 @@ async fn samba_refuses_a_ticket_for_another_service() {
         .unwrap();
     // The TGT names krbtgt/REALM, whose key the RPC server does not hold.
     let options = ClientOptions::with_auth(ClientAuth::Kerberos {
-        ticket: Box::new(tgt),
+        tickets: Tickets::fixed(tgt),
         level: AuthLevel::PKT_PRIVACY,
     });
     let error = list_endpoints(epm, &options).await.unwrap_err();
@@ -178,4 +179,63 @@ async fn samba_refuses_a_ticket_for_another_service() {
         matches!(error, TransportError::BindRejected(_)),
         "not refused at bind: {error:?}"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn tickets_from_a_password_are_fetched_on_first_use_and_refusals_are_typed() {
+    let kdc = kdc();
+    let epm: SocketAddr = (kdc.host.as_str(), 135)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let login = |password: &str| TicketSource::Login {
+        user: kdc.user.clone(),
+        realm: kdc.realm.clone(),
+        secret: Secret::Password(Zeroizing::new(password.to_owned())),
+    };
+    let kdc_at = Some((kdc.host.clone(), 88));
+    let tickets = Tickets::new(login(&kdc.password), dc_spn(&kdc), kdc_at.clone());
+    let options = ClientOptions::with_auth(ClientAuth::Kerberos {
+        tickets: tickets.clone(),
+        level: AuthLevel::PKT_PRIVACY,
+    });
+    let entries = list_endpoints(epm, &options).await.unwrap();
+    assert!(!entries.is_empty());
+    // The second association presents the same ticket (kept), with a fresh authenticator.
+    let first = tickets.service_ticket().await.unwrap();
+    list_endpoints(epm, &options).await.unwrap();
+    assert_eq!(tickets.service_ticket().await.unwrap(), first);
+
+    let wrong = Tickets::new(login("not the password"), dc_spn(&kdc), kdc_at.clone());
+    let options = ClientOptions::with_auth(ClientAuth::Kerberos {
+        tickets: wrong,
+        level: AuthLevel::PKT_PRIVACY,
+    });
+    match list_endpoints(epm, &options).await {
+        Err(TransportError::Kdc(
+            error @ KdcError::Kerberos(KrbError::Kdc {
+                code: ErrorCode::KDC_ERR_PREAUTH_FAILED,
+                ..
+            }),
+        )) => assert!(error.is_refusal()),
+        other => panic!("a wrong password: {other:?}"),
+    }
+    let nobody = Tickets::new(
+        login(&kdc.password),
+        PrincipalName::service("host/nowhere.invalid"),
+        kdc_at,
+    );
+    let options = ClientOptions::with_auth(ClientAuth::Kerberos {
+        tickets: nobody,
+        level: AuthLevel::PKT_PRIVACY,
+    });
+    match list_endpoints(epm, &options).await {
+        Err(TransportError::Kdc(KdcError::Kerberos(KrbError::Kdc {
+            code: ErrorCode::KDC_ERR_S_PRINCIPAL_UNKNOWN,
+            ..
+        }))) => {}
+        other => panic!("an unknown service: {other:?}"),
+    }
 }

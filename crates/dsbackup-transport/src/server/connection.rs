@@ -165,7 +165,10 @@ impl Connection {
             .groups
             .join(requested_group(&first), remote_addr.ip());
         config.assoc_group_id = group.id;
-        let factory = options.ntlm.clone().map(ntlm_factory);
+        let factory = crate::kerberos::acceptor_factory(
+            options.ntlm.clone().map(ntlm_factory),
+            options.kerberos.clone(),
+        );
         let mut assoc = match ServerAssociation::new(config, factory) {
             Ok(assoc) => assoc,
             Err(error) => {

@@ -122,6 +122,9 @@ pub struct ServerOptions {
     pub shutdown_grace: Duration,
     /// NTLM: the acceptor's names and credential store (`None`: authentication refused).
     pub ntlm: Option<AcceptorConfig>,
+    /// Kerberos (auth type 16): the service keys and replay cache of the acceptor (`None`:
+    /// refused).
+    pub kerberos: Option<dsbackup_krb::AcceptorConfig>,
     /// The principal name mgmt's `inq_princ_name` answers.
     pub principal_name: String,
     /// Sees each connection's bind, answers and outgoing frames, and may refuse, close or
@@ -149,6 +152,7 @@ impl Default for ServerOptions {
             reassembly_budget: 64 << 20,
             shutdown_grace: Duration::from_secs(10),
             ntlm: None,
+            kerberos: None,
             principal_name: String::new(),
             hook: None,
             capture: None,

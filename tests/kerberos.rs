@@ -1,0 +1,125 @@
+//! A whole backup over Kerberos packet privacy: our client against the mock DC accepting
+//! Kerberos from a keytab (the test issues the ticket under the keytab's key, as a KDC would),
+//! the caller's privileges looked up for the ticket's principal, and the refusals a user sees
+//! as an authentication failure.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dsbackup_client::{
+    AuthLevel, BackupOptions, Client, ClientConfig, Endpoint, Error, NoProgress, Status, Tickets,
+    backup_to_dir, verify_dir,
+};
+use dsbackup_krb::{
+    Credential, EncType, Grant, KerberosTime, Key, KeytabEntry, PrincipalName, ServiceKeys,
+    encode_keytab, parse_keytab,
+};
+use dsbackup_mock::serve::ServeOptions;
+
+use crate::common::{BACKUP_USER, Dc, NOBODY, small_spec};
+
+const REALM: &str = "CORP.EXAMPLE";
+const SPN: &str = "host/dc1.corp.example";
+
+fn service_key() -> Key {
+    Key::from_password(
+        EncType::AES256_CTS_HMAC_SHA1_96,
+        "DC1$ machine password",
+        b"CORP.EXAMPLEhostdc1.corp.example",
+        None,
+    )
+    .unwrap()
+}
+
+/// The mock with Kerberos from a keytab file's bytes, as `mock-dc --keytab` reads it.
+async fn kerberos_dc() -> Dc {
+    let keytab = encode_keytab(&[KeytabEntry {
+        realm: REALM.into(),
+        principal: PrincipalName::service(SPN),
+        kvno: 1,
+        key: service_key(),
+    }]);
+    let keys = ServiceKeys::new(parse_keytab(&keytab).unwrap(), Some(SPN));
+    let mut options = ServeOptions::loopback();
+    options.kerberos = Some(dsbackup_krb::AcceptorConfig::new(keys));
+    Dc::start_served(&small_spec(), AuthLevel::PKT_INTEGRITY, |b| b, &options).await
+}
+
+/// A ticket for `user@REALM` to `server`, under `key`, as the KDC would issue it.
+fn ticket(user: &str, server: &str, key: &Key) -> Credential {
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let grant = Grant {
+        crealm: REALM.into(),
+        client: PrincipalName::user(user),
+        srealm: REALM.into(),
+        server: PrincipalName::service(server),
+        session_key: Key::new(EncType::AES256_CTS_HMAC_SHA1_96, &[0x61; 32]).unwrap(),
+        authtime: KerberosTime(now - 5),
+        endtime: KerberosTime(now + 10 * 3600),
+        flags: 0,
+    };
+    Credential::issue(grant, key, Some(1), &[7; 16])
+}
+
+fn client(dc: &Dc, ticket: Credential) -> Client {
+    let mut config = ClientConfig::new("127.0.0.1")
+        .auth_level(AuthLevel::PKT_PRIVACY)
+        .endpoint(Endpoint::Mapper {
+            port: dc.server.local_addr().port(),
+        })
+        .kerberos(Tickets::fixed(ticket));
+    config.call_timeout = Duration::from_secs(20);
+    Client::new(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_backup_over_kerberos_privacy_verifies() {
+    let dc = kerberos_dc().await;
+    let client = client(&dc, ticket(BACKUP_USER, SPN, &service_key()));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("set");
+    let summary = backup_to_dir(&client, &out, &BackupOptions::default(), &mut NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(summary.end_error, None);
+    assert_eq!(summary.manifest.files.len(), 4);
+    assert!(verify_dir(&out, &mut NoProgress).unwrap().is_ok());
+    for entry in &summary.manifest.files {
+        assert_eq!(entry.sha256, dc.sha256(entry.server_name()), "{entry:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_kerberos_caller_has_the_privileges_of_its_principal() {
+    let dc = kerberos_dc().await;
+    let nobody = client(&dc, ticket(NOBODY, SPN, &service_key()));
+    let tmp = tempfile::tempdir().unwrap();
+    let error = backup_to_dir(
+        &nobody,
+        &tmp.path().join("set"),
+        &BackupOptions::default(),
+        &mut NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.status(),
+        Some(Status::ERROR_ACCESS_DENIED),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_for_another_service_is_an_authentication_failure() {
+    let dc = kerberos_dc().await;
+    let other = Key::new(EncType::AES256_CTS_HMAC_SHA1_96, &[1; 32]).unwrap();
+    let client = client(&dc, ticket(BACKUP_USER, "host/dc2.corp.example", &other));
+    let error = client.is_ntds_online().await.unwrap_err();
+    assert!(error.is_auth_failure(), "{error:?}");
+    assert!(matches!(error, Error::Authentication { .. }));
+}
