@@ -123,3 +123,91 @@ async fn a_ticket_for_another_service_is_an_authentication_failure() {
     assert!(error.is_auth_failure(), "{error:?}");
     assert!(matches!(error, Error::Authentication { .. }));
 }
+
+/// A variable the Samba tests need; a missing one fails the test once it is asked for.
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: this test needs a Samba AD DC (cargo xtask conformance)")
+    })
+}
+
+/// Tickets issued by a real KDC (the Samba AD DC `cargo xtask conformance` starts) for an SPN
+/// registered on a service account whose keytab the mock serves with
+/// (`DSBACKUP_SAMBA_SERVICE_KEYTAB`, `DSBACKUP_SAMBA_SERVICE_SPN`): a whole backup at packet
+/// privacy, and a wrong password refused by the KDC as an authentication failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_kdc_tickets_back_up_the_mock_over_kerberos_privacy() {
+    use dsbackup_client::{KdcError, TicketSource, TransportError};
+    use dsbackup_krb::Secret;
+
+    let host = required("DSBACKUP_SAMBA_HOST");
+    let realm = required("DSBACKUP_SAMBA_REALM");
+    let user = required("DSBACKUP_SAMBA_USER");
+    let password = required("DSBACKUP_SAMBA_PASSWORD");
+    let spn = required("DSBACKUP_SAMBA_SERVICE_SPN");
+    let keytab = std::fs::read(required("DSBACKUP_SAMBA_SERVICE_KEYTAB")).unwrap();
+    let keys = ServiceKeys::new(parse_keytab(&keytab).unwrap(), Some(&spn));
+    let mut options = ServeOptions::loopback();
+    options.kerberos = Some(dsbackup_krb::AcceptorConfig::new(keys));
+    let dc = Dc::start_served(
+        &small_spec(),
+        AuthLevel::PKT_PRIVACY,
+        |b| {
+            // The DC's Administrator is already one of the mock's users.
+            if user.eq_ignore_ascii_case(crate::common::RESTORE_USER) {
+                b
+            } else {
+                b.user(
+                    &user,
+                    "not used by Kerberos",
+                    dsbackup_mock::Privileges::BACKUP,
+                )
+            }
+        },
+        &options,
+    )
+    .await;
+    let tickets = |password: &str| {
+        Tickets::new(
+            TicketSource::Login {
+                user: user.clone(),
+                realm: realm.clone(),
+                secret: Secret::Password(password.to_owned().into()),
+            },
+            PrincipalName::service(&spn),
+            Some((host.clone(), 88)),
+        )
+    };
+    let config = |tickets| {
+        let mut config = ClientConfig::new("127.0.0.1")
+            .endpoint(Endpoint::Mapper {
+                port: dc.server.local_addr().port(),
+            })
+            .kerberos(tickets);
+        config.call_timeout = Duration::from_secs(20);
+        Client::new(config).unwrap()
+    };
+    let client = config(tickets(&password));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("set");
+    let summary = backup_to_dir(&client, &out, &BackupOptions::default(), &mut NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(summary.manifest.files.len(), 4);
+    assert!(verify_dir(&out, &mut NoProgress).unwrap().is_ok());
+
+    let wrong = config(tickets("not the password"));
+    let error = wrong.is_ntds_online().await.unwrap_err();
+    assert!(error.is_auth_failure(), "{error:?}");
+    assert!(
+        matches!(
+            &error,
+            Error::Authentication {
+                source: TransportError::Kdc(KdcError::Kerberos(_)),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

@@ -25,6 +25,10 @@ const SAMBA_USER: &str = "Administrator";
 const SAMBA_PASSWORD: &str = "Passw0rd!123";
 const SAMBA_DOMAIN: &str = "TEST";
 const SAMBA_REALM: &str = "TEST.LOCAL";
+/// The account the mock's Kerberos SPN is registered on, in the conformance DC.
+const SERVICE_ACCOUNT: &str = "mockdc";
+const SERVICE_PASSWORD: &str = "Passw0rd!456";
+const SERVICE_SPN: &str = "host/mock.test.local";
 
 /// Which peers to run the tests against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,22 +174,52 @@ fn with_samba(f: impl FnOnce(&[(&str, &str)]) -> Result<()>) -> Result<()> {
 }
 
 /// Our Kerberos client against the DC's KDC (`crates/dsbackup-transport/tests/kerberos.rs`),
-/// with a keytab of the user that `samba-tool` exports from the DC's database.
+/// with a keytab of the user that `samba-tool` exports from the DC's database; then the mock DC
+/// accepting the KDC's tickets for an SPN of a service account whose keytab it serves with, a
+/// whole backup over Kerberos privacy (`tests/kerberos.rs`).
 fn run_kerberos(dir: &Path) -> Result<()> {
+    let config = format!("--configfile={}", dir.join("etc/smb.conf").display());
     let keytab = dir.join("user.keytab");
-    let _ = std::fs::remove_file(&keytab);
+    let service_keytab = dir.join("service.keytab");
+    for file in [&keytab, &service_keytab] {
+        let _ = std::fs::remove_file(file);
+    }
     sh::run(
         Command::new("samba-tool")
             .args(["domain", "exportkeytab"])
             .arg(&keytab)
             .arg(format!("--principal={SAMBA_USER}@{SAMBA_REALM}"))
-            .arg(format!(
-                "--configfile={}",
-                dir.join("etc/smb.conf").display()
-            )),
+            .arg(&config),
     )?;
-    let mut test = sh::cargo();
-    test.args([
+    // The mock's service account, its SPN, and the account's keys (every encryption type).
+    sh::run(
+        Command::new("samba-tool")
+            .args(["user", "add", SERVICE_ACCOUNT, SERVICE_PASSWORD])
+            .arg(&config),
+    )?;
+    sh::run(
+        Command::new("samba-tool")
+            .args(["spn", "add", SERVICE_SPN, SERVICE_ACCOUNT])
+            .arg(&config),
+    )?;
+    sh::run(
+        Command::new("samba-tool")
+            .args(["domain", "exportkeytab"])
+            .arg(&service_keytab)
+            .arg(format!("--principal={SERVICE_ACCOUNT}"))
+            .arg(&config),
+    )?;
+    let env = [
+        ("DSBACKUP_SAMBA_HOST", "127.0.0.1".as_ref()),
+        ("DSBACKUP_SAMBA_USER", SAMBA_USER.as_ref()),
+        ("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD.as_ref()),
+        ("DSBACKUP_SAMBA_REALM", SAMBA_REALM.as_ref()),
+        ("DSBACKUP_SAMBA_KEYTAB", keytab.as_os_str()),
+        ("DSBACKUP_SAMBA_SERVICE_SPN", SERVICE_SPN.as_ref()),
+        ("DSBACKUP_SAMBA_SERVICE_KEYTAB", service_keytab.as_os_str()),
+    ];
+    let mut transport = sh::cargo();
+    transport.args([
         "test",
         "--locked",
         "-p",
@@ -195,11 +229,24 @@ fn run_kerberos(dir: &Path) -> Result<()> {
         "--",
         "--ignored",
         "--test-threads=1",
-    ])
-    .env("DSBACKUP_SAMBA_HOST", "127.0.0.1")
-    .env("DSBACKUP_SAMBA_USER", SAMBA_USER)
-    .env("DSBACKUP_SAMBA_PASSWORD", SAMBA_PASSWORD)
-    .env("DSBACKUP_SAMBA_REALM", SAMBA_REALM)
-    .env("DSBACKUP_SAMBA_KEYTAB", &keytab);
-    sh::run(&mut test)
+    ]);
+    let mut mock = sh::cargo();
+    mock.args([
+        "test",
+        "--locked",
+        "-p",
+        "dsbackup-tests",
+        "--test",
+        "integration",
+        "kerberos::samba",
+        "--",
+        "--ignored",
+    ]);
+    for command in [&mut transport, &mut mock] {
+        command.envs(env);
+    }
+    // Both run, whatever the first gives.
+    let transport = sh::run(&mut transport);
+    let mock = sh::run(&mut mock);
+    transport.and(mock)
 }

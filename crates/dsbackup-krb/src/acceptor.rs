@@ -50,33 +50,39 @@ pub const MAX_SKEW: i64 = 300;
 const MAX_REMEMBERED: usize = 65_536;
 
 /// The long-term keys of the services an acceptor answers for (the entries of a keytab).
+///
+/// A ticket is decrypted with the key of its service principal; failing that, with the key of
+/// an account principal (one component: `mockdc`, `DC1$`) of the ticket's realm, since an
+/// account's keys serve every SPN registered on it (what `samba-tool domain exportkeytab
+/// --principal=ACCOUNT` exports, with every encryption type).
 #[derive(Clone, Debug, Default)]
 pub struct ServiceKeys {
     entries: Vec<KeytabEntry>,
+    /// The only service principal accepted, with its realm if given.
+    spn: Option<(PrincipalName, Option<String>)>,
 }
 
 impl ServiceKeys {
     /// The keys of `entries`; with `spn` (`host/dc1.corp.example`, or `host/dc1@REALM`), only
-    /// those of that principal (as `kinit -k` and `mock-dc --spn` name it).
+    /// tickets for that principal are accepted (as `mock-dc --spn` names it).
     pub fn new(entries: Vec<KeytabEntry>, spn: Option<&str>) -> Self {
-        let entries = match spn {
+        let spn = spn.map(|spn| match spn.split_once('@') {
+            Some((name, realm)) => (PrincipalName::service(name), Some(realm.to_owned())),
+            None => (PrincipalName::service(spn), None),
+        });
+        let entries = match &spn {
             None => entries,
-            Some(spn) => {
-                let (name, realm) = match spn.split_once('@') {
-                    Some((name, realm)) => (name, Some(realm)),
-                    None => (spn, None),
-                };
-                let wanted = PrincipalName::service(name);
-                entries
-                    .into_iter()
-                    .filter(|e| {
-                        same_principal(&e.principal, &wanted)
-                            && realm.is_none_or(|r| r.eq_ignore_ascii_case(&e.realm))
-                    })
-                    .collect()
-            }
+            Some((name, realm)) => entries
+                .into_iter()
+                .filter(|e| {
+                    (same_principal(&e.principal, name) || e.principal.components.len() == 1)
+                        && realm
+                            .as_deref()
+                            .is_none_or(|r| r.eq_ignore_ascii_case(&e.realm))
+                })
+                .collect(),
         };
-        Self { entries }
+        Self { entries, spn }
     }
 
     /// Whether there is no key at all.
@@ -96,7 +102,7 @@ impl ServiceKeys {
     }
 
     /// The key of `sname@realm` for `etype` (of version `kvno` when the ticket names one,
-    /// the newest otherwise).
+    /// the newest otherwise): the service principal's own, else its account's.
     fn key_for(
         &self,
         realm: &str,
@@ -104,16 +110,33 @@ impl ServiceKeys {
         etype: EncType,
         kvno: Option<u32>,
     ) -> Option<&Key> {
-        self.entries
+        if let Some((name, spn_realm)) = &self.spn
+            && (!same_principal(name, sname)
+                || spn_realm
+                    .as_deref()
+                    .is_some_and(|r| !r.eq_ignore_ascii_case(realm)))
+        {
+            return None;
+        }
+        let usable = |e: &&KeytabEntry| {
+            e.realm.eq_ignore_ascii_case(realm)
+                && e.key.etype() == etype
+                && kvno.is_none_or(|v| v == e.kvno)
+        };
+        let own = self
+            .entries
             .iter()
-            .filter(|e| {
-                e.realm.eq_ignore_ascii_case(realm)
-                    && same_principal(&e.principal, sname)
-                    && e.key.etype() == etype
-                    && kvno.is_none_or(|v| v == e.kvno)
-            })
-            .max_by_key(|e| e.kvno)
-            .map(|e| &e.key)
+            .filter(usable)
+            .filter(|e| same_principal(&e.principal, sname))
+            .max_by_key(|e| e.kvno);
+        own.or_else(|| {
+            self.entries
+                .iter()
+                .filter(usable)
+                .filter(|e| e.principal.components.len() == 1)
+                .max_by_key(|e| e.kvno)
+        })
+        .map(|e| &e.key)
     }
 }
 

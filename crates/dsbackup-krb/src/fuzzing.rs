@@ -2,9 +2,11 @@
 
 use dsbackup_proto::{AuthStep, Protection, SecurityProvider};
 
+use crate::acceptor::{AcceptorConfig, AcceptorInputs, KerberosAcceptor, ServiceKeys};
 use crate::crypto::{EncType, Key};
 use crate::der::KerberosTime;
 use crate::exchange::Credential;
+use crate::files::KeytabEntry;
 use crate::gss::{self, InitiatorInputs, KerberosInitiator};
 use crate::messages::{
     ApRep, ApReq, Authenticator, EncApRepPart, EncKdcRepPart, EncTicketPart, EncryptedData,
@@ -117,5 +119,53 @@ pub fn peer_tokens(data: &[u8]) {
         && initiator.step(Some(data)).is_ok()
     {
         panic!("a forged AP-REP established the context");
+    }
+}
+
+/// An acceptor holding the key of `host/h@R` (the oracles' test key).
+fn test_acceptor(protection: Protection) -> KerberosAcceptor {
+    let entry = KeytabEntry {
+        realm: "R".into(),
+        principal: PrincipalName::service("host/h"),
+        kvno: 1,
+        key: test_key(),
+    };
+    let config = AcceptorConfig::new(ServiceKeys::new(vec![entry], None));
+    let inputs = AcceptorInputs {
+        now: KerberosTime(0),
+        seq: 5,
+        subkey: [3; 32],
+        confounders: Box::new(|| [8; 16]),
+    };
+    let mut acceptor = KerberosAcceptor::new(config, inputs);
+    acceptor.require(protection);
+    acceptor
+}
+
+/// Feeds peer bytes to a Kerberos acceptor: as the AP-REQ of a bind, and as a fragment's
+/// token before the context is established.
+///
+/// # Panics
+/// When forged bytes pass: an AP-REQ accepted (no fuzzer holds the service key), or a
+/// fragment verified by an acceptor with no context.
+#[expect(clippy::panic, reason = "the oracle reports a forgery to the fuzzer")]
+pub fn acceptor_tokens(data: &[u8]) {
+    let mut acceptor = test_acceptor(Protection::Privacy);
+    if acceptor.step(Some(data)).is_ok() {
+        panic!("a forged AP-REQ was accepted");
+    }
+    if acceptor.is_established() || acceptor.peer_identity().is_some() {
+        panic!("a failed handshake left an identity");
+    }
+    let mut fresh = test_acceptor(Protection::Integrity);
+    let split = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
+    let (signature, pdu) = data.split_at(split);
+    let mut pdu = pdu.to_vec();
+    let stub = pdu.len().min(16)..pdu.len();
+    if fresh
+        .unwrap(Protection::Integrity, &mut pdu, stub, signature)
+        .is_ok()
+    {
+        panic!("a fragment verified before the handshake");
     }
 }

@@ -377,3 +377,24 @@ fn verify_ap_req_names_the_client_and_the_flags() {
     // DCE style, integrity, no confidentiality.
     assert_eq!(accepted.gss_flags & 0x1030, 0x1020);
 }
+
+#[test]
+fn an_accounts_keys_serve_its_spns_and_spn_restricts_them() {
+    // The keytab of the account the SPN is registered on (as `samba-tool domain exportkeytab
+    // --principal=ACCOUNT` writes it): its keys decrypt tickets for any of its SPNs.
+    let account = KeytabEntry {
+        realm: REALM.into(),
+        principal: PrincipalName::user("mockdc"),
+        kvno: 3,
+        key: service_key(),
+    };
+    for (spn, accepted) in [(None, true), (Some(SPN), true), (Some("host/other"), false)] {
+        let mut config = AcceptorConfig::new(ServiceKeys::new(vec![account.clone()], spn));
+        config.domain = None;
+        let (result, error) = first_leg(&config, ticket(), NOW, NOW);
+        assert_eq!(result.is_ok(), accepted, "--spn {spn:?}: {error:?}");
+        if !accepted {
+            assert!(matches!(error, Some(KrbError::NoKey(_))), "{error:?}");
+        }
+    }
+}

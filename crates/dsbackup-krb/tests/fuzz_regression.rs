@@ -10,6 +10,7 @@ type Oracle = fn(&[u8]);
 
 /// The targets whose oracles live in this crate, by their name under `fuzz/fuzz_targets/`.
 const ORACLES: &[(&str, Oracle)] = &[
+    ("krb_acceptor", dsbackup_krb::fuzzing::acceptor_tokens),
     ("krb_files", dsbackup_krb::fuzzing::parse_files),
     ("krb_message", dsbackup_krb::fuzzing::decode_message),
     ("krb_peer_tokens", dsbackup_krb::fuzzing::peer_tokens),

@@ -13,6 +13,7 @@ fn seeded() -> impl Strategy<Value = Vec<u8>> {
         b"\x05\x02\x00\x00\x00\x40",
         b"\x05\x04\x00\x0c\x00\x01\x00\x08",
         b"\x05\x04\x06\xff\x00\x10\x00\x1c",
+        b"\x60\x82\x01\x00\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01\x00\x6e\x81\xf0",
     ];
     (
         proptest::sample::select(prefixes),
@@ -32,6 +33,11 @@ proptest! {
     #[test]
     fn files_parse_or_fail_cleanly(data in seeded()) {
         fuzzing::parse_files(&data);
+    }
+
+    #[test]
+    fn forged_ap_reqs_are_never_accepted(data in seeded()) {
+        fuzzing::acceptor_tokens(&data);
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! Any bytes as the AP-REQ of a bind and as a fragment's token: none may be accepted.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dsbackup_krb::fuzzing::acceptor_tokens(data));
