@@ -36,8 +36,9 @@ pub(crate) struct ConnectArgs {
     /// The RPC authentication level.
     #[arg(long, value_enum, default_value_t = Auth::Privacy)]
     pub(crate) auth: Auth,
-    /// The authentication package: NTLM, or Kerberos with a ticket from a ccache
-    /// (--ccache, KRB5CCNAME), a keytab (--keytab) or the password.
+    /// The authentication package: NTLM, or Kerberos (by itself, or inside SPNEGO with
+    /// negotiate) with a ticket from a ccache (--ccache, KRB5CCNAME), a keytab (--keytab) or
+    /// the password.
     #[arg(long, value_enum, default_value = "ntlm")]
     pub(crate) auth_type: crate::kerberos::AuthType,
     #[command(flatten)]
@@ -147,7 +148,7 @@ impl ConnectArgs {
                 port: self.epm_port,
             },
         });
-        let kerberos = self.auth_type == crate::kerberos::AuthType::Kerberos;
+        let kerberos = self.auth_type.is_kerberos();
         if !kerberos && self.kerberos.any() {
             return Err(crate::exit::usage(
                 "--realm, --kdc, --keytab, --ccache and --spn need --auth-type kerberos",
@@ -160,7 +161,9 @@ impl ConnectArgs {
                 &self.server,
                 |user, realm| creds::password(user, realm, &self.password),
             )?;
-            config = config.kerberos(tickets);
+            config = config
+                .kerberos(tickets)
+                .spnego(self.auth_type == crate::kerberos::AuthType::Negotiate);
         } else if self.auth != Auth::None {
             let user = self.user.as_deref().ok_or_else(|| {
                 crate::exit::usage(format!(

@@ -86,7 +86,7 @@ pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
 /// A usage error for `--auth` above none without `--user`, or no password.
 fn options(args: &Args) -> Result<ClientOptions> {
     crate::connect::check_server(&args.server)?;
-    let kerberos = args.auth_type == crate::kerberos::AuthType::Kerberos;
+    let kerberos = args.auth_type.is_kerberos();
     let auth = match (args.auth, &args.user) {
         (Some(auth), _) => auth,
         (None, _) if kerberos => Auth::Privacy,
@@ -101,9 +101,11 @@ fn options(args: &Args) -> Result<ClientOptions> {
             &args.server,
             |user, realm| creds::password(user, realm, &args.password),
         )?;
-        options.auth = ClientAuth::Kerberos {
-            tickets,
-            level: auth.level(),
+        let level = auth.level();
+        options.auth = if args.auth_type == crate::kerberos::AuthType::Negotiate {
+            ClientAuth::Negotiate { tickets, level }
+        } else {
+            ClientAuth::Kerberos { tickets, level }
         };
     } else if auth != Auth::None {
         let user = args.user.as_deref().ok_or_else(|| {

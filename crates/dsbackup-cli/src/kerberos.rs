@@ -23,6 +23,15 @@ pub(crate) enum AuthType {
     Ntlm,
     /// Kerberos (auth type 16).
     Kerberos,
+    /// SPNEGO (auth type 9) offering Kerberos, as Windows binds (no NTLM inside it yet).
+    Negotiate,
+}
+
+impl AuthType {
+    /// Whether it takes Kerberos tickets.
+    pub(crate) fn is_kerberos(self) -> bool {
+        matches!(self, Self::Kerberos | Self::Negotiate)
+    }
 }
 
 /// The Kerberos options.

@@ -63,6 +63,9 @@ pub struct ClientConfig {
     /// Kerberos tickets for the server's SPN: when set, the client authenticates with
     /// Kerberos (auth type 16) instead of NTLM.
     pub kerberos: Option<Tickets>,
+    /// With [`kerberos`](Self::kerberos): bind with SPNEGO (auth type 9) offering Kerberos,
+    /// rather than Kerberos itself (auth type 16).
+    pub spnego: bool,
     /// The auth level: packet privacy by default.
     pub auth_level: AuthLevel,
     /// Where the interfaces are.
@@ -92,6 +95,7 @@ impl ClientConfig {
             server: server.into(),
             credentials: None,
             kerberos: None,
+            spnego: false,
             auth_level: AuthLevel::PKT_PRIVACY,
             endpoint: Endpoint::default(),
             connect_timeout: Duration::from_secs(10),
@@ -115,6 +119,13 @@ impl ClientConfig {
     #[must_use]
     pub fn kerberos(mut self, tickets: Tickets) -> Self {
         self.kerberos = Some(tickets);
+        self
+    }
+
+    /// With [`kerberos`](Self::kerberos): inside SPNEGO (auth type 9), as Windows binds.
+    #[must_use]
+    pub fn spnego(mut self, spnego: bool) -> Self {
+        self.spnego = spnego;
         self
     }
 
@@ -166,6 +177,7 @@ impl Client {
         }
         let auth = match (config.kerberos, config.credentials, config.auth_level) {
             (_, _, AuthLevel::NONE) => ClientAuth::None,
+            (Some(tickets), _, level) if config.spnego => ClientAuth::Negotiate { tickets, level },
             (Some(tickets), _, level) => ClientAuth::Kerberos { tickets, level },
             (None, Some(credentials), level) => ClientAuth::ntlm(credentials, level),
             (None, None, _) => {

@@ -24,6 +24,16 @@ use crate::messages::{
 )]
 pub fn decode_message(data: &[u8]) {
     let _ = KdcReply::decode(data);
+    if let Ok(m) = crate::spnego::NegTokenInit::decode(data)
+        && crate::spnego::NegTokenInit::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("NegTokenInit round trip: {m:?}");
+    }
+    if let Ok(m) = crate::spnego::NegTokenResp::decode(data)
+        && crate::spnego::NegTokenResp::decode(&m.encode()).as_ref() != Ok(&m)
+    {
+        panic!("NegTokenResp round trip: {m:?}");
+    }
     let _ = EncKdcRepPart::decode(data);
     let _ = EtypeInfo2::decode_list(data);
     if let Ok(m) = ApReq::decode(data)

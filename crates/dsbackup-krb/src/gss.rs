@@ -296,6 +296,38 @@ impl KerberosInitiator {
         Ok(ap_rep.encode())
     }
 
+    /// A MIC token over `data` (GSS_GetMIC), taking the next sequence number of our
+    /// direction: what SPNEGO's mechanism list MIC is.
+    pub(crate) fn get_mic(&mut self, data: &[u8]) -> Result<Vec<u8>, SecurityError> {
+        let seq = self.send_seq;
+        let (key, flags) = self.key()?;
+        let mic = make_mic(key, usage::INITIATOR_SIGN, flags, seq, &[data]);
+        self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
+        Ok(mic)
+    }
+
+    /// Checks the acceptor's MIC token over `data` (GSS_VerifyMIC), which takes the next
+    /// sequence number of its direction.
+    pub(crate) fn verify_peer_mic(
+        &mut self,
+        data: &[u8],
+        token: &[u8],
+    ) -> Result<(), SecurityError> {
+        let (key, flags) = self.key()?;
+        let seq = verify_mic(
+            key,
+            usage::ACCEPTOR_SIGN,
+            flags | SENT_BY_ACCEPTOR,
+            token,
+            &[data],
+        )?;
+        if seq != self.recv_seq {
+            return Err(SecurityError::BadSignature);
+        }
+        self.recv_seq = self.recv_seq.wrapping_add(1) & 0xffff_ffff;
+        Ok(())
+    }
+
     fn key(&self) -> Result<(&Key, u8), SecurityError> {
         let (key, acceptor_subkey) = self
             .token_key

@@ -22,6 +22,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod gss;
 pub mod messages;
+pub mod spnego;
 mod wire;
 
 pub use crate::acceptor::{
@@ -35,3 +36,4 @@ pub use crate::exchange::{AsExchange, AsStep, Credential, Grant, Inputs, Secret,
 pub use crate::files::{Ccache, KeytabEntry, encode_keytab, parse_ccache, parse_keytab};
 pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
 pub use crate::messages::PrincipalName;
+pub use crate::spnego::{SpnegoAcceptor, SpnegoInitiator};

@@ -398,3 +398,72 @@ fn an_accounts_keys_serve_its_spns_and_spn_restricts_them() {
         }
     }
 }
+
+#[test]
+fn spnego_carries_kerberos_and_refuses_a_downgrade_to_ntlm() {
+    use dsbackup_krb::spnego::{
+        MechFactory, NTLM_OID, NegTokenInit, NegTokenResp, SpnegoAcceptor, SpnegoInitiator,
+        is_kerberos, neg_state,
+    };
+    let config = config();
+    // Our SPNEGO initiator against our SPNEGO acceptor, Kerberos inside.
+    let mut client = SpnegoInitiator::kerberos(initiator(ticket(), Protection::Privacy, NOW));
+    let config_for_mech = config.clone();
+    let factory: MechFactory = Box::new(move |oid| {
+        is_kerberos(oid).then(|| {
+            Box::new(acceptor(&config_for_mech, Protection::Privacy, NOW))
+                as Box<dyn SecurityProvider>
+        })
+    });
+    let mut server = SpnegoAcceptor::new(factory);
+    server.require(Protection::Privacy);
+    let AuthStep::Continue(init) = client.step(None).unwrap() else {
+        panic!()
+    };
+    let decoded = NegTokenInit::decode(&init).unwrap();
+    assert!(is_kerberos(&decoded.mech_types[0]));
+    assert_eq!(NegTokenInit::decode(&decoded.encode()).unwrap(), decoded);
+    let AuthStep::Continue(resp) = server.step(Some(&init)).unwrap() else {
+        panic!()
+    };
+    let AuthStep::Continue(last) = client.step(Some(&resp)).unwrap() else {
+        panic!("the client's AP-REP goes in an alter_context")
+    };
+    let AuthStep::Complete(Some(done)) = server.step(Some(&last)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        NegTokenResp::decode(&done).unwrap().neg_state,
+        Some(neg_state::ACCEPT_COMPLETED)
+    );
+    assert_eq!(client.step(Some(&done)).unwrap(), AuthStep::Complete(None));
+    assert!(client.is_established() && server.is_established());
+    assert_eq!(server.peer_identity().unwrap().user, "backup");
+
+    // An acceptor answering with NTLM: the client, which asked for Kerberos, refuses.
+    let mut client = SpnegoInitiator::kerberos(initiator(ticket(), Protection::Privacy, NOW + 1));
+    client.step(None).unwrap();
+    let downgrade = NegTokenResp {
+        neg_state: Some(neg_state::ACCEPT_INCOMPLETE),
+        supported_mech: Some(NTLM_OID.to_vec()),
+        response_token: Some(b"NTLMSSP\0\x02\0\0\0".to_vec()),
+        mech_list_mic: None,
+    };
+    assert_eq!(
+        NegTokenResp::decode(&downgrade.encode()).unwrap(),
+        downgrade
+    );
+    match client.step(Some(&downgrade.encode())) {
+        Err(SecurityError::LogonFailure(reason)) => assert!(reason.contains("downgrade")),
+        other => panic!("{other:?}"),
+    }
+    assert!(!client.is_established());
+
+    // An acceptor without the initiator's first mechanism refuses rather than negotiates.
+    let mut ntlm_only = SpnegoAcceptor::new(Box::new(|_| None));
+    let mut client = SpnegoInitiator::kerberos(initiator(ticket(), Protection::Privacy, NOW + 2));
+    let AuthStep::Continue(init) = client.step(None).unwrap() else {
+        panic!()
+    };
+    assert!(ntlm_only.step(Some(&init)).is_err());
+}

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dsbackup_krb::{InitiatorInputs, KerberosInitiator};
+use dsbackup_krb::{InitiatorInputs, KerberosInitiator, SpnegoInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
     AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
@@ -76,6 +76,16 @@ pub enum ClientAuth {
         /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
         level: AuthLevel,
     },
+    /// SPNEGO (auth type 9, RPC_C_AUTHN_GSS_NEGOTIATE) offering Kerberos, as Windows and
+    /// impacket's `-k` bind: the same tickets as [`ClientAuth::Kerberos`], inside SPNEGO's
+    /// tokens. The acceptor must take Kerberos: a server that answers with another mechanism
+    /// (NTLM) is refused as a downgrade.
+    Negotiate {
+        /// Where the service ticket comes from.
+        tickets: Tickets,
+        /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
+        level: AuthLevel,
+    },
 }
 
 impl ClientAuth {
@@ -88,7 +98,9 @@ impl ClientAuth {
     pub fn level(&self) -> AuthLevel {
         match self {
             Self::None => AuthLevel::NONE,
-            Self::Ntlm { level, .. } | Self::Kerberos { level, .. } => *level,
+            Self::Ntlm { level, .. }
+            | Self::Kerberos { level, .. }
+            | Self::Negotiate { level, .. } => *level,
         }
     }
 }
@@ -157,23 +169,30 @@ impl ClientOptions {
                 )))
             }
             ClientAuth::Kerberos { tickets, level } => {
-                let ticket = tickets.service_ticket().await?;
-                let (now, usec) = nonce::unix_now();
-                let inputs = InitiatorInputs {
-                    now: dsbackup_krb::KerberosTime(now),
-                    usec,
-                    seq: u32::from_be_bytes(nonce::random()?) & 0x3fff_ffff,
-                    subkey: nonce::random()?,
-                    confounders: Box::new(nonce::confounder),
-                };
-                Some(Box::new(KerberosInitiator::new(
-                    ticket,
-                    level.protection(),
-                    inputs,
-                )))
+                Some(Box::new(kerberos_initiator(tickets, *level).await?))
             }
+            ClientAuth::Negotiate { tickets, level } => Some(Box::new(SpnegoInitiator::kerberos(
+                kerberos_initiator(tickets, *level).await?,
+            ))),
         })
     }
+}
+
+/// A Kerberos initiator presenting a ticket of `tickets` with a fresh authenticator.
+async fn kerberos_initiator(
+    tickets: &Tickets,
+    level: AuthLevel,
+) -> Result<KerberosInitiator, TransportError> {
+    let ticket = tickets.service_ticket().await?;
+    let (now, usec) = nonce::unix_now();
+    let inputs = InitiatorInputs {
+        now: dsbackup_krb::KerberosTime(now),
+        usec,
+        seq: u32::from_be_bytes(nonce::random()?) & 0x3fff_ffff,
+        subkey: nonce::random()?,
+        confounders: Box::new(nonce::confounder),
+    };
+    Ok(KerberosInitiator::new(ticket, level.protection(), inputs))
 }
 
 /// The output of a call.

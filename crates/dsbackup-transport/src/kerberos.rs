@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use dsbackup_krb::spnego::{self, MechFactory, SpnegoAcceptor};
 use dsbackup_krb::{
     AcceptorInputs, Credential, KerberosAcceptor, KerberosTime, PrincipalName, Secret,
 };
@@ -143,9 +144,9 @@ impl Tickets {
     }
 }
 
-/// Adds Kerberos (auth type 16, from `config`'s keys) to the acceptors `others` makes: each
-/// authenticated bind of that type gets a [`KerberosAcceptor`] with the time now and fresh
-/// randomness.
+/// Adds Kerberos (auth type 16, from `config`'s keys) and SPNEGO (auth type 9, over
+/// Kerberos or over what `others` makes for NTLM) to the acceptors `others` makes: each
+/// authenticated bind of those types gets its acceptor, with the time now and fresh randomness.
 pub(crate) fn acceptor_factory(
     others: Option<SecurityFactory>,
     config: Option<AcceptorConfig>,
@@ -153,17 +154,39 @@ pub(crate) fn acceptor_factory(
     let Some(config) = config else {
         return others;
     };
-    let mut others = others;
-    Some(Box::new(move |auth_type| {
-        if auth_type != AuthType::GSS_KERBEROS {
-            return others.as_mut().and_then(|factory| factory(auth_type));
-        }
+    let others = Arc::new(std::sync::Mutex::new(others));
+    let kerberos = move || -> Option<Box<dyn SecurityProvider>> {
         let inputs = AcceptorInputs {
             now: now(),
             seq: u32::from_be_bytes(nonce::random().ok()?) & 0x3fff_ffff,
             subkey: nonce::random().ok()?,
             confounders: Box::new(nonce::confounder),
         };
-        Some(Box::new(KerberosAcceptor::new(config.clone(), inputs)) as Box<dyn SecurityProvider>)
+        Some(Box::new(KerberosAcceptor::new(config.clone(), inputs)))
+    };
+    let other = move |auth_type| {
+        others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+            .and_then(|factory| factory(auth_type))
+    };
+    Some(Box::new(move |auth_type| match auth_type {
+        AuthType::GSS_KERBEROS => kerberos(),
+        AuthType::GSS_NEGOTIATE => {
+            let kerberos = kerberos.clone();
+            let other = other.clone();
+            let mechanism: MechFactory = Box::new(move |oid| {
+                if spnego::is_kerberos(oid) {
+                    kerberos()
+                } else if oid == spnego::NTLM_OID {
+                    other(AuthType::WINNT)
+                } else {
+                    None
+                }
+            });
+            Some(Box::new(SpnegoAcceptor::new(mechanism)) as Box<dyn SecurityProvider>)
+        }
+        _ => other(auth_type),
     }))
 }

@@ -125,7 +125,7 @@ async fn samba_kdc_refuses_a_wrong_password_and_an_unknown_service() {
 
 #[tokio::test]
 #[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
-async fn samba_endpoint_mapper_answers_over_kerberos_at_every_level() {
+async fn samba_endpoint_mapper_answers_over_kerberos_and_spnego_at_every_level() {
     let kdc = kdc();
     let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
     let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
@@ -147,14 +147,31 @@ async fn samba_endpoint_mapper_answers_over_kerberos_at_every_level() {
         AuthLevel::PKT_PRIVACY,
         AuthLevel::CONNECT,
     ] {
-        let options = ClientOptions::with_auth(ClientAuth::Kerberos {
-            tickets: Tickets::fixed(ticket.clone()),
-            level,
-        });
-        let entries = list_endpoints(epm, &options)
-            .await
-            .unwrap_or_else(|e| panic!("{level:?}: {e}"));
-        assert_eq!(entries, anonymous, "{level:?}");
+        let tickets = Tickets::fixed(ticket.clone());
+        for auth in [
+            ClientAuth::Kerberos {
+                tickets: tickets.clone(),
+                level,
+            },
+            ClientAuth::Negotiate {
+                tickets: tickets.clone(),
+                level,
+            },
+        ] {
+            let name = format!(
+                "{level:?}, {}",
+                if matches!(auth, ClientAuth::Kerberos { .. }) {
+                    "Kerberos"
+                } else {
+                    "SPNEGO"
+                }
+            );
+            let options = ClientOptions::with_auth(auth);
+            let entries = list_endpoints(epm, &options)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(entries, anonymous, "{name}");
+        }
     }
 }
 
