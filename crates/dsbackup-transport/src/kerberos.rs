@@ -1,6 +1,6 @@
 //! Kerberos for the client and the server runtime: where a client's service tickets come from
 //! ([`Tickets`], fetched from the KDC on first use and again once expired), and the acceptor
-//! a server makes per bind from its keytab ([`acceptor_factory`]).
+//! a server makes per bind from its keytab (`ServerOptions::kerberos`: Kerberos and SPNEGO).
 
 use std::sync::Arc;
 
