@@ -198,6 +198,54 @@ impl Ccache {
     }
 }
 
+/// A version 4 `FILE:` credential cache of `principal@realm` holding `credentials` (what
+/// `kinit` leaves; the mirror of [`parse_ccache`]), for tools that read one, such as
+/// impacket's `-k`.
+pub fn encode_ccache(
+    realm: &str,
+    principal: &PrincipalName,
+    credentials: &[Credential],
+) -> Vec<u8> {
+    fn data32(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    fn principal_of(out: &mut Vec<u8>, realm: &str, name: &PrincipalName) {
+        out.extend_from_slice(&name.name_type.to_be_bytes());
+        out.extend_from_slice(
+            &u32::try_from(name.components.len())
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
+        data32(out, realm.as_bytes());
+        for c in &name.components {
+            data32(out, c.as_bytes());
+        }
+    }
+    let time = |t: KerberosTime| u32::try_from(t.0).unwrap_or(0).to_be_bytes();
+    let mut out = vec![0x05, 0x04, 0x00, 0x00];
+    principal_of(&mut out, realm, principal);
+    for c in credentials {
+        principal_of(&mut out, &c.crealm, &c.client);
+        principal_of(&mut out, &c.srealm, &c.server);
+        out.extend_from_slice(
+            &u16::try_from(c.session_key.etype().0)
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
+        data32(&mut out, c.session_key.as_bytes());
+        for t in [c.authtime, c.authtime, c.endtime, c.endtime] {
+            out.extend_from_slice(&time(t));
+        }
+        out.push(0);
+        out.extend_from_slice(&c.flags.to_be_bytes());
+        out.extend_from_slice(&[0; 8]);
+        data32(&mut out, &c.ticket.encode());
+        data32(&mut out, &[]);
+    }
+    out
+}
+
 fn ccache_principal(c: &mut Cursor<'_>, v4: bool) -> Result<(String, PrincipalName), DecodeError> {
     let name_type = if v4 {
         i32::from_be_bytes(c.u32()?.to_be_bytes())

@@ -33,7 +33,9 @@ pub use crate::crypto::{EncType, Key};
 pub use crate::der::KerberosTime;
 pub use crate::error::{CryptoError, DecodeError, KrbError};
 pub use crate::exchange::{AsExchange, AsStep, Credential, Grant, Inputs, Secret, TgsExchange};
-pub use crate::files::{Ccache, KeytabEntry, encode_keytab, parse_ccache, parse_keytab};
+pub use crate::files::{
+    Ccache, KeytabEntry, encode_ccache, encode_keytab, parse_ccache, parse_keytab,
+};
 pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
 pub use crate::messages::PrincipalName;
 pub use crate::spnego::{SpnegoAcceptor, SpnegoInitiator};

@@ -74,3 +74,14 @@ fn truncated_files_never_yield_the_whole_set() {
     assert!(parse_keytab(b"\x05\x01").is_err());
     assert!(parse_ccache(b"\x05\x02").is_err());
 }
+
+#[test]
+fn a_ccache_we_write_reads_back_whole() {
+    let cache = parse_ccache(CCACHE).unwrap();
+    let written = dsbackup_krb::encode_ccache(&cache.realm, &cache.principal, &cache.credentials);
+    let again = parse_ccache(&written).unwrap();
+    assert_eq!(again.realm, cache.realm);
+    assert_eq!(again.principal, cache.principal);
+    assert_eq!(again.credentials, cache.credentials);
+    assert!(!again.credentials.is_empty());
+}
