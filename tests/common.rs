@@ -151,3 +151,18 @@ pub(crate) fn assert_no_bindings(client: &Client) {
     assert_eq!(snapshot.bindings, 0, "{snapshot:?}");
     assert_eq!(snapshot.associations, 0, "{snapshot:?}");
 }
+
+/// Every entry under `dir` that is not a directory (files, links, FIFOs), recursively, links
+/// not followed.
+pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -30,7 +30,8 @@ pub(crate) struct Needs {
     /// A Samba AD DC to provision and run (`samba`, `samba-tool`; `rpcclient`,
     /// which the peer tests also run against our server).
     pub(crate) samba: bool,
-    /// A C compiler (`cc`) and `pkg-config`, to build the C programs against libntdsbcli.
+    /// A C compiler (`cc`), `pkg-config` and `valgrind`, to build the C programs against
+    /// libntdsbcli and check them.
     pub(crate) c: bool,
     /// The Rust standard libraries of `ci::CROSS_TARGETS` (`rustup target add`).
     pub(crate) cross_targets: bool,
@@ -43,8 +44,7 @@ impl Needs {
         cargo_fuzz: true,
         samba: true,
         c: true,
-        // Only `cargo xtask cross` needs them.
-        cross_targets: false,
+        cross_targets: true,
     };
 }
 
@@ -100,6 +100,9 @@ fn missing_apt_packages(needs: Needs) -> Vec<&'static str> {
         }
         if !sh::on_path("pkg-config") {
             packages.push("pkg-config");
+        }
+        if !sh::on_path("valgrind") {
+            packages.push("valgrind");
         }
     }
     if needs.samba {

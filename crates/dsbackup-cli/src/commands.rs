@@ -93,15 +93,14 @@ pub(crate) struct SetLogArgs {
 
 pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<u8> {
     let client = args.connect.reading_client(Some(&args.read))?;
-    let options = BackupOptions {
-        backup_type: if args.logs_only {
+    let options = BackupOptions::default()
+        .backup_type(if args.logs_only {
             BackupType::LogsOnly
         } else {
             BackupType::Full
-        },
-        truncate_logs: args.truncate_logs,
-        force: args.force,
-    };
+        })
+        .truncate_logs(args.truncate_logs)
+        .force(args.force);
     let mut signals = crate::signals::Signals::new()?;
     let caught = std::cell::Cell::new(None);
     let mut bar = Bar::new(0, !output.bars());
@@ -119,7 +118,7 @@ pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<
             "dsbackup: interrupted by {}: the backup session was ended with the server \
              (DsBackupEnd), {open} bindings left open, {} removed, {} not created",
             signal.name(),
-            dsbackup_client::dir::partial_path(&args.out).display(),
+            dsbackup_client::partial_path(&args.out).display(),
             args.out.display()
         );
         return Ok(signal.exit_code());
@@ -248,15 +247,13 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
         map = map.parse_rule(rule)?;
     }
     let client = args.connect.client()?;
-    let options = RestoreOptions {
-        rt_flag: if args.catchup {
+    let options = RestoreOptions::new(map)
+        .rt_flag(if args.catchup {
             dsbackup_proto::iface::ad_restore::RESTORE_TYPE_CATCHUP
         } else {
             0
-        },
-        map,
-        overwrite: args.overwrite,
-    };
+        })
+        .overwrite(args.overwrite);
     if options.map.is_empty() {
         anyhow::bail!(
             "restore needs --map 'SERVER_PREFIX=LOCAL_DIR' for where the DC's paths are on this \

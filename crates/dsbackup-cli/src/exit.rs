@@ -120,7 +120,7 @@ fn client_code(error: &Error) -> u8 {
         Error::Authentication { .. } => AUTH,
         Error::Integrity { .. } => INTEGRITY,
         Error::Transport { .. } | Error::BadResponse { .. } | Error::Protocol { .. } => CONNECTION,
-        Error::Misuse(_) => USAGE,
+        Error::Misuse(_) | Error::Encode { .. } => USAGE,
         _ => FAILURE,
     }
 }

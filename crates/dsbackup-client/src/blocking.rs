@@ -500,7 +500,7 @@ fn runtime() -> Result<Handle, Error> {
         .build()
         .map_err(|source| Error::Transport {
             context: "start the runtime",
-            source: TransportError::Io(source),
+            source: TransportError::from(source),
         })?;
     // Two threads may build one at once: the first stored wins, the other is dropped.
     Ok(RUNTIME.get_or_init(|| built).handle().clone())

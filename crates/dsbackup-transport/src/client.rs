@@ -309,7 +309,8 @@ impl Association {
         config.drep = options.drep;
         config.auth_level = options.auth.level();
         config.assoc_group_id = options.assoc_group_id;
-        let mut assoc = ClientAssociation::new(config, options.security()?)?;
+        let mut assoc =
+            ClientAssociation::new(config, options.security()?).map_err(TransportError::Misuse)?;
         let mut reader =
             FramedRead::with_capacity(read, FrameCodec::new(assoc.max_recv_frag()), READ_BUFFER);
         let (p_cont_id, interface, assoc_group_id) = handshake(
@@ -689,7 +690,8 @@ async fn handshake(
     let first = remaining.next().ok_or(TransportError::InterfaceRejected {
         interface: NO_INTERFACE,
     })?;
-    let mut proposed = (first_id(assoc.bind(&[first])?)?, first);
+    let ids = assoc.bind(&[first]).map_err(|e| local(assoc, e))?;
+    let mut proposed = (first_id(ids)?, first);
     let mut accepted = false;
     loop {
         flush(assoc, write, metrics, tapped).await?;
@@ -717,7 +719,8 @@ async fn handshake(
             let next = remaining.next().ok_or(TransportError::InterfaceRejected {
                 interface: proposed.1,
             })?;
-            proposed = (first_id(assoc.alter_context(&[next])?)?, next);
+            let ids = assoc.alter_context(&[next]).map_err(|e| local(assoc, e))?;
+            proposed = (first_id(ids)?, next);
             continue;
         }
         let frame = timeout_at(deadline, reader.next())
@@ -729,7 +732,7 @@ async fn handshake(
         if let Some(tapped) = tapped {
             tapped.received(&frame);
         }
-        assoc.handle_frame(frame).map_err(protocol_error)?;
+        assoc.handle_frame(frame).map_err(TransportError::peer)?;
     }
 }
 
@@ -739,35 +742,18 @@ fn first_id(ids: Vec<u16>) -> Result<u16, TransportError> {
 
 pub(crate) fn frame_error(error: FrameError) -> TransportError {
     match error {
-        FrameError::Io(error) => TransportError::Io(error),
+        FrameError::Io(error) => TransportError::from(error),
         FrameError::Malformed(error) => TransportError::Protocol(error.into()),
     }
 }
 
-fn protocol_error(error: ProtocolError) -> TransportError {
-    match error {
-        ProtocolError::BindRejected(reason) => TransportError::BindRejected(reason),
-        other => TransportError::Protocol(other),
-    }
-}
-
-/// A fresh copy of an error for each call it fails (I/O errors keep their kind and text).
-fn duplicate(error: &TransportError) -> TransportError {
-    match error {
-        TransportError::Io(error) => {
-            TransportError::Io(std::io::Error::new(error.kind(), error.to_string()))
-        }
-        TransportError::Protocol(error) => TransportError::Protocol(error.clone()),
-        TransportError::Fault {
-            status,
-            did_not_execute,
-        } => TransportError::Fault {
-            status: *status,
-            did_not_execute: *did_not_execute,
-        },
-        TransportError::BindRejected(reason) => TransportError::BindRejected(*reason),
-        TransportError::TimedOut => TransportError::TimedOut,
-        _ => TransportError::Closed,
+/// The error for a refusal of one of the association's methods the caller asked for: the
+/// association's own failure (the peer's doing) when it has failed, else the caller's misuse.
+fn local(assoc: &ClientAssociation, error: ProtocolError) -> TransportError {
+    if assoc.error().is_some() {
+        TransportError::peer(error)
+    } else {
+        TransportError::Misuse(error)
     }
 }
 
@@ -823,11 +809,11 @@ impl Driver {
         self.permits.close();
         for (_, pending) in self.calls.drain() {
             if let Some(reply) = pending.reply {
-                let _ = reply.send(Err(duplicate(&outcome)));
+                let _ = reply.send(Err(outcome.clone()));
             }
         }
         if let Some(reply) = self.alter.take() {
-            let _ = reply.send(Err(duplicate(&outcome)));
+            let _ = reply.send(Err(outcome.clone()));
         }
         // Calls queued and not taken fail with `Closed` as their senders drop.
         self.commands.close();
@@ -854,7 +840,7 @@ impl Driver {
                 self.event(event);
             }
             if let Some(error) = self.assoc.error() {
-                return protocol_error(error.clone());
+                return TransportError::peer(error.clone());
             }
             if self.shutdown && self.calls.is_empty() {
                 return TransportError::Closed;
@@ -878,7 +864,7 @@ impl Driver {
                             while let Some(event) = self.assoc.poll_event() {
                                 self.event(event);
                             }
-                            return protocol_error(error);
+                            return TransportError::peer(error);
                         }
                     }
                     Some(Err(error)) => return frame_error(error),
@@ -918,7 +904,7 @@ impl Driver {
                         );
                     }
                     Err(error) => {
-                        let _ = reply.send(Err(TransportError::Protocol(error)));
+                        let _ = reply.send(Err(local(&self.assoc, error)));
                     }
                 }
             }
@@ -934,17 +920,16 @@ impl Driver {
             }
             Command::AlterContext { interfaces, reply } => {
                 if self.alter.is_some() {
-                    let _ =
-                        reply.send(Err(TransportError::Protocol(ProtocolError::InvalidState {
-                            operation: "alter the context",
-                            state: "altering its context",
-                        })));
+                    let _ = reply.send(Err(TransportError::Misuse(ProtocolError::InvalidState {
+                        operation: "alter the context",
+                        state: "altering its context",
+                    })));
                     return;
                 }
                 match self.assoc.alter_context(&interfaces) {
                     Ok(_) => self.alter = Some(reply),
                     Err(error) => {
-                        let _ = reply.send(Err(TransportError::Protocol(error)));
+                        let _ = reply.send(Err(local(&self.assoc, error)));
                     }
                 }
             }

@@ -349,7 +349,10 @@ async fn an_alter_context_that_changes_the_auth_level_is_refused() {
     assert!(
         matches!(
             error,
-            TransportError::Protocol(ProtocolError::AssociationFault(FaultStatus::ACCESS_DENIED))
+            TransportError::Fault {
+                status: FaultStatus::ACCESS_DENIED,
+                did_not_execute: true
+            }
         ),
         "{error:?}"
     );
