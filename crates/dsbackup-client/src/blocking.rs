@@ -229,7 +229,9 @@ impl BackupSession {
         for chunk in chunks {
             let end = filled + chunk.len();
             let Some(dst) = buf.get_mut(filled..end) else {
-                return Err(Error::Misuse("a read returned more than it was asked for"));
+                return Err(Error::Internal(
+                    "a read returned more than it was asked for",
+                ));
             };
             dst.copy_from_slice(&chunk);
             filled = end;

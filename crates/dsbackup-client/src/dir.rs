@@ -383,15 +383,24 @@ pub(crate) fn write_durably(dir: &Path, name: &str, data: &[u8]) -> Result<(), E
 }
 
 /// fsync of a directory, so that the renames inside it are durable.
+#[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(dir))
 }
 
+/// Nothing: the standard library cannot open a directory on Windows, whose file systems
+/// journal a rename themselves.
+#[cfg(not(unix))]
+pub(crate) fn sync_dir(_dir: &Path) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Mode of the set's directories: the set holds every account's password hashes.
 pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of the set's files.
+#[cfg(unix)]
 pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// Longest local file name made from a server's name, in bytes: under the 255 bytes of
@@ -401,12 +410,9 @@ pub(crate) const MAX_LOCAL_NAME: usize = 200;
 
 /// Creates the directory `path` with mode 0700 from its first moment, whatever the umask.
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
+    let builder = &mut fs::DirBuilder::new();
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(DIR_MODE);
-    }
+    std::os::unix::fs::DirBuilderExt::mode(builder, DIR_MODE);
     builder.create(path).map_err(Error::io(path))?;
     // The umask can only take bits away; a umask of 0200 or more would leave the owner
     // without access, so the mode is set again.

@@ -21,6 +21,7 @@ use dsbackup_transport::TransportError;
 /// | the caller stopped it | [`Error::Interrupted`] |
 /// | the backup set on disk | [`Error::Manifest`], [`Error::BadSet`], [`Error::Mismatch`] |
 /// | the caller | [`Error::Misuse`], [`Error::Encode`] |
+/// | this library (a bug) | [`Error::Internal`] |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -137,6 +138,10 @@ pub enum Error {
         /// What does not fit.
         source: EncodeError,
     },
+    /// An invariant of this library broke (a bug: neither the caller's nor the server's
+    /// doing), named in the message.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl Error {

@@ -257,11 +257,11 @@ async fn copy_file(
     drop(blocks);
     let written = thread
         .await
-        .map_err(|_| Error::Misuse("the writer thread panicked"));
+        .map_err(|_| Error::Internal("the writer thread panicked"));
     let read_ok = read?;
     let file_entry = written??;
     if !read_ok {
-        return Err(Error::Misuse("the writer thread stopped early"));
+        return Err(Error::Internal("the writer thread stopped early"));
     }
     reader.close().await?;
     progress.finish_file();
@@ -279,7 +279,7 @@ fn write_blocks(mut sink: FileSink, mut blocks: mpsc::Receiver<Block>) -> Result
             Block::Finish => return sink.finish(),
         }
     }
-    Err(Error::Misuse("the file's reads stopped before its end"))
+    Err(Error::Internal("the file's reads stopped before its end"))
 }
 
 /// What [`restore_from_dir`] does besides copying: [`RestoreOptions::new`] with the path map,

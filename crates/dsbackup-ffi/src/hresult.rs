@@ -13,7 +13,7 @@
 //! | a server that breaks the protocol | `RPC_S_PROTOCOL_ERROR` |
 //! | a bad argument, handle or call order | `ERROR_INVALID_PARAMETER` (`hrInvalidParam` for the expiry token's pointers, `hrInvalidHandle` for `DsBackupClose` without an open file, as documented) |
 //! | memory exhaustion | `ERROR_NOT_ENOUGH_MEMORY` |
-//! | a panic inside the library (a bug) | `E_UNEXPECTED` |
+//! | a panic or a broken invariant inside the library (a bug) | `E_UNEXPECTED` |
 
 use dsbackup_client::Error;
 use dsbackup_proto::{FaultStatus, Status};
@@ -134,6 +134,7 @@ pub fn from_error(error: &Error) -> Hresult {
         Error::BadResponse { .. } => RPC_X_BAD_STUB_DATA,
         Error::Protocol { .. } => RPC_S_PROTOCOL_ERROR,
         Error::Transport { context, source } => from_transport(context, source),
+        Error::Internal(_) => E_UNEXPECTED,
         _ => E_FAIL,
     }
 }
