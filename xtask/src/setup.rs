@@ -238,6 +238,9 @@ fn print_versions(needs: Needs) {
     if needs.cargo_fuzz {
         println!("using {}", version(sh::cargo().args(["fuzz", "--version"])));
     }
+    if needs.c {
+        println!("using {}", version(Command::new("valgrind").arg("--version")));
+    }
     if needs.samba {
         println!(
             "using samba {}",
