@@ -239,7 +239,10 @@ fn print_versions(needs: Needs) {
         println!("using {}", version(sh::cargo().args(["fuzz", "--version"])));
     }
     if needs.c {
-        println!("using {}", version(Command::new("valgrind").arg("--version")));
+        println!(
+            "using {}",
+            version(Command::new("valgrind").arg("--version"))
+        );
     }
     if needs.samba {
         println!(
