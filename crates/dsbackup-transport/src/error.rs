@@ -6,7 +6,7 @@ use dsbackup_proto::{EncodeError, FaultStatus, NdrError, ProtocolError, RejectRe
 
 use crate::binding::ParseBindingError;
 
-/// An error of the client transport, split by whose fault it is.
+/// An error of the client transport.
 ///
 /// - the network: [`Io`](Self::Io), [`Closed`](Self::Closed), [`TimedOut`](Self::TimedOut);
 /// - the peer misbehaved: [`Protocol`](Self::Protocol) (a PDU that breaks the protocol, a
@@ -56,6 +56,12 @@ pub enum TransportError {
     /// The endpoint mapper does not know the interface, or answered nonsense.
     #[error("endpoint resolution failed: {0}")]
     Resolve(&'static str),
+    /// The caller asked for something the association cannot do (a call before the bind or
+    /// on a context that was not accepted, more calls in flight than its limit, a second
+    /// alter_context while one is outstanding, options it cannot negotiate). The association
+    /// is not failed by it.
+    #[error("misuse: {0}")]
+    Misuse(#[source] ProtocolError),
     /// A string binding does not parse, or names a protocol sequence we do not speak.
     #[error("string binding: {0}")]
     Binding(#[from] ParseBindingError),
@@ -65,12 +71,6 @@ pub enum TransportError {
     /// A value could not be encoded.
     #[error("encoding: {0}")]
     Encode(#[from] EncodeError),
-    /// The caller asked for something the association cannot do (a call before the bind or
-    /// on a context that was not accepted, more calls in flight than its limit, a second
-    /// alter_context while one is outstanding, options it cannot negotiate). The association
-    /// is not failed by it.
-    #[error("misuse: {0}")]
-    Misuse(#[source] ProtocolError),
 }
 
 impl From<std::io::Error> for TransportError {
