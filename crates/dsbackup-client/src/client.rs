@@ -101,27 +101,6 @@ impl ClientConfig {
         }
     }
 
-    /// `DsSetAuthIdentity`: the user, domain and password (or NT hash) to authenticate with.
-    #[must_use]
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = Some(credentials);
-        self
-    }
-
-    /// The auth level (connect, packet integrity, packet privacy; none without credentials).
-    #[must_use]
-    pub fn auth_level(mut self, level: AuthLevel) -> Self {
-        self.auth_level = level;
-        self
-    }
-
-    /// Where the interfaces are.
-    #[must_use]
-    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = endpoint;
-        self
-    }
-
     /// Bound on connecting and binding (with authentication).
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -163,6 +142,27 @@ impl ClientConfig {
     #[must_use]
     pub fn tap(mut self, tap: Tap) -> Self {
         self.tap = Some(tap);
+        self
+    }
+
+    /// `DsSetAuthIdentity`: the user, domain and password (or NT hash) to authenticate with.
+    #[must_use]
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The auth level (connect, packet integrity, packet privacy; none without credentials).
+    #[must_use]
+    pub fn auth_level(mut self, level: AuthLevel) -> Self {
+        self.auth_level = level;
+        self
+    }
+
+    /// Where the interfaces are.
+    #[must_use]
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = endpoint;
         self
     }
 }
