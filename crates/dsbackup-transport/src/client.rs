@@ -19,9 +19,10 @@
 //! # Cancel safety
 //! [`Association::call`] and [`Binding::call`] are cancel-safe in the sense that matters on
 //! the wire: dropping the future (a `select!` that lost, a task aborted, the deadline passed)
-//! cancels the call on the association: a `co_cancel` if its request went out whole, an
-//! `orphaned` if it went out in part, nothing if none of it did. Other calls are not
-//! disturbed; the dropped call's answer, if it comes, is discarded.
+//! cancels the call on the association: a `co_cancel` if its request went out whole, the rest
+//! of its request if it went out in part (Windows and Samba ignore an `orphaned`), nothing if
+//! none of it did. Other calls are not disturbed; the dropped call's answer, if it comes, is
+//! discarded.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
