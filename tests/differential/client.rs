@@ -58,6 +58,13 @@ pub(crate) fn exchange(target: &Target, level: Level) -> Result<Vec<String>, Str
                     lines.push(format!(
                         "bound: conc_mpx {conc_mpx}, header_signing {header_signing}"
                     ));
+                    // Asked for, both must be granted (header signing needs a security
+                    // context: our client asks for it from connect up).
+                    if !conc_mpx || header_signing != (level != Level::None) {
+                        return Err(format!(
+                            "not granted what it asked: conc_mpx {conc_mpx}, header_signing {header_signing}"
+                        ));
+                    }
                     bound = true;
                 }
                 ClientEvent::BindRejected { reason, .. } => {
