@@ -264,7 +264,11 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
         );
     }
     if args.dry_run {
-        let plan = dsbackup_client::plan_restore_from_dir(&client, &args.from, &options).await?;
+        let plan = match dsbackup_client::plan_restore_from_dir(&client, &args.from, &options).await
+        {
+            Ok(plan) => plan,
+            Err(error) => return Err(crate::diagnose::restore(&client, error.into()).await),
+        };
         let mut text = String::new();
         for copy in &plan.copies {
             let _ = writeln!(
@@ -296,7 +300,10 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
     let mut bar = Bar::new(total, !output.bars());
     let summary = dsbackup_client::restore_from_dir(&client, &args.from, &options, &mut bar).await;
     bar.finish();
-    let summary = summary?;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(error) => return Err(crate::diagnose::restore(&client, error.into()).await),
+    };
     let mut text = String::new();
     for copy in &summary.plan.copies {
         let _ = writeln!(

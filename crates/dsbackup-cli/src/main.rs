@@ -6,6 +6,7 @@
 mod commands;
 mod connect;
 mod creds;
+mod diagnose;
 mod endpoints;
 mod exit;
 mod inspect;
@@ -136,10 +137,18 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
             .block_on(endpoints::run(&args, output.json))
             .map(|()| exit::OK),
         Command::Verify(args) => commands::verify(&args, output),
-        Command::Backup(args) => runtime()?.block_on(commands::backup(&args, output)),
-        Command::Restore(args) => runtime()?.block_on(commands::restore(&args, output)),
-        Command::Online(args) => runtime()?.block_on(commands::online(&args, output)),
-        Command::SetLog(args) => runtime()?.block_on(commands::set_log(&args, output)),
+        Command::Backup(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::backup(&args, output)))
+        }
+        Command::Restore(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::restore(&args, output)))
+        }
+        Command::Online(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::online(&args, output)))
+        }
+        Command::SetLog(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::set_log(&args, output)))
+        }
         Command::MockDc(args) => runtime()?.block_on(mock::mock_dc(&args, output)),
         Command::Demo(args) => runtime()?.block_on(mock::demo(&args, output)),
         Command::Completions { shell } => {
@@ -155,6 +164,17 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
             clap_mangen::Man::new(command).render(&mut std::io::stdout().lock())?;
             Ok(exit::OK)
         }
+    }
+}
+
+/// Runs a networked command; a connection failure is told by its cause and its fix.
+async fn explained(
+    connect: &connect::ConnectArgs,
+    command: impl Future<Output = anyhow::Result<u8>>,
+) -> anyhow::Result<u8> {
+    match command.await {
+        Ok(code) => Ok(code),
+        Err(error) => Err(diagnose::connection(connect, error).await),
     }
 }
 
