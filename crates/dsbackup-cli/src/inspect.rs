@@ -199,6 +199,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `call` (and `call_error`) fields of an observed call, as `inspect` prints them.
+pub(crate) fn render_call(
+    call: &dsbackup_proto::observe::ObservedCall,
+    out: &mut Map<String, Value>,
+) {
+    call::observed(call, out);
+}
+
 /// Writes the objects of one input.
 struct Printer<'a, W> {
     out: &'a mut W,

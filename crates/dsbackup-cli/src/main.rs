@@ -16,6 +16,7 @@ mod output;
 mod pcapng;
 mod progress;
 mod signals;
+mod wirelog;
 
 use std::process::ExitCode;
 
@@ -202,9 +203,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_tracing(verbose: u8) {
+    // -v: each step (the wire's, and the library's: each binding, each file); -vv: each call;
+    // -vvv: each PDU (see `wirelog`).
     let default = match verbose {
         0 => "warn",
-        1 => "info",
+        1 => "info,dsbackup_client=debug",
         2 => "debug",
         _ => "trace",
     };

@@ -12,7 +12,7 @@ use sha2::Digest as _;
 #[path = "common/mock.rs"]
 mod mock;
 
-use mock::{MockDc, PASSWORD, dsbackup};
+use mock::{MockDc, PASSWORD, closed_port, dsbackup};
 const EXIT_MISMATCH: i32 = 3;
 const EXIT_AUTH: i32 = 5;
 const EXIT_CONNECTION: i32 = 6;
@@ -366,12 +366,6 @@ fn a_separate_endpoint_mapper_port_leads_to_the_interfaces() {
     assert!(online.status.success(), "{}", text(&online.stderr));
     let result: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
     assert_eq!(result["online"], true);
-}
-
-/// A port nothing listens on.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port().to_string()
 }
 
 /// Runs `dsbackup ARGS` with `env`; its exit code and stderr.

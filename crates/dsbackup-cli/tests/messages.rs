@@ -10,13 +10,7 @@ use std::process::Output;
 #[path = "common/mock.rs"]
 mod mock;
 
-use mock::{MockDc, PASSWORD, dsbackup};
-
-/// A port nothing listens on (free a moment ago).
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port().to_string()
-}
+use mock::{MockDc, PASSWORD, closed_port, dsbackup};
 
 fn run(args: &[&str]) -> Output {
     dsbackup()

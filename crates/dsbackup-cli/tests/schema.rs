@@ -11,7 +11,7 @@ mod mock;
 #[path = "common/schema.rs"]
 mod walker;
 
-use mock::{MockDc, PASSWORD, dsbackup};
+use mock::{MockDc, PASSWORD, closed_port, dsbackup};
 use walker::{assert_valid, check};
 
 fn document(output: &std::process::Output) -> Value {
@@ -217,12 +217,7 @@ fn usage_and_connection_errors_are_error_documents() {
     assert_valid("error.json", &error);
     assert_eq!(error["error"]["kind"], "usage");
     // Nothing listens: a connection error (6).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let closed = closed_port();
     let unreachable = dsbackup()
         .args([
             "--json",

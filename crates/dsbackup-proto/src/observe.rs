@@ -97,7 +97,7 @@ pub trait HandshakeObserver: Send + fmt::Debug {
 
 /// What an observer knows beyond the wire (a password): a [`HandshakeObserver`] for each
 /// security context of an authentication type it can follow.
-pub trait Eavesdropper: fmt::Debug {
+pub trait Eavesdropper: Send + fmt::Debug {
     /// A fresh follower of a handshake of `auth_type`; `None` when this type is not followed.
     fn handshake(&self, auth_type: AuthType) -> Option<Box<dyn HandshakeObserver>>;
 }
@@ -257,6 +257,10 @@ pub enum CallError {
     /// The context's transfer syntax is not NDR 2.0.
     #[error("the transfer syntax is not NDR 2.0: not decoded")]
     NotNdr20,
+    /// A fragment could not be read for its protection (sealed without keys, or failing its
+    /// check): the fragment's [`Protected`] says why.
+    #[error("a fragment of the stub could not be read: not decoded")]
+    Unreadable,
 }
 
 /// What the observer knows of the call a stub PDU belongs to, told at its last fragment (or
@@ -649,7 +653,7 @@ impl Observer {
             return None;
         }
         match self.partials.remove(&key)? {
-            Partial::Unreadable => None,
+            Partial::Unreadable => Some(call(Some(Err(CallError::Unreadable)))),
             Partial::Limit(error) => Some(call(Some(Err(CallError::Limit(error))))),
             Partial::Collecting(_) if !context.ndr20 => Some(call(Some(Err(CallError::NotNdr20)))),
             Partial::Collecting(reassembly) => {
@@ -928,7 +932,9 @@ mod tests {
         observe(&mut observer, &[bind.clone(), auth3.clone()]);
         let seen = observer.observe(frame.clone()).unwrap();
         assert!(matches!(seen.protection, Some(Protected::Sealed)));
-        assert!(seen.call.is_none());
+        let call = seen.call.unwrap();
+        assert_eq!((call.iface, call.opnum), (Some(Interface::Mgmt), 1));
+        assert!(matches!(call.params, Some(Err(CallError::Unreadable))));
 
         let mut observer = Observer::new(Some(Box::new(ToyEavesdropper)));
         let out = observe(&mut observer, &[bind, auth3]);

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use dsbackup_proto::iface::Interface;
-use dsbackup_proto::observe::{Decoded, Half, ObservedCall, decode_call};
+use dsbackup_proto::observe::{CallError, Decoded, Half, ObservedCall, decode_call};
 use dsbackup_proto::{DataRep, SyntaxId};
 use serde_json::{Map, Value, json};
 
@@ -70,6 +70,9 @@ pub(crate) fn observed(call: &ObservedCall, out: &mut Map<String, Value>) {
     };
     let head = || Value::Object(call_head(iface, call.opnum, call.half));
     match &call.params {
+        // Sealed without the password, or failing its check: the PDU's `sealed` or
+        // `security_error` says so, and nothing more.
+        Some(Err(CallError::Unreadable)) => {}
         None => {
             out.insert("call".into(), head());
         }

@@ -80,3 +80,9 @@ impl Drop for MockDc {
         let _ = self.child.wait();
     }
 }
+
+/// A port nothing listens on (free a moment ago).
+pub(crate) fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port().to_string()
+}
