@@ -47,6 +47,29 @@ fn transport(error: &anyhow::Error) -> Option<&TransportError> {
 /// `error` with its cause named, when it is one of a connection: a name that does not resolve,
 /// nothing listening where the endpoint mapper was asked for, a peer that is not DCE/RPC.
 pub(crate) async fn connection(connect: &ConnectArgs, error: anyhow::Error) -> anyhow::Error {
+    if let Some(target) = unescaped_target(&error) {
+        return target;
+    }
+    let refused_logon = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<Error>(),
+            Some(Error::Authentication { .. })
+        )
+    });
+    if refused_logon && connect.auth != crate::connect::Auth::Privacy {
+        // Windows and Samba answer a level under their minimum as they answer a wrong
+        // password: say both.
+        let level = connect.auth.name();
+        return anyhow::Error::new(Explained {
+            message: format!(
+                "the server refused the credentials, or the authentication level --auth {level}: \
+                 a DC takes backup calls at --auth privacy (the default); with it, check --user, \
+                 --domain and the password ({})",
+                crate::render(&error)
+            ),
+            code: exit::AUTH,
+        });
+    }
     let Some(failure) = transport(&error) else {
         return error;
     };
@@ -129,4 +152,21 @@ pub(crate) async fn restore(client: &Client, error: anyhow::Error) -> anyhow::Er
         );
     }
     error
+}
+
+/// A restore target's refusal with the server path as the server spells it (the library's
+/// message quotes it, doubling every backslash).
+fn unescaped_target(error: &anyhow::Error) -> Option<anyhow::Error> {
+    error
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<Error>() {
+            Some(Error::Target {
+                server_path,
+                reason,
+            }) => Some(anyhow::Error::new(Explained {
+                message: format!("restore target {server_path}: {reason}"),
+                code: exit::LOCAL,
+            })),
+            _ => None,
+        })
 }

@@ -181,7 +181,7 @@ async fn explained(
 
 /// The error and its causes on one line, each cause once (library errors already name their
 /// source in their message).
-fn render(error: &anyhow::Error) -> String {
+pub(crate) fn render(error: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in error.chain() {
         let text = cause.to_string();

@@ -159,4 +159,37 @@ fn an_existing_out_says_it_exists_and_a_restore_to_an_online_dc_names_restore_mo
         "{message}"
     );
     assert!(std::fs::read_dir(&target).unwrap().next().is_none());
+    drop(dc);
+
+    // In restore mode: a target no --map rule covers is named as the server spells it.
+    let dc = MockDc::start(&[
+        "--dir",
+        ntds.to_str().unwrap(),
+        "--user",
+        "Administrator",
+        "--restore-mode",
+    ]);
+    let other = format!(r"\\DC2\D$={}", target.display());
+    let mut args = user.to_vec();
+    args.extend(["--from", set.to_str().unwrap(), "--map", &other]);
+    let (code, message) = failure(&dc.run("restore", &args, PASSWORD));
+    assert_eq!(code, Some(7));
+    assert!(
+        message.contains(r"restore target \\DC1\C$\Windows\NTDS\ntds.dit: no --map rule covers it"),
+        "{message}"
+    );
+    assert!(message.contains("add --map"), "{message}");
+
+    // A level the DC refuses is not only a matter of credentials.
+    let (code, message) = failure(&dc.run(
+        "online",
+        &["--user", "Administrator", "--auth", "connect"],
+        PASSWORD,
+    ));
+    assert_eq!(code, Some(5));
+    assert!(
+        message.contains("or the authentication level --auth connect")
+            && message.contains("--auth privacy"),
+        "{message}"
+    );
 }
