@@ -325,7 +325,8 @@ fn demo_backs_up_and_verifies_a_generated_set() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["verified"], true);
-    assert_eq!(summary["auth_level"], "packet_privacy");
+    // As --auth spells it.
+    assert_eq!(summary["auth_level"], "privacy");
     assert_eq!(summary["open_bindings"], 0);
     assert_eq!(summary["backup"]["bytes"], 4 << 20);
 }
