@@ -321,7 +321,6 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-
 /// 16 random bytes from the operating system.
 fn random_bytes() -> anyhow::Result<[u8; 16]> {
     let mut bytes = [0_u8; 16];
