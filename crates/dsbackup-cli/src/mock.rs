@@ -234,7 +234,7 @@ pub(crate) async fn demo(args: &DemoArgs, output: Output) -> anyhow::Result<u8> 
     output.result(
         &serde_json::json!({
             "size": args.size,
-            "auth_level": crate::connect::Auth::Privacy.name(),
+            "auth_level": Auth::Privacy.name(),
             "backup": {
                 "out": summary.out,
                 "files": summary.manifest.files.len(),
