@@ -85,5 +85,5 @@ pub use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPair, AvPairs, ChallengeMessage, Message,
     NegotiateMessage, Version,
 };
-pub use crate::observer::ObservedContext;
+pub use crate::observer::{NtlmEavesdropper, ObservedContext};
 pub use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};

@@ -21,6 +21,7 @@ pub mod header;
 pub mod iface;
 pub mod names;
 pub mod ndr;
+pub mod observe;
 pub mod pdu;
 pub mod security;
 pub mod server;
