@@ -89,8 +89,8 @@ pub struct ServerOptions {
     /// Byte order of the PDUs and stubs the server sends.
     pub drep: DataRep,
     /// Associations at once (both listeners together). When all are held, a newcomer evicts
-    /// the stalest association not bound yet, then the stalest bound and unauthenticated one
-    /// (neither running a call nor holding a context handle); with none, it gets a bind_nak
+    /// the unauthenticated association (bound or not, neither running a call nor holding a
+    /// context handle) that made no progress for the longest; with none, it gets a bind_nak
     /// `local_limit_exceeded`. Default 256.
     pub max_associations: usize,
     /// Associations at once from one client IP address (past it, as above among that
@@ -100,7 +100,8 @@ pub struct ServerOptions {
     /// accepted. Default 3 s.
     pub bind_timeout: Duration,
     /// A connection must have completed its bind, and the security handshake the bind began,
-    /// this long after it was accepted. Default 10 s.
+    /// this long after it was accepted; so must one that bound without authentication to an
+    /// interface whose `min_auth_level` asks for it. Default 10 s.
     pub handshake_timeout: Duration,
     /// A fragment that began to arrive must be whole within this. Default 10 s.
     pub fragment_timeout: Duration,
@@ -118,6 +119,11 @@ pub struct ServerOptions {
     /// `Limits::max_stub_len`): a fragment past it fails its association with a fault
     /// `nca_s_server_too_busy`. Default 64 MiB.
     pub reassembly_budget: usize,
+    /// Bytes of answers held across all connections (each is also bounded by
+    /// `Limits::max_send_queue`): past it, a connection starts a call only once its own answers
+    /// are all written, so that no peer starves and the stalled ones cannot hold more than
+    /// this plus one answer each. Default 64 MiB.
+    pub send_budget: usize,
     /// How long a graceful shutdown waits for the calls in flight.
     pub shutdown_grace: Duration,
     /// NTLM: the acceptor's names and credential store (`None`: authentication refused).
@@ -147,6 +153,7 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(15 * 60),
             send_timeout: Duration::from_secs(30),
             reassembly_budget: 64 << 20,
+            send_budget: 64 << 20,
             shutdown_grace: Duration::from_secs(10),
             ntlm: None,
             principal_name: String::new(),

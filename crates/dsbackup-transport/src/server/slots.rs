@@ -5,15 +5,19 @@
 //!  accept ──► admit(addr) ─┬─ room (total and per address) ─────────────► Slot
 //!                          ├─ full: evict the best victim, if any ──────► Slot
 //!                          └─ full, no victim ──────────────────────────► refused (bind_nak)
-//!  victims, first to last: connected and not bound yet, then bound and unauthenticated;
-//!  within each, the one idle the longest. Never: an authenticated association, one with a
-//!  call in flight or a live context handle.
+//!  victims: unauthenticated (connected and not bound yet, or bound without a completed
+//!  handshake), the one that made no progress (accepted, bound, a call started or answered)
+//!  for the longest first. Never: an authenticated association, one with a call in flight or
+//!  a live context handle.
 //! ```
 //!
 //! A connection cannot be told apart from an attacker's before it authenticates, so every
 //! newcomer gets a slot at the expense of the stalest unauthenticated one: a silent or
-//! trickling socket keeps its slot only until a newcomer needs it, and a legitimate client,
-//! the newest, is the last in line while it binds and authenticates.
+//! trickling socket, or an anonymous one that stopped calling, keeps its slot only until a
+//! newcomer needs it. A client whose handshake is progressing moved from accepted to bound a
+//! moment ago, so it is the last in line however many sockets an attacker opened before it;
+//! the phase alone does not rank (a client that just connected and has not sent its bind yet
+//! is not worse than a socket bound minutes ago and silent since).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -45,7 +49,7 @@ pub(super) struct Status {
 struct Entry {
     addr: IpAddr,
     status: Status,
-    /// Since when the association is in its status (the longest idle goes first).
+    /// Since when the association is in its status (the stalest goes first).
     since: Instant,
     evict: CancellationToken,
 }
@@ -78,7 +82,7 @@ impl Table {
                     && !entry.status.busy
                     && addr.is_none_or(|addr| entry.addr == addr)
             })
-            .min_by_key(|&(&id, entry)| (entry.status.phase, entry.since, id))
+            .min_by_key(|&(&id, entry)| (entry.since, id))
             .map(|(&id, _)| id)
     }
 }
@@ -213,41 +217,43 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_stalest_unbound_goes_first_then_the_bound_and_never_the_authenticated() {
+    async fn the_stalest_unauthenticated_goes_first_and_never_the_authenticated() {
+        let second = std::time::Duration::from_secs(1);
         let slots = Arc::new(Slots::new(4, 4));
         let mut authenticated = slots.admit(HERE).unwrap();
         authenticated.set(status(Phase::Authenticated, false));
-        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        // Bound a while ago and silent since; a socket that never sent anything, younger.
         let mut bound = slots.admit(HERE).unwrap();
         bound.set(status(Phase::Bound, false));
-        let old = slots.admit(HERE).unwrap();
-        tokio::time::advance(std::time::Duration::from_secs(1)).await;
-        let young = slots.admit(HERE).unwrap();
-        // Full: the oldest unbound connection makes room, then the younger one, then the bound.
-        let first = slots.admit(THERE).unwrap();
-        assert!(old.evicted.is_cancelled() && !young.evicted.is_cancelled());
-        let second = slots.admit(THERE).unwrap();
-        assert!(young.evicted.is_cancelled() && !bound.evicted.is_cancelled());
-        // The newcomers are unbound: the oldest of them goes before the bound association.
-        let third = slots.admit(THERE).unwrap();
-        assert!(first.evicted.is_cancelled() && !bound.evicted.is_cancelled());
-        let mut fourth = slots.admit(THERE).unwrap();
-        assert!(second.evicted.is_cancelled());
+        tokio::time::advance(second).await;
+        let silent = slots.admit(HERE).unwrap();
+        tokio::time::advance(second).await;
+        // A client that just connected, then one that just bound (its handshake under way).
+        let connecting = slots.admit(HERE).unwrap();
+        tokio::time::advance(second).await;
+        // Full: the stalest makes room, whatever its phase.
+        let mut handshaking = slots.admit(THERE).unwrap();
+        assert!(bound.evicted.is_cancelled() && !silent.evicted.is_cancelled());
+        handshaking.set(status(Phase::Bound, false));
+        tokio::time::advance(second).await;
+        let newcomer = slots.admit(THERE).unwrap();
+        assert!(silent.evicted.is_cancelled());
+        assert!(!connecting.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
+        // The client that connected before the handshaking one bound goes next.
+        let mut later = slots.admit(THERE).unwrap();
+        assert!(connecting.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
         // A call in flight protects an unauthenticated association; the authenticated one is
         // never evicted: with only those left, a newcomer is refused.
-        let mut fifth = slots.admit(THERE).unwrap();
-        assert!(third.evicted.is_cancelled());
-        fourth.set(status(Phase::Bound, true));
-        fifth.set(status(Phase::Connected, true));
-        let mut sixth = slots.admit(THERE).unwrap();
-        assert!(bound.evicted.is_cancelled());
-        assert!(!authenticated.evicted.is_cancelled());
+        handshaking.set(status(Phase::Bound, true));
+        let mut last = slots.admit(THERE).unwrap();
+        assert!(newcomer.evicted.is_cancelled());
+        later.set(status(Phase::Authenticated, false));
+        last.set(status(Phase::Connected, true));
         assert_eq!(slots.len(), 4);
-        sixth.set(status(Phase::Authenticated, false));
         assert_eq!(slots.admit(THERE).unwrap_err(), Refused::Full);
         assert!(!authenticated.evicted.is_cancelled());
         // Dropped slots free their place.
-        drop(fifth);
+        drop(last);
         assert!(slots.admit(THERE).is_ok());
     }
 
