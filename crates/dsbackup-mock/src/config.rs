@@ -34,6 +34,7 @@
 //! reassembly_budget = 67108864    # request bytes in reassembly, all connections
 //! max_send_queue = 8388608        # bytes of answers queued per connection
 //! send_budget = 67108864          # bytes of answers queued, all connections
+//! listen_backlog = 4096           # connections queued for the accept loop
 //!
 //! [faults]
 //! refuse_binds = false
@@ -217,6 +218,8 @@ pub struct ServerLimits {
     pub max_send_queue: usize,
     /// Bytes of answers queued across all connections.
     pub send_budget: usize,
+    /// Connections queued for the accept loop (`listen`'s backlog).
+    pub listen_backlog: u32,
 }
 
 impl Default for ServerLimits {
@@ -234,6 +237,7 @@ impl Default for ServerLimits {
             reassembly_budget: options.reassembly_budget,
             max_send_queue: Limits::server().max_send_queue,
             send_budget: options.send_budget,
+            listen_backlog: options.listen_backlog,
         }
     }
 }
@@ -252,6 +256,7 @@ impl ServerLimits {
         options.reassembly_budget = self.reassembly_budget;
         options.limits.max_send_queue = self.max_send_queue;
         options.send_budget = self.send_budget;
+        options.listen_backlog = self.listen_backlog;
     }
 }
 
@@ -535,6 +540,7 @@ struct RawServer {
     reassembly_budget: Option<usize>,
     max_send_queue: Option<usize>,
     send_budget: Option<usize>,
+    listen_backlog: Option<u32>,
 }
 
 impl RawServer {
@@ -565,6 +571,9 @@ impl RawServer {
         }
         if let Some(budget) = self.send_budget {
             limits.send_budget = budget;
+        }
+        if let Some(backlog) = self.listen_backlog {
+            limits.listen_backlog = backlog;
         }
     }
 }
@@ -713,6 +722,7 @@ mod tests {
             idle_with_handle_ms = 60000
             max_send_queue = 65536
             send_budget = 1048576
+            listen_backlog = 128
 
             [faults]
             refuse_binds = true
@@ -747,6 +757,7 @@ mod tests {
                 idle_with_handle: Duration::from_secs(60),
                 max_send_queue: 65536,
                 send_budget: 1 << 20,
+                listen_backlog: 128,
                 ..server
             }
         );

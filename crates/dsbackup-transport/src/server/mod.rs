@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use dsbackup_ntlm::AcceptorConfig;
 use dsbackup_proto::{DataRep, Limits};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +96,11 @@ pub struct ServerOptions {
     /// Associations at once from one client IP address (past it, as above among that
     /// address's own). Default 64.
     pub max_associations_per_address: usize,
+    /// Connections the kernel completes and queues for the accept loop (`listen`'s backlog,
+    /// capped by the system's `somaxconn`). Past it, a client's SYN is dropped and its connect
+    /// waits for a retransmission (1 s, then 3 s, then 7 s): under a flood of connections a
+    /// short queue turns into connect timeouts. Default 4096.
+    pub listen_backlog: u32,
     /// A connection must have its bind (its first fragment) whole this long after it was
     /// accepted. Default 3 s.
     pub bind_timeout: Duration,
@@ -146,6 +151,7 @@ impl Default for ServerOptions {
             drep: DataRep::LITTLE_ENDIAN,
             max_associations: 256,
             max_associations_per_address: 64,
+            listen_backlog: 4096,
             bind_timeout: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(10),
             fragment_timeout: Duration::from_secs(10),
@@ -246,10 +252,11 @@ impl Server {
     /// # Errors
     /// The I/O error of binding a listener.
     pub async fn start(self) -> std::io::Result<RunningServer> {
-        let listener = TcpListener::bind(self.options.listen).await?;
+        let backlog = self.options.listen_backlog;
+        let listener = listen(self.options.listen, backlog)?;
         let local_addr = listener.local_addr()?;
         let epm_listener = match self.options.epm_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+            Some(addr) => Some(listen(addr, backlog)?),
             None => None,
         };
         let epm_addr = epm_listener
@@ -314,6 +321,18 @@ impl Server {
             epm_addr,
         })
     }
+}
+
+/// A listener on `addr` with `backlog` (address reuse as `TcpListener::bind` sets it).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 impl RunningServer {
