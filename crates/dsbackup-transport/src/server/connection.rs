@@ -263,12 +263,18 @@ impl Connection {
             slot.set(Status {
                 phase: if driver.authenticated {
                     Phase::Authenticated
+                } else if assoc.is_bound() && assoc.is_authenticating() {
+                    Phase::Handshaking
                 } else if assoc.is_bound() {
                     Phase::Bound
                 } else {
                     Phase::Connected
                 },
-                busy: driver.running > 0 || !driver.ready.is_empty() || has_handles,
+                // Calls waiting for the peer to take the answers queued do not count: a peer
+                // that pipelines calls and never reads is not protected by them.
+                busy: driver.running > 0
+                    || (!driver.ready.is_empty() && assoc.queued_bytes() == 0)
+                    || has_handles,
             });
             // Requests are read only while the answers queued leave room.
             let reading = grace.is_none() && assoc.has_room();

@@ -6,33 +6,44 @@
 //!                          ├─ full: evict the best victim, if any ──────► Slot
 //!                          └─ full, no victim ──────────────────────────► refused (bind_nak)
 //!  victims: unauthenticated (connected and not bound yet, or bound without a completed
-//!  handshake), the one that made no progress (accepted, bound, a call started or answered)
-//!  for the longest first. Never: an authenticated association, one with a call in flight or
-//!  a live context handle.
+//!  handshake). First those without progress (accepted, bound, a call started or answered)
+//!  for a second, the stalest first; then those progressing on time: not bound yet, then
+//!  bound anonymously, then in their security handshake. Never: an authenticated
+//!  association, one with a call in flight or a live context handle.
 //! ```
 //!
 //! A connection cannot be told apart from an attacker's before it authenticates, so every
 //! newcomer gets a slot at the expense of the stalest unauthenticated one: a silent or
 //! trickling socket, or an anonymous one that stopped calling, keeps its slot only until a
 //! newcomer needs it. A client whose handshake is progressing moved from accepted to bound a
-//! moment ago, so it is the last in line however many sockets an attacker opened before it;
-//! the phase alone does not rank (a client that just connected and has not sent its bind yet
-//! is not worse than a socket bound minutes ago and silent since).
+//! moment ago, so it is the last in line however many sockets an attacker opened before it,
+//! and behind the fresh sockets of an attacker who reconnects as fast as he is evicted (they
+//! have not bound, or bound without authenticating). Among the stale the phase does not rank: a client that connected a second
+//! ago and has not sent its bind yet is not worse than a socket bound minutes ago and silent
+//! since.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// How long an association may go without progress (accepted, bound, authenticated, a call
+/// started or answered) and still count as on time: a client moves from one to the next in a
+/// round trip or two, well within this even on a loaded server.
+const ON_TIME: Duration = Duration::from_secs(1);
 
 /// How far an association got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Phase {
     /// Accepted, not bound yet.
     Connected,
-    /// Bound, without an authenticated peer (anonymous, or the handshake in progress).
+    /// Bound without authentication.
     Bound,
+    /// Bound, the security handshake the bind began in progress.
+    Handshaking,
     /// A peer authenticated.
     Authenticated,
 }
@@ -73,8 +84,12 @@ impl Table {
         Some(entry)
     }
 
-    /// The association to evict (of `addr` only, if given).
+    /// The association to evict (of `addr` only, if given): first those that made no progress
+    /// for [`ON_TIME`], the stalest first; then those progressing on time, the ones not
+    /// bound yet, then the ones bound anonymously, then those in their handshake, the oldest
+    /// first in each.
     fn victim(&self, addr: Option<IpAddr>) -> Option<u64> {
+        let now = Instant::now();
         self.entries
             .iter()
             .filter(|(_, entry)| {
@@ -82,7 +97,15 @@ impl Table {
                     && !entry.status.busy
                     && addr.is_none_or(|addr| entry.addr == addr)
             })
-            .min_by_key(|&(&id, entry)| (entry.since, id))
+            .min_by_key(|&(&id, entry)| {
+                let on_time = now.duration_since(entry.since) < ON_TIME;
+                let phase = if on_time {
+                    entry.status.phase
+                } else {
+                    Phase::Connected
+                };
+                (on_time, phase, entry.since, id)
+            })
             .map(|(&id, _)| id)
     }
 }
@@ -217,43 +240,50 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_stalest_unauthenticated_goes_first_and_never_the_authenticated() {
-        let second = std::time::Duration::from_secs(1);
+    async fn the_stale_go_first_then_the_unbound_and_never_the_authenticated() {
+        let ms = Duration::from_millis;
         let slots = Arc::new(Slots::new(4, 4));
         let mut authenticated = slots.admit(HERE).unwrap();
         authenticated.set(status(Phase::Authenticated, false));
-        // Bound a while ago and silent since; a socket that never sent anything, younger.
+        // Bound long ago and silent since; a socket silent for two seconds.
         let mut bound = slots.admit(HERE).unwrap();
         bound.set(status(Phase::Bound, false));
-        tokio::time::advance(second).await;
+        tokio::time::advance(ms(5000)).await;
         let silent = slots.admit(HERE).unwrap();
-        tokio::time::advance(second).await;
-        // A client that just connected, then one that just bound (its handshake under way).
+        tokio::time::advance(ms(2000)).await;
+        // A client that just connected; another whose handshake just began.
         let connecting = slots.admit(HERE).unwrap();
-        tokio::time::advance(second).await;
+        tokio::time::advance(ms(200)).await;
         // Full: the stalest makes room, whatever its phase.
         let mut handshaking = slots.admit(THERE).unwrap();
         assert!(bound.evicted.is_cancelled() && !silent.evicted.is_cancelled());
-        handshaking.set(status(Phase::Bound, false));
-        tokio::time::advance(second).await;
-        let newcomer = slots.admit(THERE).unwrap();
+        handshaking.set(status(Phase::Handshaking, false));
+        tokio::time::advance(ms(200)).await;
+        let first = slots.admit(THERE).unwrap();
         assert!(silent.evicted.is_cancelled());
-        assert!(!connecting.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
-        // The client that connected before the handshaking one bound goes next.
-        let mut later = slots.admit(THERE).unwrap();
+        // Only the ones on time are left: those not bound yet go first, the oldest first,
+        // however young the attacker's newest sockets.
+        tokio::time::advance(ms(200)).await;
+        let mut second = slots.admit(THERE).unwrap();
         assert!(connecting.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
+        tokio::time::advance(ms(200)).await;
+        let mut third = slots.admit(THERE).unwrap();
+        assert!(first.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
+        // A handshake that stops progressing is stale in turn, and the stalest.
+        tokio::time::advance(ms(2000)).await;
+        let mut fourth = slots.admit(THERE).unwrap();
+        assert!(handshaking.evicted.is_cancelled());
+        assert!(!second.evicted.is_cancelled() && !third.evicted.is_cancelled());
         // A call in flight protects an unauthenticated association; the authenticated one is
         // never evicted: with only those left, a newcomer is refused.
-        handshaking.set(status(Phase::Bound, true));
-        let mut last = slots.admit(THERE).unwrap();
-        assert!(newcomer.evicted.is_cancelled());
-        later.set(status(Phase::Authenticated, false));
-        last.set(status(Phase::Connected, true));
+        second.set(status(Phase::Bound, true));
+        third.set(status(Phase::Authenticated, false));
+        fourth.set(status(Phase::Connected, true));
         assert_eq!(slots.len(), 4);
         assert_eq!(slots.admit(THERE).unwrap_err(), Refused::Full);
         assert!(!authenticated.evicted.is_cancelled());
         // Dropped slots free their place.
-        drop(last);
+        drop(fourth);
         assert!(slots.admit(THERE).is_ok());
     }
 
