@@ -6,10 +6,10 @@
 //!                          ├─ full: evict the best victim, if any ──────► Slot
 //!                          └─ full, no victim ──────────────────────────► refused (bind_nak)
 //!  victims: unauthenticated (connected and not bound yet, or bound without a completed
-//!  handshake). First those without progress (accepted, bound, a call started or answered)
-//!  for a second, the stalest first; then those progressing on time: not bound yet, then
-//!  bound anonymously, then in their security handshake. Never: an authenticated
-//!  association, one with a call in flight or a live context handle.
+//!  handshake), the one without progress (accepted, bound, a call started or answered) for
+//!  the longest first; one whose security handshake began less than 3 s ago only after
+//!  all the others. Never: an authenticated association, one with a call in flight or a live
+//!  context handle.
 //! ```
 //!
 //! A connection cannot be told apart from an attacker's before it authenticates, so every
@@ -18,8 +18,8 @@
 //! newcomer needs it. A client whose handshake is progressing moved from accepted to bound a
 //! moment ago, so it is the last in line however many sockets an attacker opened before it,
 //! and behind the fresh sockets of an attacker who reconnects as fast as he is evicted (they
-//! have not bound, or bound without authenticating). Among the stale the phase does not rank: a client that connected a second
-//! ago and has not sent its bind yet is not worse than a socket bound minutes ago and silent
+//! have not begun a handshake). The phase does not rank otherwise: a client accepted a moment
+//! ago that has not sent its bind yet is not worse than a socket bound a while ago and silent
 //! since.
 
 use std::collections::HashMap;
@@ -30,10 +30,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How long an association may go without progress (accepted, bound, authenticated, a call
-/// started or answered) and still count as on time: a client moves from one to the next in a
-/// round trip or two, well within this even on a loaded server.
-const ON_TIME: Duration = Duration::from_secs(1);
+/// How long after its bind an association in its security handshake is protected: a client
+/// sends its last leg a round trip after the bind, well within this even on a loaded server
+/// (the default `bind_timeout`), and one that takes longer is ranked by age again.
+const ON_TIME: Duration = Duration::from_secs(3);
 
 /// How far an association got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,10 +84,8 @@ impl Table {
         Some(entry)
     }
 
-    /// The association to evict (of `addr` only, if given): first those that made no progress
-    /// for [`ON_TIME`], the stalest first; then those progressing on time, the ones not
-    /// bound yet, then the ones bound anonymously, then those in their handshake, the oldest
-    /// first in each.
+    /// The association to evict (of `addr` only, if given): the stalest first, but one whose
+    /// security handshake began less than [`ON_TIME`] ago only after all the others.
     fn victim(&self, addr: Option<IpAddr>) -> Option<u64> {
         let now = Instant::now();
         self.entries
@@ -98,13 +96,9 @@ impl Table {
                     && addr.is_none_or(|addr| entry.addr == addr)
             })
             .min_by_key(|&(&id, entry)| {
-                let on_time = now.duration_since(entry.since) < ON_TIME;
-                let phase = if on_time {
-                    entry.status.phase
-                } else {
-                    Phase::Connected
-                };
-                (on_time, phase, entry.since, id)
+                let handshaking = entry.status.phase == Phase::Handshaking
+                    && now.duration_since(entry.since) < ON_TIME;
+                (handshaking, entry.since, id)
             })
             .map(|(&id, _)| id)
     }
@@ -240,7 +234,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_stale_go_first_then_the_unbound_and_never_the_authenticated() {
+    async fn the_stalest_go_first_a_handshake_on_time_last_and_never_the_authenticated() {
         let ms = Duration::from_millis;
         let slots = Arc::new(Slots::new(4, 4));
         let mut authenticated = slots.admit(HERE).unwrap();
@@ -261,8 +255,8 @@ mod tests {
         tokio::time::advance(ms(200)).await;
         let first = slots.admit(THERE).unwrap();
         assert!(silent.evicted.is_cancelled());
-        // Only the ones on time are left: those not bound yet go first, the oldest first,
-        // however young the attacker's newest sockets.
+        // A handshake under way goes after every other, however young the attacker's newest
+        // sockets; the others by age.
         tokio::time::advance(ms(200)).await;
         let mut second = slots.admit(THERE).unwrap();
         assert!(connecting.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
@@ -270,7 +264,7 @@ mod tests {
         let mut third = slots.admit(THERE).unwrap();
         assert!(first.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
         // A handshake that stops progressing is stale in turn, and the stalest.
-        tokio::time::advance(ms(2000)).await;
+        tokio::time::advance(ON_TIME).await;
         let mut fourth = slots.admit(THERE).unwrap();
         assert!(handshaking.evicted.is_cancelled());
         assert!(!second.evicted.is_cancelled() && !third.evicted.is_cancelled());
