@@ -90,7 +90,8 @@ pub struct ServerOptions {
     pub drep: DataRep,
     /// Associations at once (both listeners together). When all are held, a newcomer evicts
     /// the unauthenticated association (bound or not, neither running a call nor holding a
-    /// context handle) that made no progress for the longest; with none, it gets a bind_nak
+    /// context handle) that made no progress for the longest, one whose security handshake
+    /// began less than 3 s ago only after all the others; with none, it gets a bind_nak
     /// `local_limit_exceeded`. Default 256.
     pub max_associations: usize,
     /// Associations at once from one client IP address (past it, as above among that
