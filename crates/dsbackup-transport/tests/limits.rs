@@ -1,7 +1,8 @@
 //! The server's limits against hostile peers over loopback: silent and trickling sockets,
 //! eviction, the per-address cap, peers that never read (one, and several sharing the
 //! server's send budget), partial requests held open, calls stalled when their client leaves,
-//! anonymous binds to interfaces that ask for authentication. The limits are set small;
+//! anonymous binds to interfaces that ask for authentication, peers whose calls wait on
+//! answers they never read. The limits are set small;
 //! nothing here asserts a duration.
 
 #![cfg(test)]
@@ -448,6 +449,44 @@ async fn peers_that_never_read_share_one_send_budget_and_others_are_still_served
     first.drain().await;
     second.drain().await;
     assert!(settle(|| server.snapshot().send_queued == 0).await);
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
+}
+
+#[tokio::test]
+async fn calls_waiting_on_answers_never_read_do_not_protect_from_eviction() {
+    const BUDGET: usize = 1 << 20;
+    let mut options = server_options(5840);
+    options.max_associations = 1;
+    options.limits.max_send_queue = 64 << 20;
+    options.send_budget = BUDGET;
+    patient(&mut options);
+    let server = start(
+        &[TestInterface::new(AuthLevel::NONE) as Arc<dyn RpcInterface>],
+        options,
+    )
+    .await;
+    let addr = server.local_addr();
+    // An anonymous peer reads nothing: its first answer takes the server past its send
+    // budget, and its further calls wait for it to read (waiting, they are not running).
+    let mut peer = Pipeliner::start(addr, 1, Ask::Read(8 << 20)).await;
+    assert!(settle(|| server.snapshot().send_queued >= BUDGET).await);
+    peer.more(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.snapshot().calls_total, 1);
+    // The only place is its; a client still gets in, and the peer is closed.
+    let binding = Binding::connect(addr, &[syntax(1)], &privacy())
+        .await
+        .unwrap();
+    assert_eq!(
+        call_bytes(&binding, op::ECHO, pattern(10, 1)).await,
+        pattern(10, 1)
+    );
+    let mut sink = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(30), peer.read.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok());
+    binding.close().await;
     server.shutdown().await;
     assert!(server.snapshot().is_idle(), "{:?}", server.snapshot());
 }
