@@ -1,12 +1,14 @@
 //! A mock DC on loopback with a generated sample set, and clients for it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dsbackup_client::{AuthLevel, Client, ClientConfig, Credentials, Endpoint};
+use dsbackup_client::{
+    AuthLevel, Client, ClientConfig, Credentials, Endpoint, PathMap, RestoreOptions,
+};
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{
-    MockConfig, MockConfigBuilder, MockDc, Privileges, SampleManifest, SampleSpec,
+    DsMode, MockConfig, MockConfigBuilder, MockDc, Privileges, SampleManifest, SampleSpec,
 };
 use tempfile::TempDir;
 
@@ -111,6 +113,20 @@ impl Dc {
     /// The SHA-256 (hex) of the sample file `name`.
     pub(crate) fn sha256(&self, name: &str) -> String {
         hex::encode(self.sample.file(name).unwrap().sha256)
+    }
+
+    /// Puts the DC in restore mode; where its files go (`dir/restored`, made here) and the
+    /// options that map its NTDS directory there.
+    pub(crate) fn restore_into(&self, dir: &Path) -> (PathBuf, RestoreOptions) {
+        self.dc().set_mode(DsMode::Restore);
+        let target = dir.join("restored");
+        std::fs::create_dir(&target).unwrap();
+        let options = RestoreOptions {
+            rt_flag: 0,
+            overwrite: false,
+            map: PathMap::new().with_rule(r"\\DC1\C$\Windows\NTDS", &target),
+        };
+        (target, options)
     }
 
     /// Waits (bounded) until the server has no association left.
