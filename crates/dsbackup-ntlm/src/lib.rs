@@ -69,6 +69,7 @@ pub mod fuzzing;
 pub mod initiator;
 pub mod messages;
 pub mod observer;
+pub mod rc4;
 pub mod session;
 
 #[cfg(test)]

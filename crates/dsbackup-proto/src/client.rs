@@ -85,7 +85,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::assoc::{self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, StubKind};
+use crate::assoc::{
+    self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, Received, StubKind,
+};
 use crate::chain::Chain;
 use crate::drep::DataRep;
 use crate::error::ProtocolError;
@@ -528,13 +530,15 @@ impl ClientAssociation {
         Ok(())
     }
 
-    /// Feeds one whole received fragment.
+    /// Feeds one whole received fragment: [`Bytes`], or a [`BytesMut`](bytes::BytesMut) cut
+    /// from the receive buffer, which is unsealed (at packet privacy) where it lies, without a
+    /// copy.
     ///
     /// # Errors
     /// Any [`ProtocolError`]: the bytes do not decode, the PDU is unexpected, a fragment is out
     /// of order or past a limit, a signature does not verify, or the bind was refused. The
     /// association is then failed for good.
-    pub fn handle_frame(&mut self, frame: Bytes) -> Result<(), ProtocolError> {
+    pub fn handle_frame(&mut self, frame: impl Received) -> Result<(), ProtocolError> {
         let state = self.state.clone()?;
         let result = self.dispatch(state, frame);
         if let Err(error) = &result {
@@ -703,14 +707,14 @@ impl ClientAssociation {
         DecodeLimits::default().with_max_frag_length(self.max_recv_frag)
     }
 
-    fn dispatch(&mut self, state: State, frame: Bytes) -> Result<(), ProtocolError> {
-        let header = CommonHeader::decode(&frame)?;
+    fn dispatch(&mut self, state: State, frame: impl Received) -> Result<(), ProtocolError> {
+        let header = CommonHeader::decode(frame.as_ref())?;
         let limits = self.decode_limits();
         let stub_pdu = matches!(header.ptype, PacketType::RESPONSE | PacketType::FAULT);
         let pdu = if stub_pdu && state == State::Bound {
             assoc::decode_protected(frame, self.auth.as_mut(), &limits)?
         } else {
-            Pdu::decode_with(frame, &limits)?
+            Pdu::decode_with(frame.freeze(), &limits)?
         };
         match (state, pdu.body) {
             (State::BindSent(call_id), PduBody::BindAck(ack)) if pdu.call_id == call_id => {

@@ -31,6 +31,7 @@ const ORACLES: &[(&str, Oracle)] = &[
 /// Targets whose oracle lives in another crate, which replays their inputs in its own tests.
 const ELSEWHERE: &[(&str, &str)] = &[
     ("ntlm_message", "dsbackup-ntlm"),
+    ("rc4_differential", "dsbackup-ntlm"),
     ("krb_files", "dsbackup-krb"),
     ("krb_message", "dsbackup-krb"),
     ("krb_peer_tokens", "dsbackup-krb"),

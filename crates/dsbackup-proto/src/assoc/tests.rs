@@ -1990,3 +1990,36 @@ fn an_orphaned_is_ignored_and_the_next_call_faults_on_the_unfinished_one() {
     assert_eq!(status, FaultStatus::PROTO_ERROR);
     assert!(!flags.contains(PfcFlags::DID_NOT_EXECUTE));
 }
+
+/// At privacy, a response frame the client owns (a `BytesMut` cut from its receive buffer) is
+/// unsealed where it lies: the stub handed up is a slice of that very buffer, not of a copy.
+#[test]
+fn an_owned_frame_is_unsealed_in_its_own_buffer() {
+    let (mut pair, context) = secure_pair(AuthLevel::PKT_PRIVACY, 5840);
+    pair.client
+        .call(context, 0, None, pattern(1000, 3))
+        .unwrap();
+    pair.drive().unwrap();
+    for request in pair.take_requests() {
+        pair.server
+            .respond(request.call_id, pattern(1000, 5))
+            .unwrap();
+    }
+    let sealed = pair.server.next_frame().unwrap();
+    assert_eq!(pair.server.next_frame(), None, "one fragment");
+    assert!(!sealed.windows(16).any(|w| w == &pattern(1000, 5)[..16]));
+    let owned = BytesMut::from(&sealed[..]);
+    let received = owned.as_ptr_range();
+    pair.client.handle_frame(owned).unwrap();
+    pair.collect();
+    let stub = match pair.client_events.pop() {
+        Some(ClientEvent::Response { stub, .. }) => stub,
+        other => panic!("expected a response, got {other:?}"),
+    };
+    assert_eq!(stub.to_bytes(), pattern(1000, 5));
+    let stub = stub.to_bytes();
+    assert!(
+        received.contains(&stub.as_ptr()),
+        "the stub is a slice of the received buffer"
+    );
+}
