@@ -92,14 +92,7 @@ fn a_1_gib_set_backed_up_from_mock_dc_matches_the_served_files() {
 #[test]
 fn a_wrong_password_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
-    let dc = MockDc::start(&[
-        "--dir",
-        tmp.path().join("ntds").to_str().unwrap(),
-        "--generate",
-        "1MiB",
-        "--user",
-        "svc-backup",
-    ]);
+    let dc = MockDc::generated(&tmp.path().join("ntds"), "1MiB", "svc-backup", &[]);
     let out = tmp.path().join("set");
     let backup = dc.run(
         "backup",
@@ -196,14 +189,7 @@ fn restore_puts_the_files_where_the_mock_says_and_verify_catches_damage() {
     let ntds = tmp.path().join("ntds");
     let out = tmp.path().join("set");
     {
-        let dc = MockDc::start(&[
-            "--dir",
-            ntds.to_str().unwrap(),
-            "--generate",
-            "2MiB",
-            "--user",
-            "Administrator",
-        ]);
+        let dc = MockDc::generated(&ntds, "2MiB", "Administrator", &[]);
         let backup = dc.run(
             "backup",
             &["--user", "Administrator", "--out", out.to_str().unwrap()],

@@ -23,14 +23,7 @@ fn log(dc: &MockDc, verbose: &str) -> String {
 fn each_v_adds_a_level_of_detail() {
     let tmp = tempfile::tempdir().unwrap();
     let ntds = tmp.path().join("ntds");
-    let dc = MockDc::start(&[
-        "--dir",
-        ntds.to_str().unwrap(),
-        "--generate",
-        "1MiB",
-        "--user",
-        "Administrator",
-    ]);
+    let dc = MockDc::generated(&ntds, "1MiB", "Administrator", &[]);
     assert_eq!(dc.root, ntds);
     assert_eq!(dc.started["users"][0], "Administrator");
     let port = dc.port;

@@ -120,14 +120,7 @@ fn a_peer_that_is_not_rpc_is_named_so() {
 fn an_existing_out_says_it_exists_and_a_restore_to_an_online_dc_names_restore_mode() {
     let tmp = tempfile::tempdir().unwrap();
     let ntds = tmp.path().join("ntds");
-    let dc = MockDc::start(&[
-        "--dir",
-        ntds.to_str().unwrap(),
-        "--generate",
-        "1MiB",
-        "--user",
-        "Administrator",
-    ]);
+    let dc = MockDc::generated(&ntds, "1MiB", "Administrator", &[]);
     // The map below names the DC the mock says it is, serving what it was given.
     assert_eq!(dc.started["dc_name"], "DC1");
     assert_eq!(dc.root, ntds);

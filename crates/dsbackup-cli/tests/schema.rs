@@ -89,14 +89,7 @@ fn the_networked_commands_print_what_their_schemas_say() {
     let ntds_arg = ntds.to_str().unwrap();
     let user = ["--user", "Administrator"];
     {
-        let dc = MockDc::start(&[
-            "--dir",
-            ntds_arg,
-            "--generate",
-            "1MiB",
-            "--user",
-            "Administrator",
-        ]);
+        let dc = MockDc::generated(&ntds, "1MiB", "Administrator", &[]);
         assert_valid("mock-dc.json", &dc.started);
         assert_eq!(dc.started["root"], json!(dc.root));
         let json_run = |command: &str, args: &[&str]| {

@@ -57,6 +57,14 @@ impl MockDc {
         }
     }
 
+    /// Starts `mock-dc` serving a set of `size` generated into `dir`, for `user`, with `extra` args.
+    pub(crate) fn generated(dir: &std::path::Path, size: &str, user: &str, extra: &[&str]) -> Self {
+        let dir = dir.to_str().unwrap();
+        let mut args = vec!["--dir", dir, "--generate", size, "--user", user];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
     /// `dsbackup <command> --server 127.0.0.1 --epm-port PORT <args>` with `password`.
     pub(crate) fn run(&self, command: &str, args: &[&str], password: &str) -> Output {
         dsbackup()
