@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use dsbackup_client::{
-    BackupOptions, Error, FileOutcome, NoProgress, PathMap, RestoreOptions, backup_to_dir,
-    partial_path, restore_from_dir, verify_dir,
+    BackupOptions, Error, FileOutcome, NoProgress, RestoreOptions, backup_to_dir, partial_path,
+    restore_from_dir, verify_dir,
 };
 use dsbackup_mock::{DsMode, SampleFileKind};
 use dsbackup_proto::iface::Interface;
@@ -52,10 +52,7 @@ async fn a_backup_set_matches_the_servers_files_and_restores_where_the_mock_says
     assert_no_bindings(&client);
 
     // Restore: the DC in restore mode, its UNC directory mapped onto a local one.
-    dc.dc().set_mode(DsMode::Restore);
-    let target = tmp.path().join("restored");
-    std::fs::create_dir(&target).unwrap();
-    let options = RestoreOptions::new(PathMap::new().with_rule(r"\\DC1\C$\Windows\NTDS", &target));
+    let (target, options) = dc.restore_into(tmp.path());
     let client = dc.client(RESTORE_USER);
     let restored = restore_from_dir(&client, &out, &options, &mut NoProgress)
         .await

@@ -146,19 +146,24 @@ pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<
     Ok(exit::OK)
 }
 
+/// Bytes a second, whole.
+fn per_second(bytes: u64, elapsed: std::time::Duration) -> u64 {
+    let micros = elapsed.as_micros().max(1);
+    u64::try_from(u128::from(bytes) * 1_000_000 / micros).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn backup_text(summary: &BackupSummary, elapsed: std::time::Duration) -> String {
     let mut text = String::new();
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let mib = summary.bytes as f64 / (1024.0 * 1024.0);
     let _ = writeln!(
         text,
-        "backed up {} files, {:.1} MiB from {} into {} in {:.2} s ({:.1} MiB/s)",
+        "backed up {} files, {} from {} into {} in {:.2} s ({}/s)",
         summary.manifest.files.len(),
-        mib,
+        indicatif::HumanBytes(summary.bytes),
         summary.manifest.server,
         summary.out.display(),
         secs,
-        mib / secs
+        indicatif::HumanBytes(per_second(summary.bytes, elapsed))
     );
     for file in &summary.manifest.files {
         let _ = writeln!(
@@ -261,7 +266,11 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
         );
     }
     if args.dry_run {
-        let plan = dsbackup_client::plan_restore_from_dir(&client, &args.from, &options).await?;
+        let plan = match dsbackup_client::plan_restore_from_dir(&client, &args.from, &options).await
+        {
+            Ok(plan) => plan,
+            Err(error) => return Err(crate::diagnose::restore(&client, error.into()).await),
+        };
         let mut text = String::new();
         for copy in &plan.copies {
             let _ = writeln!(
@@ -293,7 +302,10 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
     let mut bar = Bar::new(total, !output.bars());
     let summary = dsbackup_client::restore_from_dir(&client, &args.from, &options, &mut bar).await;
     bar.finish();
-    let summary = summary?;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(error) => return Err(crate::diagnose::restore(&client, error.into()).await),
+    };
     let mut text = String::new();
     for copy in &summary.plan.copies {
         let _ = writeln!(

@@ -65,6 +65,9 @@ pub(crate) fn code_of(error: &anyhow::Error) -> u8 {
         if cause.is::<Usage>() {
             return USAGE;
         }
+        if let Some(explained) = cause.downcast_ref::<crate::diagnose::Explained>() {
+            return explained.code;
+        }
         if let Some(error) = cause.downcast_ref::<Error>() {
             return client_code(error);
         }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dsbackup_ntlm::Credentials;
-use dsbackup_proto::AuthLevel;
 use dsbackup_proto::iface::ad_backup::{
     self, AdBackupRequest, AdBackupResponse, HrRBackupPrepareRequest,
 };
@@ -15,6 +14,7 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreCheckLogsForBackupRequest, HrRRestorePrepareRequest,
     HrRRestoreSetCurrentLogNumberRequest,
 };
+use dsbackup_proto::{AuthLevel, DataRep};
 use dsbackup_proto::{ExpiryToken, Status};
 use dsbackup_transport::{ClientAuth, ClientOptions, Registry, Tap};
 
@@ -77,6 +77,10 @@ pub struct ClientConfig {
     pub reads_in_flight: usize,
     /// Largest fragment sent and received (the server may negotiate it down).
     pub max_frag: u16,
+    /// The byte order of the PDUs and stubs sent: little-endian by default, as Windows sends;
+    /// big-endian is legal NDR that every server must accept (answers are read in whatever
+    /// order their headers declare).
+    pub drep: DataRep,
     /// Where to copy every PDU of every connection (a capture file); none by default.
     pub tap: Option<Tap>,
 }
@@ -97,6 +101,7 @@ impl ClientConfig {
             read_size: 256 * 1024,
             reads_in_flight: 4,
             max_frag: u16::MAX,
+            drep: DataRep::LITTLE_ENDIAN,
             tap: None,
         }
     }
@@ -165,6 +170,13 @@ impl ClientConfig {
         self.endpoint = endpoint;
         self
     }
+
+    /// The byte order of what the client sends.
+    #[must_use]
+    pub fn drep(mut self, drep: DataRep) -> Self {
+        self.drep = drep;
+        self
+    }
 }
 
 /// A client of one server (the Rust counterpart of calling `ntdsbcli` with a server name after
@@ -211,6 +223,7 @@ impl Client {
         options.connect_timeout = config.connect_timeout;
         options.call_timeout = config.call_timeout;
         options.tap = config.tap;
+        options.drep = config.drep;
         options.limits.max_recv_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
         options.limits.max_xmit_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
         if let Endpoint::Mapper { port } = config.endpoint {

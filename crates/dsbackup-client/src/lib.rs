@@ -69,5 +69,5 @@ pub use crate::workflow::{
     backup_to_dir_until, plan_restore_from_dir, restore_from_dir,
 };
 pub use dsbackup_ntlm::{Credentials, NtHash};
-pub use dsbackup_proto::{AuthLevel, BftKind, ExpiryToken, NameEntry, Status};
+pub use dsbackup_proto::{AuthLevel, BftKind, DataRep, ExpiryToken, NameEntry, Status};
 pub use dsbackup_transport::{Registry, TransportError};

@@ -4,7 +4,7 @@
 //! ```text
 //!  caller tasks ──Command::Call{stub, oneshot}──► driver task ──frames──► writer task ──► TCP
 //!        ▲                                          │  ▲
-//!        └────────── oneshot: Reply / error ◄───────┘  └── FramedRead<FrameCodec> ◄── TCP
+//!        └────────── oneshot: Reply / error ◄───────┘  └── FramedRead<OwnedFrames> ◄── TCP
 //! ```
 //!
 //! - The bind (and its NTLM legs: bind, bind_ack, auth3) and the interface-version fallback
@@ -19,9 +19,10 @@
 //! # Cancel safety
 //! [`Association::call`] and [`Binding::call`] are cancel-safe in the sense that matters on
 //! the wire: dropping the future (a `select!` that lost, a task aborted, the deadline passed)
-//! cancels the call on the association: a `co_cancel` if its request went out whole, an
-//! `orphaned` if it went out in part, nothing if none of it did. Other calls are not
-//! disturbed; the dropped call's answer, if it comes, is discarded.
+//! cancels the call on the association: a `co_cancel` if its request went out whole, the rest
+//! of its request if it went out in part (Windows and Samba ignore an `orphaned`), nothing if
+//! none of it did. Other calls are not disturbed; the dropped call's answer, if it comes, is
+//! discarded.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,12 +30,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dsbackup_krb::{InitiatorInputs, KerberosInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
     AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
-    DataRep, Limits, ProtocolError, SecurityProvider, SyntaxId, Uuid,
+    DataRep, Limits, ProtocolError, SecurityProvider, SyntaxId, Uuid, frame_len,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -42,7 +43,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout, timeout_at};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{FrameCodec, FrameError};
@@ -312,7 +313,7 @@ impl Association {
         let mut assoc =
             ClientAssociation::new(config, options.security()?).map_err(TransportError::Misuse)?;
         let mut reader =
-            FramedRead::with_capacity(read, FrameCodec::new(assoc.max_recv_frag()), READ_BUFFER);
+            FramedRead::with_capacity(read, OwnedFrames::new(assoc.max_recv_frag()), READ_BUFFER);
         let (p_cont_id, interface, assoc_group_id) = handshake(
             &mut assoc,
             &mut reader,
@@ -678,7 +679,7 @@ async fn flush(
 /// Binds (running the authentication legs) and walks `versions` until one is accepted.
 async fn handshake(
     assoc: &mut ClientAssociation,
-    reader: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+    reader: &mut FramedRead<OwnedReadHalf, OwnedFrames>,
     write: &mut OwnedWriteHalf,
     versions: &[SyntaxId],
     deadline: Instant,
@@ -757,6 +758,27 @@ fn local(assoc: &ClientAssociation, error: ProtocolError) -> TransportError {
     }
 }
 
+/// The client's framing: as [`FrameCodec`], but each fragment is handed over as the
+/// [`BytesMut`] cut from the receive buffer (not frozen), so that at packet privacy the
+/// association unseals it where it was received, without copying it first.
+#[derive(Clone, Copy, Debug)]
+struct OwnedFrames(FrameCodec);
+
+impl OwnedFrames {
+    const fn new(max_frag: u16) -> Self {
+        Self(FrameCodec::new(max_frag))
+    }
+}
+
+impl Decoder for OwnedFrames {
+    type Item = BytesMut;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
+        Ok(frame_len(src, self.0.max_frag())?.map(|len| src.split_to(len)))
+    }
+}
+
 /// A call handed to the association.
 struct Pending {
     token: u64,
@@ -768,7 +790,7 @@ struct Pending {
 
 struct Driver {
     assoc: ClientAssociation,
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    reader: FramedRead<OwnedReadHalf, OwnedFrames>,
     frames: mpsc::UnboundedSender<Chain>,
     commands: mpsc::UnboundedReceiver<Command>,
     permits: Arc<Semaphore>,
