@@ -36,7 +36,7 @@ async fn a_whole_backup_through_the_api_matches_the_sample_set() {
     // The logs from the checkpoint's generation on.
     let names: Vec<&str> = logs
         .iter()
-        .map(|l| dsbackup_client::manifest::server_file_name(&l.name))
+        .map(|l| dsbackup_client::server_file_name(&l.name))
         .collect();
     assert_eq!(names, ["edb00002.log", "edb00003.log"]);
     assert!(logs.iter().all(|l| l.kind == BftKind::LOG), "{logs:?}");
@@ -45,7 +45,7 @@ async fn a_whole_backup_through_the_api_matches_the_sample_set() {
         // The AsyncRead adapter delivers the same bytes.
         let mut data = Vec::new();
         reader.read_to_end(&mut data).await.unwrap();
-        let name = dsbackup_client::manifest::server_file_name(&entry.name);
+        let name = dsbackup_client::server_file_name(&entry.name);
         assert_eq!(sha256(&data), dc.sha256(name), "{name}");
         reader.close().await.unwrap();
     }

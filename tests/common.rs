@@ -1,12 +1,14 @@
 //! A mock DC on loopback with a generated sample set, and clients for it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dsbackup_client::{AuthLevel, Client, ClientConfig, Credentials, Endpoint};
+use dsbackup_client::{
+    AuthLevel, Client, ClientConfig, Credentials, Endpoint, PathMap, RestoreOptions,
+};
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{
-    MockConfig, MockConfigBuilder, MockDc, Privileges, SampleManifest, SampleSpec,
+    DsMode, MockConfig, MockConfigBuilder, MockDc, Privileges, SampleManifest, SampleSpec,
 };
 use tempfile::TempDir;
 
@@ -113,6 +115,17 @@ impl Dc {
         hex::encode(self.sample.file(name).unwrap().sha256)
     }
 
+    /// Puts the DC in restore mode; where its files go (`dir/restored`, made here) and the
+    /// options that map its NTDS directory there.
+    pub(crate) fn restore_into(&self, dir: &Path) -> (PathBuf, RestoreOptions) {
+        self.dc().set_mode(DsMode::Restore);
+        let target = dir.join("restored");
+        std::fs::create_dir(&target).unwrap();
+        let options =
+            RestoreOptions::new(PathMap::new().with_rule(r"\\DC1\C$\Windows\NTDS", &target));
+        (target, options)
+    }
+
     /// Waits (bounded) until the server has no association left.
     pub(crate) async fn wait_no_associations(&self) {
         wait_until("the server to see every association go", || {
@@ -150,4 +163,19 @@ pub(crate) fn assert_no_bindings(client: &Client) {
     let snapshot = client.registry().metrics().snapshot();
     assert_eq!(snapshot.bindings, 0, "{snapshot:?}");
     assert_eq!(snapshot.associations, 0, "{snapshot:?}");
+}
+
+/// Every entry under `dir` that is not a directory (files, links, FIFOs), recursively, links
+/// not followed.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

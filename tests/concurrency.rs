@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dsbackup_client::manifest::server_file_name;
+use dsbackup_client::server_file_name;
 use dsbackup_client::{AuthLevel, BackupType, Client, Status};
 use dsbackup_mock::SampleSpec;
 

@@ -3,6 +3,8 @@
 #[cfg(test)]
 mod blocking;
 #[cfg(test)]
+mod byte_order;
+#[cfg(test)]
 mod client_api;
 #[cfg(test)]
 mod common;

@@ -12,7 +12,7 @@ use dsbackup_client::{
 use dsbackup_mock::scripted::{Script, ScriptedDc};
 use dsbackup_proto::{BftKind, ExpiryToken, NameEntry};
 
-use crate::common::{BACKUP_USER, Dc, assert_no_bindings};
+use crate::common::{BACKUP_USER, Dc, assert_no_bindings, files_under};
 
 async fn hostile(locations: Vec<NameEntry>) -> (ScriptedDc, Client) {
     let server = ScriptedDc::start(Script {
@@ -35,8 +35,7 @@ fn client_of(server: &ScriptedDc) -> Client {
 
 /// Every file under `dir` with its contents, links not followed.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = dsbackup_client::verify::walk(dir)
-        .unwrap()
+    let mut out: Vec<_> = files_under(dir)
         .into_iter()
         .map(|path| {
             let bytes = if std::fs::symlink_metadata(&path).unwrap().is_file() {
@@ -111,11 +110,7 @@ async fn hostile_locations_write_nothing_outside_the_mapped_directory() {
     let before = snapshot(tmp.path());
     for (case, entries, says) in cases {
         let (server, client) = hostile(entries).await;
-        let options = RestoreOptions {
-            rt_flag: 0,
-            map: PathMap::new().with_rule(r"\\DC1\C$", &mapped),
-            overwrite: false,
-        };
+        let options = RestoreOptions::new(PathMap::new().with_rule(r"\\DC1\C$", &mapped));
         let planned = plan_restore_from_dir(&client, &set, &options).await;
         let restored = restore_from_dir(&client, &set, &options, &mut NoProgress).await;
         for error in [planned.unwrap_err(), restored.unwrap_err()] {

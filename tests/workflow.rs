@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use dsbackup_client::{
-    BackupOptions, Error, FileOutcome, NoProgress, PathMap, RestoreOptions, backup_to_dir,
-    dir::partial_path, restore_from_dir, verify_dir,
+    BackupOptions, Error, FileOutcome, NoProgress, RestoreOptions, backup_to_dir, partial_path,
+    restore_from_dir, verify_dir,
 };
 use dsbackup_mock::{DsMode, SampleFileKind};
 use dsbackup_proto::iface::Interface;
@@ -52,14 +52,7 @@ async fn a_backup_set_matches_the_servers_files_and_restores_where_the_mock_says
     assert_no_bindings(&client);
 
     // Restore: the DC in restore mode, its UNC directory mapped onto a local one.
-    dc.dc().set_mode(DsMode::Restore);
-    let target = tmp.path().join("restored");
-    std::fs::create_dir(&target).unwrap();
-    let options = RestoreOptions {
-        rt_flag: 0,
-        overwrite: false,
-        map: PathMap::new().with_rule(r"\\DC1\C$\Windows\NTDS", &target),
-    };
+    let (target, options) = dc.restore_into(tmp.path());
     let client = dc.client(RESTORE_USER);
     let restored = restore_from_dir(&client, &out, &options, &mut NoProgress)
         .await
@@ -172,10 +165,7 @@ async fn logs_are_truncated_only_once_the_set_is_complete() {
     let dc = Dc::start().await;
     let client = dc.client(BACKUP_USER);
     let tmp = tempfile::tempdir().unwrap();
-    let options = BackupOptions {
-        truncate_logs: true,
-        ..BackupOptions::default()
-    };
+    let options = BackupOptions::default().truncate_logs(true);
     let out = tmp.path().join("set");
     let summary = backup_to_dir(&client, &out, &options, &mut NoProgress)
         .await

@@ -17,6 +17,9 @@ const FIRST_REPLY: Duration = Duration::from_millis(600);
 const NEXT_REPLY: Duration = Duration::from_millis(80);
 const CLOSE_AFTER_REFUSAL: Duration = Duration::from_millis(300);
 
+/// What an observation line says when our own decoder refuses a reply.
+pub(crate) const UNDECODABLE: &str = "our decoder refuses it: ";
+
 /// A server under test.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
@@ -33,7 +36,7 @@ struct Conn {
     token: Option<Vec<u8>>,
 }
 
-fn initiator(target: &Target, level: Level, wrong_password: bool) -> Initiator {
+pub(crate) fn initiator(target: &Target, level: Level, wrong_password: bool) -> Initiator {
     let password = if wrong_password {
         "not the password"
     } else {
@@ -360,6 +363,9 @@ pub(crate) fn run(case: &Case, target: &Target) -> Vec<String> {
                     }
                     for field in observe(&frame, &mut roles) {
                         lines.push(format!("{label} reply {n}: {field}"));
+                    }
+                    if let Some(why) = crate::client::undecodable(&frame) {
+                        lines.push(format!("{label} reply {n}: {UNDECODABLE}{why}"));
                     }
                     wait = NEXT_REPLY;
                 }

@@ -197,6 +197,19 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
             rate(openssl, key)
         ));
     }
+    // The rc4 crate our RC4 is tested against, for comparison (the bounds use ours).
+    if let Some(ns) = result
+        .get("primitives")
+        .and_then(|p| number(p, "rc4_crate"))
+        .filter(|ns| *ns > 0.0)
+    {
+        out.push_str(&format!(
+            "{:<10}  {:>8.0}  {:>8}\n",
+            "rc4 crate",
+            1e9 / ns / MIB,
+            "-"
+        ));
+    }
     let bound = |per_byte: &[(&str, f64)], auth| {
         bound_mib_s(per_byte, auth).map_or_else(|| "-".to_owned(), |b| format!("{b:.0}"))
     };

@@ -33,6 +33,7 @@ const PDU_TARGETS: &[&str] = &[
     "frame_split",
     "client_association",
     "server_association",
+    "observe",
 ];
 
 pub(crate) fn run(mut args: Args) -> Result<()> {

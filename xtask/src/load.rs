@@ -1,7 +1,8 @@
 //! `cargo xtask bench --load`: the server under load and attack over loopback
 //! (`crates/dsbackup-transport/examples/load.rs`): 1,000 authenticated associations making
-//! calls while 1,000 hostile sockets attack the same server, then 250 connections each
-//! holding a 1 MiB partial request. Each prints one JSON line, shown here as a table.
+//! calls while 1,000 hostile sockets attack the same server (once with an attacker who
+//! reconnects every socket the server closes), then 250 connections each holding a 1 MiB
+//! partial request. Each prints one JSON line, shown here as a table.
 
 use anyhow::{Context as _, Result};
 use serde_json::Value;
@@ -12,13 +13,18 @@ use crate::sh;
 pub(crate) fn run() -> Result<()> {
     for (title, args) in [
         // A table of 1500 associations for 2000 sockets: hostile ones must make room.
-        ("load and attack", ["attack", "1000", "1000", "1500"]),
+        ("load and attack", ["attack", "1000", "1000", "1500", ""]),
+        // The same, the attacker connecting again as soon as a socket of his is closed.
+        (
+            "load and attack, attackers reconnecting",
+            ["attack", "1000", "1000", "1500", "churn"],
+        ),
         // A table large enough for all: the cost of the attack alone.
         (
             "load and attack, no eviction",
-            ["attack", "1000", "1000", "2100"],
+            ["attack", "1000", "1000", "2100", ""],
         ),
-        ("partial requests", ["partial", "250", "", ""]),
+        ("partial requests", ["partial", "250", "", "", ""]),
     ] {
         let json = sh::read(
             sh::cargo()

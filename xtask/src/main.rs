@@ -34,12 +34,12 @@ Tasks:
   ci [--skip STEP,..] [--no-install]
         everything CI checks, in order, each a timed step: setup fmt clippy test large (the
         ignored 1 GiB end-to-end backup) doc deps ffi (libntdsbcli installed into a prefix and
-        examples/c/ntbackup.c built against it) conformance vectors fuzz (10 s per target) soak
-        (100 cycles);
+        examples/c/ntbackup.c built against it; the C test programs under valgrind) cross
+        conformance vectors fuzz (10 s per target) soak (100 cycles);
         stops at the first failure
   cross
-        cargo check --workspace for x86_64-pc-windows-gnu and x86_64-apple-darwin (rustup
-        target add them first)
+        cargo check --workspace for x86_64-pc-windows-gnu and x86_64-apple-darwin, warnings
+        denied (rustup target add them first)
   check deps
         the dependency direction between the workspace crates (see ARCHITECTURE.md)
   conformance [--fixtures DIR] [--conversations DIR] [--inspect-with PROGRAM]

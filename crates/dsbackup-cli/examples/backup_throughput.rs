@@ -20,7 +20,10 @@
 //! the mock's snapshot copy at open, which a DC's database engine does not make, is left out);
 //! the baseline runs between them, so that both see the same machine. At none and connect the
 //! reads alone also run against plain TCP copies (the zero-copy path's ratio).
-//! `BENCH_READ_SIZE` and `BENCH_IN_FLIGHT` override the client's read size and reads in flight.
+//! `BENCH_READ_SIZE` and `BENCH_IN_FLIGHT` override the client's read size and reads in flight;
+//! `BENCH_PRIMITIVES=0` leaves out the timing of the primitives (for a run under
+//! `valgrind --tool=callgrind --trace-children=yes`, whose instruction counts do not depend on
+//! the machine's load).
 
 #![expect(
     clippy::print_stdout,
@@ -71,7 +74,12 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "5840,65535".to_owned());
     let runs = std::env::var("BENCH_RUNS").map_or(3, |r| r.parse().unwrap());
-    let primitives = primitives();
+    // BENCH_PRIMITIVES=0 skips timing the primitives (under valgrind, where it takes long).
+    let primitives = if std::env::var("BENCH_PRIMITIVES").is_ok_and(|v| v == "0") {
+        serde_json::Value::Null
+    } else {
+        primitives()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -372,8 +380,9 @@ async fn plain_tcp_copy(path: &Path) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// Nanoseconds per byte of each primitive of the data path, as the crates we use compute it
-/// (the fastest of several passes over a cache-resident 64 KiB buffer).
+/// Nanoseconds per byte of each primitive of the data path, as the code we run computes it
+/// (the fastest of several passes over a cache-resident 64 KiB buffer): RC4 is the NTLM
+/// crate's own (`dsbackup_ntlm::rc4`), `rc4_crate` the `rc4` crate it is tested against.
 fn primitives() -> serde_json::Value {
     use hmac::{KeyInit as _, Mac as _};
     use rc4::StreamCipher as _;
@@ -392,8 +401,10 @@ fn primitives() -> serde_json::Value {
             })
             .fold(f64::MAX, f64::min)
     };
+    let mut ours = dsbackup_ntlm::rc4::Rc4::new(&[7; 16]);
+    let rc4 = time(&mut || ours.apply(&mut data));
     let mut cipher = <rc4::Rc4 as rc4::KeyInit>::new_from_slice(&[7; 16]).unwrap();
-    let rc4 = time(&mut || cipher.apply_keystream(&mut data));
+    let rc4_crate = time(&mut || cipher.apply_keystream(&mut data));
     let md5 = time(&mut || {
         std::hint::black_box(md5::Md5::digest(&data));
     });
@@ -405,7 +416,7 @@ fn primitives() -> serde_json::Value {
     let sha256 = time(&mut || {
         std::hint::black_box(Sha256::digest(&data));
     });
-    serde_json::json!({"rc4": rc4, "md5": md5, "hmac_md5": hmac_md5, "sha256": sha256})
+    serde_json::json!({"rc4": rc4, "rc4_crate": rc4_crate, "md5": md5, "hmac_md5": hmac_md5, "sha256": sha256})
 }
 
 /// `/proc/PID/stat`'s user plus system time, in seconds (every thread, `self` or a PID).

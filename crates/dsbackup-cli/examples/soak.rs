@@ -469,9 +469,8 @@ impl Soak {
             let source = self.source.file(file.server_name()).ok_or_else(|| {
                 format!("a set reported good has {}, not in the source", file.unc)
             })?;
-            let on_disk =
-                dsbackup_client::verify::hash_file(&out.join(&file.path), &mut NoProgress)
-                    .map_err(|e| e.to_string())?;
+            let on_disk = dsbackup_client::hash_file(&out.join(&file.path), &mut NoProgress)
+                .map_err(|e| e.to_string())?;
             if on_disk.1 != hex::encode(source.sha256) || file.sha256 != on_disk.1 {
                 return Err(format!(
                     "a set reported good differs from the source in {}",

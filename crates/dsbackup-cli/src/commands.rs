@@ -93,15 +93,14 @@ pub(crate) struct SetLogArgs {
 
 pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<u8> {
     let client = args.connect.reading_client(Some(&args.read))?;
-    let options = BackupOptions {
-        backup_type: if args.logs_only {
+    let options = BackupOptions::default()
+        .backup_type(if args.logs_only {
             BackupType::LogsOnly
         } else {
             BackupType::Full
-        },
-        truncate_logs: args.truncate_logs,
-        force: args.force,
-    };
+        })
+        .truncate_logs(args.truncate_logs)
+        .force(args.force);
     let mut signals = crate::signals::Signals::new()?;
     let caught = std::cell::Cell::new(None);
     let mut bar = Bar::new(0, !output.bars());
@@ -119,7 +118,7 @@ pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<
             "dsbackup: interrupted by {}: the backup session was ended with the server \
              (DsBackupEnd), {open} bindings left open, {} removed, {} not created",
             signal.name(),
-            dsbackup_client::dir::partial_path(&args.out).display(),
+            dsbackup_client::partial_path(&args.out).display(),
             args.out.display()
         );
         return Ok(signal.exit_code());
@@ -147,19 +146,24 @@ pub(crate) async fn backup(args: &BackupArgs, output: Output) -> anyhow::Result<
     Ok(exit::OK)
 }
 
+/// Bytes a second, whole.
+fn per_second(bytes: u64, elapsed: std::time::Duration) -> u64 {
+    let micros = elapsed.as_micros().max(1);
+    u64::try_from(u128::from(bytes) * 1_000_000 / micros).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn backup_text(summary: &BackupSummary, elapsed: std::time::Duration) -> String {
     let mut text = String::new();
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let mib = summary.bytes as f64 / (1024.0 * 1024.0);
     let _ = writeln!(
         text,
-        "backed up {} files, {:.1} MiB from {} into {} in {:.2} s ({:.1} MiB/s)",
+        "backed up {} files, {} from {} into {} in {:.2} s ({}/s)",
         summary.manifest.files.len(),
-        mib,
+        indicatif::HumanBytes(summary.bytes),
         summary.manifest.server,
         summary.out.display(),
         secs,
-        mib / secs
+        indicatif::HumanBytes(per_second(summary.bytes, elapsed))
     );
     for file in &summary.manifest.files {
         let _ = writeln!(
@@ -248,15 +252,13 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
         map = map.parse_rule(rule)?;
     }
     let client = args.connect.client()?;
-    let options = RestoreOptions {
-        rt_flag: if args.catchup {
+    let options = RestoreOptions::new(map)
+        .rt_flag(if args.catchup {
             dsbackup_proto::iface::ad_restore::RESTORE_TYPE_CATCHUP
         } else {
             0
-        },
-        map,
-        overwrite: args.overwrite,
-    };
+        })
+        .overwrite(args.overwrite);
     if options.map.is_empty() {
         anyhow::bail!(
             "restore needs --map 'SERVER_PREFIX=LOCAL_DIR' for where the DC's paths are on this \
@@ -264,7 +266,11 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
         );
     }
     if args.dry_run {
-        let plan = dsbackup_client::plan_restore_from_dir(&client, &args.from, &options).await?;
+        let plan = match dsbackup_client::plan_restore_from_dir(&client, &args.from, &options).await
+        {
+            Ok(plan) => plan,
+            Err(error) => return Err(crate::diagnose::restore(&client, error.into()).await),
+        };
         let mut text = String::new();
         for copy in &plan.copies {
             let _ = writeln!(
@@ -296,7 +302,10 @@ pub(crate) async fn restore(args: &RestoreArgs, output: Output) -> anyhow::Resul
     let mut bar = Bar::new(total, !output.bars());
     let summary = dsbackup_client::restore_from_dir(&client, &args.from, &options, &mut bar).await;
     bar.finish();
-    let summary = summary?;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(error) => return Err(crate::diagnose::restore(&client, error.into()).await),
+    };
     let mut text = String::new();
     for copy in &summary.plan.copies {
         let _ = writeln!(

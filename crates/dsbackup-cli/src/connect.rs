@@ -184,9 +184,8 @@ impl ConnectArgs {
                 &self.password,
             )?);
         }
-        if let Some(path) = &self.capture {
-            config.tap = Some(Capture::create(path)?.tap());
-        }
+        let capture = self.capture.as_deref().map(Capture::create).transpose()?;
+        config.tap = crate::wirelog::client_tap(capture);
         config.connect_timeout = Duration::from_secs(self.connect_timeout);
         config.call_timeout = Duration::from_secs(self.timeout);
         if let Some(read) = read {

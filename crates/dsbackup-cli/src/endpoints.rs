@@ -119,9 +119,12 @@ fn options(args: &Args) -> Result<ClientOptions> {
     }
     options.connect_timeout = Duration::from_secs(args.connect_timeout);
     options.call_timeout = Duration::from_secs(args.timeout);
-    if let Some(path) = &args.capture {
-        options.tap = Some(crate::pcapng::Capture::create(path)?.tap());
-    }
+    let capture = args
+        .capture
+        .as_deref()
+        .map(crate::pcapng::Capture::create)
+        .transpose()?;
+    options.tap = crate::wirelog::client_tap(capture);
     Ok(options)
 }
 

@@ -65,6 +65,9 @@ pub(crate) fn code_of(error: &anyhow::Error) -> u8 {
         if cause.is::<Usage>() {
             return USAGE;
         }
+        if let Some(explained) = cause.downcast_ref::<crate::diagnose::Explained>() {
+            return explained.code;
+        }
         if let Some(error) = cause.downcast_ref::<Error>() {
             return client_code(error);
         }
@@ -124,7 +127,7 @@ fn client_code(error: &Error) -> u8 {
         Error::Authentication { .. } => AUTH,
         Error::Integrity { .. } => INTEGRITY,
         Error::Transport { .. } | Error::BadResponse { .. } | Error::Protocol { .. } => CONNECTION,
-        Error::Misuse(_) => USAGE,
+        Error::Misuse(_) | Error::Encode { .. } => USAGE,
         _ => FAILURE,
     }
 }

@@ -12,7 +12,8 @@
 //! `offset` and `direction` for the other inputs. What does not decode becomes an object with
 //! `error: {kind, message}` in its place; the rest goes on, and the command fails at the end.
 //!
-//! Each stream or file is one conversation ([`conversation`]): the call stubs of ad_backup, ad_restore,
+//! Each stream or file is one association, followed by proto's observer
+//! (`dsbackup_proto::observe`; [`observed`] renders what it tells): the call stubs of ad_backup, ad_restore,
 //! epm and mgmt are decoded under `"call"` once a bind in the same input has named the
 //! interface; with `--nt-password` the NTLM handshake is followed and sealed stubs are unsealed.
 //! With `--iface NAME --opnum N --request|--response` the input is one bare stub instead.
@@ -32,8 +33,8 @@
 
 mod call;
 mod capture;
-mod conversation;
 mod ntlm;
+mod observed;
 mod tower;
 
 use std::collections::HashMap;
@@ -42,15 +43,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use bytes::{Bytes, BytesMut};
-use dsbackup_ntlm::NtHash;
+use dsbackup_ntlm::{NtHash, NtlmEavesdropper};
 use dsbackup_proto::iface::Interface;
+use dsbackup_proto::observe::{Eavesdropper, Half, Observer};
 use dsbackup_proto::{
     AuthVerifier, ContextResult, DataRep, Pdu, PduBody, PresentationContext, SyntaxId, frame_len,
 };
 use serde_json::{Map, Value, json};
-
-use self::call::{Half, decode_call};
-use self::conversation::Conversation;
 
 /// Arguments of `dsbackup inspect`.
 #[derive(Debug, clap::Args)]
@@ -121,12 +120,22 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         let (name, data) = read_input(path)?;
         if let Some((iface, opnum, half, drep)) = bare {
             let stub = stub_bytes(&name, &data)?;
-            let call = decode_call(iface, opnum, half, drep, &stub)
+            let call = call::bare(iface, opnum, half, drep, stub)
                 .map_err(|error| anyhow::anyhow!("{name}: the stub does not decode: {error}"))?;
             writeln!(out, "{call}").context("writing to standard output")?;
             continue;
         }
-        let nt_hash = args.nt_password.as_deref().map(NtHash::from_password);
+        let eavesdropper = args
+            .nt_password
+            .as_deref()
+            .map(|password| NtlmEavesdropper::new(NtHash::from_password(password)));
+        let observer = || {
+            Observer::new(
+                eavesdropper
+                    .clone()
+                    .map(|e| Box::new(e) as Box<dyn Eavesdropper>),
+            )
+        };
         let mut printer = Printer {
             out: &mut out,
             file: &name,
@@ -134,13 +143,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         };
         if capture::is_capture(&data) {
             // One conversation per TCP stream.
-            let mut conversations: HashMap<usize, Conversation> = HashMap::new();
+            let mut observers: HashMap<usize, Observer> = HashMap::new();
             for event in capture::read(&data) {
                 match event {
                     capture::Event::Pdu(place, frame) => {
-                        let conversation = conversations
-                            .entry(place.stream)
-                            .or_insert_with(|| Conversation::new(nt_hash.clone()));
+                        let observer = observers.entry(place.stream).or_insert_with(observer);
                         let at = json!({
                             "stream": place.stream,
                             "frame": place.frame,
@@ -149,7 +156,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                             "dst": place.dst.to_string(),
                             "offset": place.offset,
                         });
-                        printer.pdu(at, &frame, conversation)?;
+                        printer.pdu(at, frame, observer)?;
                     }
                     capture::Event::Error {
                         stream,
@@ -162,7 +169,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                 }
             }
         } else {
-            let mut conversation = Conversation::new(nt_hash);
+            let mut observer = observer();
             for piece in split_input(&data) {
                 match piece {
                     Piece::Pdu(item) => {
@@ -171,7 +178,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                             "offset": item.offset,
                             "direction": item.direction,
                         });
-                        printer.pdu(at, &item.frame, &mut conversation)?;
+                        printer.pdu(at, item.frame, &mut observer)?;
                     }
                     Piece::Error {
                         line,
@@ -192,6 +199,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `call` (and `call_error`) fields of an observed call, as `inspect` prints them.
+pub(crate) fn render_call(
+    call: &dsbackup_proto::observe::ObservedCall,
+    out: &mut Map<String, Value>,
+) {
+    call::observed(call, out);
+}
+
 /// Writes the objects of one input.
 struct Printer<'a, W> {
     out: &'a mut W,
@@ -203,23 +218,19 @@ struct Printer<'a, W> {
 
 impl<W: Write> Printer<'_, W> {
     /// Decodes and prints one PDU at `at` (an object of location fields), or an error object.
-    fn pdu(
-        &mut self,
-        at: Value,
-        frame: &Bytes,
-        conversation: &mut Conversation,
-    ) -> anyhow::Result<()> {
-        let pdu = match Pdu::decode(frame.clone()) {
-            Ok(pdu) => pdu,
+    fn pdu(&mut self, at: Value, frame: Bytes, observer: &mut Observer) -> anyhow::Result<()> {
+        let len = frame.len();
+        let observation = match observer.observe(frame) {
+            Ok(observation) => observation,
             Err(error) => {
-                let message = format!("undecodable PDU ({} bytes): {error}", frame.len());
+                let message = format!("undecodable PDU ({len} bytes): {error}");
                 return self.error(at, "pdu", &message);
             }
         };
         let mut value = self.located(at);
         if let Some(map) = value.as_object_mut() {
-            map.extend(pdu_fields(&pdu)?);
-            conversation.follow(frame, &pdu, map);
+            map.extend(pdu_fields(&observation.pdu)?);
+            observed::render(&observation, map);
         }
         self.write(&value)
     }

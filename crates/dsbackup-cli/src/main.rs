@@ -6,6 +6,7 @@
 mod commands;
 mod connect;
 mod creds;
+mod diagnose;
 mod endpoints;
 mod exit;
 mod inspect;
@@ -15,6 +16,7 @@ mod output;
 mod pcapng;
 mod progress;
 mod signals;
+mod wirelog;
 
 use std::process::ExitCode;
 
@@ -136,10 +138,18 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
             .block_on(endpoints::run(&args, output.json))
             .map(|()| exit::OK),
         Command::Verify(args) => commands::verify(&args, output),
-        Command::Backup(args) => runtime()?.block_on(commands::backup(&args, output)),
-        Command::Restore(args) => runtime()?.block_on(commands::restore(&args, output)),
-        Command::Online(args) => runtime()?.block_on(commands::online(&args, output)),
-        Command::SetLog(args) => runtime()?.block_on(commands::set_log(&args, output)),
+        Command::Backup(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::backup(&args, output)))
+        }
+        Command::Restore(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::restore(&args, output)))
+        }
+        Command::Online(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::online(&args, output)))
+        }
+        Command::SetLog(args) => {
+            runtime()?.block_on(explained(&args.connect, commands::set_log(&args, output)))
+        }
         Command::MockDc(args) => runtime()?.block_on(mock::mock_dc(&args, output)),
         Command::Demo(args) => runtime()?.block_on(mock::demo(&args, output)),
         Command::Completions { shell } => {
@@ -158,9 +168,20 @@ fn run(command: Command, output: Output) -> anyhow::Result<u8> {
     }
 }
 
+/// Runs a networked command; a connection failure is told by its cause and its fix.
+async fn explained(
+    connect: &connect::ConnectArgs,
+    command: impl Future<Output = anyhow::Result<u8>>,
+) -> anyhow::Result<u8> {
+    match command.await {
+        Ok(code) => Ok(code),
+        Err(error) => Err(diagnose::connection(connect, error).await),
+    }
+}
+
 /// The error and its causes on one line, each cause once (library errors already name their
 /// source in their message).
-fn render(error: &anyhow::Error) -> String {
+pub(crate) fn render(error: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
@@ -182,9 +203,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn init_tracing(verbose: u8) {
+    // -v: each step (the wire's, and the library's: each binding, each file); -vv: each call;
+    // -vvv: each PDU (see `wirelog`).
     let default = match verbose {
         0 => "warn",
-        1 => "info",
+        1 => "info,dsbackup_client=debug",
         2 => "debug",
         _ => "trace",
     };

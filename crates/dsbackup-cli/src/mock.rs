@@ -240,7 +240,7 @@ pub(crate) async fn demo(args: &DemoArgs, output: Output) -> anyhow::Result<u8> 
     let _ = writeln!(
         text,
         "demo: generated a {} sample set in {:.2} s, served by a mock DC on {}",
-        human(args.size),
+        indicatif::HumanBytes(args.size),
         generated.as_secs_f64(),
         server.local_addr()
     );
@@ -264,7 +264,7 @@ pub(crate) async fn demo(args: &DemoArgs, output: Output) -> anyhow::Result<u8> 
     output.result(
         &serde_json::json!({
             "size": args.size,
-            "auth_level": "packet_privacy",
+            "auth_level": Auth::Privacy.name(),
             "backup": {
                 "out": summary.out,
                 "files": summary.manifest.files.len(),
@@ -349,14 +349,6 @@ fn parse_size(text: &str) -> Result<u64, String> {
     number
         .checked_mul(factor)
         .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-fn human(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
-        format!("{} GiB", bytes >> 30)
-    } else {
-        format!("{} MiB", bytes >> 20)
-    }
 }
 
 /// 16 random bytes from the operating system.

@@ -102,7 +102,8 @@ impl Capture {
         Tap::new(move |ends, event| capture.event(ends, event))
     }
 
-    fn event(&self, ends: TapEnds, event: TapEvent<'_>) {
+    /// Writes one event of a connection.
+    pub(crate) fn event(&self, ends: TapEnds, event: TapEvent<'_>) {
         let mut writer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if writer.error.is_some() {
             return;

@@ -2,10 +2,9 @@
 //! so that it ends its session with the server, removes its partial set and exits with
 //! 128 + the signal's number (130, 143, 129), as a shell reports a process killed by it.
 
-use anyhow::Context as _;
-
-/// A caught signal.
+/// A caught signal (only Ctrl-C, as `Interrupt`, outside Unix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) enum Signal {
     /// SIGHUP (1): the terminal went away.
     Hangup,
@@ -50,6 +49,7 @@ impl Signals {
     pub(crate) fn new() -> anyhow::Result<Self> {
         #[cfg(unix)]
         {
+            use anyhow::Context as _;
             use tokio::signal::unix::{SignalKind, signal};
             let install =
                 |kind: SignalKind| signal(kind).context("cannot install a signal handler");

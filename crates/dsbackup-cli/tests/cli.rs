@@ -3,84 +3,19 @@
 
 #![cfg(test)]
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sha2::Digest as _;
 
-const PASSWORD: &str = "Passw0rd!";
+#[path = "common/mock.rs"]
+mod mock;
+
+use mock::{MockDc, PASSWORD, closed_port, dsbackup};
 const EXIT_MISMATCH: i32 = 3;
 const EXIT_AUTH: i32 = 5;
 const EXIT_CONNECTION: i32 = 6;
-
-fn dsbackup() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dsbackup"));
-    command
-        .env_remove("DSBACKUP_PASSWORD")
-        .env_remove("DSBACKUP_NT_HASH")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    command
-}
-
-/// A `dsbackup mock-dc` process, killed when dropped.
-struct MockDc {
-    child: Child,
-    port: u16,
-    root: PathBuf,
-}
-
-impl MockDc {
-    /// Starts `mock-dc` with `args` and reads the address it prints.
-    fn start(args: &[&str]) -> Self {
-        let mut child = dsbackup()
-            .arg("--json")
-            .arg("mock-dc")
-            .args(args)
-            .env("DSBACKUP_PASSWORD", PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let started: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("mock-dc printed {line:?}: {e}"));
-        let addr: std::net::SocketAddr = started["addr"].as_str().unwrap().parse().unwrap();
-        Self {
-            child,
-            port: addr.port(),
-            root: PathBuf::from(started["root"].as_str().unwrap()),
-        }
-    }
-
-    /// `dsbackup <command> --server 127.0.0.1 --epm-port PORT <args>` with `password`.
-    fn run(&self, command: &str, args: &[&str], password: &str) -> Output {
-        dsbackup()
-            .arg(command)
-            .args([
-                "--server",
-                "127.0.0.1",
-                "--epm-port",
-                &self.port.to_string(),
-            ])
-            .args(args)
-            .env("DSBACKUP_PASSWORD", password)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for MockDc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sha256_file(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
@@ -157,14 +92,7 @@ fn a_1_gib_set_backed_up_from_mock_dc_matches_the_served_files() {
 #[test]
 fn a_wrong_password_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
-    let dc = MockDc::start(&[
-        "--dir",
-        tmp.path().join("ntds").to_str().unwrap(),
-        "--generate",
-        "1MiB",
-        "--user",
-        "svc-backup",
-    ]);
+    let dc = MockDc::generated(&tmp.path().join("ntds"), "1MiB", "svc-backup", &[]);
     let out = tmp.path().join("set");
     let backup = dc.run(
         "backup",
@@ -261,14 +189,7 @@ fn restore_puts_the_files_where_the_mock_says_and_verify_catches_damage() {
     let ntds = tmp.path().join("ntds");
     let out = tmp.path().join("set");
     {
-        let dc = MockDc::start(&[
-            "--dir",
-            ntds.to_str().unwrap(),
-            "--generate",
-            "2MiB",
-            "--user",
-            "Administrator",
-        ]);
+        let dc = MockDc::generated(&ntds, "2MiB", "Administrator", &[]);
         let backup = dc.run(
             "backup",
             &["--user", "Administrator", "--out", out.to_str().unwrap()],
@@ -283,6 +204,8 @@ fn restore_puts_the_files_where_the_mock_says_and_verify_catches_damage() {
         "Administrator",
         "--restore-mode",
     ]);
+    // The map below names the DC the mock says it is.
+    assert_eq!(dc.started["dc_name"], "DC1");
     let online = dc.run("online", &["--user", "Administrator"], PASSWORD);
     assert!(
         text(&online.stdout).starts_with("offline"),
@@ -388,7 +311,8 @@ fn demo_backs_up_and_verifies_a_generated_set() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["verified"], true);
-    assert_eq!(summary["auth_level"], "packet_privacy");
+    // As --auth spells it.
+    assert_eq!(summary["auth_level"], "privacy");
     assert_eq!(summary["open_bindings"], 0);
     assert_eq!(summary["backup"]["bytes"], 4 << 20);
 }
@@ -429,12 +353,6 @@ fn a_separate_endpoint_mapper_port_leads_to_the_interfaces() {
     assert!(online.status.success(), "{}", text(&online.stderr));
     let result: serde_json::Value = serde_json::from_slice(&online.stdout).unwrap();
     assert_eq!(result["online"], true);
-}
-
-/// A port nothing listens on.
-fn closed_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port().to_string()
 }
 
 /// Runs `dsbackup ARGS` with `env`; its exit code and stderr.

@@ -51,7 +51,10 @@ fn inspect_env(args: &[&str], stdin: &[u8], password_env: Option<&str>) -> Outpu
         command.env("DSBACKUP_INSPECT_PASSWORD", password);
     }
     let mut child = command.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A run that fails on its arguments exits without reading its input: a broken pipe then.
+    if let Err(error) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "{error}");
+    }
     child.wait_with_output().unwrap()
 }
 

@@ -23,12 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         map = map.parse_rule(&rule)?;
     }
     let client = common::client()?;
-    let options = RestoreOptions {
-        rt_flag: RESTORE_TYPE_CATCHUP,
-        map,
-        // A file already at a target stops the restore before anything is copied.
-        overwrite: false,
-    };
+    // A file already at a target stops the restore before anything is copied (no
+    // `.overwrite(true)`).
+    let options = RestoreOptions::new(map).rt_flag(RESTORE_TYPE_CATCHUP);
     let summary = restore_from_dir(&client, &dir, &options, &mut NoProgress).await?;
     eprintln!("restored {} files", summary.plan.copies.len());
     Ok(())

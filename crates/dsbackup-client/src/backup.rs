@@ -238,7 +238,7 @@ impl BackupSession {
         let rpc = self
             .restore
             .as_ref()
-            .ok_or(Error::Misuse("no restore binding"))?;
+            .ok_or(Error::Internal("no restore binding after connecting one"))?;
         rpc.database_locations(self.handle).await
     }
 

@@ -229,7 +229,9 @@ impl BackupSession {
         for chunk in chunks {
             let end = filled + chunk.len();
             let Some(dst) = buf.get_mut(filled..end) else {
-                return Err(Error::Misuse("a read returned more than it was asked for"));
+                return Err(Error::Internal(
+                    "a read returned more than it was asked for",
+                ));
             };
             dst.copy_from_slice(&chunk);
             filled = end;
@@ -500,7 +502,7 @@ fn runtime() -> Result<Handle, Error> {
         .build()
         .map_err(|source| Error::Transport {
             context: "start the runtime",
-            source: TransportError::Io(source),
+            source: TransportError::from(source),
         })?;
     // Two threads may build one at once: the first stored wins, the other is dropped.
     Ok(RUNTIME.get_or_init(|| built).handle().clone())

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dsbackup_ntlm::Credentials;
-use dsbackup_proto::AuthLevel;
 use dsbackup_proto::iface::ad_backup::{
     self, AdBackupRequest, AdBackupResponse, HrRBackupPrepareRequest,
 };
@@ -15,6 +14,7 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreCheckLogsForBackupRequest, HrRRestorePrepareRequest,
     HrRRestoreSetCurrentLogNumberRequest,
 };
+use dsbackup_proto::{AuthLevel, DataRep};
 use dsbackup_proto::{ExpiryToken, Status};
 use dsbackup_transport::{ClientAuth, ClientOptions, Registry, Tap, Tickets};
 
@@ -52,8 +52,11 @@ impl Default for Endpoint {
     }
 }
 
-/// The settings of a [`Client`].
+/// The settings of a [`Client`]: [`ClientConfig::new`] gives the defaults for a server, a
+/// builder method per field changes one (the fields can also be set in place; new ones may be
+/// added, so the struct is built only through `new`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The server: a host name or an address.
     pub server: String,
@@ -81,6 +84,10 @@ pub struct ClientConfig {
     pub reads_in_flight: usize,
     /// Largest fragment sent and received (the server may negotiate it down).
     pub max_frag: u16,
+    /// The byte order of the PDUs and stubs sent: little-endian by default, as Windows sends;
+    /// big-endian is legal NDR that every server must accept (answers are read in whatever
+    /// order their headers declare).
+    pub drep: DataRep,
     /// Where to copy every PDU of every connection (a capture file); none by default.
     pub tap: Option<Tap>,
 }
@@ -103,8 +110,53 @@ impl ClientConfig {
             read_size: 256 * 1024,
             reads_in_flight: 4,
             max_frag: u16::MAX,
+            drep: DataRep::LITTLE_ENDIAN,
             tap: None,
         }
+    }
+
+    /// Bound on connecting and binding (with authentication).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Bound on one call.
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Bytes asked for by one `HrRBackupRead` ([`is_valid_read_size`]; checked by
+    /// [`Client::new`]).
+    #[must_use]
+    pub fn read_size(mut self, size: u32) -> Self {
+        self.read_size = size;
+        self
+    }
+
+    /// `HrRBackupRead` calls kept in flight while a file is read (at least 1, at most
+    /// [`MAX_READS_IN_FLIGHT`](crate::MAX_READS_IN_FLIGHT)).
+    #[must_use]
+    pub fn reads_in_flight(mut self, reads: usize) -> Self {
+        self.reads_in_flight = reads;
+        self
+    }
+
+    /// Largest fragment sent and received (the server may negotiate it down).
+    #[must_use]
+    pub fn max_frag(mut self, size: u16) -> Self {
+        self.max_frag = size;
+        self
+    }
+
+    /// Where to copy every PDU of every connection (a capture file).
+    #[must_use]
+    pub fn tap(mut self, tap: Tap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// `DsSetAuthIdentity`: the user, domain and password (or NT hash) to authenticate with.
@@ -140,6 +192,13 @@ impl ClientConfig {
     #[must_use]
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
         self.endpoint = endpoint;
+        self
+    }
+
+    /// The byte order of what the client sends.
+    #[must_use]
+    pub fn drep(mut self, drep: DataRep) -> Self {
+        self.drep = drep;
         self
     }
 }
@@ -190,6 +249,7 @@ impl Client {
         options.connect_timeout = config.connect_timeout;
         options.call_timeout = config.call_timeout;
         options.tap = config.tap;
+        options.drep = config.drep;
         options.limits.max_recv_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
         options.limits.max_xmit_frag = config.max_frag.max(dsbackup_proto::MIN_FRAG_SIZE);
         if let Endpoint::Mapper { port } = config.endpoint {
@@ -421,8 +481,9 @@ mod tests {
     #[test]
     fn read_sizes_follow_dsbackupread_rule() {
         for size in [24 * 1024, 32 * 1024, 256 * 1024, 16 * 1024 * 1024] {
-            let mut config = ClientConfig::new("dc1").auth_level(AuthLevel::NONE);
-            config.read_size = size;
+            let config = ClientConfig::new("dc1")
+                .auth_level(AuthLevel::NONE)
+                .read_size(size);
             assert!(Client::new(config).is_ok(), "{size}");
         }
         for size in [
@@ -433,8 +494,9 @@ mod tests {
             24 * 1024 + 8,
             16 * 1024 * 1024 + 8192,
         ] {
-            let mut config = ClientConfig::new("dc1").auth_level(AuthLevel::NONE);
-            config.read_size = size;
+            let config = ClientConfig::new("dc1")
+                .auth_level(AuthLevel::NONE)
+                .read_size(size);
             let error = Client::new(config).unwrap_err();
             assert!(matches!(error, Error::Misuse(_)), "{size}: {error}");
         }

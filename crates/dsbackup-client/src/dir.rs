@@ -352,7 +352,7 @@ impl Drop for FileSink {
 }
 
 /// The name of a BFT kind for the manifest: the `BFT_*` name, or `BFT_UNKNOWN(0x....)`.
-pub fn kind_name(kind: BftKind) -> String {
+pub(crate) fn kind_name(kind: BftKind) -> String {
     kind.to_string()
 }
 
@@ -383,30 +383,36 @@ pub(crate) fn write_durably(dir: &Path, name: &str, data: &[u8]) -> Result<(), E
 }
 
 /// fsync of a directory, so that the renames inside it are durable.
+#[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(dir))
 }
 
+/// Nothing: the standard library cannot open a directory on Windows, whose file systems
+/// journal a rename themselves.
+#[cfg(not(unix))]
+pub(crate) fn sync_dir(_dir: &Path) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Mode of the set's directories: the set holds every account's password hashes.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of the set's files.
-pub const FILE_MODE: u32 = 0o600;
+#[cfg(unix)]
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// Longest local file name made from a server's name, in bytes: under the 255 bytes of
 /// common file systems, with room for the `.` and `.tmp` of the temporary name and a `-N`
 /// for duplicates.
-pub const MAX_LOCAL_NAME: usize = 200;
+pub(crate) const MAX_LOCAL_NAME: usize = 200;
 
 /// Creates the directory `path` with mode 0700 from its first moment, whatever the umask.
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), Error> {
-    let mut builder = fs::DirBuilder::new();
+    let builder = &mut fs::DirBuilder::new();
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(DIR_MODE);
-    }
+    std::os::unix::fs::DirBuilderExt::mode(builder, DIR_MODE);
     builder.create(path).map_err(Error::io(path))?;
     // The umask can only take bits away; a umask of 0200 or more would leave the owner
     // without access, so the mode is set again.
@@ -497,7 +503,7 @@ fn sanitize(name: &str) -> String {
 /// boundary, `~`, the first 16 hex digits of the SHA-256 of the server's name, and the
 /// extension when it is short. Distinct server names get distinct local names; the manifest
 /// keeps the server's full UNC name.
-pub fn short_name(name: &str, cleaned: &str) -> String {
+pub(crate) fn short_name(name: &str, cleaned: &str) -> String {
     let portable: String;
     let cleaned = if cleaned.is_empty() {
         portable = sanitize(name)

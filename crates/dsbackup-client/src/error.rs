@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use dsbackup_proto::Status;
 use dsbackup_proto::ndr::NdrError;
-use dsbackup_proto::{FaultStatus, ProtocolError, RejectReason, SecurityError};
+use dsbackup_proto::{EncodeError, FaultStatus, ProtocolError, RejectReason, SecurityError};
 use dsbackup_transport::TransportError;
 
 /// What went wrong in a call of this crate.
@@ -20,7 +20,8 @@ use dsbackup_transport::TransportError;
 /// | the local disk | [`Error::Io`], [`Error::Target`] |
 /// | the caller stopped it | [`Error::Interrupted`] |
 /// | the backup set on disk | [`Error::Manifest`], [`Error::BadSet`], [`Error::Mismatch`] |
-/// | the caller | [`Error::Misuse`] |
+/// | the caller | [`Error::Misuse`], [`Error::Encode`] |
+/// | this library (a bug) | [`Error::Internal`] |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -128,6 +129,19 @@ pub enum Error {
     /// The caller used the API in a way it does not allow (named in the message).
     #[error("{0}")]
     Misuse(&'static str),
+    /// A value the caller gave cannot be carried by `call`'s request (a name or token longer
+    /// than its wire field); nothing was sent.
+    #[error("{call} request cannot be encoded: {source}")]
+    Encode {
+        /// The RPC operation.
+        call: &'static str,
+        /// What does not fit.
+        source: EncodeError,
+    },
+    /// An invariant of this library broke (a bug: neither the caller's nor the server's
+    /// doing), named in the message.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl Error {
@@ -147,6 +161,29 @@ impl Error {
     /// Whether a response was altered on the way (its signature did not verify).
     pub fn is_integrity_failure(&self) -> bool {
         matches!(self, Self::Integrity { .. })
+    }
+
+    /// Whether the caller is to blame: the API used in a way it does not allow, a value too
+    /// long for the wire, or a request the transport refused to send
+    /// ([`TransportError::is_misuse`]).
+    pub fn is_misuse(&self) -> bool {
+        match self {
+            Self::Misuse(_) | Self::Encode { .. } => true,
+            Self::Transport { source, .. } => source.is_misuse(),
+            _ => false,
+        }
+    }
+
+    /// Whether the server is to blame: an answer that does not decode, answers that
+    /// contradict each other, or a PDU that breaks the RPC protocol
+    /// ([`TransportError::is_peer_fault`]; a response altered on the way is
+    /// [`Error::Integrity`] instead).
+    pub fn is_peer_fault(&self) -> bool {
+        match self {
+            Self::BadResponse { .. } | Self::Protocol { .. } => true,
+            Self::Transport { source, .. } => source.is_peer_fault(),
+            _ => false,
+        }
     }
 
     /// The error for a transport failure while doing `context`: [`Error::Integrity`] when a
@@ -223,8 +260,6 @@ fn is_auth_refusal(error: &TransportError) -> bool {
         TransportError::Fault { status, .. } => auth_fault(status),
         TransportError::BindRejected(reason) => auth_reject(reason),
         TransportError::Protocol(ProtocolError::Security(_)) => true,
-        TransportError::Protocol(ProtocolError::BindRejected(reason)) => auth_reject(reason),
-        TransportError::Protocol(ProtocolError::AssociationFault(status)) => auth_fault(status),
         // The KDC refused (a wrong password, an unknown service, clocks apart) or the ticket
         // expired; a KDC that cannot be reached is a transport failure.
         TransportError::Kdc(error) => error.is_refusal(),

@@ -36,33 +36,38 @@
 //! # }
 //! ```
 
-pub mod backup;
+// Every public item has one path: the crate's root (`blocking` keeps its own namespace, as
+// its types share their names with the async ones).
+mod backup;
 mod beneath;
 pub mod blocking;
-pub mod client;
-pub mod dir;
-pub mod error;
-pub mod manifest;
-pub mod progress;
-pub mod restore;
-pub mod restore_plan;
+mod client;
+mod dir;
+mod error;
+mod manifest;
+mod progress;
+mod restore;
+mod restore_plan;
 mod rpc;
-pub mod verify;
-pub mod workflow;
+mod verify;
+mod workflow;
 
 pub use crate::backup::{BackupSession, FileReader, MAX_READS_IN_FLIGHT};
 pub use crate::client::{BACKUP_ANNOTATION, Client, ClientConfig, Endpoint, is_valid_read_size};
-pub use crate::dir::{BackupDirWriter, FileSink};
+pub use crate::dir::{BackupDirWriter, FileSink, partial_path};
 pub use crate::error::Error;
-pub use crate::manifest::{BackupType, FileEntry, Manifest, TokenEntry};
+pub use crate::manifest::{
+    BackupType, FileEntry, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, TOKEN_FILE, TokenEntry,
+    server_file_name,
+};
 pub use crate::progress::{NoProgress, Progress};
 pub use crate::restore::{Registration, RestoreSession};
 pub use crate::restore_plan::{PathMap, PlannedCopy, RestorePlan, copy_plan, plan_restore};
-pub use crate::verify::{FileCheck, FileOutcome, VerifyReport, verify_dir};
+pub use crate::verify::{FileCheck, FileOutcome, VerifyReport, hash_file, verify_dir};
 pub use crate::workflow::{
     BackupOptions, BackupSummary, END_DEADLINE, RestoreOptions, RestoreSummary, backup_to_dir,
     backup_to_dir_until, plan_restore_from_dir, restore_from_dir,
 };
 pub use dsbackup_ntlm::{Credentials, NtHash};
-pub use dsbackup_proto::{AuthLevel, BftKind, ExpiryToken, NameEntry, Status};
+pub use dsbackup_proto::{AuthLevel, BftKind, DataRep, ExpiryToken, NameEntry, Status};
 pub use dsbackup_transport::{KdcError, Registry, TicketSource, Tickets, TransportError};

@@ -26,7 +26,7 @@ pub const TOKEN_FILE: &str = "expiry-token.bin";
 /// The manifest format this crate writes and reads.
 pub const MANIFEST_FORMAT: u64 = 1;
 /// Largest `manifest.json` read (a set of a million files stays well under it).
-pub const MAX_MANIFEST_SIZE: u64 = 256 << 20;
+pub(crate) const MAX_MANIFEST_SIZE: u64 = 256 << 20;
 
 /// What a backup asks the server for (`btFlag` of `HrRBackupPrepare`).
 ///
@@ -229,7 +229,7 @@ impl Manifest {
 
 /// `path` as a relative path that stays inside a directory: `/`-separated normal components
 /// only (no `..`, no root, no backslash, no empty name).
-pub fn safe_relative(path: &str) -> Option<PathBuf> {
+pub(crate) fn safe_relative(path: &str) -> Option<PathBuf> {
     if path.is_empty() || path.contains('\\') || path.contains('\0') {
         return None;
     }
@@ -248,7 +248,7 @@ pub fn server_file_name(unc: &str) -> &str {
 }
 
 /// The directory of the backup set a file of kind `kind` goes to.
-pub fn kind_dir(kind: BftKind) -> &'static str {
+pub(crate) fn kind_dir(kind: BftKind) -> &'static str {
     match kind {
         BftKind::NTDS_DATABASE => "ntds",
         BftKind::LOG => "logs",
@@ -258,7 +258,7 @@ pub fn kind_dir(kind: BftKind) -> &'static str {
 }
 
 /// RFC 3339 (UTC, seconds) of `unix` seconds since the epoch.
-pub fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     let days = unix / 86_400;
     let secs = unix % 86_400;
     let (year, month, day) = civil_from_days(days);

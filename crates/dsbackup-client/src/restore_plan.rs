@@ -377,7 +377,7 @@ fn tmp_name(name: &OsStr) -> OsString {
 
 /// The generation of an ESE log name: `edb0000A.log` is 10; `edb.log` (the current log) and
 /// other names have none.
-pub fn log_generation(name: &str) -> Option<u32> {
+pub(crate) fn log_generation(name: &str) -> Option<u32> {
     let lower = name.to_ascii_lowercase();
     let stem = lower.strip_suffix(".log")?;
     let digits = stem.get(3..).filter(|d| !d.is_empty() && d.len() <= 8)?;

@@ -93,7 +93,7 @@ impl Rpc {
         let binding = Arc::clone(&self.binding);
         let stub = request
             .encode(binding.drep())
-            .map_err(|_| Error::Misuse("request cannot be encoded"));
+            .map_err(|source| Error::Encode { call, source });
         async move {
             binding
                 .call(opnum, Bytes::from(stub?))
@@ -111,7 +111,7 @@ impl Rpc {
         let opnum = request.opnum();
         let stub = request
             .encode(self.binding.drep())
-            .map_err(|_| Error::Misuse("request cannot be encoded"))?;
+            .map_err(|source| Error::Encode { call, source })?;
         let reply = self
             .binding
             .call(opnum, Bytes::from(stub))

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dsbackup_proto::{BftKind, ExpiryToken};
 use serde::Serialize;
@@ -339,12 +339,9 @@ fn mode_warning(_path: &Path, _meta: &std::fs::Metadata) -> Option<String> {
     None
 }
 
-/// Every file under `dir`, recursively, links not followed (used by tests and by the
-/// restore checks).
-///
-/// # Errors
-/// [`Error::Io`] for a directory that cannot be listed.
-pub fn walk(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+/// Every file under `dir`, recursively, links not followed (for the tests of the crate).
+#[cfg(test)]
+pub(crate) fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
     Ok(list(dir)?
         .entries
         .into_iter()

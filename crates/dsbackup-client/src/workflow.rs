@@ -27,8 +27,10 @@ use crate::restore::Registration;
 use crate::restore_plan::{PathMap, RestorePlan, copy_plan, plan_restore};
 use crate::verify::verify_dir;
 
-/// What [`backup_to_dir`] does besides copying the set.
+/// What [`backup_to_dir`] does besides copying the set: `BackupOptions::default()` (a full
+/// backup, no truncation, no `--force`), changed by a builder method per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BackupOptions {
     /// Full or logs only.
     pub backup_type: BackupType,
@@ -46,6 +48,29 @@ impl Default for BackupOptions {
             truncate_logs: false,
             force: false,
         }
+    }
+}
+
+impl BackupOptions {
+    /// Full or logs only.
+    #[must_use]
+    pub fn backup_type(mut self, backup_type: BackupType) -> Self {
+        self.backup_type = backup_type;
+        self
+    }
+
+    /// `DsBackupTruncateLogs` once the set is complete on disk.
+    #[must_use]
+    pub fn truncate_logs(mut self, truncate: bool) -> Self {
+        self.truncate_logs = truncate;
+        self
+    }
+
+    /// Remove a `<out>.partial` left by an earlier run instead of refusing.
+    #[must_use]
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
     }
 }
 
@@ -232,11 +257,11 @@ async fn copy_file(
     drop(blocks);
     let written = thread
         .await
-        .map_err(|_| Error::Misuse("the writer thread panicked"));
+        .map_err(|_| Error::Internal("the writer thread panicked"));
     let read_ok = read?;
     let file_entry = written??;
     if !read_ok {
-        return Err(Error::Misuse("the writer thread stopped early"));
+        return Err(Error::Internal("the writer thread stopped early"));
     }
     reader.close().await?;
     progress.finish_file();
@@ -254,11 +279,13 @@ fn write_blocks(mut sink: FileSink, mut blocks: mpsc::Receiver<Block>) -> Result
             Block::Finish => return sink.finish(),
         }
     }
-    Err(Error::Misuse("the file's reads stopped before its end"))
+    Err(Error::Internal("the file's reads stopped before its end"))
 }
 
-/// What [`restore_from_dir`] does besides copying.
+/// What [`restore_from_dir`] does besides copying: [`RestoreOptions::new`] with the path map,
+/// changed by a builder method per field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RestoreOptions {
     /// `rtFlag` of `DsRestorePrepare` (0 or `RESTORE_TYPE_CATCHUP`).
     pub rt_flag: u32,
@@ -267,6 +294,37 @@ pub struct RestoreOptions {
     /// Replace files that exist at the targets (otherwise the restore refuses before
     /// copying anything).
     pub overwrite: bool,
+}
+
+impl RestoreOptions {
+    /// A restore placing files by `map`, `rtFlag` 0, replacing no existing file.
+    pub fn new(map: PathMap) -> Self {
+        Self {
+            map,
+            ..Self::default()
+        }
+    }
+
+    /// `rtFlag` of `DsRestorePrepare` (0 or `RESTORE_TYPE_CATCHUP`).
+    #[must_use]
+    pub fn rt_flag(mut self, rt_flag: u32) -> Self {
+        self.rt_flag = rt_flag;
+        self
+    }
+
+    /// Server paths to local paths.
+    #[must_use]
+    pub fn map(mut self, map: PathMap) -> Self {
+        self.map = map;
+        self
+    }
+
+    /// Replace files that exist at the targets.
+    #[must_use]
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
+        self
+    }
 }
 
 /// The outcome of a restore.

@@ -13,7 +13,7 @@
 //! | a server that breaks the protocol | `RPC_S_PROTOCOL_ERROR` |
 //! | a bad argument, handle or call order | `ERROR_INVALID_PARAMETER` (`hrInvalidParam` for the expiry token's pointers, `hrInvalidHandle` for `DsBackupClose` without an open file, as documented) |
 //! | memory exhaustion | `ERROR_NOT_ENOUGH_MEMORY` |
-//! | a panic inside the library (a bug) | `E_UNEXPECTED` |
+//! | a panic or a broken invariant inside the library (a bug) | `E_UNEXPECTED` |
 
 use dsbackup_client::Error;
 use dsbackup_proto::{FaultStatus, Status};
@@ -128,12 +128,13 @@ pub fn from_status(status: Status) -> Hresult {
 pub fn from_error(error: &Error) -> Hresult {
     match error {
         Error::Status { status, .. } => from_status(*status),
-        Error::Misuse(_) => ERROR_INVALID_PARAMETER,
+        Error::Misuse(_) | Error::Encode { .. } => ERROR_INVALID_PARAMETER,
         Error::Integrity { .. } => SEC_E_MESSAGE_ALTERED,
         Error::Authentication { .. } => ERROR_ACCESS_DENIED,
         Error::BadResponse { .. } => RPC_X_BAD_STUB_DATA,
         Error::Protocol { .. } => RPC_S_PROTOCOL_ERROR,
         Error::Transport { context, source } => from_transport(context, source),
+        Error::Internal(_) => E_UNEXPECTED,
         _ => E_FAIL,
     }
 }
@@ -146,7 +147,9 @@ fn from_transport(context: &str, error: &TransportError) -> Hresult {
         _ if context.starts_with("connect") => from_status(HR_COULD_NOT_CONNECT),
         TransportError::Protocol(_) => RPC_S_PROTOCOL_ERROR,
         TransportError::Ndr(_) => RPC_X_BAD_STUB_DATA,
-        TransportError::Encode(_) | TransportError::Binding(_) => ERROR_INVALID_PARAMETER,
+        TransportError::Encode(_) | TransportError::Binding(_) | TransportError::Misuse(_) => {
+            ERROR_INVALID_PARAMETER
+        }
         _ => RPC_S_CALL_FAILED,
     }
 }
@@ -203,7 +206,7 @@ mod tests {
     #[test]
     fn failures_to_connect_are_could_not_connect_whatever_the_cause() {
         let causes = [
-            TransportError::Io(std::io::ErrorKind::ConnectionRefused.into()),
+            TransportError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
             TransportError::Resolve("not registered"),
             TransportError::TimedOut,
             TransportError::Closed,

@@ -8,7 +8,7 @@
 //! behaves and which `HRESULT` each failure returns ([`hresult`]).
 //!
 //! Every function takes its pointers as Windows' library does, and checks what can be checked:
-//! a NULL pointer, a handle that is not live ([`handles`]: handles are numbers looked up in a
+//! a NULL pointer, a handle that is not live (handles are numbers looked up in a
 //! table, never dereferenced), a buffer size outside the documented rule. Every entry point
 //! catches panics (`E_UNEXPECTED`) and may be called from any thread.
 //!
@@ -18,7 +18,7 @@
 //! mapper's port, 135 by default) or `NTDSBCLI_PORT` (a fixed port for both interfaces), and
 //! `NTDSBCLI_AUTH_LEVEL` (`connect`, `integrity` or `privacy`, the default).
 
-pub mod handles;
+mod handles;
 pub mod hresult;
 mod text;
 

@@ -33,6 +33,8 @@
 //! send_timeout_ms = 30000         # answers queued, none taken by the peer
 //! reassembly_budget = 67108864    # request bytes in reassembly, all connections
 //! max_send_queue = 8388608        # bytes of answers queued per connection
+//! send_budget = 67108864          # bytes of answers queued, all connections
+//! listen_backlog = 4096           # connections queued for the accept loop
 //!
 //! [faults]
 //! refuse_binds = false
@@ -214,6 +216,10 @@ pub struct ServerLimits {
     pub reassembly_budget: usize,
     /// Bytes of answers queued per connection.
     pub max_send_queue: usize,
+    /// Bytes of answers queued across all connections.
+    pub send_budget: usize,
+    /// Connections queued for the accept loop (`listen`'s backlog).
+    pub listen_backlog: u32,
 }
 
 impl Default for ServerLimits {
@@ -230,6 +236,8 @@ impl Default for ServerLimits {
             send_timeout: options.send_timeout,
             reassembly_budget: options.reassembly_budget,
             max_send_queue: Limits::server().max_send_queue,
+            send_budget: options.send_budget,
+            listen_backlog: options.listen_backlog,
         }
     }
 }
@@ -247,6 +255,8 @@ impl ServerLimits {
         options.send_timeout = self.send_timeout;
         options.reassembly_budget = self.reassembly_budget;
         options.limits.max_send_queue = self.max_send_queue;
+        options.send_budget = self.send_budget;
+        options.listen_backlog = self.listen_backlog;
     }
 }
 
@@ -529,6 +539,8 @@ struct RawServer {
     send_timeout_ms: Option<u64>,
     reassembly_budget: Option<usize>,
     max_send_queue: Option<usize>,
+    send_budget: Option<usize>,
+    listen_backlog: Option<u32>,
 }
 
 impl RawServer {
@@ -556,6 +568,12 @@ impl RawServer {
         }
         if let Some(budget) = self.max_send_queue {
             limits.max_send_queue = budget;
+        }
+        if let Some(budget) = self.send_budget {
+            limits.send_budget = budget;
+        }
+        if let Some(backlog) = self.listen_backlog {
+            limits.listen_backlog = backlog;
         }
     }
 }
@@ -703,6 +721,8 @@ mod tests {
             handshake_timeout_ms = 2500
             idle_with_handle_ms = 60000
             max_send_queue = 65536
+            send_budget = 1048576
+            listen_backlog = 128
 
             [faults]
             refuse_binds = true
@@ -736,6 +756,8 @@ mod tests {
                 handshake_timeout: Duration::from_millis(2500),
                 idle_with_handle: Duration::from_secs(60),
                 max_send_queue: 65536,
+                send_budget: 1 << 20,
+                listen_backlog: 128,
                 ..server
             }
         );

@@ -72,7 +72,7 @@ pub use crate::config::{
     ConfigError, DsMode, MockConfig, MockConfigBuilder, MockUser, Privileges, ServerLimits,
 };
 pub use crate::dc::{
-    Caller, ConnectionId, MockDc, MockError, Principal, Reply, ServeError, filetime,
+    ByteOrders, Caller, ConnectionId, MockDc, MockError, Principal, Reply, ServeError, filetime,
 };
 pub use crate::faults::{ConnectionFaults, FaultScript, Faults, StatusFault, corrupt_fragment};
 pub use crate::marker::{RestoreMapping, RestoreMarker, RestoreState};

@@ -37,7 +37,7 @@ use dsbackup_transport::{
     Server, ServerOptions, Snapshot, Tap, Verdict,
 };
 
-use crate::dc::{Caller, ConnectionId, MockDc, ServeError};
+use crate::dc::{ByteOrders, Caller, ConnectionId, MockDc, ServeError};
 use crate::faults::{ConnectionFaults, Faults, corrupt_fragment};
 
 /// Where and how the mock DC listens.
@@ -267,14 +267,14 @@ impl RpcInterface for Service {
                     SystemTime::now(),
                     self.interface,
                     opnum,
-                    drep,
+                    ByteOrders::new(drep, ctx.reply_drep()),
                     &stub,
                 )
                 .map_err(|error| match error {
                     ServeError::BadStub(error) => CallError::BadStub(error),
                     error => CallError::Fault(error.fault_status()),
                 })?;
-            self.track_handles(&ctx, opnum, drep, &reply.response, ended);
+            self.track_handles(&ctx, opnum, &reply.response, ended);
             if !reply.delay.is_zero() {
                 tokio::time::sleep(reply.delay).await;
             }
@@ -296,10 +296,11 @@ impl Service {
         &self,
         ctx: &CallContext,
         opnum: u16,
-        drep: DataRep,
         response: &Chain,
         ended: Option<ContextHandle>,
     ) {
+        // The response is in the byte order its PDU will declare, not the request's.
+        let drep = ctx.reply_drep();
         // Only the small answers below are read back (one segment: no copy); a read's answer,
         // whose data is a segment of its own, is never joined.
         let response = || response.to_bytes();

@@ -17,10 +17,10 @@ use core::fmt;
 use hmac::{Hmac, KeyInit, Mac};
 use md4::Md4;
 use md5::{Digest, Md5};
-use rc4::{Rc4, StreamCipher};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::flags::NegotiateFlags;
+use crate::rc4::Rc4;
 
 /// A 16-byte key (session base key, exported session key, signing or sealing key).
 ///
@@ -196,18 +196,17 @@ pub fn seal_key(exported_session_key: &Key, flags: NegotiateFlags, direction: Di
 
 /// An RC4 keystream kept across messages (the sealing "handle" of [MS-NLMP §3.4.4]).
 ///
-/// The cipher state is zeroized on drop by the `rc4` crate; `Debug` never shows it.
+/// The cipher state is zeroized on drop ([`Rc4`]); `Debug` never shows it.
 pub(crate) struct Rc4Stream(Rc4);
 
 impl Rc4Stream {
     pub(crate) fn new(key: &[u8; 16]) -> Self {
-        // INVARIANT: RC4 takes keys of 1 to 256 bytes, so a 16-byte key never fails.
-        Self(Rc4::new_from_slice(key).expect("RC4 takes 16-byte keys"))
+        Self(Rc4::new(key))
     }
 
     /// Encrypts or decrypts `data` in place, continuing the keystream.
     pub(crate) fn apply(&mut self, data: &mut [u8]) {
-        self.0.apply_keystream(data);
+        self.0.apply(data);
     }
 }
 

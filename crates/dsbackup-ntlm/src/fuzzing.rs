@@ -63,3 +63,56 @@ pub fn acceptor(data: &[u8]) {
         panic!("accepted without the password: {identity:?}");
     }
 }
+
+/// RC4 of this crate against the `rc4` crate: `data` is a key length (1 to 32, from the first
+/// byte), the key, a count of cuts and the cut points, then the message; both ciphers take the
+/// key and encrypt the message in the same pieces.
+///
+/// # Panics
+/// When the two ciphers give different bytes (a bug the fuzzer is looking for).
+pub fn rc4_differential(data: &[u8]) {
+    use rc4::{KeyInit as _, StreamCipher as _};
+
+    let Some((&len, rest)) = data.split_first() else {
+        return;
+    };
+    let key_len = usize::from(len % 32) + 1;
+    let Some((key, rest)) = rest.split_at_checked(key_len) else {
+        return;
+    };
+    let Some((&cuts, rest)) = rest.split_first() else {
+        return;
+    };
+    let Some((cuts, message)) = rest.split_at_checked(usize::from(cuts % 4)) else {
+        return;
+    };
+    // Cut points are fractions of the message, in order.
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|&c| message.len().saturating_mul(usize::from(c)) / 255)
+        .collect();
+    points.sort_unstable();
+    points.push(message.len());
+    let mut ours = crate::rc4::Rc4::new(key);
+    let Ok(mut theirs) = rc4::Rc4::new_from_slice(key) else {
+        return;
+    };
+    let mut a = message.to_vec();
+    let mut b = message.to_vec();
+    let mut start = 0;
+    for point in points {
+        let (Some(x), Some(y)) = (a.get_mut(start..point), b.get_mut(start..point)) else {
+            continue;
+        };
+        ours.apply(x);
+        theirs.apply_keystream(y);
+        start = point;
+    }
+    #[expect(
+        clippy::panic,
+        reason = "the oracle reports a difference to the fuzzer"
+    )]
+    if a != b {
+        panic!("RC4 differs from the rc4 crate for key {key:02x?}");
+    }
+}

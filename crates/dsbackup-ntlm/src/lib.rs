@@ -69,6 +69,7 @@ pub mod fuzzing;
 pub mod initiator;
 pub mod messages;
 pub mod observer;
+pub mod rc4;
 pub mod session;
 
 #[cfg(test)]
@@ -85,5 +86,5 @@ pub use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPair, AvPairs, ChallengeMessage, Message,
     NegotiateMessage, Version,
 };
-pub use crate::observer::ObservedContext;
+pub use crate::observer::{NtlmEavesdropper, ObservedContext};
 pub use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};

@@ -17,15 +17,18 @@
 //! [MS-NLMP §3.2.5.1.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/f9e6fbc4-a953-4f24-b229-ccdcc213b9ec
 
 use core::fmt;
+use core::ops::Range;
 
+use dsbackup_proto::observe::{Eavesdropper, HandshakeObserver, ObservedKeys, Sender};
+use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
 use subtle::ConstantTimeEq;
 
 use crate::acceptor::{exported_session_key, split_nt_response, text};
 use crate::crypto::{self, Key, NtHash};
 use crate::error::{LogonFailure, NtlmError};
 use crate::flags::NegotiateFlags;
-use crate::messages::{AuthenticateMessage, ChallengeMessage};
-use crate::session::{Role, SessionSecurity};
+use crate::messages::{AuthenticateMessage, ChallengeMessage, Message};
+use crate::session::{self, Role, SIGNATURE_LEN, SessionSecurity};
 
 /// The keys of an observed context, one [`SessionSecurity`] per direction of travel.
 pub struct ObservedContext {
@@ -95,6 +98,122 @@ impl fmt::Debug for ObservedContext {
             .field("from_client", &self.from_client)
             .field("from_server", &self.from_server)
             .finish_non_exhaustive()
+    }
+}
+
+/// Follows NTLM handshakes for a [`dsbackup_proto::observe::Observer`], knowing the user's NT
+/// hash: the CHALLENGE and AUTHENTICATE of each context give its [`ObservedContext`].
+#[derive(Clone)]
+pub struct NtlmEavesdropper {
+    nt_hash: NtHash,
+}
+
+impl NtlmEavesdropper {
+    /// An eavesdropper that knows `nt_hash`.
+    pub fn new(nt_hash: NtHash) -> Self {
+        Self { nt_hash }
+    }
+}
+
+impl fmt::Debug for NtlmEavesdropper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NtlmEavesdropper").finish_non_exhaustive()
+    }
+}
+
+impl Eavesdropper for NtlmEavesdropper {
+    fn handshake(&self, auth_type: AuthType) -> Option<Box<dyn HandshakeObserver>> {
+        (auth_type == AuthType::WINNT).then(|| {
+            Box::new(NtlmHandshake {
+                nt_hash: self.nt_hash.clone(),
+                challenge: None,
+            }) as Box<dyn HandshakeObserver>
+        })
+    }
+}
+
+/// One NTLM context being followed: the CHALLENGE, awaiting the AUTHENTICATE.
+struct NtlmHandshake {
+    nt_hash: NtHash,
+    challenge: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for NtlmHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NtlmHandshake")
+            .field("challenge", &self.challenge.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandshakeObserver for NtlmHandshake {
+    fn token(
+        &mut self,
+        _sender: Sender,
+        token: &[u8],
+    ) -> Result<Option<ObservedKeys>, SecurityError> {
+        match Message::decode(token).map_err(NtlmError::from)? {
+            Message::Negotiate(_) => Ok(None),
+            Message::Challenge(_) => {
+                self.challenge = Some(token.to_vec());
+                Ok(None)
+            }
+            Message::Authenticate(_) => {
+                let challenge = self.challenge.as_deref().ok_or(SecurityError::WrongState(
+                    "AUTHENTICATE without a CHALLENGE before it",
+                ))?;
+                let context = ObservedContext::new(&self.nt_hash, challenge, token)?;
+                Ok(Some(ObservedKeys {
+                    from_client: Box::new(OneWay(context.from_client)),
+                    from_server: Box::new(OneWay(context.from_server)),
+                }))
+            }
+        }
+    }
+}
+
+/// One direction of an observed context, as a [`SecurityProvider`] that checks (and unseals)
+/// that direction's fragments.
+#[derive(Debug)]
+struct OneWay(SessionSecurity);
+
+impl SecurityProvider for OneWay {
+    fn auth_type(&self) -> AuthType {
+        AuthType::WINNT
+    }
+
+    fn step(&mut self, _peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError> {
+        Err(SecurityError::WrongState(
+            "an observer takes no part in the handshake",
+        ))
+    }
+
+    fn is_established(&self) -> bool {
+        true
+    }
+
+    fn signature_len(&self) -> usize {
+        SIGNATURE_LEN
+    }
+
+    fn wrap(
+        &mut self,
+        _protection: Protection,
+        _pdu: &mut [u8],
+        _stub: Range<usize>,
+        _signature: &mut [u8],
+    ) -> Result<(), SecurityError> {
+        Err(SecurityError::Unsupported("an observer sends nothing"))
+    }
+
+    fn unwrap(
+        &mut self,
+        protection: Protection,
+        pdu: &mut [u8],
+        stub: Range<usize>,
+        signature: &[u8],
+    ) -> Result<(), SecurityError> {
+        session::unwrap(Some(&mut self.0), protection, pdu, stub, signature)
     }
 }
 

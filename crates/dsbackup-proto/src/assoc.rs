@@ -227,24 +227,24 @@ pub(crate) fn encode_protected(
 /// One that is there must name the association's context, as Samba and Windows require; its
 /// `auth_value` is not looked at, and it and the auth padding are no part of the stub.
 pub(crate) fn decode_protected(
-    frame: Bytes,
+    frame: impl Received,
     auth: Option<&mut AuthContext>,
     limits: &DecodeLimits,
 ) -> Result<Pdu, ProtocolError> {
     let Some(auth) = auth else {
-        return Ok(Pdu::decode_with(frame, limits)?);
+        return Ok(Pdu::decode_with(frame.freeze(), limits)?);
     };
     if auth.protection() == Protection::None {
-        let pdu = Pdu::decode_with(frame, limits)?;
+        let pdu = Pdu::decode_with(frame.freeze(), limits)?;
         if let Some(verifier) = &pdu.auth_verifier {
             auth.check_trailer(verifier)?;
         }
         return Ok(pdu);
     }
-    let header = CommonHeader::decode(&frame)?;
-    let Some(location) = locate_auth(&frame)? else {
+    let header = CommonHeader::decode(frame.as_ref())?;
+    let Some(location) = locate_auth(frame.as_ref())? else {
         if header.ptype == PacketType::FAULT {
-            return Ok(Pdu::decode_with(frame, limits)?);
+            return Ok(Pdu::decode_with(frame.freeze(), limits)?);
         }
         return Err(ProtocolError::AuthMismatch {
             field: "auth_length",
@@ -256,15 +256,24 @@ pub(crate) fn decode_protected(
         });
     }
     // The sec_trailer's fields only: the signature is checked in place below.
+    let trailer = frame
+        .as_ref()
+        .get(location.sec_trailer.clone())
+        .ok_or_else(|| DecodeError::Truncated {
+            what: "sec_trailer",
+            needed: location.sec_trailer.end,
+            available: frame.as_ref().len(),
+        })?;
     let verifier = AuthVerifier::decode(
         header.drep,
-        frame.slice(location.sec_trailer.clone()),
+        Bytes::copy_from_slice(trailer),
         location.sec_trailer.start,
         Bytes::new(),
         Bytes::new(),
     )?;
     auth.check_trailer(&verifier)?;
-    let mut buf = BytesMut::from(frame);
+    // In place: a frame its receiver owns is unsealed where it was received.
+    let mut buf = frame.into_mut();
     let (head, signature) =
         buf.split_at_mut_checked(location.sec_trailer.end)
             .ok_or(DecodeError::Truncated {
@@ -275,6 +284,36 @@ pub(crate) fn decode_protected(
     auth.provider
         .unwrap(auth.protection(), head, location.stub, signature)?;
     Ok(Pdu::decode_with(buf.freeze(), limits)?)
+}
+
+/// A received fragment: shared ([`Bytes`]), or owned by the receiver ([`BytesMut`], a frame cut
+/// from its receive buffer), which a protected association unseals in place without a copy.
+pub trait Received: AsRef<[u8]> + Sized {
+    /// The frame as shared bytes (no copy).
+    fn freeze(self) -> Bytes;
+    /// The frame as bytes to modify: a copy unless this is the only handle to them.
+    fn into_mut(self) -> BytesMut;
+}
+
+impl Received for Bytes {
+    fn freeze(self) -> Bytes {
+        self
+    }
+
+    fn into_mut(self) -> BytesMut {
+        BytesMut::from(self)
+    }
+}
+
+impl Received for BytesMut {
+    fn freeze(self) -> Bytes {
+        // The inherent method (no copy), not this trait's.
+        Self::freeze(self)
+    }
+
+    fn into_mut(self) -> BytesMut {
+        self
+    }
 }
 
 /// What the fragments of an outgoing call carry besides the stub.

@@ -12,7 +12,7 @@
 //!  Bound: call() ─► request fragments ─► response fragments ─► Event::Response
 //!                                      └► fault ─► Event::Fault
 //!         alter_context() ─► alter_context ─► alter_context_resp ─► Event::ContextResults
-//!         cancel() ─► co_cancel (request sent) | orphaned (request part sent) | nothing
+//!         cancel() ─► co_cancel (request sent) | rest of the request sent | nothing
 //!  any state: a protocol error ─► failed, for good (every later call returns the error)
 //! ```
 //!
@@ -85,7 +85,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use crate::assoc::{self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, StubKind};
+use crate::assoc::{
+    self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, Received, StubKind,
+};
 use crate::chain::Chain;
 use crate::drep::DataRep;
 use crate::error::ProtocolError;
@@ -299,8 +301,6 @@ pub struct ClientAssociation {
     events: VecDeque<ClientEvent>,
     /// The call whose response is being reassembled (without CONC_MPX only one may be).
     receiving: Option<u32>,
-    /// Orphaned call ids: a late fault or response for them is dropped.
-    orphaned: VecDeque<u32>,
 }
 
 impl core::fmt::Debug for ClientAssociation {
@@ -359,7 +359,6 @@ impl ClientAssociation {
             control: VecDeque::new(),
             events: VecDeque::new(),
             receiving: None,
-            orphaned: VecDeque::new(),
         })
     }
 
@@ -492,8 +491,10 @@ impl ClientAssociation {
         Ok(call_id)
     }
 
-    /// Cancels a call: a co_cancel if its request went out whole, an orphaned if it went out in
-    /// part, nothing if none of it did. Whatever the server sends for it later is dropped;
+    /// Cancels a call: a co_cancel if its request went out whole, nothing if none of it did.
+    /// A request that went out in part is sent to its end: Windows and Samba ignore an
+    /// orphaned PDU and take the next call's first fragment for a protocol error on the
+    /// unfinished one. Whatever the server sends for the call later is dropped;
     /// [`ClientEvent::Cancelled`] reports when its slot is free.
     ///
     /// # Errors
@@ -505,11 +506,17 @@ impl ClientAssociation {
         };
         match state {
             CallState::Sending => {
-                self.calls.remove(&call_id);
-                if self.stop_sending(call_id)? {
-                    self.remember_orphan(call_id);
+                let started = self
+                    .sending
+                    .iter()
+                    .any(|fragmenter| fragmenter.call_id == call_id && fragmenter.in_progress());
+                if started {
+                    *state = CallState::Cancelled;
+                } else {
+                    self.calls.remove(&call_id);
+                    self.stop_sending(call_id)?;
+                    self.events.push_back(ClientEvent::Cancelled { call_id });
                 }
-                self.events.push_back(ClientEvent::Cancelled { call_id });
             }
             CallState::Waiting | CallState::Receiving(_) => {
                 // A response being reassembled keeps `receiving`: the rest of its fragments
@@ -523,13 +530,15 @@ impl ClientAssociation {
         Ok(())
     }
 
-    /// Feeds one whole received fragment.
+    /// Feeds one whole received fragment: [`Bytes`], or a [`BytesMut`](bytes::BytesMut) cut
+    /// from the receive buffer, which is unsealed (at packet privacy) where it lies, without a
+    /// copy.
     ///
     /// # Errors
     /// Any [`ProtocolError`]: the bytes do not decode, the PDU is unexpected, a fragment is out
     /// of order or past a limit, a signature does not verify, or the bind was refused. The
     /// association is then failed for good.
-    pub fn handle_frame(&mut self, frame: Bytes) -> Result<(), ProtocolError> {
+    pub fn handle_frame(&mut self, frame: impl Received) -> Result<(), ProtocolError> {
         let state = self.state.clone()?;
         let result = self.dispatch(state, frame);
         if let Err(error) = &result {
@@ -558,7 +567,7 @@ impl ClientAssociation {
         let done = fragmenter.is_done();
         if done {
             self.sending.pop_front();
-            if let Some(state) = self.calls.get_mut(&call_id) {
+            if let Some(state @ CallState::Sending) = self.calls.get_mut(&call_id) {
                 *state = CallState::Waiting;
             }
         }
@@ -653,13 +662,6 @@ impl ClientAssociation {
         Ok(started)
     }
 
-    fn remember_orphan(&mut self, call_id: u32) {
-        if self.orphaned.len() >= self.config.limits.max_calls_in_flight {
-            self.orphaned.pop_front();
-        }
-        self.orphaned.push_back(call_id);
-    }
-
     /// Allocates `p_cont_id`s for `interfaces` (plus a bind-time feature negotiation context).
     fn propose(
         &mut self,
@@ -705,14 +707,14 @@ impl ClientAssociation {
         DecodeLimits::default().with_max_frag_length(self.max_recv_frag)
     }
 
-    fn dispatch(&mut self, state: State, frame: Bytes) -> Result<(), ProtocolError> {
-        let header = CommonHeader::decode(&frame)?;
+    fn dispatch(&mut self, state: State, frame: impl Received) -> Result<(), ProtocolError> {
+        let header = CommonHeader::decode(frame.as_ref())?;
         let limits = self.decode_limits();
         let stub_pdu = matches!(header.ptype, PacketType::RESPONSE | PacketType::FAULT);
         let pdu = if stub_pdu && state == State::Bound {
             assoc::decode_protected(frame, self.auth.as_mut(), &limits)?
         } else {
-            Pdu::decode_with(frame, &limits)?
+            Pdu::decode_with(frame.freeze(), &limits)?
         };
         match (state, pdu.body) {
             (State::BindSent(call_id), PduBody::BindAck(ack)) if pdu.call_id == call_id => {
@@ -954,9 +956,6 @@ impl ClientAssociation {
         let first = flags.contains(PfcFlags::FIRST_FRAG);
         let last = flags.contains(PfcFlags::LAST_FRAG);
         let Some(state) = self.calls.get_mut(&call_id) else {
-            if self.orphaned.contains(&call_id) {
-                return Ok(());
-            }
             return Err(ProtocolError::UnknownCallId { call_id });
         };
         let limits = &self.config.limits;
@@ -1041,9 +1040,6 @@ impl ClientAssociation {
     ) -> Result<(), ProtocolError> {
         self.check_interleave(call_id)?;
         let Some(state) = self.calls.remove(&call_id) else {
-            if self.orphaned.contains(&call_id) {
-                return Ok(());
-            }
             return Err(ProtocolError::UnknownCallId { call_id });
         };
         if self.receiving == Some(call_id) {

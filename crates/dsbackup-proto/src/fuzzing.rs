@@ -270,3 +270,145 @@ fn for_each_frame(mut stream: &[u8], max: u16, mut f: impl FnMut(Bytes)) {
         stream = rest;
     }
 }
+
+/// Follows `data`, read as whole PDUs back to back (both directions, as a capture's stream
+/// holds them), with an observer whose eavesdropper derives keys from any handshake (see
+/// [`ToyEavesdropper`]), so that the fuzzer reaches the checks and unsealing of protected
+/// fragments and the reassembly of their stubs.
+///
+/// # Panics
+/// When the observer tells a different PDU from the frame's own, holds more calls than its
+/// limit, or holds more stub bytes than it was given.
+pub fn observe(data: &[u8]) {
+    use crate::observe::Observer;
+
+    let mut observer = Observer::new(Some(Box::new(ToyEavesdropper)));
+    let limit = Observer::limits().max_calls_in_flight;
+    for_each_frame(data, u16::MAX, |frame| {
+        let expected = Pdu::decode(frame.clone());
+        match (observer.observe(frame), expected) {
+            (Ok(observation), Ok(pdu)) => {
+                assert_eq!(
+                    observation.pdu, pdu,
+                    "the observation is of the frame's PDU"
+                );
+            }
+            (Err(error), Err(expected)) => assert_eq!(error, expected, "the same decode error"),
+            (Ok(_), Err(_)) | (Err(_), Ok(_)) => {
+                #[expect(
+                    clippy::panic,
+                    reason = "a fuzzing oracle reports a finding by panicking"
+                )]
+                {
+                    panic!("the observer and Pdu::decode disagree on whether the frame decodes")
+                }
+            }
+        }
+        let (calls, _) = observer.pending();
+        assert!(calls <= limit, "{calls} calls held, over the limit {limit}");
+    });
+    assert!(
+        observer.held_bytes() <= data.len(),
+        "the observer holds more stub bytes than it was given"
+    );
+}
+
+/// An eavesdropper for fuzzing: any handshake of any type is established by its second token
+/// from the client, with a one-byte key (the XOR of that token's bytes). Its providers unseal
+/// by XOR with the key and take a signature whose first byte is the key XOR the fragment's
+/// length (low byte): easy for a fuzzer to forge, so that it gets past them.
+#[derive(Debug)]
+pub struct ToyEavesdropper;
+
+impl crate::observe::Eavesdropper for ToyEavesdropper {
+    fn handshake(
+        &self,
+        _auth_type: crate::security::AuthType,
+    ) -> Option<Box<dyn crate::observe::HandshakeObserver>> {
+        Some(Box::new(ToyHandshake { client_tokens: 0 }))
+    }
+}
+
+#[derive(Debug)]
+struct ToyHandshake {
+    client_tokens: usize,
+}
+
+impl crate::observe::HandshakeObserver for ToyHandshake {
+    fn token(
+        &mut self,
+        sender: crate::observe::Sender,
+        token: &[u8],
+    ) -> Result<Option<crate::observe::ObservedKeys>, crate::security::SecurityError> {
+        if token.first() == Some(&0xff) {
+            return Err(crate::security::SecurityError::LogonFailure("toy refusal"));
+        }
+        if sender == crate::observe::Sender::Client {
+            self.client_tokens += 1;
+        }
+        if self.client_tokens < 2 {
+            return Ok(None);
+        }
+        let key = token.iter().fold(0, |key, byte| key ^ byte);
+        Ok(Some(crate::observe::ObservedKeys {
+            from_client: Box::new(ToyDirection { key }),
+            from_server: Box::new(ToyDirection { key }),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ToyDirection {
+    key: u8,
+}
+
+impl crate::security::SecurityProvider for ToyDirection {
+    fn auth_type(&self) -> crate::security::AuthType {
+        crate::security::AuthType::WINNT
+    }
+
+    fn step(
+        &mut self,
+        _peer_token: Option<&[u8]>,
+    ) -> Result<crate::security::AuthStep, crate::security::SecurityError> {
+        Err(crate::security::SecurityError::WrongState("observer"))
+    }
+
+    fn is_established(&self) -> bool {
+        true
+    }
+
+    fn signature_len(&self) -> usize {
+        16
+    }
+
+    fn wrap(
+        &mut self,
+        _protection: crate::security::Protection,
+        _pdu: &mut [u8],
+        _stub: core::ops::Range<usize>,
+        _signature: &mut [u8],
+    ) -> Result<(), crate::security::SecurityError> {
+        Err(crate::security::SecurityError::Unsupported("observer"))
+    }
+
+    fn unwrap(
+        &mut self,
+        protection: crate::security::Protection,
+        pdu: &mut [u8],
+        stub: core::ops::Range<usize>,
+        signature: &[u8],
+    ) -> Result<(), crate::security::SecurityError> {
+        let expected = self.key ^ u8::try_from(pdu.len() % 256).unwrap_or(0);
+        if signature.first() != Some(&expected) {
+            return Err(crate::security::SecurityError::BadSignature);
+        }
+        if protection == crate::security::Protection::Privacy {
+            let range = pdu
+                .get_mut(stub)
+                .ok_or(crate::security::SecurityError::BadSignature)?;
+            range.iter_mut().for_each(|byte| *byte ^= self.key);
+        }
+        Ok(())
+    }
+}

@@ -21,6 +21,7 @@ pub mod header;
 pub mod iface;
 pub mod names;
 pub mod ndr;
+pub mod observe;
 pub mod pdu;
 pub mod security;
 pub mod server;
@@ -30,7 +31,7 @@ pub mod token;
 pub mod uuid;
 mod wire_enum;
 
-pub use crate::assoc::{DEFAULT_FRAG_SIZE, Limits, MIN_FRAG_SIZE};
+pub use crate::assoc::{DEFAULT_FRAG_SIZE, Limits, MIN_FRAG_SIZE, Received};
 pub use crate::chain::Chain;
 pub use crate::client::{
     ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,

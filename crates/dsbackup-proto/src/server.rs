@@ -9,7 +9,7 @@
 //!
 //!  Bound: request fragments ─► Event::Request ─► respond() | fault() ─► responses | fault
 //!         alter_context ─► alter_context_resp (new contexts; a leg while authenticating)
-//!         co_cancel ─► Event::Cancelled; orphaned ─► partial request dropped, Event::Orphaned
+//!         co_cancel ─► Event::Cancelled; orphaned ─► ignored (as Windows and Samba)
 //!         second bind ─► bind_nak; alter_context re-authenticating ─► fault; both fail it
 //!  any:   a protocol error ─► fault (nca_s_proto_error or access denied), failed for good
 //! ```
@@ -41,8 +41,14 @@
 //! - a fragment whose signature fails, a request after a failed auth3: fault access denied;
 //! - a request stub past the budget or with too many fragments: fault access denied (Samba's
 //!   rule for its 4 MiB request limit);
-//! - fragments out of order, interleaved without `PFC_CONC_MPX`, a PDU that does not decode or
-//!   is unexpected: fault `nca_s_proto_error` (with `PFC_DID_NOT_EXECUTE`).
+//! - a bind naming an association group that does not exist: bind_nak `reason_not_specified`;
+//! - fragments out of order (a middle fragment without a first, another call's fragment while a
+//!   request is being received, with or without `PFC_CONC_MPX`): fault `nca_s_proto_error`
+//!   without `PFC_DID_NOT_EXECUTE`, on the unfinished call (on the new one with
+//!   `PFC_CONC_MPX`), as Samba;
+//! - a PDU that does not decode or is unexpected: fault `nca_s_proto_error` (with
+//!   `PFC_DID_NOT_EXECUTE`); a co_cancel or orphaned is never refused (Windows and Samba ignore
+//!   them whatever their header says).
 //!
 //! A request on an unknown context faults naming context 0, as Windows and Samba do. Every
 //! difference from Samba's answers that remains is listed in docs/CONFORMANCE.md.
@@ -95,7 +101,9 @@ pub struct ServerConfig {
     pub interfaces: Vec<Interface>,
     /// Fragment sizes and reassembly bounds.
     pub limits: Limits,
-    /// The association group this connection joins (allocated by the caller).
+    /// The association group this connection is in (allocated by the caller): the one the
+    /// bind asks to join when it may join it, else a new one. A bind naming a group other than
+    /// this one is refused with a bind_nak (the group does not exist, or is not the client's).
     pub assoc_group_id: u32,
     /// Byte order of every PDU and stub this server sends.
     pub drep: DataRep,
@@ -181,11 +189,6 @@ pub enum ServerEvent {
         /// `call_id`.
         call_id: u32,
     },
-    /// The client orphaned a call: its partial request was dropped; answer nothing.
-    Orphaned {
-        /// `call_id`.
-        call_id: u32,
-    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +222,11 @@ struct Incoming {
 enum Answer {
     BindNak(u32, RejectReason),
     Fault(u32, FaultStatus),
+    /// A fault without `PFC_DID_NOT_EXECUTE`, naming a context: Samba's (and Windows') answer
+    /// to fragments out of order, which it gives on the call the fragments belong to.
+    FaultNoGuarantee(u32, u16, FaultStatus),
+    /// No answer: the connection is closed (a PDU whose body does not decode, as Samba).
+    Close,
 }
 
 /// A refusal: the error that fails the association and the PDU answering it.
@@ -240,6 +248,15 @@ impl Refusal {
         Self {
             error: error.into(),
             answer: Answer::Fault(call_id, FaultStatus::ACCESS_DENIED),
+        }
+    }
+
+    /// A protocol error about a call's fragments: the fault names the call and its context and
+    /// does not set `PFC_DID_NOT_EXECUTE`, as Samba answers.
+    fn fragments(call_id: u32, p_cont_id: u16, error: impl Into<ProtocolError>) -> Self {
+        Self {
+            error: error.into(),
+            answer: Answer::FaultNoGuarantee(call_id, p_cont_id, FaultStatus::PROTO_ERROR),
         }
     }
 
@@ -347,12 +364,16 @@ impl ServerAssociation {
                 self.incoming.clear();
                 self.dispatched.clear();
                 let pdu = match answer {
-                    Answer::BindNak(call_id, reason) => {
-                        self.control_pdu(call_id, PduBody::BindNak(BindNak::new(reason)))
-                    }
-                    Answer::Fault(call_id, status) => self.fault_pdu(call_id, 0, status),
+                    Answer::BindNak(call_id, reason) => self
+                        .control_pdu(call_id, PduBody::BindNak(BindNak::new(reason)))
+                        .map(Some),
+                    Answer::Fault(call_id, status) => self.fault_pdu(call_id, 0, status).map(Some),
+                    Answer::FaultNoGuarantee(call_id, p_cont_id, status) => self
+                        .fault_pdu_with(call_id, p_cont_id, status, false)
+                        .map(Some),
+                    Answer::Close => Ok(None),
                 };
-                if let Ok(pdu) = pdu {
+                if let Ok(Some(pdu)) = pdu {
                     self.control.push_back(pdu);
                 }
                 self.state = Err(error.clone());
@@ -571,19 +592,32 @@ impl ServerAssociation {
         p_cont_id: u16,
         status: FaultStatus,
     ) -> Result<Bytes, ProtocolError> {
-        let mut fault = Fault::new(p_cont_id, status);
-        // Windows sends a nonzero alloc_hint in a fault (raw_protocol.py asserts it); Samba 24.
-        fault.alloc_hint = 24;
-        let mut pdu = Pdu::new(call_id, PduBody::Fault(fault));
-        pdu.drep = self.config.drep;
-        if matches!(
+        let did_not_execute = matches!(
             status,
             FaultStatus::UNK_IF
                 | FaultStatus::PROTO_ERROR
                 | FaultStatus::OP_RNG_ERROR
                 | FaultStatus::ACCESS_DENIED
                 | FaultStatus::SERVER_TOO_BUSY
-        ) {
+                | NO_CALL_ACTIVE
+                | FaultStatus::SEC_PKG_ERROR
+        );
+        self.fault_pdu_with(call_id, p_cont_id, status, did_not_execute)
+    }
+
+    fn fault_pdu_with(
+        &self,
+        call_id: u32,
+        p_cont_id: u16,
+        status: FaultStatus,
+        did_not_execute: bool,
+    ) -> Result<Bytes, ProtocolError> {
+        let mut fault = Fault::new(p_cont_id, status);
+        // Windows sends a nonzero alloc_hint in a fault (raw_protocol.py asserts it); Samba 24.
+        fault.alloc_hint = 24;
+        let mut pdu = Pdu::new(call_id, PduBody::Fault(fault));
+        pdu.drep = self.config.drep;
+        if did_not_execute {
             pdu.pfc_flags |= PfcFlags::DID_NOT_EXECUTE;
         }
         Ok(pdu.to_bytes()?)
@@ -598,8 +632,17 @@ impl ServerAssociation {
 
     fn dispatch(&mut self, state: State, frame: Bytes) -> Result<(), Refusal> {
         let header = match CommonHeader::decode(&frame) {
+            // Only version 5.0 ([MS-RPCE §1.7]; our decoder also reads the 5.1 of C706, which
+            // Samba and Windows refuse as they refuse any other version).
+            Ok(header) if header.rpc_vers_minor != 0 => {
+                let error = DecodeError::UnsupportedVersion {
+                    rpc_vers: CommonHeader::RPC_VERS,
+                    rpc_vers_minor: header.rpc_vers_minor,
+                };
+                return self.undecodable(state, &frame, error);
+            }
             Ok(header) => header,
-            Err(error) => return Err(self.undecodable(state, &frame, error)),
+            Err(error) => return self.undecodable(state, &frame, error),
         };
         let call_id = header.call_id;
         if header.ptype == PacketType::REQUEST {
@@ -607,7 +650,7 @@ impl ServerAssociation {
         }
         let pdu = match Pdu::decode_with(frame.clone(), &self.decode_limits()) {
             Ok(pdu) => pdu,
-            Err(error) => return Err(self.undecodable(state, &frame, error)),
+            Err(error) => return self.body_undecodable(state, &header, &frame, error),
         };
         match (state, pdu.body) {
             (State::AwaitingBind, PduBody::Bind(bind)) => {
@@ -634,16 +677,10 @@ impl ServerAssociation {
                 }
                 Ok(())
             }
-            (State::Bound, PduBody::Orphaned(_)) => {
-                let partial = self.incoming.remove(&call_id).is_some();
-                if partial && self.receiving == Some(call_id) {
-                    self.receiving = None;
-                }
-                if partial || self.dispatched.remove(&call_id).is_some() {
-                    self.events.push_back(ServerEvent::Orphaned { call_id });
-                }
-                Ok(())
-            }
+            // An orphaned is ignored, as Samba's server does (its sources say Windows does
+            // the same): a request being received stays unfinished, and the next call's first
+            // fragment is a protocol error on it.
+            (State::Bound, PduBody::Orphaned(_)) => Ok(()),
             // Anything but a bind first: a bind_nak protocol_version_not_supported, as Samba
             // answers.
             (State::AwaitingBind, body) => Err(Refusal::nak(
@@ -667,11 +704,24 @@ impl ServerAssociation {
         }
     }
 
-    /// The answer to a frame that does not decode: a bind_nak before the bind is accepted
-    /// (`protocol_version_not_supported` for another version), a fault after.
-    fn undecodable(&self, state: State, frame: &[u8], error: DecodeError) -> Refusal {
+    /// The answer to a frame that does not decode (or of another version): a bind_nak before
+    /// the bind is accepted (`protocol_version_not_supported` for another version) and for a
+    /// bind after it; nothing for a co_cancel or an orphaned, which Windows and Samba ignore
+    /// whatever their header says; a fault for the rest.
+    fn undecodable(&self, state: State, frame: &[u8], error: DecodeError) -> Result<(), Refusal> {
         let (ptype, call_id) = assoc::raw_call_id(frame).unwrap_or((0, 0));
-        match state {
+        Err(match state {
+            State::Bound if ptype == PacketType::BIND.0 => Refusal::nak(
+                call_id,
+                RejectReason::REASON_NOT_SPECIFIED,
+                ProtocolError::UnexpectedPdu {
+                    expected: BOUND_EXPECTS,
+                    got: PacketType::BIND,
+                },
+            ),
+            State::Bound if ptype == PacketType::CO_CANCEL.0 || ptype == PacketType::ORPHANED.0 => {
+                return Ok(());
+            }
             State::AwaitingBind if ptype == PacketType::BIND.0 => {
                 // Another version, EBCDIC characters or non-IEEE floats: Samba and Windows
                 // answer protocol_version_not_supported, naming 5.0.
@@ -689,7 +739,49 @@ impl ServerAssociation {
                 };
                 Refusal::nak(call_id, reason, error)
             }
-            _ => Refusal::proto(call_id, error),
+            // Any other PDU first is taken for a bind of another kind, as Samba does.
+            State::AwaitingBind => {
+                Refusal::nak(call_id, RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED, error)
+            }
+            State::Bound => Refusal::proto(call_id, error),
+        })
+    }
+
+    /// The answer to a PDU of a valid header whose body or auth trailer does not decode: a
+    /// bind's broken trailer gets a bind_nak `protocol_version_not_supported`, and a bind or
+    /// alter_context without a trailer and shorter than its fields no answer at all (the
+    /// connection closes), as Samba answers; a co_cancel or orphaned is ignored; the rest as
+    /// [`undecodable`](Self::undecodable).
+    fn body_undecodable(
+        &self,
+        state: State,
+        header: &CommonHeader,
+        frame: &[u8],
+        error: DecodeError,
+    ) -> Result<(), Refusal> {
+        let trailer = header.auth_length > 0
+            || match &error {
+                DecodeError::Truncated { what, .. } | DecodeError::InvalidField { what, .. } => {
+                    *what == "sec_trailer"
+                }
+                _ => false,
+            };
+        match (state, header.ptype) {
+            (_, PacketType::CO_CANCEL | PacketType::ORPHANED) if state == State::Bound => Ok(()),
+            (State::AwaitingBind, PacketType::BIND) if trailer => Err(Refusal::nak(
+                header.call_id,
+                RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED,
+                error,
+            )),
+            (_, PacketType::BIND | PacketType::ALTER_CONTEXT)
+                if header.auth_length == 0 && matches!(error, DecodeError::Truncated { .. }) =>
+            {
+                Err(Refusal {
+                    error: error.into(),
+                    answer: Answer::Close,
+                })
+            }
+            _ => self.undecodable(state, frame, error),
         }
     }
 
@@ -700,6 +792,19 @@ impl ServerAssociation {
         bind: &Bind,
         verifier: Option<AuthVerifier>,
     ) -> Result<(), Refusal> {
+        // The driver put this association in the group the bind names when it could join it
+        // (see `ServerConfig::assoc_group_id`): a group that does not exist, or is another
+        // client's, gets a bind_nak, as Samba and Windows answer (Samba's raw_protocol tests).
+        if bind.assoc_group_id != 0 && bind.assoc_group_id != self.config.assoc_group_id {
+            return Err(Refusal::nak(
+                call_id,
+                RejectReason::REASON_NOT_SPECIFIED,
+                ProtocolError::Negotiation {
+                    field: "assoc_group_id",
+                    reason: "no such association group",
+                },
+            ));
+        }
         let contexts = &bind.p_context_elem;
         let limit = self.config.limits.max_contexts;
         if contexts.is_empty() {
@@ -746,7 +851,7 @@ impl ServerAssociation {
         self.max_xmit_frag = size;
         self.max_recv_frag = size;
         self.conc_mpx = self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX);
-        let results = self.negotiate(contexts);
+        let results = self.negotiate(contexts, IN_BIND);
         let mut pdu = Pdu::new(
             call_id,
             PduBody::BindAck(BindAck {
@@ -785,10 +890,9 @@ impl ServerAssociation {
         token: Option<Vec<u8>>,
     ) -> Result<(), Refusal> {
         pdu.drep = self.config.drep;
-        if self.config.header_signing
-            && self.auth.is_some()
-            && flags.contains(PfcFlags::SUPPORT_HEADER_SIGN)
-        {
+        // Granted with or without authentication, as Samba does: MS-RPCE §2.2.2.3 defines the
+        // flag on the bind and its answer, whatever the auth level.
+        if self.config.header_signing && flags.contains(PfcFlags::SUPPORT_HEADER_SIGN) {
             pdu.pfc_flags |= PfcFlags::SUPPORT_HEADER_SIGN;
         }
         if let (Some(auth), Some(token)) = (&self.auth, token.filter(|token| !token.is_empty())) {
@@ -860,18 +964,21 @@ impl ServerAssociation {
     }
 
     /// One result per proposed context, recording the accepted ones.
-    fn negotiate(&mut self, contexts: &[PresentationContext]) -> Vec<ContextResult> {
+    fn negotiate(&mut self, contexts: &[PresentationContext], in_bind: bool) -> Vec<ContextResult> {
         contexts
             .iter()
-            .map(|context| self.negotiate_one(context))
+            .map(|context| self.negotiate_one(context, in_bind))
             .collect()
     }
 
-    fn negotiate_one(&mut self, context: &PresentationContext) -> ContextResult {
+    fn negotiate_one(&mut self, context: &PresentationContext, in_bind: bool) -> ContextResult {
+        // Bind-time features are negotiated by the bind only: in an alter_context the syntax
+        // is one more transfer syntax the server does not support, as Samba answers.
         if let Some(features) = context
             .transfer_syntaxes
             .iter()
             .find_map(|syntax| syntax.bind_time_features())
+            .filter(|_| in_bind)
         {
             // [MS-RPCE §3.3.1.5.3]: answer with the supported subset of the features.
             return ContextResult::negotiate_ack(features & self.config.bind_time_features);
@@ -924,6 +1031,23 @@ impl ServerAssociation {
         contexts: &[PresentationContext],
         verifier: Option<AuthVerifier>,
     ) -> Result<(), Refusal> {
+        // An empty list, or a context id negotiated for another interface: a protocol error,
+        // as Samba answers (C706 §12.6.4.1 has no way to change a context's abstract syntax).
+        let changed = contexts.iter().any(|context| {
+            self.contexts.iter().any(|known| {
+                known.p_cont_id == context.p_cont_id
+                    && known.abstract_syntax != context.abstract_syntax
+            })
+        });
+        if contexts.is_empty() || changed {
+            return Err(Refusal::proto(
+                call_id,
+                ProtocolError::Negotiation {
+                    field: "p_context_elem",
+                    reason: "no context, or a context id of another interface",
+                },
+            ));
+        }
         let established = self
             .auth
             .as_ref()
@@ -943,22 +1067,29 @@ impl ServerAssociation {
                 .map_err(|(_, error)| Refusal::denied(call_id, error))?,
             (Some(verifier), Some(true)) => {
                 // The auth level and type are bound to the association: an alter_context that
-                // authenticates again (to change either, or the same) is refused, as Samba's
-                // dcesrv_auth_alter does with access denied.
+                // authenticates again (to change either, or the same) is refused.
                 let field = match &self.auth {
                     Some(auth) if auth.auth_type != verifier.auth_type => "auth_type",
                     Some(auth) if auth.auth_level != verifier.auth_level => "auth_level",
                     _ => "auth_context_id",
                 };
-                return Err(Refusal::denied(
-                    call_id,
-                    ProtocolError::AuthMismatch { field },
-                ));
+                // A new security context gets `nca_s_fault_sec_pkg_error`, the same one again
+                // access denied, as Samba answers.
+                let status = match &self.auth {
+                    Some(auth) if auth.auth_context_id != verifier.auth_context_id => {
+                        FaultStatus::SEC_PKG_ERROR
+                    }
+                    _ => FaultStatus::ACCESS_DENIED,
+                };
+                return Err(Refusal {
+                    error: ProtocolError::AuthMismatch { field },
+                    answer: Answer::Fault(call_id, status),
+                });
             }
             (Some(verifier), Some(false)) => self.auth_leg(call_id, &verifier)?,
         };
-        let results = self.negotiate(contexts);
-        let pdu = Pdu::new(
+        let results = self.negotiate(contexts, !IN_BIND);
+        let mut pdu = Pdu::new(
             call_id,
             PduBody::AlterContextResp(AlterContextResp {
                 max_xmit_frag: self.max_xmit_frag,
@@ -968,6 +1099,11 @@ impl ServerAssociation {
                 p_result_list: results,
             }),
         );
+        // PFC_CONC_MPX asked for in an alter_context is granted there too, as Samba does.
+        if self.config.conc_mpx && flags.contains(PfcFlags::CONC_MPX) {
+            self.conc_mpx = true;
+            pdu.pfc_flags |= PfcFlags::CONC_MPX;
+        }
         self.queue_answer(pdu, flags, token)?;
         if established != Some(true) {
             self.report_if_established();
@@ -1086,11 +1222,39 @@ impl ServerAssociation {
         let limits = self.decode_limits();
         let pdu = match assoc::decode_protected(frame, self.auth.as_mut(), &limits) {
             Ok(pdu) => pdu,
-            Err(error @ (ProtocolError::Security(_) | ProtocolError::AuthMismatch { .. })) => {
-                return Err(Refusal::denied(call_id, error));
+            // A verifier that does not verify, or names another security context: as Samba,
+            // `nca_s_fault_sec_pkg_error` or access denied, without PFC_DID_NOT_EXECUTE.
+            Err(error @ ProtocolError::Security(_)) => {
+                return Err(Refusal {
+                    error,
+                    answer: Answer::FaultNoGuarantee(call_id, 0, FaultStatus::SEC_PKG_ERROR),
+                });
+            }
+            Err(error @ ProtocolError::AuthMismatch { .. }) => {
+                return Err(Refusal {
+                    error,
+                    answer: Answer::FaultNoGuarantee(call_id, 0, FaultStatus::ACCESS_DENIED),
+                });
+            }
+            // A request shorter than its own fields: no answer, the connection closes, as
+            // Samba does with a PDU it cannot parse.
+            Err(error @ ProtocolError::Malformed(DecodeError::Truncated { .. })) => {
+                return Err(Refusal {
+                    error,
+                    answer: Answer::Close,
+                });
             }
             Err(error) => return Err(Refusal::proto(call_id, error)),
         };
+        // A verifier on an association without a security context: access denied, as Samba.
+        if self.auth.is_none() && pdu.auth_verifier.is_some() {
+            return Err(Refusal {
+                error: ProtocolError::AuthMismatch {
+                    field: "auth_length",
+                },
+                answer: Answer::FaultNoGuarantee(call_id, 0, FaultStatus::ACCESS_DENIED),
+            });
+        }
         let PduBody::Request(request) = pdu.body else {
             return Err(Refusal::proto(
                 call_id,
@@ -1110,21 +1274,38 @@ impl ServerAssociation {
         drep: DataRep,
         request: Request,
     ) -> Result<(), Refusal> {
-        if let Some(in_progress) = self.receiving
-            && in_progress != call_id
-            && !self.conc_mpx
-        {
-            return Err(Refusal::proto(
-                call_id,
-                ProtocolError::InterleavedCalls {
-                    call_id,
-                    in_progress,
-                },
-            ));
-        }
         let first = flags.contains(PfcFlags::FIRST_FRAG);
         let last = flags.contains(PfcFlags::LAST_FRAG);
+        // One request at a time is reassembled, with or without PFC_CONC_MPX (which lets calls
+        // run concurrently, not their fragments interleave), as Samba and Windows do: another
+        // call's fragment is a protocol error, answered on the unfinished call without
+        // PFC_CONC_MPX and on the new one with it.
+        if let Some(in_progress) = self.receiving
+            && in_progress != call_id
+        {
+            let error = ProtocolError::InterleavedCalls {
+                call_id,
+                in_progress,
+            };
+            return Err(match self.incoming.get(&in_progress) {
+                Some(unfinished) if !self.conc_mpx => {
+                    Refusal::fragments(in_progress, unfinished.p_cont_id, error)
+                }
+                _ => Refusal::fragments(call_id, request.p_cont_id, error),
+            });
+        }
         let limits = &self.config.limits;
+        if first && flags.contains(PfcFlags::PENDING_CANCEL) {
+            // A call cannot start with a cancel pending: Samba answers RPC_S_NO_CALL_ACTIVE
+            // and closes.
+            return Err(Refusal {
+                error: ProtocolError::FragmentOutOfOrder {
+                    call_id,
+                    reason: "a first fragment with PFC_PENDING_CANCEL",
+                },
+                answer: Answer::Fault(call_id, NO_CALL_ACTIVE),
+            });
+        }
         if first {
             if self.incoming.contains_key(&call_id) || self.dispatched.contains_key(&call_id) {
                 return Err(Refusal::proto(
@@ -1138,18 +1319,6 @@ impl ServerAssociation {
             let verdict = self.admit(request.p_cont_id, request.opnum);
             if last {
                 return self.complete(call_id, request, verdict, drep);
-            }
-            // With PFC_CONC_MPX several requests may be reassembled at once: as many as calls
-            // may be in flight, refused ones included.
-            if self.incoming.len() >= limits.max_calls_in_flight {
-                return Err(Refusal::proto(
-                    call_id,
-                    ProtocolError::LimitExceeded {
-                        what: "requests being reassembled",
-                        value: self.incoming.len() + 1,
-                        limit: limits.max_calls_in_flight,
-                    },
-                ));
             }
             let stub = if verdict.is_ok() {
                 request.stub
@@ -1173,8 +1342,9 @@ impl ServerAssociation {
             return Ok(());
         }
         let Some(incoming) = self.incoming.get_mut(&call_id) else {
-            return Err(Refusal::proto(
+            return Err(Refusal::fragments(
                 call_id,
+                request.p_cont_id,
                 ProtocolError::FragmentOutOfOrder {
                     call_id,
                     reason: "a middle fragment without a first one",
@@ -1291,6 +1461,12 @@ fn negotiated_frag_size(bind: &Bind, limits: &Limits) -> u16 {
     let size = client.min(limits.max_xmit_frag).min(limits.max_recv_frag);
     (size & !7).max(MIN_FRAG_SIZE)
 }
+
+/// `negotiate`'s argument for a bind (its negation for an alter_context).
+const IN_BIND: bool = true;
+
+/// RPC_S_NO_CALL_ACTIVE (1725): a request that starts with a cancel pending.
+const NO_CALL_ACTIVE: FaultStatus = FaultStatus(0x0000_06bd);
 
 /// The smallest fragment size a bind_ack names, whatever the client offered.
 const MIN_NEGOTIATED_FRAG: u16 = 2048;

@@ -21,6 +21,7 @@ const ORACLES: &[(&str, Oracle)] = &[
     ("server_association", fuzzing::server_association),
     ("name_list", fuzzing::name_list),
     ("expiry_token", fuzzing::expiry_token),
+    ("observe", fuzzing::observe),
     ("stub_ad_backup", stubs::decode_ad_backup),
     ("stub_ad_restore", stubs::decode_ad_restore),
     ("stub_epm", stubs::decode_epm),
@@ -31,6 +32,7 @@ const ORACLES: &[(&str, Oracle)] = &[
 const ELSEWHERE: &[(&str, &str)] = &[
     ("ntlm_message", "dsbackup-ntlm"),
     ("krb_acceptor", "dsbackup-krb"),
+    ("rc4_differential", "dsbackup-ntlm"),
     ("krb_files", "dsbackup-krb"),
     ("krb_message", "dsbackup-krb"),
     ("krb_peer_tokens", "dsbackup-krb"),

@@ -1,9 +1,11 @@
 //! The server under load and attack, over loopback (`cargo xtask bench --load` runs it):
 //!
-//! - `load attack [LEGIT] [HOSTILE] [MAX_ASSOCIATIONS]`: LEGIT authenticated associations (NTLM, packet privacy)
-//!   each making calls while HOSTILE sockets attack the same server: a quarter silent, a
-//!   quarter trickling a bind a byte at a time, a quarter sending half a request fragment, a
-//!   quarter pipelining reads and never reading. Prints one JSON line: calls served and
+//! - `load attack [LEGIT] [HOSTILE] [MAX_ASSOCIATIONS] [churn]`: LEGIT authenticated associations
+//!   (NTLM, packet privacy) each making calls while HOSTILE sockets attack the same server: a
+//!   quarter silent, a quarter trickling a bind a byte at a time, a quarter sending half a
+//!   request fragment, a quarter pipelining reads and never reading. With `churn`, the first
+//!   three kinds connect again as soon as the server closes them (evicted or past a deadline),
+//!   so that the attacker's sockets are always fresh. Prints one JSON line: calls served and
 //!   failed, latency percentiles, the server's peak RSS.
 //! - `load partial [CONNECTIONS]`: CONNECTIONS anonymous associations each sending a 1 MiB
 //!   request without its last fragment; prints the server's RSS before, while they hold,
@@ -27,7 +29,7 @@ use dsbackup_transport::{
     Binding, CallContext, CallFuture, ClientAuth, ClientOptions, RpcInterface, Server,
     ServerOptions,
 };
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 const UUID: Uuid = Uuid::from_str_const("6b6f6f6c-7465-7374-8000-000000000001");
@@ -72,7 +74,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match args.first().map(String::as_str) {
         Some("serve") => runtime.block_on(serve(number(1, 1500))),
         Some("partial") => runtime.block_on(partial(number(1, 250))),
-        _ => runtime.block_on(attack(number(1, 1000), number(2, 1000), number(3, 1500))),
+        _ => runtime.block_on(attack(
+            number(1, 1000),
+            number(2, 1000),
+            number(3, 1500),
+            args.get(4).is_some_and(|arg| arg == "churn"),
+        )),
     }
 }
 
@@ -181,11 +188,45 @@ fn request(call_id: u32, opnum: u16, flags: PfcFlags, stub: Bytes) -> Bytes {
     pdu.to_bytes().unwrap_or_default()
 }
 
-/// One hostile socket of kind `kind` (0..4); holds it until `stop`.
-async fn hostile(addr: SocketAddr, kind: usize, stop: tokio_util::sync::CancellationToken) {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        return;
-    };
+/// One hostile socket of kind `kind` (0..4); holds it until `stop`, or (`churn`, kinds 0 to
+/// 2) until the server closes it, then connects again.
+async fn hostile(
+    addr: SocketAddr,
+    kind: usize,
+    churn: bool,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let Ok(stream) = TcpStream::connect(addr).await else {
+            return;
+        };
+        let Some(mut stream) = attack_with(stream, kind, &stop).await else {
+            if stop.is_cancelled() || !churn {
+                return;
+            }
+            continue;
+        };
+        if !churn || kind == 3 {
+            stop.cancelled().await;
+            return;
+        }
+        // Whatever the server sends (a bind_ack) is read and dropped until it closes.
+        let mut sink = [0; 1024];
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                read = stream.read(&mut sink) => if !matches!(read, Ok(n) if n > 0) { break },
+            }
+        }
+    }
+}
+
+/// Attacks over `stream` as kind `kind` does; the stream, unless it failed (or `stop`).
+async fn attack_with(
+    mut stream: TcpStream,
+    kind: usize,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<TcpStream> {
     let bind = bind_frame();
     match kind {
         // Silent.
@@ -194,11 +235,11 @@ async fn hostile(addr: SocketAddr, kind: usize, stop: tokio_util::sync::Cancella
         1 => {
             for byte in bind.iter() {
                 tokio::select! {
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => return None,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 if stream.write_all(&[*byte]).await.is_err() {
-                    return;
+                    return None;
                 }
             }
         }
@@ -232,13 +273,14 @@ async fn hostile(addr: SocketAddr, kind: usize, stop: tokio_util::sync::Cancella
             }
         }
     }
-    stop.cancelled().await;
+    Some(stream)
 }
 
 async fn attack(
     legit: usize,
     hostiles: usize,
     max_associations: usize,
+    churn: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let server = ServerProcess::start(max_associations)?;
     let addr = server.addr;
@@ -246,7 +288,7 @@ async fn attack(
     let stop = tokio_util::sync::CancellationToken::new();
     let mut attackers = Vec::new();
     for i in 0..hostiles {
-        attackers.push(tokio::spawn(hostile(addr, i % 4, stop.clone())));
+        attackers.push(tokio::spawn(hostile(addr, i % 4, churn, stop.clone())));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
@@ -307,7 +349,7 @@ async fn attack(
             .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     };
     println!(
-        "{{\"legit_associations\":{legit},\"hostile_sockets\":{hostiles},\"max_associations\":{max_associations},\"calls_ok\":{},\"calls_failed\":{failed},\"seconds\":{:.2},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_rss_idle_mib\":{idle_rss:.1},\"server_peak_rss_mib\":{peak:.1}}}",
+        "{{\"legit_associations\":{legit},\"hostile_sockets\":{hostiles},\"hostile_reconnect\":{churn},\"max_associations\":{max_associations},\"calls_ok\":{},\"calls_failed\":{failed},\"seconds\":{:.2},\"p50_ms\":{:.2},\"p90_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"server_rss_idle_mib\":{idle_rss:.1},\"server_peak_rss_mib\":{peak:.1}}}",
         latencies.len(),
         elapsed.as_secs_f64(),
         percentile(50),

@@ -4,7 +4,7 @@
 //! ```text
 //!  caller tasks ──Command::Call{stub, oneshot}──► driver task ──frames──► writer task ──► TCP
 //!        ▲                                          │  ▲
-//!        └────────── oneshot: Reply / error ◄───────┘  └── FramedRead<FrameCodec> ◄── TCP
+//!        └────────── oneshot: Reply / error ◄───────┘  └── FramedRead<OwnedFrames> ◄── TCP
 //! ```
 //!
 //! - The bind (and its NTLM legs: bind, bind_ack, auth3) and the interface-version fallback
@@ -19,9 +19,10 @@
 //! # Cancel safety
 //! [`Association::call`] and [`Binding::call`] are cancel-safe in the sense that matters on
 //! the wire: dropping the future (a `select!` that lost, a task aborted, the deadline passed)
-//! cancels the call on the association: a `co_cancel` if its request went out whole, an
-//! `orphaned` if it went out in part, nothing if none of it did. Other calls are not
-//! disturbed; the dropped call's answer, if it comes, is discarded.
+//! cancels the call on the association: a `co_cancel` if its request went out whole, the rest
+//! of its request if it went out in part (Windows and Samba ignore an `orphaned`), nothing if
+//! none of it did. Other calls are not disturbed; the dropped call's answer, if it comes, is
+//! discarded.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,12 +30,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dsbackup_krb::{InitiatorInputs, KerberosInitiator, SpnegoInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
     AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
-    DataRep, Limits, ProtocolError, SecurityProvider, SyntaxId, Uuid,
+    DataRep, Limits, ProtocolError, SecurityProvider, SyntaxId, Uuid, frame_len,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -42,7 +43,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout, timeout_at};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{FrameCodec, FrameError};
@@ -335,9 +336,9 @@ impl Association {
         config.drep = options.drep;
         config.auth_level = options.auth.level();
         config.assoc_group_id = options.assoc_group_id;
-        let mut assoc = ClientAssociation::new(config, security)?;
+        let mut assoc = ClientAssociation::new(config, security).map_err(TransportError::Misuse)?;
         let mut reader =
-            FramedRead::with_capacity(read, FrameCodec::new(assoc.max_recv_frag()), READ_BUFFER);
+            FramedRead::with_capacity(read, OwnedFrames::new(assoc.max_recv_frag()), READ_BUFFER);
         let (p_cont_id, interface, assoc_group_id) = handshake(
             &mut assoc,
             &mut reader,
@@ -703,7 +704,7 @@ async fn flush(
 /// Binds (running the authentication legs) and walks `versions` until one is accepted.
 async fn handshake(
     assoc: &mut ClientAssociation,
-    reader: &mut FramedRead<OwnedReadHalf, FrameCodec>,
+    reader: &mut FramedRead<OwnedReadHalf, OwnedFrames>,
     write: &mut OwnedWriteHalf,
     versions: &[SyntaxId],
     deadline: Instant,
@@ -715,7 +716,8 @@ async fn handshake(
     let first = remaining.next().ok_or(TransportError::InterfaceRejected {
         interface: NO_INTERFACE,
     })?;
-    let mut proposed = (first_id(assoc.bind(&[first])?)?, first);
+    let ids = assoc.bind(&[first]).map_err(|e| local(assoc, e))?;
+    let mut proposed = (first_id(ids)?, first);
     let mut accepted = false;
     loop {
         flush(assoc, write, metrics, tapped).await?;
@@ -743,7 +745,8 @@ async fn handshake(
             let next = remaining.next().ok_or(TransportError::InterfaceRejected {
                 interface: proposed.1,
             })?;
-            proposed = (first_id(assoc.alter_context(&[next])?)?, next);
+            let ids = assoc.alter_context(&[next]).map_err(|e| local(assoc, e))?;
+            proposed = (first_id(ids)?, next);
             continue;
         }
         let frame = timeout_at(deadline, reader.next())
@@ -755,7 +758,7 @@ async fn handshake(
         if let Some(tapped) = tapped {
             tapped.received(&frame);
         }
-        assoc.handle_frame(frame).map_err(protocol_error)?;
+        assoc.handle_frame(frame).map_err(TransportError::peer)?;
     }
 }
 
@@ -765,35 +768,39 @@ fn first_id(ids: Vec<u16>) -> Result<u16, TransportError> {
 
 pub(crate) fn frame_error(error: FrameError) -> TransportError {
     match error {
-        FrameError::Io(error) => TransportError::Io(error),
+        FrameError::Io(error) => TransportError::from(error),
         FrameError::Malformed(error) => TransportError::Protocol(error.into()),
     }
 }
 
-fn protocol_error(error: ProtocolError) -> TransportError {
-    match error {
-        ProtocolError::BindRejected(reason) => TransportError::BindRejected(reason),
-        other => TransportError::Protocol(other),
+/// The error for a refusal of one of the association's methods the caller asked for: the
+/// association's own failure (the peer's doing) when it has failed, else the caller's misuse.
+fn local(assoc: &ClientAssociation, error: ProtocolError) -> TransportError {
+    if assoc.error().is_some() {
+        TransportError::peer(error)
+    } else {
+        TransportError::Misuse(error)
     }
 }
 
-/// A fresh copy of an error for each call it fails (I/O errors keep their kind and text).
-fn duplicate(error: &TransportError) -> TransportError {
-    match error {
-        TransportError::Io(error) => {
-            TransportError::Io(std::io::Error::new(error.kind(), error.to_string()))
-        }
-        TransportError::Protocol(error) => TransportError::Protocol(error.clone()),
-        TransportError::Fault {
-            status,
-            did_not_execute,
-        } => TransportError::Fault {
-            status: *status,
-            did_not_execute: *did_not_execute,
-        },
-        TransportError::BindRejected(reason) => TransportError::BindRejected(*reason),
-        TransportError::TimedOut => TransportError::TimedOut,
-        _ => TransportError::Closed,
+/// The client's framing: as [`FrameCodec`], but each fragment is handed over as the
+/// [`BytesMut`] cut from the receive buffer (not frozen), so that at packet privacy the
+/// association unseals it where it was received, without copying it first.
+#[derive(Clone, Copy, Debug)]
+struct OwnedFrames(FrameCodec);
+
+impl OwnedFrames {
+    const fn new(max_frag: u16) -> Self {
+        Self(FrameCodec::new(max_frag))
+    }
+}
+
+impl Decoder for OwnedFrames {
+    type Item = BytesMut;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
+        Ok(frame_len(src, self.0.max_frag())?.map(|len| src.split_to(len)))
     }
 }
 
@@ -808,7 +815,7 @@ struct Pending {
 
 struct Driver {
     assoc: ClientAssociation,
-    reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    reader: FramedRead<OwnedReadHalf, OwnedFrames>,
     frames: mpsc::UnboundedSender<Chain>,
     commands: mpsc::UnboundedReceiver<Command>,
     permits: Arc<Semaphore>,
@@ -849,11 +856,11 @@ impl Driver {
         self.permits.close();
         for (_, pending) in self.calls.drain() {
             if let Some(reply) = pending.reply {
-                let _ = reply.send(Err(duplicate(&outcome)));
+                let _ = reply.send(Err(outcome.clone()));
             }
         }
         if let Some(reply) = self.alter.take() {
-            let _ = reply.send(Err(duplicate(&outcome)));
+            let _ = reply.send(Err(outcome.clone()));
         }
         // Calls queued and not taken fail with `Closed` as their senders drop.
         self.commands.close();
@@ -880,7 +887,7 @@ impl Driver {
                 self.event(event);
             }
             if let Some(error) = self.assoc.error() {
-                return protocol_error(error.clone());
+                return TransportError::peer(error.clone());
             }
             if self.shutdown && self.calls.is_empty() {
                 return TransportError::Closed;
@@ -904,7 +911,7 @@ impl Driver {
                             while let Some(event) = self.assoc.poll_event() {
                                 self.event(event);
                             }
-                            return protocol_error(error);
+                            return TransportError::peer(error);
                         }
                     }
                     Some(Err(error)) => return frame_error(error),
@@ -944,7 +951,7 @@ impl Driver {
                         );
                     }
                     Err(error) => {
-                        let _ = reply.send(Err(TransportError::Protocol(error)));
+                        let _ = reply.send(Err(local(&self.assoc, error)));
                     }
                 }
             }
@@ -960,17 +967,16 @@ impl Driver {
             }
             Command::AlterContext { interfaces, reply } => {
                 if self.alter.is_some() {
-                    let _ =
-                        reply.send(Err(TransportError::Protocol(ProtocolError::InvalidState {
-                            operation: "alter the context",
-                            state: "altering its context",
-                        })));
+                    let _ = reply.send(Err(TransportError::Misuse(ProtocolError::InvalidState {
+                        operation: "alter the context",
+                        state: "altering its context",
+                    })));
                     return;
                 }
                 match self.assoc.alter_context(&interfaces) {
                     Ok(_) => self.alter = Some(reply),
                     Err(error) => {
-                        let _ = reply.send(Err(TransportError::Protocol(error)));
+                        let _ = reply.send(Err(local(&self.assoc, error)));
                     }
                 }
             }

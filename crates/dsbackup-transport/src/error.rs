@@ -1,5 +1,7 @@
 //! What can go wrong on a connection, split by whose fault it is.
 
+use std::sync::Arc;
+
 use dsbackup_proto::{EncodeError, FaultStatus, NdrError, ProtocolError, RejectReason, SyntaxId};
 
 use crate::binding::ParseBindingError;
@@ -8,21 +10,27 @@ use crate::kdc::KdcError;
 /// An error of the client transport.
 ///
 /// - the network: [`Io`](Self::Io), [`Closed`](Self::Closed), [`TimedOut`](Self::TimedOut);
-/// - the peer: [`Protocol`](Self::Protocol) (a PDU that breaks the protocol, a signature that
-///   does not verify), [`Ndr`](Self::Ndr) (a stub that does not decode);
-/// - the server's verdict: [`Fault`](Self::Fault), [`BindRejected`](Self::BindRejected),
+/// - the peer misbehaved: [`Protocol`](Self::Protocol) (a PDU that breaks the protocol, a
+///   signature that does not verify), [`Ndr`](Self::Ndr) (a stub that does not decode);
+/// - the peer refused: [`Fault`](Self::Fault) (a call, or the bind's authentication legs,
+///   answered with a fault), [`BindRejected`](Self::BindRejected),
 ///   [`InterfaceRejected`](Self::InterfaceRejected), [`Resolve`](Self::Resolve);
-/// - the caller: [`Binding`](Self::Binding), [`Encode`](Self::Encode).
-#[derive(Debug, thiserror::Error)]
+/// - the caller: [`Binding`](Self::Binding), [`Encode`](Self::Encode),
+///   [`Misuse`](Self::Misuse).
+///
+/// The error is `Clone`: every call an association failure ends gets the same error, the
+/// operating system's included (shared).
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
     /// The socket failed.
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[source] Arc<std::io::Error>),
     /// The peer broke the protocol (the association is failed for good).
     #[error("protocol error: {0}")]
-    Protocol(#[from] ProtocolError),
-    /// The server answered the call with a fault.
+    Protocol(#[source] ProtocolError),
+    /// The server answered the call with a fault (or the bind, alter_context or auth3 of the
+    /// association, which is then unusable).
     #[error("the call faulted: {status}{}", if *.did_not_execute { " (did not execute)" } else { "" })]
     Fault {
         /// The fault status.
@@ -49,6 +57,12 @@ pub enum TransportError {
     /// The endpoint mapper does not know the interface, or answered nonsense.
     #[error("endpoint resolution failed: {0}")]
     Resolve(&'static str),
+    /// The caller asked for something the association cannot do (a call before the bind or
+    /// on a context that was not accepted, more calls in flight than its limit, a second
+    /// alter_context while one is outstanding, options it cannot negotiate). The association
+    /// is not failed by it.
+    #[error("misuse: {0}")]
+    Misuse(#[source] ProtocolError),
     /// A string binding does not parse, or names a protocol sequence we do not speak.
     #[error("string binding: {0}")]
     Binding(#[from] ParseBindingError),
@@ -64,9 +78,36 @@ pub enum TransportError {
     Kdc(#[from] KdcError),
 }
 
+impl From<std::io::Error> for TransportError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(Arc::new(error))
+    }
+}
+
 impl TransportError {
+    /// The error for a failure of the association's state machine: the peer's doing. A
+    /// bind_nak is [`BindRejected`](Self::BindRejected) and a fault answering the bind's legs
+    /// is a [`Fault`](Self::Fault) that did not execute (the peer refused), anything else
+    /// [`Protocol`](Self::Protocol).
+    pub(crate) fn peer(error: ProtocolError) -> Self {
+        match error {
+            ProtocolError::BindRejected(reason) => Self::BindRejected(reason),
+            ProtocolError::AssociationFault(status) => Self::Fault {
+                status,
+                did_not_execute: true,
+            },
+            other => Self::Protocol(other),
+        }
+    }
+
     /// Whether the peer is to blame (a protocol violation or a stub that does not decode).
     pub fn is_peer_fault(&self) -> bool {
         matches!(self, Self::Protocol(_) | Self::Ndr(_))
+    }
+
+    /// Whether the caller is to blame (a string binding, a value or a request the transport
+    /// cannot take).
+    pub fn is_misuse(&self) -> bool {
+        matches!(self, Self::Binding(_) | Self::Encode(_) | Self::Misuse(_))
     }
 }

@@ -27,8 +27,8 @@ const UDP_LIMIT: usize = 1465;
 /// Largest reply accepted over TCP (a ticket with a large PAC is a few KiB).
 const MAX_REPLY: usize = 1 << 20;
 
-/// Why getting a ticket failed.
-#[derive(Debug, thiserror::Error)]
+/// Why getting a ticket failed (`Clone`, as [`TransportError`](crate::TransportError) is).
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KdcError {
     /// The KDC could not be reached, or the connection failed.
@@ -36,8 +36,8 @@ pub enum KdcError {
     Io {
         /// The KDC.
         addr: SocketAddr,
-        /// What failed.
-        source: std::io::Error,
+        /// What failed (shared by the clones).
+        source: std::sync::Arc<std::io::Error>,
     },
     /// No KDC answered in time.
     #[error("no answer from the KDC at {0}")]
@@ -109,7 +109,7 @@ impl KdcClient {
     fn io(&self, source: std::io::Error) -> KdcError {
         KdcError::Io {
             addr: self.addr,
-            source,
+            source: std::sync::Arc::new(source),
         }
     }
 

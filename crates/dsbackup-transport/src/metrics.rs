@@ -22,6 +22,7 @@ struct Counters {
     frames_in: AtomicU64,
     frames_out: AtomicU64,
     reassembly_bytes: AtomicUsize,
+    send_queued: AtomicUsize,
     send_queue_peak: AtomicUsize,
 }
 
@@ -45,6 +46,9 @@ pub struct Snapshot {
     pub frames_out: u64,
     /// Request bytes a server holds in reassembly now, across its associations.
     pub reassembly_bytes: usize,
+    /// Bytes of answers a server holds now (cut and unwritten, or not cut yet), across its
+    /// connections (see `ServerOptions::send_budget`).
+    pub send_queued: usize,
     /// The most bytes of answers one server connection held at once (see
     /// `Limits::max_send_queue`).
     pub send_queue_peak: usize,
@@ -91,6 +95,7 @@ impl Metrics {
             frames_in: c.frames_in.load(Ordering::Relaxed),
             frames_out: c.frames_out.load(Ordering::Relaxed),
             reassembly_bytes: c.reassembly_bytes.load(Ordering::Acquire),
+            send_queued: c.send_queued.load(Ordering::Acquire),
             send_queue_peak: c.send_queue_peak.load(Ordering::Relaxed),
         }
     }
@@ -113,6 +118,11 @@ impl Metrics {
     /// The server's request bytes in reassembly, across associations.
     pub(crate) fn reassembly_bytes(&self) -> &AtomicUsize {
         &self.counters.reassembly_bytes
+    }
+
+    /// Bytes of answers queued across a server's connections.
+    pub(crate) fn send_queued(&self) -> &AtomicUsize {
+        &self.counters.send_queued
     }
 
     /// A connection's answers queued: keeps the largest seen.

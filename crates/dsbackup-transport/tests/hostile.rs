@@ -50,12 +50,13 @@ async fn a_tampered_request_is_refused_by_the_server() {
         let proxy = proxy(server.local_addr(), flip_first(Dir::ToServer, REQUEST)).await;
         let registry = Registry::new(client_options(level, 5840, DataRep::LITTLE_ENDIAN));
         let binding = registry.open_addr(proxy.addr, &[syntax(1)]).await.unwrap();
+        // A signature that does not verify: nca_s_fault_sec_pkg_error, as Samba answers.
         match binding.call(op::ECHO, pattern(100, 1)).await {
             Err(TransportError::Fault {
-                status: FaultStatus::ACCESS_DENIED,
+                status: FaultStatus::SEC_PKG_ERROR,
                 ..
             }) => {}
-            other => panic!("{level:?}: expected access denied, got {other:?}"),
+            other => panic!("{level:?}: expected a security package error, got {other:?}"),
         }
         assert_eq!(interface.echoes.load(Ordering::SeqCst), 0);
         // The server closed the association: later calls fail, typed.
@@ -116,7 +117,7 @@ async fn a_replayed_request_is_not_executed_twice() {
             first,
             Ok(_)
                 | Err(TransportError::Fault {
-                    status: FaultStatus::ACCESS_DENIED,
+                    status: FaultStatus::SEC_PKG_ERROR,
                     ..
                 })
         ),
@@ -349,7 +350,10 @@ async fn an_alter_context_that_changes_the_auth_level_is_refused() {
     assert!(
         matches!(
             error,
-            TransportError::Protocol(ProtocolError::AssociationFault(FaultStatus::ACCESS_DENIED))
+            TransportError::Fault {
+                status: FaultStatus::ACCESS_DENIED,
+                did_not_execute: true
+            }
         ),
         "{error:?}"
     );

@@ -130,6 +130,40 @@ async fn faults_are_typed_and_leave_the_association_usable() {
     assert!(server.snapshot().is_idle());
 }
 
+/// The caller's mistake is the caller's: a call on a presentation context that was never
+/// negotiated is `Misuse` (not a protocol error of the peer's), nothing goes out, and the
+/// association keeps working.
+#[tokio::test]
+async fn a_call_on_an_unknown_context_is_misuse_and_leaves_the_association_usable() {
+    let interface = TestInterface::new(AuthLevel::NONE);
+    let server = start(&[interface as Arc<dyn RpcInterface>], server_options(5840)).await;
+    let options = client_options(AuthLevel::PKT_INTEGRITY, 5840, DataRep::LITTLE_ENDIAN);
+    let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
+        .await
+        .unwrap();
+    let unknown = binding.p_cont_id().wrapping_add(7);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = binding
+        .association()
+        .call(unknown, op::ECHO, Bytes::new(), deadline)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            TransportError::Misuse(dsbackup_proto::ProtocolError::UnknownContext { p_cont_id })
+                if *p_cont_id == unknown
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_misuse() && !error.is_peer_fault(), "{error:?}");
+    let reply = binding.call(op::ECHO, pattern(10, 2)).await.unwrap();
+    assert_eq!(reply.stub.to_bytes(), pattern(10, 2));
+    binding.close().await;
+    server.shutdown().await;
+    assert!(server.snapshot().is_idle());
+}
+
 #[tokio::test]
 async fn deadline_cancels_the_call_without_disturbing_the_others() {
     let interface = TestInterface::new(AuthLevel::NONE);

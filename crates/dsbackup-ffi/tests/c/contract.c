@@ -16,25 +16,7 @@
 
 #include <ntdsbcli.h>
 
-static int failures;
-
-#define CHECK_HR(expr, expected)                                                             \
-    do {                                                                                     \
-        HRESULT got_ = (expr);                                                               \
-        if (got_ != (HRESULT)(expected)) {                                                   \
-            fprintf(stderr, "%s:%d: %s = 0x%08x, expected %s (0x%08x)\n", __FILE__, __LINE__, \
-                    #expr, (unsigned)got_, #expected, (unsigned)(expected));                 \
-            failures++;                                                                      \
-        }                                                                                    \
-    } while (0)
-
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "%s:%d: %s is false\n", __FILE__, __LINE__, #cond);             \
-            failures++;                                                                      \
-        }                                                                                    \
-    } while (0)
+#include "check.h"
 
 #define KIB (1024)
 

@@ -454,8 +454,9 @@ impl MockDc {
         let buffers = &self.shared.read_buffers;
         let mut buf = buffers.take(usize::try_from(len).unwrap_or(0));
         let read = read_at(&file, &mut buf, offset);
-        let data = buf.split_to(*read.as_ref().unwrap_or(&0)).freeze();
-        buffers.give_back(buf);
+        buf.truncate(*read.as_ref().unwrap_or(&0));
+        let data = buf.freeze();
+        buffers.give_back(&data);
         match read {
             Ok(_) => HrRBackupReadResponse::new(request.cb_buffer, data, Status::SUCCESS),
             Err(_) => refuse(Status::HR_ERROR),

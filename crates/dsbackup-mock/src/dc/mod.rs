@@ -113,6 +113,31 @@ impl Caller {
     }
 }
 
+/// The byte orders of one call: the request stub's (its PDU header's `packed_drep`) and the
+/// one the response PDU's header will declare, which its stub must be encoded in. A server
+/// answers in its own data representation whatever the caller's (as Samba and Windows do: the
+/// response header carries the server's, little-endian), so the two differ for a big-endian
+/// caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteOrders {
+    /// The request stub's.
+    pub request: DataRep,
+    /// The response's.
+    pub reply: DataRep,
+}
+
+impl ByteOrders {
+    /// A request decoded in `request`, its response encoded in `reply`.
+    pub const fn new(request: DataRep, reply: DataRep) -> Self {
+        Self { request, reply }
+    }
+
+    /// Both stubs in `drep`.
+    pub const fn both(drep: DataRep) -> Self {
+        Self::new(drep, drep)
+    }
+}
+
 /// A response and the delay the fault script asks for before sending it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply<R> {
@@ -355,10 +380,11 @@ impl MockDc {
             .collect()
     }
 
-    /// Serves one call from its stub bytes: decodes the request of `opnum` on `iface` in the
-    /// request's data representation, dispatches it (faults included), and encodes the
-    /// response in the same representation, as a chain whose read data is the buffer the file
-    /// was read into (not a copy). This is all the server-runtime glue needs per call.
+    /// Serves one call from its stub bytes: decodes the request of `opnum` on `iface` in
+    /// `orders.request`, dispatches it (faults included), and encodes the response in
+    /// `orders.reply` (the byte order the response PDU's header declares), as a chain whose
+    /// read data is the buffer the file was read into (not a copy). This is all the
+    /// server-runtime glue needs per call.
     ///
     /// # Errors
     /// [`ServeError::NotServed`] for an interface other than ad_backup and ad_restore;
@@ -372,7 +398,7 @@ impl MockDc {
         now: SystemTime,
         iface: Interface,
         opnum: u16,
-        drep: DataRep,
+        orders: ByteOrders,
         stub: &[u8],
     ) -> Result<Reply<Chain>, ServeError> {
         let decode_error = |error: NdrError| match error {
@@ -381,18 +407,20 @@ impl MockDc {
         };
         match iface {
             Interface::AdBackup => {
-                let request = AdBackupRequest::decode(opnum, drep, stub).map_err(decode_error)?;
+                let request =
+                    AdBackupRequest::decode(opnum, orders.request, stub).map_err(decode_error)?;
                 let reply = self.dispatch_ad_backup(caller, now, &request);
                 Ok(Reply {
-                    response: reply.response.encode_chain(drep)?,
+                    response: reply.response.encode_chain(orders.reply)?,
                     delay: reply.delay,
                 })
             }
             Interface::AdRestore => {
-                let request = AdRestoreRequest::decode(opnum, drep, stub).map_err(decode_error)?;
+                let request =
+                    AdRestoreRequest::decode(opnum, orders.request, stub).map_err(decode_error)?;
                 let reply = self.dispatch_ad_restore(caller, now, &request);
                 Ok(Reply {
-                    response: reply.response.encode_chain(drep)?,
+                    response: reply.response.encode_chain(orders.reply)?,
                     delay: reply.delay,
                 })
             }

@@ -1520,30 +1520,35 @@ fn mock_dc_refuses_a_missing_root() {
 
 // ---------------------------------------------------------------- stubs
 
-/// Sends `request` through `serve_stub` as a peer would and decodes the answer.
+/// Sends `request` through `serve_stub` as a peer would (encoded in `orders.request`) and
+/// decodes the answer in the byte order its header would declare (`orders.reply`).
 fn over_the_wire(
     dc: &MockDc,
     who: &Caller,
-    drep: DataRep,
+    orders: ByteOrders,
     request: &AdBackupRequest,
 ) -> AdBackupResponse {
-    let stub = request.encode(drep).unwrap();
+    let stub = request.encode(orders.request).unwrap();
     let reply = dc
         .serve_stub(
             who,
             at(0),
             Interface::AdBackup,
             request.opnum(),
-            drep,
+            orders,
             &stub,
         )
         .unwrap();
-    AdBackupResponse::decode(request.opnum(), drep, &reply.response.to_bytes()).unwrap()
+    AdBackupResponse::decode(request.opnum(), orders.reply, &reply.response.to_bytes()).unwrap()
 }
 
 #[test]
 fn serve_stub_runs_a_backup_in_either_byte_order() {
-    for drep in [DataRep::LITTLE_ENDIAN, DataRep::BIG_ENDIAN] {
+    let (le, be) = (DataRep::LITTLE_ENDIAN, DataRep::BIG_ENDIAN);
+    // A big-endian caller answered little-endian (as a server answers in its own order) and
+    // every other pairing: the handle, names and data survive each.
+    for orders in [(le, le), (be, le), (be, be), (le, be)] {
+        let drep = ByteOrders::new(orders.0, orders.1);
         let f = fixture();
         let who = backup_op();
         let AdBackupResponse::HrRBackupPrepare(prepared) = over_the_wire(
@@ -1618,7 +1623,7 @@ fn serve_stub_runs_a_backup_in_either_byte_order() {
 fn serve_stub_reports_what_must_become_a_fault() {
     let f = fixture();
     let who = backup_op();
-    let drep = DataRep::LITTLE_ENDIAN;
+    let drep = ByteOrders::both(DataRep::LITTLE_ENDIAN);
     assert!(matches!(
         f.dc.serve_stub(&who, at(0), Interface::AdBackup, 9, drep, &[]),
         Err(ServeError::UnknownOpnum {
@@ -1659,4 +1664,15 @@ fn serve_stub_reports_what_must_become_a_fault() {
             0x00, 0x00, 0x00, 0x00, // status hrNone
         ]
     );
+    // Asked big-endian, it answers in the order the response header will declare.
+    for (reply_drep, expected) in [
+        (DataRep::LITTLE_ENDIAN, [1, 0, 0, 0, 0, 0, 0, 0]),
+        (DataRep::BIG_ENDIAN, [0, 0, 0, 1, 0, 0, 0, 0]),
+    ] {
+        let orders = ByteOrders::new(DataRep::BIG_ENDIAN, reply_drep);
+        let reply =
+            f.dc.serve_stub(&admin(1), at(0), Interface::AdRestore, 0, orders, &[])
+                .unwrap();
+        assert_eq!(reply.response.to_vec(), expected, "{reply_drep:?}");
+    }
 }

@@ -26,7 +26,7 @@ use dsbackup_proto::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{Caller, ConnectionId, MockDc, Principal};
+use super::{ByteOrders, Caller, ConnectionId, MockDc, Principal};
 use crate::config::{MockConfig, Privileges};
 use crate::sample::{SampleManifest, SampleSpec, generate_sample_set};
 
@@ -92,9 +92,13 @@ struct Wire {
     now: SystemTime,
     faults: crate::faults::ConnectionFaults,
     client_error: Option<dsbackup_proto::ProtocolError>,
+    /// The byte order the server's response headers declare (its own, whatever the caller's).
+    reply_drep: DataRep,
 }
 
 impl Wire {
+    /// A client calling in `drep` and a server answering in little-endian, as Samba and Windows
+    /// do whatever the caller's byte order.
     fn connect(dc: &MockDc, user: &str, password: &str, drep: DataRep) -> Self {
         let who = Arc::new(Mutex::new(None));
         let recorder = Arc::clone(&who);
@@ -112,8 +116,8 @@ impl Wire {
                 }) as Box<dyn SecurityProvider>
             })
         });
-        let mut server_config = ServerConfig::new(dc.server_interfaces(), 1);
-        server_config.drep = drep;
+        let server_config = ServerConfig::new(dc.server_interfaces(), 1);
+        let reply_drep = server_config.drep;
         let server = ServerAssociation::new(server_config, Some(factory)).unwrap();
         let initiator = Initiator::new(
             InitiatorConfig::new(Credentials::from_password(user, "CORP", password)),
@@ -136,6 +140,7 @@ impl Wire {
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             faults: crate::faults::ConnectionFaults::new(dc.faults().clone()),
             client_error: None,
+            reply_drep,
         };
         let syntaxes: Vec<_> = dc.server_interfaces().iter().map(|i| i.syntax).collect();
         wire.contexts = wire.client.bind(&syntaxes).unwrap();
@@ -165,7 +170,7 @@ impl Wire {
                         self.now,
                         iface,
                         request.opnum,
-                        request.drep,
+                        ByteOrders::new(request.drep, self.reply_drep),
                         &request.stub,
                     ) {
                         Ok(reply) => self
@@ -197,12 +202,13 @@ impl Wire {
         }
     }
 
+    /// Makes a call; its response stub and the byte order its header declares.
     fn call_raw(
         &mut self,
         context: usize,
         opnum: u16,
         stub: Vec<u8>,
-    ) -> Result<Bytes, FaultStatus> {
+    ) -> Result<(Bytes, DataRep), FaultStatus> {
         let call_id = self
             .client
             .call(self.contexts[context], opnum, None, Bytes::from(stub))
@@ -211,8 +217,10 @@ impl Wire {
         while let Some(event) = self.client.poll_event() {
             match event {
                 ClientEvent::Response {
-                    call_id: id, stub, ..
-                } if id == call_id => return Ok(stub.to_bytes()),
+                    call_id: id,
+                    stub,
+                    drep,
+                } if id == call_id => return Ok((stub.to_bytes(), drep)),
                 ClientEvent::Fault {
                     call_id: id,
                     status,
@@ -226,10 +234,10 @@ impl Wire {
 
     fn backup(&mut self, request: AdBackupRequest) -> AdBackupResponse {
         let drep = DataRep::LITTLE_ENDIAN;
-        let stub = self
+        let (stub, reply_drep) = self
             .call_raw(0, request.opnum(), request.encode(drep).unwrap())
             .unwrap();
-        AdBackupResponse::decode(request.opnum(), drep, &stub).unwrap()
+        AdBackupResponse::decode(request.opnum(), reply_drep, &stub).unwrap()
     }
 }
 
@@ -341,8 +349,11 @@ fn statuses_and_faults_come_back_over_the_wire_in_big_endian_too() {
     let mut wire = Wire::connect(&dc, "nobody", "Nobody1!", drep);
     // An authenticated user without the privilege gets a status, not a fault.
     let request = AdRestoreRequest::HrRIsNTDSOnline(HrRIsNTDSOnlineRequest {});
-    let stub = wire.call_raw(1, 0, request.encode(drep).unwrap()).unwrap();
-    let AdRestoreResponse::HrRIsNTDSOnline(r) = AdRestoreResponse::decode(0, drep, &stub).unwrap()
+    let (stub, reply_drep) = wire.call_raw(1, 0, request.encode(drep).unwrap()).unwrap();
+    // The server answers in its own byte order, and the stub is in the one its header says.
+    assert_eq!(reply_drep, DataRep::LITTLE_ENDIAN);
+    let AdRestoreResponse::HrRIsNTDSOnline(r) =
+        AdRestoreResponse::decode(0, reply_drep, &stub).unwrap()
     else {
         panic!("wrong response variant");
     };

@@ -679,7 +679,7 @@ fn co_cancel_reaches_the_server_and_drops_the_response() {
 }
 
 #[test]
-fn a_call_cancelled_while_being_sent_is_orphaned() {
+fn a_call_cancelled_while_being_sent_goes_out_whole_and_its_answer_is_dropped() {
     let (client, server) = config_with_frag(1432);
     let mut pair = Pair::new(client, server);
     let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
@@ -689,16 +689,24 @@ fn a_call_cancelled_while_being_sent_is_orphaned() {
     let first = pair.client.next_frame().unwrap();
     pair.server.handle_frame(first).unwrap();
     pair.client.cancel(call_id).unwrap();
-    let next = pair.client.next_frame().unwrap();
-    assert_eq!(decode(&next).ptype(), PacketType::ORPHANED);
-    pair.server.handle_frame(next).unwrap();
-    assert_eq!(pair.client.next_frame(), None, "no more of its fragments");
+    // No orphaned (servers ignore it): the rest of the request, its last fragment LAST.
+    let mut last = None;
+    while let Some(frame) = pair.client.next_frame() {
+        let pdu = decode(&frame);
+        assert_eq!(pdu.ptype(), PacketType::REQUEST);
+        last = Some(pdu.pfc_flags.contains(PfcFlags::LAST_FRAG));
+        pair.server.handle_frame(frame).unwrap();
+    }
+    assert_eq!(last, Some(true), "the request went out whole");
     pair.collect();
+    pair.serve_echo();
+    pair.drive().unwrap();
+    pair.collect();
+    assert!(pair.responses().is_empty(), "its response is dropped");
     assert!(
-        pair.server_events
-            .contains(&ServerEvent::Orphaned { call_id })
+        pair.client_events
+            .contains(&ClientEvent::Cancelled { call_id })
     );
-    assert!(pair.take_requests().is_empty());
     // The association goes on.
     pair.client.call(ids[0], 5, None, pattern(10, 2)).unwrap();
     pair.drive().unwrap();
@@ -975,7 +983,7 @@ fn connect_level_authenticates_at_bind_time_only() {
 }
 
 #[test]
-fn a_tampered_request_is_refused_with_access_denied() {
+fn a_tampered_request_is_refused_with_a_security_package_error() {
     let (mut pair, context) = secure_pair(AuthLevel::PKT_INTEGRITY, 5840);
     pair.client.call(context, 0, None, pattern(100, 1)).unwrap();
     let mut frame = BytesMut::from(&pair.client.next_frame().unwrap()[..]);
@@ -983,7 +991,9 @@ fn a_tampered_request_is_refused_with_access_denied() {
     let error = pair.server.handle_frame(frame.freeze()).unwrap_err();
     assert_eq!(error, ProtocolError::Security(SecurityError::BadSignature));
     let fault = pair.server.next_frame().unwrap();
-    assert_eq!(fault_status(&fault).0, FaultStatus::ACCESS_DENIED);
+    // As Samba: nca_s_fault_sec_pkg_error, the call not guaranteed unexecuted.
+    assert_eq!(fault_status(&fault).0, FaultStatus::SEC_PKG_ERROR);
+    assert!(!decode(&fault).pfc_flags.contains(PfcFlags::DID_NOT_EXECUTE));
     assert_eq!(pair.server.next_frame(), None);
     assert_eq!(
         pair.server.handle_frame(request_pdu(9, WHOLE, 0, 0, b"")),
@@ -1384,27 +1394,29 @@ fn an_early_fault_stops_a_request_being_sent() {
 }
 
 #[test]
-fn hostile_concurrent_partial_requests_are_bounded() {
+fn hostile_partial_requests_of_two_calls_are_refused_even_with_conc_mpx() {
     let mut config = ServerConfig::new(interfaces(AuthLevel::NONE), 1);
     config.conc_mpx = true;
-    config.limits.max_calls_in_flight = 4;
     let mut server = ServerAssociation::new(config, None).unwrap();
     let mut bind = decode(&bind_frame(vec![context(0, AD_BACKUP)], None));
     bind.pfc_flags |= PfcFlags::CONC_MPX;
     server.handle_frame(bind.to_bytes().unwrap()).unwrap();
-    for call_id in 1..=4 {
-        server
-            .handle_frame(request_pdu(call_id, FIRST, 0, 0, b"part"))
-            .unwrap();
-    }
+    let _ack = server.poll_transmit().unwrap();
+    server
+        .handle_frame(request_pdu(1, FIRST, 0, 0, b"part"))
+        .unwrap();
     assert_eq!(
-        server.handle_frame(request_pdu(5, FIRST, 0, 0, b"part")),
-        Err(ProtocolError::LimitExceeded {
-            what: "requests being reassembled",
-            value: 5,
-            limit: 4
+        server.handle_frame(request_pdu(2, FIRST, 0, 0, b"part")),
+        Err(ProtocolError::InterleavedCalls {
+            call_id: 2,
+            in_progress: 1
         })
     );
+    // With PFC_CONC_MPX the fault names the new call, without PFC_DID_NOT_EXECUTE.
+    let fault = decode(&server.poll_transmit().unwrap().to_bytes());
+    assert_eq!(fault.call_id, 2);
+    assert_eq!(fault.ptype(), PacketType::FAULT);
+    assert!(!fault.pfc_flags.contains(PfcFlags::DID_NOT_EXECUTE));
 }
 
 #[test]
@@ -1921,5 +1933,93 @@ fn a_request_before_the_bind_gets_a_bind_nak() {
     assert_eq!(
         nak_reason(&mut server),
         RejectReason::PROTOCOL_VERSION_NOT_SUPPORTED
+    );
+}
+
+#[test]
+fn a_bind_naming_a_group_that_does_not_exist_gets_a_bind_nak() {
+    let mut server =
+        ServerAssociation::new(ServerConfig::new(interfaces(AuthLevel::NONE), 7), None).unwrap();
+    let mut bind = decode(&bind_frame(vec![context(0, AD_BACKUP)], None));
+    if let PduBody::Bind(body) = &mut bind.body {
+        body.assoc_group_id = 0x0bad_cafe;
+    }
+    assert!(server.handle_frame(bind.to_bytes().unwrap()).is_err());
+    let answer = decode(&server.poll_transmit().unwrap().to_bytes());
+    assert_eq!(answer.ptype(), PacketType::BIND_NAK);
+    // The group the driver put the association in is joined.
+    let mut server =
+        ServerAssociation::new(ServerConfig::new(interfaces(AuthLevel::NONE), 7), None).unwrap();
+    if let PduBody::Bind(body) = &mut bind.body {
+        body.assoc_group_id = 7;
+    }
+    server.handle_frame(bind.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        decode(&server.poll_transmit().unwrap().to_bytes()).ptype(),
+        PacketType::BIND_ACK
+    );
+}
+
+#[test]
+fn an_orphaned_is_ignored_and_the_next_call_faults_on_the_unfinished_one() {
+    let (mut pair, [backup, _]) = Pair::bound();
+    pair.server
+        .handle_frame(request_pdu(40, FIRST, backup, 0, b"first of 40"))
+        .unwrap();
+    let orphaned = Pdu::new(40, PduBody::Orphaned(crate::pdu::Orphaned));
+    pair.server
+        .handle_frame(orphaned.to_bytes().unwrap())
+        .unwrap();
+    assert_eq!(
+        pair.server.next_frame(),
+        None,
+        "an orphaned is not answered"
+    );
+    assert!(
+        pair.server
+            .handle_frame(request_pdu(41, WHOLE, backup, 0, b"41"))
+            .is_err()
+    );
+    let frame = pair.server.next_frame().unwrap();
+    assert_eq!(
+        decode(&frame).call_id,
+        40,
+        "the fault names the unfinished call"
+    );
+    let (status, flags) = fault_status(&frame);
+    assert_eq!(status, FaultStatus::PROTO_ERROR);
+    assert!(!flags.contains(PfcFlags::DID_NOT_EXECUTE));
+}
+
+/// At privacy, a response frame the client owns (a `BytesMut` cut from its receive buffer) is
+/// unsealed where it lies: the stub handed up is a slice of that very buffer, not of a copy.
+#[test]
+fn an_owned_frame_is_unsealed_in_its_own_buffer() {
+    let (mut pair, context) = secure_pair(AuthLevel::PKT_PRIVACY, 5840);
+    pair.client
+        .call(context, 0, None, pattern(1000, 3))
+        .unwrap();
+    pair.drive().unwrap();
+    for request in pair.take_requests() {
+        pair.server
+            .respond(request.call_id, pattern(1000, 5))
+            .unwrap();
+    }
+    let sealed = pair.server.next_frame().unwrap();
+    assert_eq!(pair.server.next_frame(), None, "one fragment");
+    assert!(!sealed.windows(16).any(|w| w == &pattern(1000, 5)[..16]));
+    let owned = BytesMut::from(&sealed[..]);
+    let received = owned.as_ptr_range();
+    pair.client.handle_frame(owned).unwrap();
+    pair.collect();
+    let stub = match pair.client_events.pop() {
+        Some(ClientEvent::Response { stub, .. }) => stub,
+        other => panic!("expected a response, got {other:?}"),
+    };
+    assert_eq!(stub.to_bytes(), pattern(1000, 5));
+    let stub = stub.to_bytes();
+    assert!(
+        received.contains(&stub.as_ptr()),
+        "the stub is a slice of the received buffer"
     );
 }

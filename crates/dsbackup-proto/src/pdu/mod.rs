@@ -230,6 +230,19 @@ impl PduBody {
             PacketType::ORPHANED => Self::Orphaned(Orphaned),
             other => return Err(DecodeError::UnknownPacketType { ptype: other.0 }),
         };
+        // A bare sec_trailer (auth_length 0, no auth_value) after an alter_context_resp or a
+        // bind_ack: Samba's answer to an alter_context whose security leg ends the handshake.
+        // There is nothing in it to read.
+        if header.auth_length == 0 && matches!(body, Self::BindAck(_) | Self::AlterContextResp(_)) {
+            let rest = reader.rest();
+            if rest.is_empty() || rest.len() == AuthVerifier::SEC_TRAILER_LEN {
+                return Ok(body);
+            }
+            return Err(DecodeError::TrailingBytes {
+                what,
+                count: rest.len(),
+            });
+        }
         // "Leftover bytes are an error": only bind_nak and the stub PDUs may carry more.
         reader.finish()?;
         Ok(body)

@@ -478,6 +478,18 @@ fn hostile_trailing_bytes_after_a_bind_ack() {
 }
 
 #[test]
+fn a_bare_sec_trailer_after_a_bind_ack_is_read_as_no_verifier() {
+    // Samba's answer to an alter_context whose leg completes the handshake: a sec_trailer with
+    // auth_length 0. Eight bytes are that; four are not.
+    let mut bytes = SAMBA_BIND_ACK.to_vec();
+    bytes.extend_from_slice(&[10, 2, 0, 0, 0, 0, 0, 0]);
+    bytes[8] = 68;
+    let pdu = decode(&bytes).unwrap();
+    assert_eq!(pdu.ptype(), PacketType::BIND_ACK);
+    assert!(pdu.auth_verifier.is_none());
+}
+
+#[test]
 fn too_large_pdu_is_an_encode_error() {
     let pdu = Pdu::new(
         1,

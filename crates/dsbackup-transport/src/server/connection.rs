@@ -12,14 +12,15 @@ use bytes::Bytes;
 use dsbackup_ntlm::{Acceptor, AcceptorConfig, ServerInputs};
 use dsbackup_proto::ndr::{ContextHandle, NdrReader};
 use dsbackup_proto::{
-    AuthType, Chain, CommonHeader, DataRep, FaultStatus, Interface, PacketType, PortAny,
-    RejectReason, SecurityFactory, SecurityProvider, ServerAssociation, ServerConfig, ServerEvent,
-    ServerRequest,
+    AuthLevel, AuthType, Chain, CommonHeader, DataRep, FaultStatus, Interface, PacketType, Pdu,
+    PduBody, PortAny, RejectReason, SecurityFactory, SecurityProvider, ServerAssociation,
+    ServerConfig, ServerEvent, ServerRequest,
 };
 use futures_util::FutureExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
 
 use super::groups::requested_group;
 use super::interface::{AssocState, HandleTable};
@@ -156,6 +157,7 @@ impl Connection {
             .map(|hook| hook.connection(remote_addr));
         let is_bind =
             CommonHeader::decode(&first).is_ok_and(|header| header.ptype == PacketType::BIND);
+        let needs_auth = is_bind && asks_for_authentication(&first, &served);
         if is_bind && tap.as_mut().is_some_and(|tap| !tap.accept_bind()) {
             tracing::debug!(peer = %remote_addr, "bind refused by the connection hook");
             send_bind_nak(&mut write, &first, RejectReason::REASON_NOT_SPECIFIED).await;
@@ -197,11 +199,16 @@ impl Connection {
             local_addr,
             remote_addr,
             done: done_tx,
+            gone: shared.kill.child_token(),
             running: 0,
             ready: VecDeque::new(),
             waiting: HashMap::new(),
             authenticated: false,
         };
+        // Whatever ends the connection, the calls still running are dropped with it: their
+        // answers have nowhere to go, and what they hold is released now.
+        let _calls = driver.gone.clone().drop_guard();
+        let mut sent = SendShare::new(&shared);
         // The last sign of life: a call dispatched or answered, a handshake leg, bytes taken.
         let mut activity = Instant::now();
         // Since when answers wait for the peer to take them.
@@ -240,11 +247,17 @@ impl Connection {
                 }
             }
             shared.metrics.send_queue(assoc.queued_bytes());
+            sent.set(assoc.queued_bytes());
             if assoc.error().is_some() {
                 break;
             }
             if assoc.has_room() {
-                driver.start_ready();
+                if sent.under_budget() {
+                    driver.start_ready();
+                } else if assoc.queued_bytes() == 0 && driver.running == 0 {
+                    // Over the server's budget: one call at a time, once the last is written.
+                    driver.start_next();
+                }
             }
             if grace.is_some() && driver.running == 0 {
                 break;
@@ -253,12 +266,18 @@ impl Connection {
             slot.set(Status {
                 phase: if driver.authenticated {
                     Phase::Authenticated
+                } else if assoc.is_bound() && assoc.is_authenticating() {
+                    Phase::Handshaking
                 } else if assoc.is_bound() {
                     Phase::Bound
                 } else {
                     Phase::Connected
                 },
-                busy: driver.running > 0 || !driver.ready.is_empty() || has_handles,
+                // Calls waiting for the peer to take the answers queued do not count: a peer
+                // that pipelines calls and never reads is not protected by them.
+                busy: driver.running > 0
+                    || (!driver.ready.is_empty() && assoc.queued_bytes() == 0)
+                    || has_handles,
             });
             // Requests are read only while the answers queued leave room.
             let reading = grace.is_none() && assoc.has_room();
@@ -285,7 +304,12 @@ impl Connection {
                 stalled_since = Some(Instant::now());
             }
             let mut deadline = Deadline::default();
-            if !assoc.is_bound() || assoc.is_authenticating() {
+            // An anonymous bind to an interface that asks for authentication has as long as a
+            // handshake would have had to begin one (an alter_context may still bring it).
+            if !assoc.is_bound()
+                || assoc.is_authenticating()
+                || (needs_auth && !driver.authenticated)
+            {
                 deadline.arm(
                     accepted + options.handshake_timeout,
                     "handshake not done in time",
@@ -411,6 +435,63 @@ impl ReassemblyBudget {
     }
 }
 
+/// Whether a bind asks for a presentation context whose interface requires authentication.
+fn asks_for_authentication(bind: &Bytes, served: &[Arc<dyn RpcInterface>]) -> bool {
+    let Ok(Pdu {
+        body: PduBody::Bind(bind),
+        ..
+    }) = Pdu::decode(bind.clone())
+    else {
+        return false;
+    };
+    bind.p_context_elem.iter().any(|context| {
+        served.iter().any(|interface| {
+            interface.syntax() == context.abstract_syntax
+                && interface.min_auth_level() > AuthLevel::NONE
+        })
+    })
+}
+
+/// One connection's bytes of answers, counted in the server's send budget
+/// (`ServerOptions::send_budget`); given back when dropped.
+struct SendShare {
+    metrics: Metrics,
+    max: usize,
+    held: usize,
+}
+
+impl SendShare {
+    fn new(shared: &Shared) -> Self {
+        Self {
+            metrics: shared.metrics.clone(),
+            max: shared.options.send_budget,
+            held: 0,
+        }
+    }
+
+    /// Records that the connection holds `bytes` of answers now.
+    fn set(&mut self, bytes: usize) {
+        let total = self.metrics.send_queued();
+        if bytes > self.held {
+            total.fetch_add(bytes - self.held, Ordering::AcqRel);
+        } else {
+            total.fetch_sub(self.held - bytes, Ordering::AcqRel);
+        }
+        self.held = bytes;
+    }
+
+    /// Whether the server's connections together hold less than the budget.
+    fn under_budget(&self) -> bool {
+        self.metrics.send_queued().load(Ordering::Acquire) < self.max
+    }
+}
+
+impl Drop for SendShare {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
 /// One association's share of the [`ReassemblyBudget`]; given back when dropped.
 struct ReassemblyShare {
     budget: Arc<ReassemblyBudget>,
@@ -471,6 +552,9 @@ struct Dispatcher {
     local_addr: SocketAddr,
     remote_addr: SocketAddr,
     done: mpsc::UnboundedSender<Done>,
+    /// Cancelled when the connection ends (or the server's shutdown grace is over): the calls
+    /// still running are dropped.
+    gone: CancellationToken,
     /// Calls running.
     running: usize,
     /// Calls free to start, in arrival order; started while the answers queued leave room.
@@ -573,6 +657,13 @@ impl Dispatcher {
         }
     }
 
+    /// Starts the first call ready, if any.
+    fn start_next(&mut self) {
+        if let Some(job) = self.ready.pop_front() {
+            self.start(job);
+        }
+    }
+
     fn start(&mut self, job: Job) {
         let Job {
             ctx,
@@ -585,7 +676,7 @@ impl Dispatcher {
         let call_id = ctx.call_id;
         self.running += 1;
         let done = self.done.clone();
-        let kill = self.shared.kill.clone();
+        let gone = self.gone.clone();
         let task = self.shared.metrics.gauge(Kind::Task);
         let call = self.shared.metrics.gauge(Kind::Call);
         self.shared.tracker.spawn(async move {
@@ -598,7 +689,7 @@ impl Dispatcher {
                     tracing::error!(call_id, opnum, "interface panicked");
                     Err(CallError::Fault(FaultStatus::CANT_PERFORM))
                 }),
-                () = kill.cancelled() => Err(CallError::Fault(FaultStatus::CANT_PERFORM)),
+                () = gone.cancelled() => Err(CallError::Fault(FaultStatus::CANT_PERFORM)),
             };
             let _ = done.send(Done {
                 call_id,

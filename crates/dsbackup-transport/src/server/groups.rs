@@ -11,7 +11,8 @@ use dsbackup_proto::{Pdu, PduBody};
 /// The association groups of a server. A bind naming a group joins it when the group still has
 /// an association from the same client IP address (MS-RPCE's extension of the
 /// `assoc_group_id` of [C706 §12.6.4.3]: a connection from another machine should not join);
-/// otherwise the association gets a new group.
+/// otherwise the association gets a new group, and the association answers the bind, which
+/// named a group it cannot join, with a bind_nak (as Samba and Windows do).
 ///
 /// [C706 §12.6.4.3]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
 #[derive(Debug)]

@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use dsbackup_ntlm::AcceptorConfig;
 use dsbackup_proto::{DataRep, Limits};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -89,18 +89,25 @@ pub struct ServerOptions {
     /// Byte order of the PDUs and stubs the server sends.
     pub drep: DataRep,
     /// Associations at once (both listeners together). When all are held, a newcomer evicts
-    /// the stalest association not bound yet, then the stalest bound and unauthenticated one
-    /// (neither running a call nor holding a context handle); with none, it gets a bind_nak
+    /// the unauthenticated association (bound or not, neither running a call nor holding a
+    /// context handle) that made no progress for the longest, one whose security handshake
+    /// began less than 3 s ago only after all the others; with none, it gets a bind_nak
     /// `local_limit_exceeded`. Default 256.
     pub max_associations: usize,
     /// Associations at once from one client IP address (past it, as above among that
     /// address's own). Default 64.
     pub max_associations_per_address: usize,
+    /// Connections the kernel completes and queues for the accept loop (`listen`'s backlog,
+    /// capped by the system's `somaxconn`). Past it, a client's SYN is dropped and its connect
+    /// waits for a retransmission (1 s, then 3 s, then 7 s): under a flood of connections a
+    /// short queue turns into connect timeouts. Default 4096.
+    pub listen_backlog: u32,
     /// A connection must have its bind (its first fragment) whole this long after it was
     /// accepted. Default 3 s.
     pub bind_timeout: Duration,
     /// A connection must have completed its bind, and the security handshake the bind began,
-    /// this long after it was accepted. Default 10 s.
+    /// this long after it was accepted; so must one that bound without authentication to an
+    /// interface whose `min_auth_level` asks for it. Default 10 s.
     pub handshake_timeout: Duration,
     /// A fragment that began to arrive must be whole within this. Default 10 s.
     pub fragment_timeout: Duration,
@@ -118,6 +125,11 @@ pub struct ServerOptions {
     /// `Limits::max_stub_len`): a fragment past it fails its association with a fault
     /// `nca_s_server_too_busy`. Default 64 MiB.
     pub reassembly_budget: usize,
+    /// Bytes of answers held across all connections (each is also bounded by
+    /// `Limits::max_send_queue`): past it, a connection starts a call only once its own answers
+    /// are all written, so that no peer starves and the stalled ones cannot hold more than
+    /// this plus one answer each. Default 64 MiB.
+    pub send_budget: usize,
     /// How long a graceful shutdown waits for the calls in flight.
     pub shutdown_grace: Duration,
     /// NTLM: the acceptor's names and credential store (`None`: authentication refused).
@@ -143,6 +155,7 @@ impl Default for ServerOptions {
             drep: DataRep::LITTLE_ENDIAN,
             max_associations: 256,
             max_associations_per_address: 64,
+            listen_backlog: 4096,
             bind_timeout: Duration::from_secs(3),
             handshake_timeout: Duration::from_secs(10),
             fragment_timeout: Duration::from_secs(10),
@@ -150,6 +163,7 @@ impl Default for ServerOptions {
             idle_timeout: Duration::from_secs(15 * 60),
             send_timeout: Duration::from_secs(30),
             reassembly_budget: 64 << 20,
+            send_budget: 64 << 20,
             shutdown_grace: Duration::from_secs(10),
             ntlm: None,
             kerberos: None,
@@ -243,10 +257,11 @@ impl Server {
     /// # Errors
     /// The I/O error of binding a listener.
     pub async fn start(self) -> std::io::Result<RunningServer> {
-        let listener = TcpListener::bind(self.options.listen).await?;
+        let backlog = self.options.listen_backlog;
+        let listener = listen(self.options.listen, backlog)?;
         let local_addr = listener.local_addr()?;
         let epm_listener = match self.options.epm_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await?),
+            Some(addr) => Some(listen(addr, backlog)?),
             None => None,
         };
         let epm_addr = epm_listener
@@ -311,6 +326,18 @@ impl Server {
             epm_addr,
         })
     }
+}
+
+/// A listener on `addr` with `backlog` (address reuse as `TcpListener::bind` sets it).
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 impl RunningServer {

@@ -5,30 +5,45 @@
 //!  accept ──► admit(addr) ─┬─ room (total and per address) ─────────────► Slot
 //!                          ├─ full: evict the best victim, if any ──────► Slot
 //!                          └─ full, no victim ──────────────────────────► refused (bind_nak)
-//!  victims, first to last: connected and not bound yet, then bound and unauthenticated;
-//!  within each, the one idle the longest. Never: an authenticated association, one with a
-//!  call in flight or a live context handle.
+//!  victims: unauthenticated (connected and not bound yet, or bound without a completed
+//!  handshake), the one without progress (accepted, bound, a call started or answered) for
+//!  the longest first; one whose security handshake began less than 3 s ago only after
+//!  all the others. Never: an authenticated association, one with a call in flight or a live
+//!  context handle.
 //! ```
 //!
 //! A connection cannot be told apart from an attacker's before it authenticates, so every
 //! newcomer gets a slot at the expense of the stalest unauthenticated one: a silent or
-//! trickling socket keeps its slot only until a newcomer needs it, and a legitimate client,
-//! the newest, is the last in line while it binds and authenticates.
+//! trickling socket, or an anonymous one that stopped calling, keeps its slot only until a
+//! newcomer needs it. A client whose handshake is progressing moved from accepted to bound a
+//! moment ago, so it is the last in line however many sockets an attacker opened before it,
+//! and behind the fresh sockets of an attacker who reconnects as fast as he is evicted (they
+//! have not begun a handshake). The phase does not rank otherwise: a client accepted a moment
+//! ago that has not sent its bind yet is not worse than a socket bound a while ago and silent
+//! since.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// How long after its bind an association in its security handshake is protected: a client
+/// sends its last leg a round trip after the bind, well within this even on a loaded server
+/// (the default `bind_timeout`), and one that takes longer is ranked by age again.
+const ON_TIME: Duration = Duration::from_secs(3);
 
 /// How far an association got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Phase {
     /// Accepted, not bound yet.
     Connected,
-    /// Bound, without an authenticated peer (anonymous, or the handshake in progress).
+    /// Bound without authentication.
     Bound,
+    /// Bound, the security handshake the bind began in progress.
+    Handshaking,
     /// A peer authenticated.
     Authenticated,
 }
@@ -45,7 +60,7 @@ pub(super) struct Status {
 struct Entry {
     addr: IpAddr,
     status: Status,
-    /// Since when the association is in its status (the longest idle goes first).
+    /// Since when the association is in its status (the stalest goes first).
     since: Instant,
     evict: CancellationToken,
 }
@@ -69,8 +84,10 @@ impl Table {
         Some(entry)
     }
 
-    /// The association to evict (of `addr` only, if given).
+    /// The association to evict (of `addr` only, if given): the stalest first, but one whose
+    /// security handshake began less than [`ON_TIME`] ago only after all the others.
     fn victim(&self, addr: Option<IpAddr>) -> Option<u64> {
+        let now = Instant::now();
         self.entries
             .iter()
             .filter(|(_, entry)| {
@@ -78,7 +95,11 @@ impl Table {
                     && !entry.status.busy
                     && addr.is_none_or(|addr| entry.addr == addr)
             })
-            .min_by_key(|&(&id, entry)| (entry.status.phase, entry.since, id))
+            .min_by_key(|&(&id, entry)| {
+                let handshaking = entry.status.phase == Phase::Handshaking
+                    && now.duration_since(entry.since) < ON_TIME;
+                (handshaking, entry.since, id)
+            })
             .map(|(&id, _)| id)
     }
 }
@@ -213,41 +234,50 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_stalest_unbound_goes_first_then_the_bound_and_never_the_authenticated() {
+    async fn the_stalest_go_first_a_handshake_on_time_last_and_never_the_authenticated() {
+        let ms = Duration::from_millis;
         let slots = Arc::new(Slots::new(4, 4));
         let mut authenticated = slots.admit(HERE).unwrap();
         authenticated.set(status(Phase::Authenticated, false));
-        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        // Bound long ago and silent since; a socket silent for two seconds.
         let mut bound = slots.admit(HERE).unwrap();
         bound.set(status(Phase::Bound, false));
-        let old = slots.admit(HERE).unwrap();
-        tokio::time::advance(std::time::Duration::from_secs(1)).await;
-        let young = slots.admit(HERE).unwrap();
-        // Full: the oldest unbound connection makes room, then the younger one, then the bound.
+        tokio::time::advance(ms(5000)).await;
+        let silent = slots.admit(HERE).unwrap();
+        tokio::time::advance(ms(2000)).await;
+        // A client that just connected; another whose handshake just began.
+        let connecting = slots.admit(HERE).unwrap();
+        tokio::time::advance(ms(200)).await;
+        // Full: the stalest makes room, whatever its phase.
+        let mut handshaking = slots.admit(THERE).unwrap();
+        assert!(bound.evicted.is_cancelled() && !silent.evicted.is_cancelled());
+        handshaking.set(status(Phase::Handshaking, false));
+        tokio::time::advance(ms(200)).await;
         let first = slots.admit(THERE).unwrap();
-        assert!(old.evicted.is_cancelled() && !young.evicted.is_cancelled());
-        let second = slots.admit(THERE).unwrap();
-        assert!(young.evicted.is_cancelled() && !bound.evicted.is_cancelled());
-        // The newcomers are unbound: the oldest of them goes before the bound association.
-        let third = slots.admit(THERE).unwrap();
-        assert!(first.evicted.is_cancelled() && !bound.evicted.is_cancelled());
+        assert!(silent.evicted.is_cancelled());
+        // A handshake under way goes after every other, however young the attacker's newest
+        // sockets; the others by age.
+        tokio::time::advance(ms(200)).await;
+        let mut second = slots.admit(THERE).unwrap();
+        assert!(connecting.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
+        tokio::time::advance(ms(200)).await;
+        let mut third = slots.admit(THERE).unwrap();
+        assert!(first.evicted.is_cancelled() && !handshaking.evicted.is_cancelled());
+        // A handshake that stops progressing is stale in turn, and the stalest.
+        tokio::time::advance(ON_TIME).await;
         let mut fourth = slots.admit(THERE).unwrap();
-        assert!(second.evicted.is_cancelled());
+        assert!(handshaking.evicted.is_cancelled());
+        assert!(!second.evicted.is_cancelled() && !third.evicted.is_cancelled());
         // A call in flight protects an unauthenticated association; the authenticated one is
         // never evicted: with only those left, a newcomer is refused.
-        let mut fifth = slots.admit(THERE).unwrap();
-        assert!(third.evicted.is_cancelled());
-        fourth.set(status(Phase::Bound, true));
-        fifth.set(status(Phase::Connected, true));
-        let mut sixth = slots.admit(THERE).unwrap();
-        assert!(bound.evicted.is_cancelled());
-        assert!(!authenticated.evicted.is_cancelled());
+        second.set(status(Phase::Bound, true));
+        third.set(status(Phase::Authenticated, false));
+        fourth.set(status(Phase::Connected, true));
         assert_eq!(slots.len(), 4);
-        sixth.set(status(Phase::Authenticated, false));
         assert_eq!(slots.admit(THERE).unwrap_err(), Refused::Full);
         assert!(!authenticated.evicted.is_cancelled());
         // Dropped slots free their place.
-        drop(fifth);
+        drop(fourth);
         assert!(slots.admit(THERE).is_ok());
     }
 
