@@ -358,6 +358,8 @@ pub struct KerberosAcceptor {
     token_key: Option<Key>,
     send_seq: u64,
     recv_seq: u64,
+    /// Whether tokens cover the whole fragment (header signing) or the stub alone.
+    header_signing: bool,
     error: Option<KrbError>,
 }
 
@@ -373,6 +375,7 @@ impl KerberosAcceptor {
             accepted: None,
             token_key: None,
             recv_seq: 0,
+            header_signing: true,
             error: None,
         }
     }
@@ -528,6 +531,14 @@ impl SecurityProvider for KerberosAcceptor {
         gss::signature_len(self.protection)
     }
 
+    fn header_signing(&mut self, on: bool) {
+        self.header_signing = on;
+    }
+
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        gss::accepts_signature_len(self.protection, len)
+    }
+
     fn wrap(
         &mut self,
         protection: Protection,
@@ -540,7 +551,8 @@ impl SecurityProvider for KerberosAcceptor {
         let key = self.key()?;
         let flags = gss::SENT_BY_ACCEPTOR | gss::ACCEPTOR_SUBKEY;
         let params = (usage::ACCEPTOR_SEAL, usage::ACCEPTOR_SIGN, flags, seq);
-        gss::protect(key, params, &confounder, protection, pdu, stub, signature)?;
+        let coverage = (protection, self.header_signing);
+        gss::protect(key, params, &confounder, coverage, pdu, stub, signature)?;
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
     }
@@ -558,7 +570,8 @@ impl SecurityProvider for KerberosAcceptor {
             usage::INITIATOR_SIGN,
             gss::ACCEPTOR_SUBKEY,
         );
-        let seq = gss::check(key, params, protection, pdu, stub, signature)?;
+        let coverage = (protection, self.header_signing);
+        let seq = gss::check(key, params, coverage, pdu, stub, signature)?;
         if seq != self.recv_seq {
             return Err(SecurityError::BadSignature);
         }

@@ -245,6 +245,8 @@ pub struct SpnegoAcceptor {
     factory: MechFactory,
     inner: Option<Box<dyn SecurityProvider>>,
     protection: Protection,
+    /// Told to the mechanism once it exists.
+    header_signing: bool,
     state: State,
 }
 
@@ -264,6 +266,7 @@ impl SpnegoAcceptor {
             factory,
             inner: None,
             protection: Protection::None,
+            header_signing: true,
             state: State::Initial,
         }
     }
@@ -292,6 +295,7 @@ impl SpnegoAcceptor {
             "the initiator's preferred SPNEGO mechanism",
         ))?;
         inner.require(self.protection);
+        inner.header_signing(self.header_signing);
         let step = inner.step(Some(&mech_token));
         self.inner = Some(inner);
         answer(step, Some(mech.clone()), &mut self.state)
@@ -325,12 +329,25 @@ impl SecurityProvider for SpnegoAcceptor {
         self.protection = protection;
     }
 
+    fn header_signing(&mut self, on: bool) {
+        self.header_signing = on;
+        if let Some(inner) = &mut self.inner {
+            inner.header_signing(on);
+        }
+    }
+
     fn is_established(&self) -> bool {
         self.state == State::Done && self.inner.as_ref().is_some_and(|i| i.is_established())
     }
 
     fn signature_len(&self) -> usize {
         self.inner.as_ref().map_or(16, |i| i.signature_len())
+    }
+
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.accepts_signature_len(len))
     }
 
     fn wrap(
@@ -518,6 +535,14 @@ impl SecurityProvider for SpnegoInitiator {
 
     fn signature_len(&self) -> usize {
         self.inner.signature_len()
+    }
+
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        self.inner.accepts_signature_len(len)
+    }
+
+    fn header_signing(&mut self, on: bool) {
+        self.inner.header_signing(on);
     }
 
     fn wrap(
