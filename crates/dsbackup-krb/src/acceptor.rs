@@ -426,10 +426,7 @@ impl KerberosAcceptor {
             .subkey
             .as_ref()
             .map_or_else(|| accepted.session_key.etype(), Key::etype);
-        if !matches!(
-            etype,
-            EncType::AES128_CTS_HMAC_SHA1_96 | EncType::AES256_CTS_HMAC_SHA1_96
-        ) {
+        if !EncType::SUPPORTED.contains(&etype) {
             return Err(KrbError::Crypto(CryptoError::UnsupportedEncType(etype.0)));
         }
         let len = etype.key_len().unwrap_or(16);
@@ -528,7 +525,7 @@ impl SecurityProvider for KerberosAcceptor {
     }
 
     fn signature_len(&self) -> usize {
-        gss::signature_len(self.protection)
+        gss::signature_len(self.protection, self.token_key.as_ref().map(Key::etype))
     }
 
     fn header_signing(&mut self, on: bool) {
@@ -536,7 +533,11 @@ impl SecurityProvider for KerberosAcceptor {
     }
 
     fn accepts_signature_len(&self, len: usize) -> bool {
-        gss::accepts_signature_len(self.protection, len)
+        gss::accepts_signature_len(
+            self.protection,
+            self.token_key.as_ref().map(Key::etype),
+            len,
+        )
     }
 
     fn wrap(

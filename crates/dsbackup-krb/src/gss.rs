@@ -25,6 +25,7 @@ use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProv
 use crate::crypto::{EncType, HMAC_SHA1_96, Key};
 use crate::der::KerberosTime;
 use crate::exchange::Credential;
+use crate::gss_rc4;
 use crate::messages::{
     ApRep, ApReq, Authenticator, Checksum, EncApRepPart, EncryptedData, EncryptionKey, ap_options,
     usage,
@@ -272,14 +273,6 @@ impl KerberosInitiator {
                 )
             }
         });
-        if !matches!(
-            self.token_key.as_ref().map(|(k, _)| k.etype()),
-            Some(EncType::AES128_CTS_HMAC_SHA1_96 | EncType::AES256_CTS_HMAC_SHA1_96)
-        ) {
-            return Err(SecurityError::Unsupported(
-                "per-message tokens of RC4-HMAC (RFC 4757) are not implemented",
-            ));
-        }
         // DCE style: the client answers with an AP-REP of its own, echoing the time and
         // carrying the acceptor's sequence number ([MS-KILE §3.4.5.1]).
         let reply = EncApRepPart {
@@ -329,6 +322,10 @@ impl KerberosInitiator {
         }
         self.recv_seq = self.recv_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
+    }
+
+    fn token_etype(&self) -> Option<EncType> {
+        self.token_key.as_ref().map(|(key, _)| key.etype())
     }
 
     fn key(&self) -> Result<(&Key, u8), SecurityError> {
@@ -527,7 +524,7 @@ impl SecurityProvider for KerberosInitiator {
     }
 
     fn signature_len(&self) -> usize {
-        signature_len(self.protection)
+        signature_len(self.protection, self.token_etype())
     }
 
     fn header_signing(&mut self, on: bool) {
@@ -535,7 +532,7 @@ impl SecurityProvider for KerberosInitiator {
     }
 
     fn accepts_signature_len(&self, len: usize) -> bool {
-        accepts_signature_len(self.protection, len)
+        accepts_signature_len(self.protection, self.token_etype(), len)
     }
 
     fn wrap(
@@ -591,21 +588,28 @@ impl SecurityProvider for KerberosInitiator {
     }
 }
 
-/// Length of `auth_value` in a fragment protected at `protection`.
-pub(crate) fn signature_len(protection: Protection) -> usize {
-    match protection {
-        Protection::Privacy => WRAP_LEN,
-        _ => MIC_LEN,
+/// Length of `auth_value` in a fragment protected at `protection` with a key of `etype`
+/// (RC4-HMAC's tokens are RFC 4757's; the others RFC 4121's).
+pub(crate) fn signature_len(protection: Protection, etype: Option<EncType>) -> usize {
+    match (protection, etype == Some(EncType::RC4_HMAC)) {
+        (Protection::Privacy, false) => WRAP_LEN,
+        (_, false) => MIC_LEN,
+        (Protection::Privacy, true) => gss_rc4::WRAP_LEN,
+        (_, true) => gss_rc4::MIC_LEN,
     }
 }
 
 /// Whether a received `auth_value` of `len` bytes can be a token at `protection`: a MIC token,
 /// or a wrap token with 0 to 16 filler bytes (Windows and Samba send 16; impacket fills the
-/// stub up to 16 bytes and sends what that took, 0 to 15).
-pub(crate) fn accepts_signature_len(protection: Protection, len: usize) -> bool {
-    match protection {
-        Protection::Privacy => (WRAP_LEN - DCE_EC..=WRAP_LEN).contains(&len),
-        _ => len == MIC_LEN,
+/// stub up to 16 bytes and sends what that took, 0 to 15); RC4-HMAC's have one length each.
+pub(crate) fn accepts_signature_len(
+    protection: Protection,
+    etype: Option<EncType>,
+    len: usize,
+) -> bool {
+    match (protection, etype == Some(EncType::RC4_HMAC)) {
+        (Protection::Privacy, false) => (WRAP_LEN - DCE_EC..=WRAP_LEN).contains(&len),
+        _ => len == signature_len(protection, etype),
     }
 }
 
@@ -643,6 +647,16 @@ pub(crate) fn protect(
     signature: &mut [u8],
 ) -> Result<(), SecurityError> {
     let (pdu, stub) = covered(pdu, stub, header_signing)?;
+    if key.etype() == EncType::RC4_HMAC {
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&confounder[..8]);
+        let sender = (
+            flags & SENT_BY_ACCEPTOR != 0,
+            u32::try_from(seq & 0xffff_ffff).unwrap_or(0),
+        );
+        let privacy = protection == Protection::Privacy;
+        return gss_rc4::protect(key.as_bytes(), sender, short, privacy, pdu, stub, signature);
+    }
     if protection == Protection::Privacy {
         return seal_dce(
             key,
@@ -673,6 +687,11 @@ pub(crate) fn check(
 ) -> Result<u64, SecurityError> {
     let (pdu, stub) =
         covered(pdu, stub, header_signing).map_err(|_| SecurityError::BadSignature)?;
+    if key.etype() == EncType::RC4_HMAC {
+        let privacy = protection == Protection::Privacy;
+        let acceptor = flags & SENT_BY_ACCEPTOR != 0;
+        return gss_rc4::check(key.as_bytes(), acceptor, privacy, pdu, stub, signature);
+    }
     match protection {
         Protection::Privacy => unseal_dce(key, seal_usage, flags, pdu, stub, signature),
         _ => verify_mic(key, sign_usage, flags, signature, &[pdu]),
@@ -716,7 +735,7 @@ mod tests {
                 let coverage = (protection, header_signing);
                 let (clear, stub) = fragment(40);
                 let mut pdu = clear.clone();
-                let mut sig = vec![0u8; signature_len(protection)];
+                let mut sig = vec![0u8; signature_len(protection, None)];
                 protect(
                     &key,
                     params,
@@ -742,10 +761,23 @@ mod tests {
                 assert_eq!(opened, clear);
             }
         }
-        assert!(accepts_signature_len(Protection::Privacy, WRAP_LEN - 16));
-        assert!(accepts_signature_len(Protection::Privacy, WRAP_LEN));
-        assert!(!accepts_signature_len(Protection::Privacy, WRAP_LEN + 1));
-        assert!(!accepts_signature_len(Protection::Integrity, WRAP_LEN));
+        let aes = Some(EncType::AES256_CTS_HMAC_SHA1_96);
+        let rc4 = Some(EncType::RC4_HMAC);
+        assert!(accepts_signature_len(
+            Protection::Privacy,
+            aes,
+            WRAP_LEN - 16
+        ));
+        assert!(accepts_signature_len(Protection::Privacy, aes, WRAP_LEN));
+        assert!(!accepts_signature_len(
+            Protection::Privacy,
+            aes,
+            WRAP_LEN + 1
+        ));
+        assert!(!accepts_signature_len(Protection::Integrity, aes, WRAP_LEN));
+        assert!(accepts_signature_len(Protection::Privacy, rc4, 45));
+        assert!(!accepts_signature_len(Protection::Privacy, rc4, WRAP_LEN));
+        assert!(accepts_signature_len(Protection::Integrity, rc4, 37));
     }
 
     /// Tokens impacket 0.13.1's `gssapi.py` made (fixtures/PROVENANCE.md): a wrap token with

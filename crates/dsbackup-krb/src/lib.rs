@@ -21,6 +21,7 @@ pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gss;
+mod gss_rc4;
 pub mod messages;
 pub mod spnego;
 mod wire;
