@@ -13,7 +13,10 @@ use dsbackup_krb::messages::{ErrorCode, KrbErrorMsg};
 use dsbackup_krb::{Credential, EncType, Grant, KerberosTime, Key, PrincipalName, encode_ccache};
 
 #[path = "common/mock.rs"]
-#[expect(dead_code, reason = "the shared helpers include some this file does not need")]
+#[expect(
+    dead_code,
+    reason = "the shared helpers include some this file does not need"
+)]
 mod mock;
 
 use mock::MockDc;
