@@ -241,7 +241,7 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
     ));
     out.push_str(&format!(
         "\nbackup of {} bytes to disk over loopback (SHA-256, write, fsync); best of {} runs\n\
-         {:<6} {:<9} {:>7} {:>7} {:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+         {:<6} {:<11} {:>7} {:>7} {:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
         result.get("bytes").and_then(Value::as_u64).unwrap_or(0),
         result.get("runs").and_then(Value::as_u64).unwrap_or(0),
         "frag",
@@ -291,7 +291,7 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
             ),
         };
         out.push_str(&format!(
-            "{:<6} {auth:<9} {:>7} {target:>7} {ratio:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+            "{:<6} {auth:<11} {:>7} {target:>7} {ratio:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
             cell("frag", 0),
             cell("backup_mib_s", 1),
             cell("read_ratio_to_plain_tcp", 3),
