@@ -10,7 +10,7 @@
 //! | 5 | authentication failed (wrong user or password; with Kerberos also the KDC's refusals: unknown service principal, clocks too far apart, an expired ticket or cache) |
 //! | 6 | the server (or the KDC) could not be reached (name, port, endpoint mapper), or the connection broke |
 //! | 7 | a local file problem: the backup set, the output directory, a missing configuration file, a disk error |
-//! | 8 | a response failed its signature check: the traffic was altered or corrupted |
+//! | 8 | a response failed its signature check, or SPNEGO's mechanism list MIC did not verify: the traffic was altered or corrupted |
 //! | 9 | `online` only: the DC answered, and its directory service is offline (restore mode) |
 
 use std::fmt;
@@ -108,6 +108,13 @@ pub(crate) fn is_refused_logon(error: &TransportError) -> bool {
 
 /// A transport error met outside the client library (`endpoints`).
 fn transport_code(error: &TransportError) -> u8 {
+    use dsbackup_proto::{ProtocolError, SecurityError};
+    if let TransportError::Protocol(ProtocolError::Security(
+        SecurityError::BadSignature | SecurityError::MechListMic(_),
+    )) = error
+    {
+        return INTEGRITY;
+    }
     if is_refused_logon(error) {
         return AUTH;
     }

@@ -235,10 +235,15 @@ fn lost_hint(error: &TransportError) -> &'static str {
 /// The client only checks signatures once the handshake has completed (the server accepted
 /// the AUTHENTICATE message, or it would have faulted the call with `nca_s_fault_access_denied`
 /// instead of answering), so a signature that does not verify is not a credentials problem.
+///
+/// SPNEGO's mechanism list MIC that does not verify is one too: the server's signature over
+/// the negotiation, which only an alteration on the way breaks once it accepted us.
 fn is_tampering(error: &TransportError) -> bool {
     matches!(
         error,
-        TransportError::Protocol(ProtocolError::Security(SecurityError::BadSignature))
+        TransportError::Protocol(ProtocolError::Security(
+            SecurityError::BadSignature | SecurityError::MechListMic(_)
+        ))
     )
 }
 

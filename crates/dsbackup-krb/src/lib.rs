@@ -23,6 +23,7 @@ pub mod fuzzing;
 pub mod gss;
 pub mod messages;
 pub mod spnego;
+pub mod spnego_observer;
 mod wire;
 
 pub use crate::acceptor::{
@@ -39,3 +40,4 @@ pub use crate::files::{
 pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
 pub use crate::messages::PrincipalName;
 pub use crate::spnego::{SpnegoAcceptor, SpnegoInitiator};
+pub use crate::spnego_observer::SpnegoEavesdropper;

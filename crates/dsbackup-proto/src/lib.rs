@@ -51,6 +51,7 @@ pub use crate::pdu::{
 };
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider,
+    SpnegoMechanism,
 };
 pub use crate::server::{
     Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,

@@ -957,6 +957,13 @@ impl ServerAssociation {
             Err(error @ SecurityError::LogonFailure(_)) => {
                 return Err((RejectReason::INVALID_CHECKSUM, error.into()));
             }
+            // SPNEGO offering nothing the server has: as an auth type it does not have.
+            Err(error @ SecurityError::NoCommonMechanism) => {
+                return Err((
+                    RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED,
+                    error.into(),
+                ));
+            }
             Err(error) => return Err((RejectReason::REASON_NOT_SPECIFIED, error.into())),
         };
         self.auth = Some(auth);

@@ -31,11 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use dsbackup_krb::spnego::Offer;
 use dsbackup_krb::{InitiatorInputs, KerberosInitiator, SpnegoInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
     AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
-    DataRep, Limits, ProtocolError, SecurityProvider, SyntaxId, Uuid, frame_len,
+    DataRep, Limits, ProtocolError, SecurityError, SecurityProvider, SyntaxId, Uuid, frame_len,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -77,13 +78,18 @@ pub enum ClientAuth {
         /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
         level: AuthLevel,
     },
-    /// SPNEGO (auth type 9, RPC_C_AUTHN_GSS_NEGOTIATE) offering Kerberos, as Windows and
-    /// impacket's `-k` bind: the same tickets as [`ClientAuth::Kerberos`], inside SPNEGO's
-    /// tokens. The acceptor must take Kerberos: a server that answers with another mechanism
-    /// (NTLM) is refused as a downgrade.
+    /// SPNEGO (auth type 9, RPC_C_AUTHN_GSS_NEGOTIATE), as Windows' Negotiate binds: Kerberos
+    /// first (the same tickets as [`ClientAuth::Kerberos`]), NTLM after it when `ntlm` is
+    /// given. NTLM is used when Kerberos is not possible for the server (no `tickets`; or no
+    /// KDC, the KDC out of reach, the KDC not knowing the principal:
+    /// [`KdcError::is_unavailable`](crate::KdcError::is_unavailable)) or the server chooses
+    /// it. Without `ntlm`, Kerberos is required: a server choosing NTLM is refused as a
+    /// downgrade ([`SecurityError::Downgrade`](dsbackup_proto::SecurityError::Downgrade)).
     Negotiate {
-        /// Where the service ticket comes from.
-        tickets: Tickets,
+        /// Where the service ticket comes from; `None`: no Kerberos.
+        tickets: Option<Tickets>,
+        /// NTLM's credentials; `None`: no NTLM.
+        ntlm: Option<Credentials>,
         /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
         level: AuthLevel,
     },
@@ -157,26 +163,66 @@ impl ClientOptions {
         Ok(match &self.auth {
             ClientAuth::None => None,
             ClientAuth::Ntlm { credentials, level } => {
-                let inputs = ClientInputs {
-                    client_challenge: nonce::random()?,
-                    random_session_key: nonce::random()?,
-                    timestamp: nonce::filetime_now(),
-                };
-                // NTLM asks for signing and sealing only when the level needs them: at connect
-                // it asks for neither, as a Samba server insists (docs/PEERS.md).
-                Some(Box::new(Initiator::new(
-                    InitiatorConfig::for_protection(credentials.clone(), level.protection()),
-                    inputs,
-                )))
+                Some(Box::new(ntlm_initiator(credentials, *level)?))
             }
             ClientAuth::Kerberos { tickets, level } => {
                 Some(Box::new(kerberos_initiator(tickets, *level).await?))
             }
-            ClientAuth::Negotiate { tickets, level } => Some(Box::new(SpnegoInitiator::kerberos(
-                kerberos_initiator(tickets, *level).await?,
-            ))),
+            ClientAuth::Negotiate {
+                tickets,
+                ntlm,
+                level,
+            } => Some(Box::new(
+                spnego_initiator(tickets.as_ref(), ntlm.as_ref(), *level).await?,
+            )),
         })
     }
+}
+
+/// An NTLM initiator with fresh randomness.
+fn ntlm_initiator(
+    credentials: &Credentials,
+    level: AuthLevel,
+) -> Result<Initiator, TransportError> {
+    let inputs = ClientInputs {
+        client_challenge: nonce::random()?,
+        random_session_key: nonce::random()?,
+        timestamp: nonce::filetime_now(),
+    };
+    // NTLM asks for signing and sealing only when the level needs them: at connect it asks
+    // for neither, as a Samba server insists (docs/PEERS.md).
+    Ok(Initiator::new(
+        InitiatorConfig::for_protection(credentials.clone(), level.protection()),
+        inputs,
+    ))
+}
+
+/// SPNEGO offering Kerberos when a ticket can be had, then NTLM when allowed.
+async fn spnego_initiator(
+    tickets: Option<&Tickets>,
+    ntlm: Option<&Credentials>,
+    level: AuthLevel,
+) -> Result<SpnegoInitiator, TransportError> {
+    let mut offers = Vec::new();
+    if let Some(tickets) = tickets {
+        match kerberos_initiator(tickets, level).await {
+            Ok(kerberos) => offers.push(Offer::kerberos(kerberos)),
+            Err(TransportError::Kdc(error)) if ntlm.is_some() && error.is_unavailable() => {
+                tracing::warn!(%error, spn = ?tickets.spn(), "no Kerberos ticket: NTLM inside SPNEGO");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if let Some(credentials) = ntlm {
+        offers.push(Offer::ntlm(Box::new(ntlm_initiator(credentials, level)?)));
+    }
+    if offers.is_empty() {
+        // Neither tickets nor NTLM credentials: nothing to offer.
+        return Err(TransportError::Misuse(ProtocolError::Security(
+            SecurityError::NoCommonMechanism,
+        )));
+    }
+    Ok(SpnegoInitiator::new(offers))
 }
 
 /// A Kerberos initiator presenting a ticket of `tickets` with a fresh authenticator.

@@ -8,7 +8,8 @@ use dsbackup_krb::spnego::{self, MechFactory, SpnegoAcceptor};
 use dsbackup_krb::{
     AcceptorInputs, Credential, KerberosAcceptor, KerberosTime, PrincipalName, Secret,
 };
-use dsbackup_proto::{AuthType, SecurityFactory, SecurityProvider};
+use dsbackup_ntlm::{Acceptor as NtlmAcceptor, AcceptorConfig as NtlmConfig, ServerInputs};
+use dsbackup_proto::{AuthType, SecurityFactory, SecurityProvider, SpnegoMechanism};
 use tokio::sync::Mutex;
 
 use crate::kdc::{KdcClient, KdcError};
@@ -144,49 +145,49 @@ impl Tickets {
     }
 }
 
-/// Adds Kerberos (auth type 16, from `config`'s keys) and SPNEGO (auth type 9, over
-/// Kerberos or over what `others` makes for NTLM) to the acceptors `others` makes: each
-/// authenticated bind of those types gets its acceptor, with the time now and fresh randomness.
+/// The acceptors of a server, one per authenticated bind, with the time now and fresh
+/// randomness: NTLM (auth type 10) from `ntlm`, Kerberos (auth type 16) from `kerberos`'s
+/// keys, and SPNEGO (auth type 9) over whichever of the two the server has (the first of the
+/// initiator's list it has: Kerberos, or NTLM when the server has no keytab).
 pub(crate) fn acceptor_factory(
-    others: Option<SecurityFactory>,
-    config: Option<AcceptorConfig>,
+    ntlm: Option<NtlmConfig>,
+    kerberos: Option<AcceptorConfig>,
 ) -> Option<SecurityFactory> {
-    let Some(config) = config else {
-        return others;
+    if ntlm.is_none() && kerberos.is_none() {
+        return None;
+    }
+    let ntlm = move || -> Option<Box<dyn SpnegoMechanism>> {
+        let inputs = ServerInputs {
+            server_challenge: nonce::random().ok()?,
+            timestamp: nonce::filetime_now(),
+        };
+        Some(Box::new(NtlmAcceptor::new(ntlm.clone()?, inputs)))
     };
-    let others = Arc::new(std::sync::Mutex::new(others));
-    let kerberos = move || -> Option<Box<dyn SecurityProvider>> {
+    let kerberos = move || -> Option<Box<dyn SpnegoMechanism>> {
         let inputs = AcceptorInputs {
             now: now(),
             seq: u32::from_be_bytes(nonce::random().ok()?) & 0x3fff_ffff,
             subkey: nonce::random().ok()?,
             confounders: Box::new(nonce::confounder),
         };
-        Some(Box::new(KerberosAcceptor::new(config.clone(), inputs)))
-    };
-    let other = move |auth_type| {
-        others
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_mut()
-            .and_then(|factory| factory(auth_type))
+        Some(Box::new(KerberosAcceptor::new(kerberos.clone()?, inputs)))
     };
     Some(Box::new(move |auth_type| match auth_type {
-        AuthType::GSS_KERBEROS => kerberos(),
+        AuthType::WINNT => ntlm().map(|m| m as Box<dyn SecurityProvider>),
+        AuthType::GSS_KERBEROS => kerberos().map(|m| m as Box<dyn SecurityProvider>),
         AuthType::GSS_NEGOTIATE => {
-            let kerberos = kerberos.clone();
-            let other = other.clone();
+            let (kerberos, ntlm) = (kerberos.clone(), ntlm.clone());
             let mechanism: MechFactory = Box::new(move |oid| {
                 if spnego::is_kerberos(oid) {
                     kerberos()
                 } else if oid == spnego::NTLM_OID {
-                    other(AuthType::WINNT)
+                    ntlm()
                 } else {
                     None
                 }
             });
             Some(Box::new(SpnegoAcceptor::new(mechanism)) as Box<dyn SecurityProvider>)
         }
-        _ => other(auth_type),
+        _ => None,
     }))
 }

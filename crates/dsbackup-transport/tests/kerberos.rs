@@ -154,7 +154,8 @@ async fn samba_endpoint_mapper_answers_over_kerberos_and_spnego_at_every_level()
                 level,
             },
             ClientAuth::Negotiate {
-                tickets: tickets.clone(),
+                tickets: Some(tickets.clone()),
+                ntlm: None,
                 level,
             },
         ] {

@@ -89,7 +89,11 @@ async fn calls_go_through_at_every_level_and_the_server_knows_the_ticket_holder(
                 let ClientAuth::Kerberos { tickets, .. } = options.auth.clone() else {
                     unreachable!()
                 };
-                options.auth = ClientAuth::Negotiate { tickets, level };
+                options.auth = ClientAuth::Negotiate {
+                    tickets: Some(tickets),
+                    ntlm: None,
+                    level,
+                };
             }
             let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
                 .await
