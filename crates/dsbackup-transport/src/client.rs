@@ -84,7 +84,7 @@ pub enum ClientAuth {
     /// KDC, the KDC out of reach, the KDC not knowing the principal:
     /// [`KdcError::is_unavailable`](crate::KdcError::is_unavailable)) or the server chooses
     /// it. Without `ntlm`, Kerberos is required: a server choosing NTLM is refused as a
-    /// downgrade ([`SecurityError::Downgrade`](dsbackup_proto::SecurityError::Downgrade)).
+    /// downgrade ([`SecurityError::Downgrade`]).
     Negotiate {
         /// Where the service ticket comes from; `None`: no Kerberos.
         tickets: Option<Tickets>,
