@@ -20,6 +20,14 @@ pub use dsbackup_krb::{AcceptorConfig, ServiceKeys, encode_keytab, parse_keytab}
 /// A ticket is fetched again when it ends within this many seconds.
 const RENEW_MARGIN: i64 = 60;
 
+/// Bound on one KDC exchange: short enough that SPNEGO can still fall back on NTLM within a
+/// connection's deadline when the KDC does not answer.
+const KDC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long Kerberos found unavailable (no KDC answering, the principal unknown) is taken as
+/// such without asking the KDC again: the associations of one run do not each wait for it.
+const UNAVAILABLE_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Where a client's service tickets come from.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -56,6 +64,8 @@ struct Inner {
     kdc: Option<(String, u16)>,
     /// The TGT and the service ticket obtained so far.
     cache: Mutex<(Option<Credential>, Option<Credential>)>,
+    /// Kerberos found unavailable ([`KdcError::is_unavailable`]), and when.
+    unavailable: std::sync::Mutex<Option<(KdcError, tokio::time::Instant)>>,
 }
 
 fn now() -> KerberosTime {
@@ -72,6 +82,7 @@ impl Tickets {
                 spn,
                 kdc,
                 cache: Mutex::new((None, None)),
+                unavailable: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -95,16 +106,45 @@ impl Tickets {
                 host: host.clone(),
                 reason: error.to_string(),
             })?;
-        Ok(KdcClient::new(addr))
+        Ok(KdcClient::new(addr).with_timeout(KDC_TIMEOUT))
     }
 
     /// A service ticket valid now: the one kept, or a new one from the KDC.
     ///
+    /// Kerberos found unavailable ([`KdcError::is_unavailable`]: the KDC out of reach or not
+    /// knowing the principal) stays so for five minutes: the same error comes back without
+    /// asking the KDC again.
+    ///
     /// # Errors
     /// [`KdcError`]: the KDC refused (a wrong password is `KDC_ERR_PREAUTH_FAILED`, an
     /// unknown service `KDC_ERR_S_PRINCIPAL_UNKNOWN`, clocks apart `KRB_AP_ERR_SKEW`), could
-    /// not be reached, or a ready ticket has expired.
+    /// not be reached (each exchange is bounded to 3 s), or a ready ticket has expired.
     pub async fn service_ticket(&self) -> Result<Credential, KdcError> {
+        let remembered = |slot: &mut Option<(KdcError, tokio::time::Instant)>| {
+            slot.as_ref()
+                .filter(|(_, at)| at.elapsed() < UNAVAILABLE_FOR)
+                .map(|(error, _)| error.clone())
+        };
+        if let Some(error) = remembered(&mut self.unavailable()) {
+            return Err(error);
+        }
+        let result = self.fetch().await;
+        if let Err(error) = &result
+            && error.is_unavailable()
+        {
+            *self.unavailable() = Some((error.clone(), tokio::time::Instant::now()));
+        }
+        result
+    }
+
+    fn unavailable(&self) -> std::sync::MutexGuard<'_, Option<(KdcError, tokio::time::Instant)>> {
+        self.inner
+            .unavailable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn fetch(&self) -> Result<Credential, KdcError> {
         let soon = KerberosTime(now().0 + RENEW_MARGIN);
         let mut cache = self.inner.cache.lock().await;
         if let Some(ticket) = &cache.1

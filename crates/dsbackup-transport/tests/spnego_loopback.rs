@@ -277,3 +277,44 @@ async fn a_tampered_mechanism_list_mic_fails_the_bind() {
         "{error:?}"
     );
 }
+
+/// A KDC that never answers: negotiate falls back on NTLM within the connection's deadline,
+/// and the next association takes Kerberos as unavailable without asking the KDC again (one
+/// AS-REQ reached it in all).
+#[tokio::test(start_paused = true)]
+async fn a_kdc_that_does_not_answer_is_asked_once_and_ntlm_is_used() {
+    let server = ntlm_only_server().await;
+    let kdc = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    kdc.set_nonblocking(true).unwrap();
+    let port = kdc.local_addr().unwrap().port();
+    let tickets = Tickets::new(
+        dsbackup_transport::TicketSource::Login {
+            user: USER.into(),
+            realm: "CORP.EXAMPLE".into(),
+            secret: dsbackup_krb::Secret::Password(zeroize::Zeroizing::new(PASSWORD.into())),
+        },
+        PrincipalName::service("host/dc1.corp.example"),
+        Some(("127.0.0.1".into(), port)),
+    );
+    let mut options = negotiate(false, true, AuthLevel::PKT_PRIVACY);
+    options.auth = ClientAuth::Negotiate {
+        tickets: Some(tickets.clone()),
+        ntlm: Some(Credentials::from_password(USER, DOMAIN, PASSWORD)),
+        level: AuthLevel::PKT_PRIVACY,
+    };
+    for _ in 0..2 {
+        let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
+            .await
+            .unwrap();
+        let who = call_bytes(&binding, op::WHOAMI, Bytes::new()).await;
+        assert!(who.starts_with(USER.as_bytes()));
+    }
+    let error = tickets.service_ticket().await.unwrap_err();
+    assert!(error.is_unavailable(), "{error:?}");
+    let mut datagram = [0u8; 2048];
+    let mut requests = 0;
+    while kdc.recv(&mut datagram).is_ok() {
+        requests += 1;
+    }
+    assert_eq!(requests, 1);
+}
