@@ -52,7 +52,8 @@ pub(crate) struct Args {
     auth_type: crate::kerberos::AuthType,
     #[command(flatten)]
     kerberos: crate::kerberos::KerberosArgs,
-    /// The RPC authentication level: none without --user, privacy with it, unless given.
+    /// The RPC authentication level: privacy with --user (or a Kerberos credential cache:
+    /// --ccache, or KRB5CCNAME with --auth-type kerberos), none without, unless given.
     #[arg(long, value_enum)]
     auth: Option<Auth>,
     /// Seconds to connect and bind.
