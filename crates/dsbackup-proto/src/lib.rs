@@ -37,7 +37,7 @@ pub use crate::client::{
     ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
 };
 pub use crate::drep::{ByteOrder, DataRep};
-pub use crate::error::{DecodeError, EncodeError, ProtocolError};
+pub use crate::error::{ApiMisuse, DecodeError, EncodeError, ProtocolError};
 pub use crate::framing::frame_len;
 pub use crate::header::{CommonHeader, PacketType, PfcFlags};
 pub use crate::iface::{CallInfo, DecodedStub, Direction, InterfaceId, decode_stub};

@@ -66,7 +66,7 @@ use bytes::Bytes;
 use crate::assoc::{self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, StubKind};
 use crate::chain::Chain;
 use crate::drep::DataRep;
-use crate::error::{DecodeError, ProtocolError};
+use crate::error::{ApiMisuse, DecodeError, EncodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
     AlterContextResp, AuthVerifier, Bind, BindAck, BindNak, ContextResult, DecodeLimits, Fault,
@@ -319,11 +319,8 @@ impl ServerAssociation {
     /// supported (none: every authenticated bind is refused).
     ///
     /// # Errors
-    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432.
-    pub fn new(
-        config: ServerConfig,
-        factory: Option<SecurityFactory>,
-    ) -> Result<Self, ProtocolError> {
+    /// [`ApiMisuse::InvalidConfig`] for fragment sizes under 1432.
+    pub fn new(config: ServerConfig, factory: Option<SecurityFactory>) -> Result<Self, ApiMisuse> {
         config.limits.check()?;
         Ok(Self {
             max_xmit_frag: config.limits.max_xmit_frag,
@@ -386,10 +383,10 @@ impl ServerAssociation {
     /// order), fragmented to the negotiated size.
     ///
     /// # Errors
-    /// [`ProtocolError::UnknownCallId`] for a call not dispatched (or already answered,
-    /// orphaned); the association's error once failed.
-    pub fn respond(&mut self, call_id: u32, stub: impl Into<Chain>) -> Result<(), ProtocolError> {
-        self.state.clone()?;
+    /// [`ApiMisuse::UnknownCallId`] for a call not dispatched (or already answered,
+    /// orphaned); [`ApiMisuse::AssociationFailed`] once the association has failed.
+    pub fn respond(&mut self, call_id: u32, stub: impl Into<Chain>) -> Result<(), ApiMisuse> {
+        self.usable()?;
         let p_cont_id = self.take_dispatched(call_id)?;
         self.sending.push_back(Fragmenter::new(
             call_id,
@@ -406,10 +403,12 @@ impl ServerAssociation {
     ///
     /// # Errors
     /// As [`respond`](Self::respond).
-    pub fn fault(&mut self, call_id: u32, status: FaultStatus) -> Result<(), ProtocolError> {
-        self.state.clone()?;
+    pub fn fault(&mut self, call_id: u32, status: FaultStatus) -> Result<(), ApiMisuse> {
+        self.usable()?;
         let p_cont_id = self.take_dispatched(call_id)?;
-        let pdu = self.fault_pdu(call_id, p_cont_id, status)?;
+        let pdu = self
+            .fault_pdu(call_id, p_cont_id, status)
+            .map_err(ApiMisuse::Encode)?;
         self.control.push_back(pdu);
         Ok(())
     }
@@ -417,10 +416,12 @@ impl ServerAssociation {
     /// Queues a shutdown: the client should open no more calls on this connection.
     ///
     /// # Errors
-    /// The association's error once failed.
-    pub fn shutdown(&mut self) -> Result<(), ProtocolError> {
-        self.state.clone()?;
-        let pdu = self.control_pdu(0, PduBody::Shutdown(Shutdown))?;
+    /// [`ApiMisuse::AssociationFailed`] once the association has failed.
+    pub fn shutdown(&mut self) -> Result<(), ApiMisuse> {
+        self.usable()?;
+        let pdu = self
+            .control_pdu(0, PduBody::Shutdown(Shutdown))
+            .map_err(ApiMisuse::Encode)?;
         self.control.push_back(pdu);
         Ok(())
     }
@@ -572,16 +573,21 @@ impl ServerAssociation {
 }
 
 impl ServerAssociation {
-    fn take_dispatched(&mut self, call_id: u32) -> Result<u16, ProtocolError> {
-        self.dispatched
-            .remove(&call_id)
-            .ok_or(ProtocolError::UnknownCallId { call_id })
+    /// The association's state, unless it has failed: a request after that is misuse.
+    fn usable(&self) -> Result<State, ApiMisuse> {
+        self.state.clone().map_err(ApiMisuse::AssociationFailed)
     }
 
-    fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, ProtocolError> {
+    fn take_dispatched(&mut self, call_id: u32) -> Result<u16, ApiMisuse> {
+        self.dispatched
+            .remove(&call_id)
+            .ok_or(ApiMisuse::UnknownCallId { call_id })
+    }
+
+    fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, EncodeError> {
         let mut pdu = Pdu::new(call_id, body);
         pdu.drep = self.config.drep;
-        Ok(pdu.to_bytes()?)
+        pdu.to_bytes()
     }
 
     /// A fault, unsigned as Windows and Samba send them. `PFC_DID_NOT_EXECUTE` for the statuses
@@ -591,7 +597,7 @@ impl ServerAssociation {
         call_id: u32,
         p_cont_id: u16,
         status: FaultStatus,
-    ) -> Result<Bytes, ProtocolError> {
+    ) -> Result<Bytes, EncodeError> {
         let did_not_execute = matches!(
             status,
             FaultStatus::UNK_IF
@@ -611,7 +617,7 @@ impl ServerAssociation {
         p_cont_id: u16,
         status: FaultStatus,
         did_not_execute: bool,
-    ) -> Result<Bytes, ProtocolError> {
+    ) -> Result<Bytes, EncodeError> {
         let mut fault = Fault::new(p_cont_id, status);
         // Windows sends a nonzero alloc_hint in a fault (raw_protocol.py asserts it); Samba 24.
         fault.alloc_hint = 24;
@@ -620,7 +626,7 @@ impl ServerAssociation {
         if did_not_execute {
             pdu.pfc_flags |= PfcFlags::DID_NOT_EXECUTE;
         }
-        Ok(pdu.to_bytes()?)
+        pdu.to_bytes()
     }
 
     fn decode_limits(&self) -> DecodeLimits {
@@ -901,7 +907,7 @@ impl ServerAssociation {
         }
         let bytes = pdu
             .to_bytes()
-            .map_err(|error| Refusal::proto(pdu.call_id, error))?;
+            .map_err(|error| Refusal::proto(pdu.call_id, ProtocolError::Encode(error)))?;
         self.control.push_back(bytes);
         Ok(())
     }
@@ -1441,7 +1447,7 @@ impl ServerAssociation {
                 };
                 let pdu = self
                     .fault_pdu(call_id, p_cont_id, status)
-                    .map_err(|error| Refusal::proto(call_id, error))?;
+                    .map_err(|error| Refusal::proto(call_id, ProtocolError::Encode(error)))?;
                 self.control.push_back(pdu);
             }
         }
