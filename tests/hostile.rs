@@ -11,9 +11,8 @@ use dsbackup_proto::iface::ad_backup::{
     HrRBackupGetAttachmentInformationResponse, HrRBackupOpenFileResponse, HrRBackupPrepareResponse,
     HrRBackupReadResponse,
 };
-use dsbackup_proto::{
-    AuthLevel, BftKind, ContextHandle, DataRep, ExpiryToken, NameEntry, SyntaxId,
-};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{AuthLevel, BftKind, DataRep, ExpiryToken, NameEntry, SyntaxId};
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, RpcInterface, RunningServer, Server, ServerOptions,
 };

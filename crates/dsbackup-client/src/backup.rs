@@ -15,7 +15,8 @@ use dsbackup_proto::iface::ad_backup::{
     HrRBackupTruncateLogsRequest,
 };
 use dsbackup_proto::iface::ad_restore;
-use dsbackup_proto::{Chain, ContextHandle, ExpiryToken, NameEntry};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{Chain, ExpiryToken, NameEntry};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::client::Inner;

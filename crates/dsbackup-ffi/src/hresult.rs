@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(from_error(&peer), RPC_S_PROTOCOL_ERROR);
         let stub = Error::Transport {
             context: "HrRBackupRead",
-            source: TransportError::Ndr(dsbackup_proto::NdrError::Truncated {
+            source: TransportError::Ndr(dsbackup_proto::ndr::NdrError::Truncated {
                 what: "HrRBackupReadResponse",
                 needed: 8,
                 available: 2,

@@ -17,7 +17,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use dsbackup_proto::names::BftKind;
+use dsbackup_proto::BftKind;
 use sha2::{Digest, Sha256};
 
 use crate::ntds::{

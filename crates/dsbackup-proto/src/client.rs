@@ -1,85 +1,4 @@
-//! The client side of a connection-oriented association, sans-IO ([C706 §12.6],
-//! [MS-RPCE §3.3.3]).
-//!
-//! ```text
-//!            bind()                    bind_ack (+ auth3 queued)
-//!  Idle ───────────────► BindSent ───────────────────────────────► Bound ◄─┐
-//!                           │  bind_ack with Continue(token):              │ alter_context_resp
-//!                           │  alter_context queued ──► AuthAlterSent ─────┘
-//!                           │
-//!                           └─ bind_nak / fault ──► failed (BindRejected / AssociationFault)
-//!
-//!  Bound: call() ─► request fragments ─► response fragments ─► Event::Response
-//!                                      └► fault ─► Event::Fault
-//!         alter_context() ─► alter_context ─► alter_context_resp ─► Event::ContextResults
-//!         cancel() ─► co_cancel (request sent) | rest of the request sent | nothing
-//!  any state: a protocol error ─► failed, for good (every later call returns the error)
-//! ```
-//!
-//! The driver feeds whole frames (see [`frame_len`](crate::framing::frame_len), with
-//! [`ClientAssociation::max_recv_frag`]) to [`handle_frame`](ClientAssociation::handle_frame),
-//! writes what [`poll_transmit`](ClientAssociation::poll_transmit) gives, and reads
-//! [`poll_event`](ClientAssociation::poll_event). Nothing here reads a clock: the association
-//! has no timer of its own (idle and call timeouts belong to the driver, which cancels calls).
-//!
-//! A call end to end, with a server association standing in for the network:
-//!
-//! ```
-//! use bytes::Bytes;
-//! use dsbackup_proto::{
-//!     AuthLevel, ClientAssociation, ClientConfig, ClientEvent, Interface, ProtocolError,
-//!     ServerAssociation, ServerConfig, ServerEvent, SyntaxId, Uuid,
-//! };
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let ad_backup = SyntaxId::new(
-//!     Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
-//!     1,
-//!     0,
-//! );
-//! let mut client = ClientAssociation::new(ClientConfig::default(), None)?;
-//! let interface = Interface { syntax: ad_backup, opnums: 9, min_auth_level: AuthLevel::NONE };
-//! let mut server = ServerAssociation::new(ServerConfig::new(vec![interface], 1), None)?;
-//!
-//! // What a transport does: write every PDU poll_transmit gives; feed every whole frame read
-//! // (split with frame_len(buf, max_recv_frag())) to handle_frame.
-//! fn shuttle(c: &mut ClientAssociation, s: &mut ServerAssociation) -> Result<(), ProtocolError> {
-//!     while let Some(pdu) = c.poll_transmit() {
-//!         s.handle_frame(pdu.to_bytes())?;
-//!     }
-//!     while let Some(pdu) = s.poll_transmit() {
-//!         c.handle_frame(pdu.to_bytes())?;
-//!     }
-//!     Ok(())
-//! }
-//!
-//! let contexts = client.bind(&[ad_backup])?;
-//! shuttle(&mut client, &mut server)?;
-//! assert!(client.is_bound());
-//!
-//! let call_id = client.call(contexts[0], 8, None, Bytes::from_static(b"ping"))?;
-//! shuttle(&mut client, &mut server)?;
-//! while let Some(event) = server.poll_event() {
-//!     if let ServerEvent::Request(request) = event {
-//!         server.respond(request.call_id, Bytes::from_static(b"pong"))?;
-//!     }
-//! }
-//! shuttle(&mut client, &mut server)?;
-//! let response = std::iter::from_fn(|| client.poll_event()).find_map(|event| match event {
-//!     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub.to_bytes()),
-//!     _ => None,
-//! });
-//! assert_eq!(response, Some(Bytes::from_static(b"pong")));
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! Fragments of different calls never interleave on the wire: a call's request fragments go out
-//! contiguously, and control PDUs (alter_context, co_cancel, orphaned) only between calls. On
-//! receive, fragments of two calls may interleave only when `PFC_CONC_MPX` was negotiated.
-//!
-//! [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
-//! [MS-RPCE §3.3.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+//! The client side of a connection-oriented association ([`ClientAssociation`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -269,12 +188,94 @@ enum CallState {
     Cancelled,
 }
 
-/// The client end of one association.
+/// The client end of one association, sans-IO ([C706 §12.6], [MS-RPCE §3.3.3]).
+///
+/// ```text
+///            bind()                    bind_ack (+ auth3 queued)
+///  Idle ───────────────► BindSent ───────────────────────────────► Bound ◄─┐
+///                           │  bind_ack with Continue(token):              │ alter_context_resp
+///                           │  alter_context queued ──► AuthAlterSent ─────┘
+///                           │
+///                           └─ bind_nak / fault ──► failed (BindRejected / AssociationFault)
+///
+///  Bound: call() ─► request fragments ─► response fragments ─► Event::Response
+///                                      └► fault ─► Event::Fault
+///         alter_context() ─► alter_context ─► alter_context_resp ─► Event::ContextResults
+///         cancel() ─► co_cancel (request sent) | rest of the request sent | nothing
+///  any state: a protocol error ─► failed, for good (later requests: AssociationFailed)
+/// ```
+///
+/// The driver feeds whole frames (see [`frame_len`](crate::framing::frame_len), with
+/// [`ClientAssociation::max_recv_frag`]) to [`handle_frame`](ClientAssociation::handle_frame),
+/// writes what [`poll_transmit`](ClientAssociation::poll_transmit) gives, and reads
+/// [`poll_event`](ClientAssociation::poll_event). Nothing here reads a clock: the association
+/// has no timer of its own (idle and call timeouts belong to the driver, which cancels calls).
+///
+/// A call end to end, with a server association standing in for the network:
+///
+/// ```
+/// use bytes::Bytes;
+/// use dsbackup_proto::{
+///     AuthLevel, ClientAssociation, ClientConfig, ClientEvent, Interface, ProtocolError,
+///     ServerAssociation, ServerConfig, ServerEvent, SyntaxId, Uuid,
+/// };
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ad_backup = SyntaxId::new(
+///     Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
+///     1,
+///     0,
+/// );
+/// let mut client = ClientAssociation::new(ClientConfig::default(), None)?;
+/// let interface = Interface { syntax: ad_backup, opnums: 9, min_auth_level: AuthLevel::NONE };
+/// let mut server = ServerAssociation::new(ServerConfig::new(vec![interface], 1), None)?;
+///
+/// // What a transport does: write every PDU poll_transmit gives; feed every whole frame read
+/// // (split with frame_len(buf, max_recv_frag())) to handle_frame.
+/// fn shuttle(c: &mut ClientAssociation, s: &mut ServerAssociation) -> Result<(), ProtocolError> {
+///     while let Some(pdu) = c.poll_transmit() {
+///         s.handle_frame(pdu.to_bytes())?;
+///     }
+///     while let Some(pdu) = s.poll_transmit() {
+///         c.handle_frame(pdu.to_bytes())?;
+///     }
+///     Ok(())
+/// }
+///
+/// let contexts = client.bind(&[ad_backup])?;
+/// shuttle(&mut client, &mut server)?;
+/// assert!(client.is_bound());
+///
+/// let call_id = client.call(contexts[0], 8, None, Bytes::from_static(b"ping"))?;
+/// shuttle(&mut client, &mut server)?;
+/// while let Some(event) = server.poll_event() {
+///     if let ServerEvent::Request(request) = event {
+///         server.respond(request.call_id, Bytes::from_static(b"pong"))?;
+///     }
+/// }
+/// shuttle(&mut client, &mut server)?;
+/// let response = std::iter::from_fn(|| client.poll_event()).find_map(|event| match event {
+///     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub.to_bytes()),
+///     _ => None,
+/// });
+/// assert_eq!(response, Some(Bytes::from_static(b"pong")));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Fragments of different calls never interleave on the wire: a call's request fragments go out
+/// contiguously, and control PDUs (alter_context, co_cancel, orphaned) only between calls. On
+/// receive, fragments of two calls may interleave only when `PFC_CONC_MPX` was negotiated.
 ///
 /// # Errors
-/// Every method that fails leaves the association failed when the failure is the peer's
-/// (`handle_frame`); caller misuse (a call on an unknown context, a second bind) fails the
-/// method only.
+/// [`handle_frame`](Self::handle_frame) fails with a [`ProtocolError`], the peer's doing, and
+/// the association is then failed for good. Every request ([`bind`](Self::bind),
+/// [`call`](Self::call), ...) fails with an [`ApiMisuse`], the caller's, and leaves the
+/// association as it was; on a failed association that is [`ApiMisuse::AssociationFailed`],
+/// whose source is the peer's error.
+///
+/// [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+/// [MS-RPCE §3.3.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 pub struct ClientAssociation {
     config: ClientConfig,
     state: Result<State, ProtocolError>,

@@ -1,63 +1,4 @@
-//! The server side of a connection-oriented association, sans-IO ([C706 §12.6],
-//! [MS-RPCE §3.3.2]).
-//!
-//! ```text
-//!                 bind ─► bind_ack                  auth3 / alter_context legs
-//!  AwaitingBind ────────────────────► Bound ──────────────────────────► Bound, authenticated
-//!       │        (first security leg)   (handshake in progress)
-//!       └─ bind refused ─► bind_nak ─► failed
-//!
-//!  Bound: request fragments ─► Event::Request ─► respond() | fault() ─► responses | fault
-//!         alter_context ─► alter_context_resp (new contexts; a leg while authenticating)
-//!         co_cancel ─► Event::Cancelled; orphaned ─► ignored (as Windows and Samba)
-//!         second bind ─► bind_nak; alter_context re-authenticating ─► fault; both fail it
-//!  any:   a protocol error ─► fault (nca_s_proto_error or access denied), failed for good
-//! ```
-//!
-//! How the server answers what it refuses (the choices of Windows as Samba's
-//! `python/samba/tests/dcerpc/raw_protocol.py` records them, and Samba's `dcesrv_core.c`):
-//!
-//! Refused, the association goes on (faults with `PFC_DID_NOT_EXECUTE`):
-//! - a request on a context not negotiated: fault `nca_s_unk_if`;
-//! - an opnum at or past the interface's count: fault `nca_s_op_rng_error`;
-//! - an auth level under the interface's minimum: fault access denied (5);
-//! - more calls in flight than the limit: fault `nca_s_server_too_busy`.
-//!
-//! Refused, the association fails:
-//! - a bind of another version (rpc_vers other than 5, minor above 1) or data representation
-//!   (EBCDIC characters, floats other than IEEE), or any PDU but a bind first: bind_nak
-//!   `protocol_version_not_supported` naming 5.0, as Samba and Windows answer;
-//! - a bind with too many contexts, an unknown auth type, or a context without transfer
-//!   syntaxes: bind_nak (`local_limit_exceeded`, `authentication_type_not_recognized`,
-//!   `reason_not_specified`). Small or odd fragment sizes are not refused: both directions get
-//!   the client's smaller size raised to 2048, lowered to the server's limit and rounded down
-//!   to a multiple of 8, as Windows and Samba negotiate;
-//! - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
-//! - a bind whose credentials the security provider refuses at once (a Kerberos ticket for
-//!   another service, expired, skewed or replayed): bind_nak `invalid_checksum`, the reason
-//!   Samba gives a bind its security mechanism refuses;
-//! - an alter_context carrying a verifier once authenticated (changing the level or type):
-//!   fault access denied, as Samba's `dcesrv_auth_alter`;
-//! - a fragment whose signature fails, a request after a failed auth3: fault access denied;
-//! - a request stub past the budget or with too many fragments: fault access denied (Samba's
-//!   rule for its 4 MiB request limit);
-//! - a bind naming an association group that does not exist: bind_nak `reason_not_specified`;
-//! - fragments out of order (a middle fragment without a first, another call's fragment while a
-//!   request is being received, with or without `PFC_CONC_MPX`): fault `nca_s_proto_error`
-//!   without `PFC_DID_NOT_EXECUTE`, on the unfinished call (on the new one with
-//!   `PFC_CONC_MPX`), as Samba;
-//! - a PDU that does not decode or is unexpected: fault `nca_s_proto_error` (with
-//!   `PFC_DID_NOT_EXECUTE`); a co_cancel or orphaned is never refused (Windows and Samba ignore
-//!   them whatever their header says).
-//!
-//! A request on an unknown context faults naming context 0, as Windows and Samba do. Every
-//! difference from Samba's answers that remains is listed in docs/CONFORMANCE.md.
-//!
-//! After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
-//! answer (bind_nak or fault): send it, then close the connection.
-//!
-//! [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
-//! [MS-RPCE §3.3.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+//! The server side of a connection-oriented association ([`ServerAssociation`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -268,7 +209,65 @@ impl Refusal {
     }
 }
 
-/// The server end of one association.
+/// The server end of one association, sans-IO ([C706 §12.6], [MS-RPCE §3.3.2]).
+///
+/// ```text
+///                 bind ─► bind_ack                  auth3 / alter_context legs
+///  AwaitingBind ────────────────────► Bound ──────────────────────────► Bound, authenticated
+///       │        (first security leg)   (handshake in progress)
+///       └─ bind refused ─► bind_nak ─► failed
+///
+///  Bound: request fragments ─► Event::Request ─► respond() | fault() ─► responses | fault
+///         alter_context ─► alter_context_resp (new contexts; a leg while authenticating)
+///         co_cancel ─► Event::Cancelled; orphaned ─► ignored (as Windows and Samba)
+///         second bind ─► bind_nak; alter_context re-authenticating ─► fault; both fail it
+///  any:   a protocol error ─► fault (nca_s_proto_error or access denied), failed for good
+/// ```
+///
+/// How the server answers what it refuses (the choices of Windows as Samba's
+/// `python/samba/tests/dcerpc/raw_protocol.py` records them, and Samba's `dcesrv_core.c`):
+///
+/// Refused, the association goes on (faults with `PFC_DID_NOT_EXECUTE`):
+/// - a request on a context not negotiated: fault `nca_s_unk_if`;
+/// - an opnum at or past the interface's count: fault `nca_s_op_rng_error`;
+/// - an auth level under the interface's minimum: fault access denied (5);
+/// - more calls in flight than the limit: fault `nca_s_server_too_busy`.
+///
+/// Refused, the association fails:
+/// - a bind of another version (rpc_vers other than 5, minor above 1) or data representation
+///   (EBCDIC characters, floats other than IEEE), or any PDU but a bind first: bind_nak
+///   `protocol_version_not_supported` naming 5.0, as Samba and Windows answer;
+/// - a bind with too many contexts, an unknown auth type, or a context without transfer
+///   syntaxes: bind_nak (`local_limit_exceeded`, `authentication_type_not_recognized`,
+///   `reason_not_specified`). Small or odd fragment sizes are not refused: both directions get
+///   the client's smaller size raised to 2048, lowered to the server's limit and rounded down
+///   to a multiple of 8, as Windows and Samba negotiate;
+/// - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
+/// - a bind whose credentials the security provider refuses at once (a Kerberos ticket for
+///   another service, expired, skewed or replayed): bind_nak `invalid_checksum`, the reason
+///   Samba gives a bind its security mechanism refuses;
+/// - an alter_context carrying a verifier once authenticated (changing the level or type):
+///   fault access denied, as Samba's `dcesrv_auth_alter`;
+/// - a fragment whose signature fails, a request after a failed auth3: fault access denied;
+/// - a request stub past the budget or with too many fragments: fault access denied (Samba's
+///   rule for its 4 MiB request limit);
+/// - a bind naming an association group that does not exist: bind_nak `reason_not_specified`;
+/// - fragments out of order (a middle fragment without a first, another call's fragment while a
+///   request is being received, with or without `PFC_CONC_MPX`): fault `nca_s_proto_error`
+///   without `PFC_DID_NOT_EXECUTE`, on the unfinished call (on the new one with
+///   `PFC_CONC_MPX`), as Samba;
+/// - a PDU that does not decode or is unexpected: fault `nca_s_proto_error` (with
+///   `PFC_DID_NOT_EXECUTE`); a co_cancel or orphaned is never refused (Windows and Samba ignore
+///   them whatever their header says).
+///
+/// A request on an unknown context faults naming context 0, as Windows and Samba do. Every
+/// difference from Samba's answers that remains is listed in docs/CONFORMANCE.md.
+///
+/// After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
+/// answer (bind_nak or fault): send it, then close the connection.
+///
+/// [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+/// [MS-RPCE §3.3.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 pub struct ServerAssociation {
     config: ServerConfig,
     factory: Option<SecurityFactory>,
@@ -349,7 +348,7 @@ impl ServerAssociation {
     /// Feeds one whole received fragment.
     ///
     /// # Errors
-    /// The [`ProtocolError`] that failed the association (see the table in the module docs);
+    /// The [`ProtocolError`] that failed the association (see the table in the type's docs);
     /// its answer is still queued for [`poll_transmit`](Self::poll_transmit).
     pub fn handle_frame(&mut self, frame: Bytes) -> Result<(), ProtocolError> {
         let state = self.state.clone()?;

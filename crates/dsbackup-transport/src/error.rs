@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use dsbackup_proto::{
-    ApiMisuse, EncodeError, FaultStatus, NdrError, ProtocolError, RejectReason, SyntaxId,
-};
+use dsbackup_proto::ndr::NdrError;
+use dsbackup_proto::{ApiMisuse, EncodeError, FaultStatus, ProtocolError, RejectReason, SyntaxId};
 
 use crate::binding::ParseBindingError;
 use crate::kdc::KdcError;
