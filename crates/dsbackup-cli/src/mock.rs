@@ -13,7 +13,7 @@ use dsbackup_client::{
 };
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{DsMode, MockConfig, MockDc, MockUser, Privileges, SampleSpec};
-use dsbackup_transport::kerberos::{AcceptorConfig, ServiceKeys, parse_keytab};
+use dsbackup_transport::{AcceptorConfig, ServiceKeys, parse_keytab};
 
 use crate::commands::backup_text;
 use crate::connect::Auth;

@@ -32,7 +32,7 @@ use dsbackup_proto::iface::ad_backup::{self, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{self, AdRestoreResponse};
 use dsbackup_proto::ndr::ContextHandle;
 use dsbackup_proto::{AuthLevel, Chain, DataRep, Limits, SyntaxId};
-use dsbackup_transport::kerberos::AcceptorConfig as KerberosConfig;
+use dsbackup_transport::AcceptorConfig as KerberosConfig;
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
     Server, ServerOptions, Snapshot, Tap, Verdict,
