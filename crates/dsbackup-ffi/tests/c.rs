@@ -207,7 +207,7 @@ fn ntbackup_backs_up_the_mock_dc(checker: Checker) {
     assert_eq!(written, served, "{stdout}");
     for name in written {
         let file = dc.sample.file(name).unwrap();
-        let sha256 = dsbackup_mock::sample::sha256_file(&out.join(name)).unwrap();
+        let sha256 = dsbackup_mock::sha256_file(&out.join(name)).unwrap();
         assert_eq!(sha256, file.sha256, "{name}");
     }
     let token = std::fs::read(out.join("expiry-token.bin")).unwrap();
