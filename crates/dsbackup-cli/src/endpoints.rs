@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use dsbackup_transport::resolve::lookup_host;
+use dsbackup_transport::lookup_host;
 use dsbackup_transport::{
     ClientAuth, ClientOptions, EndpointEntry, TransportError, list_endpoints,
 };

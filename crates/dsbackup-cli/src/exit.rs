@@ -119,6 +119,7 @@ fn transport_code(error: &TransportError) -> u8 {
         return AUTH;
     }
     match error {
+        _ if error.is_misuse() => USAGE,
         TransportError::Fault { .. } => REFUSED,
         _ => CONNECTION,
     }
@@ -126,6 +127,9 @@ fn transport_code(error: &TransportError) -> u8 {
 
 fn client_code(error: &Error) -> u8 {
     match error {
+        // What the library refused to do as asked (a value too long for the wire, a request
+        // out of order): the command line's values, whatever layer found it.
+        _ if error.is_misuse() => USAGE,
         Error::Status { .. } => REFUSED,
         Error::Mismatch { .. } => MISMATCH,
         Error::Io { .. } | Error::Manifest { .. } | Error::BadSet { .. } | Error::Target { .. } => {
@@ -134,7 +138,6 @@ fn client_code(error: &Error) -> u8 {
         Error::Authentication { .. } => AUTH,
         Error::Integrity { .. } => INTEGRITY,
         Error::Transport { .. } | Error::BadResponse { .. } | Error::Protocol { .. } => CONNECTION,
-        Error::Misuse(_) | Error::Encode { .. } => USAGE,
         _ => FAILURE,
     }
 }
@@ -179,7 +182,7 @@ pub(crate) fn exit(code: u8) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use dsbackup_proto::{FaultStatus, ProtocolError, SecurityError};
+    use dsbackup_proto::{ApiMisuse, FaultStatus, ProtocolError, SecurityError};
     use dsbackup_transport::TransportError;
 
     use super::*;
@@ -200,5 +203,24 @@ mod tests {
         })
         .context("backup failed");
         assert_eq!(code_of(&refused), AUTH);
+    }
+
+    #[test]
+    fn misuse_is_usage_and_a_peers_violation_a_connection_failure() {
+        let misuse = anyhow::Error::new(Error::Transport {
+            context: "HrRBackupRead",
+            source: TransportError::Misuse(ApiMisuse::UnknownContext { p_cont_id: 1 }),
+        });
+        assert_eq!(code_of(&misuse), USAGE);
+        let peer = anyhow::Error::new(Error::Transport {
+            context: "HrRBackupRead",
+            source: TransportError::Protocol(ProtocolError::UnknownCallId { call_id: 4 }),
+        });
+        assert_eq!(code_of(&peer), CONNECTION);
+        let endpoints = anyhow::Error::new(TransportError::Misuse(ApiMisuse::InvalidState {
+            operation: "call",
+            state: "binding",
+        }));
+        assert_eq!(code_of(&endpoints), USAGE);
     }
 }

@@ -35,8 +35,8 @@ use dsbackup_krb::spnego::Offer;
 use dsbackup_krb::{InitiatorInputs, KerberosInitiator, SpnegoInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
-    AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
-    DataRep, Limits, ProtocolError, SecurityError, SecurityProvider, SyntaxId, Uuid, frame_len,
+    ApiMisuse, AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome,
+    ContextReport, DataRep, Limits, SecurityError, SecurityProvider, SyntaxId, Uuid, frame_len,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -218,7 +218,7 @@ async fn spnego_initiator(
     }
     if offers.is_empty() {
         // Neither tickets nor NTLM credentials: nothing to offer.
-        return Err(TransportError::Misuse(ProtocolError::Security(
+        return Err(TransportError::Misuse(ApiMisuse::Security(
             SecurityError::NoCommonMechanism,
         )));
     }
@@ -382,7 +382,7 @@ impl Association {
         config.drep = options.drep;
         config.auth_level = options.auth.level();
         config.assoc_group_id = options.assoc_group_id;
-        let mut assoc = ClientAssociation::new(config, security).map_err(TransportError::Misuse)?;
+        let mut assoc = ClientAssociation::new(config, security).map_err(TransportError::misuse)?;
         let mut reader =
             FramedRead::with_capacity(read, OwnedFrames::new(assoc.max_recv_frag()), READ_BUFFER);
         let (p_cont_id, interface, assoc_group_id) = handshake(
@@ -762,7 +762,7 @@ async fn handshake(
     let first = remaining.next().ok_or(TransportError::InterfaceRejected {
         interface: NO_INTERFACE,
     })?;
-    let ids = assoc.bind(&[first]).map_err(|e| local(assoc, e))?;
+    let ids = assoc.bind(&[first]).map_err(TransportError::misuse)?;
     let mut proposed = (first_id(ids)?, first);
     let mut accepted = false;
     loop {
@@ -791,7 +791,9 @@ async fn handshake(
             let next = remaining.next().ok_or(TransportError::InterfaceRejected {
                 interface: proposed.1,
             })?;
-            let ids = assoc.alter_context(&[next]).map_err(|e| local(assoc, e))?;
+            let ids = assoc
+                .alter_context(&[next])
+                .map_err(TransportError::misuse)?;
             proposed = (first_id(ids)?, next);
             continue;
         }
@@ -816,16 +818,6 @@ pub(crate) fn frame_error(error: FrameError) -> TransportError {
     match error {
         FrameError::Io(error) => TransportError::from(error),
         FrameError::Malformed(error) => TransportError::Protocol(error.into()),
-    }
-}
-
-/// The error for a refusal of one of the association's methods the caller asked for: the
-/// association's own failure (the peer's doing) when it has failed, else the caller's misuse.
-fn local(assoc: &ClientAssociation, error: ProtocolError) -> TransportError {
-    if assoc.error().is_some() {
-        TransportError::peer(error)
-    } else {
-        TransportError::Misuse(error)
     }
 }
 
@@ -997,7 +989,7 @@ impl Driver {
                         );
                     }
                     Err(error) => {
-                        let _ = reply.send(Err(local(&self.assoc, error)));
+                        let _ = reply.send(Err(TransportError::misuse(error)));
                     }
                 }
             }
@@ -1013,7 +1005,7 @@ impl Driver {
             }
             Command::AlterContext { interfaces, reply } => {
                 if self.alter.is_some() {
-                    let _ = reply.send(Err(TransportError::Misuse(ProtocolError::InvalidState {
+                    let _ = reply.send(Err(TransportError::Misuse(ApiMisuse::InvalidState {
                         operation: "alter the context",
                         state: "altering its context",
                     })));
@@ -1022,7 +1014,7 @@ impl Driver {
                 match self.assoc.alter_context(&interfaces) {
                     Ok(_) => self.alter = Some(reply),
                     Err(error) => {
-                        let _ = reply.send(Err(local(&self.assoc, error)));
+                        let _ = reply.send(Err(TransportError::misuse(error)));
                     }
                 }
             }

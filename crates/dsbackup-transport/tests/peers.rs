@@ -38,11 +38,11 @@ use dsbackup_ntlm::Credentials;
 use dsbackup_proto::{
     AuthLevel, CommonHeader, DataRep, FaultStatus, PacketType, PfcFlags, SyntaxId, Uuid, frame_len,
 };
-use dsbackup_transport::resolve::{epm_syntax, mgmt_syntax};
 use dsbackup_transport::{
     Binding, ClientAuth, ClientOptions, EndpointEntry, RpcInterface, RunningServer, TransportError,
     list_endpoints, resolve,
 };
+use dsbackup_transport::{epm_syntax, mgmt_syntax};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
