@@ -1,5 +1,6 @@
-//! The blocking facade: a whole backup without an async runtime of the caller's, and the
-//! keep-alive that holds a session over a pause longer than the server's idle limit.
+//! The blocking facade (a whole backup without an async runtime of the caller's), and the
+//! keep-alive that holds a session over a pause longer than the server's idle limit: the
+//! facade's own, and the async API's `BackupSession::keep_alive_during`.
 
 use std::time::Duration;
 
@@ -81,4 +82,37 @@ fn the_keep_alive_holds_a_session_over_a_pause_longer_than_the_idle_limit() {
     std::thread::sleep(Duration::from_secs(5));
     assert!(session.database_names().is_err());
     let _ = session.end();
+}
+
+/// The async API's keep-alive: the caller's pause runs inside `keep_alive_during`, which pings
+/// while it waits.
+#[tokio::test]
+async fn an_async_pause_inside_keep_alive_during_outlives_the_idle_limit() {
+    let dc = Dc::start_configured(&small_spec(), AuthLevel::PKT_INTEGRITY, |builder| {
+        builder.idle_timeout(Duration::from_secs(2))
+    })
+    .await;
+    let client = dc.client(BACKUP_USER);
+    let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+    let pause = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "rewound"
+    };
+    let output = session
+        .keep_alive_during(Duration::from_millis(200), pause)
+        .await
+        .unwrap();
+    assert_eq!(output, "rewound");
+    assert!(
+        dc.dc().active_backup().is_some(),
+        "the server kept the session"
+    );
+    session.database_names().await.unwrap();
+    session.end().await.unwrap();
+
+    // The same pause outside it: the server ends the session.
+    let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(session.database_names().await.is_err());
+    let _ = session.end().await;
 }

@@ -94,6 +94,8 @@ async fn server_statuses_come_back_as_typed_errors_naming_the_code() {
         second.to_string().contains("hrBackupInProgress"),
         "{second}"
     );
+    // A status is the server's answer: neither the caller's misuse nor a broken protocol.
+    assert!(!second.is_misuse() && !second.is_peer_fault(), "{second:?}");
 
     // A name that is not in the set.
     let error = session
@@ -119,7 +121,9 @@ async fn server_statuses_come_back_as_typed_errors_naming_the_code() {
         Some(Status::ERROR_NOT_ENOUGH_MEMORY),
         "{error}"
     );
-    assert!(matches!(reader.next_chunk().await, Err(Error::Misuse(_))));
+    let again = reader.next_chunk().await.unwrap_err();
+    assert!(matches!(again, Error::Misuse(_)), "{again:?}");
+    assert!(again.is_misuse() && !again.is_peer_fault(), "{again:?}");
     drop(reader);
     dc.dc().faults().clear();
     session.end().await.unwrap();

@@ -1,5 +1,6 @@
 //! The client against a server that lies: an ad_backup that sends fewer or more bytes than the
-//! file's size, or a read whose conformance is not the request's `cbBuffer`.
+//! file's size, or a read whose conformance is not the request's `cbBuffer`, or a server that
+//! does not speak RPC; each the peer's fault, told apart from the caller's misuse.
 
 use std::sync::Arc;
 
@@ -10,12 +11,12 @@ use dsbackup_proto::iface::ad_backup::{
     HrRBackupGetAttachmentInformationResponse, HrRBackupOpenFileResponse, HrRBackupPrepareResponse,
     HrRBackupReadResponse,
 };
-use dsbackup_proto::{
-    AuthLevel, BftKind, ContextHandle, DataRep, ExpiryToken, NameEntry, SyntaxId,
-};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{AuthLevel, BftKind, DataRep, ExpiryToken, NameEntry, SyntaxId};
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, RpcInterface, RunningServer, Server, ServerOptions,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::assert_no_bindings;
 
@@ -156,6 +157,7 @@ async fn a_file_that_ends_early_is_a_protocol_error() {
         "{error:?}"
     );
     assert!(error.to_string().contains("of its 100000 bytes"), "{error}");
+    assert!(error.is_peer_fault() && !error.is_misuse(), "{error:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,6 +177,7 @@ async fn a_file_longer_than_announced_is_a_protocol_error() {
         error.to_string().contains("longer than its 100000 bytes"),
         "{error}"
     );
+    assert!(error.is_peer_fault() && !error.is_misuse(), "{error:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,4 +193,58 @@ async fn a_read_answer_larger_than_asked_is_refused() {
         ),
         "{error:?}"
     );
+    assert!(error.is_peer_fault() && !error.is_misuse(), "{error:?}");
+}
+
+/// A server that answers the bind with bytes that are not an RPC PDU broke the protocol: the
+/// client's error says it is the peer's fault, not the caller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_answered_with_bytes_that_are_not_rpc_is_the_peers_fault() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut bind = [0_u8; 16];
+        socket.read_exact(&mut bind).await.unwrap();
+        socket
+            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        // Held open until the client gives up on it.
+        let mut rest = Vec::new();
+        let _ = socket.read_to_end(&mut rest).await;
+    });
+    let config = ClientConfig::new("127.0.0.1")
+        .auth_level(AuthLevel::NONE)
+        .endpoint(Endpoint::Port(port));
+    let client = Client::new(config).unwrap();
+    let error = client.backup_prepare(BackupType::Full).await.unwrap_err();
+    assert!(error.is_peer_fault(), "{error:?}");
+    assert!(!error.is_misuse(), "{error:?}");
+    assert!(error.status().is_none(), "{error:?}");
+    assert_no_bindings(&client);
+    server.await.unwrap();
+}
+
+/// What the caller asks wrongly is the caller's fault, and not the server's: a read size
+/// against DsBackupRead's rule, a read from a reader that already failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_mistakes_are_misuse_not_the_peers_fault() {
+    let mut config = ClientConfig::new("127.0.0.1").auth_level(AuthLevel::NONE);
+    config.read_size = 10_000;
+    let error = Client::new(config).unwrap_err();
+    assert!(error.is_misuse() && !error.is_peer_fault(), "{error:?}");
+
+    let (server, client) = liar(Lie::Conformance).await;
+    let mut session = client.backup_prepare(BackupType::Full).await.unwrap();
+    let name = session.database_names().await.unwrap()[0].name.clone();
+    let mut reader = session.open_file(&name).await.unwrap();
+    let first = reader.next_chunk().await.unwrap_err();
+    assert!(first.is_peer_fault(), "{first:?}");
+    let again = reader.next_chunk().await.unwrap_err();
+    assert!(again.is_misuse() && !again.is_peer_fault(), "{again:?}");
+    drop(reader);
+    session.end().await.unwrap();
+    assert_no_bindings(&client);
+    server.shutdown().await;
 }

@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dsbackup_client::{
-    AuthLevel, BackupOptions, Client, ClientConfig, Endpoint, Error, NoProgress, Status, Tickets,
-    backup_to_dir, verify_dir,
+    AuthLevel, BackupOptions, Client, ClientConfig, Credentials, Endpoint, Error, NoProgress,
+    Status, Tickets, backup_to_dir, verify_dir,
 };
 use dsbackup_krb::{
     Credential, EncType, Grant, KerberosTime, Key, KeytabEntry, PrincipalName, ServiceKeys,
@@ -122,6 +122,76 @@ async fn a_ticket_for_another_service_is_an_authentication_failure() {
     let error = client.is_ntds_online().await.unwrap_err();
     assert!(error.is_auth_failure(), "{error:?}");
     assert!(matches!(error, Error::Authentication { .. }));
+}
+
+/// A client binding with SPNEGO (negotiate): Kerberos with `ticket` first, NTLM with
+/// `password` after it.
+fn negotiate(dc: &Dc, ticket: Credential, password: Option<&str>) -> Client {
+    let mut config = ClientConfig::new("127.0.0.1")
+        .auth_level(AuthLevel::PKT_PRIVACY)
+        .endpoint(Endpoint::Mapper {
+            port: dc.server.local_addr().port(),
+        })
+        .kerberos(Tickets::fixed(ticket))
+        .spnego(true);
+    config.credentials =
+        password.map(|password| Credentials::from_password(BACKUP_USER, "CORP", password));
+    config.call_timeout = Duration::from_secs(20);
+    Client::new(config).unwrap()
+}
+
+/// Negotiate against a mock without a keytab: the mock chooses NTLM (the Kerberos ticket
+/// offered first is of no use to it) and the whole backup verifies; against a mock with the
+/// keytab, Kerberos is used (a wrong NTLM password beside it does not matter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiate_falls_back_on_ntlm_without_a_keytab_and_uses_kerberos_with_one() {
+    let dc = Dc::start().await;
+    let client = negotiate(
+        &dc,
+        ticket(BACKUP_USER, SPN, &service_key()),
+        Some(crate::common::PASSWORD),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("set");
+    let summary = backup_to_dir(&client, &out, &BackupOptions::default(), &mut NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(summary.end_error, None);
+    assert!(verify_dir(&out, &mut NoProgress).unwrap().is_ok());
+    for entry in &summary.manifest.files {
+        assert_eq!(entry.sha256, dc.sha256(entry.server_name()), "{entry:?}");
+    }
+
+    let dc = kerberos_dc().await;
+    let client = negotiate(
+        &dc,
+        ticket(BACKUP_USER, SPN, &service_key()),
+        Some("not the password"),
+    );
+    assert!(client.is_ntds_online().await.unwrap());
+}
+
+/// Kerberos required (auth type 16, or SPNEGO offering Kerberos alone) against a mock that
+/// only has NTLM: an authentication failure, never NTLM.
+#[tokio::test]
+async fn kerberos_required_is_refused_by_a_mock_without_a_keytab() {
+    let dc = Dc::start().await;
+    for spnego in [false, true] {
+        let mut config = ClientConfig::new("127.0.0.1")
+            .auth_level(AuthLevel::PKT_PRIVACY)
+            .endpoint(Endpoint::Mapper {
+                port: dc.server.local_addr().port(),
+            })
+            .kerberos(Tickets::fixed(ticket(BACKUP_USER, SPN, &service_key())))
+            .spnego(spnego);
+        config.call_timeout = Duration::from_secs(20);
+        let client = Client::new(config).unwrap();
+        let error = client.is_ntds_online().await.unwrap_err();
+        assert!(
+            matches!(error, Error::Authentication { .. }),
+            "SPNEGO {spnego}: {error:?}"
+        );
+    }
 }
 
 /// A variable the Samba tests need; a missing one fails the test once it is asked for.

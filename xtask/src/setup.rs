@@ -31,7 +31,7 @@ pub(crate) struct Needs {
     /// which the peer tests also run against our server).
     pub(crate) samba: bool,
     /// A C compiler (`cc`), `pkg-config` and `valgrind`, to build the C programs against
-    /// libntdsbcli and check them.
+    /// libntdsbcli and check them, and `python3` for its README's ctypes example.
     pub(crate) c: bool,
     /// The Rust standard libraries of `ci::CROSS_TARGETS` (`rustup target add`).
     pub(crate) cross_targets: bool,
@@ -103,6 +103,10 @@ fn missing_apt_packages(needs: Needs) -> Vec<&'static str> {
         }
         if !sh::on_path("valgrind") {
             packages.push("valgrind");
+        }
+        // The README's ctypes example runs against the mock in the same step.
+        if !sh::on_path("python3") && !packages.contains(&"python3") {
+            packages.push("python3");
         }
     }
     if needs.samba {

@@ -26,7 +26,10 @@ pub(crate) struct BackupArgs {
     /// The directory to create (it must not exist, or be empty).
     #[arg(long, short = 'o')]
     pub(crate) out: PathBuf,
-    /// Back up the logs only (BACKUP_TYPE_LOGS_ONLY).
+    /// Back up the logs only (BACKUP_TYPE_LOGS_ONLY; the mock DC's extension).
+    ///
+    /// Microsoft documents it as not supported, so a Windows DC may refuse it; the mock DC
+    /// serves it as an extension of its own (the logs and the patch file, no database).
     #[arg(long)]
     pub(crate) logs_only: bool,
     /// Truncate the server's committed logs once the set is safely written.

@@ -36,10 +36,11 @@ pub(crate) struct ConnectArgs {
     /// The RPC authentication level.
     #[arg(long, value_enum, default_value_t = Auth::Privacy)]
     pub(crate) auth: Auth,
-    /// The authentication package: NTLM, or Kerberos (by itself, or inside SPNEGO with
-    /// negotiate) with a ticket from a ccache (--ccache, KRB5CCNAME), a keytab (--keytab) or
-    /// the password.
-    #[arg(long, value_enum, default_value = "ntlm")]
+    /// The authentication package: negotiate (SPNEGO: Kerberos when a realm is known, with a
+    /// ticket from a ccache (--ccache, KRB5CCNAME), a keytab (--keytab) or the password, and
+    /// NTLM when Kerberos is not possible or the server chooses it), kerberos alone (NTLM
+    /// refused), or ntlm alone.
+    #[arg(long, value_enum, default_value = "negotiate")]
     pub(crate) auth_type: crate::kerberos::AuthType,
     #[command(flatten)]
     pub(crate) kerberos: crate::kerberos::KerberosArgs,
@@ -148,41 +149,30 @@ impl ConnectArgs {
                 port: self.epm_port,
             },
         });
-        let kerberos = self.auth_type.is_kerberos();
-        if !kerberos && self.kerberos.any() {
-            return Err(crate::exit::usage(
-                "--realm, --kdc, --keytab, --ccache and --spn need --auth-type kerberos",
-            ));
-        }
-        if kerberos && self.auth != Auth::None {
-            let tickets = crate::kerberos::tickets(
+        if self.auth != Auth::None {
+            use crate::kerberos::Login;
+            match crate::kerberos::login(
+                self.auth_type,
                 &self.kerberos,
                 self.user.as_deref(),
+                &self.domain,
                 &self.server,
-                |user, realm| creds::password(user, realm, &self.password),
-            )?;
-            config = config
-                .kerberos(tickets)
-                .spnego(self.auth_type == crate::kerberos::AuthType::Negotiate);
-        } else if self.auth != Auth::None {
-            let user = self.user.as_deref().ok_or_else(|| {
-                crate::exit::usage(format!(
-                    "--user is needed at --auth {} (or use --auth none)",
-                    self.auth.name()
-                ))
-            })?;
-            let account = creds::Account::parse(user, &self.domain);
-            if let Some(ignored) = &account.ignored_domain {
-                eprintln!(
-                    "dsbackup: warning: --domain {ignored} is ignored: --user {user:?} names its \
-                     own domain"
-                );
-            }
-            config = config.credentials(creds::resolve(
-                &account.user,
-                &account.domain,
                 &self.password,
-            )?);
+                self.auth.name(),
+            )? {
+                Login::Kerberos(tickets) => config = config.kerberos(tickets),
+                Login::Negotiate(tickets, ntlm) => {
+                    config.kerberos = tickets;
+                    config.credentials = ntlm;
+                    config = config.spnego(true);
+                }
+                Login::Ntlm(credentials) => config = config.credentials(credentials),
+            }
+        } else if self.kerberos.any() && !self.auth_type.is_kerberos() {
+            return Err(crate::exit::usage(
+                "--realm, --kdc, --keytab, --ccache and --spn need --auth-type kerberos or \
+                 negotiate",
+            ));
         }
         let capture = self.capture.as_deref().map(Capture::create).transpose()?;
         config.tap = crate::wirelog::client_tap(capture);

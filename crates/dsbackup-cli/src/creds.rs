@@ -92,6 +92,42 @@ pub(crate) fn resolve(
     Ok(Credentials::from_password(user, domain, &password))
 }
 
+/// NTLM's credentials for `--user` `user` and `--domain` `domain_flag` ([`Account::parse`],
+/// with a warning when the form of `--user` overrides `--domain`): `password` when it was
+/// already asked for (by Kerberos), else from [`resolve`]'s sources.
+///
+/// # Errors
+/// As [`resolve`].
+pub(crate) fn ntlm(
+    user: &str,
+    domain_flag: &str,
+    sources: &PasswordArgs,
+    password: Option<Zeroizing<String>>,
+) -> anyhow::Result<Credentials> {
+    let account = Account::parse(user, domain_flag);
+    if let Some(ignored) = &account.ignored_domain {
+        eprintln!(
+            "dsbackup: warning: --domain {ignored} is ignored: --user {user:?} names its own \
+             domain"
+        );
+    }
+    match password {
+        Some(password) if std::env::var_os(NT_HASH_ENV).is_none() => Ok(
+            Credentials::from_password(&account.user, &account.domain, &password),
+        ),
+        _ => resolve(&account.user, &account.domain, sources),
+    }
+}
+
+/// Whether a password (not only an NT hash) is to be had: an NT hash set with no file,
+/// command or `DSBACKUP_PASSWORD` is not one.
+pub(crate) fn has_password(sources: &PasswordArgs) -> bool {
+    std::env::var_os(NT_HASH_ENV).is_none()
+        || sources.password_file.is_some()
+        || sources.password_command.is_some()
+        || std::env::var_os(PASSWORD_ENV).is_some()
+}
+
 /// The password of `domain\user` from `--password-file`, `--password-command`,
 /// `DSBACKUP_PASSWORD` or a prompt, in that order (what needs the password itself, such as a
 /// Kerberos AS exchange, rather than an NT hash).

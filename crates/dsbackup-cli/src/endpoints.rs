@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use dsbackup_transport::resolve::lookup_host;
+use dsbackup_transport::lookup_host;
 use dsbackup_transport::{
     ClientAuth, ClientOptions, EndpointEntry, TransportError, list_endpoints,
 };
@@ -46,13 +46,14 @@ pub(crate) struct Args {
     domain: String,
     #[command(flatten)]
     password: creds::PasswordArgs,
-    /// The authentication package: NTLM, or Kerberos with a ticket from a ccache, a keytab or
-    /// the password.
-    #[arg(long, value_enum, default_value = "ntlm")]
+    /// The authentication package: negotiate (SPNEGO: Kerberos when a realm is known, NTLM
+    /// when Kerberos is not possible or the server chooses it), kerberos alone, or ntlm alone.
+    #[arg(long, value_enum, default_value = "negotiate")]
     auth_type: crate::kerberos::AuthType,
     #[command(flatten)]
     kerberos: crate::kerberos::KerberosArgs,
-    /// The RPC authentication level: none without --user, privacy with it, unless given.
+    /// The RPC authentication level: privacy with --user (or a Kerberos credential cache:
+    /// --ccache, or KRB5CCNAME with --auth-type kerberos), none without, unless given.
     #[arg(long, value_enum)]
     auth: Option<Auth>,
     /// Seconds to connect and bind.
@@ -86,36 +87,39 @@ pub(crate) async fn run(args: &Args, json: bool) -> Result<()> {
 /// A usage error for `--auth` above none without `--user`, or no password.
 fn options(args: &Args) -> Result<ClientOptions> {
     crate::connect::check_server(&args.server)?;
-    let kerberos = args.auth_type.is_kerberos();
+    use crate::kerberos::AuthType;
+    // Without --auth, authenticate when there is someone to authenticate as: a user, or a
+    // Kerberos credential cache (named, or KRB5CCNAME with Kerberos asked for).
+    let ticket_cache = args.kerberos.ccache.is_some()
+        || (args.auth_type == AuthType::Kerberos || args.kerberos.any())
+            && std::env::var_os("KRB5CCNAME").is_some();
     let auth = match (args.auth, &args.user) {
         (Some(auth), _) => auth,
-        (None, _) if kerberos => Auth::Privacy,
+        (None, _) if args.auth_type == AuthType::Kerberos || ticket_cache => Auth::Privacy,
         (None, Some(_)) => Auth::Privacy,
         (None, None) => Auth::None,
     };
     let mut options = ClientOptions::default();
-    if kerberos && auth != Auth::None {
-        let tickets = crate::kerberos::tickets(
+    if auth != Auth::None {
+        use crate::kerberos::Login;
+        let level = auth.level();
+        options.auth = match crate::kerberos::login(
+            args.auth_type,
             &args.kerberos,
             args.user.as_deref(),
+            &args.domain,
             &args.server,
-            |user, realm| creds::password(user, realm, &args.password),
-        )?;
-        let level = auth.level();
-        options.auth = if args.auth_type == crate::kerberos::AuthType::Negotiate {
-            ClientAuth::Negotiate { tickets, level }
-        } else {
-            ClientAuth::Kerberos { tickets, level }
+            &args.password,
+            auth.name(),
+        )? {
+            Login::Kerberos(tickets) => ClientAuth::Kerberos { tickets, level },
+            Login::Negotiate(tickets, ntlm) => ClientAuth::Negotiate {
+                tickets,
+                ntlm,
+                level,
+            },
+            Login::Ntlm(credentials) => ClientAuth::ntlm(credentials, level),
         };
-    } else if auth != Auth::None {
-        let user = args.user.as_deref().ok_or_else(|| {
-            exit::usage(format!(
-                "--user is needed at --auth {} (or use --auth none)",
-                auth.name()
-            ))
-        })?;
-        let credentials = creds::resolve(user, &args.domain, &args.password)?;
-        options.auth = ClientAuth::ntlm(credentials, auth.level());
     }
     options.connect_timeout = Duration::from_secs(args.connect_timeout);
     options.call_timeout = Duration::from_secs(args.timeout);

@@ -10,7 +10,7 @@
 //! | 5 | authentication failed (wrong user or password; with Kerberos also the KDC's refusals: unknown service principal, clocks too far apart, an expired ticket or cache) |
 //! | 6 | the server (or the KDC) could not be reached (name, port, endpoint mapper), or the connection broke |
 //! | 7 | a local file problem: the backup set, the output directory, a missing configuration file, a disk error |
-//! | 8 | a response failed its signature check: the traffic was altered or corrupted |
+//! | 8 | a response failed its signature check, or SPNEGO's mechanism list MIC did not verify: the traffic was altered or corrupted |
 //! | 9 | `online` only: the DC answered, and its directory service is offline (restore mode) |
 
 use std::fmt;
@@ -108,10 +108,18 @@ pub(crate) fn is_refused_logon(error: &TransportError) -> bool {
 
 /// A transport error met outside the client library (`endpoints`).
 fn transport_code(error: &TransportError) -> u8 {
+    use dsbackup_proto::{ProtocolError, SecurityError};
+    if let TransportError::Protocol(ProtocolError::Security(
+        SecurityError::BadSignature | SecurityError::MechListMic(_),
+    )) = error
+    {
+        return INTEGRITY;
+    }
     if is_refused_logon(error) {
         return AUTH;
     }
     match error {
+        _ if error.is_misuse() => USAGE,
         TransportError::Fault { .. } => REFUSED,
         _ => CONNECTION,
     }
@@ -119,6 +127,9 @@ fn transport_code(error: &TransportError) -> u8 {
 
 fn client_code(error: &Error) -> u8 {
     match error {
+        // What the library refused to do as asked (a value too long for the wire, a request
+        // out of order): the command line's values, whatever layer found it.
+        _ if error.is_misuse() => USAGE,
         Error::Status { .. } => REFUSED,
         Error::Mismatch { .. } => MISMATCH,
         Error::Io { .. } | Error::Manifest { .. } | Error::BadSet { .. } | Error::Target { .. } => {
@@ -127,7 +138,6 @@ fn client_code(error: &Error) -> u8 {
         Error::Authentication { .. } => AUTH,
         Error::Integrity { .. } => INTEGRITY,
         Error::Transport { .. } | Error::BadResponse { .. } | Error::Protocol { .. } => CONNECTION,
-        Error::Misuse(_) | Error::Encode { .. } => USAGE,
         _ => FAILURE,
     }
 }
@@ -172,7 +182,7 @@ pub(crate) fn exit(code: u8) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use dsbackup_proto::{FaultStatus, ProtocolError, SecurityError};
+    use dsbackup_proto::{ApiMisuse, FaultStatus, ProtocolError, SecurityError};
     use dsbackup_transport::TransportError;
 
     use super::*;
@@ -193,5 +203,24 @@ mod tests {
         })
         .context("backup failed");
         assert_eq!(code_of(&refused), AUTH);
+    }
+
+    #[test]
+    fn misuse_is_usage_and_a_peers_violation_a_connection_failure() {
+        let misuse = anyhow::Error::new(Error::Transport {
+            context: "HrRBackupRead",
+            source: TransportError::Misuse(ApiMisuse::UnknownContext { p_cont_id: 1 }),
+        });
+        assert_eq!(code_of(&misuse), USAGE);
+        let peer = anyhow::Error::new(Error::Transport {
+            context: "HrRBackupRead",
+            source: TransportError::Protocol(ProtocolError::UnknownCallId { call_id: 4 }),
+        });
+        assert_eq!(code_of(&peer), CONNECTION);
+        let endpoints = anyhow::Error::new(TransportError::Misuse(ApiMisuse::InvalidState {
+            operation: "call",
+            state: "binding",
+        }));
+        assert_eq!(code_of(&endpoints), USAGE);
     }
 }

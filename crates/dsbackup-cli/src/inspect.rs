@@ -131,9 +131,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             .map(|password| NtlmEavesdropper::new(NtHash::from_password(password)));
         let observer = || {
             Observer::new(
-                eavesdropper
-                    .clone()
-                    .map(|e| Box::new(e) as Box<dyn Eavesdropper>),
+                // NTLM by itself (auth type 10) and inside SPNEGO (9).
+                eavesdropper.clone().map(|e| {
+                    Box::new(dsbackup_krb::SpnegoEavesdropper::new(Box::new(e)))
+                        as Box<dyn Eavesdropper>
+                }),
             )
         };
         let mut printer = Printer {

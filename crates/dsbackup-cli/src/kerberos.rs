@@ -7,14 +7,24 @@
 //! `--realm`, the cache, or `default_realm` of krb5.conf (`KRB5_CONFIG`, else
 //! `/etc/krb5.conf`); the KDC from `--kdc`, the realm's `kdc` lines, or the server itself.
 //! The tickets are fetched when the first connection needs them.
+//!
+//! `--auth-type negotiate` (the default) is SPNEGO as Windows' Negotiate: Kerberos when it can
+//! be set up (a realm from `--realm`, `--user user@REALM`, a ccache or krb5.conf, and a
+//! ccache, keytab or password), NTLM with the same user and password after it; the NTLM
+//! alone when there is no realm (or only an NT hash). The transport also falls back on NTLM
+//! when the KDC cannot be reached or does not know the principal, or the server chooses NTLM.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
+use dsbackup_client::Credentials;
 use dsbackup_krb::{KerberosTime, Krb5Conf, PrincipalName, Secret};
 use dsbackup_transport::{KdcError, TicketSource, Tickets, TransportError};
 use zeroize::Zeroizing;
+
+use crate::creds;
 
 /// How RPC authenticates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -23,7 +33,7 @@ pub(crate) enum AuthType {
     Ntlm,
     /// Kerberos (auth type 16).
     Kerberos,
-    /// SPNEGO (auth type 9) offering Kerberos, as Windows binds (no NTLM inside it yet).
+    /// SPNEGO (auth type 9): Kerberos first, NTLM as its fallback, as Windows' Negotiate.
     Negotiate,
 }
 
@@ -101,6 +111,113 @@ fn split_user(user: &str) -> (&str, Option<&str>) {
     (name, None)
 }
 
+/// How the command line authenticates, its secrets resolved.
+#[derive(Debug)]
+pub(crate) enum Login {
+    /// `--auth-type kerberos`.
+    Kerberos(Tickets),
+    /// `--auth-type negotiate`: Kerberos when it can be set up, NTLM when a user is given.
+    Negotiate(Option<Tickets>, Option<Credentials>),
+    /// `--auth-type ntlm`.
+    Ntlm(Credentials),
+}
+
+/// The [`Login`] of `auth_type` for `--user` `user` (`--domain` `domain`) to `server` at
+/// `--auth` `level` (its name, for the messages).
+///
+/// # Errors
+/// Kerberos options with `--auth-type ntlm`, no `--user` where one is needed (usage errors);
+/// what [`tickets`], [`negotiate`] and [`creds::ntlm`] refuse.
+pub(crate) fn login(
+    auth_type: AuthType,
+    args: &KerberosArgs,
+    user: Option<&str>,
+    domain: &str,
+    server: &str,
+    sources: &creds::PasswordArgs,
+    level: &str,
+) -> Result<Login> {
+    if !auth_type.is_kerberos() && args.any() {
+        return Err(crate::exit::usage(
+            "--realm, --kdc, --keytab, --ccache and --spn need --auth-type kerberos or negotiate",
+        ));
+    }
+    Ok(match auth_type {
+        AuthType::Kerberos => Login::Kerberos(tickets(args, user, server, |user, realm| {
+            creds::password(user, realm, sources)
+        })?),
+        AuthType::Negotiate => {
+            let (tickets, ntlm) = negotiate(args, user, domain, server, sources, level)?;
+            Login::Negotiate(tickets, ntlm)
+        }
+        AuthType::Ntlm => {
+            let user = user.ok_or_else(|| {
+                crate::exit::usage(format!(
+                    "--user is needed at --auth {level} (or use --auth none)"
+                ))
+            })?;
+            Login::Ntlm(creds::ntlm(user, domain, sources, None)?)
+        }
+    })
+}
+
+/// Kerberos cannot be set up from what was given (no realm, or no password for it): what
+/// `negotiate` takes as "NTLM alone".
+#[derive(Debug)]
+pub(crate) struct NoKerberos(&'static str);
+
+impl std::fmt::Display for NoKerberos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for NoKerberos {}
+
+/// The credentials of `--auth-type negotiate`: the Kerberos tickets when Kerberos can be set
+/// up, and NTLM's credentials when `user` is given, the password asked for once.
+///
+/// # Errors
+/// Neither a user nor a credential cache (the usage error NTLM gives); a Kerberos source that
+/// was named and fails (an unreadable keytab or ccache); no password for NTLM.
+fn negotiate(
+    args: &KerberosArgs,
+    user: Option<&str>,
+    domain: &str,
+    server: &str,
+    sources: &creds::PasswordArgs,
+    level: &str,
+) -> Result<(Option<Tickets>, Option<Credentials>)> {
+    if user.is_none() && ccache_path(args, None).is_none() {
+        return Err(crate::exit::usage(format!(
+            "--user is needed at --auth {level} (or use --auth none)"
+        )));
+    }
+    let remembered: RefCell<Option<Zeroizing<String>>> = RefCell::new(None);
+    let tickets = match tickets(args, user, server, |user, realm| {
+        if !creds::has_password(sources) {
+            // An NT hash alone makes no AES key: NTLM only.
+            return Err(anyhow::Error::new(NoKerberos(
+                "the NT hash is no Kerberos password",
+            )));
+        }
+        let password = creds::password(user, realm, sources)?;
+        *remembered.borrow_mut() = Some(password.clone());
+        Ok(password)
+    }) {
+        Ok(tickets) => Some(tickets),
+        Err(error) if error.is::<NoKerberos>() => {
+            tracing::info!("no Kerberos ({error}): NTLM inside SPNEGO");
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    let ntlm = user
+        .map(|user| creds::ntlm(user, domain, sources, remembered.take()))
+        .transpose()?;
+    Ok((tickets, ntlm))
+}
+
 /// Where the server's service tickets come from, per the module's order; nothing is fetched
 /// yet (the first connection asks the KDC).
 ///
@@ -144,7 +261,9 @@ pub(crate) fn tickets(
         .map(str::to_owned)
         .or_else(|| cache.as_ref().map(|c| c.realm.clone()))
         .or_else(|| conf.default_realm.clone())
-        .context("no realm: give --realm (or a default_realm in krb5.conf)")?
+        .ok_or(NoKerberos(
+            "no realm: give --realm (or a default_realm in krb5.conf)",
+        ))?
         .to_ascii_uppercase();
     let kdc_name = args
         .kdc

@@ -32,8 +32,9 @@ use crate::output::Output;
     about,
     after_help = "Exit codes: 0 success, 1 other failure, 2 usage, 3 verification failed, \
                   4 refused by the server, 5 authentication failed, 6 connection failed, \
-                  7 local file problem, 8 a response failed its signature check (traffic altered), \
-                  9 (online) the directory service is offline."
+                  7 local file problem, 8 a response (or SPNEGO's mechanism list MIC) failed \
+                  its signature check (traffic altered), 9 (online) the directory service is \
+                  offline."
 )]
 struct Cli {
     /// Print results as one JSON document on stdout.

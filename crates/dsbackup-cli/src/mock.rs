@@ -13,7 +13,7 @@ use dsbackup_client::{
 };
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{DsMode, MockConfig, MockDc, MockUser, Privileges, SampleSpec};
-use dsbackup_transport::kerberos::{AcceptorConfig, ServiceKeys, parse_keytab};
+use dsbackup_transport::{AcceptorConfig, ServiceKeys, parse_keytab};
 
 use crate::commands::backup_text;
 use crate::connect::Auth;
@@ -226,7 +226,7 @@ pub(crate) async fn demo(args: &DemoArgs, output: Output) -> anyhow::Result<u8> 
     for entry in &summary.manifest.files {
         let served = sample
             .file(entry.server_name())
-            .map(|f| dsbackup_mock::sample::hex(&f.sha256));
+            .map(|f| dsbackup_mock::hex(&f.sha256));
         if served.as_deref() != Some(entry.sha256.as_str()) {
             mismatches.push(entry.path.clone());
         }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
+use dsbackup_krb::spnego::{NTLM_OID, NegTokenResp, is_kerberos};
 use dsbackup_ntlm::Message;
 use dsbackup_proto::observe::{Half, Observation, Observer};
 use dsbackup_proto::{AuthType, ContResult, PduBody, SyntaxId, frame_len};
@@ -197,11 +198,42 @@ fn step(ends: TapEnds, observation: &Observation) {
         ),
         _ => {}
     }
+    let spnego = pdu.auth_verifier.as_ref().and_then(|verifier| {
+        (verifier.auth_type == AuthType::GSS_NEGOTIATE)
+            .then(|| NegTokenResp::decode(&verifier.auth_value).ok())
+            .flatten()
+    });
+    if let Some(mech) = spnego
+        .as_ref()
+        .and_then(|resp| resp.supported_mech.as_deref())
+    {
+        let name = if mech == NTLM_OID {
+            "NTLM"
+        } else if is_kerberos(mech) {
+            "Kerberos"
+        } else {
+            "an unknown mechanism"
+        };
+        tracing::info!(target: TARGET, "{} chose {name} inside SPNEGO", ends.server);
+    }
+    // NTLM's AUTHENTICATE, by itself or inside SPNEGO.
+    let ntlm = match (&pdu.auth_verifier, &spnego) {
+        (Some(verifier), _) if verifier.auth_type == AuthType::WINNT => {
+            Some(verifier.auth_value.as_ref())
+        }
+        (Some(_), Some(resp)) => resp.response_token.as_deref(),
+        _ => None,
+    };
     if let Some(verifier) = &pdu.auth_verifier
         && observation.handshake.is_some()
-        && verifier.auth_type == AuthType::WINNT
-        && let Ok(Message::Authenticate(authenticate)) = Message::decode(&verifier.auth_value)
+        && let Some(token) = ntlm
+        && let Ok(Message::Authenticate(authenticate)) = Message::decode(token)
     {
+        let inside = if spnego.is_some() {
+            " inside SPNEGO"
+        } else {
+            ""
+        };
         let flags: Vec<String> = authenticate
             .flags
             .iter_names()
@@ -214,7 +246,7 @@ fn step(ends: TapEnds, observation: &Observation) {
         };
         tracing::info!(
             target: TARGET,
-            "authenticating as {account} with NTLM at --auth {}, flags {}",
+            "authenticating as {account} with NTLM{inside} at --auth {}, flags {}",
             level_name(verifier.auth_level),
             flags.join("|")
         );

@@ -15,7 +15,8 @@ use dsbackup_proto::iface::ad_backup::{
     HrRBackupTruncateLogsRequest,
 };
 use dsbackup_proto::iface::ad_restore;
-use dsbackup_proto::{Chain, ContextHandle, ExpiryToken, NameEntry};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{Chain, ExpiryToken, NameEntry};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::client::Inner;
@@ -219,6 +220,32 @@ impl BackupSession {
             return Err(wrong_response(CALL));
         };
         check(CALL, response.status)
+    }
+
+    /// Runs `pause` (whatever the caller waits on between two calls: a tape changer, an
+    /// operator, a slow sink) while sending `HrRBackupPing` every `interval` of it, so that the
+    /// server does not end an idle session meanwhile; returns what `pause` returned. The
+    /// interval must be shorter than the server's idle limit. The blocking facade (and so the C
+    /// API) does this on its own whenever its caller is away.
+    ///
+    /// # Errors
+    /// The first ping that fails ([`Error::Status`], transport errors); `pause` is dropped then.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops `pause` and cancels a ping on the wire; the session stays
+    /// usable.
+    pub async fn keep_alive_during<F: Future>(
+        &mut self,
+        interval: std::time::Duration,
+        pause: F,
+    ) -> Result<F::Output, Error> {
+        let mut pause = std::pin::pin!(pause);
+        loop {
+            match tokio::time::timeout(interval, pause.as_mut()).await {
+                Ok(output) => return Ok(output),
+                Err(_elapsed) => self.ping().await?,
+            }
+        }
     }
 
     /// `DsRestoreGetDatabaseLocations` at backup time: where a restore would put the files.

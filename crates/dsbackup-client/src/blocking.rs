@@ -403,13 +403,9 @@ async fn next(
     keep_alive: Duration,
 ) -> Option<Request> {
     loop {
-        match tokio::time::timeout(keep_alive, requests.recv()).await {
+        match session.keep_alive_during(keep_alive, requests.recv()).await {
             Ok(request) => return request,
-            Err(_) => {
-                if let Err(error) = session.ping().await {
-                    tracing::debug!(%error, "Keep-alive failed");
-                }
-            }
+            Err(error) => tracing::debug!(%error, "Keep-alive failed"),
         }
     }
 }

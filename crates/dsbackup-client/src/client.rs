@@ -66,8 +66,9 @@ pub struct ClientConfig {
     /// Kerberos tickets for the server's SPN: when set, the client authenticates with
     /// Kerberos (auth type 16) instead of NTLM.
     pub kerberos: Option<Tickets>,
-    /// With [`kerberos`](Self::kerberos): bind with SPNEGO (auth type 9) offering Kerberos,
-    /// rather than Kerberos itself (auth type 16).
+    /// Bind with SPNEGO (auth type 9): Kerberos first when [`kerberos`](Self::kerberos) is
+    /// set, NTLM with [`credentials`](Self::credentials) as its fallback (see
+    /// [`ClientConfig::spnego`]), rather than Kerberos (auth type 16) or NTLM (10) alone.
     pub spnego: bool,
     /// The auth level: packet privacy by default.
     pub auth_level: AuthLevel,
@@ -174,7 +175,11 @@ impl ClientConfig {
         self
     }
 
-    /// With [`kerberos`](Self::kerberos): inside SPNEGO (auth type 9), as Windows binds.
+    /// SPNEGO (auth type 9), as Windows' Negotiate binds: Kerberos with the
+    /// [`kerberos`](Self::kerberos) tickets first, NTLM with the
+    /// [`credentials`](Self::credentials) when Kerberos is not possible for the server or the
+    /// server chooses NTLM. With tickets and no credentials, Kerberos is required (a server
+    /// choosing NTLM is refused as a downgrade); with credentials alone, NTLM inside SPNEGO.
     #[must_use]
     pub fn spnego(mut self, spnego: bool) -> Self {
         self.spnego = spnego;
@@ -236,7 +241,13 @@ impl Client {
         }
         let auth = match (config.kerberos, config.credentials, config.auth_level) {
             (_, _, AuthLevel::NONE) => ClientAuth::None,
-            (Some(tickets), _, level) if config.spnego => ClientAuth::Negotiate { tickets, level },
+            (tickets, ntlm, level) if config.spnego && (tickets.is_some() || ntlm.is_some()) => {
+                ClientAuth::Negotiate {
+                    tickets,
+                    ntlm,
+                    level,
+                }
+            }
             (Some(tickets), _, level) => ClientAuth::Kerberos { tickets, level },
             (None, Some(credentials), level) => ClientAuth::ntlm(credentials, level),
             (None, None, _) => {

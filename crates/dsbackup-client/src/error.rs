@@ -238,10 +238,15 @@ fn lost_hint(error: &TransportError) -> &'static str {
 /// The client only checks signatures once the handshake has completed (the server accepted
 /// the AUTHENTICATE message, or it would have faulted the call with `nca_s_fault_access_denied`
 /// instead of answering), so a signature that does not verify is not a credentials problem.
+///
+/// SPNEGO's mechanism list MIC that does not verify is one too: the server's signature over
+/// the negotiation, which only an alteration on the way breaks once it accepted us.
 fn is_tampering(error: &TransportError) -> bool {
     matches!(
         error,
-        TransportError::Protocol(ProtocolError::Security(SecurityError::BadSignature))
+        TransportError::Protocol(ProtocolError::Security(
+            SecurityError::BadSignature | SecurityError::MechListMic(_)
+        ))
     )
 }
 
@@ -272,6 +277,8 @@ fn is_auth_refusal(error: &TransportError) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use dsbackup_proto::{ApiMisuse, PacketType};
+
     use super::*;
 
     #[test]
@@ -327,6 +334,69 @@ mod tests {
                     .contains("the server refused the credentials"),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn each_error_is_the_callers_or_the_peers_fault_or_neither() {
+        let transport = |source| Error::transport("HrRBackupRead")(source);
+        let misuse = [
+            Error::Misuse("no file is open"),
+            Error::Encode {
+                call: "HrRBackupOpenFile",
+                source: EncodeError::TooLong {
+                    what: "name",
+                    field: "size_is",
+                    value: 1 << 20,
+                    max: 1 << 16,
+                },
+            },
+            transport(TransportError::Misuse(ApiMisuse::UnknownContext {
+                p_cont_id: 7,
+            })),
+            transport(TransportError::Misuse(ApiMisuse::LimitExceeded {
+                what: "calls in flight",
+                value: 65,
+                limit: 64,
+            })),
+        ];
+        for error in misuse {
+            assert!(error.is_misuse() && !error.is_peer_fault(), "{error:?}");
+        }
+        let peer = [
+            transport(TransportError::Protocol(ProtocolError::UnexpectedPdu {
+                expected: &[PacketType::RESPONSE],
+                got: PacketType::BIND_ACK,
+            })),
+            transport(TransportError::Protocol(ProtocolError::LimitExceeded {
+                what: "reassembled stub",
+                value: 1 << 30,
+                limit: 1 << 24,
+            })),
+            Error::Protocol {
+                call: "HrRBackupRead",
+                reason: "a file longer than announced".into(),
+            },
+        ];
+        for error in peer {
+            assert!(error.is_peer_fault() && !error.is_misuse(), "{error:?}");
+        }
+        // A status, an altered response, a refused logon and a lost connection are neither.
+        let neither = [
+            Error::Status {
+                call: "HrRBackupPrepare",
+                status: Status::HR_BACKUP_IN_PROGRESS,
+            },
+            transport(TransportError::Protocol(ProtocolError::Security(
+                SecurityError::BadSignature,
+            ))),
+            transport(TransportError::Protocol(ProtocolError::Security(
+                SecurityError::LogonFailure("NTProofStr does not verify"),
+            ))),
+            transport(TransportError::Closed),
+        ];
+        for error in neither {
+            assert!(!error.is_misuse() && !error.is_peer_fault(), "{error:?}");
         }
     }
 }

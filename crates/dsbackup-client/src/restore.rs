@@ -4,7 +4,8 @@ use dsbackup_proto::iface::ad_restore::{
     AdRestoreRequest, AdRestoreResponse, EdbRstmapW, HrRRestoreEndRequest,
     HrRRestoreRegisterCompleteRequest, HrRRestoreRegisterRequest,
 };
-use dsbackup_proto::{ContextHandle, NameEntry, Status};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{NameEntry, Status};
 
 use crate::error::Error;
 use crate::rpc::{Rpc, check, wrong_response};

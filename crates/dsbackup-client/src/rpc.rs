@@ -13,8 +13,9 @@ use dsbackup_proto::iface::ad_backup::{
 use dsbackup_proto::iface::ad_restore::{
     AdRestoreRequest, AdRestoreResponse, HrRRestoreGetDatabaseLocationsRequest,
 };
+use dsbackup_proto::ndr::ContextHandle;
 use dsbackup_proto::ndr::NdrError;
-use dsbackup_proto::{ContextHandle, NameEntry, Status, SyntaxId};
+use dsbackup_proto::{NameEntry, Status, SyntaxId};
 use dsbackup_transport::{Binding, Reply, StringBinding};
 
 use crate::client::{Endpoint, Inner};

@@ -11,7 +11,7 @@
 //! | a response failed its signature check | `SEC_E_MESSAGE_ALTERED` |
 //! | a response that does not decode | `RPC_X_BAD_STUB_DATA` |
 //! | a server that breaks the protocol | `RPC_S_PROTOCOL_ERROR` |
-//! | a bad argument, handle or call order | `ERROR_INVALID_PARAMETER` (`hrInvalidParam` for the expiry token's pointers, `hrInvalidHandle` for `DsBackupClose` without an open file, as documented) |
+//! | a bad argument, handle or call order, or any other misuse of the library (`Error::is_misuse`), even while connecting | `ERROR_INVALID_PARAMETER` (`hrInvalidParam` for the expiry token's pointers, `hrInvalidHandle` for `DsBackupClose` without an open file, as documented) |
 //! | memory exhaustion | `ERROR_NOT_ENOUGH_MEMORY` |
 //! | a panic or a broken invariant inside the library (a bug) | `E_UNEXPECTED` |
 
@@ -128,7 +128,8 @@ pub fn from_status(status: Status) -> Hresult {
 pub fn from_error(error: &Error) -> Hresult {
     match error {
         Error::Status { status, .. } => from_status(*status),
-        Error::Misuse(_) | Error::Encode { .. } => ERROR_INVALID_PARAMETER,
+        // The caller's misuse (`Error::is_misuse`), whenever it is found, connecting included.
+        _ if error.is_misuse() => ERROR_INVALID_PARAMETER,
         Error::Integrity { .. } => SEC_E_MESSAGE_ALTERED,
         Error::Authentication { .. } => ERROR_ACCESS_DENIED,
         Error::BadResponse { .. } => RPC_X_BAD_STUB_DATA,
@@ -147,9 +148,6 @@ fn from_transport(context: &str, error: &TransportError) -> Hresult {
         _ if context.starts_with("connect") => from_status(HR_COULD_NOT_CONNECT),
         TransportError::Protocol(_) => RPC_S_PROTOCOL_ERROR,
         TransportError::Ndr(_) => RPC_X_BAD_STUB_DATA,
-        TransportError::Encode(_) | TransportError::Binding(_) | TransportError::Misuse(_) => {
-            ERROR_INVALID_PARAMETER
-        }
         _ => RPC_S_CALL_FAILED,
     }
 }
@@ -182,7 +180,7 @@ pub fn from_fault(status: FaultStatus) -> Hresult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dsbackup_proto::{ProtocolError, SecurityError};
+    use dsbackup_proto::{ApiMisuse, ProtocolError, SecurityError};
 
     #[test]
     fn server_statuses_come_through_unchanged() {
@@ -250,5 +248,33 @@ mod tests {
         };
         assert_eq!(from_error(&error).cast_unsigned(), 0x8009_030F);
         assert_eq!(from_error(&Error::Misuse("x")), 87);
+    }
+
+    #[test]
+    fn the_callers_misuse_is_invalid_parameter_and_the_peers_a_protocol_error() {
+        for context in ["connect to ad_backup", "HrRBackupRead"] {
+            let misuse = Error::Transport {
+                context,
+                source: TransportError::Misuse(ApiMisuse::UnknownContext { p_cont_id: 3 }),
+            };
+            assert!(misuse.is_misuse());
+            assert_eq!(from_error(&misuse), ERROR_INVALID_PARAMETER, "{context}");
+        }
+        let peer = Error::Transport {
+            context: "HrRBackupRead",
+            source: TransportError::Protocol(ProtocolError::UnknownCallId { call_id: 9 }),
+        };
+        assert!(peer.is_peer_fault());
+        assert_eq!(from_error(&peer), RPC_S_PROTOCOL_ERROR);
+        let stub = Error::Transport {
+            context: "HrRBackupRead",
+            source: TransportError::Ndr(dsbackup_proto::ndr::NdrError::Truncated {
+                what: "HrRBackupReadResponse",
+                needed: 8,
+                available: 2,
+            }),
+        };
+        assert!(stub.is_peer_fault());
+        assert_eq!(from_error(&stub), RPC_X_BAD_STUB_DATA);
     }
 }

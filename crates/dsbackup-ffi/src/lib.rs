@@ -827,3 +827,19 @@ pub extern "C" fn DsRestoreEnd(hbc: Hbc) -> Hresult {
         Session::Backup(_) => Err(codes::ERROR_INVALID_PARAMETER),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_an_entry_point_is_e_unexpected_not_an_unwind_into_c() {
+        let hr = guard(|| panic!("a broken invariant"));
+        assert_eq!(hr, codes::E_UNEXPECTED);
+        assert_eq!(
+            guard(|| Err(codes::ERROR_HANDLE_EOF)),
+            codes::ERROR_HANDLE_EOF
+        );
+        assert_eq!(guard(|| Ok(())), codes::S_OK);
+    }
+}

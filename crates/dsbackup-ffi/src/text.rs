@@ -112,7 +112,7 @@ impl Chars for Wide {
         units
             .try_reserve_exact(len)
             .map_err(|_| codes::ERROR_NOT_ENOUGH_MEMORY)?;
-        units.extend(dsbackup_proto::names::build_name_list(entries));
+        units.extend(dsbackup_proto::build_name_list(entries));
         Ok(Buffer::Units(units))
     }
 }

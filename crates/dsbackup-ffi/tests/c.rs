@@ -207,7 +207,7 @@ fn ntbackup_backs_up_the_mock_dc(checker: Checker) {
     assert_eq!(written, served, "{stdout}");
     for name in written {
         let file = dc.sample.file(name).unwrap();
-        let sha256 = dsbackup_mock::sample::sha256_file(&out.join(name)).unwrap();
+        let sha256 = dsbackup_mock::sha256_file(&out.join(name)).unwrap();
         assert_eq!(sha256, file.sha256, "{name}");
     }
     let token = std::fs::read(out.join("expiry-token.bin")).unwrap();
@@ -326,4 +326,46 @@ fn contract_c_under_valgrind() {
 #[ignore = "needs valgrind; run by `cargo xtask ci` (step ffi)"]
 fn restore_c_under_valgrind() {
     restore_registers_on_the_mock_dc(Checker::Valgrind);
+}
+
+/// The Python `ctypes` example of the README, as it is written there, against the mock: it
+/// backs up the files `DsBackupGetDatabaseNames` names, and they hash as the server's.
+#[test]
+#[ignore = "needs python3; run by `cargo xtask ci` (step ffi)"]
+fn the_readmes_python_example_backs_up_the_mock_dc() {
+    let dc = start_dc();
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(readme).unwrap();
+    let script = readme
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README has a Python example");
+    let temp = tempfile::tempdir().unwrap();
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(temp.path())
+        .env("LD_LIBRARY_PATH", library_dir())
+        .env("DC", "127.0.0.1")
+        .env("DC_PASSWORD", PASSWORD)
+        .env(
+            "NTDSBCLI_EPM_PORT",
+            dc.server.local_addr().port().to_string(),
+        )
+        .output()
+        .expect("python3 runs");
+    assert_success("python3", &output);
+    let mut written: Vec<String> = std::fs::read_dir(temp.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort_unstable();
+    assert_eq!(written, ["ntds.dit", "ntds.pat"]);
+    for name in written {
+        let file = dc.sample.file(&name).unwrap();
+        let sha256 = dsbackup_mock::sha256_file(&temp.path().join(&name)).unwrap();
+        assert_eq!(sha256, file.sha256, "{name}");
+    }
+    assert_eq!(dc.server.dc().active_backup(), None, "DsBackupEnd ended it");
 }

@@ -1,5 +1,6 @@
-//! `DsBackupEnd` retires the handle even when the server is gone, and a response altered on
-//! the way is `SEC_E_MESSAGE_ALTERED`: the C functions called from Rust against a mock DC.
+//! `DsBackupEnd` retires the handle and closes every binding even when the server refuses
+//! `HrRBackupEnd` or is gone, and a response altered on the way is `SEC_E_MESSAGE_ALTERED`:
+//! the C functions called from Rust against a mock DC.
 //! (One test: the endpoint is set in the process's environment.)
 
 #![cfg(test)]
@@ -10,6 +11,8 @@ use std::ptr;
 use dsbackup_client::AuthLevel;
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{MockConfig, MockDc, Privileges, SampleSpec};
+use dsbackup_proto::Status;
+use dsbackup_proto::iface::Interface;
 use ntdsbcli::hresult::codes;
 
 const FULL: u32 = 1;
@@ -71,6 +74,29 @@ fn end_retires_the_handle_when_the_server_is_gone() {
         unsafe { ntdsbcli::DsSetAuthIdentityA(user.as_ptr(), domain.as_ptr(), password.as_ptr()) };
     assert_eq!(hr, codes::S_OK);
     let name = CString::new(r"\\127.0.0.1").unwrap();
+
+    // The server answers HrRBackupEnd with a failure: the status comes back as it came, the
+    // handle is retired all the same, and the server sees every connection of it closed.
+    let (hr, hbc) = prepare(&name);
+    assert_eq!(hr, codes::S_OK);
+    assert!(server.snapshot().associations > 0);
+    server.dc().faults().status_for_opnum_times(
+        Interface::AdBackup,
+        1,
+        Status::ERROR_NOT_ENOUGH_MEMORY,
+        1,
+    );
+    assert_eq!(ntdsbcli::DsBackupEnd(hbc), codes::ERROR_NOT_ENOUGH_MEMORY);
+    assert_eq!(ntdsbcli::DsBackupEnd(hbc), codes::ERROR_INVALID_PARAMETER);
+    let closed = (0..1000).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        server.snapshot().associations == 0 && server.dc().active_backup().is_none()
+    });
+    assert!(
+        closed,
+        "connections left open after DsBackupEnd: {:?}",
+        server.snapshot()
+    );
 
     let (hr, hbc) = prepare(&name);
     assert_eq!(hr, codes::S_OK);

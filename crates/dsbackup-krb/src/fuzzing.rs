@@ -167,12 +167,13 @@ fn test_acceptor(protection: Protection) -> KerberosAcceptor {
     acceptor
 }
 
-/// Feeds peer bytes to a Kerberos acceptor: as the AP-REQ of a bind, and as a fragment's
-/// token before the context is established.
+/// Feeds peer bytes to a Kerberos acceptor: as the AP-REQ of a bind, as the NegTokenInit and
+/// the next NegTokenResp of an SPNEGO bind, and as a fragment's token before the context is
+/// established.
 ///
 /// # Panics
-/// When forged bytes pass: an AP-REQ accepted (no fuzzer holds the service key), or a
-/// fragment verified by an acceptor with no context.
+/// When forged bytes pass: an AP-REQ accepted (no fuzzer holds the service key), an SPNEGO
+/// context established, or a fragment verified by an acceptor with no context.
 #[expect(clippy::panic, reason = "the oracle reports a forgery to the fuzzer")]
 pub fn acceptor_tokens(data: &[u8]) {
     let mut acceptor = test_acceptor(Protection::Privacy);
@@ -181,6 +182,19 @@ pub fn acceptor_tokens(data: &[u8]) {
     }
     if acceptor.is_established() || acceptor.peer_identity().is_some() {
         panic!("a failed handshake left an identity");
+    }
+    let factory: crate::spnego::MechFactory = Box::new(|oid| {
+        crate::spnego::is_kerberos(oid).then(|| {
+            Box::new(test_acceptor(Protection::Privacy)) as Box<dyn dsbackup_proto::SpnegoMechanism>
+        })
+    });
+    let mut spnego = crate::spnego::SpnegoAcceptor::new(factory);
+    spnego.require(Protection::Privacy);
+    for _ in 0..2 {
+        let _ = spnego.step(Some(data));
+        if spnego.is_established() || spnego.peer_identity().is_some() {
+            panic!("forged SPNEGO tokens established a context");
+        }
     }
     let mut fresh = test_acceptor(Protection::Integrity);
     let split = usize::from(data.first().copied().unwrap_or(0)).min(data.len());

@@ -24,6 +24,7 @@ pub mod gss;
 mod gss_rc4;
 pub mod messages;
 pub mod spnego;
+pub mod spnego_observer;
 mod wire;
 
 pub use crate::acceptor::{
@@ -40,3 +41,4 @@ pub use crate::files::{
 pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
 pub use crate::messages::PrincipalName;
 pub use crate::spnego::{SpnegoAcceptor, SpnegoInitiator};
+pub use crate::spnego_observer::SpnegoEavesdropper;

@@ -1,26 +1,39 @@
-//! SPNEGO ([RFC 4178]) as DCE/RPC auth type 9 (RPC_C_AUTHN_GSS_NEGOTIATE), around a mechanism
-//! of its own: the tokens (NegTokenInit, NegTokenResp) and a provider on each side that wraps
-//! the mechanism's tokens in them and hands fragment protection to the mechanism.
+//! SPNEGO ([RFC 4178]) as DCE/RPC auth type 9 (RPC_C_AUTHN_GSS_NEGOTIATE), around Kerberos or
+//! NTLM: the tokens (NegTokenInit, NegTokenResp) and a provider on each side that wraps the
+//! mechanism's tokens in them and hands fragment protection to the mechanism.
 //!
 //! ```text
 //! initiator                                              acceptor
-//! bind:   NegTokenInit(mechTypes, mechToken = AP-REQ)  -> picks the first mechanism it has
-//!         NegTokenResp(accept-incomplete, supportedMech, responseToken = AP-REP) <- bind_ack
-//! alter:  NegTokenResp(responseToken = client AP-REP)  -> the mechanism completes
-//!         NegTokenResp(accept-completed)               <- alter_context_resp
+//! bind:   NegTokenInit(mechTypes, mechToken)          -> the first mechanism of the list it has
+//!   its first:   NegTokenResp(accept-incomplete, supportedMech, responseToken) <- bind_ack
+//!   a later one: NegTokenResp(request-mic, supportedMech)                      <- bind_ack
+//!                NegTokenResp(responseToken = the mechanism's first token) -> (alter_context)
+//! alter:  NegTokenResp(responseToken, [mechListMIC])  -> the mechanism completes
+//!         NegTokenResp(accept-completed, [mechListMIC]) <- alter_context_resp
 //! ```
 //!
-//! The mechanism list MIC is neither sent nor required: the acceptor takes the initiator's
-//! first mechanism with its optimistic token (RFC 4178 §5 lets both sides skip the MIC then),
-//! and a mechanism other than the first is refused rather than negotiated, so no downgrade can
-//! go unnoticed.
+//! The mechanism list MIC ([RFC 4178 §5]) is a MIC of the chosen mechanism over the DER
+//! MechTypeList the initiator sent. Both sides exchange it when the context can sign and
+//! either the acceptor chose a mechanism other than the initiator's first (the negotiation a
+//! man in the middle could have steered), or NTLM's AUTHENTICATE carried a MIC ([MS-SPNG]
+//! asks for the mechanism list MIC then, and Samba's `gensec_spnego` does the same), or the
+//! peer asked for it (`request-mic`) or sent its own (Samba does, for Kerberos). Once both went,
+//! NTLM keys its RC4 handles afresh ([`SpnegoMechanism::mech_list_mic_done`]). A MIC that does
+//! not verify, or is missing where it must come, is [`SecurityError::MechListMic`]; an
+//! acceptor choosing a mechanism the initiator did not offer (NTLM, to an initiator that
+//! requires Kerberos) is [`SecurityError::Downgrade`].
+//!
+//! A context that cannot sign (NTLM at the connect level negotiates no signing) exchanges no
+//! MIC, as with Samba: that level protects nothing after the handshake either.
 //!
 //! [RFC 4178]: https://www.rfc-editor.org/rfc/rfc4178
+//! [RFC 4178 §5]: https://www.rfc-editor.org/rfc/rfc4178#section-5
+//! [MS-SPNG]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-spng/
 
 use core::ops::Range;
 
 use dsbackup_proto::{
-    AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider,
+    AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider, SpnegoMechanism,
 };
 
 use crate::der::{self, Reader};
@@ -48,6 +61,9 @@ pub mod neg_state {
     pub const ACCEPT_INCOMPLETE: u32 = 1;
     /// Refused.
     pub const REJECT: u32 = 2;
+    /// The acceptor chose a mechanism other than the initiator's first and asks for the
+    /// mechanism list MIC.
+    pub const REQUEST_MIC: u32 = 3;
 }
 
 /// Whether `oid` names Kerberos 5 (either encoding).
@@ -119,7 +135,7 @@ pub struct NegTokenResp {
     pub supported_mech: Option<Vec<u8>>,
     /// The mechanism's token.
     pub response_token: Option<Vec<u8>>,
-    /// The mechanism list MIC (read, not checked: see the module documentation).
+    /// The mechanism list MIC (see the module documentation).
     pub mech_list_mic: Option<Vec<u8>>,
 }
 
@@ -191,8 +207,13 @@ fn malformed(e: DecodeError) -> SecurityError {
     }
 }
 
+/// The DER MechTypeList of `oids`: what the mechanism list MICs cover.
+pub(crate) fn mech_type_list(oids: &[Vec<u8>]) -> Vec<u8> {
+    der::sequence_of(oids.iter().map(|oid| der::element(OID, oid)))
+}
+
 /// Makes the acceptor of a mechanism (by OID), `None` for one the server does not have.
-pub type MechFactory = Box<dyn FnMut(&[u8]) -> Option<Box<dyn SecurityProvider>> + Send>;
+pub type MechFactory = Box<dyn FnMut(&[u8]) -> Option<Box<dyn SpnegoMechanism>> + Send>;
 
 #[derive(Debug, PartialEq, Eq)]
 enum State {
@@ -202,52 +223,68 @@ enum State {
     Failed,
 }
 
-/// Hands the mechanism's answer on in a NegTokenResp.
-fn answer(
-    step: Result<AuthStep, SecurityError>,
-    supported_mech: Option<Vec<u8>>,
-    state: &mut State,
-) -> Result<AuthStep, SecurityError> {
-    match step {
-        Ok(AuthStep::Continue(token)) => {
-            *state = State::Negotiating;
-            Ok(AuthStep::Continue(
-                NegTokenResp {
-                    neg_state: Some(neg_state::ACCEPT_INCOMPLETE),
-                    supported_mech,
-                    response_token: Some(token),
-                    mech_list_mic: None,
-                }
-                .encode(),
-            ))
-        }
-        Ok(AuthStep::Complete(token)) => {
-            *state = State::Done;
-            Ok(AuthStep::Complete(Some(
-                NegTokenResp {
-                    neg_state: Some(neg_state::ACCEPT_COMPLETED),
-                    supported_mech,
-                    response_token: token,
-                    mech_list_mic: None,
-                }
-                .encode(),
-            )))
-        }
-        Err(e) => {
-            *state = State::Failed;
-            Err(e)
+/// Where the mechanism list MICs stand on one side.
+#[derive(Debug, Default)]
+struct Mics {
+    /// The acceptor chose a mechanism other than the initiator's first.
+    downgraded: bool,
+    /// The peer asked for the MIC (`request-mic`) or sent its own.
+    requested: bool,
+    sent: bool,
+    checked: bool,
+}
+
+impl Mics {
+    /// Whether the MICs must go both ways with `mechanism`, once established.
+    fn needed(&self, mechanism: &dyn SpnegoMechanism) -> bool {
+        mechanism.can_sign()
+            && (self.downgraded || self.requested || self.sent || mechanism.wants_mech_list_mic())
+    }
+
+    fn check(
+        &mut self,
+        mechanism: &mut dyn SpnegoMechanism,
+        list: &[u8],
+        mic: &[u8],
+    ) -> Result<(), SecurityError> {
+        mechanism
+            .verify_mic(list, mic)
+            .map_err(|_| SecurityError::MechListMic("does not verify"))?;
+        self.checked = true;
+        Ok(())
+    }
+
+    fn sign(
+        &mut self,
+        mechanism: &mut dyn SpnegoMechanism,
+        list: &[u8],
+    ) -> Result<Vec<u8>, SecurityError> {
+        let mic = mechanism.get_mic(list)?;
+        self.sent = true;
+        Ok(mic)
+    }
+
+    /// SPNEGO is done: the mechanism learns whether MICs went both ways.
+    fn finish(&self, mechanism: &mut dyn SpnegoMechanism) {
+        if self.sent && self.checked {
+            mechanism.mech_list_mic_done();
         }
     }
 }
 
-/// The acceptor side of SPNEGO: the initiator's first mechanism, if the server has it.
+/// The acceptor side of SPNEGO: the first mechanism of the initiator's list the server has,
+/// with the initiator's optimistic token when it is the first; a later one is named with
+/// `request-mic` and negotiated, protected by the mechanism list MIC.
 pub struct SpnegoAcceptor {
     factory: MechFactory,
-    inner: Option<Box<dyn SecurityProvider>>,
+    inner: Option<Box<dyn SpnegoMechanism>>,
     protection: Protection,
     /// Told to the mechanism once it exists.
     header_signing: bool,
     state: State,
+    /// The initiator's MechTypeList, DER.
+    list: Vec<u8>,
+    mics: Mics,
 }
 
 impl core::fmt::Debug for SpnegoAcceptor {
@@ -255,6 +292,7 @@ impl core::fmt::Debug for SpnegoAcceptor {
         f.debug_struct("SpnegoAcceptor")
             .field("inner", &self.inner)
             .field("state", &self.state)
+            .field("mics", &self.mics)
             .finish_non_exhaustive()
     }
 }
@@ -268,37 +306,169 @@ impl SpnegoAcceptor {
             protection: Protection::None,
             header_signing: true,
             state: State::Initial,
+            list: Vec::new(),
+            mics: Mics::default(),
         }
     }
 
     /// The mechanism's provider, once chosen.
-    pub fn mechanism(&self) -> Option<&dyn SecurityProvider> {
+    pub fn mechanism(&self) -> Option<&dyn SpnegoMechanism> {
         self.inner.as_deref()
-    }
-
-    fn inner(&mut self) -> Result<&mut Box<dyn SecurityProvider>, SecurityError> {
-        self.inner
-            .as_mut()
-            .ok_or(SecurityError::WrongState("has no mechanism yet"))
     }
 
     fn first(&mut self, token: &[u8]) -> Result<AuthStep, SecurityError> {
         let init = NegTokenInit::decode(token).map_err(malformed)?;
-        let (Some(mech), Some(mech_token)) = (init.mech_types.first(), init.mech_token) else {
-            return Err(SecurityError::Unsupported(
-                "SPNEGO without an optimistic token of the first mechanism",
-            ));
+        self.list = mech_type_list(&init.mech_types);
+        let factory = &mut self.factory;
+        let Some((index, mut inner)) = init
+            .mech_types
+            .iter()
+            .enumerate()
+            .find_map(|(index, oid)| factory(oid).map(|inner| (index, inner)))
+        else {
+            return Err(SecurityError::NoCommonMechanism);
         };
-        // Only the initiator's first choice: taking a later one would be a negotiation the
-        // mechanism list MIC must protect, which this acceptor does not run.
-        let mut inner = (self.factory)(mech).ok_or(SecurityError::Unsupported(
-            "the initiator's preferred SPNEGO mechanism",
-        ))?;
+        let chosen = init.mech_types.get(index).cloned();
         inner.require(self.protection);
         inner.header_signing(self.header_signing);
-        let step = inner.step(Some(&mech_token));
-        self.inner = Some(inner);
-        answer(step, Some(mech.clone()), &mut self.state)
+        let inner = self.inner.insert(inner);
+        match init.mech_token {
+            Some(mech_token) if index == 0 => {
+                let step = inner.step(Some(&mech_token));
+                self.answer(step, chosen, None)
+            }
+            _ => {
+                // No token of the chosen mechanism yet: name it and wait for its first. A
+                // mechanism other than the initiator's first is a negotiation the MICs protect.
+                self.mics.downgraded = index > 0;
+                self.state = State::Negotiating;
+                Ok(AuthStep::Continue(
+                    NegTokenResp {
+                        neg_state: Some(if self.mics.downgraded {
+                            neg_state::REQUEST_MIC
+                        } else {
+                            neg_state::ACCEPT_INCOMPLETE
+                        }),
+                        supported_mech: chosen,
+                        ..NegTokenResp::default()
+                    }
+                    .encode(),
+                ))
+            }
+        }
+    }
+
+    fn next(&mut self, token: &[u8]) -> Result<AuthStep, SecurityError> {
+        let resp = NegTokenResp::decode(token).map_err(malformed)?;
+        if resp.neg_state == Some(neg_state::REJECT) {
+            return Err(SecurityError::LogonFailure("the initiator gave up"));
+        }
+        let inner = self
+            .inner
+            .as_deref_mut()
+            .ok_or(SecurityError::WrongState("has no mechanism yet"))?;
+        if !inner.is_established() {
+            let Some(mech_token) = resp.response_token else {
+                return Err(SecurityError::Malformed {
+                    message: "NegTokenResp",
+                    reason: "no response token",
+                });
+            };
+            let step = inner.step(Some(&mech_token));
+            return self.answer(step, None, resp.mech_list_mic);
+        }
+        // The mechanism is done and our MIC went: only the initiator's may come.
+        if resp.response_token.is_some() {
+            return Err(SecurityError::WrongState(
+                "got a mechanism token after the mechanism completed",
+            ));
+        }
+        let mic = resp
+            .mech_list_mic
+            .ok_or(SecurityError::MechListMic("is missing"))?;
+        self.mics.check(inner, &self.list, &mic)?;
+        self.mics.finish(inner);
+        self.state = State::Done;
+        Ok(AuthStep::Complete(Some(
+            NegTokenResp {
+                neg_state: Some(neg_state::ACCEPT_COMPLETED),
+                ..NegTokenResp::default()
+            }
+            .encode(),
+        )))
+    }
+
+    /// Hands the mechanism's answer on in a NegTokenResp, with the MICs once it completes.
+    fn answer(
+        &mut self,
+        step: Result<AuthStep, SecurityError>,
+        supported_mech: Option<Vec<u8>>,
+        peer_mic: Option<Vec<u8>>,
+    ) -> Result<AuthStep, SecurityError> {
+        let inner = self
+            .inner
+            .as_deref_mut()
+            .ok_or(SecurityError::WrongState("has no mechanism yet"))?;
+        let token = match step? {
+            AuthStep::Continue(token) => {
+                self.state = State::Negotiating;
+                return Ok(AuthStep::Continue(
+                    NegTokenResp {
+                        neg_state: Some(neg_state::ACCEPT_INCOMPLETE),
+                        supported_mech,
+                        response_token: Some(token),
+                        mech_list_mic: None,
+                    }
+                    .encode(),
+                ));
+            }
+            AuthStep::Complete(token) => token,
+        };
+        self.mics.requested |= peer_mic.is_some();
+        if !self.mics.needed(inner) {
+            self.state = State::Done;
+            return Ok(AuthStep::Complete(Some(
+                NegTokenResp {
+                    neg_state: Some(neg_state::ACCEPT_COMPLETED),
+                    supported_mech,
+                    response_token: token,
+                    mech_list_mic: None,
+                }
+                .encode(),
+            )));
+        }
+        if let Some(mic) = &peer_mic {
+            self.mics.check(inner, &self.list, mic)?;
+        }
+        let ours = self.mics.sign(inner, &self.list)?;
+        let neg_state = if self.mics.checked {
+            // Both went: done.
+            self.mics.finish(inner);
+            self.state = State::Done;
+            neg_state::ACCEPT_COMPLETED
+        } else {
+            // Ours goes first; the initiator's comes in one more leg.
+            self.state = State::Negotiating;
+            neg_state::ACCEPT_INCOMPLETE
+        };
+        let resp = NegTokenResp {
+            neg_state: Some(neg_state),
+            supported_mech,
+            response_token: token,
+            mech_list_mic: Some(ours),
+        }
+        .encode();
+        Ok(if self.state == State::Done {
+            AuthStep::Complete(Some(resp))
+        } else {
+            AuthStep::Continue(resp)
+        })
+    }
+
+    fn inner(&mut self) -> Result<&mut Box<dyn SpnegoMechanism>, SecurityError> {
+        self.inner
+            .as_mut()
+            .ok_or(SecurityError::WrongState("has no mechanism yet"))
     }
 }
 
@@ -308,21 +478,12 @@ impl SecurityProvider for SpnegoAcceptor {
     }
 
     fn step(&mut self, peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError> {
-        match (&self.state, peer_token) {
-            (State::Initial, Some(token)) => self.first(token).inspect_err(|_| {
-                self.state = State::Failed;
-            }),
-            (State::Negotiating, Some(token)) => {
-                let resp = NegTokenResp::decode(token).map_err(malformed)?;
-                if resp.neg_state == Some(neg_state::REJECT) {
-                    self.state = State::Failed;
-                    return Err(SecurityError::LogonFailure("the initiator gave up"));
-                }
-                let step = self.inner()?.step(resp.response_token.as_deref());
-                answer(step, None, &mut self.state)
-            }
-            _ => Err(SecurityError::WrongState("does not expect a token now")),
-        }
+        let result = match (&self.state, peer_token) {
+            (State::Initial, Some(token)) => self.first(token),
+            (State::Negotiating, Some(token)) => self.next(token),
+            _ => return Err(SecurityError::WrongState("does not expect a token now")),
+        };
+        result.inspect_err(|_| self.state = State::Failed)
     }
 
     fn require(&mut self, protection: Protection) {
@@ -378,45 +539,127 @@ impl SecurityProvider for SpnegoAcceptor {
     }
 }
 
-/// The initiator side of SPNEGO around Kerberos: offers it first (under both its OIDs, as
-/// Windows does) with its optimistic token, and accepts no other mechanism. When the acceptor
-/// sends its mechanism list MIC and waits (Samba does, once the context has an acceptor
-/// subkey), the MIC is checked and ours sent in one more leg.
+/// One mechanism an initiator offers: the OIDs it is listed under and its provider.
+#[derive(Debug)]
+pub struct Offer {
+    oids: Vec<Vec<u8>>,
+    mechanism: Box<dyn SpnegoMechanism>,
+}
+
+impl Offer {
+    /// `mechanism`, listed under `oids` (OID contents, preferred first).
+    pub fn new(oids: Vec<Vec<u8>>, mechanism: Box<dyn SpnegoMechanism>) -> Self {
+        Self { oids, mechanism }
+    }
+
+    /// Kerberos under both its OIDs, the misencoded one first, as Windows offers it.
+    pub fn kerberos(initiator: KerberosInitiator) -> Self {
+        Self::new(
+            vec![MS_KRB5_OID.to_vec(), KRB5_OID.to_vec()],
+            Box::new(initiator),
+        )
+    }
+
+    /// NTLM (an NTLM initiator, which `dsbackup-ntlm` provides).
+    pub fn ntlm(initiator: Box<dyn SpnegoMechanism>) -> Self {
+        Self::new(vec![NTLM_OID.to_vec()], initiator)
+    }
+
+    /// Whether the acceptor's `supportedMech` names this mechanism.
+    fn is(&self, oid: &[u8]) -> bool {
+        self.oids.iter().any(|ours| ours == oid)
+    }
+}
+
+/// The initiator side of SPNEGO: offers its mechanisms in order (Kerberos, then NTLM, as
+/// Windows' Negotiate), the first with its optimistic token, and follows the acceptor to a
+/// later one it offered; a mechanism it did not offer is refused as a downgrade (an initiator
+/// offering Kerberos alone thus never ends on NTLM). The mechanism list MICs go as the module
+/// documentation says.
 #[derive(Debug)]
 pub struct SpnegoInitiator {
-    inner: KerberosInitiator,
-    mech_types: Vec<Vec<u8>>,
+    offers: Vec<Offer>,
+    /// The offer in use.
+    current: usize,
+    /// Whether the acceptor has answered yet (it may change the mechanism only then).
+    answered: bool,
+    /// The MechTypeList sent, DER.
+    list: Vec<u8>,
     state: State,
-    mic_checked: bool,
+    mics: Mics,
 }
 
 impl SpnegoInitiator {
-    /// SPNEGO around a Kerberos initiator.
-    pub fn kerberos(inner: KerberosInitiator) -> Self {
+    /// SPNEGO offering `offers` in this order.
+    pub fn new(offers: Vec<Offer>) -> Self {
+        let oids: Vec<Vec<u8>> = offers.iter().flat_map(|o| o.oids.clone()).collect();
         Self {
-            inner,
-            mech_types: vec![MS_KRB5_OID.to_vec(), KRB5_OID.to_vec()],
+            list: mech_type_list(&oids),
+            offers,
+            current: 0,
+            answered: false,
             state: State::Initial,
-            mic_checked: false,
+            mics: Mics::default(),
         }
     }
 
-    /// The DER MechTypeList the mechanism list MICs cover.
-    fn mech_type_list(&self) -> Vec<u8> {
-        der::sequence_of(self.mech_types.iter().map(|oid| der::element(OID, oid)))
+    /// SPNEGO around a Kerberos initiator alone.
+    pub fn kerberos(inner: KerberosInitiator) -> Self {
+        Self::new(vec![Offer::kerberos(inner)])
     }
 
-    /// Checks the acceptor's mechanism list MIC, once.
-    fn check_mic(&mut self, mic: &[u8]) -> Result<(), SecurityError> {
-        if self.mic_checked {
-            return Ok(());
+    /// The first OID of the mechanism in use (the acceptor's choice, once it answered).
+    pub fn mechanism_oid(&self) -> Option<&[u8]> {
+        self.offers
+            .get(self.current)
+            .and_then(|offer| offer.oids.first())
+            .map(Vec::as_slice)
+    }
+
+    fn mech(&mut self) -> Result<&mut (dyn SpnegoMechanism + 'static), SecurityError> {
+        self.offers
+            .get_mut(self.current)
+            .map(|offer| offer.mechanism.as_mut())
+            .ok_or(SecurityError::WrongState("has no mechanism to offer"))
+    }
+
+    fn start(&mut self) -> Result<AuthStep, SecurityError> {
+        let AuthStep::Continue(token) = self.mech()?.step(None)? else {
+            return Err(SecurityError::WrongState("the mechanism sent nothing"));
+        };
+        self.state = State::Negotiating;
+        let mech_types = self
+            .offers
+            .iter()
+            .flat_map(|offer| offer.oids.clone())
+            .collect();
+        Ok(AuthStep::Continue(
+            NegTokenInit {
+                mech_types,
+                mech_token: Some(token),
+            }
+            .encode(),
+        ))
+    }
+
+    /// Follows the acceptor to the mechanism it named, when it is not the one in use.
+    fn follow(&mut self, mech: &[u8]) -> Result<bool, SecurityError> {
+        if self.offers.get(self.current).is_some_and(|o| o.is(mech)) {
+            return Ok(false);
         }
-        let list = self.mech_type_list();
-        self.inner
-            .verify_peer_mic(&list, mic)
-            .map_err(|_| SecurityError::LogonFailure("the mechanism list MIC does not verify"))?;
-        self.mic_checked = true;
-        Ok(())
+        let Some(index) = self.offers.iter().position(|offer| offer.is(mech)) else {
+            return Err(SecurityError::Downgrade(
+                "the SPNEGO acceptor chose a mechanism this client does not accept",
+            ));
+        };
+        if self.answered {
+            return Err(SecurityError::WrongState(
+                "the SPNEGO acceptor changed its mechanism",
+            ));
+        }
+        self.current = index;
+        self.mics.downgraded = true;
+        Ok(true)
     }
 
     fn respond(&mut self, token: &[u8]) -> Result<AuthStep, SecurityError> {
@@ -427,6 +670,7 @@ impl SpnegoInitiator {
                     "the acceptor rejected the SPNEGO negotiation",
                 ));
             }
+            Some(neg_state::REQUEST_MIC) => self.mics.requested = true,
             Some(neg_state::ACCEPT_COMPLETED | neg_state::ACCEPT_INCOMPLETE) | None => {}
             Some(_) => {
                 return Err(SecurityError::Malformed {
@@ -435,70 +679,136 @@ impl SpnegoInitiator {
                 });
             }
         }
-        if let Some(mech) = &resp.supported_mech {
-            let ours = self
-                .mech_types
-                .first()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            // Kerberos under either OID is the same mechanism.
-            let same = mech == ours || (is_kerberos(mech) && is_kerberos(ours));
-            if !same {
-                return Err(SecurityError::LogonFailure(
-                    "the acceptor chose another SPNEGO mechanism (a downgrade)",
-                ));
-            }
-        }
+        let switched = match &resp.supported_mech {
+            Some(mech) => self.follow(mech)?,
+            None => false,
+        };
+        self.answered = true;
         let completed = resp.neg_state == Some(neg_state::ACCEPT_COMPLETED);
-        if self.inner.is_established() {
-            if let Some(mic) = &resp.mech_list_mic {
-                self.check_mic(mic)?;
+        if switched {
+            // The acceptor has seen no token of this mechanism: its first goes now.
+            if resp.response_token.is_some() || completed {
+                return Err(SecurityError::Malformed {
+                    message: "NegTokenResp",
+                    reason: "a token of a mechanism not yet started",
+                });
             }
-            if completed {
-                self.state = State::Done;
-                return Ok(AuthStep::Complete(None));
-            }
-            let Some(_) = resp.mech_list_mic else {
-                return Err(SecurityError::WrongState(
-                    "the mechanism is done and the acceptor is not",
-                ));
+            let AuthStep::Continue(first) = self.mech()?.step(None)? else {
+                return Err(SecurityError::WrongState("the mechanism sent nothing"));
             };
-            // The acceptor sent its MIC and waits for ours.
-            let mic = self.inner.get_mic(&self.mech_type_list())?;
             return Ok(AuthStep::Continue(
                 NegTokenResp {
-                    mech_list_mic: Some(mic),
+                    response_token: Some(first),
                     ..NegTokenResp::default()
                 }
                 .encode(),
             ));
         }
-        let Some(mech_token) = resp.response_token else {
-            return Err(SecurityError::Malformed {
-                message: "NegTokenResp",
-                reason: "no response token",
-            });
-        };
-        match self.inner.step(Some(&mech_token))? {
-            AuthStep::Continue(token) | AuthStep::Complete(Some(token)) if !completed => {
-                // One more leg (an alter_context): the acceptor answers accept-completed.
-                self.state = State::Negotiating;
-                Ok(AuthStep::Continue(
+        let list = self.list.clone();
+        let established = self.mech()?.is_established();
+        if !established {
+            let Some(mech_token) = resp.response_token else {
+                return Err(SecurityError::Malformed {
+                    message: "NegTokenResp",
+                    reason: "no response token",
+                });
+            };
+            let last = match self.mech()?.step(Some(&mech_token))? {
+                AuthStep::Continue(token) if !completed => {
+                    return Ok(AuthStep::Continue(
+                        NegTokenResp {
+                            response_token: Some(token),
+                            ..NegTokenResp::default()
+                        }
+                        .encode(),
+                    ));
+                }
+                AuthStep::Complete(token) => token,
+                AuthStep::Continue(_) => {
+                    return Err(SecurityError::WrongState(
+                        "the SPNEGO state and the mechanism's disagree",
+                    ));
+                }
+            };
+            if !completed {
+                // Our last token (an alter_context), with our MIC when it is due: the
+                // acceptor answers accept-completed (with its MIC).
+                let mut mics = core::mem::take(&mut self.mics);
+                let mic = if mics.needed(self.mech()?) {
+                    Some(mics.sign(self.mech()?, &list)?)
+                } else {
+                    None
+                };
+                self.mics = mics;
+                if last.is_none() && mic.is_none() {
+                    return Err(SecurityError::WrongState(
+                        "the mechanism is done and the acceptor is not",
+                    ));
+                }
+                return Ok(AuthStep::Continue(
                     NegTokenResp {
-                        response_token: Some(token),
+                        response_token: last,
+                        mech_list_mic: mic,
                         ..NegTokenResp::default()
                     }
                     .encode(),
-                ))
+                ));
             }
-            AuthStep::Complete(None) if completed => {
-                self.state = State::Done;
-                Ok(AuthStep::Complete(None))
+            if last.is_some() {
+                return Err(SecurityError::WrongState(
+                    "the acceptor completed before our last token",
+                ));
             }
-            _ => Err(SecurityError::WrongState(
-                "the SPNEGO state and the mechanism's disagree",
-            )),
+        } else if resp.response_token.is_some() {
+            return Err(SecurityError::WrongState(
+                "got a mechanism token after the mechanism completed",
+            ));
         }
+        // The mechanism is done: the MICs.
+        let mut mics = core::mem::take(&mut self.mics);
+        let result = self.close(&mut mics, &list, resp.mech_list_mic.as_deref(), completed);
+        self.mics = mics;
+        result
+    }
+
+    /// The mechanism is established: checks the acceptor's MIC, sends ours when it waits for
+    /// it, and ends when it says accept-completed.
+    fn close(
+        &mut self,
+        mics: &mut Mics,
+        list: &[u8],
+        peer_mic: Option<&[u8]>,
+        completed: bool,
+    ) -> Result<AuthStep, SecurityError> {
+        let mech = self.mech()?;
+        if let Some(mic) = peer_mic {
+            mics.requested = true;
+            if !mics.checked {
+                mics.check(mech, list, mic)?;
+            }
+        }
+        if completed {
+            if mics.needed(mech) && !mics.checked {
+                return Err(SecurityError::MechListMic("is missing"));
+            }
+            mics.finish(mech);
+            self.state = State::Done;
+            return Ok(AuthStep::Complete(None));
+        }
+        if peer_mic.is_none() || mics.sent {
+            return Err(SecurityError::WrongState(
+                "the mechanism is done and the acceptor is not",
+            ));
+        }
+        // The acceptor sent its MIC and waits for ours.
+        let mic = mics.sign(mech, list)?;
+        Ok(AuthStep::Continue(
+            NegTokenResp {
+                mech_list_mic: Some(mic),
+                ..NegTokenResp::default()
+            }
+            .encode(),
+        ))
     }
 }
 
@@ -508,25 +818,12 @@ impl SecurityProvider for SpnegoInitiator {
     }
 
     fn step(&mut self, peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError> {
-        match (&self.state, peer_token) {
-            (State::Initial, None) => {
-                let AuthStep::Continue(token) = self.inner.step(None)? else {
-                    return Err(SecurityError::WrongState("the mechanism sent nothing"));
-                };
-                self.state = State::Negotiating;
-                Ok(AuthStep::Continue(
-                    NegTokenInit {
-                        mech_types: self.mech_types.clone(),
-                        mech_token: Some(token),
-                    }
-                    .encode(),
-                ))
-            }
-            (State::Negotiating, Some(token)) => self.respond(token).inspect_err(|_| {
-                self.state = State::Failed;
-            }),
-            _ => Err(SecurityError::WrongState("does not expect a token now")),
-        }
+        let result = match (&self.state, peer_token) {
+            (State::Initial, None) => self.start(),
+            (State::Negotiating, Some(token)) => self.respond(token),
+            _ => return Err(SecurityError::WrongState("does not expect a token now")),
+        };
+        result.inspect_err(|_| self.state = State::Failed)
     }
 
     fn is_established(&self) -> bool {
@@ -534,15 +831,22 @@ impl SecurityProvider for SpnegoInitiator {
     }
 
     fn signature_len(&self) -> usize {
-        self.inner.signature_len()
+        self.offers
+            .get(self.current)
+            .map_or(16, |offer| offer.mechanism.signature_len())
     }
 
     fn accepts_signature_len(&self, len: usize) -> bool {
-        self.inner.accepts_signature_len(len)
+        self.offers
+            .get(self.current)
+            .is_some_and(|offer| offer.mechanism.accepts_signature_len(len))
     }
 
     fn header_signing(&mut self, on: bool) {
-        self.inner.header_signing(on);
+        // Told before the acceptor has chosen: every mechanism that may be chosen hears it.
+        for offer in &mut self.offers {
+            offer.mechanism.header_signing(on);
+        }
     }
 
     fn wrap(
@@ -552,7 +856,7 @@ impl SecurityProvider for SpnegoInitiator {
         stub: Range<usize>,
         signature: &mut [u8],
     ) -> Result<(), SecurityError> {
-        self.inner.wrap(protection, pdu, stub, signature)
+        self.mech()?.wrap(protection, pdu, stub, signature)
     }
 
     fn unwrap(
@@ -562,6 +866,28 @@ impl SecurityProvider for SpnegoInitiator {
         stub: Range<usize>,
         signature: &[u8],
     ) -> Result<(), SecurityError> {
-        self.inner.unwrap(protection, pdu, stub, signature)
+        self.mech()?.unwrap(protection, pdu, stub, signature)
     }
 }
+
+/// Kerberos inside SPNEGO: the mechanism list MIC is a MIC token ([RFC 4121 §4.2.6.1]) under
+/// the context's key.
+///
+/// [RFC 4121 §4.2.6.1]: https://www.rfc-editor.org/rfc/rfc4121#section-4.2.6.1
+impl SpnegoMechanism for KerberosInitiator {
+    fn can_sign(&self) -> bool {
+        self.is_established()
+    }
+
+    fn get_mic(&mut self, message: &[u8]) -> Result<Vec<u8>, SecurityError> {
+        Self::get_mic(self, message)
+    }
+
+    fn verify_mic(&mut self, message: &[u8], mic: &[u8]) -> Result<(), SecurityError> {
+        self.verify_peer_mic(message, mic)
+    }
+}
+
+/// The Kerberos acceptor makes no mechanism list MIC: SPNEGO takes Kerberos from it only as
+/// the initiator's first mechanism, where none is needed.
+impl SpnegoMechanism for crate::acceptor::KerberosAcceptor {}

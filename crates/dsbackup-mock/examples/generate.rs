@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use dsbackup_mock::SampleSpec;
-use dsbackup_mock::sample::hex;
+use dsbackup_mock::hex;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -1,53 +1,4 @@
-//! The mock domain controller's configuration: a plain struct, a builder, and a TOML form for
-//! `dsbackup mock-dc --config`.
-//!
-//! ```toml
-//! dc_name = "DC1"
-//! domain = "CORP"
-//! root = "ntds"                  # relative to the config file
-//! # state_dir = "/var/lib/mock"  # default: <root>/.dsbackup-mock
-//! min_auth_level = "packet_integrity"   # none | connect | packet_integrity | packet_privacy
-//! mode = "online"                # or "restore"
-//! tombstone_lifetime_days = 180
-//! idle_timeout_secs = 600
-//!
-//! [[users]]
-//! name = "svc-backup"
-//! password = "Passw0rd!"
-//! privileges = ["backup"]
-//!
-//! [[users]]
-//! name = "Administrator"
-//! nt_hash = "8846f7eaee8fb117ad06bdd830b7586c"
-//! privileges = ["backup", "restore"]
-//!
-//! # The server's limits against hostile peers (each optional; these are the defaults).
-//! [server]
-//! max_associations = 256
-//! max_associations_per_address = 64
-//! bind_timeout_ms = 3000          # the bind whole, after the accept
-//! handshake_timeout_ms = 10000    # bind and NTLM handshake done, after the accept
-//! fragment_timeout_ms = 10000     # a fragment whole, after its first byte
-//! idle_without_handle_ms = 60000  # bound, no context handle, no call
-//! idle_with_handle_ms = 900000    # holding a backup or restore session's handle
-//! send_timeout_ms = 30000         # answers queued, none taken by the peer
-//! reassembly_budget = 67108864    # request bytes in reassembly, all connections
-//! max_send_queue = 8388608        # bytes of answers queued per connection
-//! send_budget = 67108864          # bytes of answers queued, all connections
-//! listen_backlog = 4096           # connections queued for the accept loop
-//!
-//! [faults]
-//! refuse_binds = false
-//! drop_after_calls = 100
-//! [[faults.status]]
-//! interface = "ad_backup"
-//! opnum = 3
-//! status = 0x57
-//! [[faults.delay]]
-//! interface = "ad_backup"
-//! opnum = 4
-//! millis = 20
-//! ```
+//! The mock domain controller's configuration ([`MockConfig`]).
 
 use core::fmt;
 use std::path::{Path, PathBuf};
@@ -153,11 +104,60 @@ impl fmt::Debug for MockUser {
 /// The NT hash of a password: MD4 of its UTF-16LE encoding ([MS-NLMP §3.3.1] NTOWFv1).
 ///
 /// [MS-NLMP §3.3.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/
-pub fn nt_hash(password: &str) -> [u8; 16] {
+pub(crate) fn nt_hash(password: &str) -> [u8; 16] {
     *NtHash::from_password(password).as_bytes()
 }
 
-/// The configuration of a [`MockDc`](crate::MockDc).
+/// The configuration of a [`MockDc`](crate::MockDc): a plain struct, a builder
+/// ([`MockConfig::builder`]), and a TOML form for `dsbackup mock-dc --config`.
+///
+/// ```toml
+/// dc_name = "DC1"
+/// domain = "CORP"
+/// root = "ntds"                  # relative to the config file
+/// # state_dir = "/var/lib/mock"  # default: <root>/.dsbackup-mock
+/// min_auth_level = "packet_integrity"   # none | connect | packet_integrity | packet_privacy
+/// mode = "online"                # or "restore"
+/// tombstone_lifetime_days = 180
+/// idle_timeout_secs = 600
+///
+/// [[users]]
+/// name = "svc-backup"
+/// password = "Passw0rd!"
+/// privileges = ["backup"]
+///
+/// [[users]]
+/// name = "Administrator"
+/// nt_hash = "8846f7eaee8fb117ad06bdd830b7586c"
+/// privileges = ["backup", "restore"]
+///
+/// # The server's limits against hostile peers (each optional; these are the defaults).
+/// [server]
+/// max_associations = 256
+/// max_associations_per_address = 64
+/// bind_timeout_ms = 3000          # the bind whole, after the accept
+/// handshake_timeout_ms = 10000    # bind and NTLM handshake done, after the accept
+/// fragment_timeout_ms = 10000     # a fragment whole, after its first byte
+/// idle_without_handle_ms = 60000  # bound, no context handle, no call
+/// idle_with_handle_ms = 900000    # holding a backup or restore session's handle
+/// send_timeout_ms = 30000         # answers queued, none taken by the peer
+/// reassembly_budget = 67108864    # request bytes in reassembly, all connections
+/// max_send_queue = 8388608        # bytes of answers queued per connection
+/// send_budget = 67108864          # bytes of answers queued, all connections
+/// listen_backlog = 4096           # connections queued for the accept loop
+///
+/// [faults]
+/// refuse_binds = false
+/// drop_after_calls = 100
+/// [[faults.status]]
+/// interface = "ad_backup"
+/// opnum = 3
+/// status = 0x57
+/// [[faults.delay]]
+/// interface = "ad_backup"
+/// opnum = 4
+/// millis = 20
+/// ```
 #[derive(Clone, Debug)]
 pub struct MockConfig {
     /// The DC's NetBIOS name, used in the UNC names of the backup set.

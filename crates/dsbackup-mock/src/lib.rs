@@ -58,13 +58,13 @@
 //! The core uses no async runtime and reads no clock: time comes in as `now`, and the delays the
 //! fault script asks for come back in [`Reply::delay`] for the transport glue to sleep on.
 
-pub mod config;
+mod config;
 mod dc;
-pub mod faults;
-pub mod marker;
+mod faults;
+mod marker;
 pub mod ntds;
 mod prng;
-pub mod sample;
+mod sample;
 pub mod scripted;
 pub mod serve;
 
@@ -77,5 +77,6 @@ pub use crate::dc::{
 pub use crate::faults::{ConnectionFaults, FaultScript, Faults, StatusFault, corrupt_fragment};
 pub use crate::marker::{RestoreMapping, RestoreMarker, RestoreState};
 pub use crate::sample::{
-    SampleError, SampleFile, SampleFileKind, SampleManifest, SampleSpec, generate_sample_set,
+    SampleError, SampleFile, SampleFileKind, SampleManifest, SampleSpec, generate_sample_set, hex,
+    sha256_file,
 };

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// File name of the marker in the state directory.
-pub const MARKER_FILE: &str = "restore-marker.toml";
+pub(crate) const MARKER_FILE: &str = "restore-marker.toml";
 
 /// Where a registered restore stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

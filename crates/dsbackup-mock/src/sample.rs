@@ -17,7 +17,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use dsbackup_proto::names::BftKind;
+use dsbackup_proto::BftKind;
 use sha2::{Digest, Sha256};
 
 use crate::ntds::{
@@ -26,9 +26,9 @@ use crate::ntds::{
 use crate::prng::{SplitMix64, fnv1a, mix};
 
 /// Size of a sample page.
-pub const PAGE_SIZE: usize = 8192;
+pub(crate) const PAGE_SIZE: usize = 8192;
 /// Size of the write buffer: the most memory a file costs the generator.
-pub const CHUNK_SIZE: usize = 1024 * 1024;
+pub(crate) const CHUNK_SIZE: usize = 1024 * 1024;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,8 +248,9 @@ pub fn generate_sample_set(dir: &Path, spec: &SampleSpec) -> Result<SampleManife
 }
 
 /// Fills `out` with the sample bytes of file `name` at `offset` (what
-/// [`generate_sample_set`] writes there).
-pub fn sample_bytes(seed: u64, name: &str, offset: u64, out: &mut [u8]) {
+/// [`generate_sample_set`] writes there; the tests compare the files with it).
+#[cfg(test)]
+fn sample_bytes(seed: u64, name: &str, offset: u64, out: &mut [u8]) {
     let file_seed = seed ^ fnv1a(name.as_bytes());
     let mut position = offset;
     let mut rest = out;

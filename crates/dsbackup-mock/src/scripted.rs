@@ -18,7 +18,8 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreGetDatabaseLocationsResponse, HrRRestorePrepareResponse,
     HrRRestoreRegisterCompleteResponse, HrRRestoreRegisterResponse,
 };
-use dsbackup_proto::{ContextHandle, DataRep, FaultStatus, NameEntry, Status, SyntaxId, Uuid};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{DataRep, FaultStatus, NameEntry, Status, SyntaxId, Uuid};
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, RpcInterface, RunningServer, Server, ServerOptions,
 };

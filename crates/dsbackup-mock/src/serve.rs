@@ -26,12 +26,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use dsbackup_ntlm::{AcceptorConfig, CredentialStore};
+use dsbackup_proto::Interface as ServerInterface;
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{self, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{self, AdRestoreResponse};
-use dsbackup_proto::server::Interface as ServerInterface;
-use dsbackup_proto::{AuthLevel, Chain, ContextHandle, DataRep, Limits, SyntaxId};
-use dsbackup_transport::kerberos::AcceptorConfig as KerberosConfig;
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{AuthLevel, Chain, DataRep, Limits, SyntaxId};
+use dsbackup_transport::AcceptorConfig as KerberosConfig;
 use dsbackup_transport::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
     Server, ServerOptions, Snapshot, Tap, Verdict,

@@ -173,6 +173,8 @@ pub struct Acceptor {
     session: Option<SessionSecurity>,
     identity: Option<Identity>,
     exported_session_key: Option<Key>,
+    /// Whether the AUTHENTICATE carried a MIC (which was checked).
+    checked_mic: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +199,7 @@ impl Acceptor {
             session: None,
             identity: None,
             exported_session_key: None,
+            checked_mic: false,
         }
     }
 
@@ -376,6 +379,7 @@ impl Acceptor {
 
         self.session = Some(SessionSecurity::new(&exported, flags, Role::Acceptor)?);
         self.exported_session_key = Some(exported);
+        self.checked_mic = mic_expected;
         Ok(Identity {
             user,
             domain,
@@ -578,3 +582,5 @@ impl SecurityProvider for Acceptor {
             })
     }
 }
+
+crate::session::spnego_mechanism!(Acceptor, checked_mic);

@@ -87,7 +87,7 @@ impl fmt::Debug for NtHash {
 /// is longer than one character, like `ß`, is kept); the domain is taken as given.
 ///
 /// [MS-NLMP §3.3.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/5e550938-91d4-459f-b67d-75d70009e3f3
-pub fn ntowfv2(nt_hash: &NtHash, user: &str, domain: &str) -> Key {
+pub(crate) fn ntowfv2(nt_hash: &NtHash, user: &str, domain: &str) -> Key {
     let mut data = utf16le(&uppercase(user));
     data.extend_from_slice(&utf16le(domain));
     let key = Key(hmac_md5(nt_hash.as_bytes(), &[&data]));
@@ -97,13 +97,17 @@ pub fn ntowfv2(nt_hash: &NtHash, user: &str, domain: &str) -> Key {
 
 /// `NTProofStr` = `HMAC_MD5(ResponseKeyNT, ServerChallenge || temp)`, where `temp` is the client's
 /// blob (the NtChallengeResponse after its first 16 bytes).
-pub fn nt_proof_str(response_key_nt: &Key, server_challenge: &[u8; 8], blob: &[u8]) -> [u8; 16] {
+pub(crate) fn nt_proof_str(
+    response_key_nt: &Key,
+    server_challenge: &[u8; 8],
+    blob: &[u8],
+) -> [u8; 16] {
     hmac_md5(response_key_nt.as_bytes(), &[server_challenge, blob])
 }
 
 /// The LMv2 response: `HMAC_MD5(ResponseKeyLM, ServerChallenge || ClientChallenge) ||
 /// ClientChallenge` (ResponseKeyLM = ResponseKeyNT for NTLM v2).
-pub fn lmv2_response(
+pub(crate) fn lmv2_response(
     response_key_nt: &Key,
     server_challenge: &[u8; 8],
     client_challenge: &[u8; 8],
@@ -121,13 +125,13 @@ pub fn lmv2_response(
 
 /// `SessionBaseKey` = `HMAC_MD5(ResponseKeyNT, NTProofStr)`; for NTLM v2 it is also the
 /// KeyExchangeKey.
-pub fn session_base_key(response_key_nt: &Key, nt_proof_str: &[u8; 16]) -> Key {
+pub(crate) fn session_base_key(response_key_nt: &Key, nt_proof_str: &[u8; 16]) -> Key {
     Key(hmac_md5(response_key_nt.as_bytes(), &[nt_proof_str]))
 }
 
 /// `RC4K(KeyExchangeKey, key)`: the EncryptedRandomSessionKey from the ExportedSessionKey, or back
 /// (RC4 is its own inverse).
-pub fn rc4_key(key_exchange_key: &Key, key: &[u8; 16]) -> Key {
+pub(crate) fn rc4_key(key_exchange_key: &Key, key: &[u8; 16]) -> Key {
     let mut out = *key;
     let mut cipher = Rc4Stream::new(key_exchange_key.as_bytes());
     cipher.apply(&mut out);
@@ -140,7 +144,7 @@ pub fn rc4_key(key_exchange_key: &Key, key: &[u8; 16]) -> Key {
 /// AUTHENTICATE with its MIC field zeroed ([MS-NLMP §3.1.5.1.2]).
 ///
 /// [MS-NLMP §3.1.5.1.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/c0250a97-2940-40c7-82fb-20d208c71e96
-pub fn mic(
+pub(crate) fn mic(
     exported_session_key: &Key,
     negotiate: &[u8],
     challenge: &[u8],
@@ -154,7 +158,7 @@ pub fn mic(
 
 /// Which way a key protects messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Initiator (client) to acceptor (server).
     ClientToServer,
     /// Acceptor (server) to initiator (client).
@@ -165,7 +169,7 @@ pub enum Direction {
 /// `MD5(ExportedSessionKey || "session key to <dir> signing key magic constant\0")`.
 ///
 /// [MS-NLMP §3.4.5.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/524cdccb-563e-4793-92b0-7bc321fce096
-pub fn sign_key(exported_session_key: &Key, direction: Direction) -> Key {
+pub(crate) fn sign_key(exported_session_key: &Key, direction: Direction) -> Key {
     let magic: &[u8] = match direction {
         Direction::ClientToServer => CLIENT_SIGNING_MAGIC,
         Direction::ServerToClient => SERVER_SIGNING_MAGIC,
@@ -178,7 +182,11 @@ pub fn sign_key(exported_session_key: &Key, direction: Direction) -> Key {
 /// `MD5(key || "session key to <dir> sealing key magic constant\0")`.
 ///
 /// [MS-NLMP §3.4.5.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/bf39181d-e95d-40d7-a740-ab4ec3dc363d
-pub fn seal_key(exported_session_key: &Key, flags: NegotiateFlags, direction: Direction) -> Key {
+pub(crate) fn seal_key(
+    exported_session_key: &Key,
+    flags: NegotiateFlags,
+    direction: Direction,
+) -> Key {
     let full = exported_session_key.as_bytes();
     let len = if flags.contains(NegotiateFlags::NEGOTIATE_128) {
         16

@@ -184,6 +184,8 @@ pub struct Initiator {
     negotiate: Vec<u8>,
     session: Option<SessionSecurity>,
     exported_session_key: Option<Key>,
+    /// Whether the AUTHENTICATE carried a MIC.
+    sent_mic: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,6 +206,7 @@ impl Initiator {
             negotiate: Vec::new(),
             session: None,
             exported_session_key: None,
+            sent_mic: false,
         }
     }
 
@@ -328,6 +331,7 @@ impl Initiator {
         }
         self.session = Some(SessionSecurity::new(&exported, flags, Role::Initiator)?);
         self.exported_session_key = Some(exported);
+        self.sent_mic = with_mic;
         Ok(bytes)
     }
 
@@ -437,6 +441,8 @@ impl SecurityProvider for Initiator {
         unwrap(self.session.as_mut(), protection, pdu, stub, signature)
     }
 }
+
+crate::session::spnego_mechanism!(Initiator, sent_mic);
 
 /// The flags of the AUTHENTICATE: ours, less the negotiable ones the server did not grant.
 fn granted_flags(offered: NegotiateFlags, granted: NegotiateFlags) -> NegotiateFlags {

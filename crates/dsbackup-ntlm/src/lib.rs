@@ -60,17 +60,17 @@
 //!
 //! [MS-NLMP]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/
 
-pub mod acceptor;
-pub mod crypto;
-pub mod error;
-pub mod flags;
+mod acceptor;
+mod crypto;
+mod error;
+mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod initiator;
-pub mod messages;
-pub mod observer;
+mod initiator;
+mod messages;
+mod observer;
 pub mod rc4;
-pub mod session;
+mod session;
 
 #[cfg(test)]
 mod tests;
@@ -84,7 +84,7 @@ pub use crate::flags::NegotiateFlags;
 pub use crate::initiator::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 pub use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPair, AvPairs, ChallengeMessage, Message,
-    NegotiateMessage, Version,
+    NegotiateMessage, Version, decode_string,
 };
 pub use crate::observer::{NtlmEavesdropper, ObservedContext};
 pub use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};

@@ -22,7 +22,7 @@ use dsbackup_proto::{DecodeError, EncodeError};
 use crate::flags::NegotiateFlags;
 
 /// `Signature` of every NTLM message.
-pub const NTLMSSP_SIGNATURE: [u8; 8] = *b"NTLMSSP\0";
+pub(crate) const NTLMSSP_SIGNATURE: [u8; 8] = *b"NTLMSSP\0";
 
 /// The VERSION structure ([MS-NLMP §2.2.2.10]), 8 bytes; for debugging only.
 ///
@@ -681,7 +681,7 @@ pub fn decode_string(flags: NegotiateFlags, bytes: &[u8]) -> Option<String> {
 }
 
 /// Bytes of a name field: UTF-16LE with NEGOTIATE_UNICODE, else Latin-1 (`?` for what it lacks).
-pub fn encode_string(flags: NegotiateFlags, text: &str) -> Vec<u8> {
+pub(crate) fn encode_string(flags: NegotiateFlags, text: &str) -> Vec<u8> {
     if flags.contains(NegotiateFlags::NEGOTIATE_UNICODE) {
         crate::crypto::utf16le(text)
     } else {

@@ -20,7 +20,9 @@ use core::fmt;
 use core::ops::Range;
 
 use dsbackup_proto::observe::{Eavesdropper, HandshakeObserver, ObservedKeys, Sender};
-use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
+use dsbackup_proto::{
+    AuthStep, AuthType, Protection, SecurityError, SecurityProvider, SpnegoMechanism,
+};
 use subtle::ConstantTimeEq;
 
 use crate::acceptor::{exported_session_key, split_nt_response, text};
@@ -176,6 +178,22 @@ impl HandshakeObserver for NtlmHandshake {
 /// that direction's fragments.
 #[derive(Debug)]
 struct OneWay(SessionSecurity);
+
+/// Inside SPNEGO: the direction's mechanism list MIC is checked as its first signature, then
+/// the RC4 handle is keyed afresh, as both ends do.
+impl SpnegoMechanism for OneWay {
+    fn can_sign(&self) -> bool {
+        session::mech_list::can_sign(Some(&self.0))
+    }
+
+    fn verify_mic(&mut self, message: &[u8], mic: &[u8]) -> Result<(), SecurityError> {
+        session::mech_list::verify_mic(Some(&mut self.0), message, mic)
+    }
+
+    fn mech_list_mic_done(&mut self) {
+        session::mech_list::done(Some(&mut self.0));
+    }
+}
 
 impl SecurityProvider for OneWay {
     fn auth_type(&self) -> AuthType {

@@ -52,6 +52,8 @@ struct DirectionState {
     /// HMAC-MD5 keyed with the signing key: its inner and outer states are computed once,
     /// and each message's checksum starts from a copy. The MD5 states are zeroized on drop.
     signing: Hmac<Md5>,
+    /// The sealing key, to key the handle afresh after SPNEGO's mechanism list MIC.
+    seal_key: Key,
     sealing: Rc4Stream,
     seq_num: u32,
     /// Set after a checksum failed on this direction: its RC4 stream is out of step for good.
@@ -78,13 +80,15 @@ impl SessionSecurity {
             Role::Initiator => (Direction::ClientToServer, Direction::ServerToClient),
             Role::Acceptor => (Direction::ServerToClient, Direction::ClientToServer),
         };
-        let state = |direction| DirectionState {
-            signing: signing_mac(&crypto::sign_key(exported_session_key, direction)),
-            sealing: Rc4Stream::new(
-                crypto::seal_key(exported_session_key, flags, direction).as_bytes(),
-            ),
-            seq_num: 0,
-            broken: false,
+        let state = |direction| {
+            let seal_key = crypto::seal_key(exported_session_key, flags, direction);
+            DirectionState {
+                signing: signing_mac(&crypto::sign_key(exported_session_key, direction)),
+                sealing: Rc4Stream::new(seal_key.as_bytes()),
+                seal_key,
+                seq_num: 0,
+                broken: false,
+            }
         };
         Ok(Self {
             flags,
@@ -189,8 +193,108 @@ impl SessionSecurity {
         Ok(())
     }
 
+    /// Keys both RC4 sealing handles afresh from their sealing keys, keeping the sequence
+    /// numbers: what SPNEGO does once the mechanism list MICs went both ways, so the first
+    /// protected message uses the handle state the MIC used ([MS-SPNG §3.1.5.1]; Samba's
+    /// `gensec_spnego` resets the RC4 state and keeps the sequence numbers after a MIC check).
+    ///
+    /// [MS-SPNG §3.1.5.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-spng/
+    pub fn reset_sealing_handles(&mut self) {
+        for direction in [&mut self.outbound, &mut self.inbound] {
+            direction.sealing = Rc4Stream::new(direction.seal_key.as_bytes());
+        }
+    }
+
     fn key_exch(&self) -> bool {
         self.flags.contains(NegotiateFlags::NEGOTIATE_KEY_EXCH)
+    }
+}
+
+/// NTLM inside SPNEGO, for a side with a `session` field and a `$mic` field telling whether
+/// the AUTHENTICATE carried a MIC: the mechanism list MIC is an NTLM signature over the DER
+/// list, asked for whenever the AUTHENTICATE carried a MIC ([MS-SPNG]).
+///
+/// [MS-SPNG]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-spng/
+macro_rules! spnego_mechanism {
+    ($side:ty, $mic:ident) => {
+        impl dsbackup_proto::SpnegoMechanism for $side {
+            fn can_sign(&self) -> bool {
+                $crate::session::mech_list::can_sign(self.session.as_ref())
+            }
+
+            fn wants_mech_list_mic(&self) -> bool {
+                self.$mic && self.is_established()
+            }
+
+            fn get_mic(
+                &mut self,
+                message: &[u8],
+            ) -> Result<Vec<u8>, dsbackup_proto::SecurityError> {
+                $crate::session::mech_list::get_mic(self.session.as_mut(), message)
+            }
+
+            fn verify_mic(
+                &mut self,
+                message: &[u8],
+                mic: &[u8],
+            ) -> Result<(), dsbackup_proto::SecurityError> {
+                $crate::session::mech_list::verify_mic(self.session.as_mut(), message, mic)
+            }
+
+            fn mech_list_mic_done(&mut self) {
+                $crate::session::mech_list::done(self.session.as_mut());
+            }
+        }
+    };
+}
+pub(crate) use spnego_mechanism;
+
+/// The [`SpnegoMechanism`](dsbackup_proto::SpnegoMechanism) half of a context, shared by both
+/// sides and the observer.
+pub(crate) mod mech_list {
+    use dsbackup_proto::SecurityError;
+
+    use super::SessionSecurity;
+    use crate::error::NtlmError;
+    use crate::flags::NegotiateFlags;
+
+    /// Whether signing was negotiated (Samba refuses to sign without `NEGOTIATE_SIGN`).
+    pub(crate) fn can_sign(session: Option<&SessionSecurity>) -> bool {
+        session.is_some_and(|s| s.flags().contains(NegotiateFlags::NEGOTIATE_SIGN))
+    }
+
+    fn signing(
+        session: Option<&mut SessionSecurity>,
+    ) -> Result<&mut SessionSecurity, SecurityError> {
+        let session = session.ok_or(SecurityError::WrongState("not established"))?;
+        if session.flags().contains(NegotiateFlags::NEGOTIATE_SIGN) {
+            Ok(session)
+        } else {
+            Err(SecurityError::CapabilityNotNegotiated("NEGOTIATE_SIGN"))
+        }
+    }
+
+    pub(crate) fn get_mic(
+        session: Option<&mut SessionSecurity>,
+        message: &[u8],
+    ) -> Result<Vec<u8>, SecurityError> {
+        Ok(signing(session)?.sign(message).to_vec())
+    }
+
+    pub(crate) fn verify_mic(
+        session: Option<&mut SessionSecurity>,
+        message: &[u8],
+        mic: &[u8],
+    ) -> Result<(), SecurityError> {
+        signing(session)?
+            .verify(message, mic)
+            .map_err(|error| NtlmError::from(error).into())
+    }
+
+    pub(crate) fn done(session: Option<&mut SessionSecurity>) {
+        if let Some(session) = session {
+            session.reset_sealing_handles();
+        }
     }
 }
 

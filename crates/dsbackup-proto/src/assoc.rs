@@ -25,7 +25,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::chain::Chain;
 use crate::drep::DataRep;
-use crate::error::{DecodeError, EncodeError, ProtocolError};
+use crate::error::{ApiMisuse, DecodeError, EncodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
     AuthVerifier, DecodeLimits, Pdu, PduBody, Request, Response, locate_auth, max_stub_len,
@@ -100,13 +100,13 @@ impl Limits {
     }
 
     /// Refuses fragment sizes under [`MIN_FRAG_SIZE`].
-    pub(crate) fn check(&self) -> Result<(), ProtocolError> {
+    pub(crate) fn check(&self) -> Result<(), ApiMisuse> {
         for (field, value) in [
             ("max_recv_frag", self.max_recv_frag),
             ("max_xmit_frag", self.max_xmit_frag),
         ] {
             if value < MIN_FRAG_SIZE {
-                return Err(ProtocolError::Negotiation {
+                return Err(ApiMisuse::InvalidConfig {
                     field,
                     reason: "under the 1432 bytes every peer must accept",
                 });
@@ -182,7 +182,7 @@ pub(crate) fn encode_protected(
 ) -> Result<Chain, ProtocolError> {
     let Some(auth) = auth.filter(|auth| auth.protection() != Protection::None) else {
         // Unsigned: the header, then the stub's slices as they are, uncopied.
-        return Ok(pdu.to_chain_with_stub(stub)?);
+        return pdu.to_chain_with_stub(stub).map_err(ProtocolError::Encode);
     };
     // Signed (and sealed) in place: the stub is copied into the fragment.
     match &mut pdu.body {
@@ -199,19 +199,20 @@ pub(crate) fn encode_protected(
     pdu.align_auth_pad();
     let mut buf = BytesMut::with_capacity(pdu.encoded_len());
     let location = pdu
-        .encode_located(&mut buf)?
-        .ok_or(EncodeError::InvalidField {
+        .encode_located(&mut buf)
+        .map_err(ProtocolError::Encode)?
+        .ok_or(ProtocolError::Encode(EncodeError::InvalidField {
             what: "PDU",
             field: "auth_length",
             reason: "a protected fragment needs an auth verifier",
-        })?;
+        }))?;
     let (head, tail) =
         buf.split_at_mut_checked(location.sec_trailer.end)
-            .ok_or(EncodeError::InvalidField {
+            .ok_or(ProtocolError::Encode(EncodeError::InvalidField {
                 what: "PDU",
                 field: "auth_length",
                 reason: "the verifier lies outside the fragment",
-            })?;
+            }))?;
     auth.provider
         .wrap(auth.protection(), head, location.stub, tail)?;
     Ok(Chain::from(buf.freeze()))
@@ -355,7 +356,7 @@ impl Fragmenter {
         stub: Chain,
         max_frag: u16,
         auth: Option<&AuthContext>,
-    ) -> Result<Self, ProtocolError> {
+    ) -> Result<Self, ApiMisuse> {
         let signature_len = auth
             .filter(|auth| auth.protection() != Protection::None)
             .map(|auth| auth.provider.signature_len());
@@ -366,7 +367,7 @@ impl Fragmenter {
         // Whole 16-byte blocks when protected: the auth padding of the last chunk fits too.
         let chunk_len = max_stub_len(max_frag, CommonHeader::LEN + fixed, signature_len);
         if chunk_len == 0 {
-            return Err(ProtocolError::Negotiation {
+            return Err(ApiMisuse::InvalidConfig {
                 field: "max_xmit_frag",
                 reason: "no room for the stub in a fragment",
             });

@@ -1,85 +1,4 @@
-//! The client side of a connection-oriented association, sans-IO ([C706 §12.6],
-//! [MS-RPCE §3.3.3]).
-//!
-//! ```text
-//!            bind()                    bind_ack (+ auth3 queued)
-//!  Idle ───────────────► BindSent ───────────────────────────────► Bound ◄─┐
-//!                           │  bind_ack with Continue(token):              │ alter_context_resp
-//!                           │  alter_context queued ──► AuthAlterSent ─────┘
-//!                           │
-//!                           └─ bind_nak / fault ──► failed (BindRejected / AssociationFault)
-//!
-//!  Bound: call() ─► request fragments ─► response fragments ─► Event::Response
-//!                                      └► fault ─► Event::Fault
-//!         alter_context() ─► alter_context ─► alter_context_resp ─► Event::ContextResults
-//!         cancel() ─► co_cancel (request sent) | rest of the request sent | nothing
-//!  any state: a protocol error ─► failed, for good (every later call returns the error)
-//! ```
-//!
-//! The driver feeds whole frames (see [`frame_len`](crate::framing::frame_len), with
-//! [`ClientAssociation::max_recv_frag`]) to [`handle_frame`](ClientAssociation::handle_frame),
-//! writes what [`poll_transmit`](ClientAssociation::poll_transmit) gives, and reads
-//! [`poll_event`](ClientAssociation::poll_event). Nothing here reads a clock: the association
-//! has no timer of its own (idle and call timeouts belong to the driver, which cancels calls).
-//!
-//! A call end to end, with a server association standing in for the network:
-//!
-//! ```
-//! use bytes::Bytes;
-//! use dsbackup_proto::{
-//!     AuthLevel, ClientAssociation, ClientConfig, ClientEvent, Interface, ProtocolError,
-//!     ServerAssociation, ServerConfig, ServerEvent, SyntaxId, Uuid,
-//! };
-//!
-//! # fn main() -> Result<(), ProtocolError> {
-//! let ad_backup = SyntaxId::new(
-//!     Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
-//!     1,
-//!     0,
-//! );
-//! let mut client = ClientAssociation::new(ClientConfig::default(), None)?;
-//! let interface = Interface { syntax: ad_backup, opnums: 9, min_auth_level: AuthLevel::NONE };
-//! let mut server = ServerAssociation::new(ServerConfig::new(vec![interface], 1), None)?;
-//!
-//! // What a transport does: write every PDU poll_transmit gives; feed every whole frame read
-//! // (split with frame_len(buf, max_recv_frag())) to handle_frame.
-//! fn shuttle(c: &mut ClientAssociation, s: &mut ServerAssociation) -> Result<(), ProtocolError> {
-//!     while let Some(pdu) = c.poll_transmit() {
-//!         s.handle_frame(pdu.to_bytes())?;
-//!     }
-//!     while let Some(pdu) = s.poll_transmit() {
-//!         c.handle_frame(pdu.to_bytes())?;
-//!     }
-//!     Ok(())
-//! }
-//!
-//! let contexts = client.bind(&[ad_backup])?;
-//! shuttle(&mut client, &mut server)?;
-//! assert!(client.is_bound());
-//!
-//! let call_id = client.call(contexts[0], 8, None, Bytes::from_static(b"ping"))?;
-//! shuttle(&mut client, &mut server)?;
-//! while let Some(event) = server.poll_event() {
-//!     if let ServerEvent::Request(request) = event {
-//!         server.respond(request.call_id, Bytes::from_static(b"pong"))?;
-//!     }
-//! }
-//! shuttle(&mut client, &mut server)?;
-//! let response = std::iter::from_fn(|| client.poll_event()).find_map(|event| match event {
-//!     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub.to_bytes()),
-//!     _ => None,
-//! });
-//! assert_eq!(response, Some(Bytes::from_static(b"pong")));
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! Fragments of different calls never interleave on the wire: a call's request fragments go out
-//! contiguously, and control PDUs (alter_context, co_cancel, orphaned) only between calls. On
-//! receive, fragments of two calls may interleave only when `PFC_CONC_MPX` was negotiated.
-//!
-//! [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
-//! [MS-RPCE §3.3.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+//! The client side of a connection-oriented association ([`ClientAssociation`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -90,7 +9,7 @@ use crate::assoc::{
 };
 use crate::chain::Chain;
 use crate::drep::DataRep;
-use crate::error::ProtocolError;
+use crate::error::{ApiMisuse, EncodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
     AlterContext, Auth3, Bind, BindAck, CoCancel, ContResult, ContextResult, DecodeLimits, Fault,
@@ -269,12 +188,94 @@ enum CallState {
     Cancelled,
 }
 
-/// The client end of one association.
+/// The client end of one association, sans-IO ([C706 §12.6], [MS-RPCE §3.3.3]).
+///
+/// ```text
+///            bind()                    bind_ack (+ auth3 queued)
+///  Idle ───────────────► BindSent ───────────────────────────────► Bound ◄─┐
+///                           │  bind_ack with Continue(token):              │ alter_context_resp
+///                           │  alter_context queued ──► AuthAlterSent ─────┘
+///                           │
+///                           └─ bind_nak / fault ──► failed (BindRejected / AssociationFault)
+///
+///  Bound: call() ─► request fragments ─► response fragments ─► Event::Response
+///                                      └► fault ─► Event::Fault
+///         alter_context() ─► alter_context ─► alter_context_resp ─► Event::ContextResults
+///         cancel() ─► co_cancel (request sent) | rest of the request sent | nothing
+///  any state: a protocol error ─► failed, for good (later requests: AssociationFailed)
+/// ```
+///
+/// The driver feeds whole frames (see [`frame_len`](crate::framing::frame_len), with
+/// [`ClientAssociation::max_recv_frag`]) to [`handle_frame`](ClientAssociation::handle_frame),
+/// writes what [`poll_transmit`](ClientAssociation::poll_transmit) gives, and reads
+/// [`poll_event`](ClientAssociation::poll_event). Nothing here reads a clock: the association
+/// has no timer of its own (idle and call timeouts belong to the driver, which cancels calls).
+///
+/// A call end to end, with a server association standing in for the network:
+///
+/// ```
+/// use bytes::Bytes;
+/// use dsbackup_proto::{
+///     AuthLevel, ClientAssociation, ClientConfig, ClientEvent, Interface, ProtocolError,
+///     ServerAssociation, ServerConfig, ServerEvent, SyntaxId, Uuid,
+/// };
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let ad_backup = SyntaxId::new(
+///     Uuid::from_str_const("ecec0d70-a603-11d0-96b1-00a0c91ece30"),
+///     1,
+///     0,
+/// );
+/// let mut client = ClientAssociation::new(ClientConfig::default(), None)?;
+/// let interface = Interface { syntax: ad_backup, opnums: 9, min_auth_level: AuthLevel::NONE };
+/// let mut server = ServerAssociation::new(ServerConfig::new(vec![interface], 1), None)?;
+///
+/// // What a transport does: write every PDU poll_transmit gives; feed every whole frame read
+/// // (split with frame_len(buf, max_recv_frag())) to handle_frame.
+/// fn shuttle(c: &mut ClientAssociation, s: &mut ServerAssociation) -> Result<(), ProtocolError> {
+///     while let Some(pdu) = c.poll_transmit() {
+///         s.handle_frame(pdu.to_bytes())?;
+///     }
+///     while let Some(pdu) = s.poll_transmit() {
+///         c.handle_frame(pdu.to_bytes())?;
+///     }
+///     Ok(())
+/// }
+///
+/// let contexts = client.bind(&[ad_backup])?;
+/// shuttle(&mut client, &mut server)?;
+/// assert!(client.is_bound());
+///
+/// let call_id = client.call(contexts[0], 8, None, Bytes::from_static(b"ping"))?;
+/// shuttle(&mut client, &mut server)?;
+/// while let Some(event) = server.poll_event() {
+///     if let ServerEvent::Request(request) = event {
+///         server.respond(request.call_id, Bytes::from_static(b"pong"))?;
+///     }
+/// }
+/// shuttle(&mut client, &mut server)?;
+/// let response = std::iter::from_fn(|| client.poll_event()).find_map(|event| match event {
+///     ClientEvent::Response { call_id: id, stub, .. } if id == call_id => Some(stub.to_bytes()),
+///     _ => None,
+/// });
+/// assert_eq!(response, Some(Bytes::from_static(b"pong")));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Fragments of different calls never interleave on the wire: a call's request fragments go out
+/// contiguously, and control PDUs (alter_context, co_cancel, orphaned) only between calls. On
+/// receive, fragments of two calls may interleave only when `PFC_CONC_MPX` was negotiated.
 ///
 /// # Errors
-/// Every method that fails leaves the association failed when the failure is the peer's
-/// (`handle_frame`); caller misuse (a call on an unknown context, a second bind) fails the
-/// method only.
+/// [`handle_frame`](Self::handle_frame) fails with a [`ProtocolError`], the peer's doing, and
+/// the association is then failed for good. Every request ([`bind`](Self::bind),
+/// [`call`](Self::call), ...) fails with an [`ApiMisuse`], the caller's, and leaves the
+/// association as it was; on a failed association that is [`ApiMisuse::AssociationFailed`],
+/// whose source is the peer's error.
+///
+/// [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+/// [MS-RPCE §3.3.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 pub struct ClientAssociation {
     config: ClientConfig,
     state: Result<State, ProtocolError>,
@@ -319,17 +320,17 @@ impl ClientAssociation {
     /// `config.auth_level`.
     ///
     /// # Errors
-    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432, or a security provider
+    /// [`ApiMisuse::InvalidConfig`] for fragment sizes under 1432, or a security provider
     /// with an `auth_level` outside connect..=packet privacy.
     pub fn new(
         config: ClientConfig,
         security: Option<Box<dyn SecurityProvider>>,
-    ) -> Result<Self, ProtocolError> {
+    ) -> Result<Self, ApiMisuse> {
         config.limits.check()?;
         if security.is_some()
             && !(AuthLevel::CONNECT..=AuthLevel::PKT_PRIVACY).contains(&config.auth_level)
         {
-            return Err(ProtocolError::Negotiation {
+            return Err(ApiMisuse::InvalidConfig {
                 field: "auth_level",
                 reason: "an authenticated association needs connect to packet privacy",
             });
@@ -367,13 +368,13 @@ impl ClientAssociation {
     /// interface, in order.
     ///
     /// # Errors
-    /// [`ProtocolError::InvalidState`] unless the association is new;
-    /// [`ProtocolError::LimitExceeded`] for more contexts than the limit; the security
-    /// provider's error for its first token.
-    pub fn bind(&mut self, interfaces: &[SyntaxId]) -> Result<Vec<u16>, ProtocolError> {
-        let state = self.state.clone()?;
+    /// [`ApiMisuse::InvalidState`] unless the association is new;
+    /// [`ApiMisuse::LimitExceeded`] for more contexts than the limit;
+    /// [`ApiMisuse::Security`] when the security provider gives no first token.
+    pub fn bind(&mut self, interfaces: &[SyntaxId]) -> Result<Vec<u16>, ApiMisuse> {
+        let state = self.usable()?;
         if state != State::Idle {
-            return Err(ProtocolError::InvalidState {
+            return Err(ApiMisuse::InvalidState {
                 operation: "bind",
                 state: state.name(),
             });
@@ -396,14 +397,14 @@ impl ClientAssociation {
             pdu.pfc_flags |= PfcFlags::CONC_MPX;
         }
         if let Some(auth) = &mut self.auth {
-            let token = match auth.provider.step(None)? {
+            let token = match auth.provider.step(None).map_err(ApiMisuse::Security)? {
                 AuthStep::Continue(token) | AuthStep::Complete(Some(token)) => token,
                 AuthStep::Complete(None) => Vec::new(),
             };
             pdu.auth_verifier = Some(auth.token_verifier(token));
             pdu.align_auth_pad();
         }
-        let bytes = pdu.to_bytes()?;
+        let bytes = pdu.to_bytes().map_err(ApiMisuse::Encode)?;
         self.state = Ok(State::BindSent(pdu.call_id));
         self.proposed = proposed;
         self.control.push_back(bytes);
@@ -414,12 +415,12 @@ impl ClientAssociation {
     /// their `p_cont_id`s; [`ClientEvent::ContextResults`] reports the outcome.
     ///
     /// # Errors
-    /// [`ProtocolError::InvalidState`] unless bound with no other alter_context outstanding;
-    /// [`ProtocolError::LimitExceeded`] for more contexts than the limit.
-    pub fn alter_context(&mut self, interfaces: &[SyntaxId]) -> Result<Vec<u16>, ProtocolError> {
-        let state = self.state.clone()?;
+    /// [`ApiMisuse::InvalidState`] unless bound with no other alter_context outstanding;
+    /// [`ApiMisuse::LimitExceeded`] for more contexts than the limit.
+    pub fn alter_context(&mut self, interfaces: &[SyntaxId]) -> Result<Vec<u16>, ApiMisuse> {
+        let state = self.usable()?;
         if state != State::Bound || self.alter_sent.is_some() {
-            return Err(ProtocolError::InvalidState {
+            return Err(ApiMisuse::InvalidState {
                 operation: "alter the context",
                 state: if self.alter_sent.is_some() {
                     "altering its context"
@@ -433,7 +434,8 @@ impl ClientAssociation {
         let pdu = self.alter_context_pdu(call_id, proposed.clone());
         self.alter_sent = Some(call_id);
         self.proposed = proposed;
-        self.control.push_back(pdu.to_bytes()?);
+        self.control
+            .push_back(pdu.to_bytes().map_err(ApiMisuse::Encode)?);
         Ok(ids)
     }
 
@@ -441,19 +443,20 @@ impl ClientAssociation {
     /// (in this client's byte order); returns its `call_id`.
     ///
     /// # Errors
-    /// [`ProtocolError::InvalidState`] unless bound; [`ProtocolError::UnknownContext`] for a
-    /// context that was not accepted; [`ProtocolError::LimitExceeded`] when as many calls as
-    /// the limit are in flight.
+    /// [`ApiMisuse::InvalidState`] unless bound; [`ApiMisuse::UnknownContext`] for a context
+    /// that was never negotiated or was rejected; [`ApiMisuse::LimitExceeded`] when as many
+    /// calls as the configured limit are in flight; [`ApiMisuse::AssociationFailed`] once the
+    /// association has failed.
     pub fn call(
         &mut self,
         p_cont_id: u16,
         opnum: u16,
         object: Option<Uuid>,
         stub: impl Into<Chain>,
-    ) -> Result<u32, ProtocolError> {
-        let state = self.state.clone()?;
+    ) -> Result<u32, ApiMisuse> {
+        let state = self.usable()?;
         if !matches!(state, State::Bound) {
-            return Err(ProtocolError::InvalidState {
+            return Err(ApiMisuse::InvalidState {
                 operation: "call",
                 state: state.name(),
             });
@@ -463,11 +466,11 @@ impl ClientAssociation {
             .iter()
             .any(|context| context.p_cont_id == p_cont_id && context.accepted)
         {
-            return Err(ProtocolError::UnknownContext { p_cont_id });
+            return Err(ApiMisuse::UnknownContext { p_cont_id });
         }
         let limit = self.config.limits.max_calls_in_flight;
         if self.calls.len() >= limit {
-            return Err(ProtocolError::LimitExceeded {
+            return Err(ApiMisuse::LimitExceeded {
                 what: "calls in flight",
                 value: self.calls.len() + 1,
                 limit,
@@ -498,11 +501,11 @@ impl ClientAssociation {
     /// [`ClientEvent::Cancelled`] reports when its slot is free.
     ///
     /// # Errors
-    /// [`ProtocolError::UnknownCallId`] for a call not in flight.
-    pub fn cancel(&mut self, call_id: u32) -> Result<(), ProtocolError> {
-        self.state.clone()?;
+    /// [`ApiMisuse::UnknownCallId`] for a call not in flight.
+    pub fn cancel(&mut self, call_id: u32) -> Result<(), ApiMisuse> {
+        self.usable()?;
         let Some(state) = self.calls.get_mut(&call_id) else {
-            return Err(ProtocolError::UnknownCallId { call_id });
+            return Err(ApiMisuse::UnknownCallId { call_id });
         };
         match state {
             CallState::Sending => {
@@ -514,7 +517,7 @@ impl ClientAssociation {
                     *state = CallState::Cancelled;
                 } else {
                     self.calls.remove(&call_id);
-                    self.stop_sending(call_id)?;
+                    self.stop_sending(call_id).map_err(ApiMisuse::Encode)?;
                     self.events.push_back(ClientEvent::Cancelled { call_id });
                 }
             }
@@ -522,7 +525,9 @@ impl ClientAssociation {
                 // A response being reassembled keeps `receiving`: the rest of its fragments
                 // still come contiguously, and are dropped.
                 *state = CallState::Cancelled;
-                let pdu = self.control_pdu(call_id, PduBody::CoCancel(CoCancel))?;
+                let pdu = self
+                    .control_pdu(call_id, PduBody::CoCancel(CoCancel))
+                    .map_err(ApiMisuse::Encode)?;
                 self.control.push_back(pdu);
             }
             CallState::Cancelled => {}
@@ -615,6 +620,11 @@ impl ClientAssociation {
 }
 
 impl ClientAssociation {
+    /// The association's state, unless it has failed: a request after that is misuse.
+    fn usable(&self) -> Result<State, ApiMisuse> {
+        self.state.clone().map_err(ApiMisuse::AssociationFailed)
+    }
+
     fn allocate_call_id(&mut self) -> u32 {
         let call_id = self.next_call_id;
         // Call ids count up and skip 0 when they wrap.
@@ -637,16 +647,16 @@ impl ClientAssociation {
         pdu
     }
 
-    fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, ProtocolError> {
+    fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, EncodeError> {
         let mut pdu = Pdu::new(call_id, body);
         pdu.drep = self.config.drep;
-        Ok(pdu.to_bytes()?)
+        pdu.to_bytes()
     }
 
     /// Sends no more fragments of `call_id`; if part of it went out, queues an orphaned, so
     /// that the server discards the fragments received ([C706 §12.6.4.8]). Returns whether it
     /// did.
-    fn stop_sending(&mut self, call_id: u32) -> Result<bool, ProtocolError> {
+    fn stop_sending(&mut self, call_id: u32) -> Result<bool, EncodeError> {
         let started = self
             .sending
             .iter()
@@ -667,11 +677,11 @@ impl ClientAssociation {
         &mut self,
         interfaces: &[SyntaxId],
         features: Option<BindTimeFeatures>,
-    ) -> Result<(Vec<u16>, Vec<PresentationContext>), ProtocolError> {
+    ) -> Result<(Vec<u16>, Vec<PresentationContext>), ApiMisuse> {
         let limit = self.config.limits.max_contexts;
         let wanted = self.contexts.len() + interfaces.len();
         if wanted > limit || interfaces.is_empty() {
-            return Err(ProtocolError::LimitExceeded {
+            return Err(ApiMisuse::LimitExceeded {
                 what: "presentation contexts",
                 value: wanted,
                 limit,
@@ -895,7 +905,8 @@ impl ClientAssociation {
                 pdu.drep = self.config.drep;
                 pdu.auth_verifier = Some(auth.token_verifier(token));
                 pdu.align_auth_pad();
-                self.control.push_back(pdu.to_bytes()?);
+                self.control
+                    .push_back(pdu.to_bytes().map_err(ProtocolError::Encode)?);
                 self.bound()
             }
             AuthStep::Continue(token) => {
@@ -914,7 +925,8 @@ impl ClientAssociation {
                 let mut pdu = self.alter_context_pdu(call_id, contexts);
                 pdu.auth_verifier = Some(verifier);
                 pdu.align_auth_pad();
-                self.control.push_back(pdu.to_bytes()?);
+                self.control
+                    .push_back(pdu.to_bytes().map_err(ProtocolError::Encode)?);
                 self.state = Ok(State::AuthAlterSent(call_id));
                 Ok(())
             }
@@ -1050,7 +1062,7 @@ impl ClientAssociation {
         }
         if matches!(state, CallState::Sending) {
             // The server may refuse a call before it is whole: send no more of it.
-            self.stop_sending(call_id)?;
+            self.stop_sending(call_id).map_err(ProtocolError::Encode)?;
         }
         if matches!(state, CallState::Cancelled) {
             self.events.push_back(ClientEvent::Cancelled { call_id });

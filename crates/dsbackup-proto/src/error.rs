@@ -103,18 +103,25 @@ pub enum EncodeError {
     },
 }
 
-/// The peer broke the protocol or refused us; or the caller asked for something the association
-/// cannot do in its state.
+/// The peer broke the protocol or refused us: what it sent, or what it did.
+///
+/// An association that fails with one of these is failed for good
+/// ([`ClientAssociation::error`](crate::ClientAssociation::error),
+/// [`ServerAssociation::error`](crate::ServerAssociation::error)). What the caller asked for
+/// wrongly is an [`ApiMisuse`] instead, and leaves the association as it was.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// The peer sent bytes that do not decode.
     #[error(transparent)]
     Malformed(#[from] DecodeError),
-    /// A value could not be encoded.
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-    /// The security provider refused a token or a fragment.
+    /// A PDU of ours cannot be encoded from what the peer sent or negotiated: a value of the
+    /// peer's makes it too long for its field (an NTLM target information echoed in the
+    /// AUTHENTICATE, for instance).
+    #[error("a PDU answering the peer cannot be encoded: {0}")]
+    Encode(#[source] EncodeError),
+    /// The security provider refused the peer's token or fragment (refused credentials, a
+    /// signature that does not verify).
     #[error(transparent)]
     Security(#[from] SecurityError),
     /// A PDU arrived that the association does not expect in its state.
@@ -156,7 +163,8 @@ pub enum ProtocolError {
         /// The call being reassembled.
         in_progress: u32,
     },
-    /// The peer (or the caller) went past a configured limit.
+    /// The peer went past a configured limit (fragments of a call, a reassembled stub,
+    /// presentation contexts proposed).
     #[error("{what} of {value} exceeds the limit of {limit}")]
     LimitExceeded {
         /// What was counted.
@@ -166,12 +174,6 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
-    /// A presentation context that was not negotiated (or was rejected).
-    #[error("presentation context {p_cont_id} is not negotiated")]
-    UnknownContext {
-        /// `p_cont_id`.
-        p_cont_id: u16,
-    },
     /// A `sec_trailer` field differs from the association's, or a verifier is missing or extra.
     #[error("`{field}` of the auth verifier does not match the association's")]
     AuthMismatch {
@@ -179,8 +181,8 @@ pub enum ProtocolError {
         /// `auth_length`).
         field: &'static str,
     },
-    /// A negotiated value is not acceptable (a fragment size under 1432, a result list of the
-    /// wrong length).
+    /// A value the peer negotiated is not acceptable (a fragment size under 1432, a result
+    /// list of the wrong length).
     #[error("invalid `{field}` in the negotiation: {reason}")]
     Negotiation {
         /// The spec's name of the field.
@@ -188,12 +190,67 @@ pub enum ProtocolError {
         /// Why it is refused.
         reason: &'static str,
     },
-    /// The caller asked for something the association cannot do in its state.
+}
+
+/// The caller asked for something the association cannot do: the API misused. Nothing was
+/// queued and the association is as it was (one that had failed stays failed).
+///
+/// The peer's doing is a [`ProtocolError`] instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiMisuse {
+    /// A request after the association failed: it takes none once failed (the source is the
+    /// peer's error that failed it, as `error()` gives it).
+    #[error("the association has failed and takes no more requests")]
+    AssociationFailed(#[source] ProtocolError),
+    /// A value the caller gave cannot be carried on the wire (a token or a stub too long for
+    /// its field).
+    #[error("the request cannot be encoded: {0}")]
+    Encode(#[source] EncodeError),
+    /// The configuration cannot work (a fragment size under the 1432 bytes every peer must
+    /// accept, an authenticated association below connect level).
+    #[error("invalid `{field}` in the configuration: {reason}")]
+    InvalidConfig {
+        /// The field of the configuration.
+        field: &'static str,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The request is not allowed in the association's state (a second bind, a call before
+    /// the bind completed, a second alter_context while one is outstanding).
     #[error("cannot {operation} while the association is {state}")]
     InvalidState {
         /// What was asked.
         operation: &'static str,
         /// The association's state.
         state: &'static str,
+    },
+    /// The request would go past a limit the caller configured (calls in flight, presentation
+    /// contexts).
+    #[error("{what} of {value} exceeds the configured limit of {limit}")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// The value the request would reach.
+        value: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The security provider refused to start the handshake (a provider already used for
+    /// another association, or one without what it needs).
+    #[error("the security provider cannot start: {0}")]
+    Security(#[source] SecurityError),
+    /// The request names a call that is not in flight (cancelled, answered or never made).
+    #[error("no call {call_id} in flight")]
+    UnknownCallId {
+        /// The `call_id` given.
+        call_id: u32,
+    },
+    /// A call on a presentation context that was never negotiated, or that the server
+    /// rejected.
+    #[error("presentation context {p_cont_id} is not negotiated")]
+    UnknownContext {
+        /// The `p_cont_id` given.
+        p_cont_id: u16,
     },
 }

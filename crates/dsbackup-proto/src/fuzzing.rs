@@ -362,6 +362,8 @@ struct ToyDirection {
     key: u8,
 }
 
+impl crate::security::SpnegoMechanism for ToyDirection {}
+
 impl crate::security::SecurityProvider for ToyDirection {
     fn auth_type(&self) -> crate::security::AuthType {
         crate::security::AuthType::WINNT

@@ -8,49 +8,48 @@
 //! [C706]: https://pubs.opengroup.org/onlinepubs/9629399/
 //! [MS-RPCE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
-pub mod assoc;
-pub mod chain;
-pub mod client;
+mod assoc;
+mod chain;
+mod client;
 mod codec;
-pub mod drep;
-pub mod error;
-pub mod framing;
+mod drep;
+mod error;
+mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod header;
+mod header;
 pub mod iface;
-pub mod names;
+mod names;
 pub mod ndr;
 pub mod observe;
-pub mod pdu;
-pub mod security;
-pub mod server;
-pub mod status;
-pub mod syntax;
-pub mod token;
-pub mod uuid;
+mod pdu;
+mod security;
+mod server;
+mod status;
+mod syntax;
+mod token;
+mod uuid;
 mod wire_enum;
 
 pub use crate::assoc::{DEFAULT_FRAG_SIZE, Limits, MIN_FRAG_SIZE, Received};
-pub use crate::chain::Chain;
+pub use crate::chain::{Chain, SHARE_AT_LEAST};
 pub use crate::client::{
     ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
 };
 pub use crate::drep::{ByteOrder, DataRep};
-pub use crate::error::{DecodeError, EncodeError, ProtocolError};
+pub use crate::error::{ApiMisuse, DecodeError, EncodeError, ProtocolError};
 pub use crate::framing::frame_len;
 pub use crate::header::{CommonHeader, PacketType, PfcFlags};
-pub use crate::iface::{CallInfo, DecodedStub, Direction, InterfaceId, decode_stub};
-pub use crate::names::{BftKind, NameEntry};
-pub use crate::ndr::{ContextHandle, NdrError};
+pub use crate::names::{BftKind, NameEntry, build_name_list, parse_name_list};
 pub use crate::pdu::{
-    AlterContext, AlterContextResp, Auth3, AuthLocation, AuthVerifier, Bind, BindAck, BindNak,
-    CoCancel, ContResult, ContextResult, DecodeLimits, Fault, FaultStatus, Orphaned, Pdu, PduBody,
-    PortAny, PresentationContext, ProviderReason, RejectReason, Request, Response, Shutdown,
-    Version, locate_auth, max_stub_len,
+    AUTH_PAD_ALIGNMENT, AlterContext, AlterContextResp, Auth3, AuthLocation, AuthVerifier, Bind,
+    BindAck, BindNak, CoCancel, ContResult, ContextResult, DecodeLimits, Fault, FaultStatus,
+    Orphaned, Pdu, PduBody, PortAny, PresentationContext, ProviderReason, RejectReason, Request,
+    Response, Shutdown, Version, locate_auth, max_stub_len,
 };
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider,
+    SpnegoMechanism,
 };
 pub use crate::server::{
     Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,

@@ -33,7 +33,7 @@ use crate::ndr::NdrError;
 use crate::pdu::{
     AuthVerifier, ContResult, ContextResult, DecodeLimits, Pdu, PduBody, PresentationContext,
 };
-use crate::security::{AuthLevel, AuthType, Protection, SecurityError, SecurityProvider};
+use crate::security::{AuthLevel, AuthType, Protection, SecurityError, SpnegoMechanism};
 use crate::syntax::SyntaxId;
 
 /// Which end sent a PDU (known from its type).
@@ -66,12 +66,14 @@ impl Sender {
 }
 
 /// The keys of an observed security context: one provider per direction of travel, each
-/// [`unwrap`](SecurityProvider::unwrap)ping that direction's fragments in order.
+/// [`unwrap`](crate::SecurityProvider::unwrap)ping that direction's fragments in order (and, inside
+/// SPNEGO, [`verify_mic`](SpnegoMechanism::verify_mic)ing that direction's mechanism list MIC
+/// first).
 pub struct ObservedKeys {
     /// Reads what the client sends.
-    pub from_client: Box<dyn SecurityProvider>,
+    pub from_client: Box<dyn SpnegoMechanism>,
     /// Reads what the server sends.
-    pub from_server: Box<dyn SecurityProvider>,
+    pub from_server: Box<dyn SpnegoMechanism>,
 }
 
 impl fmt::Debug for ObservedKeys {
@@ -500,7 +502,7 @@ impl Observer {
                 let (auth_type, auth_level) = security
                     .trailer
                     .unwrap_or((verifier.auth_type, verifier.auth_level));
-                let bound = |provider| AuthContext {
+                let bound = |provider: Box<dyn SpnegoMechanism>| AuthContext {
                     provider,
                     auth_type,
                     auth_level,

@@ -147,6 +147,19 @@ pub enum SecurityError {
     /// [MS-RPCE]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
     #[error("the handshake did not negotiate {0}, which the authentication level needs")]
     CapabilityNotNegotiated(&'static str),
+    /// The peer chose a mechanism this side did not accept (SPNEGO's acceptor answering with
+    /// NTLM where Kerberos is required): a downgrade, refused.
+    #[error("the peer chose another authentication mechanism (a downgrade): {0}")]
+    Downgrade(&'static str),
+    /// SPNEGO's mechanism list MIC did not verify, or did not come where it must
+    /// ([RFC 4178 §5]): the negotiation was altered on the way.
+    ///
+    /// [RFC 4178 §5]: https://www.rfc-editor.org/rfc/rfc4178#section-5
+    #[error("the SPNEGO mechanism list MIC {0}: the negotiation was altered")]
+    MechListMic(&'static str),
+    /// SPNEGO found no mechanism both sides have.
+    #[error("no authentication mechanism in common with the peer")]
+    NoCommonMechanism,
 }
 
 /// An authentication package seen from one side of an association.
@@ -240,6 +253,59 @@ pub trait SecurityProvider: Send + fmt::Debug {
     fn peer_identity(&self) -> Option<PeerIdentity> {
         None
     }
+}
+
+/// A security provider that SPNEGO ([RFC 4178], DCE/RPC auth type 9) can negotiate: besides its
+/// handshake and fragment protection, the MIC over the mechanism list that protects the
+/// negotiation ([RFC 4178 §5], [MS-SPNG §3.1.5.1]).
+///
+/// The defaults are those of a mechanism that cannot make that MIC.
+///
+/// [RFC 4178]: https://www.rfc-editor.org/rfc/rfc4178
+/// [RFC 4178 §5]: https://www.rfc-editor.org/rfc/rfc4178#section-5
+/// [MS-SPNG §3.1.5.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-spng/
+pub trait SpnegoMechanism: SecurityProvider {
+    /// Whether the established context can sign a message (NTLM: `NEGOTIATE_SIGN` was
+    /// negotiated; Kerberos: always): only then is a mechanism list MIC exchanged.
+    fn can_sign(&self) -> bool {
+        false
+    }
+
+    /// Whether the mechanism's own handshake asks SPNEGO for the mechanism list MIC even when
+    /// nothing was negotiated away: NTLM whose AUTHENTICATE carries a MIC ([MS-SPNG]).
+    ///
+    /// [MS-SPNG]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-spng/
+    fn wants_mech_list_mic(&self) -> bool {
+        false
+    }
+
+    /// GSS_GetMIC over `message` (the DER mechanism list), taking the next sequence number
+    /// of this side's direction.
+    ///
+    /// # Errors
+    /// [`SecurityError::Unsupported`] for a mechanism that cannot;
+    /// [`SecurityError::WrongState`] before the context is established.
+    fn get_mic(&mut self, message: &[u8]) -> Result<Vec<u8>, SecurityError> {
+        let _ = message;
+        Err(SecurityError::Unsupported("a MIC over the mechanism list"))
+    }
+
+    /// GSS_VerifyMIC: checks the peer's MIC over `message`.
+    ///
+    /// # Errors
+    /// [`SecurityError::BadSignature`] when it does not verify; as
+    /// [`get_mic`](Self::get_mic) otherwise.
+    fn verify_mic(&mut self, message: &[u8], mic: &[u8]) -> Result<(), SecurityError> {
+        let _ = (message, mic);
+        Err(SecurityError::Unsupported("a MIC over the mechanism list"))
+    }
+
+    /// The mechanism list MICs went both ways and SPNEGO is done: NTLM keys its RC4 handles
+    /// afresh, so the first protected fragment uses the state the MIC used ([MS-SPNG
+    /// §3.1.5.1]), and keeps its sequence numbers.
+    ///
+    /// [MS-SPNG §3.1.5.1]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-spng/
+    fn mech_list_mic_done(&mut self) {}
 }
 
 /// The authenticated peer of an association, as its security provider established it.

@@ -1,63 +1,4 @@
-//! The server side of a connection-oriented association, sans-IO ([C706 §12.6],
-//! [MS-RPCE §3.3.2]).
-//!
-//! ```text
-//!                 bind ─► bind_ack                  auth3 / alter_context legs
-//!  AwaitingBind ────────────────────► Bound ──────────────────────────► Bound, authenticated
-//!       │        (first security leg)   (handshake in progress)
-//!       └─ bind refused ─► bind_nak ─► failed
-//!
-//!  Bound: request fragments ─► Event::Request ─► respond() | fault() ─► responses | fault
-//!         alter_context ─► alter_context_resp (new contexts; a leg while authenticating)
-//!         co_cancel ─► Event::Cancelled; orphaned ─► ignored (as Windows and Samba)
-//!         second bind ─► bind_nak; alter_context re-authenticating ─► fault; both fail it
-//!  any:   a protocol error ─► fault (nca_s_proto_error or access denied), failed for good
-//! ```
-//!
-//! How the server answers what it refuses (the choices of Windows as Samba's
-//! `python/samba/tests/dcerpc/raw_protocol.py` records them, and Samba's `dcesrv_core.c`):
-//!
-//! Refused, the association goes on (faults with `PFC_DID_NOT_EXECUTE`):
-//! - a request on a context not negotiated: fault `nca_s_unk_if`;
-//! - an opnum at or past the interface's count: fault `nca_s_op_rng_error`;
-//! - an auth level under the interface's minimum: fault access denied (5);
-//! - more calls in flight than the limit: fault `nca_s_server_too_busy`.
-//!
-//! Refused, the association fails:
-//! - a bind of another version (rpc_vers other than 5, minor above 1) or data representation
-//!   (EBCDIC characters, floats other than IEEE), or any PDU but a bind first: bind_nak
-//!   `protocol_version_not_supported` naming 5.0, as Samba and Windows answer;
-//! - a bind with too many contexts, an unknown auth type, or a context without transfer
-//!   syntaxes: bind_nak (`local_limit_exceeded`, `authentication_type_not_recognized`,
-//!   `reason_not_specified`). Small or odd fragment sizes are not refused: both directions get
-//!   the client's smaller size raised to 2048, lowered to the server's limit and rounded down
-//!   to a multiple of 8, as Windows and Samba negotiate;
-//! - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
-//! - a bind whose credentials the security provider refuses at once (a Kerberos ticket for
-//!   another service, expired, skewed or replayed): bind_nak `invalid_checksum`, the reason
-//!   Samba gives a bind its security mechanism refuses;
-//! - an alter_context carrying a verifier once authenticated (changing the level or type):
-//!   fault access denied, as Samba's `dcesrv_auth_alter`;
-//! - a fragment whose signature fails, a request after a failed auth3: fault access denied;
-//! - a request stub past the budget or with too many fragments: fault access denied (Samba's
-//!   rule for its 4 MiB request limit);
-//! - a bind naming an association group that does not exist: bind_nak `reason_not_specified`;
-//! - fragments out of order (a middle fragment without a first, another call's fragment while a
-//!   request is being received, with or without `PFC_CONC_MPX`): fault `nca_s_proto_error`
-//!   without `PFC_DID_NOT_EXECUTE`, on the unfinished call (on the new one with
-//!   `PFC_CONC_MPX`), as Samba;
-//! - a PDU that does not decode or is unexpected: fault `nca_s_proto_error` (with
-//!   `PFC_DID_NOT_EXECUTE`); a co_cancel or orphaned is never refused (Windows and Samba ignore
-//!   them whatever their header says).
-//!
-//! A request on an unknown context faults naming context 0, as Windows and Samba do. Every
-//! difference from Samba's answers that remains is listed in docs/CONFORMANCE.md.
-//!
-//! After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
-//! answer (bind_nak or fault): send it, then close the connection.
-//!
-//! [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
-//! [MS-RPCE §3.3.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+//! The server side of a connection-oriented association ([`ServerAssociation`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -66,7 +7,7 @@ use bytes::Bytes;
 use crate::assoc::{self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, StubKind};
 use crate::chain::Chain;
 use crate::drep::DataRep;
-use crate::error::{DecodeError, ProtocolError};
+use crate::error::{ApiMisuse, DecodeError, EncodeError, ProtocolError};
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
     AlterContextResp, AuthVerifier, Bind, BindAck, BindNak, ContextResult, DecodeLimits, Fault,
@@ -268,7 +209,65 @@ impl Refusal {
     }
 }
 
-/// The server end of one association.
+/// The server end of one association, sans-IO ([C706 §12.6], [MS-RPCE §3.3.2]).
+///
+/// ```text
+///                 bind ─► bind_ack                  auth3 / alter_context legs
+///  AwaitingBind ────────────────────► Bound ──────────────────────────► Bound, authenticated
+///       │        (first security leg)   (handshake in progress)
+///       └─ bind refused ─► bind_nak ─► failed
+///
+///  Bound: request fragments ─► Event::Request ─► respond() | fault() ─► responses | fault
+///         alter_context ─► alter_context_resp (new contexts; a leg while authenticating)
+///         co_cancel ─► Event::Cancelled; orphaned ─► ignored (as Windows and Samba)
+///         second bind ─► bind_nak; alter_context re-authenticating ─► fault; both fail it
+///  any:   a protocol error ─► fault (nca_s_proto_error or access denied), failed for good
+/// ```
+///
+/// How the server answers what it refuses (the choices of Windows as Samba's
+/// `python/samba/tests/dcerpc/raw_protocol.py` records them, and Samba's `dcesrv_core.c`):
+///
+/// Refused, the association goes on (faults with `PFC_DID_NOT_EXECUTE`):
+/// - a request on a context not negotiated: fault `nca_s_unk_if`;
+/// - an opnum at or past the interface's count: fault `nca_s_op_rng_error`;
+/// - an auth level under the interface's minimum: fault access denied (5);
+/// - more calls in flight than the limit: fault `nca_s_server_too_busy`.
+///
+/// Refused, the association fails:
+/// - a bind of another version (rpc_vers other than 5, minor above 1) or data representation
+///   (EBCDIC characters, floats other than IEEE), or any PDU but a bind first: bind_nak
+///   `protocol_version_not_supported` naming 5.0, as Samba and Windows answer;
+/// - a bind with too many contexts, an unknown auth type, or a context without transfer
+///   syntaxes: bind_nak (`local_limit_exceeded`, `authentication_type_not_recognized`,
+///   `reason_not_specified`). Small or odd fragment sizes are not refused: both directions get
+///   the client's smaller size raised to 2048, lowered to the server's limit and rounded down
+///   to a multiple of 8, as Windows and Samba negotiate;
+/// - a second bind on a bound association: bind_nak `reason_not_specified`, as Samba;
+/// - a bind whose credentials the security provider refuses at once (a Kerberos ticket for
+///   another service, expired, skewed or replayed): bind_nak `invalid_checksum`, the reason
+///   Samba gives a bind its security mechanism refuses;
+/// - an alter_context carrying a verifier once authenticated (changing the level or type):
+///   fault access denied, as Samba's `dcesrv_auth_alter`;
+/// - a fragment whose signature fails, a request after a failed auth3: fault access denied;
+/// - a request stub past the budget or with too many fragments: fault access denied (Samba's
+///   rule for its 4 MiB request limit);
+/// - a bind naming an association group that does not exist: bind_nak `reason_not_specified`;
+/// - fragments out of order (a middle fragment without a first, another call's fragment while a
+///   request is being received, with or without `PFC_CONC_MPX`): fault `nca_s_proto_error`
+///   without `PFC_DID_NOT_EXECUTE`, on the unfinished call (on the new one with
+///   `PFC_CONC_MPX`), as Samba;
+/// - a PDU that does not decode or is unexpected: fault `nca_s_proto_error` (with
+///   `PFC_DID_NOT_EXECUTE`); a co_cancel or orphaned is never refused (Windows and Samba ignore
+///   them whatever their header says).
+///
+/// A request on an unknown context faults naming context 0, as Windows and Samba do. Every
+/// difference from Samba's answers that remains is listed in docs/CONFORMANCE.md.
+///
+/// After a failure [`poll_transmit`](ServerAssociation::poll_transmit) still yields the
+/// answer (bind_nak or fault): send it, then close the connection.
+///
+/// [C706 §12.6]: https://pubs.opengroup.org/onlinepubs/9629399/chap12.htm
+/// [MS-RPCE §3.3.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 pub struct ServerAssociation {
     config: ServerConfig,
     factory: Option<SecurityFactory>,
@@ -319,11 +318,8 @@ impl ServerAssociation {
     /// supported (none: every authenticated bind is refused).
     ///
     /// # Errors
-    /// [`ProtocolError::Negotiation`] for fragment sizes under 1432.
-    pub fn new(
-        config: ServerConfig,
-        factory: Option<SecurityFactory>,
-    ) -> Result<Self, ProtocolError> {
+    /// [`ApiMisuse::InvalidConfig`] for fragment sizes under 1432.
+    pub fn new(config: ServerConfig, factory: Option<SecurityFactory>) -> Result<Self, ApiMisuse> {
         config.limits.check()?;
         Ok(Self {
             max_xmit_frag: config.limits.max_xmit_frag,
@@ -352,7 +348,7 @@ impl ServerAssociation {
     /// Feeds one whole received fragment.
     ///
     /// # Errors
-    /// The [`ProtocolError`] that failed the association (see the table in the module docs);
+    /// The [`ProtocolError`] that failed the association (see the table in the type's docs);
     /// its answer is still queued for [`poll_transmit`](Self::poll_transmit).
     pub fn handle_frame(&mut self, frame: Bytes) -> Result<(), ProtocolError> {
         let state = self.state.clone()?;
@@ -386,10 +382,10 @@ impl ServerAssociation {
     /// order), fragmented to the negotiated size.
     ///
     /// # Errors
-    /// [`ProtocolError::UnknownCallId`] for a call not dispatched (or already answered,
-    /// orphaned); the association's error once failed.
-    pub fn respond(&mut self, call_id: u32, stub: impl Into<Chain>) -> Result<(), ProtocolError> {
-        self.state.clone()?;
+    /// [`ApiMisuse::UnknownCallId`] for a call not dispatched (or already answered,
+    /// orphaned); [`ApiMisuse::AssociationFailed`] once the association has failed.
+    pub fn respond(&mut self, call_id: u32, stub: impl Into<Chain>) -> Result<(), ApiMisuse> {
+        self.usable()?;
         let p_cont_id = self.take_dispatched(call_id)?;
         self.sending.push_back(Fragmenter::new(
             call_id,
@@ -406,10 +402,12 @@ impl ServerAssociation {
     ///
     /// # Errors
     /// As [`respond`](Self::respond).
-    pub fn fault(&mut self, call_id: u32, status: FaultStatus) -> Result<(), ProtocolError> {
-        self.state.clone()?;
+    pub fn fault(&mut self, call_id: u32, status: FaultStatus) -> Result<(), ApiMisuse> {
+        self.usable()?;
         let p_cont_id = self.take_dispatched(call_id)?;
-        let pdu = self.fault_pdu(call_id, p_cont_id, status)?;
+        let pdu = self
+            .fault_pdu(call_id, p_cont_id, status)
+            .map_err(ApiMisuse::Encode)?;
         self.control.push_back(pdu);
         Ok(())
     }
@@ -417,10 +415,12 @@ impl ServerAssociation {
     /// Queues a shutdown: the client should open no more calls on this connection.
     ///
     /// # Errors
-    /// The association's error once failed.
-    pub fn shutdown(&mut self) -> Result<(), ProtocolError> {
-        self.state.clone()?;
-        let pdu = self.control_pdu(0, PduBody::Shutdown(Shutdown))?;
+    /// [`ApiMisuse::AssociationFailed`] once the association has failed.
+    pub fn shutdown(&mut self) -> Result<(), ApiMisuse> {
+        self.usable()?;
+        let pdu = self
+            .control_pdu(0, PduBody::Shutdown(Shutdown))
+            .map_err(ApiMisuse::Encode)?;
         self.control.push_back(pdu);
         Ok(())
     }
@@ -572,16 +572,21 @@ impl ServerAssociation {
 }
 
 impl ServerAssociation {
-    fn take_dispatched(&mut self, call_id: u32) -> Result<u16, ProtocolError> {
-        self.dispatched
-            .remove(&call_id)
-            .ok_or(ProtocolError::UnknownCallId { call_id })
+    /// The association's state, unless it has failed: a request after that is misuse.
+    fn usable(&self) -> Result<State, ApiMisuse> {
+        self.state.clone().map_err(ApiMisuse::AssociationFailed)
     }
 
-    fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, ProtocolError> {
+    fn take_dispatched(&mut self, call_id: u32) -> Result<u16, ApiMisuse> {
+        self.dispatched
+            .remove(&call_id)
+            .ok_or(ApiMisuse::UnknownCallId { call_id })
+    }
+
+    fn control_pdu(&self, call_id: u32, body: PduBody) -> Result<Bytes, EncodeError> {
         let mut pdu = Pdu::new(call_id, body);
         pdu.drep = self.config.drep;
-        Ok(pdu.to_bytes()?)
+        pdu.to_bytes()
     }
 
     /// A fault, unsigned as Windows and Samba send them. `PFC_DID_NOT_EXECUTE` for the statuses
@@ -591,7 +596,7 @@ impl ServerAssociation {
         call_id: u32,
         p_cont_id: u16,
         status: FaultStatus,
-    ) -> Result<Bytes, ProtocolError> {
+    ) -> Result<Bytes, EncodeError> {
         let did_not_execute = matches!(
             status,
             FaultStatus::UNK_IF
@@ -611,7 +616,7 @@ impl ServerAssociation {
         p_cont_id: u16,
         status: FaultStatus,
         did_not_execute: bool,
-    ) -> Result<Bytes, ProtocolError> {
+    ) -> Result<Bytes, EncodeError> {
         let mut fault = Fault::new(p_cont_id, status);
         // Windows sends a nonzero alloc_hint in a fault (raw_protocol.py asserts it); Samba 24.
         fault.alloc_hint = 24;
@@ -620,7 +625,7 @@ impl ServerAssociation {
         if did_not_execute {
             pdu.pfc_flags |= PfcFlags::DID_NOT_EXECUTE;
         }
-        Ok(pdu.to_bytes()?)
+        pdu.to_bytes()
     }
 
     fn decode_limits(&self) -> DecodeLimits {
@@ -901,7 +906,7 @@ impl ServerAssociation {
         }
         let bytes = pdu
             .to_bytes()
-            .map_err(|error| Refusal::proto(pdu.call_id, error))?;
+            .map_err(|error| Refusal::proto(pdu.call_id, ProtocolError::Encode(error)))?;
         self.control.push_back(bytes);
         Ok(())
     }
@@ -961,6 +966,13 @@ impl ServerAssociation {
             Ok(AuthStep::Complete(None)) => None,
             Err(error @ SecurityError::LogonFailure(_)) => {
                 return Err((RejectReason::INVALID_CHECKSUM, error.into()));
+            }
+            // SPNEGO offering nothing the server has: as an auth type it does not have.
+            Err(error @ SecurityError::NoCommonMechanism) => {
+                return Err((
+                    RejectReason::AUTHENTICATION_TYPE_NOT_RECOGNIZED,
+                    error.into(),
+                ));
             }
             Err(error) => return Err((RejectReason::REASON_NOT_SPECIFIED, error.into())),
         };
@@ -1446,7 +1458,7 @@ impl ServerAssociation {
                 };
                 let pdu = self
                     .fault_pdu(call_id, p_cont_id, status)
-                    .map_err(|error| Refusal::proto(call_id, error))?;
+                    .map_err(|error| Refusal::proto(call_id, ProtocolError::Encode(error)))?;
                 self.control.push_back(pdu);
             }
         }

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dsbackup_ntlm::{AcceptorConfig, Credentials, InMemoryCredentials};
-use dsbackup_proto::pdu::{Bind, PresentationContext, Request};
 use dsbackup_proto::{AuthLevel, DataRep, Limits, Pdu, PduBody, PfcFlags, SyntaxId, Uuid};
+use dsbackup_proto::{Bind, PresentationContext, Request};
 use dsbackup_transport::{
     Binding, CallContext, CallFuture, ClientAuth, ClientOptions, RpcInterface, Server,
     ServerOptions,

@@ -16,7 +16,7 @@ use core::str::FromStr;
 use dsbackup_proto::Uuid;
 
 /// The only protocol sequence this transport speaks.
-pub const NCACN_IP_TCP: &str = "ncacn_ip_tcp";
+pub(crate) const NCACN_IP_TCP: &str = "ncacn_ip_tcp";
 
 /// A parsed string binding.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

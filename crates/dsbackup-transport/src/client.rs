@@ -31,11 +31,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use dsbackup_krb::spnego::Offer;
 use dsbackup_krb::{InitiatorInputs, KerberosInitiator, SpnegoInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
-    AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome, ContextReport,
-    DataRep, Limits, ProtocolError, SecurityProvider, SyntaxId, Uuid, frame_len,
+    ApiMisuse, AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome,
+    ContextReport, DataRep, Limits, SecurityError, SecurityProvider, SyntaxId, Uuid, frame_len,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -77,13 +78,18 @@ pub enum ClientAuth {
         /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
         level: AuthLevel,
     },
-    /// SPNEGO (auth type 9, RPC_C_AUTHN_GSS_NEGOTIATE) offering Kerberos, as Windows and
-    /// impacket's `-k` bind: the same tickets as [`ClientAuth::Kerberos`], inside SPNEGO's
-    /// tokens. The acceptor must take Kerberos: a server that answers with another mechanism
-    /// (NTLM) is refused as a downgrade.
+    /// SPNEGO (auth type 9, RPC_C_AUTHN_GSS_NEGOTIATE), as Windows' Negotiate binds: Kerberos
+    /// first (the same tickets as [`ClientAuth::Kerberos`]), NTLM after it when `ntlm` is
+    /// given. NTLM is used when Kerberos is not possible for the server (no `tickets`; or no
+    /// KDC, the KDC out of reach, the KDC not knowing the principal:
+    /// [`KdcError::is_unavailable`](crate::KdcError::is_unavailable)) or the server chooses
+    /// it. Without `ntlm`, Kerberos is required: a server choosing NTLM is refused as a
+    /// downgrade ([`SecurityError::Downgrade`]).
     Negotiate {
-        /// Where the service ticket comes from.
-        tickets: Tickets,
+        /// Where the service ticket comes from; `None`: no Kerberos.
+        tickets: Option<Tickets>,
+        /// NTLM's credentials; `None`: no NTLM.
+        ntlm: Option<Credentials>,
         /// `RPC_C_AUTHN_LEVEL_CONNECT`, `_PKT_INTEGRITY` or `_PKT_PRIVACY`.
         level: AuthLevel,
     },
@@ -157,26 +163,66 @@ impl ClientOptions {
         Ok(match &self.auth {
             ClientAuth::None => None,
             ClientAuth::Ntlm { credentials, level } => {
-                let inputs = ClientInputs {
-                    client_challenge: nonce::random()?,
-                    random_session_key: nonce::random()?,
-                    timestamp: nonce::filetime_now(),
-                };
-                // NTLM asks for signing and sealing only when the level needs them: at connect
-                // it asks for neither, as a Samba server insists (docs/PEERS.md).
-                Some(Box::new(Initiator::new(
-                    InitiatorConfig::for_protection(credentials.clone(), level.protection()),
-                    inputs,
-                )))
+                Some(Box::new(ntlm_initiator(credentials, *level)?))
             }
             ClientAuth::Kerberos { tickets, level } => {
                 Some(Box::new(kerberos_initiator(tickets, *level).await?))
             }
-            ClientAuth::Negotiate { tickets, level } => Some(Box::new(SpnegoInitiator::kerberos(
-                kerberos_initiator(tickets, *level).await?,
-            ))),
+            ClientAuth::Negotiate {
+                tickets,
+                ntlm,
+                level,
+            } => Some(Box::new(
+                spnego_initiator(tickets.as_ref(), ntlm.as_ref(), *level).await?,
+            )),
         })
     }
+}
+
+/// An NTLM initiator with fresh randomness.
+fn ntlm_initiator(
+    credentials: &Credentials,
+    level: AuthLevel,
+) -> Result<Initiator, TransportError> {
+    let inputs = ClientInputs {
+        client_challenge: nonce::random()?,
+        random_session_key: nonce::random()?,
+        timestamp: nonce::filetime_now(),
+    };
+    // NTLM asks for signing and sealing only when the level needs them: at connect it asks
+    // for neither, as a Samba server insists (docs/PEERS.md).
+    Ok(Initiator::new(
+        InitiatorConfig::for_protection(credentials.clone(), level.protection()),
+        inputs,
+    ))
+}
+
+/// SPNEGO offering Kerberos when a ticket can be had, then NTLM when allowed.
+async fn spnego_initiator(
+    tickets: Option<&Tickets>,
+    ntlm: Option<&Credentials>,
+    level: AuthLevel,
+) -> Result<SpnegoInitiator, TransportError> {
+    let mut offers = Vec::new();
+    if let Some(tickets) = tickets {
+        match kerberos_initiator(tickets, level).await {
+            Ok(kerberos) => offers.push(Offer::kerberos(kerberos)),
+            Err(TransportError::Kdc(error)) if ntlm.is_some() && error.is_unavailable() => {
+                tracing::warn!(%error, spn = ?tickets.spn(), "no Kerberos ticket: NTLM inside SPNEGO");
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if let Some(credentials) = ntlm {
+        offers.push(Offer::ntlm(Box::new(ntlm_initiator(credentials, level)?)));
+    }
+    if offers.is_empty() {
+        // Neither tickets nor NTLM credentials: nothing to offer.
+        return Err(TransportError::Misuse(ApiMisuse::Security(
+            SecurityError::NoCommonMechanism,
+        )));
+    }
+    Ok(SpnegoInitiator::new(offers))
 }
 
 /// A Kerberos initiator presenting a ticket of `tickets` with a fresh authenticator.
@@ -336,7 +382,7 @@ impl Association {
         config.drep = options.drep;
         config.auth_level = options.auth.level();
         config.assoc_group_id = options.assoc_group_id;
-        let mut assoc = ClientAssociation::new(config, security).map_err(TransportError::Misuse)?;
+        let mut assoc = ClientAssociation::new(config, security).map_err(TransportError::misuse)?;
         let mut reader =
             FramedRead::with_capacity(read, OwnedFrames::new(assoc.max_recv_frag()), READ_BUFFER);
         let (p_cont_id, interface, assoc_group_id) = handshake(
@@ -716,7 +762,7 @@ async fn handshake(
     let first = remaining.next().ok_or(TransportError::InterfaceRejected {
         interface: NO_INTERFACE,
     })?;
-    let ids = assoc.bind(&[first]).map_err(|e| local(assoc, e))?;
+    let ids = assoc.bind(&[first]).map_err(TransportError::misuse)?;
     let mut proposed = (first_id(ids)?, first);
     let mut accepted = false;
     loop {
@@ -745,7 +791,9 @@ async fn handshake(
             let next = remaining.next().ok_or(TransportError::InterfaceRejected {
                 interface: proposed.1,
             })?;
-            let ids = assoc.alter_context(&[next]).map_err(|e| local(assoc, e))?;
+            let ids = assoc
+                .alter_context(&[next])
+                .map_err(TransportError::misuse)?;
             proposed = (first_id(ids)?, next);
             continue;
         }
@@ -770,16 +818,6 @@ pub(crate) fn frame_error(error: FrameError) -> TransportError {
     match error {
         FrameError::Io(error) => TransportError::from(error),
         FrameError::Malformed(error) => TransportError::Protocol(error.into()),
-    }
-}
-
-/// The error for a refusal of one of the association's methods the caller asked for: the
-/// association's own failure (the peer's doing) when it has failed, else the caller's misuse.
-fn local(assoc: &ClientAssociation, error: ProtocolError) -> TransportError {
-    if assoc.error().is_some() {
-        TransportError::peer(error)
-    } else {
-        TransportError::Misuse(error)
     }
 }
 
@@ -951,7 +989,7 @@ impl Driver {
                         );
                     }
                     Err(error) => {
-                        let _ = reply.send(Err(local(&self.assoc, error)));
+                        let _ = reply.send(Err(TransportError::misuse(error)));
                     }
                 }
             }
@@ -967,7 +1005,7 @@ impl Driver {
             }
             Command::AlterContext { interfaces, reply } => {
                 if self.alter.is_some() {
-                    let _ = reply.send(Err(TransportError::Misuse(ProtocolError::InvalidState {
+                    let _ = reply.send(Err(TransportError::Misuse(ApiMisuse::InvalidState {
                         operation: "alter the context",
                         state: "altering its context",
                     })));
@@ -976,7 +1014,7 @@ impl Driver {
                 match self.assoc.alter_context(&interfaces) {
                     Ok(_) => self.alter = Some(reply),
                     Err(error) => {
-                        let _ = reply.send(Err(local(&self.assoc, error)));
+                        let _ = reply.send(Err(TransportError::misuse(error)));
                     }
                 }
             }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use dsbackup_proto::{EncodeError, FaultStatus, NdrError, ProtocolError, RejectReason, SyntaxId};
+use dsbackup_proto::ndr::NdrError;
+use dsbackup_proto::{ApiMisuse, EncodeError, FaultStatus, ProtocolError, RejectReason, SyntaxId};
 
 use crate::binding::ParseBindingError;
 use crate::kdc::KdcError;
@@ -62,7 +63,7 @@ pub enum TransportError {
     /// alter_context while one is outstanding, options it cannot negotiate). The association
     /// is not failed by it.
     #[error("misuse: {0}")]
-    Misuse(#[source] ProtocolError),
+    Misuse(#[source] ApiMisuse),
     /// A string binding does not parse, or names a protocol sequence we do not speak.
     #[error("string binding: {0}")]
     Binding(#[from] ParseBindingError),
@@ -100,6 +101,15 @@ impl TransportError {
         }
     }
 
+    /// The error for a request the association refused: the caller's misuse, or, when the
+    /// association had failed, the peer's error that failed it (as [`peer`](Self::peer)).
+    pub(crate) fn misuse(error: ApiMisuse) -> Self {
+        match error {
+            ApiMisuse::AssociationFailed(source) => Self::peer(source),
+            other => Self::Misuse(other),
+        }
+    }
+
     /// Whether the peer is to blame (a protocol violation or a stub that does not decode).
     pub fn is_peer_fault(&self) -> bool {
         matches!(self, Self::Protocol(_) | Self::Ndr(_))
@@ -109,5 +119,31 @@ impl TransportError {
     /// cannot take).
     pub fn is_misuse(&self) -> bool {
         matches!(self, Self::Binding(_) | Self::Encode(_) | Self::Misuse(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_after_the_peer_failed_the_association_is_the_peers_fault() {
+        let failed = TransportError::misuse(ApiMisuse::AssociationFailed(
+            ProtocolError::BindRejected(RejectReason::LOCAL_LIMIT_EXCEEDED),
+        ));
+        assert!(
+            matches!(
+                failed,
+                TransportError::BindRejected(RejectReason::LOCAL_LIMIT_EXCEEDED)
+            ),
+            "{failed:?}"
+        );
+        let failed =
+            TransportError::misuse(ApiMisuse::AssociationFailed(ProtocolError::UnknownCallId {
+                call_id: 3,
+            }));
+        assert!(failed.is_peer_fault() && !failed.is_misuse(), "{failed:?}");
+        let misuse = TransportError::misuse(ApiMisuse::UnknownContext { p_cont_id: 2 });
+        assert!(misuse.is_misuse() && !misuse.is_peer_fault(), "{misuse:?}");
     }
 }

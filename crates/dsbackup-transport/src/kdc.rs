@@ -68,6 +68,21 @@ impl KdcError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, Self::Kerberos(_) | Self::Expired)
     }
+
+    /// Whether Kerberos is not possible for the server at all, rather than refused: no KDC
+    /// named, a KDC that cannot be reached or resolved, a KDC that does not know the service
+    /// or the client principal. SPNEGO falls back on NTLM then, as Windows' Negotiate and
+    /// Samba's client do; a wrong password, clocks apart or an expired ticket stay failures.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::NoKdc | Self::Io { .. } | Self::TimedOut(_) | Self::Resolve { .. } => true,
+            Self::Kerberos(KrbError::Kdc { code, .. }) => matches!(
+                *code,
+                ErrorCode::KDC_ERR_S_PRINCIPAL_UNKNOWN | ErrorCode::KDC_ERR_C_PRINCIPAL_UNKNOWN
+            ),
+            Self::Kerberos(_) | Self::Expired => false,
+        }
+    }
 }
 
 /// A KDC to ask for tickets.

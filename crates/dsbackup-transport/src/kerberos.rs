@@ -8,7 +8,8 @@ use dsbackup_krb::spnego::{self, MechFactory, SpnegoAcceptor};
 use dsbackup_krb::{
     AcceptorInputs, Credential, KerberosAcceptor, KerberosTime, PrincipalName, Secret,
 };
-use dsbackup_proto::{AuthType, SecurityFactory, SecurityProvider};
+use dsbackup_ntlm::{Acceptor as NtlmAcceptor, AcceptorConfig as NtlmConfig, ServerInputs};
+use dsbackup_proto::{AuthType, SecurityFactory, SecurityProvider, SpnegoMechanism};
 use tokio::sync::Mutex;
 
 use crate::kdc::{KdcClient, KdcError};
@@ -18,6 +19,14 @@ pub use dsbackup_krb::{AcceptorConfig, ServiceKeys, encode_keytab, parse_keytab}
 
 /// A ticket is fetched again when it ends within this many seconds.
 const RENEW_MARGIN: i64 = 60;
+
+/// Bound on one KDC exchange: short enough that SPNEGO can still fall back on NTLM within a
+/// connection's deadline when the KDC does not answer.
+const KDC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long Kerberos found unavailable (no KDC answering, the principal unknown) is taken as
+/// such without asking the KDC again: the associations of one run do not each wait for it.
+const UNAVAILABLE_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Where a client's service tickets come from.
 #[derive(Clone, Debug)]
@@ -55,6 +64,8 @@ struct Inner {
     kdc: Option<(String, u16)>,
     /// The TGT and the service ticket obtained so far.
     cache: Mutex<(Option<Credential>, Option<Credential>)>,
+    /// Kerberos found unavailable ([`KdcError::is_unavailable`]), and when.
+    unavailable: std::sync::Mutex<Option<(KdcError, tokio::time::Instant)>>,
 }
 
 fn now() -> KerberosTime {
@@ -71,6 +82,7 @@ impl Tickets {
                 spn,
                 kdc,
                 cache: Mutex::new((None, None)),
+                unavailable: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -94,16 +106,45 @@ impl Tickets {
                 host: host.clone(),
                 reason: error.to_string(),
             })?;
-        Ok(KdcClient::new(addr))
+        Ok(KdcClient::new(addr).with_timeout(KDC_TIMEOUT))
     }
 
     /// A service ticket valid now: the one kept, or a new one from the KDC.
     ///
+    /// Kerberos found unavailable ([`KdcError::is_unavailable`]: the KDC out of reach or not
+    /// knowing the principal) stays so for five minutes: the same error comes back without
+    /// asking the KDC again.
+    ///
     /// # Errors
     /// [`KdcError`]: the KDC refused (a wrong password is `KDC_ERR_PREAUTH_FAILED`, an
     /// unknown service `KDC_ERR_S_PRINCIPAL_UNKNOWN`, clocks apart `KRB_AP_ERR_SKEW`), could
-    /// not be reached, or a ready ticket has expired.
+    /// not be reached (each exchange is bounded to 3 s), or a ready ticket has expired.
     pub async fn service_ticket(&self) -> Result<Credential, KdcError> {
+        let remembered = |slot: &mut Option<(KdcError, tokio::time::Instant)>| {
+            slot.as_ref()
+                .filter(|(_, at)| at.elapsed() < UNAVAILABLE_FOR)
+                .map(|(error, _)| error.clone())
+        };
+        if let Some(error) = remembered(&mut self.unavailable()) {
+            return Err(error);
+        }
+        let result = self.fetch().await;
+        if let Err(error) = &result
+            && error.is_unavailable()
+        {
+            *self.unavailable() = Some((error.clone(), tokio::time::Instant::now()));
+        }
+        result
+    }
+
+    fn unavailable(&self) -> std::sync::MutexGuard<'_, Option<(KdcError, tokio::time::Instant)>> {
+        self.inner
+            .unavailable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn fetch(&self) -> Result<Credential, KdcError> {
         let soon = KerberosTime(now().0 + RENEW_MARGIN);
         let mut cache = self.inner.cache.lock().await;
         if let Some(ticket) = &cache.1
@@ -144,49 +185,49 @@ impl Tickets {
     }
 }
 
-/// Adds Kerberos (auth type 16, from `config`'s keys) and SPNEGO (auth type 9, over
-/// Kerberos or over what `others` makes for NTLM) to the acceptors `others` makes: each
-/// authenticated bind of those types gets its acceptor, with the time now and fresh randomness.
+/// The acceptors of a server, one per authenticated bind, with the time now and fresh
+/// randomness: NTLM (auth type 10) from `ntlm`, Kerberos (auth type 16) from `kerberos`'s
+/// keys, and SPNEGO (auth type 9) over whichever of the two the server has (the first of the
+/// initiator's list it has: Kerberos, or NTLM when the server has no keytab).
 pub(crate) fn acceptor_factory(
-    others: Option<SecurityFactory>,
-    config: Option<AcceptorConfig>,
+    ntlm: Option<NtlmConfig>,
+    kerberos: Option<AcceptorConfig>,
 ) -> Option<SecurityFactory> {
-    let Some(config) = config else {
-        return others;
+    if ntlm.is_none() && kerberos.is_none() {
+        return None;
+    }
+    let ntlm = move || -> Option<Box<dyn SpnegoMechanism>> {
+        let inputs = ServerInputs {
+            server_challenge: nonce::random().ok()?,
+            timestamp: nonce::filetime_now(),
+        };
+        Some(Box::new(NtlmAcceptor::new(ntlm.clone()?, inputs)))
     };
-    let others = Arc::new(std::sync::Mutex::new(others));
-    let kerberos = move || -> Option<Box<dyn SecurityProvider>> {
+    let kerberos = move || -> Option<Box<dyn SpnegoMechanism>> {
         let inputs = AcceptorInputs {
             now: now(),
             seq: u32::from_be_bytes(nonce::random().ok()?) & 0x3fff_ffff,
             subkey: nonce::random().ok()?,
             confounders: Box::new(nonce::confounder),
         };
-        Some(Box::new(KerberosAcceptor::new(config.clone(), inputs)))
-    };
-    let other = move |auth_type| {
-        others
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_mut()
-            .and_then(|factory| factory(auth_type))
+        Some(Box::new(KerberosAcceptor::new(kerberos.clone()?, inputs)))
     };
     Some(Box::new(move |auth_type| match auth_type {
-        AuthType::GSS_KERBEROS => kerberos(),
+        AuthType::WINNT => ntlm().map(|m| m as Box<dyn SecurityProvider>),
+        AuthType::GSS_KERBEROS => kerberos().map(|m| m as Box<dyn SecurityProvider>),
         AuthType::GSS_NEGOTIATE => {
-            let kerberos = kerberos.clone();
-            let other = other.clone();
+            let (kerberos, ntlm) = (kerberos.clone(), ntlm.clone());
             let mechanism: MechFactory = Box::new(move |oid| {
                 if spnego::is_kerberos(oid) {
                     kerberos()
                 } else if oid == spnego::NTLM_OID {
-                    other(AuthType::WINNT)
+                    ntlm()
                 } else {
                     None
                 }
             });
             Some(Box::new(SpnegoAcceptor::new(mechanism)) as Box<dyn SecurityProvider>)
         }
-        _ => other(auth_type),
+        _ => None,
     }))
 }

@@ -1,14 +1,14 @@
 //! DCE/RPC over TCP (`ncacn_ip_tcp`) on tokio: the I/O around the sans-IO state machines of
 //! `dsbackup-proto` and the NTLM provider of `dsbackup-ntlm`.
 //!
-//! - [`client`]: [`Association`] (one connection, calls from many tasks multiplexed by call
+//! - the client: [`Association`] (one connection, calls from many tasks multiplexed by call
 //!   id, a deadline per call, cancellation on the wire when a caller gives up) and
 //!   [`Binding`] (an interface on an association, with version fallback);
-//! - [`resolve`](mod@resolve): endpoint resolution through the endpoint mapper, and [`list_endpoints`];
-//! - [`registry`]: [`Registry`], which tracks the bindings it opens and closes them all;
-//! - [`server`]: [`Server`], a runtime serving [`RpcInterface`]s with the endpoint mapper and
-//!   mgmt built in;
-//! - [`metrics`]: counts of open bindings, associations, tasks and calls.
+//! - endpoint resolution through the endpoint mapper ([`resolve()`]), and [`list_endpoints`];
+//! - [`Registry`], which tracks the bindings it opens and closes them all;
+//! - [`Server`], a runtime serving [`RpcInterface`]s with the endpoint mapper and mgmt built
+//!   in;
+//! - [`Metrics`]: counts of open bindings, associations, tasks and calls.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dsbackup_transport::TransportError> {
@@ -31,18 +31,18 @@
 //! # }
 //! ```
 
-pub mod binding;
-pub mod client;
-pub mod codec;
-pub mod error;
-pub mod kdc;
-pub mod kerberos;
-pub mod metrics;
+mod binding;
+mod client;
+mod codec;
+mod error;
+mod kdc;
+mod kerberos;
+mod metrics;
 mod nonce;
-pub mod registry;
-pub mod resolve;
-pub mod server;
-pub mod tap;
+mod registry;
+mod resolve;
+mod server;
+mod tap;
 mod writer;
 
 pub use crate::binding::{ParseBindingError, StringBinding};
@@ -50,10 +50,14 @@ pub use crate::client::{Association, Binding, ClientAuth, ClientOptions, Reply};
 pub use crate::codec::{FrameCodec, FrameError};
 pub use crate::error::TransportError;
 pub use crate::kdc::{KdcClient, KdcError};
-pub use crate::kerberos::{TicketSource, Tickets};
+pub use crate::kerberos::{
+    AcceptorConfig, ServiceKeys, TicketSource, Tickets, encode_keytab, parse_keytab,
+};
 pub use crate::metrics::{Metrics, Snapshot};
 pub use crate::registry::Registry;
-pub use crate::resolve::{EndpointEntry, list_endpoints, resolve};
+pub use crate::resolve::{
+    EndpointEntry, epm_syntax, list_endpoints, lookup_host, mgmt_syntax, resolve, tcp_tower,
+};
 pub use crate::server::{
     CallContext, CallError, CallFuture, ConnectionHook, ConnectionTap, RpcInterface, RunningServer,
     Server, ServerOptions, Verdict,

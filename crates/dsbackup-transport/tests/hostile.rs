@@ -344,7 +344,7 @@ async fn an_alter_context_that_changes_the_auth_level_is_refused() {
     );
     let error = binding
         .association()
-        .bind_interface(&[dsbackup_transport::resolve::mgmt_syntax()])
+        .bind_interface(&[dsbackup_transport::mgmt_syntax()])
         .await
         .unwrap_err();
     assert!(

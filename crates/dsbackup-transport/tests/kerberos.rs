@@ -159,7 +159,8 @@ async fn samba_endpoint_mapper_answers_over_kerberos_and_spnego_at_every_level()
                 level,
             },
             ClientAuth::Negotiate {
-                tickets: tickets.clone(),
+                tickets: Some(tickets.clone()),
+                ntlm: None,
                 level,
             },
         ] {
@@ -212,7 +213,8 @@ async fn samba_endpoint_mapper_answers_over_rc4_hmac() {
             (
                 "SPNEGO",
                 ClientAuth::Negotiate {
-                    tickets: tickets.clone(),
+                    tickets: Some(tickets.clone()),
+                    ntlm: None,
                     level,
                 },
             ),
@@ -296,5 +298,88 @@ async fn tickets_from_a_password_are_fetched_on_first_use_and_refusals_are_typed
             ..
         }))) => {}
         other => panic!("an unknown service: {other:?}"),
+    }
+}
+
+/// NTLM's credentials of the DC's user: the domain is `DSBACKUP_SAMBA_DOMAIN`, else the
+/// realm's first label (TEST for TEST.LOCAL).
+fn ntlm_credentials(kdc: &Kdc, password: &str) -> dsbackup_ntlm::Credentials {
+    let domain = std::env::var("DSBACKUP_SAMBA_DOMAIN")
+        .unwrap_or_else(|_| kdc.realm.split('.').next().unwrap_or_default().to_owned());
+    dsbackup_ntlm::Credentials::from_password(&kdc.user, &domain, password)
+}
+
+/// SPNEGO with both mechanisms against Samba: Kerberos is used when a ticket can be had (a
+/// wrong NTLM password beside it does not matter); NTLM when the KDC does not know the
+/// service or cannot be reached (a wrong Kerberos SPN or KDC beside a right NTLM password);
+/// a KDC refusing the password is a failure, not a reason to try NTLM.
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_spnego_uses_kerberos_first_and_falls_back_on_ntlm_only_when_kerberos_is_unavailable()
+{
+    let kdc = kdc();
+    let epm: SocketAddr = (kdc.host.as_str(), 135)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap();
+    let anonymous = list_endpoints(epm, &ClientOptions::default())
+        .await
+        .unwrap();
+    let login = |password: &str| TicketSource::Login {
+        user: kdc.user.clone(),
+        realm: kdc.realm.clone(),
+        secret: Secret::Password(Zeroizing::new(password.to_owned())),
+    };
+    let here = Some((kdc.host.clone(), 88));
+    let cases = [
+        (
+            "Kerberos, a wrong NTLM password beside it",
+            Tickets::new(login(&kdc.password), dc_spn(&kdc), here.clone()),
+            ntlm_credentials(&kdc, "not the password"),
+        ),
+        (
+            "NTLM, the KDC not knowing the service",
+            Tickets::new(
+                login(&kdc.password),
+                PrincipalName::service("host/nowhere.invalid"),
+                here.clone(),
+            ),
+            ntlm_credentials(&kdc, &kdc.password),
+        ),
+        (
+            "NTLM, no KDC listening",
+            Tickets::new(
+                login(&kdc.password),
+                dc_spn(&kdc),
+                Some(("127.0.0.1".to_owned(), 1)),
+            ),
+            ntlm_credentials(&kdc, &kdc.password),
+        ),
+    ];
+    for (name, tickets, ntlm) in cases {
+        for level in [AuthLevel::PKT_INTEGRITY, AuthLevel::PKT_PRIVACY] {
+            let options = ClientOptions::with_auth(ClientAuth::Negotiate {
+                tickets: Some(tickets.clone()),
+                ntlm: Some(ntlm.clone()),
+                level,
+            });
+            let entries = list_endpoints(epm, &options)
+                .await
+                .unwrap_or_else(|e| panic!("{name} at {level:?}: {e}"));
+            assert_eq!(entries, anonymous, "{name} at {level:?}");
+        }
+    }
+    let refused = ClientOptions::with_auth(ClientAuth::Negotiate {
+        tickets: Some(Tickets::new(login("not the password"), dc_spn(&kdc), here)),
+        ntlm: Some(ntlm_credentials(&kdc, &kdc.password)),
+        level: AuthLevel::PKT_PRIVACY,
+    });
+    match list_endpoints(epm, &refused).await {
+        Err(TransportError::Kdc(KdcError::Kerberos(KrbError::Kdc {
+            code: ErrorCode::KDC_ERR_PREAUTH_FAILED,
+            ..
+        }))) => {}
+        other => panic!("a wrong Kerberos password: {other:?}"),
     }
 }

@@ -89,7 +89,11 @@ async fn calls_go_through_at_every_level_and_the_server_knows_the_ticket_holder(
                 let ClientAuth::Kerberos { tickets, .. } = options.auth.clone() else {
                     unreachable!()
                 };
-                options.auth = ClientAuth::Negotiate { tickets, level };
+                options.auth = ClientAuth::Negotiate {
+                    tickets: Some(tickets),
+                    ntlm: None,
+                    level,
+                };
             }
             let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
                 .await
@@ -231,7 +235,11 @@ async fn an_rc4_hmac_session_key_protects_with_rfc_4757_tokens() {
             let tickets = Tickets::fixed(ticket.clone());
             let mut options = kerberos_options(ticket.clone(), level);
             if spnego {
-                options.auth = ClientAuth::Negotiate { tickets, level };
+                options.auth = ClientAuth::Negotiate {
+                    tickets: Some(tickets),
+                    ntlm: None,
+                    level,
+                };
             }
             let binding = Binding::connect(server.local_addr(), &[syntax(1)], &options)
                 .await

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use dsbackup_proto::pdu::{Bind, PresentationContext, Request};
 use dsbackup_proto::{
     AuthLevel, DataRep, FaultStatus, PacketType, Pdu, PduBody, PfcFlags, RejectReason, SyntaxId,
 };
+use dsbackup_proto::{Bind, PresentationContext, Request};
 use dsbackup_transport::{Binding, FrameCodec, RpcInterface, ServerOptions, TransportError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

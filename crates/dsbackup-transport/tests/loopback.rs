@@ -151,7 +151,7 @@ async fn a_call_on_an_unknown_context_is_misuse_and_leaves_the_association_usabl
     assert!(
         matches!(
             &error,
-            TransportError::Misuse(dsbackup_proto::ProtocolError::UnknownContext { p_cont_id })
+            TransportError::Misuse(dsbackup_proto::ApiMisuse::UnknownContext { p_cont_id })
                 if *p_cont_id == unknown
         ),
         "{error:?}"

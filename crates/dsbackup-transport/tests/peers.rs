@@ -38,11 +38,11 @@ use dsbackup_ntlm::Credentials;
 use dsbackup_proto::{
     AuthLevel, CommonHeader, DataRep, FaultStatus, PacketType, PfcFlags, SyntaxId, Uuid, frame_len,
 };
-use dsbackup_transport::resolve::{epm_syntax, mgmt_syntax};
 use dsbackup_transport::{
     Binding, ClientAuth, ClientOptions, EndpointEntry, RpcInterface, RunningServer, TransportError,
     list_endpoints, resolve,
 };
+use dsbackup_transport::{epm_syntax, mgmt_syntax};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -109,6 +109,21 @@ impl Samba {
             )
         };
         let mut options = ClientOptions::with_auth(auth);
+        options.call_timeout = Duration::from_secs(30);
+        options
+    }
+
+    /// NTLM inside SPNEGO (auth type 9), no Kerberos offered, with `password`.
+    fn spnego(&self, level: AuthLevel, password: &str) -> ClientOptions {
+        let mut options = ClientOptions::with_auth(ClientAuth::Negotiate {
+            tickets: None,
+            ntlm: Some(Credentials::from_password(
+                &self.user,
+                &self.domain,
+                password,
+            )),
+            level,
+        });
         options.call_timeout = Duration::from_secs(30);
         options
     }
@@ -227,6 +242,84 @@ async fn samba_ept_map_resolves_samr_to_the_port_it_listens_on() {
         assert_eq!(binding.interface(), SAMR);
         binding.close().await;
     }
+}
+
+/// NTLM inside SPNEGO: at connect, packet integrity and packet privacy Samba's endpoint mapper
+/// lists the same map as anonymously, and SAMR, on its own port, opens and closes a server
+/// handle (`SamrConnect`, `SamrCloseHandle`; from integrity up, as Samba serves SAMR). Samba asks for the mechanism list MICs (the
+/// AUTHENTICATE carries a MIC) from integrity up, checks ours and sends its own, which we check;
+/// its RC4 handles then start afresh with sequence number 1, as ours, or no call would verify.
+/// A wrong password is refused at the AUTHENTICATE's leg, typed.
+#[tokio::test]
+#[ignore = "needs a Samba DC: cargo xtask conformance"]
+async fn samba_takes_ntlm_inside_spnego_at_every_level() {
+    let samba = Samba::from_env().await;
+    let anonymous = list_endpoints(samba.epm, &samba.options(AuthLevel::NONE))
+        .await
+        .unwrap();
+    for level in [
+        AuthLevel::CONNECT,
+        AuthLevel::PKT_INTEGRITY,
+        AuthLevel::PKT_PRIVACY,
+    ] {
+        let options = samba.spnego(level, &samba.password);
+        let entries = list_endpoints(samba.epm, &options)
+            .await
+            .unwrap_or_else(|e| panic!("ept_lookup over SPNEGO at {level:?}: {e}"));
+        assert_eq!(entries, anonymous, "at {level:?}");
+        let addr = resolve(samba.epm, SAMR, &options)
+            .await
+            .unwrap_or_else(|e| panic!("ept_map over SPNEGO at {level:?}: {e}"));
+        let binding = Binding::connect(addr, &[SAMR], &options)
+            .await
+            .unwrap_or_else(|e| panic!("bind to SAMR over SPNEGO at {level:?}: {e}"));
+        // SamrConnect (opnum 0): no server name, MAXIMUM_ALLOWED.
+        let mut connect = vec![0u8; 4];
+        connect.extend_from_slice(&0x0200_0000u32.to_le_bytes());
+        let reply = binding.call(0, Bytes::from(connect)).await;
+        if level == AuthLevel::CONNECT {
+            // Samba refuses SAMR calls at connect, whatever the package
+            // (`dcesrv_interface_bind_reject_connect`).
+            assert!(
+                matches!(
+                    reply,
+                    Err(TransportError::Fault {
+                        status: FaultStatus::ACCESS_DENIED,
+                        ..
+                    })
+                ),
+                "{reply:?}"
+            );
+            binding.close().await;
+            continue;
+        }
+        let reply = reply.unwrap_or_else(|e| panic!("SamrConnect at {level:?}: {e}"));
+        let reply = reply.stub.to_bytes();
+        assert_eq!(reply.len(), 24, "a handle and a status at {level:?}");
+        assert_eq!(reply[20..], [0; 4], "STATUS_SUCCESS at {level:?}");
+        assert_ne!(reply[..20], [0; 20], "a handle at {level:?}");
+        // SamrCloseHandle (opnum 1): the handle comes back zeroed.
+        let closed = binding
+            .call(1, reply.slice(..20))
+            .await
+            .unwrap()
+            .stub
+            .to_bytes();
+        assert_eq!(closed[..], [0; 24], "at {level:?}");
+        binding.close().await;
+    }
+    let wrong = samba.spnego(AuthLevel::PKT_PRIVACY, "not the password");
+    let error = list_endpoints(samba.epm, &wrong).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TransportError::Fault {
+                did_not_execute: true,
+                ..
+            } | TransportError::Protocol(dsbackup_proto::ProtocolError::Security(_))
+        ),
+        "{error:?}"
+    );
 }
 
 /// A wrong password: Samba lets the bind and the auth3 through and faults the first request
@@ -612,6 +705,103 @@ async fn rpcclient_epmlookup_lists_our_interfaces_and_ends() {
         .collect();
     assert_eq!(listed, expected, "{stdout}");
     server.shutdown().await;
+}
+
+/// Samba's `rpcclient` with SPNEGO (`[spnego,sign]` and `[spnego,seal]`, Kerberos off: NTLM
+/// inside) against our endpoint mapper, which has no keytab: its bind offers NTLM in SPNEGO,
+/// the mechanism list MICs go both ways in the alter_context legs (ours verified by
+/// rpcclient, which goes on), and its first request, signed or sealed with sequence number 1
+/// and fresh RC4 handles, passes our check: the server gets to its stub.
+///
+/// That stub ends with the verification trailer of [MS-RPCE 2.2.2.13], which our server does
+/// not take yet: it answers `nca_s_fault_bad_stub_data` (as it does with NTLM alone), where a
+/// signature it could not verify would be `nca_s_fault_access_denied` or
+/// `nca_s_fault_sec_pkg_error`.
+///
+/// [MS-RPCE 2.2.2.13]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+#[tokio::test]
+#[ignore = "needs rpcclient (Debian smbclient) and port 135 (root): cargo xtask conformance"]
+async fn rpcclient_binds_with_ntlm_inside_spnego_signed_and_sealed() {
+    for (option, level) in [
+        ("sign", AuthLevel::PKT_INTEGRITY),
+        ("seal", AuthLevel::PKT_PRIVACY),
+    ] {
+        let seen: Arc<Mutex<[Vec<u8>; 2]>> = Arc::default();
+        let mut options = server_options(4280);
+        options.epm_listen = Some(RPCCLIENT_EPM);
+        let record = Arc::clone(&seen);
+        options.capture = Some(dsbackup_transport::Tap::new(move |_, event| {
+            let mut seen = record.lock().unwrap();
+            match event {
+                dsbackup_transport::TapEvent::FromClient(bytes) => seen[0].extend_from_slice(bytes),
+                dsbackup_transport::TapEvent::FromServer(bytes) => seen[1].extend_from_slice(bytes),
+                _ => {}
+            }
+        }));
+        let interface = TestInterface::new(AuthLevel::NONE) as Arc<dyn RpcInterface>;
+        let server = start(&[interface], options).await;
+        let mut command = Command::new("rpcclient");
+        command.args([
+            "--configfile=/dev/null",
+            "--use-kerberos=off",
+            &format!("-U{DOMAIN}\\{USER}%{PASSWORD}"),
+            &format!("ncacn_ip_tcp:127.0.0.2[spnego,{option}]"),
+            "-c",
+            "epmlookup",
+        ]);
+        let output = run_to_end(command, PEER_DEADLINE).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        server.shutdown().await;
+        let [sent, answered] = seen.lock().unwrap().clone();
+        let pdus = |mut rest: &[u8]| {
+            let mut pdus = Vec::new();
+            while rest.len() >= 16 {
+                let len = usize::from(u16::from_le_bytes([rest[8], rest[9]]));
+                pdus.push(rest[..len].to_vec());
+                rest = &rest[len..];
+            }
+            pdus
+        };
+        let (sent, answered) = (pdus(&sent), pdus(&answered));
+        // (auth_type, auth_level, auth_value) of a PDU with a verifier.
+        let verifier = |pdu: &[u8]| {
+            let auth_len = usize::from(u16::from_le_bytes([pdu[10], pdu[11]]));
+            let start = pdu.len() - auth_len;
+            (pdu[start - 8], pdu[start - 7], pdu[start..].to_vec())
+        };
+        let resp = |pdu: &[u8]| dsbackup_krb::spnego::NegTokenResp::decode(&verifier(pdu).2);
+        let bind = sent.iter().find(|pdu| pdu[2] == 11).expect("a bind");
+        let (auth_type, _, init) = verifier(bind);
+        assert_eq!(auth_type, 9, "[{option}] SPNEGO");
+        let init = dsbackup_krb::spnego::NegTokenInit::decode(&init).unwrap();
+        assert_eq!(init.mech_types, [dsbackup_krb::spnego::NTLM_OID.to_vec()]);
+        assert!(
+            sent.iter()
+                .filter(|pdu| pdu[2] == 14)
+                .any(|pdu| resp(pdu).is_ok_and(|r| r.mech_list_mic.is_some())),
+            "[{option}] rpcclient sent its mechanism list MIC"
+        );
+        let done = answered
+            .iter()
+            .rfind(|pdu| pdu[2] == 15)
+            .expect("an alter_context_resp");
+        let done = resp(done).unwrap();
+        assert_eq!(done.neg_state, Some(0), "[{option}] accept-completed");
+        assert!(done.mech_list_mic.is_some(), "[{option}] with our MIC");
+        let request = sent.iter().find(|pdu| pdu[2] == 0).unwrap_or_else(|| {
+            panic!("[{option}] rpcclient refused our MIC and sent no request: {stderr}")
+        });
+        let (auth_type, auth_level, signature) = verifier(request);
+        assert_eq!((auth_type, auth_level), (9, level.0), "[{option}]");
+        assert_eq!(signature[12..16], 1u32.to_le_bytes(), "[{option}] seq 1");
+        let fault = answered.iter().find(|pdu| pdu[2] == 3).expect("a fault");
+        let status = u32::from_le_bytes(fault[24..28].try_into().unwrap());
+        assert_eq!(
+            status,
+            FaultStatus::BAD_STUB_DATA.0,
+            "[{option}] the stub, not the signature"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

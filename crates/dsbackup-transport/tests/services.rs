@@ -21,11 +21,11 @@ use dsbackup_proto::iface::mgmt::{
 };
 use dsbackup_proto::ndr::{ContextHandle, Full, Ndr, NdrReader, decode_stub, encode_stub};
 use dsbackup_proto::{AuthLevel, DataRep, FaultStatus, Status, SyntaxId, Uuid};
-use dsbackup_transport::resolve::{epm_syntax, mgmt_syntax};
 use dsbackup_transport::{
     Binding, ClientOptions, Registry, RpcInterface, StringBinding, TransportError, list_endpoints,
     resolve,
 };
+use dsbackup_transport::{epm_syntax, mgmt_syntax};
 
 fn anonymous() -> ClientOptions {
     client_options(AuthLevel::NONE, 5840, DataRep::LITTLE_ENDIAN)
@@ -531,7 +531,7 @@ impl RpcInterface for SambaLikeMapper {
     ) -> dsbackup_transport::CallFuture {
         use dsbackup_proto::iface::epm::{EpmRequest, EptEntry, EptMapResponse, Twr};
         use dsbackup_proto::ndr::ConformantVarying;
-        use dsbackup_transport::resolve::tcp_tower;
+        use dsbackup_transport::tcp_tower;
         Box::pin(async move {
             let out = match EpmRequest::decode(opnum, drep, &stub)? {
                 EpmRequest::EptMap(request) => encode_stub(

@@ -1,7 +1,7 @@
 //! The `ntlm` object of a bind-type PDU: every field of an NTLM message, flags by name, the
 //! CHALLENGE's server challenge and target info.
 
-use dsbackup_ntlm::messages::{AvId, AvPairs, Version, decode_string};
+use dsbackup_ntlm::{AvId, AvPairs, Version, decode_string};
 use dsbackup_ntlm::{Message, NegotiateFlags};
 use serde_json::{Map, Value, json};
 

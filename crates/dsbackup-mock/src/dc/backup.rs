@@ -17,8 +17,9 @@ use dsbackup_proto::iface::ad_backup::{
     HrRBackupPrepareRequest, HrRBackupPrepareResponse, HrRBackupReadRequest, HrRBackupReadResponse,
     HrRBackupTruncateLogsRequest, HrRBackupTruncateLogsResponse, MAX_READ_SIZE,
 };
-use dsbackup_proto::names::{BftKind, NameEntry};
-use dsbackup_proto::{ContextHandle, ExpiryToken, Status};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{BftKind, NameEntry};
+use dsbackup_proto::{ExpiryToken, Status};
 
 use super::{Caller, ConnectionId, MockDc, Need, SESSIONS_DIR, State, filetime, is_idle};
 use crate::config::DsMode;

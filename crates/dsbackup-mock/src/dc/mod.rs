@@ -44,13 +44,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dsbackup_ntlm::{CredentialStore, NtHash};
+use dsbackup_proto::Interface as ServerInterface;
 use dsbackup_proto::iface::Interface;
 use dsbackup_proto::iface::ad_backup::{AdBackupRequest, AdBackupResponse};
 use dsbackup_proto::iface::ad_restore::{AdRestoreRequest, AdRestoreResponse};
-use dsbackup_proto::server::Interface as ServerInterface;
-use dsbackup_proto::{
-    AuthLevel, Chain, ContextHandle, DataRep, EncodeError, FaultStatus, NdrError, Status, Uuid,
-};
+use dsbackup_proto::ndr::{ContextHandle, NdrError};
+use dsbackup_proto::{AuthLevel, Chain, DataRep, EncodeError, FaultStatus, Status, Uuid};
 
 use crate::config::{DsMode, MockConfig, Privileges};
 use crate::faults::Faults;

@@ -11,7 +11,8 @@ use dsbackup_proto::iface::ad_backup::{
     HrRBackupPrepareRequest, HrRBackupReadRequest, HrRBackupTruncateLogsRequest,
 };
 use dsbackup_proto::iface::ad_restore::{HrRRestoreEndRequest, HrRRestorePrepareRequest};
-use dsbackup_proto::{AuthLevel, ContextHandle, Status};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{AuthLevel, Status};
 use proptest::prelude::*;
 
 use super::backup::HR_FILE_NOT_FOUND;

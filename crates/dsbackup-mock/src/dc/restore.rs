@@ -13,8 +13,9 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreRegisterRequest, HrRRestoreRegisterResponse, HrRRestoreSetCurrentLogNumberRequest,
     HrRRestoreSetCurrentLogNumberResponse, RESTORE_TYPE_CATCHUP,
 };
-use dsbackup_proto::names::{BftKind, NameEntry};
-use dsbackup_proto::{ContextHandle, ExpiryToken, Status};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{BftKind, NameEntry};
+use dsbackup_proto::{ExpiryToken, Status};
 
 use super::backup::BACKUP_DISABLE_INCREMENTAL;
 use super::{Caller, ConnectionId, MockDc, Need, State, filetime};

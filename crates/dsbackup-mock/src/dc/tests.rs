@@ -21,8 +21,9 @@ use dsbackup_proto::iface::ad_restore::{
     HrRRestoreRegisterCompleteRequest, HrRRestoreRegisterRequest,
     HrRRestoreSetCurrentLogNumberRequest, RESTORE_TYPE_CATCHUP,
 };
-use dsbackup_proto::names::{BftKind, NameEntry};
-use dsbackup_proto::{AuthLevel, ContextHandle, DataRep, ExpiryToken, Status};
+use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::{AuthLevel, DataRep, ExpiryToken, Status};
+use dsbackup_proto::{BftKind, NameEntry};
 use sha2::{Digest, Sha256};
 
 use super::backup::{HR_FILE_NOT_FOUND, HR_INCREMENTAL_BACKUP_DISABLED};

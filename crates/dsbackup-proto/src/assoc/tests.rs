@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use super::{Limits, Reassembly};
 use crate::client::{ClientAssociation, ClientConfig, ClientEvent, ContextOutcome};
 use crate::drep::DataRep;
-use crate::error::ProtocolError;
+use crate::error::{ApiMisuse, ProtocolError};
 use crate::framing::frame_len;
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
@@ -529,7 +529,7 @@ fn sixty_four_calls_in_flight_and_no_more() {
     }
     assert_eq!(
         pair.client.call(backup, 8, None, Bytes::new()),
-        Err(ProtocolError::LimitExceeded {
+        Err(ApiMisuse::LimitExceeded {
             what: "calls in flight",
             value: 65,
             limit: 64
@@ -621,7 +621,7 @@ fn alter_context_adds_a_context_on_the_same_association() {
     assert_eq!(added, [1, 2]);
     assert_eq!(
         pair.client.alter_context(&[AD_RESTORE]),
-        Err(ProtocolError::InvalidState {
+        Err(ApiMisuse::InvalidState {
             operation: "alter the context",
             state: "altering its context"
         })
@@ -646,7 +646,7 @@ fn alter_context_adds_a_context_on_the_same_association() {
     );
     assert_eq!(
         pair.client.call(2, 0, None, Bytes::new()),
-        Err(ProtocolError::UnknownContext { p_cont_id: 2 })
+        Err(ApiMisuse::UnknownContext { p_cont_id: 2 })
     );
     pair.client.call(1, 7, None, pattern(10, 1)).unwrap();
     pair.drive().unwrap();
@@ -788,7 +788,7 @@ fn server_faults_reach_the_client_as_events() {
         .unwrap();
     assert_eq!(
         pair.server.respond(request.call_id, Bytes::new()),
-        Err(ProtocolError::UnknownCallId { call_id })
+        Err(ApiMisuse::UnknownCallId { call_id })
     );
     pair.drive().unwrap();
     assert!(pair.client_events.contains(&ClientEvent::Fault {
@@ -826,7 +826,7 @@ fn bind_time_feature_negotiation_is_answered_with_negotiate_ack() {
     );
     assert_eq!(
         pair.client.call(1, 0, None, Bytes::new()),
-        Err(ProtocolError::UnknownContext { p_cont_id: 1 })
+        Err(ApiMisuse::UnknownContext { p_cont_id: 1 })
     );
 }
 
@@ -1018,10 +1018,13 @@ fn a_tampered_response_fails_the_client() {
         Err(ProtocolError::Security(SecurityError::BadSignature))
     );
     assert!(pair.client.error().is_some());
-    assert!(matches!(
+    // A call after the failure is the caller's misuse; the peer's error stays its source.
+    assert_eq!(
         pair.client.call(context, 0, None, Bytes::new()),
-        Err(ProtocolError::Security(_))
-    ));
+        Err(ApiMisuse::AssociationFailed(ProtocolError::Security(
+            SecurityError::BadSignature
+        )))
+    );
 }
 
 #[test]
@@ -1611,7 +1614,7 @@ fn fragment_sizes_under_1432_are_refused_by_the_client_and_raised_by_the_server(
     config.limits.max_recv_frag = 1431;
     assert!(matches!(
         ClientAssociation::new(config, None),
-        Err(ProtocolError::Negotiation { .. })
+        Err(ApiMisuse::InvalidConfig { .. })
     ));
     let mut server = fresh_server();
     let mut bind = decode(&bind_frame(vec![context(0, AD_BACKUP)], None));
@@ -1628,13 +1631,32 @@ fn fragment_sizes_under_1432_are_refused_by_the_client_and_raised_by_the_server(
     }
 }
 
+/// Why a scripted conversation stopped: the peer's doing or the script's request refused.
+#[derive(Debug, PartialEq)]
+enum Stop {
+    Peer(ProtocolError),
+    Misuse(ApiMisuse),
+}
+
+impl From<ProtocolError> for Stop {
+    fn from(error: ProtocolError) -> Self {
+        Self::Peer(error)
+    }
+}
+
+impl From<ApiMisuse> for Stop {
+    fn from(error: ApiMisuse) -> Self {
+        Self::Misuse(error)
+    }
+}
+
 /// A scripted conversation (bind, fragmented calls both ways, an alter_context, a fault, a
 /// cancel) in which `mutate` may alter the `n`th PDU on the wire; stops at the first error.
 fn scripted(
     level: Option<AuthLevel>,
     target: usize,
     mutate: &dyn Fn(&mut BytesMut),
-) -> (usize, Result<(), ProtocolError>) {
+) -> (usize, Result<(), Stop>) {
     let (mut client, server) = config_with_frag(1432);
     let security = level.map(|level| {
         client.auth_level = level;
@@ -1643,7 +1665,7 @@ fn scripted(
     let factory = level.map(|_| toy_factory());
     let mut pair = Pair::with_security(client, security, server, factory);
     let mut count = 0;
-    let mut step = |pair: &mut Pair, hold: bool| -> Result<(), ProtocolError> {
+    let mut step = |pair: &mut Pair, hold: bool| -> Result<(), Stop> {
         loop {
             let mut idle = true;
             while let Some(frame) = pair.client.next_frame() {
@@ -1677,22 +1699,21 @@ fn scripted(
             }
         }
     };
-    let script =
-        |pair: &mut Pair, step: &mut dyn FnMut(&mut Pair, bool) -> Result<(), ProtocolError>| {
-            let ids = pair.client.bind(&[AD_BACKUP])?;
-            step(pair, false)?;
-            pair.client.call(ids[0], 1, None, pattern(3000, 1))?;
-            pair.client.call(ids[0], 2, None, pattern(10, 2))?;
-            step(pair, false)?;
-            let added = pair.client.alter_context(&[AD_RESTORE])?;
-            step(pair, false)?;
-            pair.client.call(added[0], 99, None, pattern(10, 3))?;
-            let cancelled = pair.client.call(added[0], 0, None, pattern(2000, 4))?;
-            // The server holds the call until the client cancels it.
-            step(pair, true)?;
-            pair.client.cancel(cancelled)?;
-            step(pair, false)
-        };
+    let script = |pair: &mut Pair, step: &mut dyn FnMut(&mut Pair, bool) -> Result<(), Stop>| {
+        let ids = pair.client.bind(&[AD_BACKUP])?;
+        step(pair, false)?;
+        pair.client.call(ids[0], 1, None, pattern(3000, 1))?;
+        pair.client.call(ids[0], 2, None, pattern(10, 2))?;
+        step(pair, false)?;
+        let added = pair.client.alter_context(&[AD_RESTORE])?;
+        step(pair, false)?;
+        pair.client.call(added[0], 99, None, pattern(10, 3))?;
+        let cancelled = pair.client.call(added[0], 0, None, pattern(2000, 4))?;
+        // The server holds the call until the client cancels it.
+        step(pair, true)?;
+        pair.client.cancel(cancelled)?;
+        step(pair, false)
+    };
     let result = script(&mut pair, &mut step);
     (count, result)
 }

@@ -77,7 +77,7 @@ params! {
     HrRBackupPrepareResponse check prepare_counts {
         /// The backup session.
         "phContext" ph_context: ContextHandle,
-        /// The expiry token (16 bytes, see [`crate::token`]).
+        /// The expiry token (16 bytes, see [`crate::ExpiryToken`]).
         #[cfg_attr(feature = "serde", serde(serialize_with = "crate::iface::serialize_opt_hex"))]
         "ppbExpiryToken" ppb_expiry_token: Option<Bytes>,
         /// Length of the token; equals its conformance.
@@ -151,7 +151,7 @@ params! {
 }
 
 params! {
-    /// Opnum 2 response: a name list (see [`crate::names`]).
+    /// Opnum 2 response: a name list (see [`crate::parse_name_list`]).
     HrRBackupGetAttachmentInformationResponse check attachment_counts {
         /// The list as UTF-16 code units, NULs included.
         #[cfg_attr(feature = "serde", serde(serialize_with = "crate::iface::serialize_name_list"))]
@@ -377,7 +377,7 @@ params! {
 }
 
 params! {
-    /// Opnum 6 response: a name list (see [`crate::names`]).
+    /// Opnum 6 response: a name list (see [`crate::parse_name_list`]).
     HrRBackupGetBackupLogsResponse check backup_logs_counts {
         /// The list as UTF-16 code units, NULs included.
         #[cfg_attr(feature = "serde", serde(serialize_with = "crate::iface::serialize_name_list"))]

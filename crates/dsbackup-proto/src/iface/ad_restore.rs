@@ -212,7 +212,7 @@ params! {
 
 params! {
     /// Opnum 4 response: a name list of `BFT_NTDS_DATABASE`, `BFT_LOG_DIR` and
-    /// `BFT_CHECKPOINT_DIR` entries (see [`crate::names`]).
+    /// `BFT_CHECKPOINT_DIR` entries (see [`crate::parse_name_list`]).
     HrRRestoreGetDatabaseLocationsResponse check locations_counts {
         /// The list as UTF-16 code units, NULs included.
         #[cfg_attr(feature = "serde", serde(serialize_with = "crate::iface::serialize_name_list"))]

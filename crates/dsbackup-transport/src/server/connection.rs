@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use dsbackup_ntlm::{Acceptor, AcceptorConfig, ServerInputs};
 use dsbackup_proto::ndr::{ContextHandle, NdrReader};
 use dsbackup_proto::{
-    AuthLevel, AuthType, Chain, CommonHeader, DataRep, FaultStatus, Interface, PacketType, Pdu,
-    PduBody, PortAny, RejectReason, SecurityFactory, SecurityProvider, ServerAssociation,
-    ServerConfig, ServerEvent, ServerRequest,
+    AuthLevel, Chain, CommonHeader, DataRep, FaultStatus, Interface, PacketType, Pdu, PduBody,
+    PortAny, RejectReason, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,
 };
 use futures_util::FutureExt;
 use tokio::net::TcpStream;
@@ -29,7 +27,6 @@ use super::reader::FrameReader;
 use super::slots::{Phase, Slot, Status};
 use super::{CallContext, CallError, ConnectionTap, RpcInterface, Shared, Verdict};
 use crate::metrics::{Gauge, Kind, Metrics};
-use crate::nonce;
 use crate::tap::{TapEnds, Tapped};
 use crate::writer::write_frames;
 
@@ -167,10 +164,8 @@ impl Connection {
             .groups
             .join(requested_group(&first), remote_addr.ip());
         config.assoc_group_id = group.id;
-        let factory = crate::kerberos::acceptor_factory(
-            options.ntlm.clone().map(ntlm_factory),
-            options.kerberos.clone(),
-        );
+        let factory =
+            crate::kerberos::acceptor_factory(options.ntlm.clone(), options.kerberos.clone());
         let mut assoc = match ServerAssociation::new(config, factory) {
             Ok(assoc) => assoc,
             Err(error) => {
@@ -721,18 +716,4 @@ impl Dispatcher {
             tracing::debug!(call_id = done.call_id, %error, "answer dropped");
         }
     }
-}
-
-/// Makes an NTLM acceptor (fresh server challenge, current time) per authenticated bind.
-fn ntlm_factory(config: AcceptorConfig) -> SecurityFactory {
-    Box::new(move |auth_type| {
-        if auth_type != AuthType::WINNT {
-            return None;
-        }
-        let inputs = ServerInputs {
-            server_challenge: nonce::random().ok()?,
-            timestamp: nonce::filetime_now(),
-        };
-        Some(Box::new(Acceptor::new(config.clone(), inputs)) as Box<dyn SecurityProvider>)
-    })
 }

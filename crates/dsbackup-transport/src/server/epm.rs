@@ -43,7 +43,7 @@ const MAX_PAGE: u32 = 500;
 
 /// One registered endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MapEntry {
+pub(crate) struct MapEntry {
     /// The interface.
     pub syntax: SyntaxId,
     /// Its annotation.
@@ -66,7 +66,7 @@ impl MapEntry {
 
 /// The endpoint mapper of a server.
 #[derive(Debug)]
-pub struct EndpointMapper {
+pub(crate) struct EndpointMapper {
     entries: Vec<MapEntry>,
     /// Open `ept_lookup` entry handles and the index they continue from.
     lookups: Mutex<HashMap<ContextHandle, usize>>,
@@ -74,7 +74,7 @@ pub struct EndpointMapper {
 
 impl EndpointMapper {
     /// A mapper answering from `entries`.
-    pub fn new(entries: Vec<MapEntry>) -> Self {
+    pub(crate) fn new(entries: Vec<MapEntry>) -> Self {
         Self {
             entries,
             lookups: Mutex::new(HashMap::new()),
@@ -83,11 +83,6 @@ impl EndpointMapper {
 
     fn lookups(&self) -> std::sync::MutexGuard<'_, HashMap<ContextHandle, usize>> {
         self.lookups.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Open lookup handles (for tests: zero once every association is gone).
-    pub fn open_lookups(&self) -> usize {
-        self.lookups().len()
     }
 
     fn map(&self, request: &EptMapRequest, drep: DataRep) -> Result<Bytes, CallError> {

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use dsbackup_proto::ndr::ContextHandle;
+use dsbackup_proto::ndr::NdrError;
 use dsbackup_proto::{
-    AuthLevel, AuthType, Chain, DataRep, EncodeError, FaultStatus, NdrError, PeerIdentity,
-    SyntaxId, Uuid,
+    AuthLevel, AuthType, Chain, DataRep, EncodeError, FaultStatus, PeerIdentity, SyntaxId, Uuid,
 };
 
 use crate::metrics::{Metrics, Snapshot};

@@ -29,14 +29,14 @@ const ACCESS_DENIED: Status = Status(5);
 
 /// The mgmt interface of a server.
 #[derive(Debug)]
-pub struct Management {
+pub(crate) struct Management {
     interfaces: Vec<SyntaxId>,
     principal_name: String,
 }
 
 impl Management {
     /// Answers for a server offering `interfaces`, named `principal_name`.
-    pub fn new(interfaces: Vec<SyntaxId>, principal_name: String) -> Self {
+    pub(crate) fn new(interfaces: Vec<SyntaxId>, principal_name: String) -> Self {
         Self {
             interfaces,
             principal_name,

@@ -41,13 +41,13 @@
 //! The endpoint mapper and mgmt are served by every server ([`epm`], [`mgmt`]). A test server
 //! may misbehave on the wire through a [`ConnectionHook`] ([`hook`]).
 
-pub mod epm;
-pub mod hook;
-pub mod mgmt;
+mod epm;
+mod hook;
+mod mgmt;
 
 mod connection;
 mod groups;
-pub mod interface;
+mod interface;
 mod listener;
 mod reader;
 mod slots;
