@@ -10,9 +10,9 @@
 //! `target/conformance/pcap/` for people to open), which tshark must read with no malformed
 //! frame, no expert warning beyond the known harmless ones, every payload taken as DCE/RPC, and,
 //! PDU by PDU, the same packet type, call id, fragment length, context ids and opnum as our own
-//! decoder prints through `dsbackup inspect`. A conversation sealed with NTLM comes with a sidecar
-//! of the plaintext stubs and the password (`NAME.stubs.json`): tshark must decrypt it into exactly
-//! that plaintext (see `sealed`).
+//! decoder prints through `dsbackup inspect`. A conversation sealed with NTLM, or with Kerberos
+//! inside SPNEGO, comes with a sidecar of the plaintext stubs and the password or the service's
+//! keytab (`NAME.stubs.json`): tshark must decrypt it into exactly that plaintext (see `sealed`).
 //!
 //! Then the transport meets third-party peers (see `peers`): our client against a throwaway Samba
 //! AD DC, impacket's client and Samba's `rpcclient` against our server.
@@ -282,6 +282,7 @@ fn check(fixtures: &Path, conversations: Option<&Path>, inspector: &Inspector) -
 fn dump_conversations(out: &Path) -> Result<()> {
     let mut stale = sh::files_with_suffix(out, ".txt")?;
     stale.extend(sh::files_with_suffix(out, ".stubs.json")?);
+    stale.extend(sh::files_with_suffix(out, ".keytab")?);
     for stale in stale {
         std::fs::remove_file(&stale)
             .with_context(|| format!("cannot remove {}", stale.display()))?;

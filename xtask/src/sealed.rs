@@ -1,4 +1,5 @@
-//! Sealed conversations, decrypted by tshark: an independent check of our NTLM sealing.
+//! Sealed conversations, decrypted by tshark: an independent check of our NTLM and Kerberos
+//! sealing.
 //!
 //! A test that dumps a conversation at packet privacy (`NAME.txt`) also writes what it meant to
 //! send and what it received in plaintext, in a sidecar `NAME.stubs.json`:
@@ -9,11 +10,16 @@
 //!            {"call_id": 3, "request": "<stub hex>", "response": null}]}
 //! ```
 //!
-//! (`null`: the call faulted, so no response, and a fault is not sealed.)
+//! (`null`: the call faulted, so no response, and a fault is not sealed.) A conversation sealed
+//! with Kerberos names, instead of `"password"`, the service's keytab (`"keytab": "FILE"`, a
+//! path relative to the sidecar's directory).
 //!
 //! tshark, given the password (`-o ntlmssp.nt_password:...`), follows the NTLM handshake in the
 //! bind, bind_ack and auth3 legs, derives the sealing keys by itself and decrypts every request
-//! and response. Its decrypted bytes of each fragment ("Decrypted stub data", a data source of its
+//! and response. Given the keytab (`-o kerberos.decrypt:TRUE -o kerberos.file:...`), it
+//! decrypts the ticket of the AP-REQ in the bind's SPNEGO token, learns the session key and the
+//! subkeys of the authenticator and the AP-REP, and unwraps each stub (RFC 4121 wrap tokens);
+//! tshark 4.0 does not do this for raw Kerberos (auth type 16), whose bind it does not dissect. Its decrypted bytes of each fragment ("Decrypted stub data", a data source of its
 //! own that only the hex dump shows) still carry the fragment's auth padding: the sec_trailer's
 //! `auth_pad_length` (MS-RPCE 2.2.2.11) says how many bytes to drop. The fragments of a call, in
 //! order, must then make exactly the sidecar's stubs, and every request and response of the
@@ -42,9 +48,35 @@ const RESPONSE: u64 = 2;
 /// What the test says went over the wire, in plaintext.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sidecar {
-    password: String,
+    keys: Keys,
     /// `call_id` -> (request stub, response stub or `None` for a fault).
     calls: BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// What tshark decrypts a conversation with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Keys {
+    /// NTLM: the password.
+    Password(String),
+    /// Kerberos: the service's keytab file.
+    Keytab(PathBuf),
+}
+
+impl Keys {
+    /// tshark's options for these keys.
+    fn options(&self) -> Vec<String> {
+        match self {
+            Self::Password(password) => {
+                vec!["-o".into(), format!("ntlmssp.nt_password:{password}")]
+            }
+            Self::Keytab(file) => vec![
+                "-o".into(),
+                "kerberos.decrypt:TRUE".into(),
+                "-o".into(),
+                format!("kerberos.file:{}", file.display()),
+            ],
+        }
+    }
 }
 
 /// The sidecar of conversation `txt` (`NAME.txt` -> `NAME.stubs.json`), if the test wrote one.
@@ -55,16 +87,19 @@ pub(crate) fn sidecar_path(txt: &Path) -> PathBuf {
 pub(crate) fn read_sidecar(path: &Path) -> Result<Sidecar> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_sidecar(&text).with_context(|| format!("in {}", path.display()))
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    parse_sidecar(&text, dir).with_context(|| format!("in {}", path.display()))
 }
 
-fn parse_sidecar(text: &str) -> Result<Sidecar> {
+/// Parses a sidecar whose keytab, if it names one, is relative to `dir`.
+fn parse_sidecar(text: &str, dir: &Path) -> Result<Sidecar> {
     let value: Value = serde_json::from_str(text).context("not JSON")?;
-    let password = value
-        .get("password")
-        .and_then(Value::as_str)
-        .context("no \"password\" string")?
-        .to_owned();
+    let text_of = |key: &str| value.get(key).and_then(Value::as_str);
+    let keys = match (text_of("password"), text_of("keytab")) {
+        (Some(password), None) => Keys::Password(password.to_owned()),
+        (None, Some(keytab)) => Keys::Keytab(dir.join(keytab)),
+        _ => bail!("not exactly one of a \"password\" and a \"keytab\" string"),
+    };
     let mut calls = BTreeMap::new();
     for call in value
         .get("calls")
@@ -93,17 +128,15 @@ fn parse_sidecar(text: &str) -> Result<Sidecar> {
         );
     }
     ensure!(!calls.is_empty(), "\"calls\" is empty");
-    Ok(Sidecar { password, calls })
+    Ok(Sidecar { keys, calls })
 }
 
-/// Decrypts `pcap` (whose server port is `server_port`) with the sidecar's password and compares
+/// Decrypts `pcap` (whose server port is `server_port`) with the sidecar's keys and compares
 /// the stubs; returns a one-line summary.
 pub(crate) fn check(pcap: &Path, server_port: u16, sidecar: &Sidecar) -> Result<String> {
     // The same display filter for both runs, so that their packets pair up in order.
     let common = |cmd: &mut Command| {
-        cmd.arg("-r").arg(pcap).args([
-            "-o",
-            &format!("ntlmssp.nt_password:{}", sidecar.password),
+        cmd.arg("-r").arg(pcap).args(sidecar.keys.options()).args([
             "-d",
             &format!("tcp.port=={server_port},dcerpc"),
             "-Y",
@@ -158,7 +191,7 @@ pub(crate) fn check(pcap: &Path, server_port: u16, sidecar: &Sidecar) -> Result<
             .with_context(|| {
                 format!(
                     "frame {}: tshark did not decrypt the stub (no \"{DECRYPTED}\"): wrong \
-                     password, or sealing it cannot follow",
+                     password or keytab, or sealing it cannot follow",
                     row.frame
                 )
             })?;
@@ -486,40 +519,74 @@ Reassembled DCE/RPC (24 bytes):
 
     #[test]
     fn sidecars_parse_and_reject_what_is_missing() {
+        let here = Path::new("t/conformance");
         let sidecar = parse_sidecar(
             r#"{"password":"pw","calls":[{"call_id":2,"request":"0001","response":""}]}"#,
+            here,
         )
         .unwrap();
-        assert_eq!(sidecar.password, "pw");
+        assert_eq!(sidecar.keys, Keys::Password("pw".to_owned()));
         assert_eq!(sidecar.calls[&2], (vec![0, 1], Some(vec![])));
         let faulted = parse_sidecar(
             r#"{"password":"pw","calls":[{"call_id":2,"request":"","response":null}]}"#,
+            here,
         )
         .unwrap();
         assert_eq!(faulted.calls[&2], (vec![], None));
+        let kerberos = parse_sidecar(
+            r#"{"keytab":"krb.keytab","calls":[{"call_id":2,"request":"","response":""}]}"#,
+            here,
+        )
+        .unwrap();
+        assert_eq!(
+            kerberos.keys,
+            Keys::Keytab(PathBuf::from("t/conformance/krb.keytab"))
+        );
+        assert_eq!(
+            kerberos.keys.options(),
+            [
+                "-o",
+                "kerberos.decrypt:TRUE",
+                "-o",
+                "kerberos.file:t/conformance/krb.keytab"
+            ]
+        );
         assert!(
             parse_sidecar(
-                r#"{"password":"p","calls":[{"call_id":2,"request":null,"response":""}]}"#
+                r#"{"password":"p","keytab":"k","calls":[{"call_id":2,"request":"","response":""}]}"#,
+                here,
+            )
+            .is_err(),
+            "a password and a keytab"
+        );
+        assert!(
+            parse_sidecar(
+                r#"{"password":"p","calls":[{"call_id":2,"request":null,"response":""}]}"#,
+                here,
             )
             .is_err(),
             "a call always has a request"
         );
-        assert!(parse_sidecar(r#"{"calls":[]}"#).is_err(), "no password");
-        assert!(parse_sidecar(r#"{"password":"p","calls":[]}"#).is_err());
+        assert!(
+            parse_sidecar(r#"{"calls":[]}"#, here).is_err(),
+            "no password"
+        );
+        assert!(parse_sidecar(r#"{"password":"p","calls":[]}"#, here).is_err());
         assert!(
             parse_sidecar(
-                r#"{"password":"p","calls":[{"call_id":2,"request":"0","response":""}]}"#
+                r#"{"password":"p","calls":[{"call_id":2,"request":"0","response":""}]}"#,
+                here,
             )
             .is_err()
         );
         let twice = r#"{"password":"p","calls":[{"call_id":2,"request":"","response":""},{"call_id":2,"request":"","response":""}]}"#;
-        assert!(parse_sidecar(twice).is_err());
+        assert!(parse_sidecar(twice, here).is_err());
     }
 
     #[test]
     fn comparison_reports_each_difference() {
         let sidecar = Sidecar {
-            password: "p".to_owned(),
+            keys: Keys::Password("p".to_owned()),
             calls: BTreeMap::from([(2, (vec![1, 2], Some(vec![3]))), (4, (vec![], None))]),
         };
         let mut seen = BTreeMap::from([

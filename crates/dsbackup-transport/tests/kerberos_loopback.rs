@@ -252,3 +252,97 @@ async fn an_rc4_hmac_session_key_protects_with_rfc_4757_tokens() {
         }
     }
 }
+
+/// Our client and our server over SPNEGO with Kerberos at packet privacy, through a recording
+/// proxy: echoes of 0 bytes, a few bytes and several fragments each way, then the caller's name.
+/// Writes the conversation (`krb-spnego-privacy-sealed.txt`), the service's keytab and what each
+/// call sent and got back in plaintext (`krb-spnego-privacy-sealed.stubs.json`);
+/// `cargo xtask conformance` has tshark decrypt the ticket, the subkeys and every sealed stub
+/// with the keytab alone and compares with the plaintext.
+#[tokio::test]
+async fn conformance_dump_krb_spnego_privacy_sealed() {
+    const NAME: &str = "krb-spnego-privacy-sealed";
+    let server = kerberos_server().await;
+    let relay = proxy(server.local_addr(), forward_all()).await;
+    let level = AuthLevel::PKT_PRIVACY;
+    let mut options = client_options(AuthLevel::NONE, 4280, DataRep::LITTLE_ENDIAN);
+    options.auth = ClientAuth::Negotiate {
+        tickets: Some(Tickets::fixed(ticket(SPN, &service_key(), now() + 3600))),
+        ntlm: None,
+        level,
+    };
+    let binding = Binding::connect(relay.addr, &[syntax(1)], &options)
+        .await
+        .unwrap();
+    let mut plain = Vec::new();
+    for (i, len) in [0usize, 18, 3 * 4280 + 100].into_iter().enumerate() {
+        let stub = pattern(len, u32::try_from(i).unwrap());
+        let reply = call_bytes(&binding, op::ECHO, stub.clone()).await;
+        assert_eq!(reply, stub, "{len} bytes");
+        plain.push((stub, Some(reply)));
+    }
+    let who = call_bytes(&binding, op::WHOAMI, Bytes::new()).await;
+    assert_eq!(
+        who,
+        [format!("{USER}\\{DOMAIN}").as_bytes(), &[level.0]].concat()
+    );
+    plain.push((Bytes::new(), Some(who)));
+    binding.close().await;
+    relay.task.await.unwrap();
+    server.shutdown().await;
+
+    let pdus: Vec<(char, Vec<u8>)> = relay
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(dir, pdu)| (if *dir == Dir::ToServer { 'I' } else { 'O' }, pdu.to_vec()))
+        .collect();
+    // The calls' ids, in the order their first fragments went out; every request and response
+    // sealed (a 76-byte wrap token).
+    let mut call_ids = Vec::new();
+    for (dir, pdu) in &pdus {
+        let header = dsbackup_proto::CommonHeader::decode(pdu).unwrap();
+        let is_call = [
+            dsbackup_proto::PacketType::REQUEST,
+            dsbackup_proto::PacketType::RESPONSE,
+        ]
+        .contains(&header.ptype);
+        if is_call {
+            assert_eq!(header.auth_length, 76, "{header:?}");
+        }
+        if *dir == 'I'
+            && header.ptype == dsbackup_proto::PacketType::REQUEST
+            && header
+                .pfc_flags
+                .contains(dsbackup_proto::PfcFlags::FIRST_FRAG)
+        {
+            call_ids.push(header.call_id);
+        }
+    }
+    assert_eq!(call_ids.len(), plain.len(), "one request per call");
+    assert!(
+        pdus.iter()
+            .filter(|(_, pdu)| ptype(pdu) == RESPONSE)
+            .count()
+            > plain.len() + 2,
+        "the long echo is fragmented"
+    );
+
+    let keytab = format!("{NAME}.keytab");
+    let dir = conformance_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let entry = KeytabEntry {
+        realm: REALM.into(),
+        principal: PrincipalName::service(SPN),
+        kvno: 2,
+        key: service_key(),
+    };
+    std::fs::write(dir.join(&keytab), dsbackup_krb::encode_keytab(&[entry])).unwrap();
+    let calls: Vec<(u32, Bytes, Option<Bytes>)> = call_ids
+        .into_iter()
+        .zip(plain)
+        .map(|(id, (sent, got))| (id, sent, got))
+        .collect();
+    dump_sealed_conversation(NAME, &pdus, ("keytab", &keytab), &calls);
+}

@@ -43,7 +43,7 @@ use dsbackup_transport::{
     list_endpoints, resolve,
 };
 use dsbackup_transport::{epm_syntax, mgmt_syntax};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -816,12 +816,6 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Where conversations are dumped.
-fn conformance_dir() -> PathBuf {
-    std::env::var_os("DSBACKUP_CONFORMANCE_DIR")
-        .map_or_else(|| workspace().join("target/conformance"), PathBuf::from)
-}
-
 /// Which way a PDU went: `I` client to server, `O` back.
 type Recorded = Arc<Mutex<Vec<(char, Vec<u8>)>>>;
 
@@ -968,28 +962,10 @@ async fn conformance_dump_ntlm_privacy_sealed() {
     assert_eq!(count(PacketType::ALTER_CONTEXT), 1);
     assert_eq!(count(PacketType::FAULT), 1);
 
-    let dir = conformance_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let conversation: String = pdus
+    let calls: Vec<(u32, Bytes, Option<Bytes>)> = call_ids
         .iter()
-        .map(|(dir, pdu)| format!("{dir} {}\n", hex::encode(pdu)))
+        .zip(plain)
+        .map(|(&id, (sent, got))| (id, sent, got))
         .collect();
-    std::fs::write(dir.join("ntlm-privacy-sealed.txt"), conversation).unwrap();
-    let calls: Vec<Value> = call_ids
-        .iter()
-        .zip(&plain)
-        .map(|(&id, (sent, got))| {
-            json!({
-                "call_id": id,
-                "request": hex::encode(sent),
-                "response": got.as_ref().map(hex::encode),
-            })
-        })
-        .collect();
-    let sidecar = json!({ "password": PASSWORD, "calls": calls });
-    std::fs::write(
-        dir.join("ntlm-privacy-sealed.stubs.json"),
-        serde_json::to_string_pretty(&sidecar).unwrap(),
-    )
-    .unwrap();
+    dump_sealed_conversation("ntlm-privacy-sealed", &pdus, ("password", PASSWORD), &calls);
 }

@@ -379,3 +379,55 @@ pub const BIND: u8 = 11;
 pub async fn call_bytes(binding: &Binding, opnum: u16, stub: Bytes) -> Bytes {
     binding.call(opnum, stub).await.unwrap().stub.to_bytes()
 }
+
+/// Where the `conformance_dump_*` tests write their conversations:
+/// `$DSBACKUP_CONFORMANCE_DIR`, else `target/conformance/` of the workspace.
+pub fn conformance_dir() -> std::path::PathBuf {
+    std::env::var_os("DSBACKUP_CONFORMANCE_DIR").map_or_else(
+        || {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .nth(2)
+                .unwrap()
+                .join("target/conformance")
+        },
+        std::path::PathBuf::from,
+    )
+}
+
+/// Writes a sealed conversation for `cargo xtask conformance`: `NAME.txt` (one PDU a line, `I`
+/// client to server, `O` back) and its sidecar `NAME.stubs.json`, which holds `secret` (the
+/// keys tshark decrypts with: `"password"` or `"keytab"`) and, per call, the request stub and
+/// the response stub in plaintext (`None`: the call faulted).
+pub fn dump_sealed_conversation(
+    name: &str,
+    pdus: &[(char, Vec<u8>)],
+    secret: (&str, &str),
+    calls: &[(u32, Bytes, Option<Bytes>)],
+) {
+    let dir = conformance_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let conversation: String = pdus
+        .iter()
+        .map(|(dir, pdu)| format!("{dir} {}\n", hex::encode(pdu)))
+        .collect();
+    std::fs::write(dir.join(format!("{name}.txt")), conversation).unwrap();
+    let calls: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|(id, sent, got)| {
+            serde_json::json!({
+                "call_id": id,
+                "request": hex::encode(sent),
+                "response": got.as_ref().map(hex::encode),
+            })
+        })
+        .collect();
+    let mut sidecar = serde_json::Map::new();
+    sidecar.insert(secret.0.to_owned(), secret.1.into());
+    sidecar.insert("calls".to_owned(), calls.into());
+    std::fs::write(
+        dir.join(format!("{name}.stubs.json")),
+        serde_json::to_string_pretty(&sidecar).unwrap(),
+    )
+    .unwrap();
+}
