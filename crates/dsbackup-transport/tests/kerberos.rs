@@ -7,17 +7,22 @@
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "integration test: a step that fails fails the test"
 )]
 
+pub mod common;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use common::{SAMR, samr_connect_and_close};
+
 use dsbackup_krb::messages::ErrorCode;
-use dsbackup_krb::{EncType, KrbError, PrincipalName, Secret, parse_keytab};
+use dsbackup_krb::{Credential, EncType, KrbError, PrincipalName, Secret, parse_keytab};
 use dsbackup_proto::AuthLevel;
 use dsbackup_transport::{
-    ClientAuth, ClientOptions, KdcClient, KdcError, TicketSource, Tickets, TransportError,
-    list_endpoints,
+    Binding, ClientAuth, ClientOptions, KdcClient, KdcError, TicketSource, Tickets, TransportError,
+    list_endpoints, resolve,
 };
 use zeroize::Zeroizing;
 
@@ -66,6 +71,51 @@ fn epm_addr(kdc: &Kdc) -> SocketAddr {
         .unwrap()
         .next()
         .unwrap()
+}
+
+/// A ticket for the DC's host principal, from the user's password.
+async fn dc_ticket(kdc: &Kdc) -> Credential {
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    kdc.client.service_ticket(&tgt, &dc_spn(kdc)).await.unwrap()
+}
+
+/// The ticket at `level` over Kerberos (auth type 16) and inside SPNEGO (auth type 9), named.
+fn kerberos_and_spnego(ticket: &Credential, level: AuthLevel) -> [(&'static str, ClientAuth); 2] {
+    let tickets = Tickets::fixed(ticket.clone());
+    [
+        (
+            "Kerberos",
+            ClientAuth::Kerberos {
+                tickets: tickets.clone(),
+                level,
+            },
+        ),
+        (
+            "SPNEGO",
+            ClientAuth::Negotiate {
+                tickets: Some(tickets),
+                ntlm: None,
+                level,
+            },
+        ),
+    ]
+}
+
+/// The endpoint mapper at `epm` lists over Kerberos and SPNEGO with `ticket`, at each level,
+/// the same map as anonymously.
+async fn lists_as_anonymous(epm: SocketAddr, ticket: &Credential, levels: &[AuthLevel]) {
+    let anonymous = list_endpoints(epm, &ClientOptions::default())
+        .await
+        .unwrap();
+    for &level in levels {
+        for (name, auth) in kerberos_and_spnego(ticket, level) {
+            let entries = list_endpoints(epm, &ClientOptions::with_auth(auth))
+                .await
+                .unwrap_or_else(|e| panic!("{level:?}, {name}: {e}"));
+            assert_eq!(entries, anonymous, "{level:?}, {name}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -136,47 +186,40 @@ async fn samba_kdc_refuses_a_wrong_password_and_an_unknown_service() {
 #[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
 async fn samba_endpoint_mapper_answers_over_kerberos_and_spnego_at_every_level() {
     let kdc = kdc();
-    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
-    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
-    let ticket = kdc
-        .client
-        .service_ticket(&tgt, &dc_spn(&kdc))
-        .await
-        .unwrap();
+    let ticket = dc_ticket(&kdc).await;
+    let levels = [
+        AuthLevel::PKT_INTEGRITY,
+        AuthLevel::PKT_PRIVACY,
+        AuthLevel::CONNECT,
+    ];
+    lists_as_anonymous(epm_addr(&kdc), &ticket, &levels).await;
+}
+
+/// A second interface of Samba's: SAMR, on its own port (resolved through the endpoint mapper
+/// with the same ticket), bound over Kerberos and over SPNEGO with Kerberos at packet integrity
+/// and privacy, opens and closes a server handle (`SamrConnect`, `SamrCloseHandle`); at connect
+/// the bind is taken and the call faulted `nca_s_fault_access_denied`, as Samba serves SAMR.
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_samr_answers_over_kerberos_and_spnego_at_every_level() {
+    let kdc = kdc();
+    let ticket = dc_ticket(&kdc).await;
     let epm = epm_addr(&kdc);
-    let anonymous = list_endpoints(epm, &ClientOptions::default())
-        .await
-        .unwrap();
     for level in [
         AuthLevel::PKT_INTEGRITY,
         AuthLevel::PKT_PRIVACY,
         AuthLevel::CONNECT,
     ] {
-        let tickets = Tickets::fixed(ticket.clone());
-        for auth in [
-            ClientAuth::Kerberos {
-                tickets: tickets.clone(),
-                level,
-            },
-            ClientAuth::Negotiate {
-                tickets: Some(tickets.clone()),
-                ntlm: None,
-                level,
-            },
-        ] {
-            let name = format!(
-                "{level:?}, {}",
-                if matches!(auth, ClientAuth::Kerberos { .. }) {
-                    "Kerberos"
-                } else {
-                    "SPNEGO"
-                }
-            );
+        for (name, auth) in kerberos_and_spnego(&ticket, level) {
             let options = ClientOptions::with_auth(auth);
-            let entries = list_endpoints(epm, &options)
+            let addr = resolve(epm, SAMR, &options)
                 .await
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(entries, anonymous, "{name}");
+                .unwrap_or_else(|e| panic!("ept_map over {name} at {level:?}: {e}"));
+            let binding = Binding::connect(addr, &[SAMR], &options)
+                .await
+                .unwrap_or_else(|e| panic!("bind to SAMR over {name} at {level:?}: {e}"));
+            samr_connect_and_close(&binding, level).await;
+            binding.close().await;
         }
     }
 }
@@ -196,35 +239,8 @@ async fn samba_endpoint_mapper_answers_over_rc4_hmac() {
         .await
         .unwrap();
     assert_eq!(ticket.session_key.etype(), EncType::RC4_HMAC);
-    let epm = epm_addr(&kdc);
-    let anonymous = list_endpoints(epm, &ClientOptions::default())
-        .await
-        .unwrap();
-    for level in [AuthLevel::PKT_INTEGRITY, AuthLevel::PKT_PRIVACY] {
-        let tickets = Tickets::fixed(ticket.clone());
-        for (name, auth) in [
-            (
-                "Kerberos",
-                ClientAuth::Kerberos {
-                    tickets: tickets.clone(),
-                    level,
-                },
-            ),
-            (
-                "SPNEGO",
-                ClientAuth::Negotiate {
-                    tickets: Some(tickets.clone()),
-                    ntlm: None,
-                    level,
-                },
-            ),
-        ] {
-            let entries = list_endpoints(epm, &ClientOptions::with_auth(auth))
-                .await
-                .unwrap_or_else(|e| panic!("{level:?}, {name}: {e}"));
-            assert_eq!(entries, anonymous, "{level:?}, {name}");
-        }
-    }
+    let levels = [AuthLevel::PKT_INTEGRITY, AuthLevel::PKT_PRIVACY];
+    lists_as_anonymous(epm_addr(&kdc), &ticket, &levels).await;
 }
 
 #[tokio::test]

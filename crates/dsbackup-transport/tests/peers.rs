@@ -36,7 +36,7 @@ use bytes::Bytes;
 use common::*;
 use dsbackup_ntlm::Credentials;
 use dsbackup_proto::{
-    AuthLevel, CommonHeader, DataRep, FaultStatus, PacketType, PfcFlags, SyntaxId, Uuid, frame_len,
+    AuthLevel, CommonHeader, DataRep, FaultStatus, PacketType, PfcFlags, Uuid, frame_len,
 };
 use dsbackup_transport::{
     Binding, ClientAuth, ClientOptions, EndpointEntry, RpcInterface, RunningServer, TransportError,
@@ -47,13 +47,6 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-
-/// SAMR, which Samba serves on a TCP port of its own.
-const SAMR: SyntaxId = SyntaxId {
-    uuid: Uuid::from_str_const("12345778-1234-abcd-ef00-0123456789ac"),
-    version: 1,
-    version_minor: 0,
-};
 
 // ---------------------------------------------------------------------------------------------
 // Samba
@@ -273,39 +266,7 @@ async fn samba_takes_ntlm_inside_spnego_at_every_level() {
         let binding = Binding::connect(addr, &[SAMR], &options)
             .await
             .unwrap_or_else(|e| panic!("bind to SAMR over SPNEGO at {level:?}: {e}"));
-        // SamrConnect (opnum 0): no server name, MAXIMUM_ALLOWED.
-        let mut connect = vec![0u8; 4];
-        connect.extend_from_slice(&0x0200_0000u32.to_le_bytes());
-        let reply = binding.call(0, Bytes::from(connect)).await;
-        if level == AuthLevel::CONNECT {
-            // Samba refuses SAMR calls at connect, whatever the package
-            // (`dcesrv_interface_bind_reject_connect`).
-            assert!(
-                matches!(
-                    reply,
-                    Err(TransportError::Fault {
-                        status: FaultStatus::ACCESS_DENIED,
-                        ..
-                    })
-                ),
-                "{reply:?}"
-            );
-            binding.close().await;
-            continue;
-        }
-        let reply = reply.unwrap_or_else(|e| panic!("SamrConnect at {level:?}: {e}"));
-        let reply = reply.stub.to_bytes();
-        assert_eq!(reply.len(), 24, "a handle and a status at {level:?}");
-        assert_eq!(reply[20..], [0; 4], "STATUS_SUCCESS at {level:?}");
-        assert_ne!(reply[..20], [0; 20], "a handle at {level:?}");
-        // SamrCloseHandle (opnum 1): the handle comes back zeroed.
-        let closed = binding
-            .call(1, reply.slice(..20))
-            .await
-            .unwrap()
-            .stub
-            .to_bytes();
-        assert_eq!(closed[..], [0; 24], "at {level:?}");
+        samr_connect_and_close(&binding, level).await;
         binding.close().await;
     }
     let wrong = samba.spnego(AuthLevel::PKT_PRIVACY, "not the password");

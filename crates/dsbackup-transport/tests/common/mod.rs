@@ -431,3 +431,46 @@ pub fn dump_sealed_conversation(
     )
     .unwrap();
 }
+
+/// SAMR, which Samba serves on a TCP port of its own.
+pub const SAMR: SyntaxId = SyntaxId {
+    uuid: Uuid::from_str_const("12345778-1234-abcd-ef00-0123456789ac"),
+    version: 1,
+    version_minor: 0,
+};
+
+/// On a binding to Samba's SAMR at `level`: `SamrConnect` (opnum 0, no server name,
+/// `MAXIMUM_ALLOWED`) gives a handle and `STATUS_SUCCESS`, `SamrCloseHandle` (opnum 1) gives the
+/// handle back zeroed. At connect Samba faults the call `nca_s_fault_access_denied`, whatever
+/// the security package (`dcesrv_interface_bind_reject_connect`): it serves SAMR from packet
+/// integrity up.
+pub async fn samr_connect_and_close(binding: &Binding, level: AuthLevel) {
+    let mut connect = vec![0u8; 4];
+    connect.extend_from_slice(&0x0200_0000u32.to_le_bytes());
+    let reply = binding.call(0, Bytes::from(connect)).await;
+    if level == AuthLevel::CONNECT {
+        assert!(
+            matches!(
+                reply,
+                Err(dsbackup_transport::TransportError::Fault {
+                    status: FaultStatus::ACCESS_DENIED,
+                    ..
+                })
+            ),
+            "{reply:?}"
+        );
+        return;
+    }
+    let reply = reply.unwrap_or_else(|e| panic!("SamrConnect at {level:?}: {e}"));
+    let reply = reply.stub.to_bytes();
+    assert_eq!(reply.len(), 24, "a handle and a status at {level:?}");
+    assert_eq!(reply[20..], [0; 4], "STATUS_SUCCESS at {level:?}");
+    assert_ne!(reply[..20], [0; 20], "a handle at {level:?}");
+    let closed = binding
+        .call(1, reply.slice(..20))
+        .await
+        .unwrap_or_else(|e| panic!("SamrCloseHandle at {level:?}: {e}"))
+        .stub
+        .to_bytes();
+    assert_eq!(closed[..], [0; 24], "at {level:?}");
+}
