@@ -723,6 +723,40 @@ fn split_pdus(mut rest: &[u8]) -> Vec<Vec<u8>> {
     pdus
 }
 
+/// Runs `rpcclient -c epmlookup` as our NTLM user against our endpoint mapper (the test
+/// interface registered) at `ncacn_ip_tcp:127.0.0.2[OPTIONS]`, Kerberos off: its output, our
+/// server's port, and the bytes each way (client's, server's).
+async fn rpcclient_epmlookup(binding_options: &str) -> (Output, u16, [Vec<u8>; 2]) {
+    let seen: Arc<Mutex<[Vec<u8>; 2]>> = Arc::default();
+    let mut options = server_options(4280);
+    options.epm_listen = Some(RPCCLIENT_EPM);
+    let record = Arc::clone(&seen);
+    options.capture = Some(dsbackup_transport::Tap::new(move |_, event| {
+        let mut seen = record.lock().unwrap();
+        match event {
+            dsbackup_transport::TapEvent::FromClient(bytes) => seen[0].extend_from_slice(bytes),
+            dsbackup_transport::TapEvent::FromServer(bytes) => seen[1].extend_from_slice(bytes),
+            _ => {}
+        }
+    }));
+    let interface = TestInterface::new(AuthLevel::NONE) as Arc<dyn RpcInterface>;
+    let server = start(&[interface], options).await;
+    let port = server.local_addr().port();
+    let mut command = Command::new("rpcclient");
+    command.args([
+        "--configfile=/dev/null",
+        "--use-kerberos=off",
+        &format!("-U{DOMAIN}\\{USER}%{PASSWORD}"),
+        &format!("ncacn_ip_tcp:127.0.0.2[{binding_options}]"),
+        "-c",
+        "epmlookup",
+    ]);
+    let output = run_to_end(command, PEER_DEADLINE).await;
+    server.shutdown().await;
+    let recorded = seen.lock().unwrap().clone();
+    (output, port, recorded)
+}
+
 /// Samba's `rpcclient` with NTLM at `[sign]` and `[seal]` against our endpoint mapper: each
 /// request's stub ends with the verification trailer of [MS-RPCE §2.2.2.13] (its three
 /// commands: bitmask, presentation context, header), which our server checks and strips; the
@@ -733,29 +767,7 @@ fn split_pdus(mut rest: &[u8]) -> Vec<Vec<u8>> {
 #[ignore = "needs rpcclient (Debian smbclient) and port 135 (root): cargo xtask conformance"]
 async fn rpcclient_epmlookup_with_ntlm_signed_and_sealed_sends_a_trailer_we_accept() {
     for option in ["sign", "seal"] {
-        let seen: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let mut options = server_options(4280);
-        options.epm_listen = Some(RPCCLIENT_EPM);
-        let record = Arc::clone(&seen);
-        options.capture = Some(dsbackup_transport::Tap::new(move |_, event| {
-            if let dsbackup_transport::TapEvent::FromClient(bytes) = event {
-                record.lock().unwrap().extend_from_slice(bytes);
-            }
-        }));
-        let interface = TestInterface::new(AuthLevel::NONE) as Arc<dyn RpcInterface>;
-        let server = start(&[interface], options).await;
-        let port = server.local_addr().port();
-        let mut command = Command::new("rpcclient");
-        command.args([
-            "--configfile=/dev/null",
-            "--use-kerberos=off",
-            &format!("-U{DOMAIN}\\{USER}%{PASSWORD}"),
-            &format!("ncacn_ip_tcp:127.0.0.2[{option}]"),
-            "-c",
-            "epmlookup",
-        ]);
-        let output = run_to_end(command, PEER_DEADLINE).await;
-        server.shutdown().await;
+        let (output, port, [sent, _]) = rpcclient_epmlookup(option).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -774,7 +786,7 @@ async fn rpcclient_epmlookup_with_ntlm_signed_and_sealed_sends_a_trailer_we_acce
             "[{option}] {stdout}"
         );
         // The requests were NTLM (auth_type 10) at the level asked for.
-        let sent = split_pdus(&seen.lock().unwrap());
+        let sent = split_pdus(&sent);
         let requests: Vec<&Vec<u8>> = sent.iter().filter(|pdu| pdu[2] == 0).collect();
         assert!(
             requests.len() >= 2,
@@ -818,34 +830,9 @@ async fn rpcclient_binds_with_ntlm_inside_spnego_signed_and_sealed() {
         ("sign", AuthLevel::PKT_INTEGRITY),
         ("seal", AuthLevel::PKT_PRIVACY),
     ] {
-        let seen: Arc<Mutex<[Vec<u8>; 2]>> = Arc::default();
-        let mut options = server_options(4280);
-        options.epm_listen = Some(RPCCLIENT_EPM);
-        let record = Arc::clone(&seen);
-        options.capture = Some(dsbackup_transport::Tap::new(move |_, event| {
-            let mut seen = record.lock().unwrap();
-            match event {
-                dsbackup_transport::TapEvent::FromClient(bytes) => seen[0].extend_from_slice(bytes),
-                dsbackup_transport::TapEvent::FromServer(bytes) => seen[1].extend_from_slice(bytes),
-                _ => {}
-            }
-        }));
-        let interface = TestInterface::new(AuthLevel::NONE) as Arc<dyn RpcInterface>;
-        let server = start(&[interface], options).await;
-        let port = server.local_addr().port();
-        let mut command = Command::new("rpcclient");
-        command.args([
-            "--configfile=/dev/null",
-            "--use-kerberos=off",
-            &format!("-U{DOMAIN}\\{USER}%{PASSWORD}"),
-            &format!("ncacn_ip_tcp:127.0.0.2[spnego,{option}]"),
-            "-c",
-            "epmlookup",
-        ]);
-        let output = run_to_end(command, PEER_DEADLINE).await;
+        let (output, port, [sent, answered]) =
+            rpcclient_epmlookup(&format!("spnego,{option}")).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
-        server.shutdown().await;
-        let [sent, answered] = seen.lock().unwrap().clone();
         let (sent, answered) = (split_pdus(&sent), split_pdus(&answered));
         // (auth_type, auth_level, auth_value) of a PDU with a verifier.
         let verifier = |pdu: &[u8]| {
