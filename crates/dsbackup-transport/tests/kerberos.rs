@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use dsbackup_krb::messages::ErrorCode;
+use dsbackup_krb::ErrorCode;
 use dsbackup_krb::{EncType, KrbError, PrincipalName, Secret, parse_keytab};
 use dsbackup_proto::AuthLevel;
 use dsbackup_transport::{
