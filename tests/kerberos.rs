@@ -201,6 +201,35 @@ fn required(name: &str) -> String {
     })
 }
 
+/// The mock DC serving the keytab of the service account the SPN is on
+/// (`DSBACKUP_SAMBA_SERVICE_KEYTAB`, `DSBACKUP_SAMBA_SERVICE_SPN`), the DC's `user` one of its
+/// users with backup privileges, packet integrity the least level it takes.
+async fn samba_service_dc(user: &str) -> Dc {
+    let spn = required("DSBACKUP_SAMBA_SERVICE_SPN");
+    let keytab = std::fs::read(required("DSBACKUP_SAMBA_SERVICE_KEYTAB")).unwrap();
+    let keys = ServiceKeys::new(parse_keytab(&keytab).unwrap(), Some(&spn));
+    let mut options = ServeOptions::loopback();
+    options.kerberos = Some(dsbackup_krb::AcceptorConfig::new(keys));
+    Dc::start_served(
+        &small_spec(),
+        AuthLevel::PKT_INTEGRITY,
+        |b| {
+            // The DC's Administrator is already one of the mock's users.
+            if user.eq_ignore_ascii_case(crate::common::RESTORE_USER) {
+                b
+            } else {
+                b.user(
+                    user,
+                    "not used by Kerberos",
+                    dsbackup_mock::Privileges::BACKUP,
+                )
+            }
+        },
+        &options,
+    )
+    .await
+}
+
 /// Tickets issued by a real KDC (the Samba AD DC `cargo xtask conformance` starts) for an SPN
 /// registered on a service account whose keytab the mock serves with
 /// (`DSBACKUP_SAMBA_SERVICE_KEYTAB`, `DSBACKUP_SAMBA_SERVICE_SPN`): a whole backup at packet
@@ -216,28 +245,7 @@ async fn samba_kdc_tickets_back_up_the_mock_over_kerberos_privacy() {
     let user = required("DSBACKUP_SAMBA_USER");
     let password = required("DSBACKUP_SAMBA_PASSWORD");
     let spn = required("DSBACKUP_SAMBA_SERVICE_SPN");
-    let keytab = std::fs::read(required("DSBACKUP_SAMBA_SERVICE_KEYTAB")).unwrap();
-    let keys = ServiceKeys::new(parse_keytab(&keytab).unwrap(), Some(&spn));
-    let mut options = ServeOptions::loopback();
-    options.kerberos = Some(dsbackup_krb::AcceptorConfig::new(keys));
-    let dc = Dc::start_served(
-        &small_spec(),
-        AuthLevel::PKT_PRIVACY,
-        |b| {
-            // The DC's Administrator is already one of the mock's users.
-            if user.eq_ignore_ascii_case(crate::common::RESTORE_USER) {
-                b
-            } else {
-                b.user(
-                    &user,
-                    "not used by Kerberos",
-                    dsbackup_mock::Privileges::BACKUP,
-                )
-            }
-        },
-        &options,
-    )
-    .await;
+    let dc = samba_service_dc(&user).await;
     let tickets = |password: &str| {
         Tickets::new(
             TicketSource::Login {
@@ -280,4 +288,151 @@ async fn samba_kdc_tickets_back_up_the_mock_over_kerberos_privacy() {
         ),
         "{error:?}"
     );
+}
+
+/// A service ticket for `spn` from the DC's KDC (the AS exchange with the password, then the
+/// TGS exchange offering `etypes` for the session key), written as a credential cache, what
+/// `kinit` and `kvno` would leave.
+async fn samba_ccache(path: &std::path::Path, spn: &str, etypes: &[EncType]) {
+    use dsbackup_krb::{Secret, encode_ccache};
+    use dsbackup_transport::KdcClient;
+
+    let host = required("DSBACKUP_SAMBA_HOST");
+    let realm = required("DSBACKUP_SAMBA_REALM");
+    let user = required("DSBACKUP_SAMBA_USER");
+    let password = required("DSBACKUP_SAMBA_PASSWORD");
+    let kdc = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 88))
+        .unwrap()
+        .next()
+        .unwrap();
+    let kdc = KdcClient::new(kdc);
+    let tgt = kdc
+        .tgt(&user, &realm, Secret::Password(password.into()))
+        .await
+        .unwrap();
+    let ticket = kdc
+        .service_ticket_with_etypes(&tgt, &PrincipalName::service(spn), etypes)
+        .await
+        .unwrap();
+    assert_eq!(Some(&ticket.session_key.etype()), etypes.first());
+    let ccache = encode_ccache(&realm, &PrincipalName::user(&user), &[ticket]);
+    std::fs::write(path, ccache).unwrap();
+}
+
+/// impacket's client with Kerberos (`-k`, through SPNEGO as impacket binds it) against the
+/// mock serving the service account's keytab, at packet integrity and privacy, with an aes256
+/// and with an rc4-hmac session key: its endpoint
+/// mapper resolves ad_backup, HrRBackupPrepare opens a backup session, HrRIsNTDSOnline says
+/// online. impacket's own TGS-REQ carries no checksum of the request body in its
+/// authenticator, which Samba's KDC (Heimdal) refuses with `KRB_AP_ERR_INAPP_CKSUM`, so the
+/// service ticket comes from our KDC client, in a credential cache (as `kinit` and `kvno`
+/// would leave it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Samba AD DC and impacket (cargo xtask conformance)"]
+async fn samba_kdc_tickets_let_impacket_call_the_mock_over_kerberos() {
+    let realm = required("DSBACKUP_SAMBA_REALM");
+    let user = required("DSBACKUP_SAMBA_USER");
+    let spn = required("DSBACKUP_SAMBA_SERVICE_SPN");
+    let host_name = spn
+        .strip_prefix("host/")
+        .expect("the service SPN is host/NAME")
+        .to_owned();
+    let dc = samba_service_dc(&user).await;
+    let port = dc.server.local_addr().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let ccache = tmp.path().join("ccache");
+
+    // HrRBackupPrepare(grbit 0, btFlag 1, "NTDS Backup Interface", 4242), by hand in NDR.
+    let mut prepare = vec![0, 0, 0, 0, 1, 0, 0, 0];
+    let name: Vec<u16> = "NTDS Backup Interface\0".encode_utf16().collect();
+    let count = u32::try_from(name.len()).unwrap();
+    for word in [count, 0, count] {
+        prepare.extend_from_slice(&word.to_le_bytes());
+    }
+    for unit in name {
+        prepare.extend_from_slice(&unit.to_le_bytes());
+    }
+    prepare.resize(prepare.len().next_multiple_of(4), 0);
+    prepare.extend_from_slice(&4242u32.to_le_bytes());
+    let prepare_hex = hex::encode(&prepare);
+
+    // The session key the KDC picks (aes256), then an rc4-hmac one (RFC 4757's tokens).
+    for (etypes, level) in [
+        (&EncType::SUPPORTED[..], "integrity"),
+        (&EncType::SUPPORTED[..], "privacy"),
+        (&[EncType::RC4_HMAC][..], "integrity"),
+        (&[EncType::RC4_HMAC][..], "privacy"),
+    ] {
+        samba_ccache(&ccache, &spn, etypes).await;
+        let name = format!("{level}, {:?}", etypes[0]);
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scripts/peers/impacket_client.py");
+        let python = std::env::var("DSBACKUP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        // impacket's RC4 wrap fills the stub up to 8 bytes and sends the filler as stub (its
+        // `auth_pad_length` counts only the 4-byte alignment), bytes our NDR decoder refuses
+        // after the last parameter (`rpc_x_bad_stub_data`): at rc4-hmac privacy, only the call
+        // whose stub is empty.
+        let all = !(level == "privacy" && etypes[0] == EncType::RC4_HMAC);
+        let mut args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--kerberos".to_owned(),
+            host_name.clone(),
+            "--user".to_owned(),
+            user.clone(),
+            "--domain".to_owned(),
+            realm.clone(),
+            "--level".to_owned(),
+            level.to_owned(),
+        ];
+        if all {
+            args.extend([
+                "--ept-map".to_owned(),
+                "ecec0d70-a603-11d0-96b1-00a0c91ece30:1.0".to_owned(),
+                "--call".to_owned(),
+                format!("ecec0d70-a603-11d0-96b1-00a0c91ece30:1.0:0:{prepare_hex}"),
+            ]);
+        }
+        args.extend([
+            "--call".to_owned(),
+            "16e0cf3a-a604-11d0-96b1-00a0c91ece30:1.0:0:".to_owned(),
+        ]);
+        let ccache = ccache.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(&python)
+                .arg(&script)
+                .args(&args)
+                .env("KRB5CCNAME", &ccache)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {python} {}: {e}", script.display()))
+        })
+        .await
+        .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "impacket_client.py printed no JSON ({e}): {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert_eq!(value["auth"], "kerberos", "{value}");
+        let results = value["results"].as_array().unwrap();
+        assert_eq!(results.len(), if all { 3 } else { 1 }, "{value}");
+        for result in results {
+            assert_eq!(result["ok"], true, "{name}: {result}");
+        }
+        if all {
+            assert_eq!(results[0]["port"], u64::from(port), "{name}: {value}");
+            // The context handle (20 bytes), then the expiry token, then status 0.
+            let prepared = results[1]["response"].as_str().unwrap();
+            assert!(prepared.ends_with("00000000"), "{name}: {prepared}");
+            assert_ne!(&prepared[8..40], "0".repeat(32), "{name}: a null handle");
+        }
+        // pfOnline TRUE, status 0.
+        assert_eq!(
+            results.last().unwrap()["response"],
+            "0100000000000000",
+            "{name}: {value}"
+        );
+    }
 }

@@ -8,7 +8,9 @@ and handy by hand:
         --domain TEST --level privacy --inq-if-ids --ept-map 12345778-1234-abcd-ef00-0123456789ac:1.0
 
 Each operation opens its own connection to HOST[PORT], binds (anonymously without --user; with
-NTLM at the given authentication level with it) and makes one call:
+NTLM at the given authentication level with it; with Kerberos through SPNEGO, auth type 9, given
+--kerberos NAME: the service ticket for host/NAME from the credential cache KRB5CCNAME names,
+as impacket's -k takes it, --user and --domain naming its client) and makes one call:
 
     --inq-if-ids              bind to mgmt (afa8bd80-7d8a-11c9-bef4-08002b102989 v1.0), inq_if_ids
     --ept-map UUID:MAJ.MIN    bind to the endpoint mapper, ept_map for that interface over
@@ -19,7 +21,7 @@ NTLM at the given authentication level with it) and makes one call:
     --call UUID:MAJ.MIN:OPNUM:HEX
                               bind to that interface, send one request with that opnum and stub
 
-The result is one JSON object on stdout: {"target", "level", "user", "results": [...]}, one result
+The result is one JSON object on stdout: {"target", "auth", "level", "user", "results": [...]}, one result
 per operation in the order given, each either {"op", "ok": true, ...} or {"op", "ok": false,
 "error": {"type", "message", "code"}} with impacket's exception and its message as impacket
 prints it. A refused bind or call is a result, not a failure: the exit status is 0 unless the
@@ -32,16 +34,38 @@ import socket
 import sys
 from struct import unpack
 
-from impacket.dcerpc.v5 import epm, mgmt, transport
+from impacket.dcerpc.v5 import epm, mgmt, rpcrt, transport
 from impacket.dcerpc.v5.rpcrt import (
     RPC_C_AUTHN_LEVEL_CONNECT,
     RPC_C_AUTHN_LEVEL_PKT_INTEGRITY,
+    RPC_C_AUTHN_GSS_NEGOTIATE,
     RPC_C_AUTHN_LEVEL_PKT_PRIVACY,
     RPC_C_AUTHN_WINNT,
     DCERPCException,
 )
 from impacket.dcerpc.v5.ndr import NULL
 from impacket.uuid import bin_to_string, uuidtup_to_bin
+
+from impacket.structure import Structure
+
+
+def bind_body_once(self):
+    """MSRPCBind.getData writing the context list once, however often it is called.
+
+    impacket's own appends the list to what the previous call left, and its SPNEGO leg
+    (Kerberos, -k) builds the alter_context from the bind's object a second time: that PDU then
+    says n_context_elem 1 and carries a second copy of the element after the list, 44 bytes
+    that are neither body nor auth padding (MS-RPCE 2.2.2.11 puts the sec_trailer right after
+    the body and its auth_pad_length bytes). Samba faults it nca_s_proto_error, and so does our
+    server; with the list written once, both accept it.
+    """
+    items = self.getCtxItems()
+    self["ctx_num"] = len(items)
+    self["ctx_items"] = b"".join(item.getData() for item in items)
+    return Structure.getData(self)
+
+
+rpcrt.MSRPCBind.getData = bind_body_once
 
 # The status an endpoint mapper returns when no (more) entries match.
 EPT_S_NOT_REGISTERED = 0x16C9A0D6
@@ -109,11 +133,20 @@ class Client:
         self.args = args
 
     def connect(self):
-        binding = f"ncacn_ip_tcp:{self.args.host}[{self.args.port}]"
+        # With Kerberos the binding names the service (the SPN is host/NAME), the socket goes
+        # to --host.
+        name = self.args.kerberos or self.args.host
+        binding = f"ncacn_ip_tcp:{name}[{self.args.port}]"
         rpc_transport = transport.DCERPCTransportFactory(binding)
+        rpc_transport.setRemoteHost(self.args.host)
         rpc_transport.set_connect_timeout(self.args.timeout)
         dce = rpc_transport.get_dce_rpc()
-        if self.args.user is not None:
+        if self.args.kerberos:
+            rpc_transport.set_credentials(self.args.user or "", "", self.args.domain, "", "")
+            rpc_transport.set_kerberos(True, kdcHost=self.args.host)
+            dce.set_auth_type(RPC_C_AUTHN_GSS_NEGOTIATE)
+            dce.set_auth_level(LEVELS[self.args.level])
+        elif self.args.user is not None:
             rpc_transport.set_credentials(
                 self.args.user, self.args.password, self.args.domain, "", ""
             )
@@ -222,6 +255,11 @@ def main():
     parser.add_argument("--password", default="")
     parser.add_argument("--domain", default="")
     parser.add_argument("--level", choices=sorted(LEVELS), default="privacy")
+    parser.add_argument(
+        "--kerberos",
+        metavar="NAME",
+        help="Kerberos (SPNEGO) with the ticket for host/NAME from the KRB5CCNAME cache",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="connect timeout, seconds")
     # Every operation goes into one list, in the order of the command line.
     parser.add_argument("--inq-if-ids", dest="ops", action=Op, nargs=0, const="inq_if_ids")
@@ -254,7 +292,8 @@ def main():
         {
             "target": f"ncacn_ip_tcp:{args.host}[{args.port}]",
             "user": args.user,
-            "level": args.level if args.user is not None else "none",
+            "auth": "kerberos" if args.kerberos else "ntlm" if args.user is not None else "none",
+            "level": args.level if args.user is not None or args.kerberos else "none",
             "results": results,
         },
         sys.stdout,

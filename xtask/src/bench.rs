@@ -115,13 +115,19 @@ fn backup_throughput(size_mib: u64) -> Result<()> {
     Ok(())
 }
 
-/// The crypto primitives of the data path, as the JSON and `openssl speed` name them.
-const PRIMITIVES: [(&str, &str); 4] = [
+/// The crypto primitives of the data path, as the JSON and `openssl speed` name them (the
+/// last two openssl's only: together they stand for Kerberos's `KRB`).
+const PRIMITIVES: [(&str, &str); 6] = [
     ("rc4", "rc4"),
     ("md5", "md5"),
     ("hmac_md5", "hmac(md5)"),
     ("sha256", "sha256"),
+    ("aes256_cbc", "aes-256-cbc"),
+    ("hmac_sha1", "hmac(sha1)"),
 ];
+/// Kerberos's encryption of a message: AES-256-CTS and HMAC-SHA1-96 (the JSON times ours in
+/// one; for openssl, AES-256-CBC plus HMAC-SHA1).
+const KRB: &str = "aes256_cts_hmac_sha1";
 
 /// Nanoseconds per byte of each primitive by `openssl speed` (16 KiB blocks, 1 s each, wall clock), where
 /// `openssl` is installed; RC4 needs OpenSSL 3's legacy provider.
@@ -137,6 +143,8 @@ fn openssl_speed() -> Vec<(&'static str, f64)> {
         match key {
             "rc4" => cmd.args(["-provider", "legacy", "-provider", "default", "-evp", name]),
             "hmac_md5" => cmd.args(["-hmac", "md5"]),
+            "hmac_sha1" => cmd.args(["-hmac", "sha1"]),
+            "aes256_cbc" => cmd.args(["-evp", name]),
             _ => cmd.arg(name),
         };
         cmd.stderr(std::process::Stdio::null());
@@ -146,6 +154,10 @@ fn openssl_speed() -> Vec<(&'static str, f64)> {
             // ns per byte = 1e9 / (1000 * k bytes per second).
             speeds.push((key, 1e6 / kbytes_per_sec));
         }
+    }
+    let ns = |key: &str| speeds.iter().find(|(k, _)| *k == key).map(|(_, ns)| *ns);
+    if let (Some(aes), Some(hmac)) = (ns("aes256_cbc"), ns("hmac_sha1")) {
+        speeds.push((KRB, aes + hmac));
     }
     speeds
 }
@@ -163,6 +175,7 @@ fn bound_mib_s(per_byte_ns: &[(&str, f64)], auth: &str) -> Option<f64> {
     const MIB: f64 = 1024.0 * 1024.0;
     let needs: &[&str] = match auth {
         "privacy" => &["rc4", "md5", "sha256"],
+        "krb-privacy" => &[KRB, "sha256"],
         "integrity" => &["md5", "sha256"],
         _ => return None,
     };
@@ -178,7 +191,9 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
     let number = |value: &Value, key: &str| value.get(key).and_then(Value::as_f64);
     let ours: Vec<(&str, f64)> = PRIMITIVES
         .iter()
-        .filter_map(|(key, _)| Some((*key, number(result.get("primitives")?, key)?)))
+        .map(|(key, _)| *key)
+        .chain([KRB])
+        .filter_map(|key| Some((key, number(result.get("primitives")?, key)?)))
         .collect();
     let rate = |per_byte: &[(&str, f64)], key: &str| {
         per_byte.iter().find(|(k, _)| *k == key).map_or_else(
@@ -187,12 +202,12 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
         )
     };
     let mut out = format!(
-        "\nprimitives on this machine, this run (MiB/s)\n{:<10}  {:>8}  {:>8}\n",
+        "\nprimitives on this machine, this run (MiB/s)\n{:<20}  {:>8}  {:>8}\n",
         "primitive", "ours", "openssl"
     );
-    for (key, _) in PRIMITIVES {
+    for key in PRIMITIVES.iter().map(|(key, _)| *key).chain([KRB]) {
         out.push_str(&format!(
-            "{key:<10}  {:>8}  {:>8}\n",
+            "{key:<20}  {:>8}  {:>8}\n",
             rate(&ours, key),
             rate(openssl, key)
         ));
@@ -204,7 +219,7 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
         .filter(|ns| *ns > 0.0)
     {
         out.push_str(&format!(
-            "{:<10}  {:>8.0}  {:>8}\n",
+            "{:<20}  {:>8.0}  {:>8}\n",
             "rc4 crate",
             1e9 / ns / MIB,
             "-"
@@ -215,15 +230,18 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
     };
     out.push_str(&format!(
         "bounds (MiB/s): integrity 1/(MD5+SHA-256) {} ours, {} openssl; \
-         privacy 1/(RC4+MD5+SHA-256) {} ours, {} openssl\n",
+         privacy 1/(RC4+MD5+SHA-256) {} ours, {} openssl; \
+         krb-privacy 1/(AES-CTS+HMAC-SHA1+SHA-256) {} ours, {} openssl\n",
         bound(&ours, "integrity"),
         bound(openssl, "integrity"),
         bound(&ours, "privacy"),
         bound(openssl, "privacy"),
+        bound(&ours, "krb-privacy"),
+        bound(openssl, "krb-privacy"),
     ));
     out.push_str(&format!(
         "\nbackup of {} bytes to disk over loopback (SHA-256, write, fsync); best of {} runs\n\
-         {:<6} {:<9} {:>7} {:>7} {:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+         {:<6} {:<11} {:>7} {:>7} {:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
         result.get("bytes").and_then(Value::as_u64).unwrap_or(0),
         result.get("runs").and_then(Value::as_u64).unwrap_or(0),
         "frag",
@@ -273,7 +291,7 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
             ),
         };
         out.push_str(&format!(
-            "{:<6} {auth:<9} {:>7} {target:>7} {ratio:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+            "{:<6} {auth:<11} {:>7} {target:>7} {ratio:>13} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
             cell("frag", 0),
             cell("backup_mib_s", 1),
             cell("read_ratio_to_plain_tcp", 3),

@@ -9,7 +9,9 @@
 //!
 //! - SIZE_MIB: the database size (default 1024); DIR (default: a temporary directory) holds
 //!   the generated set and the backups;
-//! - LEVELS: a comma-separated subset of `none,connect,integrity,privacy` (default all four);
+//! - LEVELS: a comma-separated subset of `none,connect,integrity,privacy,krb-privacy` (default
+//!   all five; `privacy` is NTLM's, `krb-privacy` Kerberos packet privacy with an aes256 key,
+//!   the ticket issued here under the key the mock serves with);
 //! - FRAGS: the fragment sizes the client offers, comma-separated (default `5840,65535`;
 //!   5840 is what Windows servers negotiate).
 //!
@@ -41,6 +43,11 @@ use std::time::Instant;
 
 use dsbackup_client::{
     AuthLevel, BackupOptions, BackupType, Client, ClientConfig, Credentials, Endpoint, Progress,
+    Tickets,
+};
+use dsbackup_krb::{
+    AcceptorConfig, Credential, EncType, Grant, KerberosTime, Key, KeytabEntry, PrincipalName,
+    ServiceKeys,
 };
 use dsbackup_mock::serve::{MockServer, ServeOptions};
 use dsbackup_mock::{MockConfig, MockDc, Privileges, SampleSpec};
@@ -53,6 +60,34 @@ const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;
 /// Clock ticks per second of `/proc/PID/stat` (USER_HZ: 100 on every Linux ABI).
 const USER_HZ: f64 = 100.0;
+/// The realm and service principal of `krb-privacy`.
+const REALM: &str = "BENCH.EXAMPLE";
+const SPN: &str = "host/dc1.bench.example";
+
+/// The mock's service key for `krb-privacy` (both processes make the same).
+fn service_key() -> Key {
+    Key::new(EncType::AES256_CTS_HMAC_SHA1_96, &[0x42; 32]).unwrap()
+}
+
+/// A ticket for the bench user to the mock, valid for a day, as a KDC would issue it.
+fn ticket() -> Credential {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .cast_signed();
+    let grant = Grant {
+        crealm: REALM.into(),
+        client: PrincipalName::user(USER),
+        srealm: REALM.into(),
+        server: PrincipalName::service(SPN),
+        session_key: Key::new(EncType::AES256_CTS_HMAC_SHA1_96, &[0x24; 32]).unwrap(),
+        authtime: KerberosTime(now - 60),
+        endtime: KerberosTime(now + 86_400),
+        flags: 0,
+    };
+    Credential::issue(grant, &service_key(), Some(1), &[3; 16])
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,7 +103,7 @@ fn main() {
     let levels = args
         .get(2)
         .cloned()
-        .unwrap_or_else(|| "none,connect,integrity,privacy".to_owned());
+        .unwrap_or_else(|| "none,connect,integrity,privacy,krb-privacy".to_owned());
     let frags = args
         .get(3)
         .cloned()
@@ -119,6 +154,13 @@ fn serve(base: &Path, size_mib: u64) {
             .build();
         let mut options = ServeOptions::loopback();
         options.danger_anonymous_user = Some(USER.to_owned());
+        let entry = KeytabEntry {
+            realm: REALM.into(),
+            principal: PrincipalName::service(SPN),
+            kvno: 1,
+            key: service_key(),
+        };
+        options.kerberos = Some(AcceptorConfig::new(ServiceKeys::new(vec![entry], None)));
         let server = MockServer::start(MockDc::new(config).unwrap(), &options)
             .await
             .unwrap();
@@ -183,11 +225,12 @@ async fn run(
             ("connect", AuthLevel::CONNECT),
             ("integrity", AuthLevel::PKT_INTEGRITY),
             ("privacy", AuthLevel::PKT_PRIVACY),
+            ("krb-privacy", AuthLevel::PKT_PRIVACY),
         ] {
             if !wanted.split(',').any(|w| w == name) {
                 continue;
             }
-            let client = client(server.port, level, frag);
+            let client = client(server.port, level, frag, name == "krb-privacy");
             reset_peak_rss("self");
             reset_peak_rss(&server.pid().to_string());
             let mut best: Option<Timed> = None;
@@ -231,14 +274,17 @@ async fn run(
     rows
 }
 
-/// A client at `level` offering fragments of `frag` bytes, with the default read size and
-/// reads in flight unless `BENCH_READ_SIZE` and `BENCH_IN_FLIGHT` say otherwise.
-fn client(port: u16, level: AuthLevel, frag: u16) -> Client {
+/// A client at `level` offering fragments of `frag` bytes (with Kerberos when `kerberos`,
+/// else NTLM), with the default read size and reads in flight unless `BENCH_READ_SIZE` and
+/// `BENCH_IN_FLIGHT` say otherwise.
+fn client(port: u16, level: AuthLevel, frag: u16, kerberos: bool) -> Client {
     let mut config = ClientConfig::new("127.0.0.1")
         .auth_level(level)
         .endpoint(Endpoint::Port(port));
     config.max_frag = frag;
-    if level != AuthLevel::NONE {
+    if kerberos {
+        config = config.kerberos(Tickets::fixed(ticket()));
+    } else if level != AuthLevel::NONE {
         config = config.credentials(Credentials::from_password(USER, "", PASSWORD));
     }
     if let Ok(size) = std::env::var("BENCH_READ_SIZE") {
@@ -382,7 +428,9 @@ async fn plain_tcp_copy(path: &Path) -> f64 {
 
 /// Nanoseconds per byte of each primitive of the data path, as the code we run computes it
 /// (the fastest of several passes over a cache-resident 64 KiB buffer): RC4 is the NTLM
-/// crate's own (`dsbackup_ntlm::rc4`), `rc4_crate` the `rc4` crate it is tested against.
+/// crate's own (`dsbackup_ntlm::rc4`), `rc4_crate` the `rc4` crate it is tested against;
+/// `aes256_cts_hmac_sha1` Kerberos's encryption of a 64 KiB message (AES-256-CTS and
+/// HMAC-SHA1-96 together, `Key::encrypt`).
 fn primitives() -> serde_json::Value {
     use hmac::{KeyInit as _, Mac as _};
     use rc4::StreamCipher as _;
@@ -416,7 +464,12 @@ fn primitives() -> serde_json::Value {
     let sha256 = time(&mut || {
         std::hint::black_box(Sha256::digest(&data));
     });
-    serde_json::json!({"rc4": rc4, "rc4_crate": rc4_crate, "md5": md5, "hmac_md5": hmac_md5, "sha256": sha256})
+    let key = Key::new(EncType::AES256_CTS_HMAC_SHA1_96, &[7; 32]).unwrap();
+    let aes = time(&mut || {
+        std::hint::black_box(key.encrypt(24, &[1; 16], &data));
+    });
+    serde_json::json!({"rc4": rc4, "rc4_crate": rc4_crate, "md5": md5, "hmac_md5": hmac_md5,
+        "sha256": sha256, "aes256_cts_hmac_sha1": aes})
 }
 
 /// `/proc/PID/stat`'s user plus system time, in seconds (every thread, `self` or a PID).

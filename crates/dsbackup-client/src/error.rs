@@ -51,7 +51,10 @@ pub enum Error {
     },
     /// The server refused our credentials (bind rejected, access denied at the RPC layer, or
     /// a failed NTLM exchange), or the KDC refused to give a Kerberos ticket for it.
-    #[error("authentication failed: the server refused the credentials ({context}: {source})")]
+    #[error(
+        "authentication failed: the {} refused the credentials ({context}: {source})",
+        if matches!(source, TransportError::Kdc(_)) { "KDC" } else { "server" }
+    )]
     Authentication {
         /// What was being done, e.g. `connect to ad_backup`.
         context: &'static str,

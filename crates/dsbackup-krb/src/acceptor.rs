@@ -358,6 +358,8 @@ pub struct KerberosAcceptor {
     token_key: Option<Key>,
     send_seq: u64,
     recv_seq: u64,
+    /// Whether tokens cover the whole fragment (header signing) or the stub alone.
+    header_signing: bool,
     error: Option<KrbError>,
 }
 
@@ -373,6 +375,7 @@ impl KerberosAcceptor {
             accepted: None,
             token_key: None,
             recv_seq: 0,
+            header_signing: true,
             error: None,
         }
     }
@@ -423,10 +426,7 @@ impl KerberosAcceptor {
             .subkey
             .as_ref()
             .map_or_else(|| accepted.session_key.etype(), Key::etype);
-        if !matches!(
-            etype,
-            EncType::AES128_CTS_HMAC_SHA1_96 | EncType::AES256_CTS_HMAC_SHA1_96
-        ) {
+        if !EncType::SUPPORTED.contains(&etype) {
             return Err(KrbError::Crypto(CryptoError::UnsupportedEncType(etype.0)));
         }
         let len = etype.key_len().unwrap_or(16);
@@ -525,7 +525,19 @@ impl SecurityProvider for KerberosAcceptor {
     }
 
     fn signature_len(&self) -> usize {
-        gss::signature_len(self.protection)
+        gss::signature_len(self.protection, self.token_key.as_ref().map(Key::etype))
+    }
+
+    fn header_signing(&mut self, on: bool) {
+        self.header_signing = on;
+    }
+
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        gss::accepts_signature_len(
+            self.protection,
+            self.token_key.as_ref().map(Key::etype),
+            len,
+        )
     }
 
     fn wrap(
@@ -540,7 +552,8 @@ impl SecurityProvider for KerberosAcceptor {
         let key = self.key()?;
         let flags = gss::SENT_BY_ACCEPTOR | gss::ACCEPTOR_SUBKEY;
         let params = (usage::ACCEPTOR_SEAL, usage::ACCEPTOR_SIGN, flags, seq);
-        gss::protect(key, params, &confounder, protection, pdu, stub, signature)?;
+        let coverage = (protection, self.header_signing);
+        gss::protect(key, params, &confounder, coverage, pdu, stub, signature)?;
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
     }
@@ -558,7 +571,8 @@ impl SecurityProvider for KerberosAcceptor {
             usage::INITIATOR_SIGN,
             gss::ACCEPTOR_SUBKEY,
         );
-        let seq = gss::check(key, params, protection, pdu, stub, signature)?;
+        let coverage = (protection, self.header_signing);
+        let seq = gss::check(key, params, coverage, pdu, stub, signature)?;
         if seq != self.recv_seq {
             return Err(SecurityError::BadSignature);
         }

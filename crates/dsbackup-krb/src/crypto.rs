@@ -383,6 +383,16 @@ fn rc4_usage(usage: u32) -> u32 {
     }
 }
 
+/// One RC4 key stream over `parts` in turn (the confounder, then the data, of an RFC 4757
+/// wrap token).
+pub(crate) fn rc4_stream(key: &[u8; 16], parts: &mut [&mut [u8]]) {
+    if let Ok(mut cipher) = <Rc4 as KeyInit>::new_from_slice(key) {
+        for part in parts {
+            cipher.apply_keystream(part);
+        }
+    }
+}
+
 fn rc4_apply(key: &[u8; 16], data: &mut [u8]) {
     // RC4 takes keys of 1 to 256 bytes.
     if let Ok(mut cipher) = <Rc4 as KeyInit>::new_from_slice(key) {

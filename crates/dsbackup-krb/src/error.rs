@@ -51,7 +51,11 @@ pub enum KrbError {
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     /// The KDC answered with KRB-ERROR.
-    #[error("the KDC refused the request: {code}{}", text.as_deref().map(|t| format!(" ({t})")).unwrap_or_default())]
+    #[error(
+        "the KDC refused the request: {code}{}{}",
+        code.hint().map(|h| format!(", {h}")).unwrap_or_default(),
+        text.as_deref().map(|t| format!(" (the KDC says: {t})")).unwrap_or_default()
+    )]
     Kdc {
         /// The error code.
         code: ErrorCode,

@@ -357,6 +357,18 @@ pub struct TgsExchange {
 impl TgsExchange {
     /// Starts an exchange for `service` (in the TGT's realm); returns it and the TGS-REQ.
     pub fn new(tgt: &Credential, service: &PrincipalName, inputs: &Inputs) -> (Self, Vec<u8>) {
+        Self::with_etypes(tgt, service, inputs, &EncType::SUPPORTED)
+    }
+
+    /// [`new`](Self::new) asking for a session key of one of `etypes` only (the KDC picks the
+    /// first the service takes): `[EncType::RC4_HMAC]` gets an rc4-hmac session key, and so
+    /// RFC 4757's per-message tokens, from a service that also has AES keys.
+    pub fn with_etypes(
+        tgt: &Credential,
+        service: &PrincipalName,
+        inputs: &Inputs,
+        etypes: &[EncType],
+    ) -> (Self, Vec<u8>) {
         let mut request = KdcReq {
             msg_type: 12,
             padata: Vec::new(),
@@ -368,7 +380,7 @@ impl TgsExchange {
             sname: service.clone(),
             till: KerberosTime(inputs.now.0 + TICKET_LIFETIME),
             nonce: inputs.nonce & 0x7fff_ffff,
-            etypes: EncType::SUPPORTED.to_vec(),
+            etypes: etypes.to_vec(),
         };
         let body = request.encode_body();
         let key = &tgt.session_key;

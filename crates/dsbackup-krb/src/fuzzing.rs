@@ -8,6 +8,7 @@ use crate::der::KerberosTime;
 use crate::exchange::Credential;
 use crate::files::KeytabEntry;
 use crate::gss::{self, InitiatorInputs, KerberosInitiator};
+use crate::gss_rc4;
 use crate::messages::{
     ApRep, ApReq, Authenticator, EncApRepPart, EncKdcRepPart, EncTicketPart, EncryptedData,
     EtypeInfo2, KdcReply, PrincipalName, Ticket, usage,
@@ -80,7 +81,8 @@ fn test_key() -> Key {
 }
 
 /// Feeds peer bytes where a peer can put them: as a sealed fragment with its wrap token, as a
-/// signed fragment with its MIC token, and as the AP-REP answering an initiator's AP-REQ.
+/// signed fragment with its MIC token (RFC 4121's and RFC 4757's), and as the AP-REP answering
+/// an initiator's AP-REQ.
 ///
 /// # Panics
 /// When forged bytes pass: a token that verifies, or an AP-REP that establishes the context
@@ -92,6 +94,19 @@ pub fn peer_tokens(data: &[u8]) {
     let (signature, pdu) = data.split_at(split);
     let mut pdu = pdu.to_vec();
     let stub = pdu.len().min(16)..pdu.len();
+    for privacy in [false, true] {
+        let rc4 = gss_rc4::check(
+            &[0x5a; 16],
+            true,
+            privacy,
+            &mut pdu.clone(),
+            stub.clone(),
+            signature,
+        );
+        if rc4.is_ok() {
+            panic!("a forged RC4-HMAC token verified");
+        }
+    }
     if gss::unseal_dce(&key, usage::ACCEPTOR_SEAL, 0x05, &mut pdu, stub, signature).is_ok() {
         panic!("a forged wrap token verified");
     }

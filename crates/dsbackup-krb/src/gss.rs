@@ -25,6 +25,7 @@ use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProv
 use crate::crypto::{EncType, HMAC_SHA1_96, Key};
 use crate::der::KerberosTime;
 use crate::exchange::Credential;
+use crate::gss_rc4;
 use crate::messages::{
     ApRep, ApReq, Authenticator, Checksum, EncApRepPart, EncryptedData, EncryptionKey, ap_options,
     usage,
@@ -152,6 +153,8 @@ pub struct KerberosInitiator {
     token_key: Option<(Key, bool)>,
     send_seq: u64,
     recv_seq: u64,
+    /// Whether tokens cover the whole fragment (header signing) or the stub alone.
+    header_signing: bool,
 }
 
 impl KerberosInitiator {
@@ -167,6 +170,7 @@ impl KerberosInitiator {
             token_key: None,
             send_seq: u64::from(inputs.seq),
             recv_seq: 0,
+            header_signing: true,
             inputs,
         }
     }
@@ -269,14 +273,6 @@ impl KerberosInitiator {
                 )
             }
         });
-        if !matches!(
-            self.token_key.as_ref().map(|(k, _)| k.etype()),
-            Some(EncType::AES128_CTS_HMAC_SHA1_96 | EncType::AES256_CTS_HMAC_SHA1_96)
-        ) {
-            return Err(SecurityError::Unsupported(
-                "per-message tokens of RC4-HMAC (RFC 4757) are not implemented",
-            ));
-        }
         // DCE style: the client answers with an AP-REP of its own, echoing the time and
         // carrying the acceptor's sequence number ([MS-KILE §3.4.5.1]).
         let reply = EncApRepPart {
@@ -326,6 +322,10 @@ impl KerberosInitiator {
         }
         self.recv_seq = self.recv_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
+    }
+
+    fn token_etype(&self) -> Option<EncType> {
+        self.token_key.as_ref().map(|(key, _)| key.etype())
     }
 
     fn key(&self) -> Result<(&Key, u8), SecurityError> {
@@ -524,7 +524,15 @@ impl SecurityProvider for KerberosInitiator {
     }
 
     fn signature_len(&self) -> usize {
-        signature_len(self.protection)
+        signature_len(self.protection, self.token_etype())
+    }
+
+    fn header_signing(&mut self, on: bool) {
+        self.header_signing = on;
+    }
+
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        accepts_signature_len(self.protection, self.token_etype(), len)
     }
 
     fn wrap(
@@ -538,7 +546,15 @@ impl SecurityProvider for KerberosInitiator {
         let confounder = self.confounder();
         let (key, flags) = self.key()?;
         let params = (usage::INITIATOR_SEAL, usage::INITIATOR_SIGN, flags, seq);
-        protect(key, params, &confounder, protection, pdu, stub, signature)?;
+        protect(
+            key,
+            params,
+            &confounder,
+            (protection, self.header_signing),
+            pdu,
+            stub,
+            signature,
+        )?;
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
     }
@@ -556,7 +572,14 @@ impl SecurityProvider for KerberosInitiator {
             usage::ACCEPTOR_SIGN,
             flags | SENT_BY_ACCEPTOR,
         );
-        let seq = check(key, params, protection, pdu, stub, signature)?;
+        let seq = check(
+            key,
+            params,
+            (protection, self.header_signing),
+            pdu,
+            stub,
+            signature,
+        )?;
         if seq != self.recv_seq {
             return Err(SecurityError::BadSignature);
         }
@@ -565,25 +588,75 @@ impl SecurityProvider for KerberosInitiator {
     }
 }
 
-/// Length of `auth_value` in a fragment protected at `protection`.
-pub(crate) fn signature_len(protection: Protection) -> usize {
-    match protection {
-        Protection::Privacy => WRAP_LEN,
-        _ => MIC_LEN,
+/// Length of `auth_value` in a fragment protected at `protection` with a key of `etype`
+/// (RC4-HMAC's tokens are RFC 4757's; the others RFC 4121's).
+pub(crate) fn signature_len(protection: Protection, etype: Option<EncType>) -> usize {
+    match (protection, etype == Some(EncType::RC4_HMAC)) {
+        (Protection::Privacy, false) => WRAP_LEN,
+        (_, false) => MIC_LEN,
+        (Protection::Privacy, true) => gss_rc4::WRAP_LEN,
+        (_, true) => gss_rc4::MIC_LEN,
     }
+}
+
+/// Whether a received `auth_value` of `len` bytes can be a token at `protection`: a MIC token,
+/// or a wrap token with 0 to 16 filler bytes (Windows and Samba send 16; impacket fills the
+/// stub up to 16 bytes and sends what that took, 0 to 15); RC4-HMAC's have one length each.
+pub(crate) fn accepts_signature_len(
+    protection: Protection,
+    etype: Option<EncType>,
+    len: usize,
+) -> bool {
+    match (protection, etype == Some(EncType::RC4_HMAC)) {
+        (Protection::Privacy, false) => (WRAP_LEN - DCE_EC..=WRAP_LEN).contains(&len),
+        _ => len == signature_len(protection, etype),
+    }
+}
+
+/// The part of a fragment its token covers: the whole fragment when header signing is in force
+/// ([MS-RPCE §3.3.1.5.2.2]: both sides set `PFC_SUPPORT_HEADER_SIGN`), the stub and its
+/// padding alone otherwise (as impacket, which never asks for header signing, and Samba
+/// without it protect).
+///
+/// [MS-RPCE §3.3.1.5.2.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+fn covered(
+    pdu: &mut [u8],
+    stub: Range<usize>,
+    header_signing: bool,
+) -> Result<(&mut [u8], Range<usize>), SecurityError> {
+    if header_signing {
+        return Ok((pdu, stub));
+    }
+    let len = stub.len();
+    let stub = pdu
+        .get_mut(stub)
+        .ok_or(SecurityError::WrongState("stub range outside the fragment"))?;
+    Ok((stub, 0..len))
 }
 
 /// Protects one outgoing fragment: a wrap token at privacy (the stub sealed in place), a MIC
 /// token otherwise. `params`: seal usage, sign usage, token flags, sequence number.
+/// `(protection, header_signing)`: the level, and whether the token covers the whole fragment.
 pub(crate) fn protect(
     key: &Key,
     (seal_usage, sign_usage, flags, seq): (u32, u32, u8, u64),
     confounder: &[u8; 16],
-    protection: Protection,
+    (protection, header_signing): (Protection, bool),
     pdu: &mut [u8],
     stub: Range<usize>,
     signature: &mut [u8],
 ) -> Result<(), SecurityError> {
+    let (pdu, stub) = covered(pdu, stub, header_signing)?;
+    if key.etype() == EncType::RC4_HMAC {
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&confounder[..8]);
+        let sender = (
+            flags & SENT_BY_ACCEPTOR != 0,
+            u32::try_from(seq & 0xffff_ffff).unwrap_or(0),
+        );
+        let privacy = protection == Protection::Privacy;
+        return gss_rc4::protect(key.as_bytes(), sender, short, privacy, pdu, stub, signature);
+    }
     if protection == Protection::Privacy {
         return seal_dce(
             key,
@@ -607,11 +680,18 @@ pub(crate) fn protect(
 pub(crate) fn check(
     key: &Key,
     (seal_usage, sign_usage, flags): (u32, u32, u8),
-    protection: Protection,
+    (protection, header_signing): (Protection, bool),
     pdu: &mut [u8],
     stub: Range<usize>,
     signature: &[u8],
 ) -> Result<u64, SecurityError> {
+    let (pdu, stub) =
+        covered(pdu, stub, header_signing).map_err(|_| SecurityError::BadSignature)?;
+    if key.etype() == EncType::RC4_HMAC {
+        let privacy = protection == Protection::Privacy;
+        let acceptor = flags & SENT_BY_ACCEPTOR != 0;
+        return gss_rc4::check(key.as_bytes(), acceptor, privacy, pdu, stub, signature);
+    }
     match protection {
         Protection::Privacy => unseal_dce(key, seal_usage, flags, pdu, stub, signature),
         _ => verify_mic(key, sign_usage, flags, signature, &[pdu]),
@@ -632,6 +712,144 @@ mod tests {
             .map(|i| u8::try_from(i % 251).unwrap())
             .collect();
         (pdu, 16..16 + stub_len)
+    }
+
+    /// Without header signing the tokens cover the stub alone (impacket's fragments): the
+    /// header and sec_trailer may change, the stub may not; with it, nothing may.
+    #[test]
+    fn without_header_signing_tokens_cover_the_stub_alone() {
+        let key = key();
+        let params = (
+            usage::INITIATOR_SEAL,
+            usage::INITIATOR_SIGN,
+            ACCEPTOR_SUBKEY,
+            3,
+        );
+        let expect = (
+            usage::INITIATOR_SEAL,
+            usage::INITIATOR_SIGN,
+            ACCEPTOR_SUBKEY,
+        );
+        for protection in [Protection::Integrity, Protection::Privacy] {
+            for header_signing in [false, true] {
+                let coverage = (protection, header_signing);
+                let (clear, stub) = fragment(40);
+                let mut pdu = clear.clone();
+                let mut sig = vec![0u8; signature_len(protection, None)];
+                protect(
+                    &key,
+                    params,
+                    &[9; 16],
+                    coverage,
+                    &mut pdu,
+                    stub.clone(),
+                    &mut sig,
+                )
+                .unwrap();
+                for (at, covered) in [(3, header_signing), (20, true), (60, header_signing)] {
+                    let mut changed = pdu.clone();
+                    changed[at] ^= 1;
+                    let verdict = check(&key, expect, coverage, &mut changed, stub.clone(), &sig);
+                    assert_eq!(
+                        verdict.is_err(),
+                        covered,
+                        "{protection:?}, header signing {header_signing}, byte {at}"
+                    );
+                }
+                let mut opened = pdu.clone();
+                check(&key, expect, coverage, &mut opened, stub.clone(), &sig).unwrap();
+                assert_eq!(opened, clear);
+            }
+        }
+        let aes = Some(EncType::AES256_CTS_HMAC_SHA1_96);
+        let rc4 = Some(EncType::RC4_HMAC);
+        assert!(accepts_signature_len(
+            Protection::Privacy,
+            aes,
+            WRAP_LEN - 16
+        ));
+        assert!(accepts_signature_len(Protection::Privacy, aes, WRAP_LEN));
+        assert!(!accepts_signature_len(
+            Protection::Privacy,
+            aes,
+            WRAP_LEN + 1
+        ));
+        assert!(!accepts_signature_len(Protection::Integrity, aes, WRAP_LEN));
+        assert!(accepts_signature_len(Protection::Privacy, rc4, 45));
+        assert!(!accepts_signature_len(Protection::Privacy, rc4, WRAP_LEN));
+        assert!(accepts_signature_len(Protection::Integrity, rc4, 37));
+    }
+
+    /// Tokens impacket 0.13.1's `gssapi.py` made (fixtures/PROVENANCE.md): a wrap token with
+    /// EC 8 (impacket fills the stub up to 16 bytes) and RRC 28, and a MIC token, each over a
+    /// 40-byte stub with sequence number 5, under the keys 00 01 02 ...: we open and verify
+    /// them, and refuse them with any byte changed.
+    #[test]
+    fn impacket_tokens_open_and_verify() {
+        let stub: Vec<u8> = (0u8..40)
+            .map(|i| i.wrapping_mul(7).wrapping_add(3))
+            .collect();
+        /// Encryption type, key length, wrap token, sealed stub, MIC token.
+        type Case = (EncType, usize, &'static [u8], &'static [u8], &'static [u8]);
+        let cases: [Case; 2] = [
+            (
+                EncType::AES256_CTS_HMAC_SHA1_96,
+                32,
+                include_bytes!("../../../fixtures/krb/impacket-wrap-aes256.token"),
+                include_bytes!("../../../fixtures/krb/impacket-wrap-aes256.stub"),
+                include_bytes!("../../../fixtures/krb/impacket-mic-aes256.token"),
+            ),
+            (
+                EncType::AES128_CTS_HMAC_SHA1_96,
+                16,
+                include_bytes!("../../../fixtures/krb/impacket-wrap-aes128.token"),
+                include_bytes!("../../../fixtures/krb/impacket-wrap-aes128.stub"),
+                include_bytes!("../../../fixtures/krb/impacket-mic-aes128.token"),
+            ),
+        ];
+        for (etype, len, wrap, sealed, mic) in cases {
+            let bytes: Vec<u8> = (0..len).map(|i| u8::try_from(i).unwrap()).collect();
+            let key = Key::new(etype, &bytes).unwrap();
+            // TOK_ID 05 04, flags sealed | acceptor subkey, filler, EC 8, RRC 28, seq 5.
+            assert_eq!(&wrap[..8], &[0x05, 0x04, 0x06, 0xff, 0, 8, 0, 28]);
+            assert_eq!(&wrap[8..16], &5u64.to_be_bytes());
+            let open = |token: &[u8], sealed: &[u8]| {
+                let mut data = sealed.to_vec();
+                let range = 0..data.len();
+                unseal_dce(
+                    &key,
+                    usage::INITIATOR_SEAL,
+                    ACCEPTOR_SUBKEY,
+                    &mut data,
+                    range,
+                    token,
+                )
+                .map(|seq| (seq, data))
+            };
+            assert_eq!(open(wrap, sealed).unwrap(), (5, stub.clone()), "{etype:?}");
+            for at in 0..wrap.len() {
+                let mut changed = wrap.to_vec();
+                changed[at] ^= 0x10;
+                assert!(
+                    open(&changed, sealed).is_err(),
+                    "{etype:?}: token byte {at}"
+                );
+            }
+            let mut changed = sealed.to_vec();
+            changed[17] ^= 1;
+            assert!(open(wrap, &changed).is_err(), "{etype:?}: a stub byte");
+
+            let verify = |data: &[u8]| {
+                verify_mic(&key, usage::INITIATOR_SIGN, ACCEPTOR_SUBKEY, mic, &[data])
+            };
+            assert_eq!(verify(&stub).unwrap(), 5, "{etype:?}");
+            let mut changed = stub.clone();
+            changed[0] ^= 1;
+            assert!(verify(&changed).is_err(), "{etype:?}: a changed stub");
+            // Our own MIC over the same stub and sequence number is byte for byte impacket's.
+            let ours = make_mic(&key, usage::INITIATOR_SIGN, ACCEPTOR_SUBKEY, 5, &[&stub]);
+            assert_eq!(ours, mic, "{etype:?}");
+        }
     }
 
     #[test]

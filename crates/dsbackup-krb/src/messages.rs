@@ -49,6 +49,30 @@ known_values! {
     KRB_ERR_RESPONSE_TOO_BIG = 52 => "KRB_ERR_RESPONSE_TOO_BIG",
 }
 
+impl ErrorCode {
+    /// What the refusal means for the user and what to check: `None` for codes a user cannot
+    /// act on.
+    pub fn hint(self) -> Option<&'static str> {
+        Some(match self {
+            Self::KDC_ERR_C_PRINCIPAL_UNKNOWN => {
+                "the KDC knows no such user (check --user and --realm)"
+            }
+            Self::KDC_ERR_S_PRINCIPAL_UNKNOWN => {
+                "the KDC knows no such service principal (check --spn, or the server's name it is derived from)"
+            }
+            Self::KDC_ERR_ETYPE_NOSUPP => "the KDC and this client share no encryption type",
+            Self::KDC_ERR_CLIENT_REVOKED => "the account is disabled, locked out or expired",
+            Self::KDC_ERR_KEY_EXPIRED => "the password has expired: change it",
+            Self::KDC_ERR_PREAUTH_FAILED => "wrong password (or keytab key) for the user",
+            Self::KRB_AP_ERR_TKT_EXPIRED => "the ticket has expired (run kinit again)",
+            Self::KRB_AP_ERR_SKEW => {
+                "this host's clock and the KDC's are more than 5 minutes apart (synchronise the clock)"
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// Principal name types ([RFC 4120 §6.2]).
 ///
 /// [RFC 4120 §6.2]: https://www.rfc-editor.org/rfc/rfc4120#section-6.2
@@ -681,6 +705,25 @@ pub struct KrbErrorMsg {
 }
 
 impl KrbErrorMsg {
+    /// The DER encoding, as a KDC sends it (for `sname`, the TGS of `realm`).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut fields = Fields::new()
+            .int(0, 5)
+            .int(1, 30)
+            .time(4, self.stime)
+            .int(5, 0)
+            .int(6, i64::from(self.code.0))
+            .string(9, &self.realm)
+            .raw(10, &PrincipalName::krbtgt(&self.realm).encode());
+        if let Some(text) = &self.e_text {
+            fields = fields.string(11, text);
+        }
+        if let Some(data) = &self.e_data {
+            fields = fields.octets(12, data);
+        }
+        fields.sequence(Some(30))
+    }
+
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut seq = r.nested(der::application(30))?.nested(der::SEQUENCE)?;
         let _pvno = seq.field(0)?;
@@ -969,5 +1012,32 @@ impl EncApRepPart {
             subkey,
             seq_number,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_krb_error_round_trips() {
+        let error = KrbErrorMsg {
+            stime: KerberosTime(1_700_000_000),
+            code: ErrorCode::KRB_AP_ERR_SKEW,
+            realm: "TEST.LOCAL".into(),
+            e_text: Some("Too large time skew".into()),
+            e_data: Some(vec![1, 2, 3]),
+        };
+        assert_eq!(
+            KdcReply::decode(&error.encode()).unwrap(),
+            KdcReply::Error(error)
+        );
+        assert!(
+            ErrorCode::KDC_ERR_PREAUTH_FAILED
+                .hint()
+                .unwrap()
+                .contains("password")
+        );
+        assert_eq!(ErrorCode::KRB_ERR_GENERIC.hint(), None);
     }
 }

@@ -279,6 +279,8 @@ pub struct SpnegoAcceptor {
     factory: MechFactory,
     inner: Option<Box<dyn SpnegoMechanism>>,
     protection: Protection,
+    /// Told to the mechanism once it exists.
+    header_signing: bool,
     state: State,
     /// The initiator's MechTypeList, DER.
     list: Vec<u8>,
@@ -302,6 +304,7 @@ impl SpnegoAcceptor {
             factory,
             inner: None,
             protection: Protection::None,
+            header_signing: true,
             state: State::Initial,
             list: Vec::new(),
             mics: Mics::default(),
@@ -327,6 +330,7 @@ impl SpnegoAcceptor {
         };
         let chosen = init.mech_types.get(index).cloned();
         inner.require(self.protection);
+        inner.header_signing(self.header_signing);
         let inner = self.inner.insert(inner);
         match init.mech_token {
             Some(mech_token) if index == 0 => {
@@ -486,12 +490,25 @@ impl SecurityProvider for SpnegoAcceptor {
         self.protection = protection;
     }
 
+    fn header_signing(&mut self, on: bool) {
+        self.header_signing = on;
+        if let Some(inner) = &mut self.inner {
+            inner.header_signing(on);
+        }
+    }
+
     fn is_established(&self) -> bool {
         self.state == State::Done && self.inner.as_ref().is_some_and(|i| i.is_established())
     }
 
     fn signature_len(&self) -> usize {
         self.inner.as_ref().map_or(16, |i| i.signature_len())
+    }
+
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.accepts_signature_len(len))
     }
 
     fn wrap(
@@ -817,6 +834,19 @@ impl SecurityProvider for SpnegoInitiator {
         self.offers
             .get(self.current)
             .map_or(16, |offer| offer.mechanism.signature_len())
+    }
+
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        self.offers
+            .get(self.current)
+            .is_some_and(|offer| offer.mechanism.accepts_signature_len(len))
+    }
+
+    fn header_signing(&mut self, on: bool) {
+        // Told before the acceptor has chosen: every mechanism that may be chosen hears it.
+        for offer in &mut self.offers {
+            offer.mechanism.header_signing(on);
+        }
     }
 
     fn wrap(

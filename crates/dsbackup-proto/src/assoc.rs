@@ -251,7 +251,10 @@ pub(crate) fn decode_protected(
             field: "auth_length",
         });
     };
-    if usize::from(header.auth_length) != auth.provider.signature_len() {
+    if !auth
+        .provider
+        .accepts_signature_len(usize::from(header.auth_length))
+    {
         return Err(ProtocolError::AuthMismatch {
             field: "auth_length",
         });

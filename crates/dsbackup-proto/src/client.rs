@@ -817,6 +817,9 @@ impl ClientAssociation {
         self.header_signing = self.config.header_signing
             && self.auth.is_some()
             && flags.contains(PfcFlags::SUPPORT_HEADER_SIGN);
+        if let Some(auth) = &mut self.auth {
+            auth.provider.header_signing(self.header_signing);
+        }
         Ok(())
     }
 

@@ -190,11 +190,29 @@ pub trait SecurityProvider: Send + fmt::Debug {
         let _ = protection;
     }
 
+    /// Tells the provider whether header signing is in force ([MS-RPCE §3.3.1.5.2.2]: both
+    /// sides set `PFC_SUPPORT_HEADER_SIGN` in the bind and its answer); the association calls
+    /// it once that is known. The GSS providers (Kerberos, SPNEGO) then cover the whole fragment
+    /// with their tokens, and the stub alone without it; NTLM always covers the whole fragment
+    /// (the default ignores it).
+    ///
+    /// [MS-RPCE §3.3.1.5.2.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+    fn header_signing(&mut self, on: bool) {
+        let _ = on;
+    }
+
     /// Whether the handshake has completed.
     fn is_established(&self) -> bool;
 
     /// Length of `auth_value` in a protected fragment (16 for NTLM).
     fn signature_len(&self) -> usize;
+
+    /// Whether a received protected fragment's `auth_value` may be `len` bytes long: what
+    /// [`signature_len`](Self::signature_len) gives (the default), or, for a GSS wrap token,
+    /// any length its peers send (the filler of RFC 4121 varies between implementations).
+    fn accepts_signature_len(&self, len: usize) -> bool {
+        len == self.signature_len()
+    }
 
     /// Protects one outgoing fragment.
     ///

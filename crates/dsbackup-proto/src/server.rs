@@ -852,7 +852,7 @@ impl ServerAssociation {
         }
         let token = match verifier {
             Some(verifier) => self
-                .start_auth(&verifier)
+                .start_auth(&verifier, flags)
                 .map_err(|(reason, error)| Refusal::nak(call_id, reason, error))?,
             None => None,
         };
@@ -934,6 +934,7 @@ impl ServerAssociation {
     fn start_auth(
         &mut self,
         verifier: &AuthVerifier,
+        flags: PfcFlags,
     ) -> Result<Option<Vec<u8>>, (RejectReason, ProtocolError)> {
         if !(AuthLevel::CONNECT..=AuthLevel::PKT_PRIVACY).contains(&verifier.auth_level) {
             return Err((
@@ -957,6 +958,10 @@ impl ServerAssociation {
         // The level of the bind is the level of every fragment that follows: the provider must
         // end its handshake able to give it.
         provider.require(verifier.auth_level.protection());
+        // Granted in the answer exactly when asked for and supported (see `queue_answer`).
+        provider.header_signing(
+            self.config.header_signing && flags.contains(PfcFlags::SUPPORT_HEADER_SIGN),
+        );
         let mut auth = AuthContext {
             provider,
             auth_type: verifier.auth_type,
@@ -1082,7 +1087,7 @@ impl ServerAssociation {
             }
             (None, _) => None,
             (Some(verifier), None) => self
-                .start_auth(&verifier)
+                .start_auth(&verifier, flags)
                 .map_err(|(_, error)| Refusal::denied(call_id, error))?,
             (Some(verifier), Some(true)) => {
                 // The auth level and type are bound to the association: an alter_context that

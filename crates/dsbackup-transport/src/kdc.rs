@@ -8,11 +8,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dsbackup_krb::messages::{ErrorCode, KdcReply};
 use dsbackup_krb::{
-    AsExchange, AsStep, Credential, Inputs, KerberosTime, KrbError, PrincipalName, Secret,
+    AsExchange, AsStep, Credential, EncType, Inputs, KerberosTime, KrbError, PrincipalName, Secret,
     TgsExchange,
 };
+use dsbackup_krb::{ErrorCode, KdcReply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
@@ -228,8 +228,24 @@ impl KdcClient {
         tgt: &Credential,
         service: &PrincipalName,
     ) -> Result<Credential, KdcError> {
-        let (exchange, request) =
-            TgsExchange::new(tgt, service, &inputs().map_err(|e| self.io(e))?);
+        self.service_ticket_with_etypes(tgt, service, &EncType::SUPPORTED)
+            .await
+    }
+
+    /// [`service_ticket`](Self::service_ticket) with a session key of one of `etypes` only
+    /// (see [`TgsExchange::with_etypes`]).
+    ///
+    /// # Errors
+    /// As [`service_ticket`](Self::service_ticket); `KDC_ERR_ETYPE_NOSUPP` when the service
+    /// takes none of `etypes`.
+    pub async fn service_ticket_with_etypes(
+        &self,
+        tgt: &Credential,
+        service: &PrincipalName,
+        etypes: &[EncType],
+    ) -> Result<Credential, KdcError> {
+        let inputs = inputs().map_err(|e| self.io(e))?;
+        let (exchange, request) = TgsExchange::with_etypes(tgt, service, &inputs, etypes);
         let reply = self.send(&request).await?;
         Ok(exchange.handle(&reply)?)
     }

@@ -12,8 +12,8 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use dsbackup_krb::messages::ErrorCode;
-use dsbackup_krb::{KrbError, PrincipalName, Secret, parse_keytab};
+use dsbackup_krb::ErrorCode;
+use dsbackup_krb::{EncType, KrbError, PrincipalName, Secret, parse_keytab};
 use dsbackup_proto::AuthLevel;
 use dsbackup_transport::{
     ClientAuth, ClientOptions, KdcClient, KdcError, TicketSource, Tickets, TransportError,
@@ -57,6 +57,15 @@ fn kdc() -> Kdc {
 fn dc_spn(kdc: &Kdc) -> PrincipalName {
     let _ = &kdc.host;
     PrincipalName::service(&format!("host/dc1.{}", kdc.realm.to_ascii_lowercase()))
+}
+
+/// The DC's endpoint mapper.
+fn epm_addr(kdc: &Kdc) -> SocketAddr {
+    (kdc.host.as_str(), 135)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -134,11 +143,7 @@ async fn samba_endpoint_mapper_answers_over_kerberos_and_spnego_at_every_level()
         .service_ticket(&tgt, &dc_spn(&kdc))
         .await
         .unwrap();
-    let epm: SocketAddr = (kdc.host.as_str(), 135)
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
+    let epm = epm_addr(&kdc);
     let anonymous = list_endpoints(epm, &ClientOptions::default())
         .await
         .unwrap();
@@ -176,17 +181,59 @@ async fn samba_endpoint_mapper_answers_over_kerberos_and_spnego_at_every_level()
     }
 }
 
+/// An rc4-hmac session key (the TGS-REQ offers rc4-hmac alone): Samba's endpoint mapper and
+/// our client protect with RFC 4757's tokens, and the map is the anonymous one at integrity and
+/// privacy, over Kerberos and SPNEGO.
+#[tokio::test]
+#[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
+async fn samba_endpoint_mapper_answers_over_rc4_hmac() {
+    let kdc = kdc();
+    let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
+    let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
+    let ticket = kdc
+        .client
+        .service_ticket_with_etypes(&tgt, &dc_spn(&kdc), &[EncType::RC4_HMAC])
+        .await
+        .unwrap();
+    assert_eq!(ticket.session_key.etype(), EncType::RC4_HMAC);
+    let epm = epm_addr(&kdc);
+    let anonymous = list_endpoints(epm, &ClientOptions::default())
+        .await
+        .unwrap();
+    for level in [AuthLevel::PKT_INTEGRITY, AuthLevel::PKT_PRIVACY] {
+        let tickets = Tickets::fixed(ticket.clone());
+        for (name, auth) in [
+            (
+                "Kerberos",
+                ClientAuth::Kerberos {
+                    tickets: tickets.clone(),
+                    level,
+                },
+            ),
+            (
+                "SPNEGO",
+                ClientAuth::Negotiate {
+                    tickets: Some(tickets.clone()),
+                    ntlm: None,
+                    level,
+                },
+            ),
+        ] {
+            let entries = list_endpoints(epm, &ClientOptions::with_auth(auth))
+                .await
+                .unwrap_or_else(|e| panic!("{level:?}, {name}: {e}"));
+            assert_eq!(entries, anonymous, "{level:?}, {name}");
+        }
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
 async fn samba_refuses_a_ticket_for_another_service() {
     let kdc = kdc();
     let secret = Secret::Password(Zeroizing::new(kdc.password.clone()));
     let tgt = kdc.client.tgt(&kdc.user, &kdc.realm, secret).await.unwrap();
-    let epm: SocketAddr = (kdc.host.as_str(), 135)
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
+    let epm = epm_addr(&kdc);
     // The TGT names krbtgt/REALM, whose key the RPC server does not hold.
     let options = ClientOptions::with_auth(ClientAuth::Kerberos {
         tickets: Tickets::fixed(tgt),
@@ -203,11 +250,7 @@ async fn samba_refuses_a_ticket_for_another_service() {
 #[ignore = "needs a Samba AD DC (cargo xtask conformance)"]
 async fn tickets_from_a_password_are_fetched_on_first_use_and_refusals_are_typed() {
     let kdc = kdc();
-    let epm: SocketAddr = (kdc.host.as_str(), 135)
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap();
+    let epm = epm_addr(&kdc);
     let login = |password: &str| TicketSource::Login {
         user: kdc.user.clone(),
         realm: kdc.realm.clone(),

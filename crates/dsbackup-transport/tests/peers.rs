@@ -840,12 +840,12 @@ async fn rpcclient_binds_with_ntlm_inside_spnego_signed_and_sealed() {
             let start = pdu.len() - auth_len;
             (pdu[start - 8], pdu[start - 7], pdu[start..].to_vec())
         };
-        let resp = |pdu: &[u8]| dsbackup_krb::spnego::NegTokenResp::decode(&verifier(pdu).2);
+        let resp = |pdu: &[u8]| dsbackup_krb::NegTokenResp::decode(&verifier(pdu).2);
         let bind = sent.iter().find(|pdu| pdu[2] == 11).expect("a bind");
         let (auth_type, _, init) = verifier(bind);
         assert_eq!(auth_type, 9, "[{option}] SPNEGO");
-        let init = dsbackup_krb::spnego::NegTokenInit::decode(&init).unwrap();
-        assert_eq!(init.mech_types, [dsbackup_krb::spnego::NTLM_OID.to_vec()]);
+        let init = dsbackup_krb::NegTokenInit::decode(&init).unwrap();
+        assert_eq!(init.mech_types, [dsbackup_krb::NTLM_OID.to_vec()]);
         assert!(
             sent.iter()
                 .filter(|pdu| pdu[2] == 14)

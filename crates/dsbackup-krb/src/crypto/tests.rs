@@ -70,6 +70,37 @@ fn aes_string_to_key_matches_rfc3962() {
             "4c01cd46d632d01e6dbe230a01ed642a",
             "55a6ac740ad17b4846941051e1e8b0a7548d93b0ab30a8bc3ff16280382b8c2a",
         ),
+        // A salt of bytes that are not text.
+        (
+            5,
+            "password",
+            "\x12\x34\x56\x78\x78\x56\x34\x12",
+            "e9b23d52273747dd5c35cb55be619d8e",
+            "97a4e786be20d81a382d5ebc96d5909cabcdadc87ca48f574504159f16c36e31",
+        ),
+        // A pass phrase of exactly HMAC-SHA1's block size, then one byte over it.
+        (
+            1200,
+            "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+            "pass phrase equals block size",
+            "59d1bb789a828b1aa54ef9c2883f69ed",
+            "89adee3608db8bc71f1bfbfe459486b05618b70cbae22092534e56c553ba4b34",
+        ),
+        (
+            1200,
+            "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+            "pass phrase exceeds block size",
+            "cb8005dc5f90179a7f02104c0018751d",
+            "d78c5c9cb872a8c9dad4697f0bb5b2d21496c82beb2caeda2112fceea057401b",
+        ),
+        // The G clef (U+1D11E), a character outside the BMP, as UTF-8.
+        (
+            50,
+            "\u{1D11E}",
+            "EXAMPLE.COMpianist",
+            "f149c1f2e154a73452d43e7fe62a56e5",
+            "4b6d9839f84406df1f09cc166db4b83c571848b784a3d6bdc346589a3e393f9e",
+        ),
     ];
     for (iterations, password, salt, k128, k256) in cases {
         let params = iterations.to_be_bytes();
