@@ -3,6 +3,8 @@
 //! shutdown in it) with exactly one field of one PDU changed, at each auth level where the
 //! field exists.
 
+use dsbackup_proto::{DataRep, SyntaxId, Uuid, trailer};
+
 use crate::wire::{
     BAD_SYNTAX, BTFN, BindBody, Ctx, EPM, Guid, MGMT, NDR, NDR64, UNKNOWN_IF, pfc, ptype,
 };
@@ -937,6 +939,35 @@ pub(crate) fn all() -> Vec<Case> {
                 },
             ),
         ];
+        // An MS-RPCE §2.2.2.13 verification trailer as the whole stub (is_server_listening
+        // takes no input): matching the call, and with each kind of mismatch.
+        let trailers: [(&str, Spoil); 6] = [
+            ("trailer", |_| {}),
+            ("trailer=header2-opnum", |t| {
+                if let Some((header2, _)) = t.header2.as_mut() {
+                    header2.opnum += 1;
+                }
+            }),
+            ("trailer=pcontext-abstract", |t| {
+                if let Some((pcontext, _)) = t.pcontext.as_mut() {
+                    pcontext.abstract_syntax.version += 1;
+                }
+            }),
+            ("trailer=bitmask-header-signing", |t| {
+                t.bitmask1 = Some((trailer::CLIENT_SUPPORT_HEADER_SIGNING, false));
+            }),
+            ("trailer=duplicate", |_| {}),
+            ("trailer=must-process-unknown", |_| {}),
+        ];
+        for (name, spoil) in trailers {
+            variants.push((
+                name,
+                Req {
+                    stub: verification_trailer(&base, name, spoil),
+                    ..base.clone()
+                },
+            ));
+        }
         if level == Level::None {
             variants.push((
                 "verifier=auth_type-none",
@@ -1074,4 +1105,46 @@ pub(crate) fn all() -> Vec<Case> {
         push("alter.before-bind".to_owned(), level, steps);
     }
     cases
+}
+
+/// Changes a trailer before it is encoded.
+type Spoil = fn(&mut trailer::VerificationTrailer);
+
+/// The verification trailer of `req` (mgmt over NDR, its header), spoilt; the `duplicate` and
+/// `must-process-unknown` cases append a second bitmask or an unknown command 9 marked
+/// must-process after it.
+fn verification_trailer(req: &Req, name: &str, spoil: Spoil) -> Vec<u8> {
+    let mgmt = SyntaxId::new(
+        Uuid::from_str_const("afa8bd80-7d8a-11c9-bef4-08002b102989"),
+        1,
+        0,
+    );
+    let mut t = trailer::VerificationTrailer {
+        bitmask1: Some((0, false)),
+        pcontext: Some((
+            trailer::PContext {
+                abstract_syntax: mgmt,
+                transfer_syntax: SyntaxId::NDR,
+            },
+            false,
+        )),
+        header2: Some((
+            trailer::Header2::of_request(DataRep::LITTLE_ENDIAN, req.call_id, req.ctx, req.opnum),
+            false,
+        )),
+        ..Default::default()
+    };
+    spoil(&mut t);
+    let mut bytes = t.encode();
+    let extra: &[u8] = match name {
+        "trailer=duplicate" => &[0x01, 0x40, 0x04, 0x00, 0, 0, 0, 0],
+        "trailer=must-process-unknown" => &[0x09, 0xc0, 0x04, 0x00, 0, 0, 0, 0],
+        _ => return bytes,
+    };
+    // The header2 command (the last, 20 bytes from the end) loses its END flag.
+    if let Some(flags) = bytes.len().checked_sub(19).and_then(|at| bytes.get_mut(at)) {
+        *flags &= !0x40;
+    }
+    bytes.extend_from_slice(extra);
+    bytes
 }

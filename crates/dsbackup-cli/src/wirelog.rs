@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
-use dsbackup_krb::spnego::{NTLM_OID, NegTokenResp, is_kerberos};
+use dsbackup_krb::{NTLM_OID, NegTokenResp, is_kerberos};
 use dsbackup_ntlm::Message;
 use dsbackup_proto::observe::{Half, Observation, Observer};
 use dsbackup_proto::{AuthType, ContResult, PduBody, SyntaxId, frame_len};

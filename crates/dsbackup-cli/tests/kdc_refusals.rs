@@ -9,8 +9,8 @@ use std::net::UdpSocket;
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dsbackup_krb::messages::{ErrorCode, KrbErrorMsg};
 use dsbackup_krb::{Credential, EncType, Grant, KerberosTime, Key, PrincipalName, encode_ccache};
+use dsbackup_krb::{ErrorCode, KrbErrorMsg};
 
 #[path = "common/mock.rs"]
 #[expect(

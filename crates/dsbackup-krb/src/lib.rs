@@ -11,34 +11,42 @@
 //! [RFC 4121]: https://www.rfc-editor.org/rfc/rfc4121
 //! [RFC 4757]: https://www.rfc-editor.org/rfc/rfc4757
 
-pub mod acceptor;
-pub mod config;
-pub mod crypto;
+mod acceptor;
+mod config;
+mod crypto;
 mod der;
-pub mod error;
-pub mod exchange;
-pub mod files;
+mod error;
+mod exchange;
+mod files;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gss;
+mod gss;
 mod gss_rc4;
-pub mod messages;
-pub mod spnego;
-pub mod spnego_observer;
+mod messages;
+mod spnego;
+mod spnego_observer;
 mod wire;
 
 pub use crate::acceptor::{
-    AcceptorConfig, AcceptorInputs, KerberosAcceptor, ReplayCache, ServiceKeys,
+    Accepted, AcceptorConfig, AcceptorInputs, KerberosAcceptor, MAX_SKEW, ReplayCache, ServiceKeys,
+    verify_ap_req,
 };
 pub use crate::config::Krb5Conf;
-pub use crate::crypto::{EncType, Key};
+pub use crate::crypto::{EncType, Key, nfold};
 pub use crate::der::KerberosTime;
 pub use crate::error::{CryptoError, DecodeError, KrbError};
 pub use crate::exchange::{AsExchange, AsStep, Credential, Grant, Inputs, Secret, TgsExchange};
 pub use crate::files::{
     Ccache, KeytabEntry, encode_ccache, encode_keytab, parse_ccache, parse_keytab,
 };
-pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator};
-pub use crate::messages::PrincipalName;
-pub use crate::spnego::{SpnegoAcceptor, SpnegoInitiator};
+pub use crate::gss::{Confounders, InitiatorInputs, KerberosInitiator, initial_context_token};
+pub use crate::messages::{
+    ApRep, ApReq, Authenticator, Checksum, EncApRepPart, EncKdcRepPart, EncTicketPart,
+    EncryptedData, EncryptionKey, ErrorCode, EtypeInfo2, KdcRep, KdcReply, KdcReq, KrbErrorMsg,
+    PaData, PrincipalName, Ticket, ap_options, kdc_options, name_type, pa_type, usage,
+};
+pub use crate::spnego::{
+    KRB5_OID, MS_KRB5_OID, MechFactory, NTLM_OID, NegTokenInit, NegTokenResp, Offer, SPNEGO_OID,
+    SpnegoAcceptor, SpnegoInitiator, is_kerberos, neg_state,
+};
 pub use crate::spnego_observer::SpnegoEavesdropper;

@@ -8,12 +8,12 @@
     reason = "test: a step that fails fails the test"
 )]
 
-use dsbackup_krb::acceptor::{MAX_SKEW, verify_ap_req};
 use dsbackup_krb::{
     AcceptorConfig, AcceptorInputs, Credential, EncType, Grant, InitiatorInputs, KerberosAcceptor,
     KerberosInitiator, KerberosTime, Key, KeytabEntry, KrbError, PrincipalName, ReplayCache,
     ServiceKeys, encode_keytab, parse_keytab,
 };
+use dsbackup_krb::{MAX_SKEW, verify_ap_req};
 use dsbackup_proto::{
     AuthStep, PeerIdentity, Protection, SecurityError, SecurityProvider, SpnegoMechanism,
 };
@@ -403,7 +403,7 @@ fn an_accounts_keys_serve_its_spns_and_spn_restricts_them() {
 
 #[test]
 fn spnego_carries_kerberos_and_refuses_a_downgrade_to_ntlm() {
-    use dsbackup_krb::spnego::{
+    use dsbackup_krb::{
         MechFactory, NTLM_OID, NegTokenInit, NegTokenResp, SpnegoAcceptor, SpnegoInitiator,
         is_kerberos, neg_state,
     };

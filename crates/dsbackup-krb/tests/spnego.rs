@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
-use dsbackup_krb::spnego::{
-    MechFactory, NTLM_OID, NegTokenInit, NegTokenResp, Offer, SpnegoAcceptor, SpnegoInitiator,
-    is_kerberos, neg_state,
-};
 use dsbackup_krb::{
     Credential, EncType, Grant, InitiatorInputs, KerberosInitiator, KerberosTime, Key,
     PrincipalName,
+};
+use dsbackup_krb::{
+    MechFactory, NTLM_OID, NegTokenInit, NegTokenResp, Offer, SpnegoAcceptor, SpnegoInitiator,
+    is_kerberos, neg_state,
 };
 use dsbackup_ntlm::{
     Acceptor, AcceptorConfig, ClientInputs, Credentials, InMemoryCredentials, Initiator,

@@ -414,3 +414,65 @@ impl crate::security::SecurityProvider for ToyDirection {
         Ok(())
     }
 }
+
+/// Looks for a verification trailer at the end of `data` taken as a request stub, and decodes
+/// `data` as a trailer from its start: never a panic; a trailer found starts with the magic at a
+/// 4-aligned offset within the scanned window; its known commands encode to a trailer that
+/// decodes to the same commands and is found again after the same stub; a trailer checked
+/// against its own commands matches unless it holds an unknown must-process command.
+///
+/// # Panics
+/// When one of these properties fails.
+pub fn verification_trailer(data: &[u8]) {
+    use crate::trailer::{self, MAGIC, MAX_SCAN, VerificationTrailer};
+    let _ = VerificationTrailer::decode(data);
+    let Some(found) = trailer::locate(data) else {
+        return;
+    };
+    let stub_len = found.stub_len;
+    assert_eq!(stub_len % 4, 0, "the trailer is 4-aligned");
+    assert!(
+        data.get(stub_len..)
+            .is_some_and(|tail| tail.starts_with(&MAGIC)),
+        "the trailer starts with the magic"
+    );
+    assert!(
+        data.len() - stub_len <= MAX_SCAN + MAGIC.len() + 3,
+        "the trailer is within the scanned window"
+    );
+    let Ok(decoded) = found.trailer else {
+        return;
+    };
+    let known = VerificationTrailer {
+        unknown_must_process: None,
+        ..decoded
+    };
+    let encoded = known.encode();
+    if known.bitmask1.is_some() || known.pcontext.is_some() || known.header2.is_some() {
+        let again = VerificationTrailer::decode(&encoded).expect("an encoded trailer decodes");
+        assert_eq!(
+            (again.bitmask1, again.pcontext, again.header2),
+            (known.bitmask1, known.pcontext, known.header2),
+            "the known commands survive encoding"
+        );
+        let mut stub = data.get(..stub_len).unwrap_or_default().to_vec();
+        stub.extend_from_slice(&encoded);
+        let relocated = trailer::locate(&stub).expect("found again");
+        assert_eq!(relocated.stub_len, stub_len, "found at the same place");
+        let (Some((bits, _)), Some((pcontext, _)), Some((header2, _))) =
+            (known.bitmask1, known.pcontext, known.header2)
+        else {
+            return;
+        };
+        let own = trailer::Expected {
+            client_header_signing: bits & trailer::CLIENT_SUPPORT_HEADER_SIGNING != 0,
+            pcontext,
+            header2,
+        };
+        assert_eq!(
+            decoded.check(&own).is_ok(),
+            decoded.unknown_must_process.is_none(),
+            "a trailer matches its own request"
+        );
+    }
+}

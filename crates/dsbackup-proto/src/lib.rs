@@ -28,6 +28,7 @@ mod server;
 mod status;
 mod syntax;
 mod token;
+pub mod trailer;
 mod uuid;
 mod wire_enum;
 

@@ -16,6 +16,7 @@ use crate::pdu::{
 };
 use crate::security::{AuthLevel, AuthStep, AuthType, SecurityError, SecurityProvider};
 use crate::syntax::{BindTimeFeatures, SyntaxId};
+use crate::trailer;
 use crate::uuid::Uuid;
 
 /// An interface the server serves.
@@ -275,6 +276,8 @@ pub struct ServerAssociation {
     auth: Option<AuthContext>,
     /// An auth3 failed: every request gets access denied ([MS-RPCE §3.3.3.4.3] as Samba).
     auth_invalid: bool,
+    /// The client's bind or alter_context set `PFC_SUPPORT_HEADER_SIGN`.
+    client_header_signing: bool,
     contexts: Vec<Context>,
     max_xmit_frag: u16,
     max_recv_frag: u16,
@@ -329,6 +332,7 @@ impl ServerAssociation {
             state: Ok(State::AwaitingBind),
             auth: None,
             auth_invalid: false,
+            client_header_signing: false,
             contexts: Vec::new(),
             conc_mpx: false,
             incoming: BTreeMap::new(),
@@ -900,6 +904,9 @@ impl ServerAssociation {
         if self.config.header_signing && flags.contains(PfcFlags::SUPPORT_HEADER_SIGN) {
             pdu.pfc_flags |= PfcFlags::SUPPORT_HEADER_SIGN;
         }
+        // What a verification trailer's SEC_VT_COMMAND_BITMASK_1 is checked against: whether
+        // the client asked, granted or not (Samba's `client_hdr_signing`).
+        self.client_header_signing |= flags.contains(PfcFlags::SUPPORT_HEADER_SIGN);
         if let (Some(auth), Some(token)) = (&self.auth, token.filter(|token| !token.is_empty())) {
             pdu.auth_verifier = Some(auth.token_verifier(token));
             pdu.align_auth_pad();
@@ -1426,6 +1433,33 @@ impl ServerAssociation {
         Ok(())
     }
 
+    /// The stub of a whole request without its verification trailer ([MS-RPCE §2.2.2.13], see
+    /// [`crate::trailer`]), or `None` when the trailer is refused or does not match the request
+    /// (the call then gets access denied, as Samba answers).
+    ///
+    /// [MS-RPCE §2.2.2.13]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+    fn strip_trailer(&self, call_id: u32, request: &Request, drep: DataRep) -> Option<Bytes> {
+        let Some(found) = trailer::locate(&request.stub) else {
+            return Some(request.stub.clone());
+        };
+        let abstract_syntax = self
+            .contexts
+            .iter()
+            .find(|context| context.p_cont_id == request.p_cont_id)?
+            .abstract_syntax;
+        let expected = trailer::Expected {
+            client_header_signing: self.client_header_signing,
+            pcontext: trailer::PContext {
+                abstract_syntax,
+                // The only transfer syntax this server accepts.
+                transfer_syntax: SyntaxId::NDR,
+            },
+            header2: trailer::Header2::of_request(drep, call_id, request.p_cont_id, request.opnum),
+        };
+        found.trailer.ok()?.check(&expected).ok()?;
+        Some(request.stub.slice(..found.stub_len))
+    }
+
     /// A whole request: dispatched, or refused with its fault.
     fn complete(
         &mut self,
@@ -1436,6 +1470,20 @@ impl ServerAssociation {
     ) -> Result<(), Refusal> {
         match verdict {
             Ok(interface) => {
+                let Some(stub) = self.strip_trailer(call_id, &request, drep) else {
+                    // As Samba: access denied, naming the call's context, without
+                    // PFC_DID_NOT_EXECUTE; the association goes on.
+                    let pdu = self
+                        .fault_pdu_with(
+                            call_id,
+                            request.p_cont_id,
+                            FaultStatus::ACCESS_DENIED,
+                            false,
+                        )
+                        .map_err(|error| Refusal::proto(call_id, ProtocolError::Encode(error)))?;
+                    self.control.push_back(pdu);
+                    return Ok(());
+                };
                 self.dispatched.insert(call_id, request.p_cont_id);
                 self.events.push_back(ServerEvent::Request(ServerRequest {
                     call_id,
@@ -1443,7 +1491,7 @@ impl ServerAssociation {
                     interface,
                     opnum: request.opnum,
                     object: request.object,
-                    stub: request.stub,
+                    stub,
                     drep,
                     auth_level: self.auth_level(),
                 }));

@@ -22,6 +22,7 @@ const ORACLES: &[(&str, Oracle)] = &[
     ("name_list", fuzzing::name_list),
     ("expiry_token", fuzzing::expiry_token),
     ("observe", fuzzing::observe),
+    ("verification_trailer", fuzzing::verification_trailer),
     ("stub_ad_backup", stubs::decode_ad_backup),
     ("stub_ad_restore", stubs::decode_ad_restore),
     ("stub_epm", stubs::decode_epm),

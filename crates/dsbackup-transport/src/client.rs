@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use dsbackup_krb::spnego::Offer;
+use dsbackup_krb::Offer;
 use dsbackup_krb::{InitiatorInputs, KerberosInitiator, SpnegoInitiator};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{

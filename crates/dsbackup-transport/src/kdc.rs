@@ -8,11 +8,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dsbackup_krb::messages::{ErrorCode, KdcReply};
 use dsbackup_krb::{
     AsExchange, AsStep, Credential, EncType, Inputs, KerberosTime, KrbError, PrincipalName, Secret,
     TgsExchange,
 };
+use dsbackup_krb::{ErrorCode, KdcReply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use dsbackup_krb::spnego::{self, MechFactory, SpnegoAcceptor};
 use dsbackup_krb::{
     AcceptorInputs, Credential, KerberosAcceptor, KerberosTime, PrincipalName, Secret,
 };
+use dsbackup_krb::{MechFactory, SpnegoAcceptor};
 use dsbackup_ntlm::{Acceptor as NtlmAcceptor, AcceptorConfig as NtlmConfig, ServerInputs};
 use dsbackup_proto::{AuthType, SecurityFactory, SecurityProvider, SpnegoMechanism};
 use tokio::sync::Mutex;
@@ -218,9 +218,9 @@ pub(crate) fn acceptor_factory(
         AuthType::GSS_NEGOTIATE => {
             let (kerberos, ntlm) = (kerberos.clone(), ntlm.clone());
             let mechanism: MechFactory = Box::new(move |oid| {
-                if spnego::is_kerberos(oid) {
+                if dsbackup_krb::is_kerberos(oid) {
                     kerberos()
-                } else if oid == spnego::NTLM_OID {
+                } else if oid == dsbackup_krb::NTLM_OID {
                     ntlm()
                 } else {
                     None

@@ -17,8 +17,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use common::{SAMR, samr_connect_and_close};
 
-use dsbackup_krb::messages::ErrorCode;
-use dsbackup_krb::{Credential, EncType, KrbError, PrincipalName, Secret, parse_keytab};
+use dsbackup_krb::{Credential, EncType, ErrorCode, KrbError, PrincipalName, Secret, parse_keytab};
 use dsbackup_proto::AuthLevel;
 use dsbackup_transport::{
     Binding, ClientAuth, ClientOptions, KdcClient, KdcError, TicketSource, Tickets, TransportError,

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use dsbackup_ntlm::Credentials;
+use dsbackup_proto::trailer::MAGIC;
 use dsbackup_proto::{
     AuthLevel, CommonHeader, DataRep, FaultStatus, PacketType, PfcFlags, Uuid, frame_len,
 };
@@ -653,9 +654,15 @@ async fn rpcclient_epmlookup_lists_our_interfaces_and_ends() {
         stderr.contains("epm_Lookup no more entries"),
         "rpcclient did not end at ept_s_not_registered: {stderr}"
     );
-    // `OBJECT ncacn_ip_tcp:127.0.0.1[PORT,abstract_syntax=UUID/0xVERSION]: ANNOTATION`
     let listed: Vec<&str> = stdout.lines().collect();
-    let expected: Vec<String> = (1..=5)
+    assert_eq!(listed, rpcclient_listing(port, 1..=5), "{stdout}");
+    server.shutdown().await;
+}
+
+/// What `rpcclient -c epmlookup` prints for our test interface at `versions` on `port`:
+/// `OBJECT ncacn_ip_tcp:127.0.0.1[PORT,abstract_syntax=UUID/0xVERSION]: ANNOTATION`.
+fn rpcclient_listing(port: u16, versions: std::ops::RangeInclusive<u16>) -> Vec<String> {
+    versions
         .map(|version| {
             format!(
                 "{} ncacn_ip_tcp:127.0.0.1[{port},abstract_syntax={TEST_UUID}/0x{version:08x}]: \
@@ -663,9 +670,108 @@ async fn rpcclient_epmlookup_lists_our_interfaces_and_ends() {
                 Uuid::NIL
             )
         })
-        .collect();
-    assert_eq!(listed, expected, "{stdout}");
+        .collect()
+}
+
+/// The PDUs of a recorded byte stream.
+fn split_pdus(mut rest: &[u8]) -> Vec<Vec<u8>> {
+    let mut pdus = Vec::new();
+    while rest.len() >= 16 {
+        let len = usize::from(u16::from_le_bytes([rest[8], rest[9]]));
+        pdus.push(rest[..len].to_vec());
+        rest = &rest[len..];
+    }
+    pdus
+}
+
+/// Runs `rpcclient -c epmlookup` as our NTLM user against our endpoint mapper (the test
+/// interface registered) at `ncacn_ip_tcp:127.0.0.2[OPTIONS]`, Kerberos off: its output, our
+/// server's port, and the bytes each way (client's, server's).
+async fn rpcclient_epmlookup(binding_options: &str) -> (Output, u16, [Vec<u8>; 2]) {
+    let seen: Arc<Mutex<[Vec<u8>; 2]>> = Arc::default();
+    let mut options = server_options(4280);
+    options.epm_listen = Some(RPCCLIENT_EPM);
+    let record = Arc::clone(&seen);
+    options.capture = Some(dsbackup_transport::Tap::new(move |_, event| {
+        let mut seen = record.lock().unwrap();
+        match event {
+            dsbackup_transport::TapEvent::FromClient(bytes) => seen[0].extend_from_slice(bytes),
+            dsbackup_transport::TapEvent::FromServer(bytes) => seen[1].extend_from_slice(bytes),
+            _ => {}
+        }
+    }));
+    let interface = TestInterface::new(AuthLevel::NONE) as Arc<dyn RpcInterface>;
+    let server = start(&[interface], options).await;
+    let port = server.local_addr().port();
+    let mut command = Command::new("rpcclient");
+    command.args([
+        "--configfile=/dev/null",
+        "--use-kerberos=off",
+        &format!("-U{DOMAIN}\\{USER}%{PASSWORD}"),
+        &format!("ncacn_ip_tcp:127.0.0.2[{binding_options}]"),
+        "-c",
+        "epmlookup",
+    ]);
+    let output = run_to_end(command, PEER_DEADLINE).await;
     server.shutdown().await;
+    let recorded = seen.lock().unwrap().clone();
+    (output, port, recorded)
+}
+
+/// Samba's `rpcclient` with NTLM at `[sign]` and `[seal]` against our endpoint mapper: each
+/// request's stub ends with the verification trailer of [MS-RPCE §2.2.2.13] (its three
+/// commands: bitmask, presentation context, header), which our server checks and strips; the
+/// calls are answered, and rpcclient lists the map and ends.
+///
+/// [MS-RPCE §2.2.2.13]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+#[tokio::test]
+#[ignore = "needs rpcclient (Debian smbclient) and port 135 (root): cargo xtask conformance"]
+async fn rpcclient_epmlookup_with_ntlm_signed_and_sealed_sends_a_trailer_we_accept() {
+    for option in ["sign", "seal"] {
+        let (output, port, [sent, _]) = rpcclient_epmlookup(option).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "[{option}] {}: {stderr}",
+            output.status
+        );
+        assert!(
+            stderr.contains("epm_Lookup no more entries"),
+            "[{option}] rpcclient did not end at ept_s_not_registered: {stderr}"
+        );
+        let listed: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            listed,
+            rpcclient_listing(port, 1..=1),
+            "[{option}] {stdout}"
+        );
+        // The requests were NTLM (auth_type 10) at the level asked for.
+        let sent = split_pdus(&sent);
+        let requests: Vec<&Vec<u8>> = sent.iter().filter(|pdu| pdu[2] == 0).collect();
+        assert!(
+            requests.len() >= 2,
+            "[{option}] {} requests",
+            requests.len()
+        );
+        let level = if option == "sign" { 5 } else { 6 };
+        let body = |request: &Vec<u8>| {
+            let auth_len = usize::from(u16::from_le_bytes([request[10], request[11]]));
+            let at = request.len() - auth_len - 8;
+            assert_eq!((request[at], request[at + 1]), (10, level), "[{option}]");
+            request[24..at].to_vec()
+        };
+        let bodies: Vec<Vec<u8>> = requests.into_iter().map(body).collect();
+        // Signed only, the trailer shows in the clear: rpcclient sends it until a call was
+        // answered (then it has verified the bitmask and the context, and header signing
+        // makes the header command needless).
+        if option == "sign" {
+            assert!(
+                bodies[0].windows(8).any(|w| w == MAGIC),
+                "[{option}] a verification trailer in the first request"
+            );
+        }
+    }
 }
 
 /// Samba's `rpcclient` with SPNEGO (`[spnego,sign]` and `[spnego,seal]`, Kerberos off: NTLM
@@ -674,12 +780,10 @@ async fn rpcclient_epmlookup_lists_our_interfaces_and_ends() {
 /// rpcclient, which goes on), and its first request, signed or sealed with sequence number 1
 /// and fresh RC4 handles, passes our check: the server gets to its stub.
 ///
-/// That stub ends with the verification trailer of [MS-RPCE 2.2.2.13], which our server does
-/// not take yet: it answers `nca_s_fault_bad_stub_data` (as it does with NTLM alone), where a
-/// signature it could not verify would be `nca_s_fault_access_denied` or
-/// `nca_s_fault_sec_pkg_error`.
+/// That stub ends with the verification trailer of [MS-RPCE §2.2.2.13], which our server checks
+/// and strips: the calls are answered and rpcclient lists our endpoint map.
 ///
-/// [MS-RPCE 2.2.2.13]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
+/// [MS-RPCE §2.2.2.13]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 #[tokio::test]
 #[ignore = "needs rpcclient (Debian smbclient) and port 135 (root): cargo xtask conformance"]
 async fn rpcclient_binds_with_ntlm_inside_spnego_signed_and_sealed() {
@@ -687,55 +791,22 @@ async fn rpcclient_binds_with_ntlm_inside_spnego_signed_and_sealed() {
         ("sign", AuthLevel::PKT_INTEGRITY),
         ("seal", AuthLevel::PKT_PRIVACY),
     ] {
-        let seen: Arc<Mutex<[Vec<u8>; 2]>> = Arc::default();
-        let mut options = server_options(4280);
-        options.epm_listen = Some(RPCCLIENT_EPM);
-        let record = Arc::clone(&seen);
-        options.capture = Some(dsbackup_transport::Tap::new(move |_, event| {
-            let mut seen = record.lock().unwrap();
-            match event {
-                dsbackup_transport::TapEvent::FromClient(bytes) => seen[0].extend_from_slice(bytes),
-                dsbackup_transport::TapEvent::FromServer(bytes) => seen[1].extend_from_slice(bytes),
-                _ => {}
-            }
-        }));
-        let interface = TestInterface::new(AuthLevel::NONE) as Arc<dyn RpcInterface>;
-        let server = start(&[interface], options).await;
-        let mut command = Command::new("rpcclient");
-        command.args([
-            "--configfile=/dev/null",
-            "--use-kerberos=off",
-            &format!("-U{DOMAIN}\\{USER}%{PASSWORD}"),
-            &format!("ncacn_ip_tcp:127.0.0.2[spnego,{option}]"),
-            "-c",
-            "epmlookup",
-        ]);
-        let output = run_to_end(command, PEER_DEADLINE).await;
+        let (output, port, [sent, answered]) =
+            rpcclient_epmlookup(&format!("spnego,{option}")).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
-        server.shutdown().await;
-        let [sent, answered] = seen.lock().unwrap().clone();
-        let pdus = |mut rest: &[u8]| {
-            let mut pdus = Vec::new();
-            while rest.len() >= 16 {
-                let len = usize::from(u16::from_le_bytes([rest[8], rest[9]]));
-                pdus.push(rest[..len].to_vec());
-                rest = &rest[len..];
-            }
-            pdus
-        };
-        let (sent, answered) = (pdus(&sent), pdus(&answered));
+        let (sent, answered) = (split_pdus(&sent), split_pdus(&answered));
         // (auth_type, auth_level, auth_value) of a PDU with a verifier.
         let verifier = |pdu: &[u8]| {
             let auth_len = usize::from(u16::from_le_bytes([pdu[10], pdu[11]]));
             let start = pdu.len() - auth_len;
             (pdu[start - 8], pdu[start - 7], pdu[start..].to_vec())
         };
-        let resp = |pdu: &[u8]| dsbackup_krb::spnego::NegTokenResp::decode(&verifier(pdu).2);
+        let resp = |pdu: &[u8]| dsbackup_krb::NegTokenResp::decode(&verifier(pdu).2);
         let bind = sent.iter().find(|pdu| pdu[2] == 11).expect("a bind");
         let (auth_type, _, init) = verifier(bind);
         assert_eq!(auth_type, 9, "[{option}] SPNEGO");
-        let init = dsbackup_krb::spnego::NegTokenInit::decode(&init).unwrap();
-        assert_eq!(init.mech_types, [dsbackup_krb::spnego::NTLM_OID.to_vec()]);
+        let init = dsbackup_krb::NegTokenInit::decode(&init).unwrap();
+        assert_eq!(init.mech_types, [dsbackup_krb::NTLM_OID.to_vec()]);
         assert!(
             sent.iter()
                 .filter(|pdu| pdu[2] == 14)
@@ -755,12 +826,31 @@ async fn rpcclient_binds_with_ntlm_inside_spnego_signed_and_sealed() {
         let (auth_type, auth_level, signature) = verifier(request);
         assert_eq!((auth_type, auth_level), (9, level.0), "[{option}]");
         assert_eq!(signature[12..16], 1u32.to_le_bytes(), "[{option}] seq 1");
-        let fault = answered.iter().find(|pdu| pdu[2] == 3).expect("a fault");
-        let status = u32::from_le_bytes(fault[24..28].try_into().unwrap());
+        // Its stub ends with a verification trailer, which our server strips and checks: the
+        // call is answered, and rpcclient lists our one entry and ends.
+        assert!(
+            answered.iter().all(|pdu| pdu[2] != 3),
+            "[{option}] no fault: {stderr}"
+        );
+        assert!(
+            answered.iter().any(|pdu| pdu[2] == 2),
+            "[{option}] a response"
+        );
+        assert!(
+            output.status.success(),
+            "[{option}] {}: {stderr}",
+            output.status
+        );
+        assert!(
+            stderr.contains("epm_Lookup no more entries"),
+            "[{option}] rpcclient did not end at ept_s_not_registered: {stderr}"
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let listed: Vec<&str> = stdout.lines().collect();
         assert_eq!(
-            status,
-            FaultStatus::BAD_STUB_DATA.0,
-            "[{option}] the stub, not the signature"
+            listed,
+            rpcclient_listing(port, 1..=1),
+            "[{option}] {stdout}"
         );
     }
 }

@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::*;
-use dsbackup_krb::spnego::{NTLM_OID, NegTokenInit, NegTokenResp, neg_state};
 use dsbackup_krb::{Credential, EncType, Grant, KerberosTime, Key, PrincipalName};
+use dsbackup_krb::{NTLM_OID, NegTokenInit, NegTokenResp, neg_state};
 use dsbackup_ntlm::{ClientInputs, Credentials, Initiator, InitiatorConfig};
 use dsbackup_proto::{
     AuthLevel, AuthType, DataRep, FaultStatus, ProtocolError, RejectReason, SecurityError,

@@ -11,7 +11,7 @@ use crate::error::{ApiMisuse, ProtocolError};
 use crate::framing::frame_len;
 use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
-    AlterContext, AuthVerifier, Bind, FaultStatus, Pdu, PduBody, PresentationContext,
+    AlterContext, AuthVerifier, Bind, Fault, FaultStatus, Pdu, PduBody, PresentationContext,
     ProviderReason, RejectReason, Request, Response,
 };
 use crate::security::{AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
@@ -19,6 +19,9 @@ use crate::server::{
     Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,
 };
 use crate::syntax::{BindTimeFeatures, SyntaxId};
+use crate::trailer::{
+    CLIENT_SUPPORT_HEADER_SIGNING, Header2, MAGIC, PContext, VerificationTrailer,
+};
 use crate::uuid::Uuid;
 
 const AD_BACKUP: SyntaxId = SyntaxId::new(
@@ -1384,7 +1387,7 @@ fn an_early_fault_stops_a_request_being_sent() {
     pair.drive().unwrap();
     let call_id = pair.client.call(ids[0], 4, None, pattern(5000, 1)).unwrap();
     let _first = pair.client.next_frame().unwrap();
-    let mut fault = crate::pdu::Fault::new(ids[0], FaultStatus::ACCESS_DENIED);
+    let mut fault = Fault::new(ids[0], FaultStatus::ACCESS_DENIED);
     fault.alloc_hint = 24;
     let fault = Pdu::new(call_id, PduBody::Fault(fault)).to_bytes().unwrap();
     pair.client.handle_frame(fault).unwrap();
@@ -2043,4 +2046,145 @@ fn an_owned_frame_is_unsealed_in_its_own_buffer() {
         received.contains(&stub.as_ptr()),
         "the stub is a slice of the received buffer"
     );
+}
+
+/// A pair bound on ad_backup with a security context (a trailer is sent with one), whose
+/// client asks for header signing or not.
+fn bound_with_header_signing(header_signing: bool) -> (Pair, u16) {
+    let client = ClientConfig {
+        header_signing,
+        ..ClientConfig::default()
+    };
+    let server = ServerConfig::new(interfaces(AuthLevel::NONE), 0x1234);
+    let mut pair = Pair::with_security(client, Some(Toy::initiator()), server, Some(toy_factory()));
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    (pair, ids[0])
+}
+
+/// The trailer a client such as Samba's rpcclient appends to a call on ad_backup.
+fn good_trailer(call_id: u32, p_cont_id: u16, opnum: u16) -> VerificationTrailer {
+    VerificationTrailer {
+        bitmask1: Some((0, false)),
+        pcontext: Some((
+            PContext {
+                abstract_syntax: AD_BACKUP,
+                transfer_syntax: SyntaxId::NDR,
+            },
+            false,
+        )),
+        header2: Some((
+            Header2::of_request(DataRep::LITTLE_ENDIAN, call_id, p_cont_id, opnum),
+            false,
+        )),
+        unknown_must_process: None,
+        commands: 3,
+    }
+}
+
+/// 13 stub bytes, padded to 4, then the trailer.
+fn stub_with(trailer: &[u8]) -> Bytes {
+    let mut stub = pattern(13, 2).to_vec();
+    stub.resize(16, 0);
+    stub.extend_from_slice(trailer);
+    Bytes::from(stub)
+}
+
+#[test]
+fn a_request_with_a_matching_verification_trailer_reaches_the_interface_without_it() {
+    for header_signing in [false, true] {
+        let (mut pair, ctx) = bound_with_header_signing(header_signing);
+        let plain = pair.client.call(ctx, 2, None, pattern(8, 1)).unwrap();
+        pair.drive().unwrap();
+        assert_eq!(pair.take_requests()[0].stub, pattern(8, 1));
+        let call_id = plain + 1;
+        let mut trailer = good_trailer(call_id, ctx, 2);
+        if header_signing {
+            trailer.bitmask1 = Some((CLIENT_SUPPORT_HEADER_SIGNING, false));
+        }
+        let sent = pair
+            .client
+            .call(ctx, 2, None, stub_with(&trailer.encode()))
+            .unwrap();
+        assert_eq!(sent, call_id);
+        pair.drive().unwrap();
+        let requests = pair.take_requests();
+        assert_eq!(requests.len(), 1, "header signing {header_signing}");
+        assert_eq!(requests[0].stub[..13], pattern(13, 2)[..]);
+        assert_eq!(requests[0].stub.len(), 16, "the trailer is stripped");
+        pair.server.respond(call_id, Bytes::new()).unwrap();
+        pair.drive().unwrap();
+        assert_eq!(pair.responses(), [(call_id, Bytes::new())]);
+    }
+}
+
+#[test]
+fn each_verification_trailer_mismatch_is_access_denied_and_the_association_goes_on() {
+    type Spoil = fn(&mut VerificationTrailer);
+    let cases: [(&str, Spoil); 9] = [
+        ("header signing the bind did not ask for", |t| {
+            t.bitmask1 = Some((CLIENT_SUPPORT_HEADER_SIGNING, false));
+        }),
+        ("abstract syntax", |t| {
+            t.pcontext.as_mut().unwrap().0.abstract_syntax = AD_RESTORE;
+        }),
+        ("transfer syntax", |t| {
+            t.pcontext.as_mut().unwrap().0.transfer_syntax = SyntaxId::NDR64;
+        }),
+        ("ptype", |t| t.header2.as_mut().unwrap().0.ptype = 2),
+        ("drep", |t| t.header2.as_mut().unwrap().0.drep = [0; 4]),
+        ("call id", |t| t.header2.as_mut().unwrap().0.call_id += 1),
+        ("context id", |t| {
+            t.header2.as_mut().unwrap().0.p_cont_id += 1
+        }),
+        ("opnum", |t| t.header2.as_mut().unwrap().0.opnum += 1),
+        ("an unknown must-process command", |t| {
+            t.unknown_must_process = Some(9);
+        }),
+    ];
+    for (what, spoil) in cases {
+        let (mut pair, ctx) = bound_with_header_signing(false);
+        let plain = pair.client.call(ctx, 2, None, pattern(8, 1)).unwrap();
+        pair.drive().unwrap();
+        pair.take_requests();
+        let call_id = plain + 1;
+        let mut trailer = good_trailer(call_id, ctx, 2);
+        spoil(&mut trailer);
+        let mut bytes = trailer.encode();
+        if trailer.unknown_must_process.is_some() {
+            // The encoder writes known commands only: append command 9, must-process, END.
+            let end = bytes.len() - 20;
+            bytes[end + 1] &= !0x40;
+            bytes.extend_from_slice(&[0x09, 0xc0, 0x04, 0x00, 0, 0, 0, 0]);
+        }
+        pair.client.call(ctx, 2, None, stub_with(&bytes)).unwrap();
+        pair.drive().unwrap();
+        assert!(pair.take_requests().is_empty(), "{what}: not dispatched");
+        let fault = pair.frames(Dir::ToClient, PacketType::FAULT).pop().unwrap();
+        let (status, flags) = fault_status(&fault);
+        assert_eq!(status, FaultStatus::ACCESS_DENIED, "{what}");
+        assert!(!flags.contains(PfcFlags::DID_NOT_EXECUTE), "{what}");
+        let Fault { p_cont_id, .. } = match decode(&fault).body {
+            PduBody::Fault(fault) => fault,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(p_cont_id, ctx, "{what}: names the call's context");
+        // The association goes on: the next call is served.
+        let next = pair.client.call(ctx, 2, None, pattern(8, 3)).unwrap();
+        pair.drive().unwrap();
+        assert_eq!(pair.take_requests()[0].call_id, next, "{what}");
+    }
+}
+
+#[test]
+fn a_duplicated_verification_trailer_command_is_access_denied() {
+    let (mut pair, ctx) = bound_with_header_signing(false);
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&[0x01, 0x00, 0x04, 0x00, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&[0x01, 0x40, 0x04, 0x00, 0, 0, 0, 0]);
+    pair.client.call(ctx, 2, None, stub_with(&bytes)).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.take_requests().is_empty());
+    let fault = pair.frames(Dir::ToClient, PacketType::FAULT).pop().unwrap();
+    assert_eq!(fault_status(&fault).0, FaultStatus::ACCESS_DENIED);
 }
