@@ -151,14 +151,17 @@ pub(crate) fn login(
             Login::Negotiate(tickets, ntlm)
         }
         AuthType::Ntlm => {
-            let user = user.ok_or_else(|| {
-                crate::exit::usage(format!(
-                    "--user is needed at --auth {level} (or use --auth none)"
-                ))
-            })?;
+            let user = user.ok_or_else(|| user_needed(level))?;
             Login::Ntlm(creds::ntlm(user, domain, sources, None)?)
         }
     })
+}
+
+/// The usage error of a login that needs `--user` at `--auth` `level`.
+fn user_needed(level: &str) -> anyhow::Error {
+    crate::exit::usage(format!(
+        "--user is needed at --auth {level} (or use --auth none)"
+    ))
 }
 
 /// Kerberos cannot be set up from what was given (no realm, or no password for it): what
@@ -189,9 +192,7 @@ fn negotiate(
     level: &str,
 ) -> Result<(Option<Tickets>, Option<Credentials>)> {
     if user.is_none() && ccache_path(args, None).is_none() {
-        return Err(crate::exit::usage(format!(
-            "--user is needed at --auth {level} (or use --auth none)"
-        )));
+        return Err(user_needed(level));
     }
     let remembered: RefCell<Option<Zeroizing<String>>> = RefCell::new(None);
     let tickets = match tickets(args, user, server, |user, realm| {
