@@ -20,6 +20,7 @@
 //! [MS-RPCE §2.2.2.11]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 
 use core::fmt;
+use core::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
@@ -30,7 +31,7 @@ use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
     AuthVerifier, DecodeLimits, Pdu, PduBody, Request, Response, locate_auth, max_stub_len,
 };
-use crate::security::{AuthLevel, AuthType, Protection, SecurityProvider};
+use crate::security::{AuthLevel, AuthType, Protected, Protection, SecurityProvider};
 use crate::uuid::Uuid;
 
 /// "MustRecvFragSize": the smallest fragment every implementation must accept ([C706 §12.6.3.1]
@@ -176,7 +177,7 @@ impl AuthContext {
 ///
 /// [MS-RPCE §3.3.1.5.2]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-rpce/
 pub(crate) fn encode_protected(
-    mut pdu: Pdu,
+    pdu: Pdu,
     stub: Chain,
     auth: Option<&mut AuthContext>,
 ) -> Result<Chain, ProtocolError> {
@@ -184,38 +185,124 @@ pub(crate) fn encode_protected(
         // Unsigned: the header, then the stub's slices as they are, uncopied.
         return pdu.to_chain_with_stub(stub).map_err(ProtocolError::Encode);
     };
-    // Signed (and sealed) in place: the stub is copied into the fragment.
-    match &mut pdu.body {
-        PduBody::Request(body) => body.stub = stub.to_bytes(),
-        PduBody::Response(body) => body.stub = stub.to_bytes(),
-        _ => {}
-    }
-    pdu.auth_verifier = Some(AuthVerifier::placeholder(
-        auth.auth_type,
-        auth.auth_level,
-        auth.auth_context_id,
-        auth.provider.signature_len(),
-    ));
-    pdu.align_auth_pad();
-    let mut buf = BytesMut::with_capacity(pdu.encoded_len());
-    let location = pdu
-        .encode_located(&mut buf)
-        .map_err(ProtocolError::Encode)?
-        .ok_or(ProtocolError::Encode(EncodeError::InvalidField {
-            what: "PDU",
-            field: "auth_length",
-            reason: "a protected fragment needs an auth verifier",
-        }))?;
-    let (head, tail) =
-        buf.split_at_mut_checked(location.sec_trailer.end)
+    let mut frame = Unprotected::encode(pdu, stub, auth)?;
+    let mut one = [frame.protected()];
+    auth.provider
+        .wrap_batch(auth.protection(), &mut one)
+        .map_err(|batch| batch.error)?;
+    Ok(Chain::from(frame.buf.freeze()))
+}
+
+/// Encodes the fragments of one protected association together, signing (and sealing) them
+/// in one [`SecurityProvider::wrap_batch`](crate::SecurityProvider::wrap_batch): in order, as
+/// [`encode_protected`] one by one would. `auth` protects at integrity or privacy.
+pub(crate) fn encode_protected_batch(
+    fragments: impl IntoIterator<Item = (Pdu, Chain)>,
+    auth: &mut AuthContext,
+) -> Result<Vec<Chain>, ProtocolError> {
+    let mut frames = fragments
+        .into_iter()
+        .map(|(pdu, stub)| Unprotected::encode(pdu, stub, auth))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut batch: Vec<Protected<'_>> = frames.iter_mut().map(Unprotected::protected).collect();
+    auth.provider
+        .wrap_batch(auth.protection(), &mut batch)
+        .map_err(|batch| batch.error)?;
+    Ok(frames
+        .into_iter()
+        .map(|frame| Chain::from(frame.buf.freeze()))
+        .collect())
+}
+
+/// A protected fragment encoded with a verifier whose `auth_value` is still zeros (and its stub
+/// still plaintext): what the provider signs (and seals) in place.
+struct Unprotected {
+    buf: BytesMut,
+    stub: Range<usize>,
+    /// Where the `sec_trailer` ends and the `auth_value` begins.
+    sec_end: usize,
+}
+
+impl Unprotected {
+    fn encode(mut pdu: Pdu, stub: Chain, auth: &AuthContext) -> Result<Self, ProtocolError> {
+        // Signed (and sealed) in place: the stub is copied into the fragment.
+        match &mut pdu.body {
+            PduBody::Request(body) => body.stub = stub.to_bytes(),
+            PduBody::Response(body) => body.stub = stub.to_bytes(),
+            _ => {}
+        }
+        pdu.auth_verifier = Some(AuthVerifier::placeholder(
+            auth.auth_type,
+            auth.auth_level,
+            auth.auth_context_id,
+            auth.provider.signature_len(),
+        ));
+        pdu.align_auth_pad();
+        let mut buf = BytesMut::with_capacity(pdu.encoded_len());
+        let location = pdu
+            .encode_located(&mut buf)
+            .map_err(ProtocolError::Encode)?
             .ok_or(ProtocolError::Encode(EncodeError::InvalidField {
                 what: "PDU",
                 field: "auth_length",
-                reason: "the verifier lies outside the fragment",
+                reason: "a protected fragment needs an auth verifier",
             }))?;
-    auth.provider
-        .wrap(auth.protection(), head, location.stub, tail)?;
-    Ok(Chain::from(buf.freeze()))
+        if location.sec_trailer.end > buf.len() {
+            return Err(ProtocolError::Encode(EncodeError::InvalidField {
+                what: "PDU",
+                field: "auth_length",
+                reason: "the verifier lies outside the fragment",
+            }));
+        }
+        Ok(Self {
+            buf,
+            stub: location.stub,
+            sec_end: location.sec_trailer.end,
+        })
+    }
+
+    fn protected(&mut self) -> Protected<'_> {
+        let (pdu, signature) = self.buf.split_at_mut(self.sec_end);
+        Protected {
+            pdu,
+            stub: self.stub.clone(),
+            signature,
+        }
+    }
+}
+
+/// A received stub PDU as [`open_protected`] leaves it: decoded, or still to be verified (and
+/// unsealed) by the provider.
+pub(crate) enum Opened {
+    /// Nothing to verify: the PDU.
+    Pdu(Pdu),
+    /// A protected fragment whose verifier names the context: its signature is next.
+    Sealed(Sealed),
+}
+
+/// A received protected fragment, owned, waiting for its signature check.
+pub(crate) struct Sealed {
+    buf: BytesMut,
+    stub: Range<usize>,
+    /// Where the `sec_trailer` ends and the `auth_value` begins.
+    sec_end: usize,
+}
+
+impl Sealed {
+    /// The arguments of the provider's `unwrap`.
+    pub(crate) fn protected(&mut self) -> Protected<'_> {
+        let (pdu, signature) = self.buf.split_at_mut(self.sec_end);
+        Protected {
+            pdu,
+            stub: self.stub.clone(),
+            signature,
+        }
+    }
+
+    /// The PDU, once verified (and unsealed).
+    pub(crate) fn decode(self, limits: &DecodeLimits) -> Result<Pdu, ProtocolError> {
+        Ok(Pdu::decode_with(self.buf.freeze(), limits)?)
+    }
 }
 
 /// Decodes a received stub PDU (request, response, fault); on a protected association checks
@@ -232,20 +319,43 @@ pub(crate) fn decode_protected(
     auth: Option<&mut AuthContext>,
     limits: &DecodeLimits,
 ) -> Result<Pdu, ProtocolError> {
+    match open_protected(frame, auth.as_deref(), limits)? {
+        Opened::Pdu(pdu) => Ok(pdu),
+        Opened::Sealed(mut sealed) => {
+            // `Sealed` comes only from a protected association's context.
+            let auth = auth.ok_or(ProtocolError::AuthMismatch {
+                field: "auth_length",
+            })?;
+            let mut one = [sealed.protected()];
+            auth.provider
+                .unwrap_batch(auth.protection(), &mut one)
+                .map_err(|batch| batch.error)?;
+            sealed.decode(limits)
+        }
+    }
+}
+
+/// [`decode_protected`] up to the signature check: the checks of the verifier's fields, and
+/// either the decoded PDU (nothing to verify) or the fragment to verify, owned.
+pub(crate) fn open_protected(
+    frame: impl Received,
+    auth: Option<&AuthContext>,
+    limits: &DecodeLimits,
+) -> Result<Opened, ProtocolError> {
     let Some(auth) = auth else {
-        return Ok(Pdu::decode_with(frame.freeze(), limits)?);
+        return Ok(Opened::Pdu(Pdu::decode_with(frame.freeze(), limits)?));
     };
     if auth.protection() == Protection::None {
         let pdu = Pdu::decode_with(frame.freeze(), limits)?;
         if let Some(verifier) = &pdu.auth_verifier {
             auth.check_trailer(verifier)?;
         }
-        return Ok(pdu);
+        return Ok(Opened::Pdu(pdu));
     }
     let header = CommonHeader::decode(frame.as_ref())?;
     let Some(location) = locate_auth(frame.as_ref())? else {
         if header.ptype == PacketType::FAULT {
-            return Ok(Pdu::decode_with(frame.freeze(), limits)?);
+            return Ok(Opened::Pdu(Pdu::decode_with(frame.freeze(), limits)?));
         }
         return Err(ProtocolError::AuthMismatch {
             field: "auth_length",
@@ -259,7 +369,7 @@ pub(crate) fn decode_protected(
             field: "auth_length",
         });
     }
-    // The sec_trailer's fields only: the signature is checked in place below.
+    // The sec_trailer's fields only: the signature is checked by the caller.
     let trailer = frame
         .as_ref()
         .get(location.sec_trailer.clone())
@@ -277,17 +387,20 @@ pub(crate) fn decode_protected(
     )?;
     auth.check_trailer(&verifier)?;
     // In place: a frame its receiver owns is unsealed where it was received.
-    let mut buf = frame.into_mut();
-    let (head, signature) =
-        buf.split_at_mut_checked(location.sec_trailer.end)
-            .ok_or(DecodeError::Truncated {
-                what: "sec_trailer",
-                needed: location.sec_trailer.end,
-                available: 0,
-            })?;
-    auth.provider
-        .unwrap(auth.protection(), head, location.stub, signature)?;
-    Ok(Pdu::decode_with(buf.freeze(), limits)?)
+    let buf = frame.into_mut();
+    if location.sec_trailer.end > buf.len() {
+        return Err(DecodeError::Truncated {
+            what: "sec_trailer",
+            needed: location.sec_trailer.end,
+            available: buf.len(),
+        }
+        .into());
+    }
+    Ok(Opened::Sealed(Sealed {
+        buf,
+        stub: location.stub,
+        sec_end: location.sec_trailer.end,
+    }))
 }
 
 /// A received fragment: shared ([`Bytes`]), or owned by the receiver ([`BytesMut`], a frame cut

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::assoc::{
-    self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Reassembly, Received, StubKind,
+    self, AuthContext, Fragmenter, Limits, MIN_FRAG_SIZE, Opened, Reassembly, Received, StubKind,
 };
 use crate::chain::Chain;
 use crate::drep::DataRep;
@@ -16,7 +16,7 @@ use crate::pdu::{
     FaultStatus, Orphaned, Pdu, PduBody, PresentationContext, ProviderReason, RejectReason,
     Response, Version,
 };
-use crate::security::{AuthLevel, AuthStep, SecurityProvider};
+use crate::security::{AuthLevel, AuthStep, Protection, SecurityProvider};
 use crate::syntax::{BindTimeFeatures, SyntaxId};
 use crate::uuid::Uuid;
 
@@ -554,6 +554,29 @@ impl ClientAssociation {
         result
     }
 
+    /// Feeds several whole received fragments, in the order received: as
+    /// [`handle_frame`](Self::handle_frame) on each in turn, except that on an association
+    /// protected at integrity or privacy the protected ones are verified (and unsealed)
+    /// together, with one [`SecurityProvider::unwrap_batch`](crate::SecurityProvider::unwrap_batch).
+    /// A driver hands over what its receive buffer holds at once.
+    ///
+    /// # Errors
+    /// As [`handle_frame`](Self::handle_frame): the fragments before the one that failed
+    /// are handled (their events queued), those after it are not.
+    pub fn handle_frames<R: Received>(
+        &mut self,
+        frames: impl IntoIterator<Item = R>,
+    ) -> Result<(), ProtocolError> {
+        self.state.clone()?;
+        let result = self.dispatch_batch(frames);
+        if let Err(error) = &result {
+            self.state = Err(error.clone());
+            self.sending.clear();
+            self.control.clear();
+        }
+        result
+    }
+
     /// The next PDU to write, if any, as a chain of segments to write in order.
     pub fn poll_transmit(&mut self) -> Option<Chain> {
         if self.state.is_err() {
@@ -617,6 +640,14 @@ impl ClientAssociation {
     pub fn calls_in_flight(&self) -> usize {
         self.calls.len()
     }
+}
+
+/// A received fragment of a batch, opened.
+enum Batched<R> {
+    /// A stub PDU (response, fault): decoded, or still to verify.
+    Opened(Opened),
+    /// Any other PDU, handled as [`ClientAssociation::handle_frame`] does.
+    Other(R),
 }
 
 impl ClientAssociation {
@@ -726,6 +757,91 @@ impl ClientAssociation {
         } else {
             Pdu::decode_with(frame.freeze(), &limits)?
         };
+        self.dispatch_pdu(state, pdu)
+    }
+
+    /// [`handle_frames`](Self::handle_frames) up to the failure, if any.
+    fn dispatch_batch<R: Received>(
+        &mut self,
+        frames: impl IntoIterator<Item = R>,
+    ) -> Result<(), ProtocolError> {
+        let mut frames = frames.into_iter();
+        let protection = self.auth.as_ref().map(AuthContext::protection);
+        let batched = self.state == Ok(State::Bound)
+            && matches!(
+                protection,
+                Some(Protection::Integrity | Protection::Privacy)
+            );
+        if !batched {
+            for frame in frames {
+                let state = self.state.clone()?;
+                self.dispatch(state, frame)?;
+            }
+            return Ok(());
+        }
+        // Bound and protected: every stub PDU opened (the verifier's fields checked), the
+        // protected ones verified together, then each handled in the order received.
+        let limits = self.decode_limits();
+        let mut items = Vec::with_capacity(frames.size_hint().0);
+        let mut failure = None;
+        for frame in frames.by_ref() {
+            let stub_pdu = match CommonHeader::decode(frame.as_ref()) {
+                Ok(header) => matches!(header.ptype, PacketType::RESPONSE | PacketType::FAULT),
+                Err(error) => {
+                    failure = Some(error.into());
+                    break;
+                }
+            };
+            if !stub_pdu {
+                items.push(Batched::Other(frame));
+                continue;
+            }
+            match assoc::open_protected(frame, self.auth.as_ref(), &limits) {
+                Ok(opened) => items.push(Batched::Opened(opened)),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let mut sealed: Vec<_> = items
+            .iter_mut()
+            .filter_map(|item| match item {
+                Batched::Opened(Opened::Sealed(sealed)) => Some(sealed.protected()),
+                _ => None,
+            })
+            .collect();
+        let mut verified = sealed.len();
+        if let (Some(auth), Some(protection)) = (self.auth.as_mut(), protection)
+            && let Err(batch) = auth.provider.unwrap_batch(protection, &mut sealed)
+        {
+            verified = batch.index;
+            // Before any failure to open a later frame.
+            failure = Some(batch.error.into());
+        }
+        drop(sealed);
+        for item in items {
+            match item {
+                Batched::Opened(Opened::Pdu(pdu)) => self.dispatch_pdu(State::Bound, pdu)?,
+                Batched::Opened(Opened::Sealed(sealed)) => {
+                    let Some(left) = verified.checked_sub(1) else {
+                        break;
+                    };
+                    verified = left;
+                    let pdu = sealed.decode(&limits)?;
+                    self.dispatch_pdu(State::Bound, pdu)?;
+                }
+                Batched::Other(frame) => {
+                    let state = self.state.clone()?;
+                    self.dispatch(state, frame)?;
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Acts on one decoded (and verified) PDU received in `state`.
+    fn dispatch_pdu(&mut self, state: State, pdu: Pdu) -> Result<(), ProtocolError> {
         match (state, pdu.body) {
             (State::BindSent(call_id), PduBody::BindAck(ack)) if pdu.call_id == call_id => {
                 self.negotiate(&ack, pdu.pfc_flags)?;

@@ -162,6 +162,44 @@ pub enum SecurityError {
     NoCommonMechanism,
 }
 
+/// One fragment of a batch handed to [`SecurityProvider::wrap_batch`] or
+/// [`SecurityProvider::unwrap_batch`]: the arguments of one [`wrap`](SecurityProvider::wrap)
+/// or [`unwrap`](SecurityProvider::unwrap).
+#[derive(Debug)]
+pub struct Protected<'a> {
+    /// The fragment from its first header byte to the end of the `sec_trailer`.
+    pub pdu: &'a mut [u8],
+    /// The range of `pdu` holding the stub and its auth padding.
+    pub stub: Range<usize>,
+    /// The `auth_value`: written by `wrap_batch`, read by `unwrap_batch`.
+    pub signature: &'a mut [u8],
+}
+
+/// A batch stopped at fragment `index` with `error`; the fragments before it were done.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("fragment {index} of the batch: {error}")]
+pub struct BatchError {
+    /// The index of the fragment that failed.
+    pub index: usize,
+    /// Why it failed.
+    pub error: SecurityError,
+}
+
+/// `each` on every fragment of a batch in order, stopping at the first that fails: a batch
+/// done one fragment at a time.
+///
+/// # Errors
+/// The first failure, with its fragment's index.
+pub(crate) fn one_by_one(
+    fragments: &mut [Protected<'_>],
+    mut each: impl FnMut(&mut Protected<'_>) -> Result<(), SecurityError>,
+) -> Result<(), BatchError> {
+    for (index, fragment) in fragments.iter_mut().enumerate() {
+        each(fragment).map_err(|error| BatchError { index, error })?;
+    }
+    Ok(())
+}
+
 /// An authentication package seen from one side of an association.
 ///
 /// The same trait serves the initiator (client) and the acceptor (server): the association calls
@@ -246,6 +284,39 @@ pub trait SecurityProvider: Send + fmt::Debug {
         stub: Range<usize>,
         signature: &[u8],
     ) -> Result<(), SecurityError>;
+
+    /// Protects several outgoing fragments, in order: as [`wrap`](Self::wrap) on each in turn
+    /// (the default does exactly that), but a provider whose fragments are independent
+    /// messages under one key may work on them together (NTLM hashes them side by side).
+    ///
+    /// # Errors
+    /// As [`wrap`](Self::wrap), with the index of the fragment that failed; the fragments
+    /// before it are protected.
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        one_by_one(fragments, |f| {
+            self.wrap(protection, f.pdu, f.stub.clone(), f.signature)
+        })
+    }
+
+    /// Checks several incoming fragments, in the order received: as [`unwrap`](Self::unwrap)
+    /// on each in turn (the default does exactly that).
+    ///
+    /// # Errors
+    /// As [`unwrap`](Self::unwrap), with the index of the first fragment that failed: the
+    /// fragments before it are verified (and unsealed), those from it on are not.
+    fn unwrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        one_by_one(fragments, |f| {
+            self.unwrap(protection, f.pdu, f.stub.clone(), f.signature)
+        })
+    }
 
     /// Who authenticated, once an acceptor's handshake completed: what a server tells the
     /// interface implementation about its caller. `None` for an initiator, an anonymous

@@ -14,7 +14,7 @@ use crate::pdu::{
     FaultStatus, Pdu, PduBody, PortAny, PresentationContext, ProviderReason, RejectReason, Request,
     Shutdown,
 };
-use crate::security::{AuthLevel, AuthStep, AuthType, SecurityError, SecurityProvider};
+use crate::security::{AuthLevel, AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
 use crate::syntax::{BindTimeFeatures, SyntaxId};
 use crate::trailer;
 use crate::uuid::Uuid;
@@ -298,6 +298,9 @@ pub struct ServerAssociation {
     /// Answered calls whose last fragment is handed out but not written: where each ends in
     /// the stream of bytes handed out.
     answered: VecDeque<u64>,
+    /// Response fragments cut and protected together, not handed out yet; with whether each
+    /// is its call's last.
+    ready: VecDeque<(Chain, bool)>,
     /// Request stub bytes the association may hold in reassembly (the driver's share of a
     /// budget across associations).
     reassembly_allowance: usize,
@@ -345,6 +348,7 @@ impl ServerAssociation {
             emitted: 0,
             written: 0,
             answered: VecDeque::new(),
+            ready: VecDeque::new(),
             reassembly_allowance: usize::MAX,
         })
     }
@@ -360,6 +364,7 @@ impl ServerAssociation {
             Ok(()) => Ok(()),
             Err(Refusal { error, answer }) => {
                 self.sending.clear();
+                self.ready.clear();
                 self.control.clear();
                 self.incoming.clear();
                 self.dispatched.clear();
@@ -437,34 +442,80 @@ impl ServerAssociation {
     /// `Limits::max_send_queue` bytes handed out are unwritten, no response fragment is cut
     /// (the small control PDUs, bind_ack, fault, shutdown, still come).
     pub fn poll_transmit(&mut self) -> Option<Chain> {
-        let busy = self.sending.front().is_some_and(Fragmenter::in_progress);
+        let busy =
+            !self.ready.is_empty() || self.sending.front().is_some_and(Fragmenter::in_progress);
         if (!busy || self.state.is_err())
             && let Some(pdu) = self.control.pop_front()
         {
             return Some(self.emit(Chain::from(pdu)));
         }
-        if self.unwritten >= self.config.limits.max_send_queue {
-            return None;
+        if self.ready.is_empty() {
+            if self.unwritten >= self.config.limits.max_send_queue {
+                return None;
+            }
+            if let Err(error) = self.cut() {
+                self.state = Err(error);
+                return None;
+            }
         }
-        let fragmenter = self.sending.front_mut()?;
-        let (pdu, stub) = fragmenter.next_fragment()?;
+        let (frame, last) = self.ready.pop_front()?;
+        let frame = self.emit(frame);
+        if last {
+            self.answered.push_back(self.emitted);
+        }
+        Some(frame)
+    }
+
+    /// Cuts the next fragments of the call being answered into `ready`: one, or on a protected
+    /// association up to [`PROTECT_BATCH`] protected together, as many as the send queue's room
+    /// takes (the first always).
+    fn cut(&mut self) -> Result<(), ProtocolError> {
+        let Some(fragmenter) = self.sending.front_mut() else {
+            return Ok(());
+        };
+        let auth = self
+            .auth
+            .as_mut()
+            .filter(|auth| auth.protection() != Protection::None);
+        let Some(auth) = auth else {
+            let Some((pdu, stub)) = fragmenter.next_fragment() else {
+                return Ok(());
+            };
+            let last = fragmenter.is_done();
+            if last {
+                self.sending.pop_front();
+            }
+            let frame = assoc::encode_protected(pdu, stub, None)?;
+            self.ready.push_back((frame, last));
+            return Ok(());
+        };
+        let room = self
+            .config
+            .limits
+            .max_send_queue
+            .saturating_sub(self.unwritten);
+        let mut cut = 0_usize;
+        let mut batch = Vec::with_capacity(PROTECT_BATCH);
+        while batch.len() < PROTECT_BATCH && (batch.is_empty() || cut < room) {
+            let Some((pdu, stub)) = fragmenter.next_fragment() else {
+                break;
+            };
+            cut = cut.saturating_add(stub.len());
+            batch.push((pdu, stub));
+        }
         let last = fragmenter.is_done();
         if last {
             self.sending.pop_front();
         }
-        match assoc::encode_protected(pdu, stub, self.auth.as_mut()) {
-            Ok(frame) => {
-                let frame = self.emit(frame);
-                if last {
-                    self.answered.push_back(self.emitted);
-                }
-                Some(frame)
-            }
-            Err(error) => {
-                self.state = Err(error);
-                None
-            }
-        }
+        let count = batch.len();
+        let frames = assoc::encode_protected_batch(batch, auth)?;
+        self.ready.extend(
+            frames
+                .into_iter()
+                .enumerate()
+                .map(|(index, frame)| (frame, last && index + 1 == count)),
+        );
+        Ok(())
     }
 
     /// Counts a frame handed out.
@@ -499,6 +550,7 @@ impl ServerAssociation {
         self.sending
             .iter()
             .map(Fragmenter::remaining)
+            .chain(self.ready.iter().map(|(frame, _)| frame.len()))
             .fold(self.unwritten, usize::saturating_add)
     }
 
@@ -511,7 +563,12 @@ impl ServerAssociation {
     /// Calls in flight: being received, dispatched and unanswered, or answered and not
     /// wholly written (what `Limits::max_calls_in_flight` bounds).
     pub fn calls_in_flight(&self) -> usize {
-        self.incoming.len() + self.dispatched.len() + self.sending.len() + self.answered.len()
+        let cut_whole = self.ready.iter().filter(|(_, last)| *last).count();
+        self.incoming.len()
+            + self.dispatched.len()
+            + self.sending.len()
+            + cut_whole
+            + self.answered.len()
     }
 
     /// Request stub bytes held by the requests being reassembled.
@@ -1529,6 +1586,10 @@ fn negotiated_frag_size(bind: &Bind, limits: &Limits) -> u16 {
 
 /// `negotiate`'s argument for a bind (its negation for an alter_context).
 const IN_BIND: bool = true;
+
+/// Response fragments protected together at most: what a provider can work on side by side
+/// (NTLM hashes up to eight at once), and at 64 KiB fragments half a megabyte cut ahead.
+const PROTECT_BATCH: usize = 8;
 
 /// RPC_S_NO_CALL_ACTIVE (1725): a request that starts with a cancel pending.
 const NO_CALL_ACTIVE: FaultStatus = FaultStatus(0x0000_06bd);

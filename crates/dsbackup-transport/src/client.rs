@@ -38,7 +38,7 @@ use dsbackup_proto::{
     ApiMisuse, AuthLevel, Chain, ClientAssociation, ClientConfig, ClientEvent, ContextOutcome,
     ContextReport, DataRep, Limits, SecurityError, SecurityProvider, SyntaxId, Uuid, frame_len,
 };
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -730,6 +730,9 @@ impl Drop for CancelOnDrop<'_> {
 /// of 8 KiB made a backup read's 5840-byte fragments arrive in about one read each).
 const READ_BUFFER: usize = 64 * 1024;
 
+/// Received frames handed to the association at most at once, to be verified together.
+const RECEIVE_BATCH: usize = 8;
+
 /// Writes every queued PDU of the association, in order.
 async fn flush(
     assoc: &mut ClientAssociation,
@@ -910,6 +913,32 @@ impl Driver {
         }
     }
 
+    /// `first`, and the whole frames that came behind it and need no wait (up to
+    /// [`RECEIVE_BATCH`]), each counted and tapped; with how the connection ended, if it did
+    /// behind them.
+    fn received_with(&mut self, first: BytesMut) -> (Vec<BytesMut>, Option<TransportError>) {
+        let mut frames = Vec::with_capacity(RECEIVE_BATCH);
+        let mut end = None;
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            self.metrics.frame_in();
+            if let Some(tapped) = &self.tapped {
+                tapped.received(&frame);
+            }
+            frames.push(frame);
+            if frames.len() >= RECEIVE_BATCH {
+                break;
+            }
+            match self.reader.next().now_or_never() {
+                Some(Some(Ok(frame))) => next = Some(frame),
+                Some(Some(Err(error))) => end = Some(frame_error(error)),
+                Some(None) => end = Some(TransportError::Closed),
+                None => {}
+            }
+        }
+        (frames, end)
+    }
+
     async fn drive(&mut self, stop: &CancellationToken) -> TransportError {
         loop {
             while let Some(frame) = self.assoc.poll_transmit() {
@@ -940,16 +969,20 @@ impl Driver {
                 },
                 frame = self.reader.next() => match frame {
                     Some(Ok(frame)) => {
-                        self.metrics.frame_in();
-                        if let Some(tapped) = &self.tapped {
-                            tapped.received(&frame);
-                        }
-                        if let Err(error) = self.assoc.handle_frame(frame) {
+                        // With the frames already received behind it: verified together.
+                        let (frames, end) = self.received_with(frame);
+                        if let Err(error) = self.assoc.handle_frames(frames) {
                             // Answer the calls the failure concerns first (a fault), then fail.
                             while let Some(event) = self.assoc.poll_event() {
                                 self.event(event);
                             }
                             return TransportError::peer(error);
+                        }
+                        if let Some(end) = end {
+                            while let Some(event) = self.assoc.poll_event() {
+                                self.event(event);
+                            }
+                            return end;
                         }
                     }
                     Some(Err(error)) => return frame_error(error),

@@ -2188,3 +2188,246 @@ fn a_duplicated_verification_trailer_command_is_access_denied() {
     let fault = pair.frames(Dir::ToClient, PacketType::FAULT).pop().unwrap();
     assert_eq!(fault_status(&fault).0, FaultStatus::ACCESS_DENIED);
 }
+
+// --- Fragments protected and verified in batches. ---
+
+/// Toy, recording the size of every batch the associations hand it.
+#[derive(Debug)]
+struct Batching {
+    toy: Toy,
+    /// `(wrap, fragments)` of each batch.
+    batches: std::sync::Arc<std::sync::Mutex<Vec<(bool, usize)>>>,
+}
+
+impl SecurityProvider for Batching {
+    fn auth_type(&self) -> AuthType {
+        self.toy.auth_type()
+    }
+
+    fn step(&mut self, peer_token: Option<&[u8]>) -> Result<AuthStep, SecurityError> {
+        self.toy.step(peer_token)
+    }
+
+    fn is_established(&self) -> bool {
+        self.toy.is_established()
+    }
+
+    fn signature_len(&self) -> usize {
+        self.toy.signature_len()
+    }
+
+    fn wrap(
+        &mut self,
+        protection: Protection,
+        pdu: &mut [u8],
+        stub: core::ops::Range<usize>,
+        signature: &mut [u8],
+    ) -> Result<(), SecurityError> {
+        self.toy.wrap(protection, pdu, stub, signature)
+    }
+
+    fn unwrap(
+        &mut self,
+        protection: Protection,
+        pdu: &mut [u8],
+        stub: core::ops::Range<usize>,
+        signature: &[u8],
+    ) -> Result<(), SecurityError> {
+        self.toy.unwrap(protection, pdu, stub, signature)
+    }
+
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [crate::security::Protected<'_>],
+    ) -> Result<(), crate::security::BatchError> {
+        self.batches.lock().unwrap().push((true, fragments.len()));
+        crate::security::one_by_one(fragments, |f| {
+            self.toy
+                .wrap(protection, f.pdu, f.stub.clone(), f.signature)
+        })
+    }
+
+    fn unwrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [crate::security::Protected<'_>],
+    ) -> Result<(), crate::security::BatchError> {
+        self.batches.lock().unwrap().push((false, fragments.len()));
+        crate::security::one_by_one(fragments, |f| {
+            self.toy
+                .unwrap(protection, f.pdu, f.stub.clone(), f.signature)
+        })
+    }
+}
+
+type Batches = std::sync::Arc<std::sync::Mutex<Vec<(bool, usize)>>>;
+
+/// A pair bound at `level` whose both providers record their batches; with the context id.
+fn batching_pair(level: AuthLevel, size: u16) -> (Pair, u16, Batches, Batches) {
+    let (mut client, server) = config_with_frag(size);
+    client.auth_level = level;
+    let client_batches = Batches::default();
+    let server_batches = Batches::default();
+    let initiator = Batching {
+        toy: Toy::new(true, b"toy-authenticate"),
+        batches: client_batches.clone(),
+    };
+    let seen = server_batches.clone();
+    let factory: SecurityFactory = Box::new(move |auth_type| {
+        (auth_type == AuthType::WINNT).then(|| {
+            Box::new(Batching {
+                toy: Toy::new(false, b"toy-authenticate"),
+                batches: seen.clone(),
+            }) as Box<dyn SecurityProvider>
+        })
+    });
+    let mut pair = Pair::with_security(client, Some(Box::new(initiator)), server, Some(factory));
+    let ids = pair.client.bind(&[AD_BACKUP]).unwrap();
+    pair.drive().unwrap();
+    assert!(pair.client.is_bound());
+    (pair, ids[0], client_batches, server_batches)
+}
+
+/// Three calls answered with `sizes`-byte stubs; the server's frames, not yet given to the
+/// client.
+fn answered_frames(pair: &mut Pair, context: u16, sizes: [usize; 3]) -> Vec<Bytes> {
+    for (seed, _) in sizes.iter().enumerate() {
+        pair.client
+            .call(context, 4, None, pattern(10, u8::try_from(seed).unwrap()))
+            .unwrap();
+    }
+    pair.drive().unwrap();
+    for (request, size) in pair.take_requests().into_iter().zip(sizes) {
+        pair.server
+            .respond(request.call_id, pattern(size, 7))
+            .unwrap();
+    }
+    core::iter::from_fn(|| pair.server.next_frame()).collect()
+}
+
+/// The server protects a response's fragments eight at a time, and a client handed every
+/// fragment at once verifies them in one batch: the calls get the same answers as when the
+/// fragments come one by one.
+#[test]
+fn fragments_protected_and_verified_in_batches_answer_as_one_by_one() {
+    for level in [AuthLevel::PKT_INTEGRITY, AuthLevel::PKT_PRIVACY] {
+        let sizes = [20_000, 100, 9_000];
+        let (mut batched, context, client_batches, server_batches) = batching_pair(level, 1432);
+        let frames = answered_frames(&mut batched, context, sizes);
+        let server_wraps: Vec<usize> = server_batches
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(wrap, _)| *wrap)
+            .map(|&(_, n)| n)
+            .collect();
+        // 20,000 bytes in 1432-byte fragments: 15 fragments, cut 8 + 7; then 1; then 7.
+        assert_eq!(server_wraps, [8, 7, 1, 7], "{level:?}");
+        assert_eq!(frames.len(), 23);
+        client_batches.lock().unwrap().clear();
+        batched
+            .client
+            .handle_frames(frames.iter().map(|f| BytesMut::from(&f[..])))
+            .unwrap();
+        assert_eq!(*client_batches.lock().unwrap(), [(false, 23)]);
+        batched.collect();
+
+        let (mut single, context, _, _) = batching_pair(level, 1432);
+        let again = answered_frames(&mut single, context, sizes);
+        assert_eq!(again, frames, "the toy is deterministic");
+        for frame in again {
+            single.client.handle_frame(frame).unwrap();
+        }
+        single.collect();
+        let answers = batched.responses();
+        assert_eq!(answers, single.responses());
+        assert_eq!(
+            answers
+                .iter()
+                .map(|(_, stub)| stub.len())
+                .collect::<Vec<_>>(),
+            sizes
+        );
+        assert!(
+            answers
+                .iter()
+                .all(|(_, stub)| stub[..] == pattern(stub.len(), 7)[..])
+        );
+    }
+}
+
+/// A tampered fragment in the middle of a batch fails the association; the calls whose
+/// fragments came before it are answered, the ones after it are not.
+#[test]
+fn a_tampered_fragment_in_a_batch_fails_after_the_ones_before_it() {
+    let (mut pair, context, _, _) = batching_pair(AuthLevel::PKT_PRIVACY, 1432);
+    let frames = answered_frames(&mut pair, context, [100, 100, 100]);
+    assert_eq!(frames.len(), 3);
+    let mut batch: Vec<BytesMut> = frames.iter().map(|f| BytesMut::from(&f[..])).collect();
+    batch[1][40] ^= 1;
+    let error = pair.client.handle_frames(batch).unwrap_err();
+    assert_eq!(error, ProtocolError::Security(SecurityError::BadSignature));
+    pair.collect();
+    let answered: Vec<u32> = pair.responses().iter().map(|(id, _)| *id).collect();
+    assert_eq!(answered.len(), 1, "only the first call is answered");
+    assert_eq!(pair.client.error(), Some(&error));
+    assert!(pair.client.poll_transmit().is_none());
+}
+
+/// A batch that mixes protected responses and an unsigned fault is handled in the order
+/// received: the fault answers its call, the responses theirs.
+#[test]
+fn an_unsigned_fault_inside_a_batch_answers_its_call_in_order() {
+    let (mut pair, context, _, _) = batching_pair(AuthLevel::PKT_INTEGRITY, 5840);
+    for seed in 0..3 {
+        pair.client
+            .call(context, 4, None, pattern(10, seed))
+            .unwrap();
+    }
+    pair.drive().unwrap();
+    let requests = pair.take_requests();
+    pair.server
+        .respond(requests[0].call_id, pattern(50, 1))
+        .unwrap();
+    pair.server
+        .fault(requests[1].call_id, FaultStatus::OP_RNG_ERROR)
+        .unwrap();
+    pair.server
+        .respond(requests[2].call_id, pattern(60, 2))
+        .unwrap();
+    let frames: Vec<BytesMut> = core::iter::from_fn(|| pair.server.next_frame())
+        .map(|f| BytesMut::from(&f[..]))
+        .collect();
+    assert_eq!(frames.len(), 3);
+    let received: Vec<u32> = frames
+        .iter()
+        .map(|f| CommonHeader::decode(f).unwrap().call_id)
+        .collect();
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| CommonHeader::decode(f).unwrap().auth_length)
+            .collect::<Vec<_>>(),
+        [0, 16, 16],
+        "the fault (sent first) is unsigned, the responses signed"
+    );
+    pair.client.handle_frames(frames).unwrap();
+    pair.collect();
+    let order: Vec<u32> = pair
+        .client_events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::Response { call_id, .. } | ClientEvent::Fault { call_id, .. } => {
+                Some(*call_id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, received);
+    let mut ids: Vec<u32> = requests.iter().map(|r| r.call_id).collect();
+    ids.sort_unstable();
+    let mut answered = order.clone();
+    answered.sort_unstable();
+    assert_eq!(answered, ids, "every call answered once");
+}
