@@ -33,7 +33,8 @@
 use core::ops::Range;
 
 use dsbackup_proto::{
-    AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider, SpnegoMechanism,
+    AuthStep, AuthType, BatchError, PeerIdentity, Protected, Protection, SecurityError,
+    SecurityProvider, SpnegoMechanism,
 };
 
 use crate::der::{self, Reader};
@@ -531,6 +532,26 @@ impl SecurityProvider for SpnegoAcceptor {
         self.inner()?.unwrap(protection, pdu, stub, signature)
     }
 
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        self.inner()
+            .map_err(|error| BatchError { index: 0, error })?
+            .wrap_batch(protection, fragments)
+    }
+
+    fn unwrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        self.inner()
+            .map_err(|error| BatchError { index: 0, error })?
+            .unwrap_batch(protection, fragments)
+    }
+
     fn peer_identity(&self) -> Option<PeerIdentity> {
         if self.state != State::Done {
             return None;
@@ -867,6 +888,26 @@ impl SecurityProvider for SpnegoInitiator {
         signature: &[u8],
     ) -> Result<(), SecurityError> {
         self.mech()?.unwrap(protection, pdu, stub, signature)
+    }
+
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        self.mech()
+            .map_err(|error| BatchError { index: 0, error })?
+            .wrap_batch(protection, fragments)
+    }
+
+    fn unwrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        self.mech()
+            .map_err(|error| BatchError { index: 0, error })?
+            .unwrap_batch(protection, fragments)
     }
 }
 
