@@ -67,6 +67,7 @@ mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
 mod initiator;
+mod md5x;
 mod messages;
 mod observer;
 pub mod rc4;
@@ -87,4 +88,4 @@ pub use crate::messages::{
     NegotiateMessage, Version, decode_string,
 };
 pub use crate::observer::{NtlmEavesdropper, ObservedContext};
-pub use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};
+pub use crate::session::{BatchResult, Role, SIGNATURE_LEN, SessionSecurity};

@@ -96,6 +96,17 @@ pub enum Protection {
     Privacy,
 }
 
+/// One protected fragment of a batch: as the arguments of wrap/unwrap.
+#[derive(Debug)]
+pub struct Protected<'a> {
+    /// The fragment from its first header byte to the end of the `sec_trailer`.
+    pub pdu: &'a mut [u8],
+    /// The range of `pdu` holding the stub and its auth padding (encrypted at privacy).
+    pub stub: Range<usize>,
+    /// The `auth_value`: written when wrapping, read when unwrapping.
+    pub signature: &'a mut [u8],
+}
+
 /// One leg of the authentication handshake, as the security provider answers it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum AuthStep {
