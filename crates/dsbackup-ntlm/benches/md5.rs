@@ -1,5 +1,6 @@
 //! HMAC-MD5 of several fragments under one key: one message after the other with the `hmac` and
-//! `md-5` crates, against the multi-buffer implementation (eight lanes).
+//! `md-5` crates, against the multi-buffer implementation (eight lanes); then a session's
+//! fragments sealed and signed one call each against one batch call.
 
 #![expect(
     missing_docs,
@@ -47,5 +48,60 @@ fn hmac_md5(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, hmac_md5);
+/// Eight fragments sealed (privacy) or signed (integrity) by one call each, and by one batch.
+fn session(c: &mut Criterion) {
+    use dsbackup_ntlm::{Key, NegotiateFlags as F, Role, SessionSecurity};
+    use dsbackup_proto::Protected;
+
+    let flags = F::NEGOTIATE_EXTENDED_SESSIONSECURITY
+        | F::NEGOTIATE_128
+        | F::NEGOTIATE_KEY_EXCH
+        | F::NEGOTIATE_SIGN
+        | F::NEGOTIATE_SEAL;
+    let session = || SessionSecurity::new(&Key::new([7; 16]), flags, Role::Initiator);
+    for len in [5840usize, 65536] {
+        let mut pdus: Vec<Vec<u8>> = (0..8).map(|_| vec![0x42; len]).collect();
+        let mut signatures = [[0u8; 16]; 8];
+        let stub = 24..len - 24;
+        let mut group = c.benchmark_group(format!("ntlm/8x{len}"));
+        group.throughput(Throughput::Bytes(8 * len as u64));
+        for seal in [false, true] {
+            let level = if seal { "privacy" } else { "integrity" };
+            let Ok(mut single) = session() else { return };
+            group.bench_function(format!("{level}_single"), |b| {
+                b.iter(|| {
+                    for (pdu, signature) in pdus.iter_mut().zip(&mut signatures) {
+                        *signature = if seal {
+                            single.seal_range(pdu, stub.clone()).unwrap_or_default()
+                        } else {
+                            single.sign(pdu)
+                        };
+                    }
+                });
+            });
+            let Ok(mut batched) = session() else { return };
+            group.bench_function(format!("{level}_batch"), |b| {
+                b.iter(|| {
+                    let mut fragments: Vec<Protected<'_>> = pdus
+                        .iter_mut()
+                        .zip(&mut signatures)
+                        .map(|(pdu, signature)| Protected {
+                            pdu,
+                            stub: stub.clone(),
+                            signature,
+                        })
+                        .collect();
+                    if seal {
+                        batched.seal_batch(&mut fragments)
+                    } else {
+                        batched.sign_batch(&mut fragments)
+                    }
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, hmac_md5, session);
 criterion_main!(benches);

@@ -314,3 +314,18 @@ fn batch_differential(key: &[u8], messages: &[(Vec<u8>, Vec<u8>)], last: u8) {
         panic!("unwrap_batch differs from unwrap: {batched:?} against {singles:?}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The differential oracle holds on any bytes (it panics on a difference).
+        #[test]
+        fn md5_multibuffer_holds(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            super::md5_multibuffer(&data);
+        }
+    }
+}

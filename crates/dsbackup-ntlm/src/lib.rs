@@ -58,6 +58,12 @@
 //! # Ok::<(), dsbackup_proto::SecurityError>(())
 //! ```
 //!
+//! Fragments can also be protected and checked several at a time
+//! ([`SessionSecurity::seal_batch`] and its siblings, one [`dsbackup_proto::Protected`] each):
+//! the bytes, signatures and sequence numbers are those of one call per fragment, and the
+//! HMAC-MD5 checksums of up to eight fragments are computed side by side (multi-buffer MD5 in
+//! the lanes of vector registers), where one message's MD5 is a single chain of dependent steps.
+//!
 //! [MS-NLMP]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/
 
 mod acceptor;
