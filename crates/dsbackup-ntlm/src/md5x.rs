@@ -3,9 +3,14 @@
 //! MD5 is one chain of dependent 32-bit steps, so a single message cannot be hashed faster than
 //! the chain's latency. The fragments of an RPC response, though, are independent messages
 //! under one signing key: their MD5s can run in the lanes of a vector register, one message a
-//! lane ("multi-buffer" hashing). Here the lanes are plain `[u32; LANES]` arrays whose lane-wise
-//! operations the compiler turns into vector instructions (SSE2 on x86-64, NEON on AArch64);
-//! eight lanes are two four-lane vectors, two independent chains that hide each other's latency.
+//! lane ("multi-buffer" hashing), in safe Rust: the state and message words are `[u32; LANES]`
+//! arrays, and one compression is a loop over the lanes whose body is the whole scalar
+//! compression of two lanes, `l` and `l + 4`, step by step. Too large to unroll, the loop is
+//! vectorized four lanes to a 128-bit register (on x86-64 the body is SSE2 `paddd`, `pslld`,
+//! `psrld`, `por`, `pxor`, `pand`, `pandn` only; NEON on AArch64): two independent chains of
+//! four messages each, which hide each other's latency. (Written as lane-wise operations on the
+//! arrays instead, the same code stayed scalar: the straight-line vectorizer gives up on a
+//! dependence chain 64 steps deep.)
 //!
 //! Each lane hashes its message block by block from the HMAC inner state; the blocks that
 //! straddle the prefix and the body, and the padding blocks, are built in a scratch block. A lane
