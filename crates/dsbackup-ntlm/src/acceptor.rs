@@ -11,7 +11,8 @@ use core::ops::Range;
 use std::sync::Arc;
 
 use dsbackup_proto::{
-    AuthStep, AuthType, DecodeError, PeerIdentity, Protection, SecurityError, SecurityProvider,
+    AuthStep, AuthType, BatchError, DecodeError, PeerIdentity, Protected, Protection,
+    SecurityError, SecurityProvider,
 };
 use subtle::ConstantTimeEq;
 
@@ -23,7 +24,9 @@ use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPairs, ChallengeMessage, NegotiateMessage, Version,
     encode_string,
 };
-use crate::session::{Role, SIGNATURE_LEN, SessionSecurity, unwrap, wrap};
+use crate::session::{
+    Role, SIGNATURE_LEN, SessionSecurity, unwrap, unwrap_batch, wrap, wrap_batch,
+};
 
 /// Where the acceptor finds a user's NT hash.
 pub trait CredentialStore: Send + Sync {
@@ -570,6 +573,24 @@ impl SecurityProvider for Acceptor {
         signature: &[u8],
     ) -> Result<(), SecurityError> {
         unwrap(self.session.as_mut(), protection, pdu, stub, signature)
+    }
+
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        wrap_batch(self.session.as_mut(), protection, fragments)
+            .map_err(|(index, error)| BatchError { index, error })
+    }
+
+    fn unwrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        unwrap_batch(self.session.as_mut(), protection, fragments)
+            .map_err(|(index, error)| BatchError { index, error })
     }
 
     fn peer_identity(&self) -> Option<PeerIdentity> {

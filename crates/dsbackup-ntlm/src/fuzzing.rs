@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::acceptor::{Acceptor, AcceptorConfig, InMemoryCredentials, ServerInputs};
+use crate::md5x::{self, HmacKey, Job};
 use crate::messages::Message;
 
 /// Decodes `data` as any NTLM message; when it decodes, re-encodes it and checks that the
@@ -114,5 +115,217 @@ pub fn rc4_differential(data: &[u8]) {
     )]
     if a != b {
         panic!("RC4 differs from the rc4 crate for key {key:02x?}");
+    }
+}
+
+/// Multi-buffer HMAC-MD5 of `messages`, each `prefix || body`, under `key`, as the session's
+/// batch calls compute it (for the benches).
+pub fn hmac_md5_many(key: &[u8], messages: &[(&[u8], &[u8])]) -> Vec<[u8; 16]> {
+    let key = HmacKey::new(key);
+    let jobs: Vec<Job<'_>> = messages
+        .iter()
+        .map(|&(prefix, body)| Job {
+            key: &key,
+            prefix,
+            body,
+        })
+        .collect();
+    let mut out = vec![[0u8; 16]; jobs.len()];
+    md5x::hmac_md5_many(&jobs, &mut out);
+    out
+}
+
+/// The multi-buffer HMAC-MD5 against the `hmac` and `md-5` crates, and the batch calls of a
+/// session against one call per fragment. `data` is a key (its length from the first byte, up
+/// to 80), a count of messages, then per message a prefix length (up to 70) and a body length
+/// (up to 5000, two bytes); the bytes left fill the messages, over and over. The same messages
+/// are then wrapped and unwrapped as fragments (the stub after the prefix), at the level and
+/// with the flags the last byte picks, one fragment altered on the way if it says so.
+///
+/// # Panics
+/// When a MAC differs from the crates', or a batch from the single calls (bytes, signatures,
+/// sequence numbers, the index and error of the first failure): a bug the fuzzer is looking for.
+pub fn md5_multibuffer(data: &[u8]) {
+    use hmac::{Hmac, KeyInit as _, Mac as _};
+    use md5::Md5;
+
+    let mut input = data.iter().copied();
+    let mut byte = || input.next().unwrap_or(0);
+    let key: Vec<u8> = {
+        let len = byte() % 81;
+        (0..len).map(|_| byte()).collect()
+    };
+    let count = usize::from(byte() % 20) + 1;
+    let shapes: Vec<(usize, usize)> = (0..count)
+        .map(|_| {
+            let prefix = usize::from(byte() % 71);
+            let body = usize::from(u16::from_le_bytes([byte(), byte()]) % 5001);
+            (prefix, body)
+        })
+        .collect();
+    let last = byte();
+    let header = 1 + key.len() + 1 + 3 * count + 1;
+    let fill = data
+        .get(header..)
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(&[0]);
+    let mut bytes = fill.iter().copied().cycle();
+    let messages: Vec<(Vec<u8>, Vec<u8>)> = shapes
+        .iter()
+        .map(|&(prefix, body)| {
+            (
+                bytes.by_ref().take(prefix).collect(),
+                bytes.by_ref().take(body).collect(),
+            )
+        })
+        .collect();
+
+    let pairs: Vec<(&[u8], &[u8])> = messages.iter().map(|(p, b)| (&p[..], &b[..])).collect();
+    let ours = hmac_md5_many(&key, &pairs);
+    #[expect(
+        clippy::panic,
+        reason = "the oracle reports a difference to the fuzzer"
+    )]
+    for (n, ((prefix, body), mac)) in pairs.iter().zip(&ours).enumerate() {
+        let Ok(mut theirs) = Hmac::<Md5>::new_from_slice(&key) else {
+            return;
+        };
+        theirs.update(prefix);
+        theirs.update(body);
+        if theirs.finalize().into_bytes()[..] != mac[..] {
+            panic!("HMAC-MD5 of message {n} of {count} differs from the hmac crate");
+        }
+    }
+    batch_differential(&key, &messages, last);
+}
+
+/// A fragment as the oracle and the tests keep it: the PDU, its stub range, its signature.
+pub(crate) type Fragment = (Vec<u8>, core::ops::Range<usize>, [u8; 16]);
+
+/// `fragments` as a batch carries them.
+pub(crate) fn protected(fragments: &mut [Fragment]) -> Vec<dsbackup_proto::Protected<'_>> {
+    fragments
+        .iter_mut()
+        .map(|(pdu, stub, signature)| dsbackup_proto::Protected {
+            pdu,
+            stub: stub.clone(),
+            signature,
+        })
+        .collect()
+}
+
+/// [`md5_multibuffer`]'s second half: the fragments `prefix || body`, the stub after the
+/// prefix; `last` picks the level (bit 0), KEY_EXCH (bit 1) and, from bit 2, which fragment
+/// is altered on the way (none when past the last one).
+fn batch_differential(key: &[u8], messages: &[(Vec<u8>, Vec<u8>)], last: u8) {
+    use dsbackup_proto::{Protection, SecurityError};
+
+    use crate::crypto::Key;
+    use crate::flags::NegotiateFlags as F;
+    use crate::session::{Role, SessionSecurity, unwrap, unwrap_batch, wrap, wrap_batch};
+
+    let mut session_key = [0u8; 16];
+    for (k, b) in session_key.iter_mut().zip(key) {
+        *k = *b;
+    }
+    let session_key = Key::new(session_key);
+    let mut flags = F::NEGOTIATE_EXTENDED_SESSIONSECURITY
+        | F::NEGOTIATE_128
+        | F::NEGOTIATE_SIGN
+        | F::NEGOTIATE_SEAL;
+    if last & 2 != 0 {
+        flags |= F::NEGOTIATE_KEY_EXCH;
+    }
+    let protection = if last & 1 != 0 {
+        Protection::Privacy
+    } else {
+        Protection::Integrity
+    };
+    let altered = usize::from(last >> 2);
+    let session = |role| SessionSecurity::new(&session_key, flags, role).ok();
+    let (Some(mut one), Some(mut many), Some(mut one_peer), Some(mut many_peer)) = (
+        session(Role::Initiator),
+        session(Role::Initiator),
+        session(Role::Acceptor),
+        session(Role::Acceptor),
+    ) else {
+        return;
+    };
+    let mut fragments: Vec<Fragment> = messages
+        .iter()
+        .map(|(prefix, body)| {
+            let pdu = [&prefix[..], &body[..]].concat();
+            let stub = prefix.len()..pdu.len();
+            (pdu, stub, [0; 16])
+        })
+        .collect();
+    let mut batch = fragments.clone();
+    let mut singles: Result<(), (usize, SecurityError)> = Ok(());
+    for (n, (pdu, stub, signature)) in fragments.iter_mut().enumerate() {
+        if let Err(error) = wrap(Some(&mut one), protection, pdu, stub.clone(), signature) {
+            singles = Err((n, error));
+            break;
+        }
+    }
+    let batched = wrap_batch(Some(&mut many), protection, &mut protected(&mut batch));
+    #[expect(
+        clippy::panic,
+        reason = "the oracle reports a difference to the fuzzer"
+    )]
+    if batched != singles
+        || batch != fragments
+        || one.next_send_seq_num() != many.next_send_seq_num()
+    {
+        panic!("wrap_batch differs from wrap: {batched:?} against {singles:?}");
+    }
+    for fragments in [&mut fragments, &mut batch] {
+        if let Some((pdu, _, _)) = fragments.get_mut(altered)
+            && let Some(byte) = pdu.last_mut()
+        {
+            *byte ^= 1;
+        }
+    }
+    let mut singles: Result<(), (usize, SecurityError)> = Ok(());
+    for (n, (pdu, stub, signature)) in fragments.iter_mut().enumerate() {
+        if let Err(error) = unwrap(
+            Some(&mut one_peer),
+            protection,
+            pdu,
+            stub.clone(),
+            signature,
+        ) {
+            singles = Err((n, error));
+            break;
+        }
+    }
+    let batched = unwrap_batch(Some(&mut many_peer), protection, &mut protected(&mut batch));
+    let accepted = match singles {
+        Ok(()) => fragments.len(),
+        Err((n, _)) => n,
+    };
+    #[expect(
+        clippy::panic,
+        reason = "the oracle reports a difference to the fuzzer"
+    )]
+    if batched != singles
+        || batch.get(..accepted) != fragments.get(..accepted)
+        || one_peer.next_recv_seq_num() != many_peer.next_recv_seq_num()
+    {
+        panic!("unwrap_batch differs from unwrap: {batched:?} against {singles:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The differential oracle holds on any bytes (it panics on a difference).
+        #[test]
+        fn md5_multibuffer_holds(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            super::md5_multibuffer(&data);
+        }
     }
 }

@@ -5,7 +5,9 @@
 use core::fmt;
 use core::ops::Range;
 
-use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
+use dsbackup_proto::{
+    AuthStep, AuthType, BatchError, Protected, Protection, SecurityError, SecurityProvider,
+};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::crypto::{self, Key, NtHash};
@@ -15,7 +17,9 @@ use crate::messages::{
     AuthenticateMessage, AvFlags, AvId, AvPairs, ChallengeMessage, NegotiateMessage, Version,
     encode_string,
 };
-use crate::session::{Role, SIGNATURE_LEN, SessionSecurity, unwrap, wrap};
+use crate::session::{
+    Role, SIGNATURE_LEN, SessionSecurity, unwrap, unwrap_batch, wrap, wrap_batch,
+};
 
 /// Who the initiator authenticates as.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -439,6 +443,24 @@ impl SecurityProvider for Initiator {
         signature: &[u8],
     ) -> Result<(), SecurityError> {
         unwrap(self.session.as_mut(), protection, pdu, stub, signature)
+    }
+
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        wrap_batch(self.session.as_mut(), protection, fragments)
+            .map_err(|(index, error)| BatchError { index, error })
+    }
+
+    fn unwrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [Protected<'_>],
+    ) -> Result<(), BatchError> {
+        unwrap_batch(self.session.as_mut(), protection, fragments)
+            .map_err(|(index, error)| BatchError { index, error })
     }
 }
 

@@ -58,6 +58,12 @@
 //! # Ok::<(), dsbackup_proto::SecurityError>(())
 //! ```
 //!
+//! Fragments can also be protected and checked several at a time
+//! ([`SessionSecurity::seal_batch`] and its siblings, one [`dsbackup_proto::Protected`] each):
+//! the bytes, signatures and sequence numbers are those of one call per fragment, and the
+//! HMAC-MD5 checksums of up to eight fragments are computed side by side (multi-buffer MD5 in
+//! the lanes of vector registers), where one message's MD5 is a single chain of dependent steps.
+//!
 //! [MS-NLMP]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/
 
 mod acceptor;
@@ -67,6 +73,7 @@ mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
 mod initiator;
+mod md5x;
 mod messages;
 mod observer;
 pub mod rc4;
@@ -87,4 +94,4 @@ pub use crate::messages::{
     NegotiateMessage, Version, decode_string,
 };
 pub use crate::observer::{NtlmEavesdropper, ObservedContext};
-pub use crate::session::{Role, SIGNATURE_LEN, SessionSecurity};
+pub use crate::session::{BatchResult, Role, SIGNATURE_LEN, SessionSecurity};

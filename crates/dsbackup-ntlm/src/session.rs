@@ -20,7 +20,7 @@
 use core::fmt;
 use core::ops::Range;
 
-use dsbackup_proto::{Protection, SecurityError};
+use dsbackup_proto::{Protected, Protection, SecurityError};
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use subtle::ConstantTimeEq;
@@ -28,6 +28,11 @@ use subtle::ConstantTimeEq;
 use crate::crypto::{self, Direction, Key, Rc4Stream};
 use crate::error::{NtlmError, SignatureError};
 use crate::flags::NegotiateFlags;
+use crate::md5x::{self, HmacKey, Job, LANES};
+
+/// What a batch call answers: on failure, the index of the fragment that failed and the error
+/// its single call gives.
+pub type BatchResult = Result<(), (usize, NtlmError)>;
 
 /// Length of an NTLMSSP_MESSAGE_SIGNATURE.
 pub const SIGNATURE_LEN: usize = 16;
@@ -52,6 +57,8 @@ struct DirectionState {
     /// HMAC-MD5 keyed with the signing key: its inner and outer states are computed once,
     /// and each message's checksum starts from a copy. The MD5 states are zeroized on drop.
     signing: Hmac<Md5>,
+    /// The same key as the multi-buffer HMAC's two states, for the batch calls.
+    batch_key: HmacKey,
     /// The sealing key, to key the handle afresh after SPNEGO's mechanism list MIC.
     seal_key: Key,
     sealing: Rc4Stream,
@@ -82,8 +89,10 @@ impl SessionSecurity {
         };
         let state = |direction| {
             let seal_key = crypto::seal_key(exported_session_key, flags, direction);
+            let sign_key = crypto::sign_key(exported_session_key, direction);
             DirectionState {
-                signing: signing_mac(&crypto::sign_key(exported_session_key, direction)),
+                signing: signing_mac(&sign_key),
+                batch_key: HmacKey::new(sign_key.as_bytes()),
                 sealing: Rc4Stream::new(seal_key.as_bytes()),
                 seal_key,
                 seq_num: 0,
@@ -125,7 +134,7 @@ impl SessionSecurity {
     /// [`SignatureError`] for a wrong length, version, sequence number or checksum.
     pub fn verify(&mut self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         let key_exch = self.key_exch();
-        let received = self.inbound.precheck(signature)?;
+        let received = self.inbound.precheck(signature, 0)?;
         self.inbound.compare(message, received, key_exch)
     }
 
@@ -145,7 +154,7 @@ impl SessionSecurity {
     pub fn unseal(&mut self, message: &mut [u8], signature: &[u8]) -> Result<(), SignatureError> {
         let key_exch = self.key_exch();
         let inbound = &mut self.inbound;
-        let received = inbound.precheck(signature)?;
+        let received = inbound.precheck(signature, 0)?;
         let len = message.len();
         let checksum = inbound.unseal_and_sign(message, 0..len);
         inbound.accept(checksum, received, key_exch)
@@ -186,10 +195,146 @@ impl SessionSecurity {
     ) -> Result<(), NtlmError> {
         let key_exch = self.key_exch();
         let inbound = &mut self.inbound;
-        let received = inbound.precheck(signature)?;
+        let received = inbound.precheck(signature, 0)?;
         check_range(message, &sealed)?;
         let checksum = inbound.unseal_and_sign(message, sealed);
         inbound.accept(checksum, received, key_exch)?;
+        Ok(())
+    }
+
+    /// Signs each of `fragments` (their `pdu`, whole) into its `signature`, in order: the
+    /// signatures and sequence numbers of one [`sign`](Self::sign) call per fragment, with the
+    /// checksums of up to eight fragments computed side by side. `stub` is not used.
+    ///
+    /// # Errors
+    /// The index of the first fragment whose `signature` is not 16 bytes long, with
+    /// [`NtlmError::WrongState`]; the fragments before it are signed.
+    pub fn sign_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+        self.protect_batch(fragments, false)
+    }
+
+    /// Signs and seals each of `fragments` in order: the bytes, signatures and sequence
+    /// numbers of one [`seal_range`](Self::seal_range) call per fragment (over its `pdu` and
+    /// `stub`), with the checksums of up to eight plaintext fragments computed side by side
+    /// before RC4 runs over them in order.
+    ///
+    /// # Errors
+    /// The index of the first fragment whose `signature` is not 16 bytes long or whose `stub`
+    /// is not inside its `pdu`, with [`NtlmError::WrongState`]; the fragments before it are
+    /// sealed, it and those after it are untouched.
+    pub fn seal_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+        self.protect_batch(fragments, true)
+    }
+
+    /// Checks the signature of each of `fragments` in order: one [`verify`](Self::verify) call
+    /// per fragment, with the checksums of up to eight fragments computed side by side.
+    ///
+    /// # Errors
+    /// The index of the first fragment that does not verify and the error of its single call
+    /// ([`NtlmError::BadSignature`]); the fragments before it are accepted.
+    pub fn verify_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+        self.check_batch(fragments, false)
+    }
+
+    /// Unseals and checks each of `fragments` in order: one
+    /// [`unseal_range`](Self::unseal_range) call per fragment, RC4 running over each stub and
+    /// then its checksum in order, then the checksums of up to eight fragments computed side by
+    /// side.
+    ///
+    /// # Errors
+    /// The index of the first fragment that fails and the error of its single call; the
+    /// fragments before it are unsealed and accepted. After a checksum failure the contents of
+    /// the fragments after the failing one are unspecified (some may be decrypted) and, as
+    /// after a single failure, this direction refuses every later message.
+    pub fn unseal_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+        self.check_batch(fragments, true)
+    }
+
+    /// [`sign_batch`](Self::sign_batch) or, with `seal`, [`seal_batch`](Self::seal_batch).
+    fn protect_batch(&mut self, fragments: &mut [Protected<'_>], seal: bool) -> BatchResult {
+        let key_exch = self.key_exch();
+        let out = &mut self.outbound;
+        let refused = fragments.iter().enumerate().find_map(|(index, fragment)| {
+            let usable = if fragment.signature.len() != SIGNATURE_LEN {
+                Err(NtlmError::WrongState(SIGNATURE_BUFFER))
+            } else if seal {
+                check_range(fragment.pdu, &fragment.stub)
+            } else {
+                Ok(())
+            };
+            usable.err().map(|error| (index, error))
+        });
+        let usable = refused
+            .as_ref()
+            .map_or(fragments.len(), |(index, _)| *index);
+        let (usable, _) = fragments.split_at_mut(usable);
+        for group in usable.chunks_mut(LANES) {
+            let sums = out.checksums(group.iter().map(|fragment| &*fragment.pdu));
+            for (fragment, checksum) in group.iter_mut().zip(sums) {
+                if seal && let Some(stub) = fragment.pdu.get_mut(fragment.stub.clone()) {
+                    out.sealing.apply(stub);
+                }
+                let signature = out.finish(checksum, key_exch);
+                fragment.signature.copy_from_slice(&signature);
+            }
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// [`verify_batch`](Self::verify_batch) or, with `seal`, [`unseal_batch`](Self::unseal_batch).
+    fn check_batch(&mut self, fragments: &mut [Protected<'_>], seal: bool) -> BatchResult {
+        let key_exch = self.key_exch();
+        let inbound = &mut self.inbound;
+        let mut first = 0;
+        for group in fragments.chunks_mut(LANES) {
+            // The signatures as the single calls check them before decrypting anything, each
+            // at the sequence number it comes at; the group stops at the first refused one.
+            let mut received = [[0u8; 8]; LANES];
+            let mut refused = None;
+            let mut ready = 0;
+            for ((ahead, fragment), received) in (0u32..).zip(&*group).zip(&mut received) {
+                let checked = inbound
+                    .precheck(fragment.signature, ahead)
+                    .map_err(NtlmError::from)
+                    .and_then(|sum| {
+                        if seal {
+                            check_range(fragment.pdu, &fragment.stub).map(|()| sum)
+                        } else {
+                            Ok(sum)
+                        }
+                    });
+                match checked {
+                    Ok(sum) => *received = sum,
+                    Err(error) => {
+                        refused = Some(error);
+                        break;
+                    }
+                }
+                ready += 1;
+            }
+            let (ready, _) = group.split_at_mut(ready);
+            // RC4 in order: each stub, then its checksum.
+            for (fragment, received) in ready.iter_mut().zip(&mut received) {
+                if seal && let Some(stub) = fragment.pdu.get_mut(fragment.stub.clone()) {
+                    inbound.sealing.apply(stub);
+                }
+                if key_exch {
+                    inbound.sealing.apply(received);
+                }
+            }
+            let expected = inbound.checksums(ready.iter().map(|fragment| &*fragment.pdu));
+            for (index, (expected, received)) in
+                expected.iter().zip(&received).take(ready.len()).enumerate()
+            {
+                inbound
+                    .check(expected, received)
+                    .map_err(|error| (first + index, error.into()))?;
+            }
+            if let Some(error) = refused {
+                return Err((first + ready.len(), error));
+            }
+            first += group.len();
+        }
         Ok(())
     }
 
@@ -375,6 +520,39 @@ impl DirectionState {
         truncate(mac)
     }
 
+    /// The checksums of up to [`LANES`] `messages` (the first ones, if more), side by side:
+    /// the first at the current sequence number, the next at the one after, and so on.
+    fn checksums<'m>(&self, messages: impl Iterator<Item = &'m [u8]>) -> [[u8; 8]; LANES] {
+        let mut seq_nums = [[0u8; 4]; LANES];
+        for (ahead, seq_num) in (0u32..).zip(&mut seq_nums) {
+            *seq_num = self.seq_num.wrapping_add(ahead).to_le_bytes();
+        }
+        let idle = Job {
+            key: &self.batch_key,
+            prefix: &[],
+            body: &[],
+        };
+        let mut jobs = [idle; LANES];
+        let mut count = 0;
+        for ((job, message), seq_num) in jobs.iter_mut().zip(messages).zip(&seq_nums) {
+            *job = Job {
+                key: &self.batch_key,
+                prefix: seq_num,
+                body: message,
+            };
+            count += 1;
+        }
+        let mut macs = [[0u8; 16]; LANES];
+        md5x::hmac_md5_many(jobs.get(..count).unwrap_or_default(), &mut macs);
+        macs.map(|mac| {
+            let mut checksum = [0u8; 8];
+            for (byte, mac_byte) in checksum.iter_mut().zip(mac) {
+                *byte = mac_byte;
+            }
+            checksum
+        })
+    }
+
     /// The signature carrying `checksum`, which the sealing handle encrypts first with
     /// NEGOTIATE_KEY_EXCH (after the message, when sealing); advances the sequence number.
     fn finish(&mut self, mut checksum: [u8; 8], key_exch: bool) -> [u8; SIGNATURE_LEN] {
@@ -391,8 +569,9 @@ impl DirectionState {
         signature
     }
 
-    /// Checks length, version and sequence number; returns the (still encrypted) checksum.
-    fn precheck(&self, signature: &[u8]) -> Result<[u8; 8], SignatureError> {
+    /// Checks length, version and sequence number, which is `ahead` past the current one;
+    /// returns the (still encrypted) checksum.
+    fn precheck(&self, signature: &[u8], ahead: u32) -> Result<[u8; 8], SignatureError> {
         let Some(
             &[
                 v0,
@@ -426,9 +605,10 @@ impl DirectionState {
             return Err(SignatureError::BadVersion(version));
         }
         let seq_num = u32::from_le_bytes([s0, s1, s2, s3]);
-        if seq_num != self.seq_num {
+        let expected = self.seq_num.wrapping_add(ahead);
+        if seq_num != expected {
             return Err(SignatureError::OutOfSequence {
-                expected: self.seq_num,
+                expected,
                 got: seq_num,
             });
         }
@@ -457,7 +637,13 @@ impl DirectionState {
         if key_exch {
             self.sealing.apply(&mut received);
         }
-        if bool::from(expected.ct_eq(&received)) {
+        self.check(&expected, &received)
+    }
+
+    /// Compares the decrypted received checksum with `expected` in constant time; advances on
+    /// success, breaks this direction on failure.
+    fn check(&mut self, expected: &[u8; 8], received: &[u8; 8]) -> Result<(), SignatureError> {
+        if bool::from(expected.ct_eq(received)) {
             self.seq_num = self.seq_num.wrapping_add(1);
             Ok(())
         } else {
@@ -479,6 +665,9 @@ fn truncate(mac: Hmac<Md5>) -> [u8; 8] {
 /// `Version` of NTLMSSP_MESSAGE_SIGNATURE.
 const SIGNATURE_VERSION: u32 = 1;
 
+/// Why a signature buffer was refused.
+const SIGNATURE_BUFFER: &str = "signature buffer is not 16 bytes";
+
 /// [`SecurityProvider::wrap`](dsbackup_proto::SecurityProvider::wrap) over a session, shared by
 /// both sides.
 pub(crate) fn wrap(
@@ -491,7 +680,7 @@ pub(crate) fn wrap(
     let session = session.ok_or(SecurityError::WrongState("not established"))?;
     let out: &mut [u8; SIGNATURE_LEN] = signature
         .try_into()
-        .map_err(|_| SecurityError::Unsupported("signature buffer is not 16 bytes"))?;
+        .map_err(|_| SecurityError::Unsupported(SIGNATURE_BUFFER))?;
     match protection {
         Protection::None => {}
         Protection::Integrity => *out = session.sign(pdu),
@@ -519,6 +708,77 @@ pub(crate) fn unwrap(
     }
 }
 
+/// [`wrap`] over each of `fragments` in order, the checksums of several computed side by side.
+///
+/// # Errors
+/// The index of the first fragment whose [`wrap`] fails and its error; the fragments before it
+/// are protected, it and those after it are untouched.
+pub(crate) fn wrap_batch(
+    session: Option<&mut SessionSecurity>,
+    protection: Protection,
+    fragments: &mut [Protected<'_>],
+) -> Result<(), (usize, SecurityError)> {
+    if fragments.is_empty() {
+        return Ok(());
+    }
+    let session = established(session)?;
+    let sized = fragments
+        .iter()
+        .position(|fragment| fragment.signature.len() != SIGNATURE_LEN)
+        .unwrap_or(fragments.len());
+    let (usable, _) = fragments.split_at_mut(sized);
+    let calls = [SessionSecurity::sign_batch, SessionSecurity::seal_batch];
+    run_batch(session, protection, usable, calls)?;
+    if sized < fragments.len() {
+        Err((sized, SecurityError::Unsupported(SIGNATURE_BUFFER)))
+    } else {
+        Ok(())
+    }
+}
+
+/// [`unwrap`] over each of `fragments` in order, the checksums of several computed side by
+/// side.
+///
+/// # Errors
+/// The index of the first fragment whose [`unwrap`] fails and its error; the fragments before it
+/// are accepted (see [`SessionSecurity::unseal_batch`] for those after it).
+pub(crate) fn unwrap_batch(
+    session: Option<&mut SessionSecurity>,
+    protection: Protection,
+    fragments: &mut [Protected<'_>],
+) -> Result<(), (usize, SecurityError)> {
+    if fragments.is_empty() {
+        return Ok(());
+    }
+    let calls = [SessionSecurity::verify_batch, SessionSecurity::unseal_batch];
+    run_batch(established(session)?, protection, fragments, calls)
+}
+
+/// The session of a batch, which fails at its first fragment without one.
+fn established(
+    session: Option<&mut SessionSecurity>,
+) -> Result<&mut SessionSecurity, (usize, SecurityError)> {
+    session.ok_or((0, SecurityError::WrongState("not established")))
+}
+
+/// A batch call of [`SessionSecurity`].
+type BatchCall = fn(&mut SessionSecurity, &mut [Protected<'_>]) -> BatchResult;
+
+/// The batch call of `protection`: the first of `calls` at integrity, the second at privacy.
+fn run_batch(
+    session: &mut SessionSecurity,
+    protection: Protection,
+    fragments: &mut [Protected<'_>],
+    [integrity, privacy]: [BatchCall; 2],
+) -> Result<(), (usize, SecurityError)> {
+    match protection {
+        Protection::None => Ok(()),
+        Protection::Integrity => integrity(session, fragments),
+        Protection::Privacy => privacy(session, fragments),
+    }
+    .map_err(|(index, error)| (index, error.into()))
+}
+
 #[cfg(test)]
 mod tests {
     use hmac::{Hmac, KeyInit as _, Mac as _};
@@ -527,6 +787,7 @@ mod tests {
     use rc4::{Rc4, StreamCipher as _};
 
     use super::*;
+    use crate::fuzzing::protected;
 
     fn flags() -> NegotiateFlags {
         NegotiateFlags::NEGOTIATE_EXTENDED_SESSIONSECURITY
@@ -573,17 +834,21 @@ mod tests {
         }
     }
 
-    /// Messages up to a few chunks long, each with a sealed range inside it.
-    fn messages() -> impl Strategy<Value = Vec<(Vec<u8>, Range<usize>)>> {
-        let message = (0..3 * CHUNK + 100).prop_flat_map(|len| {
+    /// A message up to a few chunks long with a sealed range inside it.
+    fn message() -> impl Strategy<Value = (Vec<u8>, Range<usize>)> {
+        (0..3 * CHUNK + 100).prop_flat_map(|len| {
             (
                 proptest::collection::vec(any::<u8>(), len),
                 0..=len,
                 0..=len,
             )
                 .prop_map(|(bytes, a, b)| (bytes, a.min(b)..a.max(b)))
-        });
-        proptest::collection::vec(message, 1..6)
+        })
+    }
+
+    /// A few messages.
+    fn messages() -> impl Strategy<Value = Vec<(Vec<u8>, Range<usize>)>> {
+        proptest::collection::vec(message(), 1..6)
     }
 
     proptest! {
@@ -668,5 +933,203 @@ mod tests {
         }
         // Nothing was consumed: the sequence number did not move.
         assert_eq!(client.next_send_seq_num(), 0);
+    }
+
+    fn batch_flags(key_exch: bool) -> NegotiateFlags {
+        if key_exch {
+            flags()
+        } else {
+            flags() - NegotiateFlags::NEGOTIATE_KEY_EXCH
+        }
+    }
+
+    fn level() -> impl Strategy<Value = Protection> {
+        prop_oneof![Just(Protection::Integrity), Just(Protection::Privacy)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// A batch gives the bytes, signatures and sequence numbers of one call per fragment,
+        /// at both levels, with and without KEY_EXCH, in batches of any size; both ends stay
+        /// in step with single calls afterwards.
+        #[test]
+        fn batches_match_single_calls(
+            key in any::<[u8; 16]>(),
+            key_exch in any::<bool>(),
+            protection in level(),
+            messages in proptest::collection::vec(
+                proptest::collection::vec(message(), 1..2 * LANES + 3),
+                1..4,
+            ),
+        ) {
+            let key = Key::new(key);
+            let flags = batch_flags(key_exch);
+            let mut single = SessionSecurity::new(&key, flags, Role::Initiator).unwrap();
+            let mut batched = SessionSecurity::new(&key, flags, Role::Initiator).unwrap();
+            let mut single_peer = SessionSecurity::new(&key, flags, Role::Acceptor).unwrap();
+            let mut batched_peer = SessionSecurity::new(&key, flags, Role::Acceptor).unwrap();
+            for batch in messages {
+                let plain: Vec<_> = batch.into_iter().map(|(pdu, stub)| (pdu, stub, [0u8; 16])).collect();
+                let mut ones = plain.clone();
+                for (pdu, stub, signature) in &mut ones {
+                    wrap(Some(&mut single), protection, pdu, stub.clone(), signature).unwrap();
+                }
+                let mut many = plain.clone();
+                wrap_batch(Some(&mut batched), protection, &mut protected(&mut many)).unwrap();
+                prop_assert!(many == ones, "the batch differs from the single calls");
+                prop_assert_eq!(batched.next_send_seq_num(), single.next_send_seq_num());
+
+                for (pdu, stub, signature) in &mut ones {
+                    unwrap(Some(&mut single_peer), protection, pdu, stub.clone(), signature).unwrap();
+                }
+                unwrap_batch(Some(&mut batched_peer), protection, &mut protected(&mut many)).unwrap();
+                let pdus = |fragments: &[(Vec<u8>, Range<usize>, [u8; 16])]| {
+                    fragments.iter().map(|(pdu, _, _)| pdu.clone()).collect::<Vec<_>>()
+                };
+                prop_assert!(pdus(&many) == pdus(&plain), "the batch did not unseal");
+                prop_assert!(pdus(&ones) == pdus(&plain), "the single calls did not unseal");
+                prop_assert_eq!(batched_peer.next_recv_seq_num(), single_peer.next_recv_seq_num());
+            }
+            // The RC4 handles went the same way: a single message after the batches agrees.
+            let mut a = b"after the batches".to_vec();
+            let mut b = a.clone();
+            let signature = single.seal(&mut a);
+            prop_assert_eq!(signature, batched.seal(&mut b));
+            prop_assert_eq!(&a, &b);
+            single_peer.unseal(&mut a, &signature).unwrap();
+            batched_peer.unseal(&mut b, &signature).unwrap();
+            prop_assert_eq!(&a, &b);
+        }
+
+        /// A fragment altered on the way fails the batch at its index: the ones before it are
+        /// accepted, the direction is broken afterwards as after a single failure.
+        #[test]
+        fn a_tampered_fragment_fails_at_its_index(
+            key_exch in any::<bool>(),
+            protection in level(),
+            count in 2..20u8,
+            tampered in any::<prop::sample::Index>(),
+            len in 1..3000usize,
+        ) {
+            let key = Key::new([9; 16]);
+            let flags = batch_flags(key_exch);
+            let mut client = SessionSecurity::new(&key, flags, Role::Initiator).unwrap();
+            let mut server = SessionSecurity::new(&key, flags, Role::Acceptor).unwrap();
+            let stub = len / 3..len;
+            let mut fragments: Vec<_> = (0..count)
+                .map(|n| (vec![n; len], stub.clone(), [0u8; 16]))
+                .collect();
+            wrap_batch(Some(&mut client), protection, &mut protected(&mut fragments)).unwrap();
+            let k = tampered.index(count.into());
+            fragments[k].0[len - 1] ^= 0x20;
+            prop_assert_eq!(
+                unwrap_batch(Some(&mut server), protection, &mut protected(&mut fragments)),
+                Err((k, SecurityError::BadSignature))
+            );
+            prop_assert_eq!(server.next_recv_seq_num() as usize, k);
+            for ((pdu, _, _), n) in fragments.iter().zip(0u8..).take(k) {
+                prop_assert_eq!(pdu, &vec![n; len]);
+            }
+            // Broken: not even the next genuine fragment passes.
+            let mut pdu = vec![0; 8];
+            let signature = client.seal(&mut pdu);
+            prop_assert!(server.unseal(&mut pdu, &signature).is_err());
+        }
+    }
+
+    #[test]
+    fn an_out_of_sequence_fragment_fails_at_its_index_and_breaks_nothing() {
+        let key = Key::new([4; 16]);
+        let mut client = SessionSecurity::new(&key, flags(), Role::Initiator).unwrap();
+        let mut server = SessionSecurity::new(&key, flags(), Role::Acceptor).unwrap();
+        let mut fragments: Vec<_> = (0..12u8)
+            .map(|n| (vec![n; 100], 16..100, [0u8; 16]))
+            .collect();
+        client.seal_batch(&mut protected(&mut fragments)).unwrap();
+        // Fragment 10 is lost: 11 comes where 10 should.
+        fragments.remove(10);
+        let error = server.unseal_batch(&mut protected(&mut fragments));
+        assert!(
+            matches!(
+                error,
+                Err((
+                    10,
+                    NtlmError::BadSignature(SignatureError::OutOfSequence {
+                        expected: 10,
+                        got: 11
+                    })
+                ))
+            ),
+            "{error:?}"
+        );
+        assert_eq!(server.next_recv_seq_num(), 10);
+        assert!(
+            fragments
+                .iter()
+                .take(10)
+                .zip(0u8..)
+                .all(|((pdu, _, _), n)| *pdu == vec![n; 100])
+        );
+        // As after a single call, the direction is not broken: fragment 11 is still out of
+        // sequence, fragment 10 would pass.
+        let (pdu, stub, signature) = &mut fragments[10];
+        assert!(matches!(
+            server.unseal_range(pdu, stub.clone(), signature),
+            Err(NtlmError::BadSignature(
+                SignatureError::OutOfSequence { .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn a_bad_buffer_stops_a_batch_where_the_single_call_would() {
+        let key = Key::new([5; 16]);
+        let mut client = SessionSecurity::new(&key, flags(), Role::Initiator).unwrap();
+        let mut reference = SessionSecurity::new(&key, flags(), Role::Initiator).unwrap();
+        let mut pdus: Vec<Vec<u8>> = (0..4u8).map(|n| vec![n; 50]).collect();
+        let plain = pdus.clone();
+        let mut signatures = [[0u8; 16]; 4];
+        let mut short = [0u8; 15];
+        let mut fragments: Vec<Protected<'_>> = pdus
+            .iter_mut()
+            .zip(&mut signatures)
+            .map(|(pdu, signature)| Protected {
+                pdu,
+                stub: 10..40,
+                signature,
+            })
+            .collect();
+        fragments[2].signature = &mut short;
+        assert_eq!(
+            wrap_batch(Some(&mut client), Protection::Privacy, &mut fragments),
+            Err((2, SecurityError::Unsupported(SIGNATURE_BUFFER)))
+        );
+        fragments[2].stub = 10..60;
+        assert!(matches!(
+            client.seal_batch(&mut fragments[2..]),
+            Err((0, NtlmError::WrongState(_)))
+        ));
+        assert_eq!(client.next_send_seq_num(), 2);
+        drop(fragments);
+        for (n, pdu) in pdus.iter().enumerate() {
+            let mut expected = plain[n].clone();
+            if n < 2 {
+                assert_eq!(
+                    signatures[n],
+                    reference.seal_range(&mut expected, 10..40).unwrap()
+                );
+            }
+            assert_eq!(*pdu, expected, "fragment {n}");
+        }
+        assert_eq!(wrap_batch(None, Protection::Integrity, &mut []), Ok(()));
+        assert_eq!(
+            unwrap_batch(
+                None,
+                Protection::Integrity,
+                &mut protected(&mut [(vec![], 0..0, [0; 16])])
+            ),
+            Err((0, SecurityError::WrongState("not established")))
+        );
     }
 }
