@@ -33,7 +33,7 @@
 use core::ops::Range;
 
 use dsbackup_proto::{
-    AuthStep, AuthType, BatchError, PeerIdentity, Protected, Protection, SecurityError,
+    AuthStep, AuthType, BatchError, PeerIdentity, ProtectedFragment, Protection, SecurityError,
     SecurityProvider, SpnegoMechanism,
 };
 
@@ -535,7 +535,7 @@ impl SecurityProvider for SpnegoAcceptor {
     fn wrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         self.inner()
             .map_err(|error| BatchError { index: 0, error })?
@@ -545,7 +545,7 @@ impl SecurityProvider for SpnegoAcceptor {
     fn unwrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         self.inner()
             .map_err(|error| BatchError { index: 0, error })?
@@ -893,7 +893,7 @@ impl SecurityProvider for SpnegoInitiator {
     fn wrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         self.mech()
             .map_err(|error| BatchError { index: 0, error })?
@@ -903,7 +903,7 @@ impl SecurityProvider for SpnegoInitiator {
     fn unwrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         self.mech()
             .map_err(|error| BatchError { index: 0, error })?

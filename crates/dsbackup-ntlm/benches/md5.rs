@@ -51,7 +51,7 @@ fn hmac_md5(c: &mut Criterion) {
 /// Eight fragments sealed (privacy) or signed (integrity) by one call each, and by one batch.
 fn session(c: &mut Criterion) {
     use dsbackup_ntlm::{Key, NegotiateFlags as F, Role, SessionSecurity};
-    use dsbackup_proto::Protected;
+    use dsbackup_proto::ProtectedFragment;
 
     let flags = F::NEGOTIATE_EXTENDED_SESSIONSECURITY
         | F::NEGOTIATE_128
@@ -82,10 +82,10 @@ fn session(c: &mut Criterion) {
             let Ok(mut batched) = session() else { return };
             group.bench_function(format!("{level}_batch"), |b| {
                 b.iter(|| {
-                    let mut fragments: Vec<Protected<'_>> = pdus
+                    let mut fragments: Vec<ProtectedFragment<'_>> = pdus
                         .iter_mut()
                         .zip(&mut signatures)
-                        .map(|(pdu, signature)| Protected {
+                        .map(|(pdu, signature)| ProtectedFragment {
                             pdu,
                             stub: stub.clone(),
                             signature,

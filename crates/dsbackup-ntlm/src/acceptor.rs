@@ -11,7 +11,7 @@ use core::ops::Range;
 use std::sync::Arc;
 
 use dsbackup_proto::{
-    AuthStep, AuthType, BatchError, DecodeError, PeerIdentity, Protected, Protection,
+    AuthStep, AuthType, BatchError, DecodeError, PeerIdentity, ProtectedFragment, Protection,
     SecurityError, SecurityProvider,
 };
 use subtle::ConstantTimeEq;
@@ -578,7 +578,7 @@ impl SecurityProvider for Acceptor {
     fn wrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         wrap_batch(self.session.as_mut(), protection, fragments)
             .map_err(|(index, error)| BatchError { index, error })
@@ -587,7 +587,7 @@ impl SecurityProvider for Acceptor {
     fn unwrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         unwrap_batch(self.session.as_mut(), protection, fragments)
             .map_err(|(index, error)| BatchError { index, error })

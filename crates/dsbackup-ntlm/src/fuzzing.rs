@@ -203,10 +203,10 @@ pub fn md5_multibuffer(data: &[u8]) {
 pub(crate) type Fragment = (Vec<u8>, core::ops::Range<usize>, [u8; 16]);
 
 /// `fragments` as a batch carries them.
-pub(crate) fn protected(fragments: &mut [Fragment]) -> Vec<dsbackup_proto::Protected<'_>> {
+pub(crate) fn protected(fragments: &mut [Fragment]) -> Vec<dsbackup_proto::ProtectedFragment<'_>> {
     fragments
         .iter_mut()
-        .map(|(pdu, stub, signature)| dsbackup_proto::Protected {
+        .map(|(pdu, stub, signature)| dsbackup_proto::ProtectedFragment {
             pdu,
             stub: stub.clone(),
             signature,

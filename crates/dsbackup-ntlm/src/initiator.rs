@@ -6,7 +6,7 @@ use core::fmt;
 use core::ops::Range;
 
 use dsbackup_proto::{
-    AuthStep, AuthType, BatchError, Protected, Protection, SecurityError, SecurityProvider,
+    AuthStep, AuthType, BatchError, ProtectedFragment, Protection, SecurityError, SecurityProvider,
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -448,7 +448,7 @@ impl SecurityProvider for Initiator {
     fn wrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         wrap_batch(self.session.as_mut(), protection, fragments)
             .map_err(|(index, error)| BatchError { index, error })
@@ -457,7 +457,7 @@ impl SecurityProvider for Initiator {
     fn unwrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         unwrap_batch(self.session.as_mut(), protection, fragments)
             .map_err(|(index, error)| BatchError { index, error })

@@ -59,7 +59,7 @@
 //! ```
 //!
 //! Fragments can also be protected and checked several at a time
-//! ([`SessionSecurity::seal_batch`] and its siblings, one [`dsbackup_proto::Protected`] each):
+//! ([`SessionSecurity::seal_batch`] and its siblings, one [`dsbackup_proto::ProtectedFragment`] each):
 //! the bytes, signatures and sequence numbers are those of one call per fragment, and the
 //! HMAC-MD5 checksums of up to eight fragments are computed side by side (multi-buffer MD5 in
 //! the lanes of vector registers), where one message's MD5 is a single chain of dependent steps.

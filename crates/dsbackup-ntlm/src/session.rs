@@ -20,7 +20,7 @@
 use core::fmt;
 use core::ops::Range;
 
-use dsbackup_proto::{Protected, Protection, SecurityError};
+use dsbackup_proto::{ProtectedFragment, Protection, SecurityError};
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use subtle::ConstantTimeEq;
@@ -209,7 +209,7 @@ impl SessionSecurity {
     /// # Errors
     /// The index of the first fragment whose `signature` is not 16 bytes long, with
     /// [`NtlmError::WrongState`]; the fragments before it are signed.
-    pub fn sign_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+    pub fn sign_batch(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
         self.protect_batch(fragments, false)
     }
 
@@ -222,7 +222,7 @@ impl SessionSecurity {
     /// The index of the first fragment whose `signature` is not 16 bytes long or whose `stub`
     /// is not inside its `pdu`, with [`NtlmError::WrongState`]; the fragments before it are
     /// sealed, it and those after it are untouched.
-    pub fn seal_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+    pub fn seal_batch(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
         self.protect_batch(fragments, true)
     }
 
@@ -232,7 +232,7 @@ impl SessionSecurity {
     /// # Errors
     /// The index of the first fragment that does not verify and the error of its single call
     /// ([`NtlmError::BadSignature`]); the fragments before it are accepted.
-    pub fn verify_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+    pub fn verify_batch(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
         self.check_batch(fragments, false)
     }
 
@@ -246,12 +246,16 @@ impl SessionSecurity {
     /// fragments before it are unsealed and accepted. After a checksum failure the contents of
     /// the fragments after the failing one are unspecified (some may be decrypted) and, as
     /// after a single failure, this direction refuses every later message.
-    pub fn unseal_batch(&mut self, fragments: &mut [Protected<'_>]) -> BatchResult {
+    pub fn unseal_batch(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
         self.check_batch(fragments, true)
     }
 
     /// [`sign_batch`](Self::sign_batch) or, with `seal`, [`seal_batch`](Self::seal_batch).
-    fn protect_batch(&mut self, fragments: &mut [Protected<'_>], seal: bool) -> BatchResult {
+    fn protect_batch(
+        &mut self,
+        fragments: &mut [ProtectedFragment<'_>],
+        seal: bool,
+    ) -> BatchResult {
         let key_exch = self.key_exch();
         let out = &mut self.outbound;
         let refused = fragments.iter().enumerate().find_map(|(index, fragment)| {
@@ -282,7 +286,7 @@ impl SessionSecurity {
     }
 
     /// [`verify_batch`](Self::verify_batch) or, with `seal`, [`unseal_batch`](Self::unseal_batch).
-    fn check_batch(&mut self, fragments: &mut [Protected<'_>], seal: bool) -> BatchResult {
+    fn check_batch(&mut self, fragments: &mut [ProtectedFragment<'_>], seal: bool) -> BatchResult {
         let key_exch = self.key_exch();
         let inbound = &mut self.inbound;
         let mut first = 0;
@@ -716,7 +720,7 @@ pub(crate) fn unwrap(
 pub(crate) fn wrap_batch(
     session: Option<&mut SessionSecurity>,
     protection: Protection,
-    fragments: &mut [Protected<'_>],
+    fragments: &mut [ProtectedFragment<'_>],
 ) -> Result<(), (usize, SecurityError)> {
     if fragments.is_empty() {
         return Ok(());
@@ -745,7 +749,7 @@ pub(crate) fn wrap_batch(
 pub(crate) fn unwrap_batch(
     session: Option<&mut SessionSecurity>,
     protection: Protection,
-    fragments: &mut [Protected<'_>],
+    fragments: &mut [ProtectedFragment<'_>],
 ) -> Result<(), (usize, SecurityError)> {
     if fragments.is_empty() {
         return Ok(());
@@ -762,13 +766,13 @@ fn established(
 }
 
 /// A batch call of [`SessionSecurity`].
-type BatchCall = fn(&mut SessionSecurity, &mut [Protected<'_>]) -> BatchResult;
+type BatchCall = fn(&mut SessionSecurity, &mut [ProtectedFragment<'_>]) -> BatchResult;
 
 /// The batch call of `protection`: the first of `calls` at integrity, the second at privacy.
 fn run_batch(
     session: &mut SessionSecurity,
     protection: Protection,
-    fragments: &mut [Protected<'_>],
+    fragments: &mut [ProtectedFragment<'_>],
     [integrity, privacy]: [BatchCall; 2],
 ) -> Result<(), (usize, SecurityError)> {
     match protection {
@@ -1091,10 +1095,10 @@ mod tests {
         let plain = pdus.clone();
         let mut signatures = [[0u8; 16]; 4];
         let mut short = [0u8; 15];
-        let mut fragments: Vec<Protected<'_>> = pdus
+        let mut fragments: Vec<ProtectedFragment<'_>> = pdus
             .iter_mut()
             .zip(&mut signatures)
-            .map(|(pdu, signature)| Protected {
+            .map(|(pdu, signature)| ProtectedFragment {
                 pdu,
                 stub: 10..40,
                 signature,

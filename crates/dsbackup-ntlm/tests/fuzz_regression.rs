@@ -32,3 +32,8 @@ fn every_saved_ntlm_message_input_passes_its_oracle() {
 fn every_saved_rc4_differential_input_passes_its_oracle() {
     replay("rc4_differential", dsbackup_ntlm::fuzzing::rc4_differential);
 }
+
+#[test]
+fn every_saved_md5_multibuffer_input_passes_its_oracle() {
+    replay("md5_multibuffer", dsbackup_ntlm::fuzzing::md5_multibuffer);
+}

@@ -31,7 +31,7 @@ use crate::header::{CommonHeader, PacketType, PfcFlags};
 use crate::pdu::{
     AuthVerifier, DecodeLimits, Pdu, PduBody, Request, Response, locate_auth, max_stub_len,
 };
-use crate::security::{AuthLevel, AuthType, Protected, Protection, SecurityProvider};
+use crate::security::{AuthLevel, AuthType, ProtectedFragment, Protection, SecurityProvider};
 use crate::uuid::Uuid;
 
 /// "MustRecvFragSize": the smallest fragment every implementation must accept ([C706 §12.6.3.1]
@@ -204,7 +204,8 @@ pub(crate) fn encode_protected_batch(
         .into_iter()
         .map(|(pdu, stub)| Unprotected::encode(pdu, stub, auth))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut batch: Vec<Protected<'_>> = frames.iter_mut().map(Unprotected::protected).collect();
+    let mut batch: Vec<ProtectedFragment<'_>> =
+        frames.iter_mut().map(Unprotected::protected).collect();
     auth.provider
         .wrap_batch(auth.protection(), &mut batch)
         .map_err(|batch| batch.error)?;
@@ -261,9 +262,9 @@ impl Unprotected {
         })
     }
 
-    fn protected(&mut self) -> Protected<'_> {
+    fn protected(&mut self) -> ProtectedFragment<'_> {
         let (pdu, signature) = self.buf.split_at_mut(self.sec_end);
-        Protected {
+        ProtectedFragment {
             pdu,
             stub: self.stub.clone(),
             signature,
@@ -290,9 +291,9 @@ pub(crate) struct Sealed {
 
 impl Sealed {
     /// The arguments of the provider's `unwrap`.
-    pub(crate) fn protected(&mut self) -> Protected<'_> {
+    pub(crate) fn protected(&mut self) -> ProtectedFragment<'_> {
         let (pdu, signature) = self.buf.split_at_mut(self.sec_end);
-        Protected {
+        ProtectedFragment {
             pdu,
             stub: self.stub.clone(),
             signature,

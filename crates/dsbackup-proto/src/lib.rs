@@ -49,8 +49,8 @@ pub use crate::pdu::{
     Response, Shutdown, Version, locate_auth, max_stub_len,
 };
 pub use crate::security::{
-    AuthLevel, AuthStep, AuthType, BatchError, PeerIdentity, Protected, Protection, SecurityError,
-    SecurityProvider, SpnegoMechanism,
+    AuthLevel, AuthStep, AuthType, BatchError, PeerIdentity, ProtectedFragment, Protection,
+    SecurityError, SecurityProvider, SpnegoMechanism,
 };
 pub use crate::server::{
     Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,

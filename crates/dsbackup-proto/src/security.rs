@@ -166,7 +166,7 @@ pub enum SecurityError {
 /// [`SecurityProvider::unwrap_batch`]: the arguments of one [`wrap`](SecurityProvider::wrap)
 /// or [`unwrap`](SecurityProvider::unwrap).
 #[derive(Debug)]
-pub struct Protected<'a> {
+pub struct ProtectedFragment<'a> {
     /// The fragment from its first header byte to the end of the `sec_trailer`.
     pub pdu: &'a mut [u8],
     /// The range of `pdu` holding the stub and its auth padding.
@@ -191,8 +191,8 @@ pub struct BatchError {
 /// # Errors
 /// The first failure, with its fragment's index.
 pub(crate) fn one_by_one(
-    fragments: &mut [Protected<'_>],
-    mut each: impl FnMut(&mut Protected<'_>) -> Result<(), SecurityError>,
+    fragments: &mut [ProtectedFragment<'_>],
+    mut each: impl FnMut(&mut ProtectedFragment<'_>) -> Result<(), SecurityError>,
 ) -> Result<(), BatchError> {
     for (index, fragment) in fragments.iter_mut().enumerate() {
         each(fragment).map_err(|error| BatchError { index, error })?;
@@ -295,7 +295,7 @@ pub trait SecurityProvider: Send + fmt::Debug {
     fn wrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         one_by_one(fragments, |f| {
             self.wrap(protection, f.pdu, f.stub.clone(), f.signature)
@@ -311,7 +311,7 @@ pub trait SecurityProvider: Send + fmt::Debug {
     fn unwrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [Protected<'_>],
+        fragments: &mut [ProtectedFragment<'_>],
     ) -> Result<(), BatchError> {
         one_by_one(fragments, |f| {
             self.unwrap(protection, f.pdu, f.stub.clone(), f.signature)

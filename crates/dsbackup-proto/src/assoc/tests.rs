@@ -2239,7 +2239,7 @@ impl SecurityProvider for Batching {
     fn wrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [crate::security::Protected<'_>],
+        fragments: &mut [crate::security::ProtectedFragment<'_>],
     ) -> Result<(), crate::security::BatchError> {
         self.batches.lock().unwrap().push((true, fragments.len()));
         crate::security::one_by_one(fragments, |f| {
@@ -2251,7 +2251,7 @@ impl SecurityProvider for Batching {
     fn unwrap_batch(
         &mut self,
         protection: Protection,
-        fragments: &mut [crate::security::Protected<'_>],
+        fragments: &mut [crate::security::ProtectedFragment<'_>],
     ) -> Result<(), crate::security::BatchError> {
         self.batches.lock().unwrap().push((false, fragments.len()));
         crate::security::one_by_one(fragments, |f| {
