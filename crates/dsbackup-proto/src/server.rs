@@ -466,9 +466,9 @@ impl ServerAssociation {
         Some(frame)
     }
 
-    /// Cuts the next fragments of the call being answered into `ready`: one, or on a protected
-    /// association up to [`PROTECT_BATCH`] protected together, as many as the send queue's room
-    /// takes (the first always).
+    /// Cuts the next fragments of the calls answered into `ready`: one, or on a protected
+    /// association up to [`PROTECT_BATCH`] protected together (running on from one answer into
+    /// the next), as many as the send queue's room takes (the first always).
     fn cut(&mut self) -> Result<(), ProtocolError> {
         let Some(fragmenter) = self.sending.front_mut() else {
             return Ok(());
@@ -496,25 +496,27 @@ impl ServerAssociation {
             .saturating_sub(self.unwritten);
         let mut cut = 0_usize;
         let mut batch = Vec::with_capacity(PROTECT_BATCH);
+        // Whether each fragment of the batch is its call's last.
+        let mut lasts = Vec::with_capacity(PROTECT_BATCH);
+        // The calls answered one after the other: a batch runs on into the next answer.
         while batch.len() < PROTECT_BATCH && (batch.is_empty() || cut < room) {
-            let Some((pdu, stub)) = fragmenter.next_fragment() else {
+            let Some(fragmenter) = self.sending.front_mut() else {
                 break;
             };
+            let Some((pdu, stub)) = fragmenter.next_fragment() else {
+                self.sending.pop_front();
+                continue;
+            };
+            let last = fragmenter.is_done();
+            if last {
+                self.sending.pop_front();
+            }
             cut = cut.saturating_add(stub.len());
             batch.push((pdu, stub));
+            lasts.push(last);
         }
-        let last = fragmenter.is_done();
-        if last {
-            self.sending.pop_front();
-        }
-        let count = batch.len();
         let frames = assoc::encode_protected_batch(batch, auth)?;
-        self.ready.extend(
-            frames
-                .into_iter()
-                .enumerate()
-                .map(|(index, frame)| (frame, last && index + 1 == count)),
-        );
+        self.ready.extend(frames.into_iter().zip(lasts));
         Ok(())
     }
 
