@@ -32,3 +32,11 @@ fn every_saved_ntlm_message_input_passes_its_oracle() {
 fn every_saved_rc4_differential_input_passes_its_oracle() {
     replay("rc4_differential", dsbackup_ntlm::fuzzing::rc4_differential);
 }
+
+#[test]
+fn every_saved_stitch_differential_input_passes_its_oracle() {
+    replay(
+        "stitch_differential",
+        dsbackup_ntlm::fuzzing::stitch_differential,
+    );
+}

@@ -34,6 +34,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("ntlm_message", "dsbackup-ntlm"),
     ("krb_acceptor", "dsbackup-krb"),
     ("rc4_differential", "dsbackup-ntlm"),
+    ("stitch_differential", "dsbackup-ntlm"),
     ("krb_files", "dsbackup-krb"),
     ("krb_message", "dsbackup-krb"),
     ("krb_peer_tokens", "dsbackup-krb"),
