@@ -5,9 +5,10 @@
 //! Each algorithm alone is one long chain of dependent operations: an MD5 step needs the
 //! previous step's result, an RC4 byte the previous byte's `j` and swap. Run one after the
 //! other, they leave most of an out-of-order core idle; interleaved in one straight-line body,
-//! the core runs both chains at once, and the pair costs about as much as the slower of the
+//! the core runs both chains at once, and the pair costs little more than the slower of the
 //! two rather than their sum (the idea of OpenSSL's `rc4-md5-x86_64` for TLS, here in safe
-//! Rust).
+//! Rust). On a Zen 4 core (`benches/seal.rs`): 1.75 ns a byte stitched, against 1.45 for RC4
+//! alone, 1.28 for this MD5 alone and 3.0 for the two passes of `hmac` + `md-5` then RC4.
 //!
 //! The order each direction needs:
 //! - sealing hashes the plaintext, then encrypts it: a block's 16 words are read before the
@@ -469,6 +470,10 @@ fn compress(state: &mut [u32; 4], m: &[u32; 16]) {
 
 /// MD5 compression of `m` with the RC4 of the 64 bytes of `chunk` interleaved, one RC4 byte
 /// after each MD5 step.
+///
+/// The fastest of the shapes measured: RC4 in runs of 4, 8 or 16 bytes between MD5 steps, the
+/// keystream gathered into 64-bit words before the XOR, `i` addressed as an aligned base and
+/// constant offsets (as `rc4.rs` does) and a 32-bit table were each as fast or slower.
 fn compress_stitched(state: &mut [u32; 4], m: &[u32; 16], rc4: &mut Rc4, chunk: &mut [u8; 64]) {
     let (table, i, j) = rc4.parts();
     let (mut x, mut y) = (*i, *j);
