@@ -216,6 +216,11 @@ impl Rc4Stream {
     pub(crate) fn apply(&mut self, data: &mut [u8]) {
         self.0.apply(data);
     }
+
+    /// The cipher itself, for the stitched sealing (`crate::stitch`).
+    pub(crate) fn rc4(&mut self) -> &mut Rc4 {
+        &mut self.0
+    }
 }
 
 impl fmt::Debug for Rc4Stream {

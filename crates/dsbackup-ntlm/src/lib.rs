@@ -78,6 +78,7 @@ mod messages;
 mod observer;
 pub mod rc4;
 mod session;
+mod stitch;
 
 #[cfg(test)]
 mod tests;

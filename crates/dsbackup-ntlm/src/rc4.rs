@@ -59,6 +59,12 @@ impl Rc4 {
             *b ^= step(state, i, j);
         }
     }
+
+    /// The permutation and the indices `i` and `j`, for the stitched RC4 + MD5
+    /// (`crate::stitch`), which steps the same keystream in its own loop.
+    pub(crate) fn parts(&mut self) -> (&mut [u8; 256], &mut u8, &mut u8) {
+        (&mut self.state, &mut self.i, &mut self.j)
+    }
 }
 
 /// Eight steps of the keystream generator XORed into `group`, when `i + 1` is a multiple of 8.
@@ -96,7 +102,7 @@ fn byte(state: &[u8; 256], index: usize) -> u8 {
     clippy::indexing_slicing,
     reason = "a u8 index into a 256-entry table is always in range"
 )]
-fn step(state: &mut [u8; 256], i: &mut u8, j: &mut u8) -> u8 {
+pub(crate) fn step(state: &mut [u8; 256], i: &mut u8, j: &mut u8) -> u8 {
     *i = i.wrapping_add(1);
     let si = state[usize::from(*i)];
     *j = j.wrapping_add(si);

@@ -29,6 +29,7 @@ use crate::crypto::{self, Direction, Key, Rc4Stream};
 use crate::error::{NtlmError, SignatureError};
 use crate::flags::NegotiateFlags;
 use crate::md5x::{self, HmacKey, Job, LANES};
+use crate::stitch::{HmacMd5, Mode};
 
 /// What a batch call answers: on failure, the index of the fragment that failed and the error
 /// its single call gives.
@@ -59,6 +60,8 @@ struct DirectionState {
     signing: Hmac<Md5>,
     /// The same key as the multi-buffer HMAC's two states, for the batch calls.
     batch_key: HmacKey,
+    /// The same HMAC for the stitched sealing and unsealing (`crate::stitch`).
+    stitched: HmacMd5,
     /// The sealing key, to key the handle afresh after SPNEGO's mechanism list MIC.
     seal_key: Key,
     sealing: Rc4Stream,
@@ -93,6 +96,7 @@ impl SessionSecurity {
             DirectionState {
                 signing: signing_mac(&sign_key),
                 batch_key: HmacKey::new(sign_key.as_bytes()),
+                stitched: HmacMd5::new(sign_key.as_bytes()),
                 sealing: Rc4Stream::new(seal_key.as_bytes()),
                 seal_key,
                 seq_num: 0,
@@ -475,8 +479,8 @@ fn check_range(message: &[u8], sealed: &Range<usize>) -> Result<(), NtlmError> {
     }
 }
 
-/// Bytes sealed (or unsealed) and hashed at a time: the chunk is still in the L1 cache when
-/// the second primitive reads it, so each fragment is read from memory once.
+/// The chunk the tests' messages are counted in (what sealing once went by).
+#[cfg(test)]
 const CHUNK: usize = 4096;
 
 impl DirectionState {
@@ -495,33 +499,19 @@ impl DirectionState {
     }
 
     /// The checksum of the plaintext `message`, sealing its `sealed` range in place in the same
-    /// pass (chunk by chunk: hash, then encrypt). `sealed` is inside `message`.
+    /// pass (RC4 and HMAC-MD5 stitched, `crate::stitch`). `sealed` is inside `message`.
     fn sign_and_seal(&mut self, message: &mut [u8], sealed: Range<usize>) -> [u8; 8] {
-        let mut mac = self.mac();
-        let (head, rest) = message.split_at_mut(sealed.start.min(message.len()));
-        let (body, tail) = rest.split_at_mut(sealed.len().min(rest.len()));
-        mac.update(head);
-        for chunk in body.chunks_mut(CHUNK) {
-            mac.update(chunk);
-            self.sealing.apply(chunk);
-        }
-        mac.update(tail);
-        truncate(mac)
+        let rc4 = self.sealing.rc4();
+        self.stitched
+            .checksum(self.seq_num, rc4, message, sealed, Mode::Seal)
     }
 
     /// Unseals the `sealed` range of `message` in place and returns the checksum of the
-    /// plaintext, in one pass (chunk by chunk: decrypt, then hash). `sealed` is inside `message`.
+    /// plaintext, in one pass (`crate::stitch`). `sealed` is inside `message`.
     fn unseal_and_sign(&mut self, message: &mut [u8], sealed: Range<usize>) -> [u8; 8] {
-        let mut mac = self.mac();
-        let (head, rest) = message.split_at_mut(sealed.start.min(message.len()));
-        let (body, tail) = rest.split_at_mut(sealed.len().min(rest.len()));
-        mac.update(head);
-        for chunk in body.chunks_mut(CHUNK) {
-            self.sealing.apply(chunk);
-            mac.update(chunk);
-        }
-        mac.update(tail);
-        truncate(mac)
+        let rc4 = self.sealing.rc4();
+        self.stitched
+            .checksum(self.seq_num, rc4, message, sealed, Mode::Unseal)
     }
 
     /// The checksums of up to [`LANES`] `messages` (the first ones, if more), side by side:

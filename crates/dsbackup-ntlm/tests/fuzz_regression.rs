@@ -37,3 +37,11 @@ fn every_saved_rc4_differential_input_passes_its_oracle() {
 fn every_saved_md5_multibuffer_input_passes_its_oracle() {
     replay("md5_multibuffer", dsbackup_ntlm::fuzzing::md5_multibuffer);
 }
+
+#[test]
+fn every_saved_stitch_differential_input_passes_its_oracle() {
+    replay(
+        "stitch_differential",
+        dsbackup_ntlm::fuzzing::stitch_differential,
+    );
+}

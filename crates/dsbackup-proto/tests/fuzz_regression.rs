@@ -35,6 +35,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("krb_acceptor", "dsbackup-krb"),
     ("rc4_differential", "dsbackup-ntlm"),
     ("md5_multibuffer", "dsbackup-ntlm"),
+    ("stitch_differential", "dsbackup-ntlm"),
     ("krb_files", "dsbackup-krb"),
     ("krb_message", "dsbackup-krb"),
     ("krb_peer_tokens", "dsbackup-krb"),
