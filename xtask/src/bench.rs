@@ -225,6 +225,21 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
             "-"
         ));
     }
+    // What the NTLM sessions run, beside the primitives the bounds are made of: one 64 KiB
+    // fragment sealed in one stitched pass, eight 8 KiB fragments signed or sealed as a batch.
+    for (key, what) in [
+        ("ntlm_seal_one", "seal 1 fragment"),
+        ("ntlm_sign_batch8", "sign 8 as a batch"),
+        ("ntlm_seal_batch8", "seal 8 as a batch"),
+    ] {
+        if let Some(ns) = result
+            .get("primitives")
+            .and_then(|p| number(p, key))
+            .filter(|ns| *ns > 0.0)
+        {
+            out.push_str(&format!("{what:<20}  {:>8.0}  {:>8}\n", 1e9 / ns / MIB, "-"));
+        }
+    }
     let bound = |per_byte: &[(&str, f64)], auth| {
         bound_mib_s(per_byte, auth).map_or_else(|| "-".to_owned(), |b| format!("{b:.0}"))
     };

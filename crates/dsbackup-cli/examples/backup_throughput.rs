@@ -468,8 +468,47 @@ fn primitives() -> serde_json::Value {
     let aes = time(&mut || {
         std::hint::black_box(key.encrypt(24, &[1; 16], &data));
     });
+    // As the sessions run them: one 64 KiB fragment sealed (RC4 and HMAC-MD5 stitched), and
+    // eight 8 KiB fragments signed or sealed as one batch (HMAC-MD5 eight at a time).
+    let flags = {
+        use dsbackup_ntlm::NegotiateFlags as F;
+        F::NEGOTIATE_EXTENDED_SESSIONSECURITY
+            | F::NEGOTIATE_128
+            | F::NEGOTIATE_KEY_EXCH
+            | F::NEGOTIATE_SIGN
+            | F::NEGOTIATE_SEAL
+    };
+    let mut session = dsbackup_ntlm::SessionSecurity::new(
+        &dsbackup_ntlm::Key::new([7; 16]),
+        flags,
+        dsbackup_ntlm::Role::Initiator,
+    )
+    .unwrap();
+    let seal_one = time(&mut || {
+        std::hint::black_box(session.seal_range(&mut data, 24..BUF - 8).unwrap());
+    });
+    let mut signatures = [[0_u8; 16]; 8];
+    let mut batch = |seal: bool| {
+        let mut fragments: Vec<dsbackup_proto::ProtectedFragment<'_>> = data
+            .chunks_mut(BUF / 8)
+            .zip(&mut signatures)
+            .map(|(pdu, signature)| dsbackup_proto::ProtectedFragment {
+                stub: 24..pdu.len() - 8,
+                pdu,
+                signature,
+            })
+            .collect();
+        if seal {
+            session.seal_batch(&mut fragments).unwrap();
+        } else {
+            session.sign_batch(&mut fragments).unwrap();
+        }
+    };
+    let sign_batch = time(&mut || batch(false));
+    let seal_batch = time(&mut || batch(true));
     serde_json::json!({"rc4": rc4, "rc4_crate": rc4_crate, "md5": md5, "hmac_md5": hmac_md5,
-        "sha256": sha256, "aes256_cts_hmac_sha1": aes})
+        "sha256": sha256, "aes256_cts_hmac_sha1": aes, "ntlm_seal_one": seal_one,
+        "ntlm_sign_batch8": sign_batch, "ntlm_seal_batch8": seal_batch})
 }
 
 /// `/proc/PID/stat`'s user plus system time, in seconds (every thread, `self` or a PID).
