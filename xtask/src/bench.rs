@@ -237,7 +237,11 @@ fn throughput_table(result: &Value, openssl: &[(&'static str, f64)]) -> String {
             .and_then(|p| number(p, key))
             .filter(|ns| *ns > 0.0)
         {
-            out.push_str(&format!("{what:<20}  {:>8.0}  {:>8}\n", 1e9 / ns / MIB, "-"));
+            out.push_str(&format!(
+                "{what:<20}  {:>8.0}  {:>8}\n",
+                1e9 / ns / MIB,
+                "-"
+            ));
         }
     }
     let bound = |per_byte: &[(&str, f64)], auth| {

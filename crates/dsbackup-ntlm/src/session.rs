@@ -35,6 +35,10 @@ use crate::stitch::{HmacMd5, Mode};
 /// its single call gives.
 pub type BatchResult = Result<(), (usize, NtlmError)>;
 
+/// Batches at privacy of at most this many fragments are sealed and unsealed one fragment at a
+/// time, in the stitched pass: with so few lanes the multi-buffer hash after RC4 costs more.
+const STITCHED_UP_TO: usize = 2;
+
 /// Length of an NTLMSSP_MESSAGE_SIGNATURE.
 pub const SIGNATURE_LEN: usize = 16;
 
@@ -227,6 +231,9 @@ impl SessionSecurity {
     /// is not inside its `pdu`, with [`NtlmError::WrongState`]; the fragments before it are
     /// sealed, it and those after it are untouched.
     pub fn seal_batch(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
+        if fragments.len() <= STITCHED_UP_TO {
+            return self.seal_each(fragments);
+        }
         self.protect_batch(fragments, true)
     }
 
@@ -251,7 +258,32 @@ impl SessionSecurity {
     /// the fragments after the failing one are unspecified (some may be decrypted) and, as
     /// after a single failure, this direction refuses every later message.
     pub fn unseal_batch(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
+        if fragments.len() <= STITCHED_UP_TO {
+            return self.unseal_each(fragments);
+        }
         self.check_batch(fragments, true)
+    }
+
+    /// [`seal_batch`](Self::seal_batch) one [`seal_range`](Self::seal_range) at a time.
+    fn seal_each(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
+        for (index, fragment) in fragments.iter_mut().enumerate() {
+            let signature: &mut [u8; SIGNATURE_LEN] = (&mut *fragment.signature)
+                .try_into()
+                .map_err(|_| (index, NtlmError::WrongState(SIGNATURE_BUFFER)))?;
+            *signature = self
+                .seal_range(fragment.pdu, fragment.stub.clone())
+                .map_err(|error| (index, error))?;
+        }
+        Ok(())
+    }
+
+    /// [`unseal_batch`](Self::unseal_batch) one [`unseal_range`](Self::unseal_range) at a time.
+    fn unseal_each(&mut self, fragments: &mut [ProtectedFragment<'_>]) -> BatchResult {
+        for (index, fragment) in fragments.iter_mut().enumerate() {
+            self.unseal_range(fragment.pdu, fragment.stub.clone(), fragment.signature)
+                .map_err(|error| (index, error))?;
+        }
+        Ok(())
     }
 
     /// [`sign_batch`](Self::sign_batch) or, with `seal`, [`seal_batch`](Self::seal_batch).
