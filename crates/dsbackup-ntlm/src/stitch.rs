@@ -37,7 +37,7 @@ use crate::rc4::Rc4;
 const BLOCK: usize = 64;
 
 /// MD5's initial state (RFC 1321 §3.3).
-const IV: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+pub(crate) const IV: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
 /// An MD5 computation in progress: the chaining state, the bytes of a block not yet complete,
 /// and the length so far. Zeroized on drop (under HMAC the state is as secret as the key).
@@ -291,7 +291,7 @@ fn words(block: &[u8; BLOCK]) -> [u32; 16] {
 }
 
 /// The 64 constants `floor(abs(sin(i + 1)) * 2^32)` (RFC 1321 §3.4).
-const K: [u32; 64] = [
+pub(crate) const K: [u32; 64] = [
     0xd76a_a478,
     0xe8c7_b756,
     0x2420_70db,
