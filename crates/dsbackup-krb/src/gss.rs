@@ -11,7 +11,7 @@
 //!
 //! At integrity a fragment carries a MIC token over the whole PDU (header to sec_trailer,
 //! 28 bytes with AES). At privacy the stub is encrypted in place and `auth_value` holds the
-//! wrap token's header and the rest of its body rotated into it (60 bytes with AES): the
+//! wrap token's header and the rest of its body rotated into it (76 bytes with AES): the
 //! token header, the encrypted header copy, the checksum and the encrypted confounder; the PDU
 //! around the stub is signed only.
 //!
@@ -21,6 +21,8 @@
 use core::ops::Range;
 
 use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
+
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{EncType, HMAC_SHA1_96, Key};
 use crate::der::KerberosTime;
@@ -185,7 +187,7 @@ impl KerberosInitiator {
         let subkey_len = etype.key_len().unwrap_or(16);
         let subkey = EncryptionKey {
             keytype: etype,
-            value: zeroize::Zeroizing::new(
+            value: Zeroizing::new(
                 self.inputs
                     .subkey
                     .get(..subkey_len)
@@ -412,34 +414,29 @@ pub(crate) fn seal_dce(
     let ec = u16::try_from(DCE_EC).unwrap_or(0);
     let rrc = u16::try_from(DCE_RRC).unwrap_or(0);
     let header = token_header([0x05, 0x04], flags, ec, rrc, seq);
-    let mut tail = [0xffu8; DCE_EC + TOKEN_HEADER];
-    for (t, h) in tail
-        .iter_mut()
-        .skip(DCE_EC)
-        .zip(token_header([0x05, 0x04], flags, ec, 0, seq))
-    {
-        *t = h;
-    }
     let (before, rest) = pdu.split_at_mut(stub.start);
     let (data, after) = rest
         .split_at_mut_checked(stub.len())
         .ok_or(SecurityError::WrongState("stub range outside the fragment"))?;
-    let (cipher, mac) = key.aes_seal(key_usage, confounder, [before, data, after, &tail]);
-    // cipher = E(confounder) | E(stub) | E(filler | header copy): CTS keeps lengths.
-    let n = data.len();
-    let (conf, rest) = cipher.split_at(16);
-    let (enc_stub, enc_tail) = rest.split_at(n);
-    data.copy_from_slice(enc_stub);
     let sig = signature
         .get_mut(..WRAP_LEN)
         .ok_or(SecurityError::WrongState("signature buffer too short"))?;
     let (h, rest) = sig.split_at_mut(TOKEN_HEADER);
     h.copy_from_slice(&header);
-    let (t, rest) = rest.split_at_mut(enc_tail.len());
-    t.copy_from_slice(enc_tail);
-    let (m, c) = rest.split_at_mut(HMAC_SHA1_96);
-    m.copy_from_slice(&mac);
-    c.copy_from_slice(conf);
+    // The filler and the header copy are sealed where they go, after the confounder
+    // (RRC = 28 rotates the checksum and the confounder in front of them on the wire).
+    let (tail, rest) = rest.split_at_mut(DCE_EC + TOKEN_HEADER);
+    let (filler, copy) = tail.split_at_mut(DCE_EC);
+    filler.fill(0xff);
+    copy.copy_from_slice(&token_header([0x05, 0x04], flags, ec, 0, seq));
+    let (mac, conf) = rest.split_at_mut(HMAC_SHA1_96);
+    conf.copy_from_slice(confounder);
+    // The stub is sealed in place: E(confounder) | E(stub) | E(filler | header copy) is one
+    // CTS stream, which keeps each part's length.
+    let checksum = key
+        .aes_seal(key_usage, [conf, data, tail], [before, after])
+        .map_err(|_| SecurityError::WrongState("the token key is not an AES key"))?;
+    mac.copy_from_slice(&checksum);
     Ok(())
 }
 
@@ -473,14 +470,16 @@ pub(crate) fn unseal_dce(
     let (data, after) = rest
         .split_at_mut_checked(stub.len())
         .ok_or(SecurityError::BadSignature)?;
-    let mut cipher = Vec::with_capacity(16 + data.len() + enc_tail.len());
-    cipher.extend_from_slice(conf);
-    cipher.extend_from_slice(data);
-    cipher.extend_from_slice(enc_tail);
-    let plain = key
-        .aes_open(key_usage, &cipher, mac, [before, after], enc_tail.len())
-        .map_err(|_| SecurityError::BadSignature)?;
-    let (clear, tail) = plain.split_at(data.len());
+    let mut conf = <[u8; 16]>::try_from(conf).map_err(|_| SecurityError::BadSignature)?;
+    let mut tail = Zeroizing::new(enc_tail.to_vec());
+    key.aes_open(
+        key_usage,
+        [&mut conf, data, &mut tail],
+        [before, after],
+        mac,
+    )
+    .map_err(|_| SecurityError::BadSignature)?;
+    conf.zeroize();
     // The header copy must repeat the header; its RRC is not compared (RFC 4121 has it 0,
     // implementations differ).
     let copy = tail.get(ec..).unwrap_or_default();
@@ -488,9 +487,9 @@ pub(crate) fn unseal_dce(
         && copy.get(..6) == header.get(..6)
         && copy.get(8..) == header.get(8..);
     if !same {
+        data.zeroize();
         return Err(SecurityError::BadSignature);
     }
-    data.copy_from_slice(clear);
     Ok(seq)
 }
 
