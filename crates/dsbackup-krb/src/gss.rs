@@ -24,7 +24,7 @@ use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProv
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::{EncType, HMAC_SHA1_96, Key};
+use crate::crypto::{EncType, HMAC_SHA1_96, Key, TokenKey};
 use crate::der::KerberosTime;
 use crate::exchange::Credential;
 use crate::gss_rc4;
@@ -152,7 +152,7 @@ pub struct KerberosInitiator {
     ctime: KerberosTime,
     cusec: u32,
     /// The key of the per-message tokens, and whether it is the acceptor's subkey.
-    token_key: Option<(Key, bool)>,
+    token_key: Option<(TokenKey, bool)>,
     send_seq: u64,
     recv_seq: u64,
     /// Whether tokens cover the whole fragment (header signing) or the stub alone.
@@ -259,7 +259,7 @@ impl KerberosInitiator {
         }
         let server_seq = part.seq_number.unwrap_or(0);
         self.recv_seq = u64::from(server_seq);
-        self.token_key = Some(match &part.subkey {
+        let (key, acceptor_subkey) = match &part.subkey {
             Some(k) => (
                 Key::new(k.keytype, &k.value)
                     .map_err(|_| SecurityError::Unsupported("the acceptor's subkey type"))?,
@@ -274,7 +274,9 @@ impl KerberosInitiator {
                     false,
                 )
             }
-        });
+        };
+        let usages = [usage::INITIATOR_SEAL, usage::ACCEPTOR_SEAL];
+        self.token_key = Some((TokenKey::new(key, &usages), acceptor_subkey));
         // DCE style: the client answers with an AP-REP of its own, echoing the time and
         // carrying the acceptor's sequence number ([MS-KILE §3.4.5.1]).
         let reply = EncApRepPart {
@@ -299,7 +301,7 @@ impl KerberosInitiator {
     pub(crate) fn get_mic(&mut self, data: &[u8]) -> Result<Vec<u8>, SecurityError> {
         let seq = self.send_seq;
         let (key, flags) = self.key()?;
-        let mic = make_mic(key, usage::INITIATOR_SIGN, flags, seq, &[data]);
+        let mic = make_mic(key.key(), usage::INITIATOR_SIGN, flags, seq, &[data]);
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(mic)
     }
@@ -313,7 +315,7 @@ impl KerberosInitiator {
     ) -> Result<(), SecurityError> {
         let (key, flags) = self.key()?;
         let seq = verify_mic(
-            key,
+            key.key(),
             usage::ACCEPTOR_SIGN,
             flags | SENT_BY_ACCEPTOR,
             token,
@@ -327,10 +329,10 @@ impl KerberosInitiator {
     }
 
     fn token_etype(&self) -> Option<EncType> {
-        self.token_key.as_ref().map(|(key, _)| key.etype())
+        self.token_key.as_ref().map(|(key, _)| key.key().etype())
     }
 
-    fn key(&self) -> Result<(&Key, u8), SecurityError> {
+    fn key(&self) -> Result<(&TokenKey, u8), SecurityError> {
         let (key, acceptor_subkey) = self
             .token_key
             .as_ref()
@@ -403,7 +405,7 @@ fn check_header(header: &[u8], tok_id: [u8; 2], flags: u8) -> Result<u64, Securi
 /// `header | E(filler | header copy) | checksum | E(confounder)`, with EC = 16 filler bytes
 /// (0xff) and RRC = 28, the layout Windows and Samba (Heimdal) use.
 pub(crate) fn seal_dce(
-    key: &Key,
+    key: &TokenKey,
     (key_usage, flags, seq): (u32, u8, u64),
     confounder: &[u8; 16],
     pdu: &mut [u8],
@@ -443,7 +445,7 @@ pub(crate) fn seal_dce(
 /// Checks a DCE-style wrap token and decrypts `pdu[stub]` in place; returns its sequence
 /// number. Any EC is accepted when the token's length agrees with it.
 pub(crate) fn unseal_dce(
-    key: &Key,
+    key: &TokenKey,
     key_usage: u32,
     flags: u8,
     pdu: &mut [u8],
@@ -637,7 +639,7 @@ fn covered(
 /// token otherwise. `params`: seal usage, sign usage, token flags, sequence number.
 /// `(protection, header_signing)`: the level, and whether the token covers the whole fragment.
 pub(crate) fn protect(
-    key: &Key,
+    token_key: &TokenKey,
     (seal_usage, sign_usage, flags, seq): (u32, u32, u8, u64),
     confounder: &[u8; 16],
     (protection, header_signing): (Protection, bool),
@@ -645,6 +647,7 @@ pub(crate) fn protect(
     stub: Range<usize>,
     signature: &mut [u8],
 ) -> Result<(), SecurityError> {
+    let key = token_key.key();
     let (pdu, stub) = covered(pdu, stub, header_signing)?;
     if key.etype() == EncType::RC4_HMAC {
         let mut short = [0u8; 8];
@@ -658,7 +661,7 @@ pub(crate) fn protect(
     }
     if protection == Protection::Privacy {
         return seal_dce(
-            key,
+            token_key,
             (seal_usage, flags, seq),
             confounder,
             pdu,
@@ -677,13 +680,14 @@ pub(crate) fn protect(
 /// Checks one incoming fragment (the mirror of [`protect`]); returns the token's sequence
 /// number. `params`: seal usage, sign usage, expected token flags.
 pub(crate) fn check(
-    key: &Key,
+    token_key: &TokenKey,
     (seal_usage, sign_usage, flags): (u32, u32, u8),
     (protection, header_signing): (Protection, bool),
     pdu: &mut [u8],
     stub: Range<usize>,
     signature: &[u8],
 ) -> Result<u64, SecurityError> {
+    let key = token_key.key();
     let (pdu, stub) =
         covered(pdu, stub, header_signing).map_err(|_| SecurityError::BadSignature)?;
     if key.etype() == EncType::RC4_HMAC {
@@ -692,7 +696,7 @@ pub(crate) fn check(
         return gss_rc4::check(key.as_bytes(), acceptor, privacy, pdu, stub, signature);
     }
     match protection {
-        Protection::Privacy => unseal_dce(key, seal_usage, flags, pdu, stub, signature),
+        Protection::Privacy => unseal_dce(token_key, seal_usage, flags, pdu, stub, signature),
         _ => verify_mic(key, sign_usage, flags, signature, &[pdu]),
     }
 }
@@ -736,7 +740,7 @@ mod tests {
                 let mut pdu = clear.clone();
                 let mut sig = vec![0u8; signature_len(protection, None)];
                 protect(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     params,
                     &[9; 16],
                     coverage,
@@ -748,7 +752,14 @@ mod tests {
                 for (at, covered) in [(3, header_signing), (20, true), (60, header_signing)] {
                     let mut changed = pdu.clone();
                     changed[at] ^= 1;
-                    let verdict = check(&key, expect, coverage, &mut changed, stub.clone(), &sig);
+                    let verdict = check(
+                        &TokenKey::from(key.clone()),
+                        expect,
+                        coverage,
+                        &mut changed,
+                        stub.clone(),
+                        &sig,
+                    );
                     assert_eq!(
                         verdict.is_err(),
                         covered,
@@ -756,7 +767,15 @@ mod tests {
                     );
                 }
                 let mut opened = pdu.clone();
-                check(&key, expect, coverage, &mut opened, stub.clone(), &sig).unwrap();
+                check(
+                    &TokenKey::from(key.clone()),
+                    expect,
+                    coverage,
+                    &mut opened,
+                    stub.clone(),
+                    &sig,
+                )
+                .unwrap();
                 assert_eq!(opened, clear);
             }
         }
@@ -816,7 +835,7 @@ mod tests {
                 let mut data = sealed.to_vec();
                 let range = 0..data.len();
                 unseal_dce(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     usage::INITIATOR_SEAL,
                     ACCEPTOR_SUBKEY,
                     &mut data,
@@ -859,7 +878,15 @@ mod tests {
             let mut pdu = clear.clone();
             let mut sig = [0u8; WRAP_LEN];
             let params = (usage::INITIATOR_SEAL, ACCEPTOR_SUBKEY, 7);
-            seal_dce(&key, params, &[3; 16], &mut pdu, stub.clone(), &mut sig).unwrap();
+            seal_dce(
+                &TokenKey::from(key.clone()),
+                params,
+                &[3; 16],
+                &mut pdu,
+                stub.clone(),
+                &mut sig,
+            )
+            .unwrap();
             assert_eq!(&sig[..8], &[0x05, 0x04, 0x06, 0xff, 0, 16, 0, 28]);
             if stub_len >= 16 {
                 assert_ne!(
@@ -872,7 +899,7 @@ mod tests {
 
             let mut opened = pdu.clone();
             let seq = unseal_dce(
-                &key,
+                &TokenKey::from(key.clone()),
                 usage::INITIATOR_SEAL,
                 ACCEPTOR_SUBKEY,
                 &mut opened,
@@ -889,7 +916,7 @@ mod tests {
                 let mut copy = pdu.clone();
                 assert!(
                     unseal_dce(
-                        &key,
+                        &TokenKey::from(key.clone()),
                         usage::INITIATOR_SEAL,
                         ACCEPTOR_SUBKEY,
                         &mut copy,
@@ -911,7 +938,7 @@ mod tests {
                 bad[i] ^= 0x80;
                 assert!(
                     unseal_dce(
-                        &key,
+                        &TokenKey::from(key.clone()),
                         usage::INITIATOR_SEAL,
                         ACCEPTOR_SUBKEY,
                         &mut bad,
@@ -926,7 +953,7 @@ mod tests {
             let mut copy = pdu.clone();
             assert!(
                 unseal_dce(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     usage::ACCEPTOR_SEAL,
                     ACCEPTOR_SUBKEY,
                     &mut copy,
@@ -937,7 +964,7 @@ mod tests {
             );
             assert!(
                 unseal_dce(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     usage::INITIATOR_SEAL,
                     ACCEPTOR_SUBKEY | SENT_BY_ACCEPTOR,
                     &mut copy,
