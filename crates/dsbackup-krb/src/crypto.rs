@@ -653,8 +653,9 @@ impl BlockCipherDecClosure for CbcRun<'_> {
 }
 
 fn xor_block(dst: &mut Block, src: &Block) {
-    let x = u128::from_ne_bytes(dst.0) ^ u128::from_ne_bytes(src.0);
-    dst.0 = x.to_ne_bytes();
+    for (d, s) in dst.iter_mut().zip(src.iter()) {
+        *d ^= s;
+    }
 }
 
 /// Copies up to 16 bytes of `src` into a zero-padded block.
