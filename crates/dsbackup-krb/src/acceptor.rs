@@ -31,7 +31,7 @@ use dsbackup_proto::{
     AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider,
 };
 
-use crate::crypto::{EncType, Key};
+use crate::crypto::{EncType, Key, TokenKey};
 use crate::der::KerberosTime;
 use crate::error::{CryptoError, KrbError};
 use crate::files::KeytabEntry;
@@ -355,7 +355,7 @@ pub struct KerberosAcceptor {
     protection: Protection,
     accepted: Option<Accepted>,
     /// The acceptor subkey: the key of every per-message token.
-    token_key: Option<Key>,
+    token_key: Option<TokenKey>,
     send_seq: u64,
     recv_seq: u64,
     /// Whether tokens cover the whole fragment (header signing) or the stub alone.
@@ -452,7 +452,8 @@ impl KerberosAcceptor {
             },
         };
         self.recv_seq = u64::from(accepted.seq_number);
-        self.token_key = Some(subkey);
+        let usages = [usage::ACCEPTOR_SEAL, usage::INITIATOR_SEAL];
+        self.token_key = Some(TokenKey::new(subkey, &usages));
         self.accepted = Some(accepted);
         // DCE style: the AP-REP travels without the GSS framing ([MS-KILE §3.4.5.1]).
         Ok(ap_rep.encode())
@@ -483,7 +484,7 @@ impl KerberosAcceptor {
         Ok(())
     }
 
-    fn key(&self) -> Result<&Key, SecurityError> {
+    fn key(&self) -> Result<&TokenKey, SecurityError> {
         match (&self.state, &self.token_key) {
             (State::Established, Some(key)) => Ok(key),
             _ => Err(SecurityError::WrongState("is not established")),
@@ -525,7 +526,10 @@ impl SecurityProvider for KerberosAcceptor {
     }
 
     fn signature_len(&self) -> usize {
-        gss::signature_len(self.protection, self.token_key.as_ref().map(Key::etype))
+        gss::signature_len(
+            self.protection,
+            self.token_key.as_ref().map(|key| key.key().etype()),
+        )
     }
 
     fn header_signing(&mut self, on: bool) {
@@ -535,7 +539,7 @@ impl SecurityProvider for KerberosAcceptor {
     fn accepts_signature_len(&self, len: usize) -> bool {
         gss::accepts_signature_len(
             self.protection,
-            self.token_key.as_ref().map(Key::etype),
+            self.token_key.as_ref().map(|key| key.key().etype()),
             len,
         )
     }

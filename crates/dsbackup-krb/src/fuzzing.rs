@@ -3,7 +3,7 @@
 use dsbackup_proto::{AuthStep, Protection, SecurityProvider};
 
 use crate::acceptor::{AcceptorConfig, AcceptorInputs, KerberosAcceptor, ServiceKeys};
-use crate::crypto::{EncType, Key};
+use crate::crypto::{EncType, Key, TokenKey};
 use crate::der::KerberosTime;
 use crate::exchange::Credential;
 use crate::files::KeytabEntry;
@@ -107,7 +107,17 @@ pub fn peer_tokens(data: &[u8]) {
             panic!("a forged RC4-HMAC token verified");
         }
     }
-    if gss::unseal_dce(&key, usage::ACCEPTOR_SEAL, 0x05, &mut pdu, stub, signature).is_ok() {
+    let token_key = TokenKey::new(key.clone(), &[usage::ACCEPTOR_SEAL]);
+    if gss::unseal_dce(
+        &token_key,
+        usage::ACCEPTOR_SEAL,
+        0x05,
+        &mut pdu,
+        stub,
+        signature,
+    )
+    .is_ok()
+    {
         panic!("a forged wrap token verified");
     }
     if gss::verify_mic(&key, usage::ACCEPTOR_SIGN, 0x05, signature, &[&pdu]).is_ok() {

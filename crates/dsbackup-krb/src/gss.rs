@@ -11,7 +11,7 @@
 //!
 //! At integrity a fragment carries a MIC token over the whole PDU (header to sec_trailer,
 //! 28 bytes with AES). At privacy the stub is encrypted in place and `auth_value` holds the
-//! wrap token's header and the rest of its body rotated into it (60 bytes with AES): the
+//! wrap token's header and the rest of its body rotated into it (76 bytes with AES): the
 //! token header, the encrypted header copy, the checksum and the encrypted confounder; the PDU
 //! around the stub is signed only.
 //!
@@ -22,7 +22,9 @@ use core::ops::Range;
 
 use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
 
-use crate::crypto::{EncType, HMAC_SHA1_96, Key};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::crypto::{EncType, HMAC_SHA1_96, Key, TokenKey};
 use crate::der::KerberosTime;
 use crate::exchange::Credential;
 use crate::gss_rc4;
@@ -150,7 +152,7 @@ pub struct KerberosInitiator {
     ctime: KerberosTime,
     cusec: u32,
     /// The key of the per-message tokens, and whether it is the acceptor's subkey.
-    token_key: Option<(Key, bool)>,
+    token_key: Option<(TokenKey, bool)>,
     send_seq: u64,
     recv_seq: u64,
     /// Whether tokens cover the whole fragment (header signing) or the stub alone.
@@ -185,7 +187,7 @@ impl KerberosInitiator {
         let subkey_len = etype.key_len().unwrap_or(16);
         let subkey = EncryptionKey {
             keytype: etype,
-            value: zeroize::Zeroizing::new(
+            value: Zeroizing::new(
                 self.inputs
                     .subkey
                     .get(..subkey_len)
@@ -257,7 +259,7 @@ impl KerberosInitiator {
         }
         let server_seq = part.seq_number.unwrap_or(0);
         self.recv_seq = u64::from(server_seq);
-        self.token_key = Some(match &part.subkey {
+        let (key, acceptor_subkey) = match &part.subkey {
             Some(k) => (
                 Key::new(k.keytype, &k.value)
                     .map_err(|_| SecurityError::Unsupported("the acceptor's subkey type"))?,
@@ -272,7 +274,9 @@ impl KerberosInitiator {
                     false,
                 )
             }
-        });
+        };
+        let usages = [usage::INITIATOR_SEAL, usage::ACCEPTOR_SEAL];
+        self.token_key = Some((TokenKey::new(key, &usages), acceptor_subkey));
         // DCE style: the client answers with an AP-REP of its own, echoing the time and
         // carrying the acceptor's sequence number ([MS-KILE §3.4.5.1]).
         let reply = EncApRepPart {
@@ -297,7 +301,7 @@ impl KerberosInitiator {
     pub(crate) fn get_mic(&mut self, data: &[u8]) -> Result<Vec<u8>, SecurityError> {
         let seq = self.send_seq;
         let (key, flags) = self.key()?;
-        let mic = make_mic(key, usage::INITIATOR_SIGN, flags, seq, &[data]);
+        let mic = make_mic(key.key(), usage::INITIATOR_SIGN, flags, seq, &[data]);
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(mic)
     }
@@ -311,7 +315,7 @@ impl KerberosInitiator {
     ) -> Result<(), SecurityError> {
         let (key, flags) = self.key()?;
         let seq = verify_mic(
-            key,
+            key.key(),
             usage::ACCEPTOR_SIGN,
             flags | SENT_BY_ACCEPTOR,
             token,
@@ -325,10 +329,10 @@ impl KerberosInitiator {
     }
 
     fn token_etype(&self) -> Option<EncType> {
-        self.token_key.as_ref().map(|(key, _)| key.etype())
+        self.token_key.as_ref().map(|(key, _)| key.key().etype())
     }
 
-    fn key(&self) -> Result<(&Key, u8), SecurityError> {
+    fn key(&self) -> Result<(&TokenKey, u8), SecurityError> {
         let (key, acceptor_subkey) = self
             .token_key
             .as_ref()
@@ -401,7 +405,7 @@ fn check_header(header: &[u8], tok_id: [u8; 2], flags: u8) -> Result<u64, Securi
 /// `header | E(filler | header copy) | checksum | E(confounder)`, with EC = 16 filler bytes
 /// (0xff) and RRC = 28, the layout Windows and Samba (Heimdal) use.
 pub(crate) fn seal_dce(
-    key: &Key,
+    key: &TokenKey,
     (key_usage, flags, seq): (u32, u8, u64),
     confounder: &[u8; 16],
     pdu: &mut [u8],
@@ -412,41 +416,36 @@ pub(crate) fn seal_dce(
     let ec = u16::try_from(DCE_EC).unwrap_or(0);
     let rrc = u16::try_from(DCE_RRC).unwrap_or(0);
     let header = token_header([0x05, 0x04], flags, ec, rrc, seq);
-    let mut tail = [0xffu8; DCE_EC + TOKEN_HEADER];
-    for (t, h) in tail
-        .iter_mut()
-        .skip(DCE_EC)
-        .zip(token_header([0x05, 0x04], flags, ec, 0, seq))
-    {
-        *t = h;
-    }
     let (before, rest) = pdu.split_at_mut(stub.start);
     let (data, after) = rest
         .split_at_mut_checked(stub.len())
         .ok_or(SecurityError::WrongState("stub range outside the fragment"))?;
-    let (cipher, mac) = key.aes_seal(key_usage, confounder, [before, data, after, &tail]);
-    // cipher = E(confounder) | E(stub) | E(filler | header copy): CTS keeps lengths.
-    let n = data.len();
-    let (conf, rest) = cipher.split_at(16);
-    let (enc_stub, enc_tail) = rest.split_at(n);
-    data.copy_from_slice(enc_stub);
     let sig = signature
         .get_mut(..WRAP_LEN)
         .ok_or(SecurityError::WrongState("signature buffer too short"))?;
     let (h, rest) = sig.split_at_mut(TOKEN_HEADER);
     h.copy_from_slice(&header);
-    let (t, rest) = rest.split_at_mut(enc_tail.len());
-    t.copy_from_slice(enc_tail);
-    let (m, c) = rest.split_at_mut(HMAC_SHA1_96);
-    m.copy_from_slice(&mac);
-    c.copy_from_slice(conf);
+    // The filler and the header copy are sealed where they go, after the confounder
+    // (RRC = 28 rotates the checksum and the confounder in front of them on the wire).
+    let (tail, rest) = rest.split_at_mut(DCE_EC + TOKEN_HEADER);
+    let (filler, copy) = tail.split_at_mut(DCE_EC);
+    filler.fill(0xff);
+    copy.copy_from_slice(&token_header([0x05, 0x04], flags, ec, 0, seq));
+    let (mac, conf) = rest.split_at_mut(HMAC_SHA1_96);
+    conf.copy_from_slice(confounder);
+    // The stub is sealed in place: E(confounder) | E(stub) | E(filler | header copy) is one
+    // CTS stream, which keeps each part's length.
+    let checksum = key
+        .aes_seal(key_usage, [conf, data, tail], [before, after])
+        .map_err(|_| SecurityError::WrongState("the token key is not an AES key"))?;
+    mac.copy_from_slice(&checksum);
     Ok(())
 }
 
 /// Checks a DCE-style wrap token and decrypts `pdu[stub]` in place; returns its sequence
 /// number. Any EC is accepted when the token's length agrees with it.
 pub(crate) fn unseal_dce(
-    key: &Key,
+    key: &TokenKey,
     key_usage: u32,
     flags: u8,
     pdu: &mut [u8],
@@ -473,14 +472,16 @@ pub(crate) fn unseal_dce(
     let (data, after) = rest
         .split_at_mut_checked(stub.len())
         .ok_or(SecurityError::BadSignature)?;
-    let mut cipher = Vec::with_capacity(16 + data.len() + enc_tail.len());
-    cipher.extend_from_slice(conf);
-    cipher.extend_from_slice(data);
-    cipher.extend_from_slice(enc_tail);
-    let plain = key
-        .aes_open(key_usage, &cipher, mac, [before, after], enc_tail.len())
-        .map_err(|_| SecurityError::BadSignature)?;
-    let (clear, tail) = plain.split_at(data.len());
+    let mut conf = <[u8; 16]>::try_from(conf).map_err(|_| SecurityError::BadSignature)?;
+    let mut tail = Zeroizing::new(enc_tail.to_vec());
+    key.aes_open(
+        key_usage,
+        [&mut conf, data, &mut tail],
+        [before, after],
+        mac,
+    )
+    .map_err(|_| SecurityError::BadSignature)?;
+    conf.zeroize();
     // The header copy must repeat the header; its RRC is not compared (RFC 4121 has it 0,
     // implementations differ).
     let copy = tail.get(ec..).unwrap_or_default();
@@ -488,9 +489,9 @@ pub(crate) fn unseal_dce(
         && copy.get(..6) == header.get(..6)
         && copy.get(8..) == header.get(8..);
     if !same {
+        data.zeroize();
         return Err(SecurityError::BadSignature);
     }
-    data.copy_from_slice(clear);
     Ok(seq)
 }
 
@@ -638,7 +639,7 @@ fn covered(
 /// token otherwise. `params`: seal usage, sign usage, token flags, sequence number.
 /// `(protection, header_signing)`: the level, and whether the token covers the whole fragment.
 pub(crate) fn protect(
-    key: &Key,
+    token_key: &TokenKey,
     (seal_usage, sign_usage, flags, seq): (u32, u32, u8, u64),
     confounder: &[u8; 16],
     (protection, header_signing): (Protection, bool),
@@ -646,6 +647,7 @@ pub(crate) fn protect(
     stub: Range<usize>,
     signature: &mut [u8],
 ) -> Result<(), SecurityError> {
+    let key = token_key.key();
     let (pdu, stub) = covered(pdu, stub, header_signing)?;
     if key.etype() == EncType::RC4_HMAC {
         let mut short = [0u8; 8];
@@ -659,7 +661,7 @@ pub(crate) fn protect(
     }
     if protection == Protection::Privacy {
         return seal_dce(
-            key,
+            token_key,
             (seal_usage, flags, seq),
             confounder,
             pdu,
@@ -678,13 +680,14 @@ pub(crate) fn protect(
 /// Checks one incoming fragment (the mirror of [`protect`]); returns the token's sequence
 /// number. `params`: seal usage, sign usage, expected token flags.
 pub(crate) fn check(
-    key: &Key,
+    token_key: &TokenKey,
     (seal_usage, sign_usage, flags): (u32, u32, u8),
     (protection, header_signing): (Protection, bool),
     pdu: &mut [u8],
     stub: Range<usize>,
     signature: &[u8],
 ) -> Result<u64, SecurityError> {
+    let key = token_key.key();
     let (pdu, stub) =
         covered(pdu, stub, header_signing).map_err(|_| SecurityError::BadSignature)?;
     if key.etype() == EncType::RC4_HMAC {
@@ -693,7 +696,7 @@ pub(crate) fn check(
         return gss_rc4::check(key.as_bytes(), acceptor, privacy, pdu, stub, signature);
     }
     match protection {
-        Protection::Privacy => unseal_dce(key, seal_usage, flags, pdu, stub, signature),
+        Protection::Privacy => unseal_dce(token_key, seal_usage, flags, pdu, stub, signature),
         _ => verify_mic(key, sign_usage, flags, signature, &[pdu]),
     }
 }
@@ -737,7 +740,7 @@ mod tests {
                 let mut pdu = clear.clone();
                 let mut sig = vec![0u8; signature_len(protection, None)];
                 protect(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     params,
                     &[9; 16],
                     coverage,
@@ -749,7 +752,14 @@ mod tests {
                 for (at, covered) in [(3, header_signing), (20, true), (60, header_signing)] {
                     let mut changed = pdu.clone();
                     changed[at] ^= 1;
-                    let verdict = check(&key, expect, coverage, &mut changed, stub.clone(), &sig);
+                    let verdict = check(
+                        &TokenKey::from(key.clone()),
+                        expect,
+                        coverage,
+                        &mut changed,
+                        stub.clone(),
+                        &sig,
+                    );
                     assert_eq!(
                         verdict.is_err(),
                         covered,
@@ -757,7 +767,15 @@ mod tests {
                     );
                 }
                 let mut opened = pdu.clone();
-                check(&key, expect, coverage, &mut opened, stub.clone(), &sig).unwrap();
+                check(
+                    &TokenKey::from(key.clone()),
+                    expect,
+                    coverage,
+                    &mut opened,
+                    stub.clone(),
+                    &sig,
+                )
+                .unwrap();
                 assert_eq!(opened, clear);
             }
         }
@@ -817,7 +835,7 @@ mod tests {
                 let mut data = sealed.to_vec();
                 let range = 0..data.len();
                 unseal_dce(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     usage::INITIATOR_SEAL,
                     ACCEPTOR_SUBKEY,
                     &mut data,
@@ -860,7 +878,15 @@ mod tests {
             let mut pdu = clear.clone();
             let mut sig = [0u8; WRAP_LEN];
             let params = (usage::INITIATOR_SEAL, ACCEPTOR_SUBKEY, 7);
-            seal_dce(&key, params, &[3; 16], &mut pdu, stub.clone(), &mut sig).unwrap();
+            seal_dce(
+                &TokenKey::from(key.clone()),
+                params,
+                &[3; 16],
+                &mut pdu,
+                stub.clone(),
+                &mut sig,
+            )
+            .unwrap();
             assert_eq!(&sig[..8], &[0x05, 0x04, 0x06, 0xff, 0, 16, 0, 28]);
             if stub_len >= 16 {
                 assert_ne!(
@@ -873,7 +899,7 @@ mod tests {
 
             let mut opened = pdu.clone();
             let seq = unseal_dce(
-                &key,
+                &TokenKey::from(key.clone()),
                 usage::INITIATOR_SEAL,
                 ACCEPTOR_SUBKEY,
                 &mut opened,
@@ -890,7 +916,7 @@ mod tests {
                 let mut copy = pdu.clone();
                 assert!(
                     unseal_dce(
-                        &key,
+                        &TokenKey::from(key.clone()),
                         usage::INITIATOR_SEAL,
                         ACCEPTOR_SUBKEY,
                         &mut copy,
@@ -912,7 +938,7 @@ mod tests {
                 bad[i] ^= 0x80;
                 assert!(
                     unseal_dce(
-                        &key,
+                        &TokenKey::from(key.clone()),
                         usage::INITIATOR_SEAL,
                         ACCEPTOR_SUBKEY,
                         &mut bad,
@@ -927,7 +953,7 @@ mod tests {
             let mut copy = pdu.clone();
             assert!(
                 unseal_dce(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     usage::ACCEPTOR_SEAL,
                     ACCEPTOR_SUBKEY,
                     &mut copy,
@@ -938,7 +964,7 @@ mod tests {
             );
             assert!(
                 unseal_dce(
-                    &key,
+                    &TokenKey::from(key.clone()),
                     usage::INITIATOR_SEAL,
                     ACCEPTOR_SUBKEY | SENT_BY_ACCEPTOR,
                     &mut copy,
