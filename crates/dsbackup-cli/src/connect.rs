@@ -63,7 +63,7 @@ pub(crate) struct ReadArgs {
     #[arg(long, default_value_t = 256 * 1024)]
     pub(crate) read_size: u32,
     /// HrRBackupRead calls kept in flight.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub(crate) reads_in_flight: usize,
 }
 
