@@ -126,7 +126,7 @@ async fn liar(lie: Lie) -> (RunningServer, Client) {
         .auth_level(AuthLevel::NONE)
         .endpoint(Endpoint::Port(server.local_addr().port()));
     config.read_size = 32 * 1024;
-    config.reads_in_flight = 3;
+    config.reads_in_flight = Some(3);
     (server, Client::new(config).unwrap())
 }
 

@@ -297,7 +297,7 @@ fn client(port: u16, level: AuthLevel, frag: u16, kerberos: bool) -> Client {
         config.read_size = size.parse().unwrap();
     }
     if let Ok(depth) = std::env::var("BENCH_IN_FLIGHT") {
-        config.reads_in_flight = depth.parse().unwrap();
+        config.reads_in_flight = Some(depth.parse().unwrap());
     }
     Client::new(config).unwrap()
 }

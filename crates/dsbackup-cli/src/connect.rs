@@ -62,9 +62,9 @@ pub(crate) struct ReadArgs {
     /// Bytes asked for by each HrRBackupRead (at most 16 MiB).
     #[arg(long, default_value_t = 256 * 1024)]
     pub(crate) read_size: u32,
-    /// HrRBackupRead calls kept in flight.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) reads_in_flight: usize,
+    /// HrRBackupRead calls kept in flight [default: 8 at integrity and privacy, 4 below].
+    #[arg(long)]
+    pub(crate) reads_in_flight: Option<usize>,
 }
 
 /// `-q/--quiet`: only the commands that draw progress bars list it.

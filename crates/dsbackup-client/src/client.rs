@@ -81,8 +81,9 @@ pub struct ClientConfig {
     /// Bytes asked for by one `HrRBackupRead`: as `DsBackupRead`'s buffer, a multiple of
     /// 8 KiB, at least 24 KiB ([`is_valid_read_size`]), and at most 16 MiB.
     pub read_size: u32,
-    /// `HrRBackupRead` calls kept in flight while a file is read.
-    pub reads_in_flight: usize,
+    /// `HrRBackupRead` calls kept in flight while a file is read; `None` (the default): by
+    /// level, [`default_reads_in_flight`].
+    pub reads_in_flight: Option<usize>,
     /// Largest fragment sent and received (the server may negotiate it down).
     pub max_frag: u16,
     /// The byte order of the PDUs and stubs sent: little-endian by default, as Windows sends;
@@ -93,12 +94,25 @@ pub struct ClientConfig {
     pub tap: Option<Tap>,
 }
 
+/// `HrRBackupRead` calls kept in flight by default at `level`, as measured over loopback with
+/// `cargo xtask bench` (README, Performance): 8 at packet integrity and privacy, where 8 ran 10
+/// to 20 % faster than 4 (four reads of 256 KiB are about 2 ms of the server's sealing, less
+/// than a scheduler's time slice, so the sealing side ran dry whenever the receiving side was
+/// descheduled); 4 below them, where 8 cost the client more CPU per byte (twice the bytes in
+/// flight, out of the caches) and ran no faster.
+pub fn default_reads_in_flight(level: AuthLevel) -> usize {
+    if level >= AuthLevel::PKT_INTEGRITY {
+        8
+    } else {
+        4
+    }
+}
+
 impl ClientConfig {
     /// Defaults for `server`: no credentials yet, packet privacy, the endpoint mapper on 135,
-    /// 10 s to connect, 60 s per call, reads of 256 KiB with 8 in flight (measured over
-    /// loopback in `cargo xtask bench`: at integrity and privacy 8 in flight ran 10 to 20 %
-    /// faster than 4, whose 1 MiB ahead is less than the sealing side does in a scheduler's
-    /// time slice; larger reads gained nothing and raised the peak RSS), 64 KiB fragments.
+    /// 10 s to connect, 60 s per call, reads of 256 KiB (larger ones gained nothing over
+    /// loopback in `cargo xtask bench` and raised the peak RSS) with as many in flight as
+    /// [`default_reads_in_flight`] says for the level, 64 KiB fragments.
     pub fn new(server: impl Into<String>) -> Self {
         Self {
             server: server.into(),
@@ -110,7 +124,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(60),
             read_size: 256 * 1024,
-            reads_in_flight: 8,
+            reads_in_flight: None,
             max_frag: u16::MAX,
             drep: DataRep::LITTLE_ENDIAN,
             tap: None,
@@ -143,7 +157,7 @@ impl ClientConfig {
     /// [`MAX_READS_IN_FLIGHT`](crate::MAX_READS_IN_FLIGHT)).
     #[must_use]
     pub fn reads_in_flight(mut self, reads: usize) -> Self {
-        self.reads_in_flight = reads;
+        self.reads_in_flight = Some(reads);
         self
     }
 
@@ -273,7 +287,10 @@ impl Client {
                 endpoint: config.endpoint,
                 registry: Registry::new(options),
                 read_size: config.read_size,
-                reads_in_flight: config.reads_in_flight.max(1),
+                reads_in_flight: config
+                    .reads_in_flight
+                    .unwrap_or_else(|| default_reads_in_flight(config.auth_level))
+                    .max(1),
             }),
         })
     }
@@ -489,6 +506,25 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads in flight follow the level unless the caller set them (then at least one).
+    #[test]
+    fn reads_in_flight_follow_the_level_unless_set() {
+        let depth = |config: ClientConfig| Client::new(config).unwrap().inner.reads_in_flight;
+        let at = |level| {
+            ClientConfig::new("dc1")
+                .credentials(Credentials::from_password("backup", "CORP", "secret"))
+                .auth_level(level)
+        };
+        assert_eq!(depth(at(AuthLevel::NONE)), 4);
+        assert_eq!(depth(at(AuthLevel::CONNECT)), 4);
+        assert_eq!(depth(at(AuthLevel::PKT_INTEGRITY)), 8);
+        let default = ClientConfig::new("dc1")
+            .credentials(Credentials::from_password("backup", "CORP", "secret"));
+        assert_eq!(depth(default), 8, "privacy by default");
+        assert_eq!(depth(at(AuthLevel::NONE).reads_in_flight(3)), 3);
+        assert_eq!(depth(at(AuthLevel::PKT_PRIVACY).reads_in_flight(0)), 1);
+    }
 
     #[test]
     fn read_sizes_follow_dsbackupread_rule() {
