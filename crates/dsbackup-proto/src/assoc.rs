@@ -194,7 +194,7 @@ pub(crate) fn encode_protected(
 }
 
 /// Encodes the fragments of one protected association together, signing (and sealing) them
-/// in one [`SecurityProvider::wrap_batch`](crate::SecurityProvider::wrap_batch): in order, as
+/// in one [`SecurityProvider::wrap_batch`]: in order, as
 /// [`encode_protected`] one by one would. `auth` protects at integrity or privacy.
 pub(crate) fn encode_protected_batch(
     fragments: impl IntoIterator<Item = (Pdu, Chain)>,

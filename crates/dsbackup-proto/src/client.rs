@@ -557,7 +557,7 @@ impl ClientAssociation {
     /// Feeds several whole received fragments, in the order received: as
     /// [`handle_frame`](Self::handle_frame) on each in turn, except that on an association
     /// protected at integrity or privacy the protected ones are verified (and unsealed)
-    /// together, with one [`SecurityProvider::unwrap_batch`](crate::SecurityProvider::unwrap_batch).
+    /// together, with one [`SecurityProvider::unwrap_batch`].
     /// A driver hands over what its receive buffer holds at once.
     ///
     /// # Errors
