@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::acceptor::{Acceptor, AcceptorConfig, InMemoryCredentials, ServerInputs};
-use crate::md5x::{self, HmacKey, Job};
+use crate::md5x::{self, Job};
 use crate::messages::Message;
+use crate::stitch::HmacMd5;
 
 /// Decodes `data` as any NTLM message; when it decodes, re-encodes it and checks that the
 /// encoding decodes to the same message.
@@ -219,7 +220,7 @@ pub fn stitch_differential(data: &[u8]) {
 /// Multi-buffer HMAC-MD5 of `messages`, each `prefix || body`, under `key`, as the session's
 /// batch calls compute it (for the benches).
 pub fn hmac_md5_many(key: &[u8], messages: &[(&[u8], &[u8])]) -> Vec<[u8; 16]> {
-    let key = HmacKey::new(key);
+    let key = HmacMd5::new(key);
     let jobs: Vec<Job<'_>> = messages
         .iter()
         .map(|&(prefix, body)| Job {

@@ -20,10 +20,9 @@
 //! step for all lanes.
 
 use md5::block_api::compress;
-use md5::{Digest as _, Md5};
 use zeroize::Zeroize;
 
-use crate::stitch::{IV, K};
+use crate::stitch::{HmacMd5, IV, K};
 
 /// Messages hashed side by side.
 pub(crate) const LANES: usize = 8;
@@ -32,57 +31,10 @@ const BLOCK: usize = 64;
 /// The length of the outer hash's message in bits: the opad block and the inner digest.
 const OUTER_BITS: u32 = (64 + 16) * 8;
 
-/// An HMAC-MD5 key as the two MD5 states after its ipad and opad blocks, computed once per key.
-/// Zeroized on drop (each state is as good as the key).
-#[derive(Clone)]
-pub(crate) struct HmacKey {
-    inner: [u32; 4],
-    outer: [u32; 4],
-}
-
-impl HmacKey {
-    /// The states of HMAC-MD5 keyed with `key` (of any length, as RFC 2104 says).
-    pub(crate) fn new(key: &[u8]) -> Self {
-        let mut block = [0u8; BLOCK];
-        let mut digest;
-        let key = if key.len() > BLOCK {
-            digest = <[u8; 16]>::from(Md5::digest(key));
-            &digest[..]
-        } else {
-            digest = [0; 16];
-            key
-        };
-        for (b, k) in block.iter_mut().zip(key) {
-            *b = *k;
-        }
-        let state = |pad: u8| {
-            let mut padded = block.map(|b| b ^ pad);
-            let mut state = IV;
-            compress(&mut state, &[padded]);
-            padded.zeroize();
-            state
-        };
-        let result = Self {
-            inner: state(0x36),
-            outer: state(0x5c),
-        };
-        block.zeroize();
-        digest.zeroize();
-        result
-    }
-}
-
-impl Drop for HmacKey {
-    fn drop(&mut self) {
-        self.inner.zeroize();
-        self.outer.zeroize();
-    }
-}
-
 /// One message to authenticate: `HMAC_MD5(key, prefix || body)`.
 #[derive(Clone, Copy)]
 pub(crate) struct Job<'a> {
-    pub(crate) key: &'a HmacKey,
+    pub(crate) key: &'a HmacMd5,
     pub(crate) prefix: &'a [u8],
     pub(crate) body: &'a [u8],
 }
@@ -488,6 +440,7 @@ fn compress_lanes<const N: usize>(state: &mut [[u32; N]; 4], m: &[[u32; N]; 16])
 #[cfg(test)]
 mod tests {
     use hmac::{Hmac, KeyInit as _, Mac as _};
+    use md5::Md5;
     use proptest::prelude::*;
 
     use super::*;
@@ -520,7 +473,7 @@ mod tests {
             other_key in any::<[u8; 16]>(),
             messages in messages(),
         ) {
-            let keys = [HmacKey::new(&key), HmacKey::new(&other_key)];
+            let keys = [HmacMd5::new(&key), HmacMd5::new(&other_key)];
             let raw: [&[u8]; 2] = [&key, &other_key];
             let jobs: Vec<Job<'_>> = messages
                 .iter()
@@ -537,7 +490,7 @@ mod tests {
 
     #[test]
     fn every_length_up_to_three_blocks_in_every_lane() {
-        let key = HmacKey::new(b"signing key");
+        let key = HmacMd5::new(b"signing key");
         let data: Vec<u8> = (0..=255u8).cycle().take(4 * BLOCK).collect();
         for base in 0..3 * BLOCK {
             let jobs: Vec<Job<'_>> = (0..LANES)

@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 use crate::crypto::{self, Direction, Key, Rc4Stream};
 use crate::error::{NtlmError, SignatureError};
 use crate::flags::NegotiateFlags;
-use crate::md5x::{self, HmacKey, Job, LANES};
+use crate::md5x::{self, Job, LANES};
 use crate::stitch::{HmacMd5, Mode};
 
 /// What a batch call answers: on failure, the index of the fragment that failed and the error
@@ -62,9 +62,8 @@ struct DirectionState {
     /// HMAC-MD5 keyed with the signing key: its inner and outer states are computed once,
     /// and each message's checksum starts from a copy. The MD5 states are zeroized on drop.
     signing: Hmac<Md5>,
-    /// The same key as the multi-buffer HMAC's two states, for the batch calls.
-    batch_key: HmacKey,
-    /// The same HMAC for the stitched sealing and unsealing (`crate::stitch`).
+    /// The same HMAC's two MD5 states, for the stitched sealing and unsealing
+    /// (`crate::stitch`) and the batch calls (`crate::md5x`).
     stitched: HmacMd5,
     /// The sealing key, to key the handle afresh after SPNEGO's mechanism list MIC.
     seal_key: Key,
@@ -99,7 +98,6 @@ impl SessionSecurity {
             let sign_key = crypto::sign_key(exported_session_key, direction);
             DirectionState {
                 signing: signing_mac(&sign_key),
-                batch_key: HmacKey::new(sign_key.as_bytes()),
                 stitched: HmacMd5::new(sign_key.as_bytes()),
                 sealing: Rc4Stream::new(seal_key.as_bytes()),
                 seal_key,
@@ -554,7 +552,7 @@ impl DirectionState {
             *seq_num = self.seq_num.wrapping_add(ahead).to_le_bytes();
         }
         let idle = Job {
-            key: &self.batch_key,
+            key: &self.stitched,
             prefix: &[],
             body: &[],
         };
@@ -562,7 +560,7 @@ impl DirectionState {
         let mut count = 0;
         for ((job, message), seq_num) in jobs.iter_mut().zip(messages).zip(&seq_nums) {
             *job = Job {
-                key: &self.batch_key,
+                key: &self.stitched,
                 prefix: seq_num,
                 body: message,
             };

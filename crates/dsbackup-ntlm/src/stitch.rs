@@ -119,10 +119,14 @@ impl Drop for Md5 {
     }
 }
 
-/// HMAC-MD5 (RFC 2104) under one key, its inner and outer states computed once.
+/// HMAC-MD5 (RFC 2104) under one key, its inner and outer states computed once: what the
+/// stitched pass, the multi-buffer hash (`crate::md5x`) and signing alone start from.
+/// Zeroized on drop (each state is as good as the key).
 pub(crate) struct HmacMd5 {
-    inner: [u32; 4],
-    outer: [u32; 4],
+    /// The MD5 state after the key's ipad block.
+    pub(crate) inner: [u32; 4],
+    /// The MD5 state after the key's opad block.
+    pub(crate) outer: [u32; 4],
 }
 
 impl HmacMd5 {
