@@ -21,15 +21,13 @@ use core::fmt;
 use core::ops::Range;
 
 use dsbackup_proto::{ProtectedFragment, Protection, SecurityError};
-use hmac::{Hmac, KeyInit, Mac};
-use md5::Md5;
 use subtle::ConstantTimeEq;
 
 use crate::crypto::{self, Direction, Key, Rc4Stream};
 use crate::error::{NtlmError, SignatureError};
 use crate::flags::NegotiateFlags;
 use crate::md5x::{self, Job, LANES};
-use crate::stitch::{HmacMd5, Mode};
+use crate::stitch::{self, HmacMd5, Mode};
 
 /// What a batch call answers: on failure, the index of the fragment that failed and the error
 /// its single call gives.
@@ -59,12 +57,10 @@ pub struct SessionSecurity {
 }
 
 struct DirectionState {
-    /// HMAC-MD5 keyed with the signing key: its inner and outer states are computed once,
-    /// and each message's checksum starts from a copy. The MD5 states are zeroized on drop.
-    signing: Hmac<Md5>,
-    /// The same HMAC's two MD5 states, for the stitched sealing and unsealing
-    /// (`crate::stitch`) and the batch calls (`crate::md5x`).
-    stitched: HmacMd5,
+    /// HMAC-MD5 keyed with the signing key, its inner and outer states computed once (and
+    /// zeroized on drop): signing alone, the stitched sealing and unsealing (`crate::stitch`)
+    /// and the batch calls (`crate::md5x`) each start from them.
+    signing: HmacMd5,
     /// The sealing key, to key the handle afresh after SPNEGO's mechanism list MIC.
     seal_key: Key,
     sealing: Rc4Stream,
@@ -97,8 +93,7 @@ impl SessionSecurity {
             let seal_key = crypto::seal_key(exported_session_key, flags, direction);
             let sign_key = crypto::sign_key(exported_session_key, direction);
             DirectionState {
-                signing: signing_mac(&sign_key),
-                stitched: HmacMd5::new(sign_key.as_bytes()),
+                signing: HmacMd5::new(sign_key.as_bytes()),
                 sealing: Rc4Stream::new(seal_key.as_bytes()),
                 seal_key,
                 seq_num: 0,
@@ -492,12 +487,6 @@ impl fmt::Debug for SessionSecurity {
     }
 }
 
-/// HMAC-MD5 keyed with a signing key.
-fn signing_mac(key: &Key) -> Hmac<Md5> {
-    // INVARIANT: HMAC takes keys of any length, so `new_from_slice` never fails.
-    <Hmac<Md5> as KeyInit>::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length")
-}
-
 /// Refuses a sealed range that is not inside the message.
 fn check_range(message: &[u8], sealed: &Range<usize>) -> Result<(), NtlmError> {
     if sealed.start <= sealed.end && sealed.end <= message.len() {
@@ -514,25 +503,16 @@ fn check_range(message: &[u8], sealed: &Range<usize>) -> Result<(), NtlmError> {
 const CHUNK: usize = 4096;
 
 impl DirectionState {
-    /// A fresh MAC over `SeqNum` at the current sequence number.
-    fn mac(&self) -> Hmac<Md5> {
-        let mut mac = self.signing.clone();
-        mac.update(&self.seq_num.to_le_bytes());
-        mac
-    }
-
     /// `HMAC_MD5(SigningKey, SeqNum || message)[0..8]` at the current sequence number.
     fn checksum(&self, message: &[u8]) -> [u8; 8] {
-        let mut mac = self.mac();
-        mac.update(message);
-        truncate(mac)
+        self.signing.sign(self.seq_num, message)
     }
 
     /// The checksum of the plaintext `message`, sealing its `sealed` range in place in the same
     /// pass (RC4 and HMAC-MD5 stitched, `crate::stitch`). `sealed` is inside `message`.
     fn sign_and_seal(&mut self, message: &mut [u8], sealed: Range<usize>) -> [u8; 8] {
         let rc4 = self.sealing.rc4();
-        self.stitched
+        self.signing
             .checksum(self.seq_num, rc4, message, sealed, Mode::Seal)
     }
 
@@ -540,7 +520,7 @@ impl DirectionState {
     /// plaintext, in one pass (`crate::stitch`). `sealed` is inside `message`.
     fn unseal_and_sign(&mut self, message: &mut [u8], sealed: Range<usize>) -> [u8; 8] {
         let rc4 = self.sealing.rc4();
-        self.stitched
+        self.signing
             .checksum(self.seq_num, rc4, message, sealed, Mode::Unseal)
     }
 
@@ -552,7 +532,7 @@ impl DirectionState {
             *seq_num = self.seq_num.wrapping_add(ahead).to_le_bytes();
         }
         let idle = Job {
-            key: &self.stitched,
+            key: &self.signing,
             prefix: &[],
             body: &[],
         };
@@ -560,7 +540,7 @@ impl DirectionState {
         let mut count = 0;
         for ((job, message), seq_num) in jobs.iter_mut().zip(messages).zip(&seq_nums) {
             *job = Job {
-                key: &self.stitched,
+                key: &self.signing,
                 prefix: seq_num,
                 body: message,
             };
@@ -568,13 +548,7 @@ impl DirectionState {
         }
         let mut macs = [[0u8; 16]; LANES];
         md5x::hmac_md5_many(jobs.get(..count).unwrap_or_default(), &mut macs);
-        macs.map(|mac| {
-            let mut checksum = [0u8; 8];
-            for (byte, mac_byte) in checksum.iter_mut().zip(mac) {
-                *byte = mac_byte;
-            }
-            checksum
-        })
+        macs.map(stitch::truncated)
     }
 
     /// The signature carrying `checksum`, which the sealing handle encrypts first with
@@ -675,15 +649,6 @@ impl DirectionState {
             Err(SignatureError::BadChecksum)
         }
     }
-}
-
-/// The first 8 bytes of a MAC.
-fn truncate(mac: Hmac<Md5>) -> [u8; 8] {
-    let mut checksum = [0u8; 8];
-    for (byte, mac_byte) in checksum.iter_mut().zip(mac.finalize().into_bytes()) {
-        *byte = mac_byte;
-    }
-    checksum
 }
 
 /// `Version` of NTLMSSP_MESSAGE_SIGNATURE.

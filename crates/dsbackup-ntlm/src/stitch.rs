@@ -179,8 +179,18 @@ impl HmacMd5 {
         let mut inner = self.start();
         inner.update(&seq_num.to_le_bytes());
         hash_and_apply(&mut inner, rc4, message, sealed, mode);
-        let [c0, c1, c2, c3, c4, c5, c6, c7, ..] = self.finish(inner);
-        [c0, c1, c2, c3, c4, c5, c6, c7]
+        truncated(self.finish(inner))
+    }
+
+    /// `HMAC_MD5(SigningKey, SeqNum || message)[0..8]`: the checksum of signing alone
+    /// ([MS-NLMP §3.4.3], nothing sealed).
+    ///
+    /// [MS-NLMP §3.4.3]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/115f9c7d-bc30-4262-ae96-254555c14ea6
+    pub(crate) fn sign(&self, seq_num: u32, message: &[u8]) -> [u8; 8] {
+        let mut inner = self.start();
+        inner.update(&seq_num.to_le_bytes());
+        inner.update(message);
+        truncated(self.finish(inner))
     }
 
     /// The MAC of what `inner` hashed.
@@ -190,6 +200,12 @@ impl HmacMd5 {
         outer.update(&inner);
         outer.finalize()
     }
+}
+
+/// The checksum NTLM keeps of a MAC: its first 8 bytes.
+pub(crate) fn truncated(mac: [u8; 16]) -> [u8; 8] {
+    let [c0, c1, c2, c3, c4, c5, c6, c7, ..] = mac;
+    [c0, c1, c2, c3, c4, c5, c6, c7]
 }
 
 impl Drop for HmacMd5 {
