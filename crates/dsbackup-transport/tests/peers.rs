@@ -647,16 +647,35 @@ async fn rpcclient_epmlookup_lists_our_interfaces_and_ends() {
         "epmlookup",
     ]);
     let output = run_to_end(command, PEER_DEADLINE).await;
+    assert_rpcclient_listed("anonymous", &output, port, 1..=5);
+    server.shutdown().await;
+}
+
+/// `rpcclient -c epmlookup` (run with `option`) exited 0, stopped at ept_s_not_registered,
+/// and printed exactly our test interface at `versions` on `port`.
+fn assert_rpcclient_listed(
+    option: &str,
+    output: &Output,
+    port: u16,
+    versions: std::ops::RangeInclusive<u16>,
+) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{}: {stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "[{option}] {}: {stderr}",
+        output.status
+    );
     assert!(
         stderr.contains("epm_Lookup no more entries"),
-        "rpcclient did not end at ept_s_not_registered: {stderr}"
+        "[{option}] rpcclient did not end at ept_s_not_registered: {stderr}"
     );
     let listed: Vec<&str> = stdout.lines().collect();
-    assert_eq!(listed, rpcclient_listing(port, 1..=5), "{stdout}");
-    server.shutdown().await;
+    assert_eq!(
+        listed,
+        rpcclient_listing(port, versions),
+        "[{option}] {stdout}"
+    );
 }
 
 /// What `rpcclient -c epmlookup` prints for our test interface at `versions` on `port`:
@@ -729,23 +748,7 @@ async fn rpcclient_epmlookup(binding_options: &str) -> (Output, u16, [Vec<u8>; 2
 async fn rpcclient_epmlookup_with_ntlm_signed_and_sealed_sends_a_trailer_we_accept() {
     for option in ["sign", "seal"] {
         let (output, port, [sent, _]) = rpcclient_epmlookup(option).await;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "[{option}] {}: {stderr}",
-            output.status
-        );
-        assert!(
-            stderr.contains("epm_Lookup no more entries"),
-            "[{option}] rpcclient did not end at ept_s_not_registered: {stderr}"
-        );
-        let listed: Vec<&str> = stdout.lines().collect();
-        assert_eq!(
-            listed,
-            rpcclient_listing(port, 1..=1),
-            "[{option}] {stdout}"
-        );
+        assert_rpcclient_listed(option, &output, port, 1..=1);
         // The requests were NTLM (auth_type 10) at the level asked for.
         let sent = split_pdus(&sent);
         let requests: Vec<&Vec<u8>> = sent.iter().filter(|pdu| pdu[2] == 0).collect();
@@ -836,22 +839,7 @@ async fn rpcclient_binds_with_ntlm_inside_spnego_signed_and_sealed() {
             answered.iter().any(|pdu| pdu[2] == 2),
             "[{option}] a response"
         );
-        assert!(
-            output.status.success(),
-            "[{option}] {}: {stderr}",
-            output.status
-        );
-        assert!(
-            stderr.contains("epm_Lookup no more entries"),
-            "[{option}] rpcclient did not end at ept_s_not_registered: {stderr}"
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let listed: Vec<&str> = stdout.lines().collect();
-        assert_eq!(
-            listed,
-            rpcclient_listing(port, 1..=1),
-            "[{option}] {stdout}"
-        );
+        assert_rpcclient_listed(option, &output, port, 1..=1);
     }
 }
 
