@@ -1,6 +1,7 @@
 //! Backup throughput over loopback at each auth level and fragment size, held to what bounds
-//! it: the crypto primitives timed in the same run, and a plain receive + SHA-256 + write of
-//! the same bytes measured alternately with it; with each side's CPU time and peak RSS. Prints
+//! it: the crypto primitives timed in the same run, and a plain TCP receive into the backup's
+//! own file sink (SHA-256, write, fsync) of the same bytes measured alternately with it; with
+//! each side's CPU time and peak RSS. Prints
 //! one JSON document (read by `cargo xtask bench`).
 //!
 //! ```sh
@@ -46,8 +47,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use dsbackup_client::{
-    AuthLevel, BackupOptions, BackupType, Client, ClientConfig, Credentials, Endpoint, Progress,
-    Tickets,
+    AuthLevel, BackupDirWriter, BackupOptions, BackupType, BftKind, Client, ClientConfig,
+    Credentials, Endpoint, Progress, Tickets,
 };
 use dsbackup_krb::{
     AcceptorConfig, Credential, EncType, Grant, KerberosTime, Key, KeytabEntry, PrincipalName,
@@ -354,8 +355,8 @@ async fn backup(client: &Client, out: &Path, server_pid: u32) -> Timed {
     timer.timed.expect("the set has a database file")
 }
 
-/// The baseline: one thread receives the file's bytes over loopback TCP, hashes them with
-/// SHA-256 and writes them to a file (then fsyncs it), as a backup does without RPC; seconds.
+/// The baseline: one thread receives the file's bytes over loopback TCP and hands them to the
+/// backup's own file sink (SHA-256, write, fsync), as a backup does without RPC; seconds.
 async fn receive_hash_write(path: &Path, out: &Path) -> f64 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -364,20 +365,20 @@ async fn receive_hash_write(path: &Path, out: &Path) -> f64 {
     let started = Instant::now();
     let receiver = tokio::task::spawn_blocking(move || {
         let mut socket = std::net::TcpStream::connect(addr).unwrap();
-        let mut file = std::fs::File::create(&out).unwrap();
-        let mut hasher = Sha256::new();
+        // Dropped uncommitted at the end: the directory goes with it.
+        let mut dir = BackupDirWriter::create(&out).unwrap();
+        let mut sink = dir
+            .create_file(BftKind::NTDS_DATABASE, r"C:\Windows\NTDS\ntds.dit")
+            .unwrap();
         let mut buf = vec![0_u8; 256 << 10];
         loop {
             let n = socket.read(&mut buf).unwrap();
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).unwrap();
+            sink.write(&buf[..n]).unwrap();
         }
-        file.sync_all().unwrap();
-        std::hint::black_box(hasher.finalize());
-        std::fs::remove_file(&out).unwrap();
+        std::hint::black_box(sink.finish().unwrap());
     });
     receiver.await.unwrap();
     let seconds = started.elapsed().as_secs_f64();

@@ -23,6 +23,7 @@ use crate::manifest::{
     BackupType, FileEntry, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, TOKEN_FILE, TokenEntry,
     kind_dir, rfc3339, server_file_name,
 };
+use crate::writeback::WriteBehind;
 
 /// Writes one backup directory (see the module documentation).
 #[derive(Debug)]
@@ -241,6 +242,8 @@ pub struct FileSink {
     meta: FileMeta,
     hasher: Sha256,
     size: u64,
+    /// The page cache behind the writes (see [`WriteBehind`]).
+    behind: WriteBehind,
 }
 
 impl FileSink {
@@ -256,6 +259,7 @@ impl FileSink {
             meta,
             hasher: Sha256::new(),
             size: 0,
+            behind: WriteBehind::new(),
         })
     }
 
@@ -316,6 +320,7 @@ impl FileSink {
                 .size
                 .saturating_add(u64::try_from(part.len()).unwrap_or(u64::MAX));
         }
+        self.behind.wrote(file, self.size);
         Ok(())
     }
 

@@ -51,6 +51,7 @@ mod restore_plan;
 mod rpc;
 mod verify;
 mod workflow;
+mod writeback;
 
 pub use crate::backup::{BackupSession, FileReader, MAX_READS_IN_FLIGHT};
 pub use crate::client::{

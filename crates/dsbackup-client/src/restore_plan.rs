@@ -24,6 +24,7 @@ use crate::beneath::{Beneath, Kind, Refusal};
 use crate::error::Error;
 use crate::manifest::{FileEntry, Manifest, safe_relative};
 use crate::progress::Progress;
+use crate::writeback::WriteBehind;
 
 /// Turns server paths into local paths: a list of `PREFIX=LOCAL_DIR` rules, the longest
 /// matching prefix first (compared case-insensitively, `\` and `/` alike, at a component
@@ -326,6 +327,7 @@ fn copy_one(
         let mut hasher = Sha256::new();
         let mut buf = vec![0_u8; 1 << 20];
         let mut size = 0_u64;
+        let mut behind = WriteBehind::new();
         loop {
             let n = source
                 .read(&mut buf)
@@ -338,6 +340,7 @@ fn copy_one(
                 .map_err(Error::io(dir.path().join(&tmp)))?;
             let n = u64::try_from(n).unwrap_or(u64::MAX);
             size = size.saturating_add(n);
+            behind.wrote(&out, size);
             progress.advance(n);
         }
         if size != copy.entry.size || hex::encode(hasher.finalize()) != copy.entry.sha256 {
