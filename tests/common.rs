@@ -106,7 +106,7 @@ impl Dc {
             config = config.credentials(Credentials::from_password(user, "CORP", password));
         }
         config.call_timeout = Duration::from_secs(20);
-        config.read_size = 256 * 1024;
+        config.read_size = Some(256 * 1024);
         Client::new(config).unwrap()
     }
 

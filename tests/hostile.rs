@@ -125,7 +125,7 @@ async fn liar(lie: Lie) -> (RunningServer, Client) {
     let mut config = ClientConfig::new("127.0.0.1")
         .auth_level(AuthLevel::NONE)
         .endpoint(Endpoint::Port(server.local_addr().port()));
-    config.read_size = 32 * 1024;
+    config.read_size = Some(32 * 1024);
     config.reads_in_flight = Some(3);
     (server, Client::new(config).unwrap())
 }
@@ -231,7 +231,7 @@ async fn a_bind_answered_with_bytes_that_are_not_rpc_is_the_peers_fault() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callers_mistakes_are_misuse_not_the_peers_fault() {
     let mut config = ClientConfig::new("127.0.0.1").auth_level(AuthLevel::NONE);
-    config.read_size = 10_000;
+    config.read_size = Some(10_000);
     let error = Client::new(config).unwrap_err();
     assert!(error.is_misuse() && !error.is_peer_fault(), "{error:?}");
 

@@ -29,7 +29,7 @@ fn client_of(server: &ScriptedDc) -> Client {
     let mut config = ClientConfig::new("127.0.0.1")
         .auth_level(AuthLevel::NONE)
         .endpoint(Endpoint::Port(server.local_addr().port()));
-    config.read_size = 24 * 1024;
+    config.read_size = Some(24 * 1024);
     Client::new(config).unwrap()
 }
 

@@ -295,7 +295,7 @@ fn client(port: u16, level: AuthLevel, frag: u16, kerberos: bool) -> Client {
         config = config.credentials(Credentials::from_password(USER, "", PASSWORD));
     }
     if let Ok(size) = std::env::var("BENCH_READ_SIZE") {
-        config.read_size = size.parse().unwrap();
+        config.read_size = Some(size.parse().unwrap());
     }
     if let Ok(depth) = std::env::var("BENCH_IN_FLIGHT") {
         config.reads_in_flight = Some(depth.parse().unwrap());

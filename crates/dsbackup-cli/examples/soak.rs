@@ -256,7 +256,7 @@ impl Soak {
             .credentials(Credentials::from_password(USER, "", PASSWORD))
             .auth_level(AuthLevel::PKT_PRIVACY)
             .endpoint(Endpoint::Port(self.port));
-        config.read_size = 64 * 1024;
+        config.read_size = Some(64 * 1024);
         config
     }
 

@@ -59,9 +59,10 @@ pub(crate) struct ConnectArgs {
 /// How a backup reads its files: only the commands that read list these.
 #[derive(Debug, Args)]
 pub(crate) struct ReadArgs {
-    /// Bytes asked for by each HrRBackupRead (at most 16 MiB).
-    #[arg(long, default_value_t = 256 * 1024)]
-    pub(crate) read_size: u32,
+    /// Bytes asked for by each HrRBackupRead, a multiple of 8 KiB from 24 KiB to 16 MiB
+    /// [default: 524288 at integrity and privacy, 262144 below].
+    #[arg(long)]
+    pub(crate) read_size: Option<u32>,
     /// HrRBackupRead calls kept in flight [default: 8 at integrity and privacy, 4 below].
     #[arg(long)]
     pub(crate) reads_in_flight: Option<usize>,

@@ -55,7 +55,8 @@ mod writeback;
 
 pub use crate::backup::{BackupSession, FileReader, MAX_READS_IN_FLIGHT};
 pub use crate::client::{
-    BACKUP_ANNOTATION, Client, ClientConfig, Endpoint, default_reads_in_flight, is_valid_read_size,
+    BACKUP_ANNOTATION, Client, ClientConfig, Endpoint, default_read_size, default_reads_in_flight,
+    is_valid_read_size,
 };
 pub use crate::dir::{BackupDirWriter, FileSink, partial_path};
 pub use crate::error::Error;
