@@ -1,8 +1,8 @@
 //! Backup throughput over loopback at each auth level and fragment size, held to what bounds
-//! it: the crypto primitives timed in the same run, and a plain TCP receive into the backup's
-//! own file sink (SHA-256, write, fsync) of the same bytes measured alternately with it; with
-//! each side's CPU time and peak RSS. Prints
-//! one JSON document (read by `cargo xtask bench`).
+//! it: the crypto primitives timed in the same run (before and after the backups, the faster
+//! time kept), and a plain TCP receive into the backup's own file sink (SHA-256, write, fsync)
+//! of the same bytes measured alternately with it; with each side's CPU time and peak RSS.
+//! Prints one JSON document (read by `cargo xtask bench`).
 //!
 //! ```sh
 //! cargo run --release -p dsbackup-cli --example backup_throughput -- [SIZE_MIB] [DIR] [LEVELS] [FRAGS]
@@ -115,17 +115,19 @@ fn main() {
         .unwrap_or_else(|| "5840,65535".to_owned());
     let runs = std::env::var("BENCH_RUNS").map_or(3, |r| r.parse().unwrap());
     // BENCH_PRIMITIVES=0 skips timing the primitives (under valgrind, where it takes long).
-    let primitives = if std::env::var("BENCH_PRIMITIVES").is_ok_and(|v| v == "0") {
-        serde_json::Value::Null
-    } else {
-        primitives()
-    };
+    let time_primitives = !std::env::var("BENCH_PRIMITIVES").is_ok_and(|v| v == "0");
+    let before = time_primitives.then(primitives);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::env::var("BENCH_CLIENT_WORKERS").map_or(2, |w| w.parse().unwrap()))
         .enable_all()
         .build()
         .unwrap();
     let rows = runtime.block_on(run(size_mib, &base, &levels, &frags, runs));
+    // Timed again after the rows, each primitive's faster time kept: a moment of noise on the
+    // machine makes a primitive look slower and its bound easier to meet, never harder.
+    let primitives = before.map_or(serde_json::Value::Null, |before| {
+        fastest(&before, &primitives())
+    });
     let bytes = size_mib << 20;
     let result = serde_json::json!({
         "bench": "backup_throughput",
@@ -516,6 +518,18 @@ fn primitives() -> serde_json::Value {
     serde_json::json!({"rc4": rc4, "rc4_crate": rc4_crate, "md5": md5, "hmac_md5": hmac_md5,
         "sha256": sha256, "aes256_cts_hmac_sha1": aes, "ntlm_seal_one": seal_one,
         "ntlm_sign_batch8": sign_batch, "ntlm_seal_batch8": seal_batch})
+}
+
+/// Each primitive's smaller nanoseconds per byte of two timings (the JSON objects of
+/// [`primitives`]).
+fn fastest(a: &serde_json::Value, b: &serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (key, value) in a.as_object().into_iter().flatten() {
+        let ns = value.as_f64().unwrap();
+        let other = b.get(key).and_then(serde_json::Value::as_f64).unwrap_or(ns);
+        out.insert(key.clone(), ns.min(other).into());
+    }
+    out.into()
 }
 
 /// `/proc/PID/stat`'s user plus system time, in seconds (every thread, `self` or a PID).
