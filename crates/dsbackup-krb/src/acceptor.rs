@@ -28,7 +28,8 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dsbackup_proto::{
-    AuthStep, AuthType, PeerIdentity, Protection, SecurityError, SecurityProvider,
+    AuthStep, AuthType, BatchError, PeerIdentity, ProtectedFragment, Protection, SecurityError,
+    SecurityProvider, one_by_one,
 };
 
 use crate::crypto::{EncType, Key, TokenKey};
@@ -560,6 +561,38 @@ impl SecurityProvider for KerberosAcceptor {
         gss::protect(key, params, &confounder, coverage, pdu, stub, signature)?;
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
+    }
+
+    /// At privacy with an AES key, the fragments' encryptions side by side
+    /// (`gss::seal_batch`); otherwise one [`wrap`](Self::wrap) at a time.
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [ProtectedFragment<'_>],
+    ) -> Result<(), BatchError> {
+        let etype = self.token_key.as_ref().map(|key| key.key().etype());
+        if protection != Protection::Privacy
+            || fragments.len() < 2
+            || etype == Some(EncType::RC4_HMAC)
+        {
+            return one_by_one(fragments, |f| {
+                self.wrap(protection, f.pdu, f.stub.clone(), f.signature)
+            });
+        }
+        let confounders: Vec<[u8; 16]> = fragments
+            .iter()
+            .map(|_| (self.inputs.confounders)())
+            .collect();
+        let key = self.key().map_err(|error| BatchError { index: 0, error })?;
+        let flags = gss::SENT_BY_ACCEPTOR | gss::ACCEPTOR_SUBKEY;
+        let params = (usage::ACCEPTOR_SEAL, flags, self.send_seq);
+        let (sealed, result) =
+            gss::seal_batch(key, params, &confounders, self.header_signing, fragments);
+        self.send_seq = self
+            .send_seq
+            .wrapping_add(u64::try_from(sealed).unwrap_or(0))
+            & 0xffff_ffff;
+        result
     }
 
     fn unwrap(

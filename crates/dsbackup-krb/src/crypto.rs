@@ -405,6 +405,10 @@ fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
     mac.finalize().into_bytes().into()
 }
 
+/// One message to seal as [`UsageKeys::seal`] takes it: the three pieces the cipher covers
+/// (confounder, data, tail), and the two only the checksum covers (before and after the data).
+pub(crate) type SealMessage<'a> = ([&'a mut [u8]; 3], [&'a [u8]; 2]);
+
 /// The derived keys of one usage ([RFC 3961 §5.3]): Ke ready to encrypt, Ki ready to sign (its
 /// inner and outer states computed once).
 ///
@@ -428,15 +432,39 @@ impl UsageKeys {
         [confounder, data, tail]: [&mut [u8]; 3],
         [before, after]: [&[u8]; 2],
     ) -> [u8; HMAC_SHA1_96] {
+        let truncated = self.checksum([confounder, before, data, after, tail]);
+        cts_encrypt(&self.ke, &mut [confounder, data, tail]);
+        truncated
+    }
+
+    /// [`seal`](Self::seal) of several independent messages, each `(sealed, signed)` as
+    /// `seal` takes them: the checksums one after the other, then the encryptions side by side
+    /// ([`cts_encrypt_many`]). Returns the checksums in order.
+    pub(crate) fn seal_many(&self, messages: &mut [SealMessage<'_>]) -> Vec<[u8; HMAC_SHA1_96]> {
+        let checksums = messages
+            .iter()
+            .map(|([confounder, data, tail], [before, after])| {
+                self.checksum([confounder, before, data, after, tail])
+            })
+            .collect();
+        let mut streams: Vec<[&mut [u8]; 3]> = messages
+            .iter_mut()
+            .map(|([confounder, data, tail], _)| [&mut **confounder, &mut **data, &mut **tail])
+            .collect();
+        cts_encrypt_many(&self.ke, &mut streams);
+        checksums
+    }
+
+    /// HMAC-SHA1-96 with Ki over `parts` in order.
+    fn checksum(&self, parts: [&[u8]; 5]) -> [u8; HMAC_SHA1_96] {
         let mut mac = self.ki.clone();
-        for part in [&*confounder, before, &*data, after, &*tail] {
+        for part in parts {
             mac.update(part);
         }
         let mut truncated = [0u8; HMAC_SHA1_96];
         for (t, m) in truncated.iter_mut().zip(mac.finalize().into_bytes()) {
             *t = m;
         }
-        cts_encrypt(&self.ke, &mut [confounder, data, tail]);
         truncated
     }
 
@@ -531,6 +559,18 @@ impl TokenKey {
         self.with_usage(usage, |keys| keys.seal(parts, signed))
     }
 
+    /// [`UsageKeys::seal_many`] with the keys of `usage`.
+    ///
+    /// # Errors
+    /// [`CryptoError::UnsupportedEncType`] for an RC4-HMAC key.
+    pub(crate) fn aes_seal_many(
+        &self,
+        usage: u32,
+        messages: &mut [SealMessage<'_>],
+    ) -> Result<Vec<[u8; HMAC_SHA1_96]>, CryptoError> {
+        self.with_usage(usage, |keys| keys.seal_many(messages))
+    }
+
     /// [`UsageKeys::open`] with the keys of `usage`.
     ///
     /// # Errors
@@ -591,6 +631,18 @@ impl AesKey {
         }
     }
 
+    /// CBC encryption of several independent chains in place, chain `c` from `ivs[c]`, which
+    /// it leaves at the chain's last ciphertext block: the k-th blocks of all chains one after
+    /// the other, then the (k+1)-th, so that the rounds of different chains overlap in the
+    /// processor (within one chain each block waits for the one before).
+    fn cbc_encrypt_many(&self, ivs: &mut [Block], chains: &mut [Vec<&mut Block>]) {
+        let run = CbcChains { ivs, chains };
+        match self {
+            Self::Aes128(c) => c.encrypt_with_backend(run),
+            Self::Aes256(c) => c.encrypt_with_backend(run),
+        }
+    }
+
     /// CBC decryption of `blocks` in place, chained from `iv`, which it leaves at the last
     /// ciphertext block; the backend decrypts as many blocks at once as it can.
     fn cbc_decrypt(&self, iv: &mut Block, blocks: &mut [Block]) {
@@ -627,6 +679,36 @@ impl BlockCipherEncClosure for CbcRun<'_> {
     }
 }
 
+/// Runs of CBC encryption over independent chains, for
+/// [`BlockCipherEncrypt::encrypt_with_backend`] ([`AesKey::cbc_encrypt_many`]).
+struct CbcChains<'a, 'b> {
+    ivs: &'a mut [Block],
+    chains: &'a mut [Vec<&'b mut Block>],
+}
+
+impl BlockSizeUser for CbcChains<'_, '_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for CbcChains<'_, '_> {
+    #[inline(always)]
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let steps = self.chains.iter().map(Vec::len).max().unwrap_or(0);
+        for k in 0..steps {
+            for (chain, iv) in self.chains.iter_mut().zip(self.ivs.iter_mut()) {
+                if let Some(block) = chain.get_mut(k) {
+                    // On a copy in registers: XORed in place byte by byte, the block would
+                    // reach AES through a store-forwarding stall.
+                    let mut b = xor_copy(block, iv);
+                    backend.encrypt_block_inplace(&mut b);
+                    **block = b;
+                    *iv = b;
+                }
+            }
+        }
+    }
+}
+
 impl BlockCipherDecClosure for CbcRun<'_> {
     #[inline(always)]
     fn call<B: BlockCipherDecBackend<BlockSize = U16>>(self, backend: &B) {
@@ -650,6 +732,18 @@ impl BlockCipherDecClosure for CbcRun<'_> {
         plain.as_flattened_mut().zeroize();
         *self.iv = prev;
     }
+}
+
+/// `a ^ b` as a new block, computed as two 64-bit words.
+#[inline(always)]
+fn xor_copy(a: &Block, b: &Block) -> Block {
+    let (a, _) = a.as_chunks::<8>();
+    let (b, _) = b.as_chunks::<8>();
+    let mut out = Block::default();
+    for ((o, x), y) in out.as_mut_slice().chunks_exact_mut(8).zip(a).zip(b) {
+        o.copy_from_slice(&(u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y)).to_ne_bytes());
+    }
+    out
 }
 
 fn xor_block(dst: &mut Block, src: &Block) {
@@ -748,9 +842,60 @@ fn cts_body(
 ///
 /// [RFC 3962 §5]: https://www.rfc-editor.org/rfc/rfc3962#section-5
 fn cts_encrypt(cipher: &AesKey, parts: &mut [&mut [u8]]) {
-    let Some((head, d, mut iv)) = cts_body(parts, |iv, b| cipher.cbc_encrypt(iv, b)) else {
+    let Some((head, d, iv)) = cts_body(parts, |iv, b| cipher.cbc_encrypt(iv, b)) else {
         return;
     };
+    cts_encrypt_last(cipher, parts, head, d, iv);
+}
+
+/// [`cts_encrypt`] of several independent streams, their CBC chains side by side
+/// ([`AesKey::cbc_encrypt_many`]): one chain runs at the latency of AES's rounds, several at
+/// its throughput. The streams whose parts are all whole blocks (a DCE/RPC wrap token's:
+/// confounder, stub padded to the block, filler and header copy) share the loop; any other is
+/// encrypted alone. The bytes are those of [`cts_encrypt`] on each stream.
+fn cts_encrypt_many(cipher: &AesKey, streams: &mut [[&mut [u8]; 3]]) {
+    let whole = |stream: &[&mut [u8]; 3]| {
+        let len: usize = stream.iter().map(|p| p.len()).sum();
+        len >= 2 * AES_BLOCK && stream.iter().all(|p| p.len() % AES_BLOCK == 0)
+    };
+    let mut ivs = vec![Block::default(); streams.len()];
+    {
+        // Every block but the last two of each whole stream (the CTS body), in place.
+        let mut chains: Vec<Vec<&mut Block>> = streams
+            .iter_mut()
+            .map(|stream| {
+                if !whole(stream) {
+                    return Vec::new();
+                }
+                let len: usize = stream.iter().map(|p| p.len()).sum();
+                stream
+                    .iter_mut()
+                    .flat_map(|part| Block::slice_as_chunks_mut(part).0.iter_mut())
+                    .take(len / AES_BLOCK - 2)
+                    .collect()
+            })
+            .collect();
+        cipher.cbc_encrypt_many(&mut ivs, &mut chains);
+    }
+    for (stream, iv) in streams.iter_mut().zip(ivs) {
+        if whole(stream) {
+            let len: usize = stream.iter().map(|p| p.len()).sum();
+            cts_encrypt_last(cipher, stream, len - 2 * AES_BLOCK, AES_BLOCK, iv);
+        } else {
+            cts_encrypt(cipher, stream);
+        }
+    }
+}
+
+/// The end of [`cts_encrypt`]: the last two blocks of the stream `parts` from `head` (the
+/// second `d` bytes long), chained from `iv`.
+fn cts_encrypt_last(
+    cipher: &AesKey,
+    parts: &mut [&mut [u8]],
+    head: usize,
+    d: usize,
+    mut iv: Block,
+) {
     // The last full block, then the last (partial, d bytes, zero-padded) one; written back
     // swapped, the full one cut to d bytes.
     let mut last = [Block::default(); 2];

@@ -20,11 +20,14 @@
 
 use core::ops::Range;
 
-use dsbackup_proto::{AuthStep, AuthType, Protection, SecurityError, SecurityProvider};
+use dsbackup_proto::{
+    AuthStep, AuthType, BatchError, ProtectedFragment, Protection, SecurityError, SecurityProvider,
+    one_by_one,
+};
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::{EncType, HMAC_SHA1_96, Key, TokenKey};
+use crate::crypto::{EncType, HMAC_SHA1_96, Key, SealMessage, TokenKey};
 use crate::der::KerberosTime;
 use crate::exchange::Credential;
 use crate::gss_rc4;
@@ -412,11 +415,104 @@ pub(crate) fn seal_dce(
     stub: Range<usize>,
     signature: &mut [u8],
 ) -> Result<(), SecurityError> {
+    let (message, mac) = dce_message((flags, seq), confounder, pdu, stub, signature)?;
+    let ([conf, data, tail], signed) = message;
+    let checksum = key
+        .aes_seal(key_usage, [conf, data, tail], signed)
+        .map_err(|_| SecurityError::WrongState("the token key is not an AES key"))?;
+    mac.copy_from_slice(&checksum);
+    Ok(())
+}
+
+/// [`seal_dce`] of several fragments, `(pdu, stub, signature)` each, with sequence numbers
+/// from `first_seq` up and `confounders[i]` for the i-th: the same bytes, the encryptions side
+/// by side ([`TokenKey::aes_seal_many`]). Each fragment is checked before any is sealed: on
+/// an error, none is, and the error names the first fragment that cannot be.
+pub(crate) fn seal_dce_many(
+    key: &TokenKey,
+    (key_usage, flags, first_seq): (u32, u8, u64),
+    confounders: &[[u8; 16]],
+    fragments: Vec<(&mut [u8], Range<usize>, &mut [u8])>,
+) -> Result<(), (usize, SecurityError)> {
+    let mut messages = Vec::with_capacity(fragments.len());
+    let mut macs = Vec::with_capacity(fragments.len());
+    for (index, ((pdu, stub, signature), confounder)) in
+        fragments.into_iter().zip(confounders).enumerate()
+    {
+        let seq = first_seq.wrapping_add(u64::try_from(index).unwrap_or(0)) & 0xffff_ffff;
+        let (message, mac) = dce_message((flags, seq), confounder, pdu, stub, signature)
+            .map_err(|error| (index, error))?;
+        messages.push(message);
+        macs.push(mac);
+    }
+    let checksums = key.aes_seal_many(key_usage, &mut messages).map_err(|_| {
+        (
+            0,
+            SecurityError::WrongState("the token key is not an AES key"),
+        )
+    })?;
+    for (mac, checksum) in macs.into_iter().zip(checksums) {
+        mac.copy_from_slice(&checksum);
+    }
+    Ok(())
+}
+
+/// A batch of a context at privacy with an AES key: [`seal_dce_many`] over `fragments`
+/// (each token covering what `header_signing` says), `confounders[i]` and sequence number
+/// `first_seq + i` for the i-th. Returns how many were sealed: all of them, or, on an error,
+/// those before the fragment it names.
+pub(crate) fn seal_batch(
+    key: &TokenKey,
+    (seal_usage, flags, first_seq): (u32, u8, u64),
+    confounders: &[[u8; 16]],
+    header_signing: bool,
+    fragments: &mut [ProtectedFragment<'_>],
+) -> (usize, Result<(), BatchError>) {
+    fn attempt(
+        key: &TokenKey,
+        params: (u32, u8, u64),
+        confounders: &[[u8; 16]],
+        header_signing: bool,
+        fragments: &mut [ProtectedFragment<'_>],
+    ) -> Result<(), (usize, SecurityError)> {
+        let mut parts = Vec::with_capacity(fragments.len());
+        for (index, fragment) in fragments.iter_mut().enumerate() {
+            let (pdu, stub) = covered(&mut *fragment.pdu, fragment.stub.clone(), header_signing)
+                .map_err(|error| (index, error))?;
+            parts.push((pdu, stub, &mut *fragment.signature));
+        }
+        seal_dce_many(key, params, confounders, parts)
+    }
+    let params = (seal_usage, flags, first_seq);
+    match attempt(key, params, confounders, header_signing, fragments) {
+        Ok(()) => (fragments.len(), Ok(())),
+        Err((index, error)) => {
+            // The fragments before it pass the same checks: sealed now, as the batch promises.
+            let before = fragments.get_mut(..index).unwrap_or_default();
+            let done =
+                attempt(key, params, confounders, header_signing, before).map_or(0, |()| index);
+            (done, Err(BatchError { index: done, error }))
+        }
+    }
+}
+
+/// What [`seal_dce`] hands the cipher for one fragment: the token's header written into
+/// `signature`, and the pieces of the message, `([confounder, stub, filler | header copy],
+/// [bytes before the stub, bytes after it])`, with the checksum's place in the token.
+fn dce_message<'a>(
+    (flags, seq): (u8, u64),
+    confounder: &[u8; 16],
+    pdu: &'a mut [u8],
+    stub: Range<usize>,
+    signature: &'a mut [u8],
+) -> Result<(SealMessage<'a>, &'a mut [u8]), SecurityError> {
     let flags = flags | SEALED;
     let ec = u16::try_from(DCE_EC).unwrap_or(0);
     let rrc = u16::try_from(DCE_RRC).unwrap_or(0);
     let header = token_header([0x05, 0x04], flags, ec, rrc, seq);
-    let (before, rest) = pdu.split_at_mut(stub.start);
+    let (before, rest) = pdu
+        .split_at_mut_checked(stub.start)
+        .ok_or(SecurityError::WrongState("stub range outside the fragment"))?;
     let (data, after) = rest
         .split_at_mut_checked(stub.len())
         .ok_or(SecurityError::WrongState("stub range outside the fragment"))?;
@@ -435,11 +531,7 @@ pub(crate) fn seal_dce(
     conf.copy_from_slice(confounder);
     // The stub is sealed in place: E(confounder) | E(stub) | E(filler | header copy) is one
     // CTS stream, which keeps each part's length.
-    let checksum = key
-        .aes_seal(key_usage, [conf, data, tail], [before, after])
-        .map_err(|_| SecurityError::WrongState("the token key is not an AES key"))?;
-    mac.copy_from_slice(&checksum);
-    Ok(())
+    Ok((([conf, data, tail], [&*before, &*after]), mac))
 }
 
 /// Checks a DCE-style wrap token and decrypts `pdu[stub]` in place; returns its sequence
@@ -558,6 +650,33 @@ impl SecurityProvider for KerberosInitiator {
         )?;
         self.send_seq = self.send_seq.wrapping_add(1) & 0xffff_ffff;
         Ok(())
+    }
+
+    /// At privacy with an AES key, the fragments' encryptions side by side
+    /// (`seal_batch`); otherwise one [`wrap`](Self::wrap) at a time.
+    fn wrap_batch(
+        &mut self,
+        protection: Protection,
+        fragments: &mut [ProtectedFragment<'_>],
+    ) -> Result<(), BatchError> {
+        if protection != Protection::Privacy
+            || fragments.len() < 2
+            || self.token_etype() == Some(EncType::RC4_HMAC)
+        {
+            return one_by_one(fragments, |f| {
+                self.wrap(protection, f.pdu, f.stub.clone(), f.signature)
+            });
+        }
+        let confounders: Vec<[u8; 16]> = fragments.iter().map(|_| self.confounder()).collect();
+        let (key, flags) = self.key().map_err(|error| BatchError { index: 0, error })?;
+        let params = (usage::INITIATOR_SEAL, flags, self.send_seq);
+        let (sealed, result) =
+            seal_batch(key, params, &confounders, self.header_signing, fragments);
+        self.send_seq = self
+            .send_seq
+            .wrapping_add(u64::try_from(sealed).unwrap_or(0))
+            & 0xffff_ffff;
+        result
     }
 
     fn unwrap(

@@ -15,7 +15,8 @@ use dsbackup_krb::{
 };
 use dsbackup_krb::{MAX_SKEW, verify_ap_req};
 use dsbackup_proto::{
-    AuthStep, PeerIdentity, Protection, SecurityError, SecurityProvider, SpnegoMechanism,
+    AuthStep, BatchError, PeerIdentity, ProtectedFragment, Protection, SecurityError,
+    SecurityProvider, SpnegoMechanism,
 };
 
 const REALM: &str = "MOCK.EXAMPLE";
@@ -473,4 +474,116 @@ fn spnego_carries_kerberos_and_refuses_a_downgrade_to_ntlm() {
         none.step(Some(&init)),
         Err(SecurityError::NoCommonMechanism)
     );
+}
+
+/// Fragments of several stub lengths (whole blocks, as DCE/RPC pads them for Kerberos, and
+/// others), each a pdu, its stub range and a signature buffer of `sig_len` bytes.
+fn batch_of_fragments(sig_len: usize) -> Vec<(Vec<u8>, core::ops::Range<usize>, Vec<u8>)> {
+    [4096, 16, 5808, 0, 32, 1000, 65_488, 48, 4000, 7]
+        .into_iter()
+        .map(|len| {
+            let (pdu, stub) = fragment(len);
+            (pdu, stub, vec![0; sig_len])
+        })
+        .collect()
+}
+
+/// The batch's view of `frags`.
+fn protected(
+    frags: &mut [(Vec<u8>, core::ops::Range<usize>, Vec<u8>)],
+) -> Vec<ProtectedFragment<'_>> {
+    frags
+        .iter_mut()
+        .map(|(pdu, stub, sig)| ProtectedFragment {
+            pdu,
+            stub: stub.clone(),
+            signature: sig,
+        })
+        .collect()
+}
+
+/// Wraps `fragments` with `batch`'s `wrap_batch` and each again with `single`'s `wrap`, the
+/// two sides in the same state; both must give the same bytes.
+fn same_as_one_by_one(
+    single: &mut dyn SecurityProvider,
+    batch: &mut dyn SecurityProvider,
+    protection: Protection,
+) -> Vec<(Vec<u8>, core::ops::Range<usize>, Vec<u8>)> {
+    let mut one = batch_of_fragments(single.signature_len());
+    for (pdu, stub, sig) in &mut one {
+        single.wrap(protection, pdu, stub.clone(), sig).unwrap();
+    }
+    let mut many = batch_of_fragments(batch.signature_len());
+    let mut fragments = protected(&mut many);
+    batch.wrap_batch(protection, &mut fragments).unwrap();
+    assert!(
+        one == many,
+        "the batch's bytes differ from one wrap at a time"
+    );
+    many
+}
+
+/// A batch of wraps (at privacy the encryptions run side by side) gives the bytes of one wrap
+/// at a time, on both sides and at both levels, and the peer takes them, then what follows.
+#[test]
+fn a_batch_of_wraps_is_one_wrap_at_a_time() {
+    for protection in [Protection::Integrity, Protection::Privacy] {
+        let (mut client_a, mut server_a) = handshake(protection);
+        let (mut client_b, mut server_b) = handshake(protection);
+        let sent = same_as_one_by_one(&mut client_a, &mut client_b, protection);
+        for (mut pdu, stub, sig) in sent {
+            server_a.unwrap(protection, &mut pdu, stub, &sig).unwrap();
+        }
+        let answered = same_as_one_by_one(&mut server_a, &mut server_b, protection);
+        for (mut pdu, stub, sig) in answered {
+            client_a
+                .unwrap(protection, &mut pdu, stub.clone(), &sig)
+                .unwrap();
+            assert_eq!(
+                pdu,
+                fragment(stub.len()).0,
+                "the client reads the clear stub"
+            );
+        }
+        // The sequence numbers went on in step: the next single wrap is taken.
+        let (mut pdu, stub) = fragment(64);
+        let mut sig = vec![0; server_b.signature_len()];
+        server_b
+            .wrap(protection, &mut pdu, stub.clone(), &mut sig)
+            .unwrap();
+        client_a.unwrap(protection, &mut pdu, stub, &sig).unwrap();
+    }
+}
+
+/// A fragment the batch cannot wrap (its stub outside it) stops the batch there: the ones
+/// before it are wrapped and taken by the peer, the error names it, and the sequence numbers
+/// go on from the last one wrapped.
+#[test]
+fn a_bad_fragment_stops_a_batch_of_wraps_after_the_ones_before_it() {
+    let protection = Protection::Privacy;
+    let (mut client, mut server) = handshake(protection);
+    let mut frags = batch_of_fragments(server.signature_len());
+    frags[3].1 = 10..400;
+    let mut fragments = protected(&mut frags);
+    let error = server.wrap_batch(protection, &mut fragments).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BatchError {
+                index: 3,
+                error: SecurityError::WrongState(_)
+            }
+        ),
+        "{error:?}"
+    );
+    drop(fragments);
+    for (mut pdu, stub, sig) in frags.into_iter().take(3) {
+        client.unwrap(protection, &mut pdu, stub, &sig).unwrap();
+    }
+    let (mut pdu, stub) = fragment(64);
+    let mut sig = vec![0; server.signature_len()];
+    server
+        .wrap(protection, &mut pdu, stub.clone(), &mut sig)
+        .unwrap();
+    client.unwrap(protection, &mut pdu, stub, &sig).unwrap();
 }

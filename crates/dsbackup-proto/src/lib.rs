@@ -50,7 +50,7 @@ pub use crate::pdu::{
 };
 pub use crate::security::{
     AuthLevel, AuthStep, AuthType, BatchError, PeerIdentity, ProtectedFragment, Protection,
-    SecurityError, SecurityProvider, SpnegoMechanism,
+    SecurityError, SecurityProvider, SpnegoMechanism, one_by_one,
 };
 pub use crate::server::{
     Interface, SecurityFactory, ServerAssociation, ServerConfig, ServerEvent, ServerRequest,

@@ -186,11 +186,12 @@ pub struct BatchError {
 }
 
 /// `each` on every fragment of a batch in order, stopping at the first that fails: a batch
-/// done one fragment at a time.
+/// done one fragment at a time (what the default [`SecurityProvider::wrap_batch`] and
+/// [`SecurityProvider::unwrap_batch`] do; for a provider that batches only some levels).
 ///
 /// # Errors
 /// The first failure, with its fragment's index.
-pub(crate) fn one_by_one(
+pub fn one_by_one(
     fragments: &mut [ProtectedFragment<'_>],
     mut each: impl FnMut(&mut ProtectedFragment<'_>) -> Result<(), SecurityError>,
 ) -> Result<(), BatchError> {
