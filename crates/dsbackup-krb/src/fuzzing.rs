@@ -218,3 +218,94 @@ pub fn acceptor_tokens(data: &[u8]) {
         panic!("a fragment verified before the handshake");
     }
 }
+
+/// Several messages sealed together, their CBC chains side by side (`UsageKeys::seal_many`,
+/// as a batch of wrap tokens is sealed), against each sealed alone (`UsageKeys::seal`, whose
+/// CTS and checksum the RFC 3962 vectors and the reference tests pin): the same ciphertext and
+/// checksum for every message.
+///
+/// `data`: one byte (bit 0: AES-128 or AES-256; the rest: the key usage), the key, then up to
+/// twelve messages of four bytes each: the lengths of the signed bytes before and after the
+/// data (0 to 63), of the data (with bit 7 set, whole blocks: 0 to 127 of them; else 0 to
+/// 127 bytes) and of the tail (with whole-block data, 0, 16 or 32 bytes, as a wrap token's
+/// filler and header copy; else 0 to 63). Each message has a 16-byte confounder; the bytes
+/// are a pattern of the message's index.
+///
+/// # Panics
+/// When the batch and the single seals disagree (a bug the fuzzer is looking for).
+#[expect(
+    clippy::panic,
+    reason = "the oracle reports a disagreement to the fuzzer"
+)]
+pub fn seal_many_differential(data: &[u8]) {
+    use crate::crypto::SealMessage;
+
+    let Some((&choice, rest)) = data.split_first() else {
+        return;
+    };
+    let (etype, key_len) = if choice & 1 == 0 {
+        (EncType::AES128_CTS_HMAC_SHA1_96, 16)
+    } else {
+        (EncType::AES256_CTS_HMAC_SHA1_96, 32)
+    };
+    let usage = u32::from(choice >> 1);
+    let Some((key, mut rest)) = rest.split_at_checked(key_len) else {
+        return;
+    };
+    let Ok(key) = Key::new(etype, key) else {
+        return;
+    };
+    let token_key = TokenKey::new(key, &[usage]);
+    // Confounder, before, data, after, tail.
+    let mut messages: Vec<[Vec<u8>; 5]> = Vec::new();
+    while messages.len() < 12 {
+        let Some((&[before, len, after, tail], more)) = rest.split_first_chunk::<4>() else {
+            break;
+        };
+        rest = more;
+        let whole = len & 0x80 != 0;
+        let data_len = usize::from(len & 0x7f) * if whole { 16 } else { 1 };
+        let tail_len = if whole {
+            usize::from(tail % 3) * 16
+        } else {
+            usize::from(tail % 64)
+        };
+        let mark = u8::try_from(messages.len()).unwrap_or(0);
+        let bytes = |n: usize| -> Vec<u8> { (0..n).map(|i| mark ^ i.to_le_bytes()[0]).collect() };
+        messages.push([
+            bytes(16),
+            bytes(usize::from(before % 64)),
+            bytes(data_len),
+            bytes(usize::from(after % 64)),
+            bytes(tail_len),
+        ]);
+    }
+    let mut alone = messages.clone();
+    let mut expected = Vec::new();
+    for [confounder, before, data, after, tail] in &mut alone {
+        match token_key.aes_seal(usage, [confounder, data, tail], [before, after]) {
+            Ok(checksum) => expected.push(checksum),
+            Err(_) => return,
+        }
+    }
+    let mut together = messages;
+    let mut batch: Vec<SealMessage<'_>> = together
+        .iter_mut()
+        .map(|[confounder, before, data, after, tail]| {
+            (
+                [&mut confounder[..], &mut data[..], &mut tail[..]],
+                [&before[..], &after[..]],
+            )
+        })
+        .collect();
+    let Ok(checksums) = token_key.aes_seal_many(usage, &mut batch) else {
+        return;
+    };
+    drop(batch);
+    if checksums != expected || together != alone {
+        panic!(
+            "sealing {} messages together differs from one at a time",
+            alone.len()
+        );
+    }
+}

@@ -14,6 +14,10 @@ const ORACLES: &[(&str, Oracle)] = &[
     ("krb_files", dsbackup_krb::fuzzing::parse_files),
     ("krb_message", dsbackup_krb::fuzzing::decode_message),
     ("krb_peer_tokens", dsbackup_krb::fuzzing::peer_tokens),
+    (
+        "krb_seal_many",
+        dsbackup_krb::fuzzing::seal_many_differential,
+    ),
 ];
 
 #[test]

@@ -39,6 +39,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("krb_files", "dsbackup-krb"),
     ("krb_message", "dsbackup-krb"),
     ("krb_peer_tokens", "dsbackup-krb"),
+    ("krb_seal_many", "dsbackup-krb"),
 ];
 
 fn root() -> PathBuf {
