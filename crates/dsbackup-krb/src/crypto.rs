@@ -854,20 +854,24 @@ fn cts_encrypt(cipher: &AesKey, parts: &mut [&mut [u8]]) {
 /// confounder, stub padded to the block, filler and header copy) share the loop; any other is
 /// encrypted alone. The bytes are those of [`cts_encrypt`] on each stream.
 fn cts_encrypt_many(cipher: &AesKey, streams: &mut [[&mut [u8]; 3]]) {
-    let whole = |stream: &[&mut [u8]; 3]| {
-        let len: usize = stream.iter().map(|p| p.len()).sum();
-        len >= 2 * AES_BLOCK && stream.iter().all(|p| p.len() % AES_BLOCK == 0)
-    };
+    // Each stream's length when it shares the loop (all parts whole blocks, two or more).
+    let whole: Vec<Option<usize>> = streams
+        .iter()
+        .map(|stream| {
+            let len: usize = stream.iter().map(|p| p.len()).sum();
+            (len >= 2 * AES_BLOCK && stream.iter().all(|p| p.len() % AES_BLOCK == 0)).then_some(len)
+        })
+        .collect();
     let mut ivs = vec![Block::default(); streams.len()];
     {
         // Every block but the last two of each whole stream (the CTS body), in place.
         let mut chains: Vec<Vec<&mut Block>> = streams
             .iter_mut()
-            .map(|stream| {
-                if !whole(stream) {
+            .zip(&whole)
+            .map(|(stream, whole)| {
+                let Some(len) = *whole else {
                     return Vec::new();
-                }
-                let len: usize = stream.iter().map(|p| p.len()).sum();
+                };
                 stream
                     .iter_mut()
                     .flat_map(|part| Block::slice_as_chunks_mut(part).0.iter_mut())
@@ -877,12 +881,10 @@ fn cts_encrypt_many(cipher: &AesKey, streams: &mut [[&mut [u8]; 3]]) {
             .collect();
         cipher.cbc_encrypt_many(&mut ivs, &mut chains);
     }
-    for (stream, iv) in streams.iter_mut().zip(ivs) {
-        if whole(stream) {
-            let len: usize = stream.iter().map(|p| p.len()).sum();
-            cts_encrypt_last(cipher, stream, len - 2 * AES_BLOCK, AES_BLOCK, iv);
-        } else {
-            cts_encrypt(cipher, stream);
+    for ((stream, iv), whole) in streams.iter_mut().zip(ivs).zip(whole) {
+        match whole {
+            Some(len) => cts_encrypt_last(cipher, stream, len - 2 * AES_BLOCK, AES_BLOCK, iv),
+            None => cts_encrypt(cipher, stream),
         }
     }
 }
