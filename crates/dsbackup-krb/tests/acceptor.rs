@@ -502,6 +502,21 @@ fn protected(
         .collect()
 }
 
+/// One more fragment wrapped by `sender` is taken by `receiver`: their sequence numbers are in
+/// step.
+fn next_wrap_is_taken(
+    sender: &mut dyn SecurityProvider,
+    receiver: &mut dyn SecurityProvider,
+    protection: Protection,
+) {
+    let (mut pdu, stub) = fragment(64);
+    let mut sig = vec![0; sender.signature_len()];
+    sender
+        .wrap(protection, &mut pdu, stub.clone(), &mut sig)
+        .unwrap();
+    receiver.unwrap(protection, &mut pdu, stub, &sig).unwrap();
+}
+
 /// Wraps `fragments` with `batch`'s `wrap_batch` and each again with `single`'s `wrap`, the
 /// two sides in the same state; both must give the same bytes.
 fn same_as_one_by_one(
@@ -546,12 +561,7 @@ fn a_batch_of_wraps_is_one_wrap_at_a_time() {
             );
         }
         // The sequence numbers went on in step: the next single wrap is taken.
-        let (mut pdu, stub) = fragment(64);
-        let mut sig = vec![0; server_b.signature_len()];
-        server_b
-            .wrap(protection, &mut pdu, stub.clone(), &mut sig)
-            .unwrap();
-        client_a.unwrap(protection, &mut pdu, stub, &sig).unwrap();
+        next_wrap_is_taken(&mut server_b, &mut client_a, protection);
     }
 }
 
@@ -580,10 +590,5 @@ fn a_bad_fragment_stops_a_batch_of_wraps_after_the_ones_before_it() {
     for (mut pdu, stub, sig) in frags.into_iter().take(3) {
         client.unwrap(protection, &mut pdu, stub, &sig).unwrap();
     }
-    let (mut pdu, stub) = fragment(64);
-    let mut sig = vec![0; server.signature_len()];
-    server
-        .wrap(protection, &mut pdu, stub.clone(), &mut sig)
-        .unwrap();
-    client.unwrap(protection, &mut pdu, stub, &sig).unwrap();
+    next_wrap_is_taken(&mut server, &mut client, protection);
 }
